@@ -1,0 +1,552 @@
+//! The wire contract (SPEC §2): decimal prices and UUID ids on the wire,
+//! ticks and `u128` inside; request bodies decoded and checked field by
+//! field; responses written as JSON. One error type, [`ApiError`], carries
+//! the HTTP status and the human-readable `detail`.
+
+use std::fmt::Write as _;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::engine::{OrderId, OrderView, Qty, Side, Ticks, Timestamp, Trade};
+
+/// A request the API refuses: its status and the reason shown to the client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status code.
+    pub status: u16,
+    /// Why, for a person reading it.
+    pub detail: String,
+}
+
+impl ApiError {
+    /// An error with `status` and `detail`.
+    pub fn new(status: u16, detail: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            detail: detail.into(),
+        }
+    }
+
+    /// 422 naming the field at fault.
+    fn field(field: &str, why: &str) -> Self {
+        ApiError::new(422, format!("{field}: {why}"))
+    }
+
+    /// The JSON body `{"detail": "..."}`.
+    pub fn body(&self) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({ "detail": self.detail }))
+            .expect("a string map serialises")
+    }
+}
+
+/// The price grid: a tick of `mantissa * 10^-scale` (0.01 = 1 × 10^-2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TickSize {
+    mantissa: u64,
+    scale: u32,
+}
+
+impl TickSize {
+    /// Parses a positive decimal such as `0.01`, `0.5` or `1`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+        let digits_ok = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if whole.is_empty() && fraction.is_empty() || !digits_ok(whole) || !digits_ok(fraction) {
+            return Err(format!(
+                "tick size {text:?} is not a plain positive decimal"
+            ));
+        }
+        let fraction = fraction.trim_end_matches('0');
+        if fraction.len() > 12 {
+            return Err(format!(
+                "tick size {text:?} has too many decimals (12 at most)"
+            ));
+        }
+        let mantissa: u64 = format!("{whole}{fraction}")
+            .parse()
+            .map_err(|_| format!("tick size {text:?} is out of range"))?;
+        if mantissa == 0 {
+            return Err(format!("tick size {text:?} must be positive"));
+        }
+        Ok(TickSize {
+            mantissa,
+            scale: fraction.len() as u32,
+        })
+    }
+
+    /// The tick as a float, for averages.
+    pub fn as_f64(&self) -> f64 {
+        self.mantissa as f64 / 10f64.powi(self.scale as i32)
+    }
+
+    /// Converts a wire price to ticks, if it is a positive finite multiple
+    /// of the tick.
+    pub fn to_ticks(&self, price: f64) -> Result<Ticks, &'static str> {
+        if !price.is_finite() {
+            return Err("must be a finite number");
+        }
+        if price <= 0.0 {
+            return Err("must be positive");
+        }
+        let units = price * 10f64.powi(self.scale as i32) / self.mantissa as f64;
+        let ticks = units.round();
+        if ticks < 1.0 || ticks > (1u64 << 52) as f64 {
+            return Err("is out of range");
+        }
+        // Decimal inputs such as 100.01 are not exact in binary; accept what
+        // is within a millionth of a tick of the grid.
+        if (units - ticks).abs() > 1e-6 {
+            return Err("must be a multiple of the tick size");
+        }
+        Ok(ticks as Ticks)
+    }
+
+    /// Writes `ticks` as a JSON decimal number: `100.0`, `100.01`.
+    pub fn write_price(&self, out: &mut String, ticks: Ticks) {
+        let scaled = ticks as u128 * self.mantissa as u128;
+        let unit = 10u128.pow(self.scale);
+        let (whole, fraction) = (scaled / unit, scaled % unit);
+        let _ = write!(out, "{whole}.");
+        if self.scale == 0 || fraction == 0 {
+            out.push('0');
+        } else {
+            let digits = format!("{:0width$}", fraction, width = self.scale as usize);
+            out.push_str(digits.trim_end_matches('0'));
+        }
+    }
+
+    /// Writes a quantity-weighted average price: `0` before any fill.
+    fn write_average(&self, out: &mut String, order: &OrderView) {
+        if order.filled == 0 {
+            out.push('0');
+        } else if order.notional.is_multiple_of(order.filled as u128) {
+            self.write_price(out, (order.notional / order.filled as u128) as Ticks);
+        } else {
+            let value = order.average_price_ticks() * self.as_f64();
+            out.push_str(&serde_json::to_string(&value).unwrap_or_else(|_| "0".into()));
+        }
+    }
+}
+
+/// Formats an order id as a lowercase hyphenated UUID.
+pub fn write_uuid(out: &mut String, id: u128) {
+    let hex = format!("{id:032x}");
+    out.push_str(&hex[0..8]);
+    out.push('-');
+    out.push_str(&hex[8..12]);
+    out.push('-');
+    out.push_str(&hex[12..16]);
+    out.push('-');
+    out.push_str(&hex[16..20]);
+    out.push('-');
+    out.push_str(&hex[20..32]);
+}
+
+/// Parses a UUID in hyphenated (`8-4-4-4-12`) or plain 32-hex form.
+pub fn parse_uuid(text: &str) -> Option<u128> {
+    let bytes = text.as_bytes();
+    let hex: String = match bytes.len() {
+        36 => {
+            if [8, 13, 18, 23].iter().any(|&i| bytes[i] != b'-') {
+                return None;
+            }
+            text.chars().filter(|&c| c != '-').collect()
+        }
+        32 => text.to_owned(),
+        _ => return None,
+    };
+    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u128::from_str_radix(&hex, 16).ok()
+}
+
+/// Makes a random (version 4) UUID from 128 random bits.
+pub fn uuid_v4(random: u128) -> OrderId {
+    (random & !(0xF << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62)
+}
+
+/// A trade's `unique_id`: its sequence number laid out as a UUID, so it is
+/// unique, sorts in execution order and survives replay unchanged.
+pub fn trade_uuid(trade_id: u64) -> u128 {
+    (0x4 << 76) | (0x2 << 62) | trade_id as u128
+}
+
+/// Writes a timestamp as RFC 3339 UTC with microseconds.
+pub fn write_timestamp(out: &mut String, ts: Timestamp) {
+    let micros = ts / 1_000;
+    let seconds = micros / 1_000_000;
+    let days = (seconds / 86_400) as i64;
+    let in_day = seconds % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let _ = write!(
+        out,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        in_day / 3_600,
+        in_day / 60 % 60,
+        in_day % 60,
+        micros % 1_000_000
+    );
+}
+
+/// Settings that shape the wire: the tick grid and the quantity bound.
+#[derive(Clone, Copy, Debug)]
+pub struct Wire {
+    /// The price grid.
+    pub tick: TickSize,
+    /// The largest quantity accepted.
+    pub max_quantity: Qty,
+}
+
+/// A checked `POST /order/` body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NewOrder {
+    /// Buy or sell.
+    pub side: Side,
+    /// Limit price in ticks.
+    pub price: Ticks,
+    /// Total quantity.
+    pub quantity: Qty,
+}
+
+/// A checked `PUT /order/{id}` body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Amendment {
+    /// New limit price in ticks, if given.
+    pub price: Option<Ticks>,
+    /// New total quantity, if given.
+    pub quantity: Option<Qty>,
+}
+
+#[derive(Deserialize)]
+struct Fields<'a> {
+    #[serde(borrow)]
+    quantity: Option<&'a RawValue>,
+    #[serde(borrow)]
+    price: Option<&'a RawValue>,
+    #[serde(borrow)]
+    side: Option<&'a RawValue>,
+}
+
+fn fields(body: &[u8]) -> Result<Fields<'_>, ApiError> {
+    serde_json::from_slice(body).map_err(|error| {
+        if error.is_data() {
+            ApiError::new(422, "Request body must be a JSON object")
+        } else {
+            ApiError::new(400, format!("Malformed JSON body: {error}"))
+        }
+    })
+}
+
+/// Reads a JSON number or a numeric string (as the original accepted).
+fn number(raw: &RawValue) -> Option<f64> {
+    let text = raw.get();
+    if let Ok(value) = serde_json::from_str::<f64>(text) {
+        return Some(value);
+    }
+    serde_json::from_str::<&str>(text).ok()?.trim().parse().ok()
+}
+
+impl Wire {
+    fn price(&self, raw: Option<&RawValue>) -> Result<Option<Ticks>, ApiError> {
+        let Some(raw) = raw.filter(|raw| raw.get() != "null") else {
+            return Ok(None);
+        };
+        let price = number(raw).ok_or_else(|| ApiError::field("price", "must be a number"))?;
+        self.tick
+            .to_ticks(price)
+            .map(Some)
+            .map_err(|why| ApiError::field("price", why))
+    }
+
+    fn quantity(&self, raw: Option<&RawValue>) -> Result<Option<Qty>, ApiError> {
+        let Some(raw) = raw.filter(|raw| raw.get() != "null") else {
+            return Ok(None);
+        };
+        let value = number(raw).ok_or_else(|| ApiError::field("quantity", "must be an integer"))?;
+        if !value.is_finite() || value.fract() != 0.0 {
+            return Err(ApiError::field("quantity", "must be an integer"));
+        }
+        if value <= 0.0 {
+            return Err(ApiError::field("quantity", "must be positive"));
+        }
+        if value > self.max_quantity as f64 {
+            return Err(ApiError::field(
+                "quantity",
+                &format!("must be at most {}", self.max_quantity),
+            ));
+        }
+        Ok(Some(value as Qty))
+    }
+
+    /// Decodes and checks a `POST /order/` body.
+    pub fn new_order(&self, body: &[u8]) -> Result<NewOrder, ApiError> {
+        let fields = fields(body)?;
+        let quantity = self
+            .quantity(fields.quantity)?
+            .ok_or_else(|| ApiError::field("quantity", "field required"))?;
+        let price = self
+            .price(fields.price)?
+            .ok_or_else(|| ApiError::field("price", "field required"))?;
+        let side_raw = fields
+            .side
+            .ok_or_else(|| ApiError::field("side", "field required"))?;
+        let side = match side_raw.get().trim() {
+            "1" | "1.0" | "\"1\"" => Side::Buy,
+            "-1" | "-1.0" | "\"-1\"" => Side::Sell,
+            text => match serde_json::from_str::<&str>(text).map(str::to_ascii_lowercase) {
+                Ok(word) if word == "buy" => Side::Buy,
+                Ok(word) if word == "sell" => Side::Sell,
+                _ => {
+                    return Err(ApiError::field(
+                        "side",
+                        "must be 1 or \"buy\" (buy), -1 or \"sell\" (sell)",
+                    ))
+                }
+            },
+        };
+        Ok(NewOrder {
+            side,
+            price,
+            quantity,
+        })
+    }
+
+    /// Decodes and checks a `PUT /order/{id}` body.
+    pub fn amendment(&self, body: &[u8]) -> Result<Amendment, ApiError> {
+        let fields = fields(body)?;
+        Ok(Amendment {
+            price: self.price(fields.price)?,
+            quantity: self.quantity(fields.quantity)?,
+        })
+    }
+
+    fn write_common(&self, out: &mut String, order: &OrderView) {
+        out.push_str("{\"id\":\"");
+        write_uuid(out, order.id);
+        out.push_str("\",\"quantity\":");
+        let _ = write!(out, "{}", order.quantity);
+        out.push_str(",\"price\":");
+        self.tick.write_price(out, order.price);
+        let _ = write!(
+            out,
+            ",\"side\":{},\"status\":\"{}\",\"filled_quantity\":{}",
+            order.side as i8,
+            order.status.as_str(),
+            order.filled
+        );
+    }
+
+    /// The `POST /order/` answer: the order as it stands after matching.
+    pub fn placed(&self, out: &mut String, order: &OrderView) {
+        self.write_common(out, order);
+        out.push('}');
+    }
+
+    /// One entry of `GET /orders` (and of the state file).
+    pub fn listed(&self, out: &mut String, order: &OrderView) {
+        self.write_common(out, order);
+        out.push_str(",\"average_traded_price\":");
+        self.tick.write_average(out, order);
+        let _ = write!(
+            out,
+            ",\"traded_quantity\":{},\"order_alive\":{}}}",
+            order.filled,
+            order.status.is_resting()
+        );
+    }
+
+    /// The `GET /order/{id}` answer.
+    pub fn fetched(&self, out: &mut String, order: &OrderView) {
+        out.push_str("{\"order_id\":\"");
+        write_uuid(out, order.id);
+        out.push_str("\",\"order_price\":");
+        self.tick.write_price(out, order.price);
+        let _ = write!(out, ",\"order_quantity\":{}", order.quantity);
+        out.push_str(",\"average_traded_price\":");
+        self.tick.write_average(out, order);
+        let _ = write!(
+            out,
+            ",\"traded_quantity\":{},\"order_alive\":{},\"side\":{},\"status\":\"{}\"}}",
+            order.filled,
+            order.status.is_resting(),
+            order.side as i8,
+            order.status.as_str()
+        );
+    }
+
+    /// One trade as `GET /trades` and the feed show it.
+    pub fn trade_fields(&self, out: &mut String, trade: &Trade) {
+        out.push_str("\"unique_id\":\"");
+        write_uuid(out, trade_uuid(trade.trade_id));
+        out.push_str("\",\"execution_timestamp\":\"");
+        write_timestamp(out, trade.ts);
+        out.push_str("\",\"buy_order_id\":\"");
+        write_uuid(out, trade.buy_order());
+        out.push_str("\",\"sell_order_id\":\"");
+        write_uuid(out, trade.sell_order());
+        out.push_str("\",\"price\":");
+        self.tick.write_price(out, trade.price);
+        let _ = write!(out, ",\"quantity\":{}", trade.quantity);
+    }
+
+    /// One trade object of `GET /trades`.
+    pub fn trade(&self, out: &mut String, trade: &Trade) {
+        out.push('{');
+        self.trade_fields(out, trade);
+        out.push('}');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::OrderStatus;
+
+    fn wire() -> Wire {
+        Wire {
+            tick: TickSize::parse("0.01").unwrap(),
+            max_quantity: 1_000_000_000,
+        }
+    }
+
+    #[test]
+    fn prices_convert_between_decimals_and_ticks() {
+        let tick = TickSize::parse("0.01").unwrap();
+        assert_eq!(tick.to_ticks(100.0), Ok(10_000));
+        assert_eq!(tick.to_ticks(100.01), Ok(10_001));
+        assert_eq!(tick.to_ticks(0.07), Ok(7));
+        assert_eq!(
+            tick.to_ticks(100.005),
+            Err("must be a multiple of the tick size")
+        );
+        assert_eq!(tick.to_ticks(0.0), Err("must be positive"));
+        assert_eq!(tick.to_ticks(-1.0), Err("must be positive"));
+        assert_eq!(tick.to_ticks(f64::NAN), Err("must be a finite number"));
+        let mut out = String::new();
+        tick.write_price(&mut out, 10_000);
+        out.push(' ');
+        tick.write_price(&mut out, 10_001);
+        out.push(' ');
+        tick.write_price(&mut out, 10_010);
+        assert_eq!(out, "100.0 100.01 100.1");
+        let quarter = TickSize::parse("0.25").unwrap();
+        assert_eq!(quarter.to_ticks(1.75), Ok(7));
+        assert!(quarter.to_ticks(1.1).is_err());
+        assert!(TickSize::parse("0").is_err());
+        assert!(TickSize::parse("abc").is_err());
+    }
+
+    #[test]
+    fn uuids_round_trip_and_v4_bits_are_set() {
+        let id = uuid_v4(u128::MAX);
+        let mut text = String::new();
+        write_uuid(&mut text, id);
+        assert_eq!(text.len(), 36);
+        assert_eq!(&text[14..15], "4", "version nibble");
+        assert!("89ab".contains(&text[19..20]), "variant nibble");
+        assert_eq!(parse_uuid(&text), Some(id));
+        assert_eq!(parse_uuid(&text.to_uppercase()), Some(id));
+        assert_eq!(parse_uuid(&text.replace('-', "")), Some(id));
+        assert_eq!(parse_uuid("not-a-uuid"), None);
+        assert_eq!(parse_uuid("zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz"), None);
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_with_microseconds() {
+        let mut out = String::new();
+        write_timestamp(&mut out, 1_764_048_896_123_456_789);
+        assert_eq!(out, "2025-11-25T05:34:56.123456Z");
+        out.clear();
+        write_timestamp(&mut out, 951_782_400_000_000_000);
+        assert_eq!(out, "2000-02-29T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn new_order_bodies_are_checked_field_by_field() {
+        let wire = wire();
+        let ok = wire
+            .new_order(br#"{"quantity": 10, "price": 100.0, "side": 1}"#)
+            .unwrap();
+        assert_eq!(
+            ok,
+            NewOrder {
+                side: Side::Buy,
+                price: 10_000,
+                quantity: 10
+            }
+        );
+        let sell = wire
+            .new_order(br#"{"quantity": 3, "price": 99.5, "side": "sell"}"#)
+            .unwrap();
+        assert_eq!(sell.side, Side::Sell);
+        let detail = |body: &str| wire.new_order(body.as_bytes()).unwrap_err();
+        assert_eq!(
+            detail(r#"{"price": 1, "side": 1}"#),
+            ApiError::new(422, "quantity: field required")
+        );
+        assert_eq!(
+            detail(r#"{"quantity": 0, "price": 1, "side": 1}"#).detail,
+            "quantity: must be positive"
+        );
+        assert_eq!(
+            detail(r#"{"quantity": 1.5, "price": 1, "side": 1}"#).detail,
+            "quantity: must be an integer"
+        );
+        assert_eq!(
+            detail(r#"{"quantity": 2000000000, "price": 1, "side": 1}"#).detail,
+            "quantity: must be at most 1000000000"
+        );
+        assert_eq!(
+            detail(r#"{"quantity": 1, "price": 1.001, "side": 1}"#).detail,
+            "price: must be a multiple of the tick size"
+        );
+        assert_eq!(
+            detail(r#"{"quantity": 1, "price": 1, "side": 2}"#).status,
+            422
+        );
+        assert_eq!(
+            detail(r#"{"quantity": 1, "price": 1}"#).detail,
+            "side: field required"
+        );
+        assert_eq!(detail(r#"{"quantity": 1, "price": 1,"#).status, 400);
+        assert_eq!(detail(r#"[1, 2]"#).status, 422);
+    }
+
+    #[test]
+    fn order_json_matches_the_contract() {
+        let wire = wire();
+        let order = OrderView {
+            id: 0x0123_4567_89ab_4def_8123_4567_89ab_cdef,
+            side: Side::Sell,
+            price: 10_050,
+            quantity: 10,
+            filled: 3,
+            notional: 3 * 10_000,
+            status: OrderStatus::PartiallyFilled,
+        };
+        let mut out = String::new();
+        wire.placed(&mut out, &order);
+        assert_eq!(
+            out,
+            r#"{"id":"01234567-89ab-4def-8123-456789abcdef","quantity":10,"price":100.5,"side":-1,"status":"partially filled","filled_quantity":3}"#
+        );
+        out.clear();
+        wire.fetched(&mut out, &order);
+        assert_eq!(
+            out,
+            r#"{"order_id":"01234567-89ab-4def-8123-456789abcdef","order_price":100.5,"order_quantity":10,"average_traded_price":100.0,"traded_quantity":3,"order_alive":true,"side":-1,"status":"partially filled"}"#
+        );
+    }
+}

@@ -1,0 +1,127 @@
+//! The service's settings: command-line flags, each with an `ORDERBOOK_*`
+//! environment variable, gathered in one struct.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::api::{TickSize, Wire};
+use crate::engine::BookConfig;
+use crate::net::http::Limits;
+use crate::net::server::FrontConfig;
+use crate::ring::WaitStrategy;
+
+/// Settings of the order matching service.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "orderbook",
+    version,
+    about = "Low-latency limit order matching service"
+)]
+pub struct Config {
+    /// Address and port to listen on.
+    #[arg(long, env = "ORDERBOOK_LISTEN", default_value = "127.0.0.1:8000")]
+    pub listen: SocketAddr,
+
+    /// Price grid step; prices must be positive multiples of it.
+    #[arg(long, env = "ORDERBOOK_TICK_SIZE", default_value = "0.01", value_parser = TickSize::parse)]
+    pub tick_size: TickSize,
+
+    /// Largest quantity one order may have.
+    #[arg(long, env = "ORDERBOOK_MAX_QUANTITY", default_value_t = 1_000_000_000)]
+    pub max_quantity: u64,
+
+    /// Most open client connections; more are answered 503 and closed.
+    #[arg(long, env = "ORDERBOOK_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Largest request line plus headers, in bytes (beyond: 431).
+    #[arg(long, env = "ORDERBOOK_MAX_HEADER_BYTES", default_value_t = 8 * 1024)]
+    pub max_header_bytes: usize,
+
+    /// Largest request body, in bytes (beyond: 413).
+    #[arg(long, env = "ORDERBOOK_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Most unanswered pipelined requests per connection before the server
+    /// stops reading more from it.
+    #[arg(long, env = "ORDERBOOK_MAX_PIPELINE", default_value_t = 1024)]
+    pub max_pipeline: usize,
+
+    /// Trades kept in memory for `GET /trades`.
+    #[arg(long, env = "ORDERBOOK_TRADE_HISTORY", default_value_t = 100_000)]
+    pub trade_history: usize,
+
+    /// Trades `GET /trades` returns without `?limit=`.
+    #[arg(long, env = "ORDERBOOK_TRADES_DEFAULT_LIMIT", default_value_t = 1_000)]
+    pub trades_default_limit: usize,
+
+    /// Largest `?limit=` `GET /trades` accepts.
+    #[arg(long, env = "ORDERBOOK_TRADES_MAX_LIMIT", default_value_t = 100_000)]
+    pub trades_max_limit: usize,
+
+    /// CPU core to pin the matching thread to (default: the last core).
+    #[arg(long, env = "ORDERBOOK_MATCHING_CORE")]
+    pub matching_core: Option<usize>,
+
+    /// How idle threads wait for work: `adaptive` spins briefly then parks
+    /// (for shared machines), `spin` never parks (for dedicated cores).
+    #[arg(long, env = "ORDERBOOK_WAIT_STRATEGY", default_value = "adaptive")]
+    pub wait_strategy: WaitStrategy,
+
+    /// Slots in the command ring into the matching thread (rounded up to a power of two).
+    #[arg(long, env = "ORDERBOOK_COMMAND_RING", default_value_t = 1 << 16)]
+    pub command_ring: usize,
+
+    /// Slots in the event ring out of the matching thread (rounded up to a power of two).
+    #[arg(long, env = "ORDERBOOK_EVENT_RING", default_value_t = 1 << 18)]
+    pub event_ring: usize,
+
+    /// Orders (resting and retained finished) the book pre-sizes for; more still fit.
+    #[arg(long, env = "ORDERBOOK_ORDER_CAPACITY", default_value_t = 1 << 20)]
+    pub order_capacity: usize,
+
+    /// Price levels per side the book pre-sizes for; more still fit.
+    #[arg(long, env = "ORDERBOOK_LEVEL_CAPACITY", default_value_t = 1 << 12)]
+    pub level_capacity: usize,
+
+    /// Finished (filled or cancelled) orders kept fetchable by id, newest kept.
+    #[arg(long, env = "ORDERBOOK_FINISHED_ORDERS", default_value_t = 1_000_000)]
+    pub finished_orders: usize,
+}
+
+impl Config {
+    /// The wire's price grid and quantity bound.
+    pub fn wire(&self) -> Wire {
+        Wire {
+            tick: self.tick_size,
+            max_quantity: self.max_quantity,
+        }
+    }
+
+    /// The front's limits.
+    pub fn front(&self) -> FrontConfig {
+        FrontConfig {
+            max_connections: self.max_connections,
+            limits: Limits {
+                max_head_bytes: self.max_header_bytes,
+                max_body_bytes: self.max_body_bytes,
+            },
+            max_pipeline: self.max_pipeline.max(1),
+            trade_history: self.trade_history,
+            trades_default_limit: self.trades_default_limit.min(self.trades_max_limit).max(1),
+            trades_max_limit: self.trades_max_limit.max(1),
+            drain_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// The engine's sizing taken from these settings.
+    pub fn book(&self) -> BookConfig {
+        BookConfig {
+            order_capacity: self.order_capacity,
+            level_capacity: self.level_capacity,
+            finished_capacity: self.finished_orders,
+        }
+    }
+}

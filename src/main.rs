@@ -1,0 +1,106 @@
+//! The `orderbook` binary: reads the settings, starts the matching thread
+//! and the book replica between their rings, and runs the HTTP front on
+//! this thread until SIGINT or SIGTERM, then stops cleanly.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+
+use clap::Parser;
+use orderbook::config::Config;
+use orderbook::engine::{BookConfig, OrderBook};
+use orderbook::matching::{self, Output, Request};
+use orderbook::net::server::{Front, LoopWaker};
+use orderbook::replica;
+use orderbook::ring::{broadcast_with, spsc_with};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+fn main() -> ExitCode {
+    let config = Config::parse();
+    match run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("orderbook: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(config: Config) -> Result<(), String> {
+    let mut signals = Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let (requests_in, requests_out) =
+        spsc_with::<Request>(config.command_ring, config.wait_strategy);
+    // Readers of the output ring: 0 = the front (answers), 1 = the replica.
+    let (outputs, mut readers) =
+        broadcast_with::<Output>(config.event_ring, 2, config.wait_strategy);
+    let replica_reader = readers.pop().expect("two readers");
+    let front_reader = readers.pop().expect("two readers");
+    let (listings_tx, listings_rx) = crossbeam_channel::unbounded();
+    let shutdown = Arc::new(AtomicBool::new(false));
+
+    let (front, waker) = Front::bind(
+        config.listen,
+        requests_in,
+        front_reader,
+        listings_rx,
+        config.wire(),
+        config.front(),
+        shutdown.clone(),
+    )
+    .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let address = front.local_addr().map_err(|e| e.to_string())?;
+
+    let matching = matching::spawn(
+        OrderBook::new(config.book()),
+        requests_out,
+        outputs,
+        config.matching_core,
+    )
+    .map_err(|e| format!("cannot start the matching thread: {e}"))?;
+    // The replica needs no history: it applies only accepted commands.
+    let replica_book = OrderBook::new(BookConfig {
+        finished_capacity: 0,
+        ..config.book()
+    });
+    let replica = replica::spawn(
+        replica_book,
+        replica_reader,
+        config.wire(),
+        listings_tx,
+        Arc::new(LoopWaker(waker.clone())),
+    )
+    .map_err(|e| format!("cannot start the replica thread: {e}"))?;
+
+    let signal_waker = waker.clone();
+    let signal_flag = shutdown.clone();
+    thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                eprintln!("orderbook: signal {signal} received, shutting down");
+                signal_flag.store(true, Ordering::Release);
+                let _ = signal_waker.wake();
+            }
+        })
+        .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+
+    eprintln!("orderbook: listening on {address}");
+    front.run().map_err(|e| format!("event loop failed: {e}"))?;
+
+    // The front is gone with its command producer: the matching thread
+    // finishes what it has, closes the output ring, and the replica stops.
+    let book = matching
+        .join()
+        .map_err(|_| "the matching thread panicked".to_string())?;
+    replica
+        .join()
+        .map_err(|_| "the replica thread panicked".to_string())?;
+    eprintln!(
+        "orderbook: stopped cleanly with {} resting orders",
+        book.resting_count()
+    );
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! The matching thread: the only owner of the order book. It drains the
+//! command ring in batches, applies each command, and publishes the events
+//! on the output ring, where every reader (responses, persister, publisher)
+//! sees all of them in order.
+//!
+//! It never locks, allocates, reads a clock or makes a system call on its
+//! steady-state path: commands carry their ids and timestamps, and the rings
+//! were sized when built. A full output ring makes it wait (back-pressure,
+//! counted by the ring), never drop an event.
+
+use std::io;
+use std::thread::{self, JoinHandle};
+
+use crate::engine::{Command, Event, EventSink, OrderBook, OrderId, OrderView};
+
+use crate::ring::{Consumer, Publisher, WaitResult};
+
+/// What the front asks of the matching thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// Apply a command to the book.
+    Apply(Command),
+    /// Look an order up, in stream order (after every earlier command).
+    Lookup(OrderId),
+    /// A mark in the stream, passed through untouched, so a reader can act
+    /// at exactly this point (e.g. list the book as of here).
+    Barrier(Barrier),
+}
+
+/// A numbered mark in the stream and what it is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Barrier {
+    /// The front's number for the request waiting on it.
+    pub ticket: u64,
+    /// Which reader acts on it.
+    pub purpose: BarrierPurpose,
+}
+
+/// What a [`Barrier`] asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BarrierPurpose {
+    /// The trade history as of this point (the front answers).
+    Trades,
+    /// The resting orders as of this point (the book replica answers).
+    Orders,
+}
+
+/// What the matching thread publishes. Each [`Request`] yields exactly one
+/// *closing* item for the front: an outcome [`Event`], a `Lookup` or a
+/// `Barrier`. An `Apply` first republishes its `Command` (so readers can
+/// journal it or re-apply it to a copy of the book), then the command's
+/// events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// The command about to be applied.
+    Command(Command),
+    /// One of the engine's events.
+    Event(Event),
+    /// The answer to a [`Request::Lookup`].
+    Lookup(Option<OrderView>),
+    /// A [`Request::Barrier`] passed through.
+    Barrier(Barrier),
+}
+
+impl Output {
+    /// True for the one item that answers each request.
+    pub fn is_closing(&self) -> bool {
+        match self {
+            Output::Command(_) => false,
+            Output::Event(event) => event.is_outcome(),
+            Output::Lookup(_) | Output::Barrier(_) => true,
+        }
+    }
+}
+
+/// Most commands applied before their events are published: bounds how long
+/// the first event of a batch waits for the batch's one release store.
+const BATCH: usize = 64;
+
+/// Writes the engine's events straight into the output ring, staged until
+/// the batch is published; if the ring fills mid-batch, publishes what is
+/// staged and waits for room.
+struct RingSink<'a> {
+    outputs: &'a mut Publisher<Output>,
+}
+
+impl RingSink<'_> {
+    #[inline]
+    fn send(&mut self, output: Output) {
+        if let Err(output) = self.outputs.stage(output) {
+            self.outputs.push(output);
+        }
+    }
+}
+
+impl EventSink for RingSink<'_> {
+    #[inline]
+    fn emit(&mut self, event: Event) {
+        self.send(Output::Event(event));
+    }
+}
+
+/// Which core to pin to: the one named, or the last one.
+fn pin_to_core(requested: Option<usize>) {
+    let Some(cores) = core_affinity::get_core_ids() else {
+        eprintln!("matching thread: cannot list CPU cores; running unpinned");
+        return;
+    };
+    let core = match requested {
+        Some(id) => cores.into_iter().find(|core| core.id == id),
+        None => cores.into_iter().last(),
+    };
+    match core {
+        Some(core) if core_affinity::set_for_current(core) => {}
+        Some(core) => eprintln!(
+            "matching thread: pinning to core {} failed; running unpinned",
+            core.id
+        ),
+        None => eprintln!("matching thread: no core {requested:?} here; running unpinned"),
+    }
+}
+
+/// Runs `book` on a new thread named `matching`, pinned to `core` (default:
+/// the last core). The thread stops once the command ring's producer is
+/// dropped and every command has been applied; it then closes the output
+/// ring and hands the book back through the join handle.
+pub fn spawn(
+    mut book: OrderBook,
+    mut requests: Consumer<Request>,
+    mut outputs: Publisher<Output>,
+    core: Option<usize>,
+) -> io::Result<JoinHandle<OrderBook>> {
+    thread::Builder::new()
+        .name("matching".into())
+        .spawn(move || {
+            pin_to_core(core);
+            loop {
+                let handled = {
+                    let mut sink = RingSink {
+                        outputs: &mut outputs,
+                    };
+                    requests.drain(BATCH, |request| match request {
+                        Request::Apply(command) => {
+                            sink.send(Output::Command(command));
+                            book.apply(&command, &mut sink);
+                        }
+                        Request::Lookup(id) => sink.send(Output::Lookup(book.order(id))),
+                        Request::Barrier(barrier) => sink.send(Output::Barrier(barrier)),
+                    })
+                };
+                outputs.publish();
+                if handled == 0 && requests.wait() == WaitResult::Closed {
+                    break;
+                }
+            }
+            outputs.close();
+            book
+        })
+}

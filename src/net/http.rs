@@ -1,0 +1,346 @@
+//! HTTP/1.1 over byte buffers: parse one request from the front of a
+//! connection's read buffer, and append a response to its write buffer.
+//! No sockets here, so every case is testable with plain bytes.
+
+use std::fmt;
+
+/// Bounds a request must stay within.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Request line plus headers, in bytes (beyond: 431).
+    pub max_head_bytes: usize,
+    /// Body, in bytes (beyond: 413).
+    pub max_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_head_bytes: 8 * 1024,
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Most header lines a request may have (beyond: 431).
+const MAX_HEADERS: usize = 32;
+
+/// The methods the API knows; anything else is answered 405 by the router.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// `GET`
+    Get,
+    /// `POST`
+    Post,
+    /// `PUT`
+    Put,
+    /// `DELETE`
+    Delete,
+    /// Any other method token.
+    Other,
+}
+
+/// One parsed request, borrowing from the read buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Request<'a> {
+    /// The method.
+    pub method: Method,
+    /// The path, without the query string.
+    pub path: &'a str,
+    /// What follows `?` in the target, if anything.
+    pub query: Option<&'a str>,
+    /// The body (`Content-Length` bytes; empty without one).
+    pub body: &'a [u8],
+    /// Whether the connection stays open after the answer.
+    pub keep_alive: bool,
+    /// `Connection: Upgrade` with `Upgrade: websocket`.
+    pub wants_websocket: bool,
+    /// The `Sec-WebSocket-Key` header, if sent.
+    pub websocket_key: Option<&'a [u8]>,
+    /// Bytes of the buffer this request used.
+    pub len: usize,
+}
+
+/// A request that cannot be served; the connection is answered and closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpError {
+    /// Not HTTP/1.x as we can parse it (400).
+    Malformed(&'static str),
+    /// Request line and headers too large, or too many headers (431).
+    HeadTooLarge,
+    /// Body larger than the limit (413).
+    BodyTooLarge,
+    /// A chunked request body, which this server does not take (411).
+    LengthRequired,
+}
+
+impl HttpError {
+    /// The status code that answers this error.
+    pub fn status(self) -> u16 {
+        match self {
+            HttpError::Malformed(_) => 400,
+            HttpError::HeadTooLarge => 431,
+            HttpError::BodyTooLarge => 413,
+            HttpError::LengthRequired => 411,
+        }
+    }
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HttpError::Malformed(why) => write!(f, "Malformed HTTP request: {why}"),
+            HttpError::HeadTooLarge => f.write_str("Request headers too large"),
+            HttpError::BodyTooLarge => f.write_str("Request body too large"),
+            HttpError::LengthRequired => {
+                f.write_str("Chunked request bodies are not accepted; send Content-Length")
+            }
+        }
+    }
+}
+
+fn header_is(value: &[u8], token: &str) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|part| part.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// Parses the request at the front of `buf`: `Ok(None)` while it is
+/// incomplete, `Ok(Some(request))` once it is whole.
+pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<Request<'a>>, HttpError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut headers);
+    let head_len = match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => {
+            if buf.len() > limits.max_head_bytes {
+                return Err(HttpError::HeadTooLarge);
+            }
+            return Ok(None);
+        }
+        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadTooLarge),
+        Err(httparse::Error::Version) => return Err(HttpError::Malformed("unsupported version")),
+        Err(_) => return Err(HttpError::Malformed("bad request line or header")),
+    };
+    if head_len > limits.max_head_bytes {
+        return Err(HttpError::HeadTooLarge);
+    }
+    let method = match parsed.method.unwrap_or("") {
+        "GET" => Method::Get,
+        "POST" => Method::Post,
+        "PUT" => Method::Put,
+        "DELETE" => Method::Delete,
+        _ => Method::Other,
+    };
+    let target = parsed.path.unwrap_or("/");
+    let (path, query) = match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
+    };
+    let http10 = parsed.version == Some(0);
+    let mut keep_alive = !http10;
+    let mut content_length: Option<usize> = None;
+    let mut upgrade_websocket = false;
+    let mut connection_upgrade = false;
+    let mut websocket_key = None;
+    for header in parsed.headers.iter() {
+        let name = header.name;
+        if name.eq_ignore_ascii_case("content-length") {
+            let text = std::str::from_utf8(header.value)
+                .map_err(|_| HttpError::Malformed("bad Content-Length"))?;
+            let length: usize = text
+                .trim()
+                .parse()
+                .map_err(|_| HttpError::Malformed("bad Content-Length"))?;
+            if content_length.is_some_and(|seen| seen != length) {
+                return Err(HttpError::Malformed("conflicting Content-Length headers"));
+            }
+            content_length = Some(length);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err(HttpError::LengthRequired);
+        } else if name.eq_ignore_ascii_case("connection") {
+            if header_is(header.value, "close") {
+                keep_alive = false;
+            } else if header_is(header.value, "keep-alive") {
+                keep_alive = true;
+            }
+            connection_upgrade |= header_is(header.value, "upgrade");
+        } else if name.eq_ignore_ascii_case("upgrade") {
+            upgrade_websocket = header_is(header.value, "websocket");
+        } else if name.eq_ignore_ascii_case("sec-websocket-key") {
+            websocket_key = Some(header.value);
+        }
+    }
+    let body_len = content_length.unwrap_or(0);
+    if body_len > limits.max_body_bytes {
+        return Err(HttpError::BodyTooLarge);
+    }
+    let len = head_len + body_len;
+    if buf.len() < len {
+        return Ok(None);
+    }
+    Ok(Some(Request {
+        method,
+        path,
+        query,
+        body: &buf[head_len..len],
+        keep_alive,
+        wants_websocket: upgrade_websocket && connection_upgrade,
+        websocket_key,
+        len,
+    }))
+}
+
+/// The reason phrase of the statuses this server sends.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        101 => "Switching Protocols",
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        411 => "Length Required",
+        413 => "Payload Too Large",
+        422 => "Unprocessable Entity",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+/// Appends a decimal number without going through `fmt`.
+pub fn push_decimal(out: &mut Vec<u8>, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// Appends a whole JSON response: status line, `Content-Type`, a correct
+/// `Content-Length`, `Connection: close` when the connection will close,
+/// then the body.
+pub fn write_response(out: &mut Vec<u8>, status: u16, body: &[u8], keep_alive: bool) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_decimal(out, status as u64);
+    out.push(b' ');
+    out.extend_from_slice(reason(status).as_bytes());
+    out.extend_from_slice(b"\r\nContent-Type: application/json\r\nContent-Length: ");
+    push_decimal(out, body.len() as u64);
+    if !keep_alive {
+        out.extend_from_slice(b"\r\nConnection: close");
+    }
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(body);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(bytes: &[u8]) -> Result<Option<Request<'_>>, HttpError> {
+        parse_request(bytes, &Limits::default())
+    }
+
+    #[test]
+    fn parses_a_post_with_its_body() {
+        let raw = b"POST /order/ HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET";
+        let request = parse(raw).unwrap().unwrap();
+        assert_eq!(request.method, Method::Post);
+        assert_eq!(request.path, "/order/");
+        assert_eq!(request.body, b"hello");
+        assert!(request.keep_alive);
+        assert_eq!(
+            request.len,
+            raw.len() - 3,
+            "the next request's bytes are left"
+        );
+    }
+
+    #[test]
+    fn incomplete_head_or_body_waits_for_more() {
+        assert_eq!(parse(b"GET /orders HTTP/1.1\r\nHost"), Ok(None));
+        assert_eq!(
+            parse(b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc"),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn splits_the_query_string() {
+        let request = parse(b"GET /trades?limit=5 HTTP/1.1\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!((request.path, request.query), ("/trades", Some("limit=5")));
+    }
+
+    #[test]
+    fn connection_close_and_http_1_0_end_keep_alive() {
+        let request = parse(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(!request.keep_alive);
+        let request = parse(b"GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
+        assert!(!request.keep_alive);
+        let request = parse(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(request.keep_alive);
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        assert!(matches!(
+            parse(b"\x00\x01\x02 nonsense\r\n\r\n"),
+            Err(HttpError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse(b"POST / HTTP/1.1\r\nContent-Length: ten\r\n\r\n"),
+            Err(HttpError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn oversized_head_and_body_and_chunked_are_refused() {
+        let mut huge = b"GET / HTTP/1.1\r\nX-Long: ".to_vec();
+        huge.extend(std::iter::repeat_n(b'a', 9000));
+        assert_eq!(parse(&huge), Err(HttpError::HeadTooLarge));
+        assert_eq!(
+            parse(b"POST / HTTP/1.1\r\nContent-Length: 9999999\r\n\r\n"),
+            Err(HttpError::BodyTooLarge)
+        );
+        assert_eq!(
+            parse(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Err(HttpError::LengthRequired)
+        );
+    }
+
+    #[test]
+    fn recognises_a_websocket_upgrade() {
+        let raw = b"GET /ws HTTP/1.1\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: abc\r\n\r\n";
+        let request = parse(raw).unwrap().unwrap();
+        assert!(request.wants_websocket);
+        assert_eq!(request.websocket_key, Some(&b"abc"[..]));
+    }
+
+    #[test]
+    fn responses_carry_type_and_exact_length() {
+        let mut out = Vec::new();
+        write_response(&mut out, 200, b"{\"a\":1}", true);
+        assert_eq!(
+            out,
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\n{\"a\":1}"
+        );
+        out.clear();
+        write_response(&mut out, 404, b"{}", false);
+        assert!(out.starts_with(b"HTTP/1.1 404 Not Found\r\n"));
+        assert!(out.windows(19).any(|w| w == b"Connection: close\r\n"));
+    }
+}

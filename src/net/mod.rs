@@ -1,0 +1,6 @@
+//! The network front: one mio event loop that accepts connections, parses
+//! HTTP with `httparse`, turns requests into [`Request`](crate::matching::Request)s
+//! for the matching thread, and writes the answers back in request order.
+
+pub mod http;
+pub mod server;

@@ -1,0 +1,767 @@
+//! The I/O thread's event loop, shaped like mio's `tcp_server` example: one
+//! `Poll`, one `Events` buffer, a `Token` per connection, one dispatch on
+//! the token. Every read and write loop handles `WouldBlock` (stop),
+//! `Interrupted` (retry) and a zero-length read (peer closed).
+//!
+//! A request that needs the book becomes a `Request` on the command ring;
+//! its answer comes back as the closing item on the output ring, in the
+//! order requests were sent, so one FIFO of tickets finds its connection.
+//! Each connection keeps its own queue of answers so pipelined requests are
+//! answered in order, whichever source completes them.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::Receiver;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::http::{self, Limits, Method};
+use crate::api::{self, ApiError, Wire};
+use crate::engine::{Command, CommandKind, Event, RejectReason, Trade};
+use crate::matching::{Barrier, BarrierPurpose, Output, Request};
+use crate::replica::OrdersListing;
+use crate::ring::{Producer, Subscriber, Wake};
+
+const LISTENER: Token = Token(0);
+const WAKER: Token = Token(1);
+const FIRST_CONNECTION: usize = 2;
+
+/// Bytes read from a socket at a time.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Settings of the front.
+#[derive(Clone, Debug)]
+pub struct FrontConfig {
+    /// Most open connections; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// Request size limits.
+    pub limits: Limits,
+    /// Most answers one connection may have outstanding before the server
+    /// stops reading its further pipelined requests.
+    pub max_pipeline: usize,
+    /// Trades kept in memory for `GET /trades`.
+    pub trade_history: usize,
+    /// `GET /trades` without `limit`: this many newest trades.
+    pub trades_default_limit: usize,
+    /// The largest `limit` accepted.
+    pub trades_max_limit: usize,
+    /// How long a shutdown waits for in-flight answers to be written.
+    pub drain_timeout: Duration,
+}
+
+/// Wakes the loop from other threads through its `mio::Waker`.
+pub struct LoopWaker(pub Arc<Waker>);
+
+impl Wake for LoopWaker {
+    fn wake(&self) {
+        // A failed wake (loop gone at shutdown) has nobody left to wake.
+        let _ = self.0.wake();
+    }
+}
+
+/// What a connection's oldest unanswered request is waiting for.
+enum Answer {
+    /// Waiting for the closing output of ticket `.0`.
+    Waiting(u64),
+    /// Ready to be written: the whole response.
+    Ready(Vec<u8>),
+}
+
+struct Connection {
+    stream: TcpStream,
+    /// Distinguishes this connection from an earlier one in the same slot.
+    serial: u64,
+    /// Bytes read; only `..read_len` hold data. Kept at full length so a
+    /// read needs no zeroing; grows when one request outgrows it.
+    read_buf: Vec<u8>,
+    read_len: usize,
+    write_buf: Vec<u8>,
+    written: usize,
+    answers: VecDeque<Answer>,
+    /// Stop reading: a request said `Connection: close`, the peer closed,
+    /// or a request could not be parsed. Close once everything is written.
+    closing: bool,
+}
+
+/// What a ticket answers, and for which connection.
+struct InFlight {
+    ticket: u64,
+    slot: usize,
+    serial: u64,
+    keep_alive: bool,
+    kind: Awaiting,
+}
+
+#[derive(Clone, Copy)]
+enum Awaiting {
+    Place,
+    Modify,
+    Cancel,
+    Lookup,
+    Trades { limit: usize },
+    Orders,
+}
+
+/// The event loop's state.
+pub struct Front {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    connections: Vec<Option<Connection>>,
+    free_slots: Vec<usize>,
+    open: usize,
+    next_serial: u64,
+    next_ticket: u64,
+    requests: Producer<Request>,
+    outputs: Subscriber<Output>,
+    listings: Receiver<OrdersListing>,
+    /// Tickets sent to the matching thread, oldest first.
+    in_flight: VecDeque<InFlight>,
+    /// `GET /orders` tickets whose barrier passed, waiting for the replica.
+    awaiting_listing: Vec<InFlight>,
+    trades: VecDeque<Trade>,
+    rng: StdRng,
+    wire: Wire,
+    config: FrontConfig,
+    shutdown: Arc<AtomicBool>,
+    /// Responses staged this round, to publish with one store.
+    staged: bool,
+    scratch: String,
+}
+
+impl Front {
+    /// Binds `listen` and builds the loop. The returned waker wakes it from
+    /// other threads (answers ready, shutdown requested).
+    #[allow(clippy::too_many_arguments)]
+    pub fn bind(
+        listen: SocketAddr,
+        requests: Producer<Request>,
+        mut outputs: Subscriber<Output>,
+        listings: Receiver<OrdersListing>,
+        wire: Wire,
+        config: FrontConfig,
+        shutdown: Arc<AtomicBool>,
+    ) -> io::Result<(Front, Arc<Waker>)> {
+        let poll = Poll::new()?;
+        let mut listener = TcpListener::bind(listen)?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        outputs.set_waker(Arc::new(LoopWaker(waker.clone())));
+        let front = Front {
+            poll,
+            listener: Some(listener),
+            connections: Vec::new(),
+            free_slots: Vec::new(),
+            open: 0,
+            next_serial: 0,
+            next_ticket: 0,
+            requests,
+            outputs,
+            listings,
+            in_flight: VecDeque::new(),
+            awaiting_listing: Vec::new(),
+            trades: VecDeque::with_capacity(config.trade_history.min(1 << 20)),
+            rng: StdRng::from_os_rng(),
+            wire,
+            config,
+            shutdown,
+            staged: false,
+            scratch: String::new(),
+        };
+        Ok((front, waker))
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        match &self.listener {
+            Some(listener) => listener.local_addr(),
+            None => Err(io::Error::other("listener closed")),
+        }
+    }
+
+    /// Runs until shutdown is requested and every in-flight answer has
+    /// been written (or the drain timeout passed).
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let mut drain_deadline: Option<Instant> = None;
+        loop {
+            if self.shutdown.load(Ordering::Acquire) && drain_deadline.is_none() {
+                // Stop accepting; keep answering what was asked.
+                if let Some(mut listener) = self.listener.take() {
+                    let _ = self.poll.registry().deregister(&mut listener);
+                }
+                drain_deadline = Some(Instant::now() + self.config.drain_timeout);
+            }
+            if let Some(deadline) = drain_deadline {
+                if self.in_flight.is_empty()
+                    && self.awaiting_listing.is_empty()
+                    && self.all_written()
+                    || Instant::now() >= deadline
+                {
+                    return Ok(());
+                }
+            }
+
+            // Sleep only if no output is waiting; the matching thread and
+            // the replica wake us through the waker.
+            let timeout = if drain_deadline.is_some() {
+                Some(Duration::from_millis(10))
+            } else if self.outputs.prepare_sleep() && self.listings.is_empty() {
+                None
+            } else {
+                Some(Duration::ZERO)
+            };
+            let polled = self.poll.poll(&mut events, timeout);
+            self.outputs.finish_sleep();
+            match polled {
+                Ok(()) => {}
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept_all(),
+                    WAKER => {}
+                    Token(token) => {
+                        let slot = token - FIRST_CONNECTION;
+                        if event.is_readable() || event.is_read_closed() {
+                            self.read_from(slot);
+                        }
+                        self.flush(slot);
+                    }
+                }
+            }
+            self.take_outputs();
+            self.take_listings();
+            if self.staged {
+                self.requests.publish();
+                self.staged = false;
+            }
+        }
+    }
+
+    fn all_written(&self) -> bool {
+        self.connections
+            .iter()
+            .flatten()
+            .all(|c| c.answers.is_empty() && c.written == c.write_buf.len())
+    }
+
+    fn accept_all(&mut self) {
+        loop {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            let (mut stream, _) = match listener.accept() {
+                Ok(accepted) => accepted,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => {
+                    eprintln!("orderbook: accept failed: {error}");
+                    return;
+                }
+            };
+            if self.open >= self.config.max_connections {
+                // Refuse cleanly: a best-effort 503, then close.
+                let mut out = Vec::new();
+                let body = ApiError::new(503, "Too many connections").body();
+                http::write_response(&mut out, 503, &body, false);
+                let _ = stream.write(&out);
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            let slot = self.free_slots.pop().unwrap_or_else(|| {
+                self.connections.push(None);
+                self.connections.len() - 1
+            });
+            let token = Token(slot + FIRST_CONNECTION);
+            if let Err(error) = self.poll.registry().register(
+                &mut stream,
+                token,
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                eprintln!("orderbook: cannot register a connection: {error}");
+                self.free_slots.push(slot);
+                continue;
+            }
+            self.next_serial += 1;
+            self.connections[slot] = Some(Connection {
+                stream,
+                serial: self.next_serial,
+                read_buf: vec![0; READ_CHUNK],
+                read_len: 0,
+                write_buf: Vec::with_capacity(READ_CHUNK),
+                written: 0,
+                answers: VecDeque::new(),
+                closing: false,
+            });
+            self.open += 1;
+        }
+    }
+
+    /// Reads everything the socket has, then serves the complete requests.
+    fn read_from(&mut self, slot: usize) {
+        let Some(conn) = self.connections[slot].as_mut() else {
+            return;
+        };
+        if conn.closing {
+            return;
+        }
+        let mut peer_closed = false;
+        loop {
+            if conn.read_len == conn.read_buf.len() {
+                // Full: room for a request bigger than the buffer (bounded
+                // by the header and body limits, which the parser enforces).
+                let grown = conn.read_buf.len() * 2;
+                conn.read_buf.resize(grown, 0);
+            }
+            match conn.stream.read(&mut conn.read_buf[conn.read_len..]) {
+                Ok(0) => {
+                    peer_closed = true;
+                    break;
+                }
+                Ok(n) => conn.read_len += n,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    peer_closed = true;
+                    break;
+                }
+            }
+        }
+        self.serve_buffered(slot);
+        if peer_closed {
+            if let Some(conn) = self.connections[slot].as_mut() {
+                conn.closing = true;
+            }
+        }
+    }
+
+    /// Serves every complete request in the connection's read buffer, up
+    /// to the pipeline bound.
+    fn serve_buffered(&mut self, slot: usize) {
+        let mut consumed = 0;
+        loop {
+            let Some(conn) = self.connections[slot].as_mut() else {
+                return;
+            };
+            if conn.closing || conn.answers.len() >= self.config.max_pipeline {
+                break;
+            }
+            let buf = std::mem::take(&mut conn.read_buf);
+            let read_len = conn.read_len;
+            let parsed = http::parse_request(&buf[consumed..read_len], &self.config.limits);
+            match parsed {
+                Ok(None) => {
+                    self.put_back(slot, buf);
+                    break;
+                }
+                Ok(Some(request)) => {
+                    consumed += request.len;
+                    let keep_alive = request.keep_alive;
+                    self.dispatch(slot, &request);
+                    self.put_back(slot, buf);
+                    if !keep_alive {
+                        if let Some(conn) = self.connections[slot].as_mut() {
+                            conn.closing = true;
+                        }
+                        break;
+                    }
+                }
+                Err(error) => {
+                    self.put_back(slot, buf);
+                    let body = ApiError::new(error.status(), error.to_string()).body();
+                    self.answer_now(slot, error.status(), &body, false);
+                    if let Some(conn) = self.connections[slot].as_mut() {
+                        conn.closing = true;
+                        conn.read_len = 0;
+                    }
+                    return;
+                }
+            }
+        }
+        if let Some(conn) = self.connections[slot].as_mut() {
+            // Keep the unparsed tail at the front of the buffer.
+            conn.read_buf.copy_within(consumed..conn.read_len, 0);
+            conn.read_len -= consumed;
+        }
+    }
+
+    fn put_back(&mut self, slot: usize, buf: Vec<u8>) {
+        if let Some(conn) = self.connections[slot].as_mut() {
+            conn.read_buf = buf;
+        }
+    }
+
+    /// Routes one request: answers it at once, or sends it to the engine.
+    fn dispatch(&mut self, slot: usize, request: &http::Request<'_>) {
+        let keep_alive = request.keep_alive;
+        let path = match request.path.strip_suffix('/') {
+            Some(stripped) if !stripped.is_empty() => stripped,
+            _ => request.path,
+        };
+        let result = match (path, request.method) {
+            ("/order", Method::Post) => self.place(slot, request.body, keep_alive),
+            ("/order", _) => Err(method_not_allowed()),
+            ("/orders", Method::Get) => {
+                self.submit_barrier(slot, BarrierPurpose::Orders, Awaiting::Orders, keep_alive)
+            }
+            ("/trades", Method::Get) => match self.trades_limit(request.query) {
+                Ok(limit) => self.submit_barrier(
+                    slot,
+                    BarrierPurpose::Trades,
+                    Awaiting::Trades { limit },
+                    keep_alive,
+                ),
+                Err(error) => Err(error),
+            },
+            ("/health", Method::Get) => {
+                self.answer_now(slot, 200, b"{\"status\":\"ok\"}", keep_alive);
+                Ok(())
+            }
+            ("/orders" | "/trades" | "/health", _) => Err(method_not_allowed()),
+            _ => match path.strip_prefix("/order/") {
+                Some(id) => self.by_id(slot, request.method, id, request.body, keep_alive),
+                None => Err(ApiError::new(404, "Not Found")),
+            },
+        };
+        if let Err(error) = result {
+            self.answer_now(slot, error.status, &error.body(), keep_alive);
+        }
+    }
+
+    fn place(&mut self, slot: usize, body: &[u8], keep_alive: bool) -> Result<(), ApiError> {
+        let order = self.wire.new_order(body)?;
+        let id = api::uuid_v4(self.rng.random());
+        let kind = CommandKind::Place {
+            id,
+            side: order.side,
+            price: order.price,
+            quantity: order.quantity,
+        };
+        self.submit_command(slot, kind, Awaiting::Place, keep_alive)
+    }
+
+    fn by_id(
+        &mut self,
+        slot: usize,
+        method: Method,
+        id: &str,
+        body: &[u8],
+        keep_alive: bool,
+    ) -> Result<(), ApiError> {
+        if !matches!(method, Method::Get | Method::Put | Method::Delete) {
+            return Err(method_not_allowed());
+        }
+        let id =
+            api::parse_uuid(id).ok_or_else(|| ApiError::new(422, "order_id: must be a UUID"))?;
+        match method {
+            Method::Get => self.submit(slot, Request::Lookup(id), Awaiting::Lookup, keep_alive),
+            Method::Put => {
+                let change = self.wire.amendment(body)?;
+                let kind = CommandKind::Modify {
+                    id,
+                    price: change.price,
+                    quantity: change.quantity,
+                };
+                self.submit_command(slot, kind, Awaiting::Modify, keep_alive)
+            }
+            _ => self.submit_command(
+                slot,
+                CommandKind::Cancel { id },
+                Awaiting::Cancel,
+                keep_alive,
+            ),
+        }
+    }
+
+    fn trades_limit(&self, query: Option<&str>) -> Result<usize, ApiError> {
+        let mut limit = self.config.trades_default_limit;
+        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if key == "limit" {
+                limit = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&n| n >= 1 && n <= self.config.trades_max_limit)
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            422,
+                            format!(
+                                "limit: must be an integer from 1 to {}",
+                                self.config.trades_max_limit
+                            ),
+                        )
+                    })?;
+            }
+        }
+        Ok(limit)
+    }
+
+    fn submit_command(
+        &mut self,
+        slot: usize,
+        kind: CommandKind,
+        awaiting: Awaiting,
+        keep_alive: bool,
+    ) -> Result<(), ApiError> {
+        let ts = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        self.submit(
+            slot,
+            Request::Apply(Command { ts, kind }),
+            awaiting,
+            keep_alive,
+        )
+    }
+
+    fn submit_barrier(
+        &mut self,
+        slot: usize,
+        purpose: BarrierPurpose,
+        awaiting: Awaiting,
+        keep_alive: bool,
+    ) -> Result<(), ApiError> {
+        let barrier = Barrier {
+            ticket: self.next_ticket,
+            purpose,
+        };
+        self.submit(slot, Request::Barrier(barrier), awaiting, keep_alive)
+    }
+
+    /// Stages `request` on the command ring; a full ring is answered 503.
+    fn submit(
+        &mut self,
+        slot: usize,
+        request: Request,
+        kind: Awaiting,
+        keep_alive: bool,
+    ) -> Result<(), ApiError> {
+        if self.requests.stage(request).is_err() {
+            return Err(ApiError::new(503, "Engine overloaded; retry shortly"));
+        }
+        self.staged = true;
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        let Some(conn) = self.connections[slot].as_mut() else {
+            return Ok(());
+        };
+        conn.answers.push_back(Answer::Waiting(ticket));
+        self.in_flight.push_back(InFlight {
+            ticket,
+            slot,
+            serial: conn.serial,
+            keep_alive,
+            kind,
+        });
+        Ok(())
+    }
+
+    /// Answers a request that needs nothing more: written at once if no
+    /// earlier answer is outstanding on the connection, queued otherwise.
+    fn answer_now(&mut self, slot: usize, status: u16, body: &[u8], keep_alive: bool) {
+        let Some(conn) = self.connections[slot].as_mut() else {
+            return;
+        };
+        if conn.answers.is_empty() {
+            http::write_response(&mut conn.write_buf, status, body, keep_alive);
+        } else {
+            let mut response = Vec::with_capacity(body.len() + 128);
+            http::write_response(&mut response, status, body, keep_alive);
+            conn.answers.push_back(Answer::Ready(response));
+        }
+    }
+
+    /// Reads the matching thread's outputs: trades into the history, each
+    /// closing item answered for its ticket.
+    fn take_outputs(&mut self) {
+        let mut closing: Vec<Output> = Vec::new();
+        let trades = &mut self.trades;
+        let history = self.config.trade_history;
+        self.outputs.drain(usize::MAX, |output| match output {
+            Output::Event(Event::Trade(trade)) if history > 0 => {
+                if trades.len() == history {
+                    trades.pop_front();
+                }
+                trades.push_back(*trade);
+            }
+            output if output.is_closing() => closing.push(*output),
+            _ => {}
+        });
+        for output in closing {
+            let Some(waiting) = self.in_flight.pop_front() else {
+                eprintln!("orderbook: an answer arrived with no request waiting");
+                continue;
+            };
+            self.answer(waiting, output);
+        }
+    }
+
+    fn take_listings(&mut self) {
+        while let Ok(listing) = self.listings.try_recv() {
+            if let Some(at) = self
+                .awaiting_listing
+                .iter()
+                .position(|w| w.ticket == listing.ticket)
+            {
+                let waiting = self.awaiting_listing.swap_remove(at);
+                self.complete(&waiting, 200, &listing.body);
+            }
+        }
+    }
+
+    fn answer(&mut self, waiting: InFlight, output: Output) {
+        self.scratch.clear();
+        let mut body = std::mem::take(&mut self.scratch);
+        let status = match (waiting.kind, output) {
+            (Awaiting::Place, Output::Event(Event::Accepted(order))) => {
+                self.wire.placed(&mut body, &order);
+                200
+            }
+            (Awaiting::Modify, Output::Event(Event::Modified(_))) => {
+                body.push_str("{\"success\":true,\"message\":\"Order modified\"}");
+                200
+            }
+            (Awaiting::Cancel, Output::Event(Event::Cancelled(_))) => {
+                body.push_str("{\"success\":true,\"message\":\"Order cancelled\"}");
+                200
+            }
+            (Awaiting::Lookup, Output::Lookup(Some(order))) => {
+                self.wire.fetched(&mut body, &order);
+                200
+            }
+            (Awaiting::Lookup, Output::Lookup(None)) => detail(&mut body, 404, "Order not found"),
+            (Awaiting::Trades { limit }, Output::Barrier(_)) => {
+                body.push('[');
+                let skip = self.trades.len().saturating_sub(limit);
+                for (i, trade) in self.trades.iter().skip(skip).enumerate() {
+                    if i > 0 {
+                        body.push(',');
+                    }
+                    self.wire.trade(&mut body, trade);
+                }
+                body.push(']');
+                200
+            }
+            (Awaiting::Orders, Output::Barrier(_)) => {
+                // The replica builds this one; it arrives through `listings`.
+                self.awaiting_listing.push(waiting);
+                self.scratch = body;
+                return;
+            }
+            (kind, Output::Event(Event::Rejected { reason, .. })) => {
+                rejection(&mut body, kind, reason)
+            }
+            (_, other) => {
+                eprintln!("orderbook: unexpected answer {other:?}");
+                detail(&mut body, 500, "Internal error")
+            }
+        };
+        self.complete(&waiting, status, body.as_bytes());
+        self.scratch = body;
+    }
+
+    /// Puts a finished answer in its place in the connection's queue and
+    /// writes out every answer that is now first in line.
+    fn complete(&mut self, waiting: &InFlight, status: u16, body: &[u8]) {
+        let Some(conn) = self.connections[waiting.slot].as_mut() else {
+            return;
+        };
+        if conn.serial != waiting.serial {
+            return; // The connection closed; its slot now serves another.
+        }
+        let is_ticket = |a: &Answer| matches!(a, Answer::Waiting(t) if *t == waiting.ticket);
+        if conn.answers.front().is_some_and(is_ticket) {
+            // First in line: straight into the write buffer.
+            http::write_response(&mut conn.write_buf, status, body, waiting.keep_alive);
+            conn.answers.pop_front();
+        } else if let Some(answer) = conn.answers.iter_mut().find(|a| is_ticket(a)) {
+            let mut response = Vec::with_capacity(body.len() + 128);
+            http::write_response(&mut response, status, body, waiting.keep_alive);
+            *answer = Answer::Ready(response);
+        }
+        while let Some(Answer::Ready(_)) = conn.answers.front() {
+            if let Some(Answer::Ready(response)) = conn.answers.pop_front() {
+                conn.write_buf.extend_from_slice(&response);
+            }
+        }
+        let slot = waiting.slot;
+        self.flush(slot);
+        // Answers freed pipeline room: serve requests left in the buffer.
+        self.serve_buffered(slot);
+    }
+
+    /// Writes what the connection has buffered; closes it when it is done.
+    fn flush(&mut self, slot: usize) {
+        let Some(conn) = self.connections[slot].as_mut() else {
+            return;
+        };
+        while conn.written < conn.write_buf.len() {
+            match conn.stream.write(&conn.write_buf[conn.written..]) {
+                Ok(0) => {
+                    self.close(slot);
+                    return;
+                }
+                Ok(n) => conn.written += n,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.close(slot);
+                    return;
+                }
+            }
+        }
+        conn.write_buf.clear();
+        conn.written = 0;
+        if conn.closing && conn.answers.is_empty() {
+            self.close(slot);
+        }
+    }
+
+    fn close(&mut self, slot: usize) {
+        if let Some(mut conn) = self.connections[slot].take() {
+            let _ = self.poll.registry().deregister(&mut conn.stream);
+            self.free_slots.push(slot);
+            self.open -= 1;
+        }
+    }
+}
+
+fn method_not_allowed() -> ApiError {
+    ApiError::new(405, "Method Not Allowed")
+}
+
+fn detail(body: &mut String, status: u16, text: &str) -> u16 {
+    body.push_str(&String::from_utf8_lossy(
+        &ApiError::new(status, text).body(),
+    ));
+    status
+}
+
+/// Maps an engine rejection to the contract's status and detail.
+fn rejection(body: &mut String, kind: Awaiting, reason: RejectReason) -> u16 {
+    match (kind, reason) {
+        (Awaiting::Modify, RejectReason::NotResting) => {
+            detail(body, 404, "Order not found or unable to modify")
+        }
+        (_, RejectReason::NotResting) => detail(body, 404, "Order not found"),
+        (_, RejectReason::QuantityNotAboveFilled) => detail(
+            body,
+            422,
+            "quantity: must be above the quantity already filled",
+        ),
+        (_, RejectReason::ZeroPrice) => detail(body, 422, "price: must be positive"),
+        (_, RejectReason::ZeroQuantity) => detail(body, 422, "quantity: must be positive"),
+        (_, RejectReason::DuplicateId) => detail(body, 500, "Order id collision; retry"),
+    }
+}

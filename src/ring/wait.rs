@@ -1,0 +1,306 @@
+//! How a ring's two sides wait for each other: the wait strategies, the
+//! [`Wake`] hook for threads that sleep somewhere other than `thread::park`,
+//! and the sleep protocol (`Sleeper`) that makes a lost wake-up impossible.
+//!
+//! The protocol is Dekker's: the waiter raises its `sleeping` flag, then
+//! re-checks the ring, and blocks only if the ring still gives it nothing to
+//! do; the notifier first publishes (a `Release` store of its cursor), then
+//! looks at the flag, and wakes the waiter only if the flag is up. A `SeqCst`
+//! fence sits between the store and the load on both sides, so of the two
+//! fences one comes first in the single total order of `SeqCst` operations:
+//! if the waiter's comes first, the notifier sees the flag and wakes it; if the
+//! notifier's comes first, the waiter's re-check sees the new cursor and does
+//! not block. Under load the waiter is never asleep, the flag is never up, and
+//! the notifier pays one fence and one load of a cache line nobody writes: no
+//! system call.
+
+use core::fmt;
+use core::str::FromStr;
+
+use super::sync::{fence, thread, AtomicBool, Ordering, UnsafeCell};
+
+/// How a side of a ring waits when it cannot go on (the consumer on an empty
+/// ring, the producer on a full one).
+///
+/// The strategy is chosen for the whole ring when it is built, because the
+/// other side's cost depends on it: only under [`Adaptive`](Self::Adaptive)
+/// does a publisher have to check for a sleeper after each publish.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum WaitStrategy {
+    /// Spin briefly (`crossbeam_utils::Backoff`: a few exponentially longer
+    /// spins, then a few `yield_now`s), then sleep until the other side wakes
+    /// this one. An idle ring costs no CPU; a busy ring costs each publish one
+    /// `SeqCst` fence and one load. The default, because the box may have two
+    /// cores shared with a load generator.
+    #[default]
+    Adaptive,
+    /// Busy-spin with the CPU's spin-loop hint and never sleep, for dedicated
+    /// cores: the lowest hand-off latency, a whole core burnt while idle, and
+    /// no fence on publish. Under this strategy `prepare_sleep` always
+    /// answers `false`: an external sleeper has to poll.
+    Spin,
+}
+
+impl WaitStrategy {
+    /// The name `FromStr` accepts and `Display` prints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaitStrategy::Adaptive => "adaptive",
+            WaitStrategy::Spin => "spin",
+        }
+    }
+
+    /// True if a waiter may sleep, so a publisher must look for one.
+    #[inline(always)]
+    pub(crate) fn may_sleep(self) -> bool {
+        matches!(self, WaitStrategy::Adaptive)
+    }
+}
+
+impl fmt::Display for WaitStrategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error of parsing a [`WaitStrategy`] from a name other than `adaptive`
+/// or `spin`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseWaitStrategyError {
+    /// The name that was given.
+    pub given: String,
+}
+
+impl fmt::Display for ParseWaitStrategyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown wait strategy {:?}: expected \"adaptive\" or \"spin\"",
+            self.given
+        )
+    }
+}
+
+impl std::error::Error for ParseWaitStrategyError {}
+
+impl FromStr for WaitStrategy {
+    type Err = ParseWaitStrategyError;
+
+    /// Parses `adaptive` or `spin` (ASCII case ignored, surrounding spaces
+    /// trimmed).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let name = s.trim();
+        if name.eq_ignore_ascii_case("adaptive") {
+            Ok(WaitStrategy::Adaptive)
+        } else if name.eq_ignore_ascii_case("spin") {
+            Ok(WaitStrategy::Spin)
+        } else {
+            Err(ParseWaitStrategyError {
+                given: s.to_owned(),
+            })
+        }
+    }
+}
+
+/// What a blocking `wait()` on the consuming side of a ring found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitResult {
+    /// This many items (at least one) are ready to be consumed.
+    Ready(usize),
+    /// The producing side has closed (or was dropped) and every item it
+    /// published has been consumed: the stream is over.
+    Closed,
+}
+
+/// Something that can wake a thread sleeping on a ring.
+///
+/// The consuming side of a ring sleeps in `thread::park` by default and is
+/// woken by `Thread::unpark`. A thread that sleeps elsewhere, such as a mio
+/// event loop blocked in `Poll::poll`, installs its own `Wake` (for example
+/// one that calls `mio::Waker::wake`) and follows the `prepare_sleep` /
+/// `finish_sleep` protocol of its consumer.
+///
+/// `wake` is called from the producing thread, only when the sleeper has
+/// announced that it is (about to be) asleep; it may be called when the
+/// sleeper is already awake, and must be harmless then. It should be quick
+/// and must not block: the producer may be the matching thread.
+pub trait Wake: Send + Sync {
+    /// Wakes the sleeper (or makes its next sleep return at once).
+    fn wake(&self);
+}
+
+impl Wake for std::thread::Thread {
+    fn wake(&self) {
+        self.unpark();
+    }
+}
+
+#[cfg(loom)]
+impl Wake for loom::thread::Thread {
+    fn wake(&self) {
+        self.unpark();
+    }
+}
+
+/// Who to wake when a side of a ring is asleep.
+pub(crate) enum Waiter {
+    /// Not installed yet: the side has never slept.
+    None,
+    /// The side's own thread, sleeping in `thread::park`.
+    Thread(thread::Thread),
+    /// A sleeper of the user's own (a mio loop, for instance).
+    External(std::sync::Arc<dyn Wake>),
+}
+
+/// One side's half of the sleep protocol: its `sleeping` flag and whom to wake.
+///
+/// Only the side that owns this `Sleeper` (the waiting side) installs the
+/// waiter and moves the flag; only the other side (the notifier) reads them.
+pub(crate) struct Sleeper {
+    /// Up while the waiting side is asleep or about to block.
+    ///
+    /// Written only by the waiting side: `true` with `SeqCst` in
+    /// [`announce`](Self::announce) (followed by a `SeqCst` fence), `false`
+    /// with `Relaxed` in [`retract`](Self::retract) (a stale `true` seen by
+    /// the notifier costs at most one spurious wake-up, which every waiter
+    /// tolerates). Read only by the notifier, with `Acquire`, after the
+    /// `SeqCst` fence that follows its publish; `Acquire` makes the installed
+    /// [`waiter`](Self::waiter) visible to it.
+    sleeping: AtomicBool,
+    /// Whom to wake. Written at most once, by the waiting side, before the
+    /// first time it raises `sleeping`, and never again; read by the notifier
+    /// only after it has seen `sleeping == true`, which happens after that
+    /// write. So no read ever overlaps a write.
+    waiter: UnsafeCell<Waiter>,
+}
+
+impl Sleeper {
+    pub(crate) fn new() -> Self {
+        Self {
+            sleeping: AtomicBool::new(false),
+            waiter: UnsafeCell::new(Waiter::None),
+        }
+    }
+
+    /// Installs whom to wake.
+    ///
+    /// # Safety
+    ///
+    /// Called only by the waiting side (the unique owner of this half of the
+    /// ring), and only while no waiter is installed yet, that is before this
+    /// side has ever called [`announce`](Self::announce): until then no
+    /// notifier has seen `sleeping == true`, so none reads the slot.
+    pub(crate) unsafe fn install(&self, waiter: Waiter) {
+        self.waiter.with_mut(|slot| {
+            // SAFETY: no notifier reads the slot before the first `announce`,
+            // which the caller has not made yet (this function's contract).
+            unsafe { *slot = waiter };
+        });
+    }
+
+    /// Raises the flag: from here on, every publish of the other side wakes
+    /// this side. The caller must re-check the ring afterwards and block only
+    /// if there is still nothing to do, then [`retract`](Self::retract).
+    #[inline]
+    pub(crate) fn announce(&self) {
+        self.sleeping.store(true, Ordering::SeqCst);
+        // Orders the store before the caller's re-check of the ring (a plain
+        // `SeqCst` store could be reordered after a later `Acquire` load).
+        fence(Ordering::SeqCst);
+    }
+
+    /// Lowers the flag after waking (or after deciding not to sleep).
+    #[inline]
+    pub(crate) fn retract(&self) {
+        self.sleeping.store(false, Ordering::Relaxed);
+    }
+
+    /// The notifier's half: after a `Release` publish, fence, and wake the
+    /// waiting side if its flag is up.
+    #[inline]
+    pub(crate) fn notify(&self) {
+        fence(Ordering::SeqCst);
+        self.notify_after_fence();
+    }
+
+    /// [`notify`](Self::notify) for a caller that has already issued the
+    /// `SeqCst` fence after its publish (a broadcast writer checking several
+    /// readers after one fence).
+    #[inline]
+    pub(crate) fn notify_after_fence(&self) {
+        if self.sleeping.load(Ordering::Acquire) {
+            self.waiter.with(|waiter| {
+                // SAFETY: we saw `sleeping == true` with `Acquire`, so the
+                // waiter's one and only write of the slot (made before its
+                // first `announce`) happened before this read, and the slot
+                // is never written again.
+                unsafe { (*waiter).wake() }
+            });
+        }
+    }
+}
+
+impl Waiter {
+    fn wake(&self) {
+        match self {
+            Waiter::None => {}
+            Waiter::Thread(thread) => thread.unpark(),
+            Waiter::External(wake) => wake.wake(),
+        }
+    }
+}
+
+/// The waiting side's record of which waiter it installed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Installed {
+    /// None yet.
+    Nothing,
+    /// Its own thread handle, captured at the first blocking wait.
+    OwnThread,
+    /// A [`Wake`] given with `set_waker`.
+    External,
+}
+
+impl Installed {
+    /// Installs the current thread as the waiter if nothing is installed yet.
+    ///
+    /// # Safety
+    ///
+    /// `self` is the waiting side's record for `sleeper`, kept by its unique
+    /// owner, who calls this through `&mut`.
+    pub(crate) unsafe fn ensure_thread(&mut self, sleeper: &Sleeper) {
+        if *self == Installed::Nothing {
+            // SAFETY: nothing installed yet means this side has never
+            // announced; we are its unique owner (this function's contract).
+            unsafe { sleeper.install(Waiter::Thread(thread::current())) };
+            *self = Installed::OwnThread;
+        }
+    }
+
+    /// Installs an external waker.
+    ///
+    /// # Safety
+    ///
+    /// As for [`ensure_thread`](Self::ensure_thread).
+    ///
+    /// # Panics
+    ///
+    /// If a waiter is already installed (by an earlier `set_waker`, or by a
+    /// blocking wait that captured the thread).
+    pub(crate) unsafe fn external(&mut self, sleeper: &Sleeper, wake: std::sync::Arc<dyn Wake>) {
+        assert!(
+            *self == Installed::Nothing,
+            "set_waker must be called once, before the first wait or prepare_sleep"
+        );
+        // SAFETY: nothing installed yet means this side has never announced;
+        // we are its unique owner (this function's contract).
+        unsafe { sleeper.install(Waiter::External(wake)) };
+        *self = Installed::External;
+    }
+}
+
+/// Parks the current thread (the shim's `park`: `loom`'s under `cfg(loom)`).
+#[inline]
+pub(crate) fn park() {
+    thread::park();
+}

@@ -1,0 +1,84 @@
+//! The real `orderbook` binary: its settings and its clean stop.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_orderbook");
+
+#[test]
+fn help_lists_every_setting_with_its_environment_variable() {
+    let output = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    for (flag, env) in [
+        ("--listen", "ORDERBOOK_LISTEN"),
+        ("--tick-size", "ORDERBOOK_TICK_SIZE"),
+        ("--max-quantity", "ORDERBOOK_MAX_QUANTITY"),
+        ("--max-connections", "ORDERBOOK_MAX_CONNECTIONS"),
+        ("--max-header-bytes", "ORDERBOOK_MAX_HEADER_BYTES"),
+        ("--max-body-bytes", "ORDERBOOK_MAX_BODY_BYTES"),
+        ("--max-pipeline", "ORDERBOOK_MAX_PIPELINE"),
+        ("--trade-history", "ORDERBOOK_TRADE_HISTORY"),
+        ("--trades-default-limit", "ORDERBOOK_TRADES_DEFAULT_LIMIT"),
+        ("--trades-max-limit", "ORDERBOOK_TRADES_MAX_LIMIT"),
+        ("--matching-core", "ORDERBOOK_MATCHING_CORE"),
+        ("--wait-strategy", "ORDERBOOK_WAIT_STRATEGY"),
+        ("--command-ring", "ORDERBOOK_COMMAND_RING"),
+        ("--event-ring", "ORDERBOOK_EVENT_RING"),
+        ("--order-capacity", "ORDERBOOK_ORDER_CAPACITY"),
+        ("--level-capacity", "ORDERBOOK_LEVEL_CAPACITY"),
+        ("--finished-orders", "ORDERBOOK_FINISHED_ORDERS"),
+    ] {
+        assert!(help.contains(flag), "--help names {flag}:\n{help}");
+        assert!(
+            help.contains(&format!("env: {env}")),
+            "--help names {env}:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn a_bad_setting_is_refused_with_a_message() {
+    let output = Command::new(BIN)
+        .args(["--wait-strategy", "sleepy"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("sleepy"), "{stderr}");
+}
+
+fn stops_cleanly_on(signal: &str) {
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    // Other lines (a pinning notice) may come first.
+    let mut line = String::new();
+    while !line.contains("listening on") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "the service exited early"
+        );
+    }
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert_eq!(exit.code(), Some(0), "exit status after {signal}");
+}
+
+#[test]
+fn sigterm_stops_the_service_with_exit_code_zero() {
+    stops_cleanly_on("-TERM");
+}
+
+#[test]
+fn sigint_stops_the_service_with_exit_code_zero() {
+    stops_cleanly_on("-INT");
+}

@@ -1,0 +1,359 @@
+//! The real book against a deliberately naive one: sorted vectors and
+//! linear scans that follow SPEC §1 word for word. Random sequences of
+//! place, modify and cancel must give the same trades, outcomes, level
+//! changes, order states and resting book after every step.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use orderbook::engine::{
+    BookConfig, Command, CommandKind, Event, OrderBook, OrderStatus, OrderView, RejectReason, Side,
+    Trade,
+};
+use proptest::prelude::*;
+
+/// The naive book: every known order in one vector, found by scanning.
+struct NaiveBook {
+    orders: Vec<OrderView>,
+    /// Arrival stamp for time priority, parallel to `orders`.
+    arrival: Vec<u64>,
+    clock: u64,
+    finished: VecDeque<u128>,
+    finished_capacity: usize,
+    last_trade_id: u64,
+}
+
+impl NaiveBook {
+    fn new(finished_capacity: usize) -> Self {
+        NaiveBook {
+            orders: Vec::new(),
+            arrival: Vec::new(),
+            clock: 0,
+            finished: VecDeque::new(),
+            finished_capacity,
+            last_trade_id: 0,
+        }
+    }
+
+    fn position(&self, id: u128) -> Option<usize> {
+        self.orders.iter().position(|o| o.id == id)
+    }
+
+    /// Resting orders of a side, best price first, then earliest arrival.
+    fn resting(&self, side: Side) -> Vec<OrderView> {
+        let mut rows: Vec<(OrderView, u64)> = self
+            .orders
+            .iter()
+            .zip(&self.arrival)
+            .filter(|(o, _)| o.side == side && o.status.is_resting())
+            .map(|(o, a)| (*o, *a))
+            .collect();
+        rows.sort_by(|(a, at), (b, bt)| {
+            let by_price = match side {
+                Side::Buy => b.price.cmp(&a.price),
+                Side::Sell => a.price.cmp(&b.price),
+            };
+            by_price.then(at.cmp(bt))
+        });
+        rows.into_iter().map(|(o, _)| o).collect()
+    }
+
+    fn level_totals(&self) -> BTreeMap<(i8, u64), u64> {
+        let mut totals = BTreeMap::new();
+        for o in self.orders.iter().filter(|o| o.status.is_resting()) {
+            *totals.entry((o.side as i8, o.price)).or_insert(0) += o.quantity - o.filled;
+        }
+        totals
+    }
+
+    fn finish(&mut self, id: u128) {
+        self.finished.push_back(id);
+        if self.finished.len() > self.finished_capacity {
+            let oldest = self.finished.pop_front().unwrap();
+            let at = self.position(oldest).unwrap();
+            self.orders.remove(at);
+            self.arrival.remove(at);
+        }
+    }
+
+    /// Trades the order at `at` against the opposite side while it crosses,
+    /// then rests it with a fresh arrival stamp or finishes it.
+    fn take(&mut self, id: u128, ts: u64, trades: &mut Vec<Trade>) {
+        let at = self.position(id).unwrap();
+        let taker = self.orders[at];
+        loop {
+            let at = self.position(id).unwrap();
+            let remaining = self.orders[at].quantity - self.orders[at].filled;
+            if remaining == 0 {
+                break;
+            }
+            let Some(best) = self.resting(taker.side.opposite()).first().copied() else {
+                break;
+            };
+            let crosses = match taker.side {
+                Side::Buy => best.price <= taker.price,
+                Side::Sell => best.price >= taker.price,
+            };
+            if !crosses {
+                break;
+            }
+            let fill = remaining.min(best.quantity - best.filled);
+            self.last_trade_id += 1;
+            trades.push(Trade {
+                trade_id: self.last_trade_id,
+                price: best.price,
+                quantity: fill,
+                taker: id,
+                maker: best.id,
+                taker_side: taker.side,
+                ts,
+            });
+            for order_id in [id, best.id] {
+                let at = self.position(order_id).unwrap();
+                let o = &mut self.orders[at];
+                o.filled += fill;
+                o.notional += fill as u128 * best.price as u128;
+                o.status = OrderStatus::PartiallyFilled;
+            }
+            let maker_at = self.position(best.id).unwrap();
+            if self.orders[maker_at].filled == self.orders[maker_at].quantity {
+                self.orders[maker_at].status = OrderStatus::Filled;
+                self.finish(best.id);
+            }
+        }
+        let at = self.position(id).unwrap();
+        self.clock += 1;
+        self.arrival[at] = self.clock;
+        let o = &mut self.orders[at];
+        if o.filled == o.quantity {
+            o.status = OrderStatus::Filled;
+            self.finish(id);
+        } else if o.filled == 0 {
+            o.status = OrderStatus::Open;
+        }
+    }
+
+    fn apply(&mut self, command: &Command) -> (Vec<Trade>, Event) {
+        let mut trades = Vec::new();
+        let outcome = match command.kind {
+            CommandKind::Place {
+                id,
+                side,
+                price,
+                quantity,
+            } => {
+                if price == 0 {
+                    Event::Rejected {
+                        id,
+                        reason: RejectReason::ZeroPrice,
+                    }
+                } else if quantity == 0 {
+                    Event::Rejected {
+                        id,
+                        reason: RejectReason::ZeroQuantity,
+                    }
+                } else if self.position(id).is_some() {
+                    Event::Rejected {
+                        id,
+                        reason: RejectReason::DuplicateId,
+                    }
+                } else {
+                    self.orders.push(OrderView {
+                        id,
+                        side,
+                        price,
+                        quantity,
+                        filled: 0,
+                        notional: 0,
+                        status: OrderStatus::Open,
+                    });
+                    self.arrival.push(0);
+                    self.take(id, command.ts, &mut trades);
+                    Event::Accepted(self.orders[self.position(id).unwrap()])
+                }
+            }
+            CommandKind::Modify {
+                id,
+                price,
+                quantity,
+            } => match self.position(id) {
+                Some(at) if self.orders[at].status.is_resting() => {
+                    let old = self.orders[at];
+                    let new_price = price.unwrap_or(old.price);
+                    let new_quantity = quantity.unwrap_or(old.quantity);
+                    if new_price == 0 {
+                        Event::Rejected {
+                            id,
+                            reason: RejectReason::ZeroPrice,
+                        }
+                    } else if new_quantity <= old.filled {
+                        Event::Rejected {
+                            id,
+                            reason: RejectReason::QuantityNotAboveFilled,
+                        }
+                    } else {
+                        self.orders[at].price = new_price;
+                        self.orders[at].quantity = new_quantity;
+                        if new_price != old.price || new_quantity > old.quantity {
+                            self.take(id, command.ts, &mut trades);
+                        }
+                        Event::Modified(self.orders[self.position(id).unwrap()])
+                    }
+                }
+                _ => Event::Rejected {
+                    id,
+                    reason: RejectReason::NotResting,
+                },
+            },
+            CommandKind::Cancel { id } => match self.position(id) {
+                Some(at) if self.orders[at].status.is_resting() => {
+                    self.orders[at].status = OrderStatus::Cancelled;
+                    let view = self.orders[at];
+                    self.finish(id);
+                    Event::Cancelled(view)
+                }
+                _ => Event::Rejected {
+                    id,
+                    reason: RejectReason::NotResting,
+                },
+            },
+        };
+        (trades, outcome)
+    }
+}
+
+fn side() -> impl Strategy<Value = Side> {
+    prop_oneof![Just(Side::Buy), Just(Side::Sell)]
+}
+
+fn command() -> impl Strategy<Value = CommandKind> {
+    let id = 1u128..=40;
+    prop_oneof![
+        5 => (id.clone(), side(), 95u64..=105, 1u64..=20)
+            .prop_map(|(id, side, price, quantity)| CommandKind::Place { id, side, price, quantity }),
+        2 => (id.clone(), proptest::option::of(94u64..=106), proptest::option::of(1u64..=30))
+            .prop_map(|(id, price, quantity)| CommandKind::Modify { id, price, quantity }),
+        2 => id.prop_map(|id| CommandKind::Cancel { id }),
+        1 => (id_or_zero(), side(), 0u64..=2, 0u64..=2)
+            .prop_map(|(id, side, price, quantity)| CommandKind::Place { id, side, price, quantity }),
+    ]
+}
+
+fn id_or_zero() -> impl Strategy<Value = u128> {
+    0u128..=40
+}
+
+fn check_sequence(commands: &[CommandKind], finished_capacity: usize) -> Result<(), TestCaseError> {
+    let mut book = OrderBook::new(BookConfig {
+        order_capacity: 16,
+        level_capacity: 4,
+        finished_capacity,
+    });
+    let mut naive = NaiveBook::new(finished_capacity);
+    let mut events = Vec::new();
+    for (step, &kind) in commands.iter().enumerate() {
+        let command = Command {
+            ts: step as u64 * 10,
+            kind,
+        };
+        let before = naive.level_totals();
+        events.clear();
+        book.apply(&command, &mut events);
+        let (expected_trades, expected_outcome) = naive.apply(&command);
+        let after = naive.level_totals();
+
+        let trades: Vec<Trade> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Trade(t) => Some(*t),
+                _ => None,
+            })
+            .collect();
+        prop_assert_eq!(
+            &trades,
+            &expected_trades,
+            "trades at step {}: {:?}",
+            step,
+            kind
+        );
+        prop_assert_eq!(
+            events.last(),
+            Some(&expected_outcome),
+            "outcome at step {}",
+            step
+        );
+        prop_assert!(events[..events.len() - 1].iter().all(|e| !e.is_outcome()));
+
+        // Level changes: the last report for each level is its new total,
+        // and every level whose total moved was reported.
+        let mut reported = BTreeMap::new();
+        for e in &events {
+            if let Event::Level {
+                side,
+                price,
+                quantity,
+            } = *e
+            {
+                reported.insert((side as i8, price), quantity);
+            }
+        }
+        for (key, quantity) in &reported {
+            prop_assert_eq!(
+                *quantity,
+                after.get(key).copied().unwrap_or(0),
+                "level {:?} at step {}",
+                key,
+                step
+            );
+        }
+        for key in before.keys().chain(after.keys()) {
+            if before.get(key) != after.get(key) {
+                prop_assert!(
+                    reported.contains_key(key),
+                    "level {:?} moved unreported at step {}",
+                    key,
+                    step
+                );
+            }
+        }
+
+        // The whole book and every order's state.
+        for side in [Side::Buy, Side::Sell] {
+            let real: Vec<OrderView> = book.resting(side).collect();
+            prop_assert_eq!(
+                real,
+                naive.resting(side),
+                "resting {:?} at step {}",
+                side,
+                step
+            );
+        }
+        for id in 0u128..=40 {
+            let expected = naive.position(id).map(|at| naive.orders[at]);
+            prop_assert_eq!(book.order(id), expected, "order {} at step {}", id, step);
+        }
+        prop_assert_eq!(
+            book.resting_count(),
+            naive
+                .orders
+                .iter()
+                .filter(|o| o.status.is_resting())
+                .count()
+        );
+        prop_assert_eq!(book.last_trade_id(), naive.last_trade_id);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn real_book_matches_the_naive_book(commands in proptest::collection::vec(command(), 1..200)) {
+        check_sequence(&commands, 1_000)?;
+    }
+
+    #[test]
+    fn real_book_matches_the_naive_book_with_a_tiny_history(commands in proptest::collection::vec(command(), 1..200)) {
+        check_sequence(&commands, 3)?;
+    }
+}
