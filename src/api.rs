@@ -240,9 +240,18 @@ struct Fields<'a> {
 }
 
 fn fields(body: &[u8]) -> Result<Fields<'_>, ApiError> {
+    let not_an_object = || ApiError::new(422, "Request body must be a JSON object");
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        // Serde would read an array as the fields in order; only an object
+        // is an order. Still tell malformed JSON (400) from the wrong shape.
+        return match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+            Ok(_) => Err(not_an_object()),
+            Err(error) => Err(ApiError::new(400, format!("Malformed JSON body: {error}"))),
+        };
+    }
     serde_json::from_slice(body).map_err(|error| {
         if error.is_data() {
-            ApiError::new(422, "Request body must be a JSON object")
+            not_an_object()
         } else {
             ApiError::new(400, format!("Malformed JSON body: {error}"))
         }
@@ -522,6 +531,11 @@ mod tests {
         );
         assert_eq!(detail(r#"{"quantity": 1, "price": 1,"#).status, 400);
         assert_eq!(detail(r#"[1, 2]"#).status, 422);
+        assert_eq!(
+            detail(r#"[10, 100.0, 1]"#).detail,
+            "Request body must be a JSON object"
+        );
+        assert_eq!(detail(r#"[10, 100.0"#).status, 400);
     }
 
     #[test]

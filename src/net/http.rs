@@ -36,6 +36,8 @@ pub enum Method {
     Put,
     /// `DELETE`
     Delete,
+    /// `HEAD`: answered like any other method, but without the body.
+    Head,
     /// Any other method token.
     Other,
 }
@@ -130,6 +132,7 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<Reques
         "POST" => Method::Post,
         "PUT" => Method::Put,
         "DELETE" => Method::Delete,
+        "HEAD" => Method::Head,
         _ => Method::Other,
     };
     let target = parsed.path.unwrap_or("/");
@@ -228,17 +231,23 @@ pub fn push_decimal(out: &mut Vec<u8>, mut value: u64) {
 /// `Content-Length`, `Connection: close` when the connection will close,
 /// then the body.
 pub fn write_response(out: &mut Vec<u8>, status: u16, body: &[u8], keep_alive: bool) {
+    write_head(out, status, body.len(), keep_alive);
+    out.extend_from_slice(body);
+}
+
+/// Appends only the status line and headers of a response whose body would
+/// be `body_len` bytes: the answer to a `HEAD`.
+pub fn write_head(out: &mut Vec<u8>, status: u16, body_len: usize, keep_alive: bool) {
     out.extend_from_slice(b"HTTP/1.1 ");
     push_decimal(out, status as u64);
     out.push(b' ');
     out.extend_from_slice(reason(status).as_bytes());
     out.extend_from_slice(b"\r\nContent-Type: application/json\r\nContent-Length: ");
-    push_decimal(out, body.len() as u64);
+    push_decimal(out, body_len as u64);
     if !keep_alive {
         out.extend_from_slice(b"\r\nConnection: close");
     }
     out.extend_from_slice(b"\r\n\r\n");
-    out.extend_from_slice(body);
 }
 
 #[cfg(test)]

@@ -36,6 +36,10 @@ const FIRST_CONNECTION: usize = 2;
 /// Bytes read from a socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// Unwritten answer bytes beyond which a connection's further requests wait
+/// (a client that does not read is not buffered without bound).
+const WRITE_BACKLOG: usize = 1 << 20;
+
 /// Settings of the front.
 #[derive(Clone, Debug)]
 pub struct FrontConfig {
@@ -85,9 +89,13 @@ struct Connection {
     write_buf: Vec<u8>,
     written: usize,
     answers: VecDeque<Answer>,
-    /// Stop reading: a request said `Connection: close`, the peer closed,
-    /// or a request could not be parsed. Close once everything is written.
-    closing: bool,
+    /// The peer closed its side: nothing more to read, but requests
+    /// already buffered are still served.
+    peer_done: bool,
+    /// Parse no further requests (one said `Connection: close`, or could
+    /// not be parsed, or the peer is done and no whole request is left).
+    /// The connection closes once every answer is written.
+    last_request_seen: bool,
 }
 
 /// What a ticket answers, and for which connection.
@@ -125,6 +133,10 @@ pub struct Front {
     in_flight: VecDeque<InFlight>,
     /// `GET /orders` tickets whose barrier passed, waiting for the replica.
     awaiting_listing: Vec<InFlight>,
+    /// Listings that arrived before the front read their barrier.
+    early_listings: Vec<OrdersListing>,
+    /// Outputs read in one drain, handled in order after it.
+    drained: Vec<Output>,
     trades: VecDeque<Trade>,
     rng: StdRng,
     wire: Wire,
@@ -167,6 +179,8 @@ impl Front {
             listings,
             in_flight: VecDeque::new(),
             awaiting_listing: Vec::new(),
+            early_listings: Vec::new(),
+            drained: Vec::with_capacity(1024),
             trades: VecDeque::with_capacity(config.trade_history.min(1 << 20)),
             rng: StdRng::from_os_rng(),
             wire,
@@ -198,6 +212,13 @@ impl Front {
                     let _ = self.poll.registry().deregister(&mut listener);
                 }
                 drain_deadline = Some(Instant::now() + self.config.drain_timeout);
+                // Requests already in the sockets were sent before the
+                // signal: read and serve them too.
+                for slot in 0..self.connections.len() {
+                    self.pump(slot);
+                }
+                self.publish_staged();
+                continue;
             }
             if let Some(deadline) = drain_deadline {
                 if self.in_flight.is_empty()
@@ -230,21 +251,19 @@ impl Front {
                 match event.token() {
                     LISTENER => self.accept_all(),
                     WAKER => {}
-                    Token(token) => {
-                        let slot = token - FIRST_CONNECTION;
-                        if event.is_readable() || event.is_read_closed() {
-                            self.read_from(slot);
-                        }
-                        self.flush(slot);
-                    }
+                    Token(token) => self.pump(token - FIRST_CONNECTION),
                 }
             }
             self.take_outputs();
             self.take_listings();
-            if self.staged {
-                self.requests.publish();
-                self.staged = false;
-            }
+            self.publish_staged();
+        }
+    }
+
+    fn publish_staged(&mut self) {
+        if self.staged {
+            self.requests.publish();
+            self.staged = false;
         }
     }
 
@@ -301,59 +320,88 @@ impl Front {
                 write_buf: Vec::with_capacity(READ_CHUNK),
                 written: 0,
                 answers: VecDeque::new(),
-                closing: false,
+                peer_done: false,
+                last_request_seen: false,
             });
             self.open += 1;
         }
     }
 
-    /// Reads everything the socket has, then serves the complete requests.
-    fn read_from(&mut self, slot: usize) {
-        let Some(conn) = self.connections[slot].as_mut() else {
-            return;
-        };
-        if conn.closing {
-            return;
+    /// Moves a connection forward as far as it can go: writes what is
+    /// buffered, serves the complete requests it holds, reads more from the
+    /// socket while there is room, and closes it once it is finished.
+    /// Called on every socket event and whenever one of its answers is done.
+    fn pump(&mut self, slot: usize) {
+        loop {
+            self.flush(slot);
+            self.serve_buffered(slot);
+            self.flush(slot);
+            if !self.read_some(slot) {
+                break;
+            }
         }
-        let mut peer_closed = false;
+        self.close_if_finished(slot);
+    }
+
+    /// Reads from the socket into the free part of the read buffer; true if
+    /// it read anything (more requests may now be complete).
+    fn read_some(&mut self, slot: usize) -> bool {
+        let cap = self.read_cap();
+        let Some(conn) = self.connections[slot].as_mut() else {
+            return false;
+        };
+        if conn.peer_done || conn.last_request_seen {
+            return false;
+        }
+        let mut read_any = false;
         loop {
             if conn.read_len == conn.read_buf.len() {
-                // Full: room for a request bigger than the buffer (bounded
-                // by the header and body limits, which the parser enforces).
-                let grown = conn.read_buf.len() * 2;
+                // Full. Grow only while one request may still need the room
+                // (the parser bounds a request's head and body); otherwise
+                // leave the rest in the socket until answers make room.
+                if conn.read_buf.len() >= cap {
+                    return read_any;
+                }
+                let grown = (conn.read_buf.len() * 2).min(cap);
                 conn.read_buf.resize(grown, 0);
             }
             match conn.stream.read(&mut conn.read_buf[conn.read_len..]) {
                 Ok(0) => {
-                    peer_closed = true;
-                    break;
+                    conn.peer_done = true;
+                    return read_any;
                 }
-                Ok(n) => conn.read_len += n,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                Ok(n) => {
+                    conn.read_len += n;
+                    read_any = true;
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return read_any,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
-                    peer_closed = true;
-                    break;
+                    conn.peer_done = true;
+                    return read_any;
                 }
-            }
-        }
-        self.serve_buffered(slot);
-        if peer_closed {
-            if let Some(conn) = self.connections[slot].as_mut() {
-                conn.closing = true;
             }
         }
     }
 
-    /// Serves every complete request in the connection's read buffer, up
-    /// to the pipeline bound.
+    /// The read buffer's largest size: one request at the limits, plus a chunk.
+    fn read_cap(&self) -> usize {
+        self.config.limits.max_head_bytes + self.config.limits.max_body_bytes + READ_CHUNK
+    }
+
+    /// Serves every complete request in the connection's read buffer while
+    /// it has fewer than `max_pipeline` answers outstanding and less than
+    /// `WRITE_BACKLOG` bytes unwritten.
     fn serve_buffered(&mut self, slot: usize) {
         let mut consumed = 0;
         loop {
             let Some(conn) = self.connections[slot].as_mut() else {
                 return;
             };
-            if conn.closing || conn.answers.len() >= self.config.max_pipeline {
+            if conn.last_request_seen
+                || conn.answers.len() >= self.config.max_pipeline
+                || conn.write_buf.len() - conn.written >= WRITE_BACKLOG
+            {
                 break;
             }
             let buf = std::mem::take(&mut conn.read_buf);
@@ -361,7 +409,12 @@ impl Front {
             let parsed = http::parse_request(&buf[consumed..read_len], &self.config.limits);
             match parsed {
                 Ok(None) => {
-                    self.put_back(slot, buf);
+                    let peer_done = conn.peer_done;
+                    conn.read_buf = buf;
+                    if peer_done {
+                        // What is left can never become a whole request.
+                        conn.last_request_seen = true;
+                    }
                     break;
                 }
                 Ok(Some(request)) => {
@@ -371,9 +424,8 @@ impl Front {
                     self.put_back(slot, buf);
                     if !keep_alive {
                         if let Some(conn) = self.connections[slot].as_mut() {
-                            conn.closing = true;
+                            conn.last_request_seen = true;
                         }
-                        break;
                     }
                 }
                 Err(error) => {
@@ -381,7 +433,7 @@ impl Front {
                     let body = ApiError::new(error.status(), error.to_string()).body();
                     self.answer_now(slot, error.status(), &body, false);
                     if let Some(conn) = self.connections[slot].as_mut() {
-                        conn.closing = true;
+                        conn.last_request_seen = true;
                         conn.read_len = 0;
                     }
                     return;
@@ -408,6 +460,20 @@ impl Front {
             Some(stripped) if !stripped.is_empty() => stripped,
             _ => request.path,
         };
+        if request.method == Method::Head {
+            // Only GET paths exist; a HEAD gets the 405 head without a body.
+            let body = method_not_allowed().body();
+            if let Some(conn) = self.connections[slot].as_mut() {
+                let mut head = Vec::with_capacity(128);
+                http::write_head(&mut head, 405, body.len(), keep_alive);
+                if conn.answers.is_empty() {
+                    conn.write_buf.extend_from_slice(&head);
+                } else {
+                    conn.answers.push_back(Answer::Ready(head));
+                }
+            }
+            return;
+        }
         let result = match (path, request.method) {
             ("/order", Method::Post) => self.place(slot, request.body, keep_alive),
             ("/order", _) => Err(method_not_allowed()),
@@ -582,40 +648,49 @@ impl Front {
         }
     }
 
-    /// Reads the matching thread's outputs: trades into the history, each
-    /// closing item answered for its ticket.
+    /// Reads the matching thread's outputs in order: trades into the
+    /// history, each closing item answered for its ticket (so a
+    /// `GET /trades` sees exactly the trades of the requests before it).
     fn take_outputs(&mut self) {
-        let mut closing: Vec<Output> = Vec::new();
-        let trades = &mut self.trades;
+        let mut drained = std::mem::take(&mut self.drained);
         let history = self.config.trade_history;
         self.outputs.drain(usize::MAX, |output| match output {
-            Output::Event(Event::Trade(trade)) if history > 0 => {
-                if trades.len() == history {
-                    trades.pop_front();
-                }
-                trades.push_back(*trade);
-            }
-            output if output.is_closing() => closing.push(*output),
+            Output::Event(Event::Trade(_)) if history > 0 => drained.push(*output),
+            output if output.is_closing() => drained.push(*output),
             _ => {}
         });
-        for output in closing {
+        for output in drained.drain(..) {
+            if let Output::Event(Event::Trade(trade)) = output {
+                if self.trades.len() == history {
+                    self.trades.pop_front();
+                }
+                self.trades.push_back(trade);
+                continue;
+            }
             let Some(waiting) = self.in_flight.pop_front() else {
                 eprintln!("orderbook: an answer arrived with no request waiting");
                 continue;
             };
             self.answer(waiting, output);
         }
+        self.drained = drained;
     }
 
+    /// Answers `GET /orders` requests whose listing the replica finished.
+    /// The replica may finish before this thread has read the barrier; such
+    /// a listing waits in `early_listings`.
     fn take_listings(&mut self) {
         while let Ok(listing) = self.listings.try_recv() {
-            if let Some(at) = self
+            match self
                 .awaiting_listing
                 .iter()
                 .position(|w| w.ticket == listing.ticket)
             {
-                let waiting = self.awaiting_listing.swap_remove(at);
-                self.complete(&waiting, 200, &listing.body);
+                Some(at) => {
+                    let waiting = self.awaiting_listing.swap_remove(at);
+                    self.complete(&waiting, 200, &listing.body);
+                }
+                None => self.early_listings.push(listing),
             }
         }
     }
@@ -655,8 +730,18 @@ impl Front {
             }
             (Awaiting::Orders, Output::Barrier(_)) => {
                 // The replica builds this one; it arrives through `listings`.
-                self.awaiting_listing.push(waiting);
                 self.scratch = body;
+                match self
+                    .early_listings
+                    .iter()
+                    .position(|l| l.ticket == waiting.ticket)
+                {
+                    Some(at) => {
+                        let listing = self.early_listings.swap_remove(at);
+                        self.complete(&waiting, 200, &listing.body);
+                    }
+                    None => self.awaiting_listing.push(waiting),
+                }
                 return;
             }
             (kind, Output::Event(Event::Rejected { reason, .. })) => {
@@ -695,10 +780,8 @@ impl Front {
                 conn.write_buf.extend_from_slice(&response);
             }
         }
-        let slot = waiting.slot;
-        self.flush(slot);
-        // Answers freed pipeline room: serve requests left in the buffer.
-        self.serve_buffered(slot);
+        // Answers freed pipeline room: write, serve what is buffered, read on.
+        self.pump(waiting.slot);
     }
 
     /// Writes what the connection has buffered; closes it when it is done.
@@ -723,7 +806,16 @@ impl Front {
         }
         conn.write_buf.clear();
         conn.written = 0;
-        if conn.closing && conn.answers.is_empty() {
+    }
+
+    /// Closes a connection that will get no more requests once every
+    /// answer is written.
+    fn close_if_finished(&mut self, slot: usize) {
+        let Some(conn) = self.connections[slot].as_mut() else {
+            return;
+        };
+        let finished = conn.last_request_seen || conn.peer_done && conn.read_len == 0;
+        if finished && conn.answers.is_empty() && conn.written == conn.write_buf.len() {
             self.close(slot);
         }
     }

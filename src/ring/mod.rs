@@ -51,6 +51,29 @@
 //!   a [`Wake`] with `set_waker` and brackets its blocking call with
 //!   `prepare_sleep` / `finish_sleep`.
 //!
+//! # Example
+//!
+//! ```
+//! use orderbook::ring::{spsc, WaitResult};
+//!
+//! let (mut producer, mut consumer) = spsc::<u64>(1024);
+//! let io_thread = std::thread::spawn(move || {
+//!     for seq in 0..10_000 {
+//!         producer.push(seq).expect("the consumer is alive"); // waits while full
+//!     }
+//!     // Dropping the producer closes the stream.
+//! });
+//! let mut expected = 0;
+//! while let WaitResult::Ready(_) = consumer.wait() {
+//!     consumer.drain(usize::MAX, |seq| {
+//!         assert_eq!(seq, expected);
+//!         expected += 1;
+//!     });
+//! }
+//! assert_eq!(expected, 10_000);
+//! io_thread.join().unwrap();
+//! ```
+//!
 //! # Checking it
 //!
 //! Unit tests here cover the contract on one thread; `tests/ring_stress.rs`

@@ -1,0 +1,823 @@
+//! Black-box tests of the REST contract (SPEC §1, §2): every endpoint and
+//! every error status, against the real binary over real sockets.
+
+mod support;
+
+use serde_json::{json, Value};
+use support::*;
+
+const ORDER_KEYS: [&str; 6] = [
+    "id",
+    "quantity",
+    "price",
+    "side",
+    "status",
+    "filled_quantity",
+];
+const FETCHED_KEYS: [&str; 8] = [
+    "order_id",
+    "order_price",
+    "order_quantity",
+    "average_traded_price",
+    "traded_quantity",
+    "order_alive",
+    "side",
+    "status",
+];
+const TRADE_KEYS: [&str; 6] = [
+    "unique_id",
+    "execution_timestamp",
+    "buy_order_id",
+    "sell_order_id",
+    "price",
+    "quantity",
+];
+
+/// A UUID (v4) that the server never handed out.
+const UNKNOWN_ID: &str = "00000000-0000-4000-8000-000000000000";
+
+fn assert_fetched_shape(order: &Value) {
+    let got = keys(order);
+    let required = key_set(&FETCHED_KEYS[..6]);
+    assert!(
+        got.is_superset(&required),
+        "GET /order/{{id}} has the contract's keys: {order}"
+    );
+    assert_eq!(
+        got,
+        key_set(&FETCHED_KEYS),
+        "and side, status only: {order}"
+    );
+}
+
+fn assert_trade_shape(trade: &Value) {
+    assert_eq!(keys(trade), key_set(&TRADE_KEYS), "trade keys: {trade}");
+    assert!(is_uuid_v4(&string(trade, "unique_id")), "{trade}");
+    assert!(is_uuid_v4(&string(trade, "buy_order_id")), "{trade}");
+    assert!(is_uuid_v4(&string(trade, "sell_order_id")), "{trade}");
+    let stamp = string(trade, "execution_timestamp");
+    let micros = parse_rfc3339_micros(&stamp)
+        .unwrap_or_else(|| panic!("execution_timestamp {stamp:?} is RFC 3339 UTC with micros"));
+    let now = now_micros();
+    assert!(
+        (now - micros).abs() < 120_000_000,
+        "execution_timestamp {stamp} is close to now"
+    );
+    assert!(trade["price"].is_number() && trade["quantity"].is_u64());
+}
+
+#[test]
+fn post_order_answers_the_order_on_both_paths() {
+    let server = Server::start();
+    let mut client = server.connect();
+    let mut ids = Vec::new();
+    for (path, side_text, side) in [
+        ("/order/", "1", 1),
+        ("/order", "-1", -1),
+        ("/order/", r#""buy""#, 1),
+        ("/order", r#""sell""#, -1),
+    ] {
+        let price = if side == 1 { 100.0 } else { 101.0 };
+        let body = format!(r#"{{"quantity": 10, "price": {price:?}, "side": {side_text}}}"#);
+        let response = client.post(path, &body);
+        assert!(!response.closes(), "keep-alive by default");
+        let order = response.expect(200);
+        assert_eq!(keys(&order), key_set(&ORDER_KEYS), "{path}: {order}");
+        let id = string(&order, "id");
+        assert!(is_uuid_v4(&id), "id {id:?} is a UUID v4");
+        assert_eq!(order["quantity"], json!(10));
+        assert!(order["price"].is_number(), "price is a number: {order}");
+        assert_eq!(num(&order, "price"), price);
+        assert_eq!(order["side"], json!(side), "side as a number: {order}");
+        assert_eq!(order["status"], json!("open"));
+        assert_eq!(order["filled_quantity"], json!(0));
+        ids.push(id);
+    }
+    let distinct: std::collections::BTreeSet<_> = ids.iter().collect();
+    assert_eq!(distinct.len(), ids.len(), "every order gets its own id");
+
+    // A price with cents is echoed exactly; the largest quantity is taken.
+    let order = client.place(1, 99.99, 1_000_000_000);
+    assert_eq!(num(&order, "price"), 99.99);
+    assert_eq!(order["quantity"], json!(1_000_000_000u64));
+    for (sent, echoed) in [
+        ("0.01", 0.01),
+        ("100.1", 100.1),
+        ("1e2", 100.0),
+        ("\"42.5\"", 42.5),
+    ] {
+        let body = format!(r#"{{"quantity": 1, "price": {sent}, "side": 1}}"#);
+        let order = client.post("/order/", &body).expect(200);
+        assert_eq!(num(&order, "price"), echoed, "price {sent}");
+    }
+    // Numbers written as strings (the original accepted them) and the
+    // "Buy"/"SELL" spellings.
+    let order = client
+        .post(
+            "/order/",
+            r#"{"quantity": 3, "price": 50.5, "side": "SELL"}"#,
+        )
+        .expect(200);
+    assert_eq!(order["side"], json!(-1));
+}
+
+#[test]
+fn post_order_rejects_each_bad_field_with_422_naming_it() {
+    let server = Server::start();
+    let mut client = server.connect();
+    let cases: &[(&str, &str)] = &[
+        (r#"{"price": 100.0, "side": 1}"#, "quantity: field required"),
+        (
+            r#"{"quantity": null, "price": 100.0, "side": 1}"#,
+            "quantity: field required",
+        ),
+        (
+            r#"{"quantity": 0, "price": 100.0, "side": 1}"#,
+            "quantity: must be positive",
+        ),
+        (
+            r#"{"quantity": -5, "price": 100.0, "side": 1}"#,
+            "quantity: must be positive",
+        ),
+        (
+            r#"{"quantity": 1.5, "price": 100.0, "side": 1}"#,
+            "quantity: must be an integer",
+        ),
+        (
+            r#"{"quantity": "ten", "price": 100.0, "side": 1}"#,
+            "quantity: must be an integer",
+        ),
+        (
+            r#"{"quantity": 1000000001, "price": 100.0, "side": 1}"#,
+            "quantity: must be at most 1000000000",
+        ),
+        (
+            r#"{"quantity": 1e12, "price": 100.0, "side": 1}"#,
+            "quantity: must be at most 1000000000",
+        ),
+        (r#"{"quantity": 10, "side": 1}"#, "price: field required"),
+        (
+            r#"{"quantity": 10, "price": 100.001, "side": 1}"#,
+            "price: must be a multiple of the tick size",
+        ),
+        (
+            r#"{"quantity": 10, "price": 0.005, "side": 1}"#,
+            "price: must be a multiple of the tick size",
+        ),
+        (
+            r#"{"quantity": 10, "price": 0, "side": 1}"#,
+            "price: must be positive",
+        ),
+        (
+            r#"{"quantity": 10, "price": 0.0, "side": 1}"#,
+            "price: must be positive",
+        ),
+        (
+            r#"{"quantity": 10, "price": -100.0, "side": 1}"#,
+            "price: must be positive",
+        ),
+        (
+            r#"{"quantity": 10, "price": "abc", "side": 1}"#,
+            "price: must be a number",
+        ),
+        (
+            r#"{"quantity": 10, "price": 100.0}"#,
+            "side: field required",
+        ),
+    ];
+    for (body, detail) in cases {
+        client.post("/order/", body).expect_detail(422, detail);
+    }
+    for side in ["0", "2", "-2", r#""hold""#, "null", "true", "[1]"] {
+        let body = format!(r#"{{"quantity": 10, "price": 100.0, "side": {side}}}"#);
+        let detail = client.post("/order", &body).detail(422);
+        assert!(detail.starts_with("side:"), "side {side}: {detail}");
+    }
+    // Valid JSON that is not an object.
+    for body in ["[10, 100.0]", r#""an order""#, "42", "null"] {
+        client
+            .post("/order/", body)
+            .expect_detail(422, "Request body must be a JSON object");
+    }
+    // Nothing of that reached the book.
+    let (buys, sells) = client.orders();
+    assert!(buys.is_empty() && sells.is_empty(), "{buys:?} {sells:?}");
+    // The connection served all of it and still works.
+    client.get("/health").expect(200);
+}
+
+#[test]
+fn a_json_array_body_is_not_an_order() {
+    let server = Server::start();
+    let mut client = server.connect();
+    // serde's derived struct decoding also accepts a sequence: the fields
+    // in declaration order. The contract's bodies are objects.
+    client
+        .post("/order/", "[10, 100.0, 1]")
+        .expect_detail(422, "Request body must be a JSON object");
+    let id = client.place_id(-1, 100.0, 10);
+    client
+        .put(&format!("/order/{id}"), "[12, 100.0]")
+        .expect_detail(422, "Request body must be a JSON object");
+    let (buys, sells) = client.orders();
+    assert!(buys.is_empty(), "{buys:?}");
+    assert_eq!(sells[0]["quantity"], json!(10));
+}
+
+#[test]
+fn malformed_json_is_400() {
+    let server = Server::start();
+    let mut client = server.connect();
+    for body in [
+        r#"{"quantity": 10,"#,
+        "not json",
+        "",
+        "{\"quantity\": 10} trailing",
+    ] {
+        let detail = client.post("/order/", body).detail(400);
+        assert!(
+            detail.starts_with("Malformed JSON body"),
+            "{body:?}: {detail}"
+        );
+    }
+    let id = client.place_id(1, 100.0, 5);
+    let detail = client.put(&format!("/order/{id}"), "{").detail(400);
+    assert!(detail.starts_with("Malformed JSON body"), "{detail}");
+    client.get("/health").expect(200);
+}
+
+#[test]
+fn a_body_over_the_limit_is_413_and_the_connection_closes() {
+    let server = Server::start_with(&["--max-body-bytes", "1024"]);
+    let mut client = server.connect();
+    // Exactly at the limit: accepted (JSON padded with spaces).
+    let body = r#"{"quantity": 10, "price": 100.0, "side": 1}"#;
+    let at_limit = format!("{body}{}", " ".repeat(1024 - body.len()));
+    assert_eq!(at_limit.len(), 1024);
+    client.post("/order/", &at_limit).expect(200);
+    // One byte over: 413, and the server closes the connection.
+    let over = format!("{at_limit} ");
+    let response = client.post("/order/", &over);
+    response.expect_detail(413, "Request body too large");
+    assert!(response.closes(), "413 says Connection: close");
+    client.expect_closed();
+    // Other connections are not disturbed.
+    let mut other = server.connect();
+    let (buys, _) = other.orders();
+    assert_eq!(buys.len(), 1);
+}
+
+#[test]
+fn get_order_by_id() {
+    let server = Server::start();
+    let mut client = server.connect();
+    let id = client.place_id(-1, 100.5, 7);
+    for path in [format!("/order/{id}"), format!("/order/{id}/")] {
+        let order = client.get(&path).expect(200);
+        assert_fetched_shape(&order);
+        assert_eq!(
+            order,
+            json!({
+                "order_id": id,
+                "order_price": 100.5,
+                "order_quantity": 7,
+                "average_traded_price": 0,
+                "traded_quantity": 0,
+                "order_alive": true,
+                "side": -1,
+                "status": "open",
+            })
+        );
+    }
+    // Other spellings of the same UUID find the same order.
+    let order = client.order(&id.to_uppercase());
+    assert_eq!(order["order_id"], json!(id));
+    let order = client.order(&id.replace('-', ""));
+    assert_eq!(order["order_id"], json!(id));
+
+    client
+        .get(&format!("/order/{UNKNOWN_ID}"))
+        .expect_detail(404, "Order not found");
+    for bad in [
+        "not-a-uuid",
+        "123",
+        &id[..35],
+        &format!("{id}0"),
+        "zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz",
+    ] {
+        client
+            .get(&format!("/order/{bad}"))
+            .expect_detail(422, "order_id: must be a UUID");
+    }
+}
+
+#[test]
+fn put_order_modifies_or_answers_each_error() {
+    let server = Server::start();
+    let mut client = server.connect();
+    let id = client.place_id(1, 100.0, 10);
+    let path = format!("/order/{id}");
+
+    let response = client.put(&path, r#"{"quantity": 15, "price": 105.0}"#);
+    assert_eq!(
+        response.expect(200),
+        json!({"success": true, "message": "Order modified"})
+    );
+    let order = client.order(&id);
+    assert_eq!(order["order_quantity"], json!(15));
+    assert_eq!(num(&order, "order_price"), 105.0);
+    // Either field may be left out.
+    client.put(&path, r#"{"quantity": 12}"#).expect(200);
+    client
+        .put(&format!("{path}/"), r#"{"price": 104.5}"#)
+        .expect(200);
+    let order = client.order(&id);
+    assert_eq!(order["order_quantity"], json!(12));
+    assert_eq!(num(&order, "order_price"), 104.5);
+
+    // Bad fields: 422 naming the field.
+    client
+        .put(&path, r#"{"price": 104.555}"#)
+        .expect_detail(422, "price: must be a multiple of the tick size");
+    client
+        .put(&path, r#"{"price": -1}"#)
+        .expect_detail(422, "price: must be positive");
+    client
+        .put(&path, r#"{"quantity": 0}"#)
+        .expect_detail(422, "quantity: must be positive");
+    client
+        .put(&path, r#"{"quantity": 2.5}"#)
+        .expect_detail(422, "quantity: must be an integer");
+    // Not a UUID.
+    client
+        .put("/order/nope", r#"{"quantity": 3}"#)
+        .expect_detail(422, "order_id: must be a UUID");
+    // Unknown.
+    client
+        .put(&format!("/order/{UNKNOWN_ID}"), r#"{"quantity": 3}"#)
+        .expect_detail(404, "Order not found or unable to modify");
+
+    // A new total at or below the filled quantity: 422.
+    client.place(-1, 104.5, 4); // fills 4 of the buy at 104.5
+    let order = client.order(&id);
+    assert_eq!(order["traded_quantity"], json!(4));
+    for quantity in [4, 3] {
+        let detail = client
+            .put(&path, &format!(r#"{{"quantity": {quantity}}}"#))
+            .detail(422);
+        assert!(detail.starts_with("quantity:"), "{detail}");
+    }
+    client.put(&path, r#"{"quantity": 5}"#).expect(200);
+    let order = client.order(&id);
+    assert_eq!(order["order_quantity"], json!(5));
+    assert_eq!(order["status"], json!("partially filled"));
+
+    // Filled: no longer modifiable.
+    client.place(-1, 104.5, 1);
+    assert_eq!(client.order(&id)["status"], json!("filled"));
+    client
+        .put(&path, r#"{"quantity": 50}"#)
+        .expect_detail(404, "Order not found or unable to modify");
+    // Cancelled: likewise.
+    let other = client.place_id(1, 90.0, 3);
+    client.delete(&format!("/order/{other}")).expect(200);
+    client
+        .put(&format!("/order/{other}"), r#"{"quantity": 5}"#)
+        .expect_detail(404, "Order not found or unable to modify");
+}
+
+#[test]
+fn delete_order_cancels_or_answers_each_error() {
+    let server = Server::start();
+    let mut client = server.connect();
+    let id = client.place_id(-1, 100.0, 10);
+    let path = format!("/order/{id}");
+    assert_eq!(
+        client.delete(&path).expect(200),
+        json!({"success": true, "message": "Order cancelled"})
+    );
+    let order = client.order(&id);
+    assert_eq!(order["status"], json!("cancelled"));
+    assert_eq!(order["order_alive"], json!(false));
+    // Already cancelled, unknown: 404. Not a UUID: 422.
+    client.delete(&path).expect_detail(404, "Order not found");
+    client
+        .delete(&format!("/order/{UNKNOWN_ID}"))
+        .expect_detail(404, "Order not found");
+    client
+        .delete("/order/12345")
+        .expect_detail(422, "order_id: must be a UUID");
+    // Filled: 404 too.
+    let sell = client.place_id(-1, 100.0, 2);
+    client.place(1, 100.0, 2);
+    assert_eq!(client.order(&sell)["status"], json!("filled"));
+    client
+        .delete(&format!("/order/{sell}/"))
+        .expect_detail(404, "Order not found");
+}
+
+#[test]
+fn get_orders_lists_resting_orders_best_price_first() {
+    let server = Server::start();
+    let mut client = server.connect();
+    let (buys, sells) = client.orders();
+    assert!(buys.is_empty() && sells.is_empty());
+    let body = client.get("/orders/").expect(200);
+    assert_eq!(body, json!({"buy_orders": [], "sell_orders": []}));
+
+    let b1 = client.place_id(1, 99.0, 1);
+    let b2 = client.place_id(1, 99.5, 2);
+    let b3 = client.place_id(1, 99.0, 3);
+    let b4 = client.place_id(1, 98.25, 4);
+    let s1 = client.place_id(-1, 101.0, 5);
+    let s2 = client.place_id(-1, 100.5, 6);
+    let s3 = client.place_id(-1, 101.0, 7);
+    // Not resting: cancelled and filled orders stay out.
+    let gone = client.place_id(-1, 100.75, 8);
+    client.delete(&format!("/order/{gone}")).expect(200);
+    let (buys, sells) = client.orders();
+    for order in buys.iter().chain(&sells) {
+        assert_eq!(keys(order), key_set(&LISTED_KEYS), "{order}");
+        assert_eq!(order["order_alive"], json!(true));
+        assert_eq!(order["status"], json!("open"));
+        assert_eq!(order["filled_quantity"], json!(0));
+        assert_eq!(order["traded_quantity"], json!(0));
+        assert_eq!(order["average_traded_price"], json!(0));
+    }
+    let ids = |list: &[Value]| -> Vec<String> { list.iter().map(|o| string(o, "id")).collect() };
+    assert_eq!(
+        ids(&buys),
+        [b2.clone(), b1, b3, b4],
+        "buys: best (highest) first, then FIFO"
+    );
+    assert_eq!(
+        ids(&sells),
+        [s2, s1, s3],
+        "sells: best (lowest) first, then FIFO"
+    );
+    assert_eq!(
+        buys[0],
+        json!({
+            "id": b2, "quantity": 2, "price": 99.5, "side": 1, "status": "open",
+            "filled_quantity": 0, "average_traded_price": 0, "traded_quantity": 0,
+            "order_alive": true,
+        })
+    );
+    assert!(sells.iter().all(|o| o["side"] == json!(-1)));
+    assert!(buys.iter().all(|o| o["side"] == json!(1)));
+}
+
+#[test]
+fn get_trades_oldest_first_with_limit() {
+    let server = Server::start_with(&["--trades-max-limit", "5", "--trades-default-limit", "3"]);
+    let mut client = server.connect();
+    assert!(client.trades("").is_empty());
+    assert_eq!(client.get("/trades/").expect(200), json!([]));
+
+    // Four trades at four prices, each a new sell met by a buy.
+    let mut expected = Vec::new();
+    for (i, price) in [100.0, 100.5, 101.0, 101.25].into_iter().enumerate() {
+        let sell = client.place_id(-1, price, 10 + i as u64);
+        let buy = client.place_id(1, price, 10 + i as u64);
+        expected.push((buy, sell, price, 10 + i as u64));
+    }
+    let trades = client.trades("?limit=5");
+    assert_eq!(trades.len(), 4);
+    let mut last_stamp = 0;
+    let mut unique = std::collections::BTreeSet::new();
+    for (trade, (buy, sell, price, quantity)) in trades.iter().zip(&expected) {
+        assert_trade_shape(trade);
+        assert_eq!(&string(trade, "buy_order_id"), buy);
+        assert_eq!(&string(trade, "sell_order_id"), sell);
+        assert_eq!(num(trade, "price"), *price);
+        assert_eq!(uint(trade, "quantity"), *quantity);
+        let stamp = parse_rfc3339_micros(&string(trade, "execution_timestamp")).unwrap();
+        assert!(stamp >= last_stamp, "oldest first");
+        last_stamp = stamp;
+        assert!(unique.insert(string(trade, "unique_id")), "unique ids");
+    }
+    // ?limit=N: the newest N, still oldest first; the default is a setting.
+    assert_eq!(client.trades("?limit=2"), trades[2..].to_vec());
+    assert_eq!(client.trades("?limit=1"), trades[3..].to_vec());
+    assert_eq!(client.trades(""), trades[1..].to_vec(), "default limit 3");
+    assert_eq!(client.trades("?limit=5"), trades);
+
+    for query in [
+        "?limit=0",
+        "?limit=abc",
+        "?limit=",
+        "?limit=-1",
+        "?limit=6",
+        "?limit=1.5",
+    ] {
+        let detail = client.get(&format!("/trades{query}")).detail(422);
+        assert_eq!(detail, "limit: must be an integer from 1 to 5", "{query}");
+    }
+}
+
+#[test]
+fn health_unknown_paths_and_wrong_methods() {
+    let server = Server::start();
+    let mut client = server.connect();
+    let health = client.get("/health").expect(200);
+    assert_eq!(health["status"], json!("ok"));
+    client.get("/health/").expect(200);
+
+    for (method, path) in [
+        ("GET", "/"),
+        ("GET", "/nope"),
+        ("GET", "/orders/extra"),
+        ("POST", "/orderz"),
+        ("GET", "/order-book"),
+        ("DELETE", "/nothing/here"),
+    ] {
+        client
+            .request(method, path, None)
+            .expect_detail(404, "Not Found");
+    }
+    for (method, path, body) in [
+        ("PATCH", "/orders", None),
+        ("DELETE", "/orders", None),
+        ("POST", "/orders", Some("{}")),
+        ("GET", "/order/", None),
+        ("GET", "/order", None),
+        ("PUT", "/order/", Some("{}")),
+        ("DELETE", "/order", None),
+        ("POST", "/health", Some("{}")),
+        ("PUT", "/trades", Some("{}")),
+        ("PATCH", &format!("/order/{UNKNOWN_ID}"), Some("{}")),
+        ("POST", &format!("/order/{UNKNOWN_ID}"), Some("{}")),
+    ] {
+        client
+            .request(method, path, body)
+            .expect_detail(405, "Method Not Allowed");
+    }
+    // Still the same healthy connection.
+    client.get("/health").expect(200);
+}
+
+#[test]
+fn head_is_answered_without_a_body() {
+    let server = Server::start();
+    let mut client = server.connect();
+    // RFC 9110 §9.3.2: a response to HEAD carries no content, whatever its
+    // status. A client reads only the head, so any body bytes are taken for
+    // the start of the next response.
+    client
+        .send_raw(b"HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    let mut stream = client.stream();
+    while !head.ends_with(b"\r\n\r\n") {
+        use std::io::Read;
+        let n = stream.read(&mut byte).unwrap();
+        assert_eq!(n, 1, "the head arrives whole");
+        head.extend_from_slice(&byte);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    assert!(head.starts_with("HTTP/1.1 "), "{head}");
+    client.expect_quiet(std::time::Duration::from_millis(300));
+}
+
+/// The original README's walk-through: place, fetch, modify, cancel.
+#[test]
+fn readme_scenario_place_fetch_modify_cancel() {
+    let server = Server::start();
+    let mut client = server.connect();
+    let placed = client
+        .post("/order/", r#"{"quantity": 10, "price": 100.0, "side": 1}"#)
+        .expect(200);
+    let id = string(&placed, "id");
+    assert_eq!(
+        placed,
+        json!({"id": id, "quantity": 10, "price": 100.0, "side": 1,
+               "status": "open", "filled_quantity": 0})
+    );
+    assert_eq!(
+        client.order(&id),
+        json!({"order_id": id, "order_price": 100.0, "order_quantity": 10,
+               "average_traded_price": 0, "traded_quantity": 0, "order_alive": true,
+               "side": 1, "status": "open"})
+    );
+    let (buys, sells) = client.orders();
+    assert_eq!(buys.len(), 1);
+    assert!(sells.is_empty());
+    assert_eq!(string(&buys[0], "id"), id);
+
+    client
+        .put(
+            &format!("/order/{id}"),
+            r#"{"quantity": 15, "price": 105.0}"#,
+        )
+        .expect(200);
+    let order = client.order(&id);
+    assert_eq!(order["order_quantity"], json!(15));
+    assert_eq!(num(&order, "order_price"), 105.0);
+    assert_eq!(order["order_alive"], json!(true));
+    let (buys, _) = client.orders();
+    assert_eq!(buys.len(), 1);
+    assert_eq!(buys[0]["quantity"], json!(15));
+    assert_eq!(num(&buys[0], "price"), 105.0);
+
+    client.delete(&format!("/order/{id}")).expect(200);
+    let order = client.order(&id);
+    assert_eq!(order["order_alive"], json!(false));
+    assert_eq!(order["status"], json!("cancelled"));
+    assert_eq!(order["order_quantity"], json!(15));
+    let (buys, sells) = client.orders();
+    assert!(buys.is_empty() && sells.is_empty());
+    assert!(client.trades("").is_empty());
+}
+
+#[test]
+fn a_partial_match_trades_at_the_makers_price() {
+    let server = Server::start();
+    let mut client = server.connect();
+    let sell = client.place_id(-1, 100.0, 10);
+    let buy = client.place(1, 105.0, 4);
+    // The taker is filled at once, and says so in its answer.
+    assert_eq!(buy["status"], json!("filled"));
+    assert_eq!(buy["filled_quantity"], json!(4));
+    assert_eq!(num(&buy, "price"), 105.0, "the order keeps its own limit");
+    let buy = string(&buy, "id");
+
+    let taker = client.order(&buy);
+    assert_eq!(taker["traded_quantity"], json!(4));
+    assert_eq!(
+        num(&taker, "average_traded_price"),
+        100.0,
+        "the maker's price"
+    );
+    assert_eq!(taker["order_alive"], json!(false));
+    assert_eq!(taker["status"], json!("filled"));
+
+    let maker = client.order(&sell);
+    assert_eq!(maker["traded_quantity"], json!(4));
+    assert_eq!(maker["order_quantity"], json!(10));
+    assert_eq!(num(&maker, "average_traded_price"), 100.0);
+    assert_eq!(maker["order_alive"], json!(true));
+    assert_eq!(maker["status"], json!("partially filled"));
+
+    let (buys, sells) = client.orders();
+    assert!(buys.is_empty());
+    assert_eq!(sells.len(), 1);
+    assert_eq!(
+        sells[0],
+        json!({"id": sell, "quantity": 10, "price": 100.0, "side": -1,
+               "status": "partially filled", "filled_quantity": 4,
+               "average_traded_price": 100.0, "traded_quantity": 4, "order_alive": true})
+    );
+
+    let trades = client.trades("");
+    assert_eq!(trades.len(), 1);
+    assert_trade_shape(&trades[0]);
+    assert_eq!(string(&trades[0], "buy_order_id"), buy);
+    assert_eq!(string(&trades[0], "sell_order_id"), sell);
+    assert_eq!(num(&trades[0], "price"), 100.0);
+    assert_eq!(trades[0]["quantity"], json!(4));
+
+    // A sell taker meets a resting buy at the buy's (maker's) price, across
+    // two makers: the average is quantity-weighted.
+    let b1 = client.place_id(1, 99.0, 2);
+    let b2 = client.place_id(1, 98.0, 2);
+    let taker = client.place(-1, 97.0, 3);
+    assert_eq!(taker["status"], json!("filled"));
+    let taker = client.order(&string(&taker, "id"));
+    assert_eq!(taker["traded_quantity"], json!(3));
+    let average = num(&taker, "average_traded_price");
+    assert!(
+        (average - (2.0 * 99.0 + 98.0) / 3.0).abs() < 1e-9,
+        "{average}"
+    );
+    assert_eq!(client.order(&b1)["status"], json!("filled"));
+    assert_eq!(client.order(&b2)["traded_quantity"], json!(1));
+    let trades = client.trades("");
+    let prices: Vec<f64> = trades.iter().map(|t| num(t, "price")).collect();
+    assert_eq!(prices, [100.0, 99.0, 98.0]);
+}
+
+/// Which resting sell the next buy meets first.
+fn first_maker_hit(client: &mut Client) -> String {
+    let before = client.trades("?limit=100000").len();
+    client.place(1, 100.0, 1);
+    let trades = client.trades("?limit=100000");
+    assert_eq!(trades.len(), before + 1);
+    string(&trades[before], "sell_order_id")
+}
+
+#[test]
+fn a_quantity_decrease_keeps_time_priority() {
+    let server = Server::start();
+    let mut client = server.connect();
+    let a = client.place_id(-1, 100.0, 10);
+    let b = client.place_id(-1, 100.0, 10);
+    client
+        .put(&format!("/order/{a}"), r#"{"quantity": 5}"#)
+        .expect(200);
+    // Same quantity and price given explicitly: nothing changes either.
+    client
+        .put(&format!("/order/{a}"), r#"{"quantity": 5, "price": 100.0}"#)
+        .expect(200);
+    assert_eq!(first_maker_hit(&mut client), a);
+    let (_, sells) = client.orders();
+    let ids: Vec<String> = sells.iter().map(|o| string(o, "id")).collect();
+    assert_eq!(ids, [a.clone(), b.clone()]);
+    assert_eq!(sells[0]["quantity"], json!(5));
+    assert_eq!(sells[0]["filled_quantity"], json!(1));
+}
+
+#[test]
+fn a_quantity_increase_loses_time_priority() {
+    let server = Server::start();
+    let mut client = server.connect();
+    let a = client.place_id(-1, 100.0, 10);
+    let b = client.place_id(-1, 100.0, 10);
+    client
+        .put(&format!("/order/{a}"), r#"{"quantity": 11}"#)
+        .expect(200);
+    let (_, sells) = client.orders();
+    let ids: Vec<String> = sells.iter().map(|o| string(o, "id")).collect();
+    assert_eq!(
+        ids,
+        [b.clone(), a.clone()],
+        "a went to the back of its level"
+    );
+    assert_eq!(first_maker_hit(&mut client), b);
+}
+
+#[test]
+fn a_price_change_loses_time_priority() {
+    let server = Server::start();
+    let mut client = server.connect();
+    let a = client.place_id(-1, 100.0, 10);
+    let b = client.place_id(-1, 100.0, 10);
+    client
+        .put(&format!("/order/{a}"), r#"{"price": 100.5}"#)
+        .expect(200);
+    client
+        .put(&format!("/order/{a}"), r#"{"price": 100.0}"#)
+        .expect(200);
+    assert_eq!(first_maker_hit(&mut client), b);
+    let (_, sells) = client.orders();
+    let ids: Vec<String> = sells.iter().map(|o| string(o, "id")).collect();
+    assert_eq!(ids, [b.clone(), a.clone()]);
+}
+
+#[test]
+fn a_modify_that_crosses_trades_at_once() {
+    let server = Server::start();
+    let mut client = server.connect();
+    let buy = client.place_id(1, 99.0, 10);
+    let sell = client.place_id(-1, 101.0, 6);
+    assert!(client.trades("").is_empty());
+    // The sell moves down through the buy: it trades as a taker at the
+    // buy's (maker's) price.
+    client
+        .put(&format!("/order/{sell}"), r#"{"price": 98.0}"#)
+        .expect(200);
+    let trades = client.trades("");
+    assert_eq!(trades.len(), 1);
+    assert_eq!(string(&trades[0], "buy_order_id"), buy);
+    assert_eq!(string(&trades[0], "sell_order_id"), sell);
+    assert_eq!(num(&trades[0], "price"), 99.0);
+    assert_eq!(trades[0]["quantity"], json!(6));
+    let taker = client.order(&sell);
+    assert_eq!(taker["status"], json!("filled"));
+    assert_eq!(taker["order_alive"], json!(false));
+    assert_eq!(num(&taker, "order_price"), 98.0);
+    assert_eq!(num(&taker, "average_traded_price"), 99.0);
+    let maker = client.order(&buy);
+    assert_eq!(maker["status"], json!("partially filled"));
+    assert_eq!(maker["traded_quantity"], json!(6));
+
+    // A buy raised through the asks fills what it can and rests the rest.
+    let ask = client.place_id(-1, 100.0, 3);
+    client
+        .put(
+            &format!("/order/{buy}"),
+            r#"{"price": 100.0, "quantity": 12}"#,
+        )
+        .expect(200);
+    let (buys, sells) = client.orders();
+    assert!(sells.is_empty(), "{sells:?}");
+    assert_eq!(buys.len(), 1);
+    let mut listed = buys[0].clone();
+    let average = num(&listed, "average_traded_price");
+    assert!(
+        (average - (6.0 * 99.0 + 3.0 * 100.0) / 9.0).abs() < 1e-9,
+        "quantity-weighted average: {average}"
+    );
+    listed["average_traded_price"] = json!(0);
+    assert_eq!(
+        listed,
+        json!({"id": buy, "quantity": 12, "price": 100.0, "side": 1,
+               "status": "partially filled", "filled_quantity": 9,
+               "average_traded_price": 0,
+               "traded_quantity": 9, "order_alive": true})
+    );
+    assert_eq!(client.order(&ask)["status"], json!("filled"));
+    let trades = client.trades("");
+    assert_eq!(trades.len(), 2);
+    assert_eq!(num(&trades[1], "price"), 100.0);
+}
