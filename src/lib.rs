@@ -11,5 +11,6 @@ pub mod config;
 pub mod engine;
 pub mod matching;
 pub mod net;
+pub mod persist;
 pub mod replica;
 pub mod ring;
