@@ -1,1 +1,303 @@
-fn main() {}
+//! Ring throughput and hand-off latency between two real threads: our SPSC
+//! ring against `crossbeam_queue::ArrayQueue` and `std::sync::mpsc::sync_channel`.
+//!
+//! - `ring_throughput/burst_N`: the producer pushes bursts of N items (ours
+//!   stages the burst and publishes it with one store; the others push item by
+//!   item), the consumer takes everything (ours drains with one store per
+//!   batch). Reported per item; the summary also gives items/s.
+//! - `ring_handoff`: a ping-pong between two threads over two rings; the round
+//!   trip divided by 2, so the time is one one-way hand-off. Ours spins
+//!   (`WaitStrategy::Spin`), as does the ArrayQueue loop; mpsc blocks.
+//!
+//! The machine has two cores: both threads of a benchmark run at once, so
+//! anything else running skews the numbers.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
+use crossbeam_queue::ArrayQueue;
+use orderbook::ring::{spsc_with, WaitResult, WaitStrategy};
+
+const CAPACITY: usize = 1024;
+
+/// A benchmark case: its name and what it runs for a number of items (or
+/// round trips), returning the time to report.
+type Case<'a> = (&'static str, &'a dyn Fn(u64) -> Duration);
+const BURSTS: [usize; 3] = [1, 16, 256];
+const SAMPLES: usize = 20;
+
+/// Every sample's time per item (ns), by benchmark; the last `SAMPLES` of each
+/// are criterion's measurement (the earlier ones are its warm-up).
+static SAMPLES_NS: Mutex<BTreeMap<String, Vec<f64>>> = Mutex::new(BTreeMap::new());
+
+fn record(name: &str, elapsed: Duration, items: u64) {
+    let per_item = elapsed.as_nanos() as f64 / items.max(1) as f64;
+    SAMPLES_NS
+        .lock()
+        .unwrap()
+        .entry(name.to_owned())
+        .or_default()
+        .push(per_item);
+}
+
+/// Our ring: the producer stages `burst` items and publishes them at once.
+fn ours_throughput(items: u64, burst: usize, strategy: WaitStrategy) -> Duration {
+    let (mut producer, mut consumer) = spsc_with::<u64>(CAPACITY, strategy);
+    let started = Instant::now();
+    let writer = thread::spawn(move || {
+        let mut next = 0;
+        while next < items {
+            let end = (next + burst as u64).min(items);
+            while next < end {
+                if let Err(item) = producer.stage(next) {
+                    producer.push(item).unwrap(); // publishes, waits for room
+                }
+                next += 1;
+            }
+            producer.publish();
+        }
+    });
+    let mut received = 0;
+    while let WaitResult::Ready(_) = consumer.wait() {
+        received += consumer.drain(usize::MAX, |item| {
+            black_box(item);
+        }) as u64;
+    }
+    let elapsed = started.elapsed();
+    assert_eq!(received, items);
+    writer.join().unwrap();
+    elapsed
+}
+
+/// `ArrayQueue`: push item by item, spinning while full; pop spinning while
+/// empty.
+fn array_queue_throughput(items: u64, burst: usize) -> Duration {
+    let queue = Arc::new(ArrayQueue::<u64>::new(CAPACITY));
+    let started = Instant::now();
+    let writer = {
+        let queue = Arc::clone(&queue);
+        thread::spawn(move || {
+            let mut next = 0;
+            while next < items {
+                let end = (next + burst as u64).min(items);
+                while next < end {
+                    let mut item = next;
+                    while let Err(back) = queue.push(item) {
+                        item = back;
+                        std::hint::spin_loop();
+                    }
+                    next += 1;
+                }
+            }
+        })
+    };
+    let mut received = 0;
+    while received < items {
+        match queue.pop() {
+            Some(item) => {
+                black_box(item);
+                received += 1;
+            }
+            None => std::hint::spin_loop(),
+        }
+    }
+    let elapsed = started.elapsed();
+    writer.join().unwrap();
+    elapsed
+}
+
+/// `sync_channel`: blocking send and receive.
+fn mpsc_throughput(items: u64, burst: usize) -> Duration {
+    let (sender, receiver) = mpsc::sync_channel::<u64>(CAPACITY);
+    let started = Instant::now();
+    let writer = thread::spawn(move || {
+        let mut next = 0;
+        while next < items {
+            let end = (next + burst as u64).min(items);
+            while next < end {
+                sender.send(next).unwrap();
+                next += 1;
+            }
+        }
+    });
+    let mut received = 0;
+    for item in receiver.iter() {
+        black_box(item);
+        received += 1;
+    }
+    let elapsed = started.elapsed();
+    assert_eq!(received, items);
+    writer.join().unwrap();
+    elapsed
+}
+
+fn throughput(c: &mut Criterion) {
+    for burst in BURSTS {
+        let mut group = c.benchmark_group(format!("ring_throughput/burst_{burst}"));
+        group.throughput(Throughput::Elements(1));
+        let cases: [Case; 4] = [
+            ("ours_adaptive", &|n| {
+                ours_throughput(n, burst, WaitStrategy::Adaptive)
+            }),
+            ("ours_spin", &|n| {
+                ours_throughput(n, burst, WaitStrategy::Spin)
+            }),
+            ("array_queue", &|n| array_queue_throughput(n, burst)),
+            ("mpsc_sync_channel", &|n| mpsc_throughput(n, burst)),
+        ];
+        for (name, run) in cases {
+            let key = format!("throughput burst {burst:>3} {name}");
+            group.bench_function(BenchmarkId::from_parameter(name), |b| {
+                b.iter_custom(|iters| {
+                    let elapsed = run(iters);
+                    record(&key, elapsed, iters);
+                    elapsed
+                })
+            });
+        }
+        group.finish();
+    }
+}
+
+/// Ping-pong over two of our rings, both spinning. Returns the one-way time
+/// for `round_trips` round trips (half the total).
+fn ours_handoff(round_trips: u64) -> Duration {
+    let (mut ping, mut ping_rx) = spsc_with::<u64>(16, WaitStrategy::Spin);
+    let (mut pong, mut pong_rx) = spsc_with::<u64>(16, WaitStrategy::Spin);
+    let echo = thread::spawn(move || {
+        while let WaitResult::Ready(_) = ping_rx.wait() {
+            while let Some(item) = ping_rx.pop() {
+                pong.push(item).unwrap();
+            }
+        }
+    });
+    let started = Instant::now();
+    for i in 0..round_trips {
+        ping.push(i).unwrap();
+        loop {
+            if let Some(back) = pong_rx.pop() {
+                debug_assert_eq!(back, i);
+                break;
+            }
+            std::hint::spin_loop();
+        }
+    }
+    let elapsed = started.elapsed();
+    drop(ping);
+    echo.join().unwrap();
+    elapsed / 2
+}
+
+fn array_queue_handoff(round_trips: u64) -> Duration {
+    let ping = Arc::new(ArrayQueue::<u64>::new(16));
+    let pong = Arc::new(ArrayQueue::<u64>::new(16));
+    let echo = {
+        let (ping, pong) = (Arc::clone(&ping), Arc::clone(&pong));
+        thread::spawn(move || {
+            let mut echoed = 0;
+            while echoed < round_trips {
+                match ping.pop() {
+                    Some(item) => {
+                        while pong.push(item).is_err() {
+                            std::hint::spin_loop();
+                        }
+                        echoed += 1;
+                    }
+                    None => std::hint::spin_loop(),
+                }
+            }
+        })
+    };
+    let started = Instant::now();
+    for i in 0..round_trips {
+        while ping.push(i).is_err() {
+            std::hint::spin_loop();
+        }
+        loop {
+            if let Some(back) = pong.pop() {
+                debug_assert_eq!(back, i);
+                break;
+            }
+            std::hint::spin_loop();
+        }
+    }
+    let elapsed = started.elapsed();
+    echo.join().unwrap();
+    elapsed / 2
+}
+
+fn mpsc_handoff(round_trips: u64) -> Duration {
+    let (ping, ping_rx) = mpsc::sync_channel::<u64>(16);
+    let (pong, pong_rx) = mpsc::sync_channel::<u64>(16);
+    let echo = thread::spawn(move || {
+        for item in ping_rx.iter() {
+            pong.send(item).unwrap();
+        }
+    });
+    let started = Instant::now();
+    for i in 0..round_trips {
+        ping.send(i).unwrap();
+        let back = pong_rx.recv().unwrap();
+        debug_assert_eq!(back, i);
+    }
+    let elapsed = started.elapsed();
+    drop(ping);
+    echo.join().unwrap();
+    elapsed / 2
+}
+
+fn handoff(c: &mut Criterion) {
+    let mut group = c.benchmark_group("ring_handoff");
+    let cases: [Case; 3] = [
+        ("ours_spin", &ours_handoff),
+        ("array_queue", &array_queue_handoff),
+        ("mpsc_sync_channel", &mpsc_handoff),
+    ];
+    for (name, run) in cases {
+        let key = format!("one-way hand-off {name}");
+        group.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.iter_custom(|iters| {
+                let elapsed = run(iters);
+                record(&key, elapsed, iters);
+                elapsed
+            })
+        });
+    }
+    group.finish();
+}
+
+fn print_summary() {
+    let samples = SAMPLES_NS.lock().unwrap();
+    if samples.is_empty() {
+        return;
+    }
+    println!();
+    println!("summary: median of the last {SAMPLES} samples of each benchmark");
+    println!("{:<46} {:>10} {:>14}", "benchmark", "ns/item", "items/s");
+    for (name, all) in samples.iter() {
+        let mut measured = all[all.len().saturating_sub(SAMPLES)..].to_vec();
+        measured.sort_by(f64::total_cmp);
+        let median = measured[measured.len() / 2];
+        println!("{name:<46} {median:>10.1} {:>14.0}", 1e9 / median);
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(SAMPLES);
+    targets = throughput, handoff
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    print_summary();
+}

@@ -13,6 +13,13 @@
 //! not block. Under load the waiter is never asleep, the flag is never up, and
 //! the notifier pays one fence and one load of a cache line nobody writes: no
 //! system call.
+//!
+//! That fence is the price of `Adaptive`: it waits until the cursor store has
+//! reached the cache line the other side polls. On the two-core development
+//! VM (`benches/ring.rs`) a publish of one item at a time costs about 35 ns
+//! under `Adaptive` against about 12 ns under `Spin`; batches of 16 bring both
+//! to 2-4 ns an item. Publishing with a `SeqCst` store (`xchg`) instead of a
+//! `Release` store and a fence measured the same, so the fence stays.
 
 use core::fmt;
 use core::str::FromStr;
