@@ -5,10 +5,10 @@
 //! table of slot indices (the id itself is read from the slot, so the table
 //! costs 4 bytes an entry). Each side keeps its levels sorted worst to best
 //! in a `Vec`, so the best level is the last element and new levels, which
-//! mostly open near the touch, move few elements. Finished orders stay in
-//! their slots, still indexed, until the bounded history evicts them.
-
-use std::collections::VecDeque;
+//! mostly open near the touch, move few elements. A finished order leaves
+//! its slot at once (the next order reuses it while it is warm in cache)
+//! for a bounded history ring written in sequence; the id index then
+//! points into the ring until the ring's oldest entry is overwritten.
 
 use hashbrown::{HashMap, HashTable};
 
@@ -23,7 +23,7 @@ use super::types::{
 /// refuses an order.
 #[derive(Clone, Copy, Debug)]
 pub struct BookConfig {
-    /// Resting plus retained finished orders to pre-size for.
+    /// Resting orders to pre-size for.
     pub order_capacity: usize,
     /// Distinct price levels per side to pre-size for.
     pub level_capacity: usize,
@@ -157,16 +157,64 @@ impl Ladder {
     }
 }
 
+/// Index values with this bit set are history positions, not order slots.
+const IN_HISTORY: u32 = 1 << 31;
+
+/// The bounded history of finished orders: a ring, oldest overwritten first.
+struct History {
+    entries: Vec<OrderView>,
+    /// Where the next entry goes once the ring is full (the oldest entry).
+    oldest: usize,
+    capacity: usize,
+}
+
+impl History {
+    fn new(capacity: usize) -> Self {
+        assert!(
+            capacity < IN_HISTORY as usize,
+            "finished-order history too large"
+        );
+        History {
+            // Reserved up front; pages are touched only as the ring fills.
+            entries: Vec::with_capacity(capacity),
+            oldest: 0,
+            capacity,
+        }
+    }
+
+    /// Stores `order`, returning its position and the entry it displaced.
+    #[inline]
+    fn push(&mut self, order: OrderView) -> (u32, Option<OrderView>) {
+        if self.entries.len() < self.capacity {
+            self.entries.push(order);
+            return ((self.entries.len() - 1) as u32, None);
+        }
+        let position = self.oldest;
+        let evicted = std::mem::replace(&mut self.entries[position], order);
+        self.oldest = (position + 1) % self.capacity;
+        (position as u32, Some(evicted))
+    }
+}
+
+/// The id of the order an index value names.
+#[inline]
+fn id_of(orders: &Arena<Order>, history: &History, value: u32) -> OrderId {
+    if value & IN_HISTORY != 0 {
+        history.entries[(value & !IN_HISTORY) as usize].id
+    } else {
+        orders.get(value).id
+    }
+}
+
 /// A single instrument's limit order book with price-time priority.
 pub struct OrderBook {
     orders: Arena<Order>,
     levels: Arena<Level>,
-    /// Slots of every known order (resting and retained finished), by id.
+    /// Every known order by id: an arena slot while it rests (or is being
+    /// matched), `IN_HISTORY | position` once finished.
     index: HashTable<u32>,
     ladders: [Ladder; 2],
-    /// Finished orders' slots, oldest first; bounded by `finished_capacity`.
-    finished: VecDeque<u32>,
-    finished_capacity: usize,
+    history: History,
     /// The last trade id handed out.
     last_trade_id: u64,
 }
@@ -183,13 +231,12 @@ impl OrderBook {
         OrderBook {
             orders: Arena::with_capacity(config.order_capacity),
             levels: Arena::with_capacity(config.level_capacity * 2),
-            index: HashTable::with_capacity(config.order_capacity),
+            index: HashTable::with_capacity(config.order_capacity + config.finished_capacity),
             ladders: [
                 Ladder::new(Side::Buy, config.level_capacity),
                 Ladder::new(Side::Sell, config.level_capacity),
             ],
-            finished: VecDeque::with_capacity(config.finished_capacity.min(config.order_capacity)),
-            finished_capacity: config.finished_capacity,
+            history: History::new(config.finished_capacity),
             last_trade_id: 0,
         }
     }
@@ -247,9 +294,9 @@ impl OrderBook {
             side,
             status: OrderStatus::Open,
         });
-        let orders = &self.orders;
-        self.index.insert_unique(order_id_hash(id), slot, |&s| {
-            order_id_hash(orders.get(s).id)
+        let (orders, history) = (&self.orders, &self.history);
+        self.index.insert_unique(order_id_hash(id), slot, |&v| {
+            order_id_hash(id_of(orders, history, v))
         });
         self.take_and_rest(slot, ts, out);
         out.emit(Event::Accepted(self.orders.get(slot).view()));
@@ -520,47 +567,57 @@ impl OrderBook {
         }
     }
 
-    /// Moves a finished order into the bounded history, forgetting the
-    /// oldest finished order when the history is full.
+    /// Moves a finished order out of its slot into the history ring
+    /// (forgetting the ring's oldest order when it is full) and frees the slot.
     fn retire(&mut self, slot: u32) {
-        if self.finished_capacity == 0 {
-            self.forget(slot);
-            return;
-        }
-        if self.finished.len() == self.finished_capacity {
-            if let Some(oldest) = self.finished.pop_front() {
-                self.forget(oldest);
+        let order = self.orders.get(slot).view();
+        let hash = order_id_hash(order.id);
+        if self.history.capacity == 0 {
+            if let Ok(entry) = self.index.find_entry(hash, |&v| v == slot) {
+                entry.remove();
             }
-        }
-        self.finished.push_back(slot);
-    }
-
-    /// Drops an order from the index and frees its slot.
-    fn forget(&mut self, slot: u32) {
-        let id = self.orders.get(slot).id;
-        if let Ok(entry) = self.index.find_entry(order_id_hash(id), |&s| s == slot) {
-            entry.remove();
+        } else {
+            let (position, evicted) = self.history.push(order);
+            let value = IN_HISTORY | position;
+            if let Some(evicted) = evicted {
+                if let Ok(entry) = self
+                    .index
+                    .find_entry(order_id_hash(evicted.id), |&v| v == value)
+                {
+                    entry.remove();
+                }
+            }
+            if let Ok(mut entry) = self.index.find_entry(hash, |&v| v == slot) {
+                *entry.get_mut() = value;
+            }
         }
         self.orders.remove(slot);
     }
 
+    /// The index value of `id`, if the book knows it.
     #[inline]
     fn find(&self, id: OrderId) -> Option<u32> {
-        let orders = &self.orders;
+        let (orders, history) = (&self.orders, &self.history);
         self.index
-            .find(order_id_hash(id), |&s| orders.get(s).id == id)
+            .find(order_id_hash(id), |&v| id_of(orders, history, v) == id)
             .copied()
     }
 
+    /// The arena slot of `id` if it rests in the book.
     #[inline]
     fn find_resting(&self, id: OrderId) -> Option<u32> {
-        self.find(id)
-            .filter(|&slot| self.orders.get(slot).status.is_resting())
+        self.find(id).filter(|&value| value & IN_HISTORY == 0)
     }
 
     /// An order by id: resting, or finished and still in the history.
     pub fn order(&self, id: OrderId) -> Option<OrderView> {
-        self.find(id).map(|slot| self.orders.get(slot).view())
+        self.find(id).map(|value| {
+            if value & IN_HISTORY != 0 {
+                self.history.entries[(value & !IN_HISTORY) as usize]
+            } else {
+                self.orders.get(value).view()
+            }
+        })
     }
 
     /// The best resting price on `side`, if any.
@@ -606,12 +663,12 @@ impl OrderBook {
 
     /// How many orders rest in the book.
     pub fn resting_count(&self) -> usize {
-        self.orders.len() - self.finished.len()
+        self.orders.len()
     }
 
     /// How many finished orders are kept fetchable.
     pub fn finished_count(&self) -> usize {
-        self.finished.len()
+        self.history.entries.len()
     }
 
     /// The last trade id handed out (0 before any trade).
