@@ -1206,3 +1206,53 @@ fn a_client_that_never_reads_is_not_buffered_without_bound() {
         "the server took {sent} bytes from a client that reads nothing (RSS {before} -> {after} KiB)"
     );
 }
+
+/// A listing larger than the server's copy threshold (it is queued whole,
+/// not copied) keeps its place among pipelined answers, byte for byte.
+#[test]
+fn a_large_listing_keeps_its_place_among_pipelined_answers() {
+    let server = Server::start();
+    let mut client = server.connect();
+    client.set_read_timeout(Duration::from_secs(5));
+    // About 1,000 resting orders: a listing of roughly 200 KB.
+    let mut pipeline = Vec::new();
+    for i in 0..1_000u64 {
+        let body = format!(
+            r#"{{"quantity": {}, "price": {}.0, "side": 1}}"#,
+            1 + i % 50,
+            50 + i % 40
+        );
+        pipeline.extend(request_bytes("POST", "/order/", Some(&body)));
+    }
+    client.send_raw(&pipeline).unwrap();
+    for _ in 0..1_000 {
+        client.read_response().unwrap().expect(200);
+    }
+    let mut burst = Vec::new();
+    for path in ["/orders", "/health", "/orders", "/health"] {
+        burst.extend(request_bytes("GET", path, None));
+    }
+    client.send_raw(&burst).unwrap();
+    let first = client.read_response().unwrap();
+    let listing = first.expect(200);
+    assert!(
+        first.text().len() > 150_000,
+        "the listing is large: {} bytes",
+        first.text().len()
+    );
+    assert_eq!(listing["buy_orders"].as_array().unwrap().len(), 1_000);
+    assert_eq!(
+        client.read_response().unwrap().expect(200),
+        serde_json::json!({"status": "ok"})
+    );
+    let second = client.read_response().unwrap();
+    assert_eq!(
+        second.text(),
+        first.text(),
+        "nothing changed between the two listings"
+    );
+    assert_eq!(
+        client.read_response().unwrap().expect(200),
+        serde_json::json!({"status": "ok"})
+    );
+}

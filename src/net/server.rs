@@ -76,6 +76,8 @@ enum Answer {
     Waiting(u64),
     /// Ready to be written: the whole response.
     Ready(Vec<u8>),
+    /// Ready to be written: a head, and a large body kept as it came.
+    ReadyLarge(Vec<u8>, Vec<u8>),
 }
 
 struct Connection {
@@ -86,8 +88,14 @@ struct Connection {
     /// read needs no zeroing; grows when one request outgrows it.
     read_buf: Vec<u8>,
     read_len: usize,
+    /// Answers to write; `..written` already went out.
     write_buf: Vec<u8>,
     written: usize,
+    /// Output queued after `write_buf`: large bodies (a `GET /orders`
+    /// listing) move in whole instead of being copied, and while any are
+    /// queued, later answers append here so order is kept.
+    spill: VecDeque<Vec<u8>>,
+    spill_written: usize,
     answers: VecDeque<Answer>,
     /// The peer closed its side: nothing more to read, but requests
     /// already buffered are still served.
@@ -96,6 +104,43 @@ struct Connection {
     /// not be parsed, or the peer is done and no whole request is left).
     /// The connection closes once every answer is written.
     last_request_seen: bool,
+}
+
+/// Bodies at least this large are queued as they are, not copied.
+const LARGE_BODY: usize = 64 * 1024;
+
+impl Connection {
+    /// Where the next answer bytes go: the write buffer, or the back of the
+    /// spill queue while it holds anything.
+    fn out(&mut self) -> &mut Vec<u8> {
+        if self.spill.is_empty() {
+            return &mut self.write_buf;
+        }
+        if self
+            .spill
+            .back()
+            .is_some_and(|back| back.len() >= LARGE_BODY)
+        {
+            self.spill.push_back(Vec::new());
+        }
+        self.spill.back_mut().expect("spill is not empty")
+    }
+
+    /// Queues a whole response whose body is moved, not copied, if large.
+    fn respond_owned(&mut self, status: u16, body: Vec<u8>, keep_alive: bool) {
+        if body.len() < LARGE_BODY {
+            http::write_response(self.out(), status, &body, keep_alive);
+        } else {
+            http::write_head(self.out(), status, body.len(), keep_alive);
+            self.spill.push_back(body);
+        }
+    }
+
+    /// Bytes answered but not yet written to the socket.
+    fn unwritten(&self) -> usize {
+        self.write_buf.len() - self.written + self.spill.iter().map(Vec::len).sum::<usize>()
+            - self.spill_written
+    }
 }
 
 /// What a ticket answers, and for which connection.
@@ -271,7 +316,7 @@ impl Front {
         self.connections
             .iter()
             .flatten()
-            .all(|c| c.answers.is_empty() && c.written == c.write_buf.len())
+            .all(|c| c.answers.is_empty() && c.unwritten() == 0)
     }
 
     fn accept_all(&mut self) {
@@ -319,6 +364,8 @@ impl Front {
                 read_len: 0,
                 write_buf: Vec::with_capacity(READ_CHUNK),
                 written: 0,
+                spill: VecDeque::new(),
+                spill_written: 0,
                 answers: VecDeque::new(),
                 peer_done: false,
                 last_request_seen: false,
@@ -400,7 +447,7 @@ impl Front {
             };
             if conn.last_request_seen
                 || conn.answers.len() >= self.config.max_pipeline
-                || conn.write_buf.len() - conn.written >= WRITE_BACKLOG
+                || conn.unwritten() >= WRITE_BACKLOG
             {
                 break;
             }
@@ -467,7 +514,7 @@ impl Front {
                 let mut head = Vec::with_capacity(128);
                 http::write_head(&mut head, 405, body.len(), keep_alive);
                 if conn.answers.is_empty() {
-                    conn.write_buf.extend_from_slice(&head);
+                    conn.out().extend_from_slice(&head);
                 } else {
                     conn.answers.push_back(Answer::Ready(head));
                 }
@@ -640,7 +687,7 @@ impl Front {
             return;
         };
         if conn.answers.is_empty() {
-            http::write_response(&mut conn.write_buf, status, body, keep_alive);
+            http::write_response(conn.out(), status, body, keep_alive);
         } else {
             let mut response = Vec::with_capacity(body.len() + 128);
             http::write_response(&mut response, status, body, keep_alive);
@@ -688,7 +735,7 @@ impl Front {
             {
                 Some(at) => {
                     let waiting = self.awaiting_listing.swap_remove(at);
-                    self.complete(&waiting, 200, &listing.body);
+                    self.complete_large(&waiting, listing.body);
                 }
                 None => self.early_listings.push(listing),
             }
@@ -738,7 +785,7 @@ impl Front {
                 {
                     Some(at) => {
                         let listing = self.early_listings.swap_remove(at);
-                        self.complete(&waiting, 200, &listing.body);
+                        self.complete_large(&waiting, listing.body);
                     }
                     None => self.awaiting_listing.push(waiting),
                 }
@@ -759,6 +806,40 @@ impl Front {
     /// Puts a finished answer in its place in the connection's queue and
     /// writes out every answer that is now first in line.
     fn complete(&mut self, waiting: &InFlight, status: u16, body: &[u8]) {
+        self.complete_with(waiting, |conn, first| {
+            if first {
+                http::write_response(conn.out(), status, body, waiting.keep_alive);
+                None
+            } else {
+                let mut response = Vec::with_capacity(body.len() + 128);
+                http::write_response(&mut response, status, body, waiting.keep_alive);
+                Some(Answer::Ready(response))
+            }
+        });
+    }
+
+    /// [`complete`](Self::complete) for a `GET /orders` listing: a body of
+    /// up to hundreds of megabytes is queued as it is, never copied.
+    fn complete_large(&mut self, waiting: &InFlight, body: Vec<u8>) {
+        self.complete_with(waiting, |conn, first| {
+            if first {
+                conn.respond_owned(200, body, waiting.keep_alive);
+                None
+            } else {
+                let mut head = Vec::with_capacity(128);
+                http::write_head(&mut head, 200, body.len(), waiting.keep_alive);
+                Some(Answer::ReadyLarge(head, body))
+            }
+        });
+    }
+
+    /// Finds the ticket's place in its connection's queue; `write` either
+    /// writes the answer (first in line: `true`) or returns it to wait.
+    fn complete_with(
+        &mut self,
+        waiting: &InFlight,
+        write: impl FnOnce(&mut Connection, bool) -> Option<Answer>,
+    ) {
         let Some(conn) = self.connections[waiting.slot].as_mut() else {
             return;
         };
@@ -767,36 +848,57 @@ impl Front {
         }
         let is_ticket = |a: &Answer| matches!(a, Answer::Waiting(t) if *t == waiting.ticket);
         if conn.answers.front().is_some_and(is_ticket) {
-            // First in line: straight into the write buffer.
-            http::write_response(&mut conn.write_buf, status, body, waiting.keep_alive);
             conn.answers.pop_front();
-        } else if let Some(answer) = conn.answers.iter_mut().find(|a| is_ticket(a)) {
-            let mut response = Vec::with_capacity(body.len() + 128);
-            http::write_response(&mut response, status, body, waiting.keep_alive);
-            *answer = Answer::Ready(response);
+            write(conn, true);
+        } else if let Some(at) = conn.answers.iter().position(is_ticket) {
+            if let Some(answer) = write(conn, false) {
+                conn.answers[at] = answer;
+            }
         }
-        while let Some(Answer::Ready(_)) = conn.answers.front() {
-            if let Some(Answer::Ready(response)) = conn.answers.pop_front() {
-                conn.write_buf.extend_from_slice(&response);
+        while matches!(
+            conn.answers.front(),
+            Some(Answer::Ready(_) | Answer::ReadyLarge(..))
+        ) {
+            match conn.answers.pop_front() {
+                Some(Answer::Ready(response)) => conn.out().extend_from_slice(&response),
+                Some(Answer::ReadyLarge(head, body)) => {
+                    conn.out().extend_from_slice(&head);
+                    conn.spill.push_back(body);
+                }
+                _ => {}
             }
         }
         // Answers freed pipeline room: write, serve what is buffered, read on.
         self.pump(waiting.slot);
     }
 
-    /// Writes what the connection has buffered; closes it when it is done.
+    /// Writes what the connection has buffered, the write buffer first,
+    /// then the spill queue, until done or the socket is full.
     fn flush(&mut self, slot: usize) {
         let Some(conn) = self.connections[slot].as_mut() else {
             return;
         };
-        while conn.written < conn.write_buf.len() {
-            match conn.stream.write(&conn.write_buf[conn.written..]) {
+        loop {
+            let (chunk, from_spill) = if conn.written < conn.write_buf.len() {
+                (&conn.write_buf[conn.written..], false)
+            } else if let Some(front) = conn.spill.front() {
+                if conn.spill_written == front.len() {
+                    conn.spill.pop_front();
+                    conn.spill_written = 0;
+                    continue;
+                }
+                (&front[conn.spill_written..], true)
+            } else {
+                break;
+            };
+            match conn.stream.write(chunk) {
                 Ok(0) => {
                     self.close(slot);
                     return;
                 }
+                Ok(n) if from_spill => conn.spill_written += n,
                 Ok(n) => conn.written += n,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
                     self.close(slot);
@@ -804,8 +906,11 @@ impl Front {
                 }
             }
         }
-        conn.write_buf.clear();
-        conn.written = 0;
+        if conn.written == conn.write_buf.len() {
+            // Keep the allocation for the next answers.
+            conn.write_buf.clear();
+            conn.written = 0;
+        }
     }
 
     /// Closes a connection that will get no more requests once every
@@ -815,7 +920,7 @@ impl Front {
             return;
         };
         let finished = conn.last_request_seen || conn.peer_done && conn.read_len == 0;
-        if finished && conn.answers.is_empty() && conn.written == conn.write_buf.len() {
+        if finished && conn.answers.is_empty() && conn.unwritten() == 0 {
             self.close(slot);
         }
     }
