@@ -2,6 +2,7 @@
 //! environment variable, gathered in one struct.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -20,6 +21,11 @@ use crate::ring::WaitStrategy;
     about = "Low-latency limit order matching service"
 )]
 pub struct Config {
+    /// Directory that holds the service's state; created if missing, and
+    /// locked so that two services never share it.
+    #[arg(long, env = "ORDERBOOK_DATA_DIR", default_value = ".")]
+    pub data_dir: PathBuf,
+
     /// Address and port to listen on.
     #[arg(long, env = "ORDERBOOK_LISTEN", default_value = "127.0.0.1:8000")]
     pub listen: SocketAddr,

@@ -2,6 +2,7 @@
 //! and the book replica between their rings, and runs the HTTP front on
 //! this thread until SIGINT or SIGTERM, then stops cleanly.
 
+use std::fs::{self, File, TryLockError};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -28,7 +29,27 @@ fn main() -> ExitCode {
     }
 }
 
+/// Creates the data directory and takes its lock, held for the process's
+/// life: a second service on the same state would corrupt it.
+fn lock_data_dir(config: &Config) -> Result<File, String> {
+    let dir = &config.data_dir;
+    fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+    let path = dir.join("orderbook.lock");
+    let lock = File::create(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(TryLockError::WouldBlock) => Err(format!(
+            "data directory {} is in use by another orderbook process ({} is locked)",
+            dir.display(),
+            path.display()
+        )),
+        Err(TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
+    }
+}
+
 fn run(config: Config) -> Result<(), String> {
+    let _data_dir_lock = lock_data_dir(&config)?;
     let mut signals = Signals::new([SIGINT, SIGTERM])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let (requests_in, requests_out) =

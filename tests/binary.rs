@@ -12,6 +12,7 @@ fn help_lists_every_setting_with_its_environment_variable() {
     let help = String::from_utf8(output.stdout).unwrap();
     for (flag, env) in [
         ("--listen", "ORDERBOOK_LISTEN"),
+        ("--data-dir", "ORDERBOOK_DATA_DIR"),
         ("--tick-size", "ORDERBOOK_TICK_SIZE"),
         ("--max-quantity", "ORDERBOOK_MAX_QUANTITY"),
         ("--max-connections", "ORDERBOOK_MAX_CONNECTIONS"),
@@ -49,21 +50,14 @@ fn a_bad_setting_is_refused_with_a_message() {
 }
 
 fn stops_cleanly_on(signal: &str) {
+    let dir = scratch_dir(signal);
     let mut child = Command::new(BIN)
-        .args(["--listen", "127.0.0.1:0"])
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    // Other lines (a pinning notice) may come first.
-    let mut line = String::new();
-    while !line.contains("listening on") {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "the service exited early"
-        );
-    }
+    let _stderr = started(&mut child);
     let status = Command::new("kill")
         .args([signal, &child.id().to_string()])
         .status()
@@ -81,4 +75,55 @@ fn sigterm_stops_the_service_with_exit_code_zero() {
 #[test]
 fn sigint_stops_the_service_with_exit_code_zero() {
     stops_cleanly_on("-INT");
+}
+
+fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("orderbook-binary-{}-{}", std::process::id(), name));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Waits for the service's "listening on" line (other lines, such as a
+/// pinning notice, may come first) and returns its stderr reader.
+fn started(child: &mut std::process::Child) -> BufReader<std::process::ChildStderr> {
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("listening on") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "the service exited early"
+        );
+    }
+    stderr
+}
+
+#[test]
+fn a_second_service_on_the_same_data_dir_is_refused() {
+    let dir = scratch_dir("shared");
+    let spawn = || {
+        Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&dir)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = spawn();
+    let _stderr = started(&mut first);
+    assert!(
+        dir.join("orderbook.lock").exists(),
+        "the data directory was created and locked"
+    );
+    let second = spawn().wait_with_output().unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    let message = String::from_utf8(second.stderr).unwrap();
+    assert!(
+        message.contains("is in use by another orderbook process"),
+        "{message}"
+    );
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1256,3 +1256,43 @@ fn a_large_listing_keeps_its_place_among_pipelined_answers() {
         serde_json::json!({"status": "ok"})
     );
 }
+
+/// A full command ring is back-pressure the client sees: 503 with a
+/// reason, never a silent drop; what was refused is not in the book.
+#[test]
+fn a_full_command_ring_answers_503_and_drops_nothing_silently() {
+    // Two slots: a pipelined burst fills it before the loop publishes.
+    let server = Server::start_with(&["--command-ring", "2"]);
+    let mut client = server.connect();
+    client.set_read_timeout(Duration::from_secs(5));
+    let mut burst = Vec::new();
+    for i in 0..20u64 {
+        let body = format!(r#"{{"quantity": 1, "price": {}.0, "side": 1}}"#, 10 + i);
+        burst.extend(request_bytes("POST", "/order/", Some(&body)));
+    }
+    client.send_raw(&burst).unwrap();
+    let (mut placed, mut refused) = (0, 0);
+    for _ in 0..20 {
+        let response = client.read_response().unwrap();
+        match response.status {
+            200 => placed += 1,
+            503 => {
+                response.expect_detail(503, "Engine overloaded; retry shortly");
+                refused += 1;
+            }
+            other => panic!("unexpected status {other}: {}", response.text()),
+        }
+    }
+    assert_eq!(placed + refused, 20, "every request is answered");
+    assert!(
+        refused > 0,
+        "a 2-slot ring cannot take a 20-request burst at once"
+    );
+    assert!(placed >= 2, "what fits is placed");
+    let (buys, sells) = client.orders();
+    assert_eq!(
+        (buys.len(), sells.len()),
+        (placed, 0),
+        "refused orders are not in the book"
+    );
+}
