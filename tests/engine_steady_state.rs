@@ -1,0 +1,155 @@
+//! The engine's steady state allocates nothing: once the book and the
+//! finished-order history are warm, a long stream of places, crosses,
+//! modifies and cancels makes no heap allocation at all. Counted by a
+//! global allocator that tallies allocations made on the test's thread.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use orderbook::engine::{BookConfig, Command, CommandKind, Event, OrderBook, Side};
+
+struct CountingAllocator;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the
+// only addition is a thread-local counter, which itself never allocates.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.with(Cell::get) {
+            ALLOCATIONS.with(|n| n.set(n.get() + 1));
+        }
+        // SAFETY: forwarded with the caller's layout.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System.alloc` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.with(Cell::get) {
+            ALLOCATIONS.with(|n| n.set(n.get() + 1));
+        }
+        // SAFETY: forwarded unchanged.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+/// A fixed-seed xorshift.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// Places around a mid price (some crossing), modifies and cancels, over a
+/// book of at most `recent.len()` resting orders.
+fn run(
+    book: &mut OrderBook,
+    rng: &mut Rng,
+    next_id: &mut u128,
+    recent: &mut [u128],
+    count: usize,
+    events: &mut Vec<Event>,
+) {
+    for i in 0..count {
+        let pick = rng.below(100);
+        let slot = rng.below(recent.len() as u64) as usize;
+        let kind = if pick < 50 {
+            // The slot's previous order leaves first, so at most
+            // `recent.len()` orders rest: a steady depth, not a growing book.
+            events.clear();
+            book.apply(
+                &Command {
+                    ts: i as u64,
+                    kind: CommandKind::Cancel { id: recent[slot] },
+                },
+                events,
+            );
+            *next_id += 1;
+            recent[slot] = *next_id;
+            let side = if rng.below(2) == 0 {
+                Side::Buy
+            } else {
+                Side::Sell
+            };
+            let offset = rng.below(40);
+            let price = match side {
+                Side::Buy => 960 + offset,
+                Side::Sell => 1_001 + offset - u64::from(pick < 5) * 10,
+            };
+            CommandKind::Place {
+                id: *next_id,
+                side,
+                price,
+                quantity: 1 + rng.below(20),
+            }
+        } else if pick < 80 {
+            CommandKind::Cancel { id: recent[slot] }
+        } else {
+            CommandKind::Modify {
+                id: recent[slot],
+                price: None,
+                quantity: Some(1 + rng.below(30)),
+            }
+        };
+        events.clear();
+        book.apply(&Command { ts: i as u64, kind }, events);
+    }
+}
+
+#[test]
+fn a_warm_book_applies_commands_without_allocating() {
+    let mut book = OrderBook::new(BookConfig {
+        order_capacity: 1 << 14,
+        level_capacity: 256,
+        finished_capacity: 50_000,
+    });
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let mut next_id = 0u128;
+    let mut recent = vec![0u128; 2_000];
+    let mut events = Vec::with_capacity(4_096);
+
+    // Warm up: fill the history ring and open every level the stream uses.
+    run(
+        &mut book,
+        &mut rng,
+        &mut next_id,
+        &mut recent,
+        300_000,
+        &mut events,
+    );
+    assert_eq!(
+        book.finished_count(),
+        50_000,
+        "the history is full, so it now overwrites"
+    );
+
+    COUNTING.with(|c| c.set(true));
+    run(
+        &mut book,
+        &mut rng,
+        &mut next_id,
+        &mut recent,
+        200_000,
+        &mut events,
+    );
+    COUNTING.with(|c| c.set(false));
+
+    let allocations = ALLOCATIONS.with(Cell::get);
+    assert!(book.last_trade_id() > 1_000, "the stream trades");
+    assert_eq!(allocations, 0, "heap allocations in the steady state");
+}
