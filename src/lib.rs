@@ -2,9 +2,15 @@
 //!
 //! `engine` is the pure price-time order book; `ring` holds the lock-free
 //! rings between threads (and every `unsafe` block of the crate);
-//! `matching` runs the engine on its own pinned thread between two rings.
+//! `matching` runs the engine on its own pinned thread between two rings;
+//! `net` and `api` are the HTTP front and its wire contract; `replica`
+//! keeps a second copy of the book for big reads; `persist` holds the
+//! journal format; `config` gathers the settings.
 
 #![deny(missing_docs)]
+// Unchecked code is allowed in the ring module alone, where each block
+// names its invariant and loom checks the protocol.
+#![deny(unsafe_code)]
 
 pub mod api;
 pub mod config;
@@ -13,4 +19,5 @@ pub mod matching;
 pub mod net;
 pub mod persist;
 pub mod replica;
+#[allow(unsafe_code)]
 pub mod ring;
