@@ -231,7 +231,10 @@ impl OrderBook {
         OrderBook {
             orders: Arena::with_capacity(config.order_capacity),
             levels: Arena::with_capacity(config.level_capacity * 2),
-            index: HashTable::with_capacity(config.order_capacity + config.finished_capacity),
+            // Kept at most about a quarter full: deletions then leave empty
+            // buckets rather than tombstones, which would otherwise pile up
+            // under churn and force an O(n) rehash on the matching thread.
+            index: HashTable::with_capacity(2 * (config.order_capacity + config.finished_capacity)),
             ladders: [
                 Ladder::new(Side::Buy, config.level_capacity),
                 Ladder::new(Side::Sell, config.level_capacity),
