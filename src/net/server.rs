@@ -728,15 +728,8 @@ impl Front {
     /// a listing waits in `early_listings`.
     fn take_listings(&mut self) {
         while let Ok(listing) = self.listings.try_recv() {
-            match self
-                .awaiting_listing
-                .iter()
-                .position(|w| w.ticket == listing.ticket)
-            {
-                Some(at) => {
-                    let waiting = self.awaiting_listing.swap_remove(at);
-                    self.complete_large(&waiting, listing.body);
-                }
+            match take_ticket(&mut self.awaiting_listing, listing.ticket, |w| w.ticket) {
+                Some(waiting) => self.complete_large(&waiting, listing.body),
                 None => self.early_listings.push(listing),
             }
         }
@@ -778,15 +771,8 @@ impl Front {
             (Awaiting::Orders, Output::Barrier(_)) => {
                 // The replica builds this one; it arrives through `listings`.
                 self.scratch = body;
-                match self
-                    .early_listings
-                    .iter()
-                    .position(|l| l.ticket == waiting.ticket)
-                {
-                    Some(at) => {
-                        let listing = self.early_listings.swap_remove(at);
-                        self.complete_large(&waiting, listing.body);
-                    }
+                match take_ticket(&mut self.early_listings, waiting.ticket, |l| l.ticket) {
+                    Some(listing) => self.complete_large(&waiting, listing.body),
                     None => self.awaiting_listing.push(waiting),
                 }
                 return;
@@ -932,6 +918,13 @@ impl Front {
             self.open -= 1;
         }
     }
+}
+
+/// Removes and returns the item of `items` with this ticket: the meeting
+/// point of a `GET /orders` barrier and its listing, whichever comes first.
+fn take_ticket<T>(items: &mut Vec<T>, ticket: u64, ticket_of: impl Fn(&T) -> u64) -> Option<T> {
+    let at = items.iter().position(|item| ticket_of(item) == ticket)?;
+    Some(items.swap_remove(at))
 }
 
 fn method_not_allowed() -> ApiError {
