@@ -59,14 +59,14 @@ fn run(config: Config) -> Result<(), String> {
         broadcast_with::<Output>(config.event_ring, 2, config.wait_strategy);
     let replica_reader = readers.pop().expect("two readers");
     let front_reader = readers.pop().expect("two readers");
-    let (listings_tx, listings_rx) = crossbeam_channel::unbounded();
+    let (answers_tx, answers_rx) = crossbeam_channel::unbounded();
     let shutdown = Arc::new(AtomicBool::new(false));
 
     let (front, waker) = Front::bind(
         config.listen,
         requests_in,
         front_reader,
-        listings_rx,
+        answers_rx,
         config.wire(),
         config.front(),
         shutdown.clone(),
@@ -74,23 +74,23 @@ fn run(config: Config) -> Result<(), String> {
     .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let address = front.local_addr().map_err(|e| e.to_string())?;
 
+    // The matching thread keeps no finished-order history: the replica
+    // keeps it and answers `GET /order/{id}`, so matching never pays for it.
     let matching = matching::spawn(
-        OrderBook::new(config.book()),
+        OrderBook::new(BookConfig {
+            finished_capacity: 0,
+            ..config.book()
+        }),
         requests_out,
         outputs,
         config.matching_core,
     )
     .map_err(|e| format!("cannot start the matching thread: {e}"))?;
-    // The replica needs no history: it applies only accepted commands.
-    let replica_book = OrderBook::new(BookConfig {
-        finished_capacity: 0,
-        ..config.book()
-    });
     let replica = replica::spawn(
-        replica_book,
+        OrderBook::new(config.book()),
         replica_reader,
         config.wire(),
-        listings_tx,
+        answers_tx,
         Arc::new(LoopWaker(waker.clone())),
     )
     .map_err(|e| format!("cannot start the replica thread: {e}"))?;

@@ -11,7 +11,7 @@
 use std::io;
 use std::thread::{self, JoinHandle};
 
-use crate::engine::{Command, Event, EventSink, OrderBook, OrderId, OrderView};
+use crate::engine::{Command, Event, EventSink, OrderBook, OrderId};
 
 use crate::ring::{Consumer, Publisher, WaitResult};
 
@@ -20,8 +20,6 @@ use crate::ring::{Consumer, Publisher, WaitResult};
 pub enum Request {
     /// Apply a command to the book.
     Apply(Command),
-    /// Look an order up, in stream order (after every earlier command).
-    Lookup(OrderId),
     /// A mark in the stream, passed through untouched, so a reader can act
     /// at exactly this point (e.g. list the book as of here).
     Barrier(Barrier),
@@ -43,11 +41,14 @@ pub enum BarrierPurpose {
     Trades,
     /// The resting orders as of this point (the book replica answers).
     Orders,
+    /// One order, resting or finished, as of this point (the book replica
+    /// answers: it keeps the finished-order history, so the matching
+    /// thread does not).
+    Order(OrderId),
 }
 
 /// What the matching thread publishes. Each [`Request`] yields exactly one
-/// *closing* item for the front: an outcome [`Event`], a `Lookup` or a
-/// `Barrier`. An `Apply` first republishes its `Command` (so readers can
+/// *closing* item for the front: an outcome [`Event`] or a `Barrier`. An `Apply` first republishes its `Command` (so readers can
 /// journal it or re-apply it to a copy of the book), then the command's
 /// events.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,8 +57,6 @@ pub enum Output {
     Command(Command),
     /// One of the engine's events.
     Event(Event),
-    /// The answer to a [`Request::Lookup`].
-    Lookup(Option<OrderView>),
     /// A [`Request::Barrier`] passed through.
     Barrier(Barrier),
 }
@@ -68,7 +67,7 @@ impl Output {
         match self {
             Output::Command(_) => false,
             Output::Event(event) => event.is_outcome(),
-            Output::Lookup(_) | Output::Barrier(_) => true,
+            Output::Barrier(_) => true,
         }
     }
 }
@@ -144,7 +143,6 @@ pub fn spawn(
                             sink.send(Output::Command(command));
                             book.apply(&command, &mut sink);
                         }
-                        Request::Lookup(id) => sink.send(Output::Lookup(book.order(id))),
                         Request::Barrier(barrier) => sink.send(Output::Barrier(barrier)),
                     })
                 };

@@ -1,10 +1,12 @@
 //! A second copy of the book, kept on its own thread by re-applying every
-//! accepted command from the output ring, so that big reads (`GET /orders`
-//! on a million orders) are built here and never hold the matching thread.
+//! accepted command from the output ring, so that reads never hold the
+//! matching thread: big ones (`GET /orders` on a million orders) are built
+//! here, and so is `GET /order/{id}`, because this copy, not the matching
+//! thread's, keeps the bounded history of finished orders.
 //!
-//! A `GET /orders` travels as a barrier through the matching thread; when
-//! the replica reaches it, its book is exactly the book as of that request,
-//! so the listing is consistent with everything answered before it.
+//! A read travels as a barrier through the matching thread; when the
+//! replica reaches it, its book is exactly the book as of that request, so
+//! the answer is consistent with everything answered before it.
 
 use std::io;
 use std::sync::Arc;
@@ -12,16 +14,18 @@ use std::thread::{self, JoinHandle};
 
 use crossbeam_channel::Sender;
 
-use crate::api::Wire;
-use crate::engine::{Command, Event, EventSink, OrderBook, Side};
+use crate::api::{ApiError, Wire};
+use crate::engine::{Command, Event, EventSink, OrderBook, OrderId, Side};
 use crate::matching::{BarrierPurpose, Output};
 use crate::ring::{Subscriber, WaitResult, Wake};
 
-/// A finished `GET /orders` body for the front.
+/// A finished answer to a read for the front.
 #[derive(Debug)]
-pub struct OrdersListing {
+pub struct ReplicaAnswer {
     /// The barrier ticket of the request.
     pub ticket: u64,
+    /// The HTTP status.
+    pub status: u16,
     /// The JSON body.
     pub body: Vec<u8>,
 }
@@ -53,16 +57,28 @@ pub fn orders_json(book: &OrderBook, wire: &Wire) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// The body of `GET /order/{id}`: the order, or 404.
+fn order_json(book: &OrderBook, wire: &Wire, id: OrderId) -> (u16, Vec<u8>) {
+    match book.order(id) {
+        Some(order) => {
+            let mut out = String::with_capacity(256);
+            wire.fetched(&mut out, &order);
+            (200, out.into_bytes())
+        }
+        None => (404, ApiError::new(404, "Order not found").body()),
+    }
+}
+
 /// Runs the replica on a thread named `replica`. It applies a command once
 /// the matching thread's outcome shows it was not rejected (so the copy
-/// needs no history of finished orders to agree), answers `Orders`
-/// barriers through `listings`, waking the front with `wake`, and returns
-/// its book when the output ring closes.
+/// agrees with the matching thread's book whatever either keeps of finished
+/// orders), answers `Orders` and `Order` barriers through `answers`, waking
+/// the front with `wake`, and returns its book when the output ring closes.
 pub fn spawn(
     mut book: OrderBook,
     mut outputs: Subscriber<Output>,
     wire: Wire,
-    listings: Sender<OrdersListing>,
+    answers: Sender<ReplicaAnswer>,
     wake: Arc<dyn Wake>,
 ) -> io::Result<JoinHandle<OrderBook>> {
     thread::Builder::new()
@@ -79,11 +95,16 @@ pub fn spawn(
                             }
                         }
                     }
-                    Output::Barrier(barrier) if barrier.purpose == BarrierPurpose::Orders => {
-                        let body = orders_json(&book, &wire);
+                    Output::Barrier(barrier) => {
+                        let (status, body) = match barrier.purpose {
+                            BarrierPurpose::Orders => (200, orders_json(&book, &wire)),
+                            BarrierPurpose::Order(id) => order_json(&book, &wire, id),
+                            BarrierPurpose::Trades => return,
+                        };
                         // The front may be gone at shutdown; nothing to answer then.
-                        let _ = listings.send(OrdersListing {
+                        let _ = answers.send(ReplicaAnswer {
                             ticket: barrier.ticket,
+                            status,
                             body,
                         });
                         wake.wake();

@@ -6,7 +6,7 @@
 use std::thread;
 use std::time::Duration;
 
-use orderbook::engine::{BookConfig, Command, CommandKind, OrderBook, OrderView, Side};
+use orderbook::engine::{BookConfig, Command, CommandKind, Event, OrderBook, OrderView, Side};
 use orderbook::matching::{self, Output, Request};
 use orderbook::ring::{broadcast_with, spsc_with, WaitResult, WaitStrategy};
 
@@ -150,7 +150,7 @@ fn readers_see_exactly_the_engines_events_spin() {
 }
 
 #[test]
-fn lookups_and_barriers_answer_in_stream_order() {
+fn barriers_answer_in_stream_order() {
     let (mut producer, consumer) = spsc_with::<Request>(16, WaitStrategy::Adaptive);
     let (publisher, mut subscribers) = broadcast_with::<Output>(64, 1, WaitStrategy::Adaptive);
     let matching = matching::spawn(OrderBook::default(), consumer, publisher, None).unwrap();
@@ -167,9 +167,13 @@ fn lookups_and_barriers_answer_in_stream_order() {
         ticket: 9,
         purpose: matching::BarrierPurpose::Orders,
     };
-    producer.push(Request::Lookup(5)).unwrap();
+    let lookup = |ticket| matching::Barrier {
+        ticket,
+        purpose: matching::BarrierPurpose::Order(5),
+    };
+    producer.push(Request::Barrier(lookup(7))).unwrap();
     producer.push(Request::Apply(place)).unwrap();
-    producer.push(Request::Lookup(5)).unwrap();
+    producer.push(Request::Barrier(lookup(8))).unwrap();
     producer.push(Request::Barrier(barrier)).unwrap();
     drop(producer);
     let mut subscriber = subscribers.pop().unwrap();
@@ -180,12 +184,9 @@ fn lookups_and_barriers_answer_in_stream_order() {
     matching.join().unwrap();
     let closing: Vec<Output> = seen.iter().filter(|o| o.is_closing()).copied().collect();
     assert_eq!(closing.len(), 4, "one closing item per request: {seen:?}");
-    assert_eq!(
-        closing[0],
-        Output::Lookup(None),
-        "a lookup before the place finds nothing"
-    );
-    assert!(matches!(closing[2], Output::Lookup(Some(view)) if view.id == 5 && view.quantity == 3));
+    assert_eq!(closing[0], Output::Barrier(lookup(7)));
+    assert!(matches!(closing[1], Output::Event(Event::Accepted(view)) if view.id == 5));
+    assert_eq!(closing[2], Output::Barrier(lookup(8)));
     assert_eq!(closing[3], Output::Barrier(barrier));
     assert_eq!(
         seen[1],

@@ -26,7 +26,7 @@ use super::http::{self, Limits, Method};
 use crate::api::{self, ApiError, Wire};
 use crate::engine::{Command, CommandKind, Event, RejectReason, Trade};
 use crate::matching::{Barrier, BarrierPurpose, Output, Request};
-use crate::replica::OrdersListing;
+use crate::replica::ReplicaAnswer;
 use crate::ring::{Producer, Subscriber, Wake};
 
 const LISTENER: Token = Token(0);
@@ -157,9 +157,11 @@ enum Awaiting {
     Place,
     Modify,
     Cancel,
-    Lookup,
-    Trades { limit: usize },
-    Orders,
+    Trades {
+        limit: usize,
+    },
+    /// `GET /orders` or `GET /order/{id}`: the replica answers.
+    Replica,
 }
 
 /// The event loop's state.
@@ -173,13 +175,13 @@ pub struct Front {
     next_ticket: u64,
     requests: Producer<Request>,
     outputs: Subscriber<Output>,
-    listings: Receiver<OrdersListing>,
+    answers: Receiver<ReplicaAnswer>,
     /// Tickets sent to the matching thread, oldest first.
     in_flight: VecDeque<InFlight>,
     /// `GET /orders` tickets whose barrier passed, waiting for the replica.
-    awaiting_listing: Vec<InFlight>,
-    /// Listings that arrived before the front read their barrier.
-    early_listings: Vec<OrdersListing>,
+    awaiting_replica: Vec<InFlight>,
+    /// Replica answers that arrived before the front read their barrier.
+    early_answers: Vec<ReplicaAnswer>,
     /// Outputs read in one drain, handled in order after it.
     drained: Vec<Output>,
     trades: VecDeque<Trade>,
@@ -200,7 +202,7 @@ impl Front {
         listen: SocketAddr,
         requests: Producer<Request>,
         mut outputs: Subscriber<Output>,
-        listings: Receiver<OrdersListing>,
+        answers: Receiver<ReplicaAnswer>,
         wire: Wire,
         config: FrontConfig,
         shutdown: Arc<AtomicBool>,
@@ -221,10 +223,10 @@ impl Front {
             next_ticket: 0,
             requests,
             outputs,
-            listings,
+            answers,
             in_flight: VecDeque::new(),
-            awaiting_listing: Vec::new(),
-            early_listings: Vec::new(),
+            awaiting_replica: Vec::new(),
+            early_answers: Vec::new(),
             drained: Vec::with_capacity(1024),
             trades: VecDeque::with_capacity(config.trade_history.min(1 << 20)),
             rng: StdRng::from_os_rng(),
@@ -267,7 +269,7 @@ impl Front {
             }
             if let Some(deadline) = drain_deadline {
                 if self.in_flight.is_empty()
-                    && self.awaiting_listing.is_empty()
+                    && self.awaiting_replica.is_empty()
                     && self.all_written()
                     || Instant::now() >= deadline
                 {
@@ -279,7 +281,7 @@ impl Front {
             // the replica wake us through the waker.
             let timeout = if drain_deadline.is_some() {
                 Some(Duration::from_millis(10))
-            } else if self.outputs.prepare_sleep() && self.listings.is_empty() {
+            } else if self.outputs.prepare_sleep() && self.answers.is_empty() {
                 None
             } else {
                 Some(Duration::ZERO)
@@ -300,7 +302,7 @@ impl Front {
                 }
             }
             self.take_outputs();
-            self.take_listings();
+            self.take_replica_answers();
             self.publish_staged();
         }
     }
@@ -525,7 +527,7 @@ impl Front {
             ("/order", Method::Post) => self.place(slot, request.body, keep_alive),
             ("/order", _) => Err(method_not_allowed()),
             ("/orders", Method::Get) => {
-                self.submit_barrier(slot, BarrierPurpose::Orders, Awaiting::Orders, keep_alive)
+                self.submit_barrier(slot, BarrierPurpose::Orders, Awaiting::Replica, keep_alive)
             }
             ("/trades", Method::Get) => match self.trades_limit(request.query) {
                 Ok(limit) => self.submit_barrier(
@@ -577,7 +579,12 @@ impl Front {
         let id =
             api::parse_uuid(id).ok_or_else(|| ApiError::new(422, "order_id: must be a UUID"))?;
         match method {
-            Method::Get => self.submit(slot, Request::Lookup(id), Awaiting::Lookup, keep_alive),
+            Method::Get => self.submit_barrier(
+                slot,
+                BarrierPurpose::Order(id),
+                Awaiting::Replica,
+                keep_alive,
+            ),
             Method::Put => {
                 let change = self.wire.amendment(body)?;
                 let kind = CommandKind::Modify {
@@ -723,14 +730,14 @@ impl Front {
         self.drained = drained;
     }
 
-    /// Answers `GET /orders` requests whose listing the replica finished.
+    /// Answers `GET /orders` and `GET /order/{id}` requests the replica finished.
     /// The replica may finish before this thread has read the barrier; such
-    /// a listing waits in `early_listings`.
-    fn take_listings(&mut self) {
-        while let Ok(listing) = self.listings.try_recv() {
-            match take_ticket(&mut self.awaiting_listing, listing.ticket, |w| w.ticket) {
-                Some(waiting) => self.complete_large(&waiting, listing.body),
-                None => self.early_listings.push(listing),
+    /// an answer waits in `early_answers`.
+    fn take_replica_answers(&mut self) {
+        while let Ok(answer) = self.answers.try_recv() {
+            match take_ticket(&mut self.awaiting_replica, answer.ticket, |w| w.ticket) {
+                Some(waiting) => self.complete_large(&waiting, answer.status, answer.body),
+                None => self.early_answers.push(answer),
             }
         }
     }
@@ -751,11 +758,6 @@ impl Front {
                 body.push_str("{\"success\":true,\"message\":\"Order cancelled\"}");
                 200
             }
-            (Awaiting::Lookup, Output::Lookup(Some(order))) => {
-                self.wire.fetched(&mut body, &order);
-                200
-            }
-            (Awaiting::Lookup, Output::Lookup(None)) => detail(&mut body, 404, "Order not found"),
             (Awaiting::Trades { limit }, Output::Barrier(_)) => {
                 body.push('[');
                 let skip = self.trades.len().saturating_sub(limit);
@@ -768,12 +770,12 @@ impl Front {
                 body.push(']');
                 200
             }
-            (Awaiting::Orders, Output::Barrier(_)) => {
-                // The replica builds this one; it arrives through `listings`.
+            (Awaiting::Replica, Output::Barrier(_)) => {
+                // The replica builds this one; it arrives through `answers`.
                 self.scratch = body;
-                match take_ticket(&mut self.early_listings, waiting.ticket, |l| l.ticket) {
-                    Some(listing) => self.complete_large(&waiting, listing.body),
-                    None => self.awaiting_listing.push(waiting),
+                match take_ticket(&mut self.early_answers, waiting.ticket, |l| l.ticket) {
+                    Some(answer) => self.complete_large(&waiting, answer.status, answer.body),
+                    None => self.awaiting_replica.push(waiting),
                 }
                 return;
             }
@@ -804,16 +806,17 @@ impl Front {
         });
     }
 
-    /// [`complete`](Self::complete) for a `GET /orders` listing: a body of
-    /// up to hundreds of megabytes is queued as it is, never copied.
-    fn complete_large(&mut self, waiting: &InFlight, body: Vec<u8>) {
+    /// [`complete`](Self::complete) for a body the replica built (a
+    /// `GET /orders` listing may be hundreds of megabytes): it is queued as
+    /// it is, never copied.
+    fn complete_large(&mut self, waiting: &InFlight, status: u16, body: Vec<u8>) {
         self.complete_with(waiting, |conn, first| {
             if first {
-                conn.respond_owned(200, body, waiting.keep_alive);
+                conn.respond_owned(status, body, waiting.keep_alive);
                 None
             } else {
                 let mut head = Vec::with_capacity(128);
-                http::write_head(&mut head, 200, body.len(), waiting.keep_alive);
+                http::write_head(&mut head, status, body.len(), waiting.keep_alive);
                 Some(Answer::ReadyLarge(head, body))
             }
         });
@@ -921,7 +924,7 @@ impl Front {
 }
 
 /// Removes and returns the item of `items` with this ticket: the meeting
-/// point of a `GET /orders` barrier and its listing, whichever comes first.
+/// point of a replica read's barrier and its answer, whichever comes first.
 fn take_ticket<T>(items: &mut Vec<T>, ticket: u64, ticket_of: impl Fn(&T) -> u64) -> Option<T> {
     let at = items.iter().position(|item| ticket_of(item) == ticket)?;
     Some(items.swap_remove(at))
