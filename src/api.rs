@@ -174,6 +174,79 @@ pub fn trade_uuid(trade_id: u64) -> u128 {
     (0x4 << 76) | (0x2 << 62) | trade_id as u128
 }
 
+/// The trade number inside a `unique_id` made by [`trade_uuid`], or `None`
+/// for a UUID made elsewhere (a state file of the original service).
+pub fn trade_number(unique_id: u128) -> Option<u64> {
+    const NUMBER_BITS: u128 = (1 << 62) - 1;
+    (unique_id & !NUMBER_BITS == trade_uuid(0)).then_some((unique_id & NUMBER_BITS) as u64)
+}
+
+/// A trade as the service keeps and shows it: the engine's trade and its
+/// `unique_id` (ours from the trade number, or one loaded from the
+/// original service's state file).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TradeRecord {
+    /// The wire's `unique_id`.
+    pub unique_id: u128,
+    /// What was traded.
+    pub trade: Trade,
+}
+
+impl From<Trade> for TradeRecord {
+    fn from(trade: Trade) -> Self {
+        TradeRecord {
+            unique_id: trade_uuid(trade.trade_id),
+            trade,
+        }
+    }
+}
+
+/// Parses an RFC 3339 / ISO 8601 timestamp such as
+/// `2026-11-25T08:00:00.123456Z` (as written by [`write_timestamp`]) or
+/// `2024-05-01T12:00:00.5` (Python's `isoformat()`, taken as UTC), to
+/// nanoseconds since the epoch. An offset other than UTC is refused.
+pub fn parse_timestamp(text: &str) -> Option<Timestamp> {
+    let text = text
+        .strip_suffix('Z')
+        .or_else(|| text.strip_suffix("+00:00"))
+        .unwrap_or(text);
+    let (date, time) = text.split_once(['T', ' '])?;
+    let mut date_parts = date.splitn(3, '-');
+    let year: i64 = date_parts.next()?.parse().ok()?;
+    let month: i64 = date_parts.next()?.parse().ok()?;
+    let day: i64 = date_parts.next()?.parse().ok()?;
+    let (clock, fraction) = time.split_once('.').unwrap_or((time, ""));
+    let mut clock_parts = clock.splitn(3, ':');
+    let hour: u64 = clock_parts.next()?.parse().ok()?;
+    let minute: u64 = clock_parts.next()?.parse().ok()?;
+    let second: u64 = clock_parts.next()?.parse().ok()?;
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+        || fraction.len() > 9
+        || !fraction.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let nanos: u64 = if fraction.is_empty() {
+        0
+    } else {
+        format!("{fraction:0<9}").parse().ok()?
+    };
+    // Days since 1970-01-01 from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let seconds = u64::try_from(days).ok()? * 86_400 + hour * 3_600 + minute * 60 + second;
+    seconds.checked_mul(1_000_000_000)?.checked_add(nanos)
+}
+
 /// Writes a timestamp as RFC 3339 UTC with microseconds.
 pub fn write_timestamp(out: &mut String, ts: Timestamp) {
     let micros = ts / 1_000;
@@ -376,6 +449,15 @@ impl Wire {
         );
     }
 
+    /// One order of the state file: a `GET /orders` entry plus the exact
+    /// traded notional in ticks (`average_traded_price` is rounded), so a
+    /// restart rebuilds the same averages.
+    pub fn saved(&self, out: &mut String, order: &OrderView) {
+        self.listed(out, order);
+        out.pop();
+        let _ = write!(out, ",\"notional\":{}}}", order.notional);
+    }
+
     /// The `GET /order/{id}` answer.
     pub fn fetched(&self, out: &mut String, order: &OrderView) {
         out.push_str("{\"order_id\":\"");
@@ -396,9 +478,10 @@ impl Wire {
     }
 
     /// One trade as `GET /trades` and the feed show it.
-    pub fn trade_fields(&self, out: &mut String, trade: &Trade) {
+    pub fn trade_fields(&self, out: &mut String, record: &TradeRecord) {
+        let trade = &record.trade;
         out.push_str("\"unique_id\":\"");
-        write_uuid(out, trade_uuid(trade.trade_id));
+        write_uuid(out, record.unique_id);
         out.push_str("\",\"execution_timestamp\":\"");
         write_timestamp(out, trade.ts);
         out.push_str("\",\"buy_order_id\":\"");
@@ -411,10 +494,18 @@ impl Wire {
     }
 
     /// One trade object of `GET /trades`.
-    pub fn trade(&self, out: &mut String, trade: &Trade) {
+    pub fn trade(&self, out: &mut String, record: &TradeRecord) {
         out.push('{');
-        self.trade_fields(out, trade);
+        self.trade_fields(out, record);
         out.push('}');
+    }
+
+    /// One trade of the state file: a `GET /trades` entry plus the taker's
+    /// side, so a restart knows which order was the taker.
+    pub fn saved_trade(&self, out: &mut String, record: &TradeRecord) {
+        out.push('{');
+        self.trade_fields(out, record);
+        let _ = write!(out, ",\"taker_side\":{}}}", record.trade.taker_side as i8);
     }
 }
 

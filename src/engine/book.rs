@@ -678,4 +678,97 @@ impl OrderBook {
     pub fn last_trade_id(&self) -> u64 {
         self.last_trade_id
     }
+
+    /// The finished orders kept fetchable, oldest first (the order in which
+    /// [`restore`](Self::restore) must see them to rebuild the same history).
+    pub fn finished(&self) -> impl Iterator<Item = OrderView> + '_ {
+        let (newer, older) = self.history.entries.split_at(self.history.oldest);
+        older.iter().chain(newer.iter()).copied()
+    }
+
+    /// Puts back an order from a saved state, without matching: a resting
+    /// order joins the back of its level (so restoring a side's orders in
+    /// priority order rebuilds its queues), a finished one joins the
+    /// history. Rejected (returned) if its id is already known or its
+    /// quantities are not those of an order this book could hold.
+    pub fn restore(&mut self, order: OrderView) -> Result<(), RestoreError> {
+        if self.find(order.id).is_some() {
+            return Err(RestoreError::DuplicateId);
+        }
+        if order.price == 0 || order.quantity == 0 || order.filled > order.quantity {
+            return Err(RestoreError::BadQuantities);
+        }
+        if order.status.is_resting() {
+            if order.filled == order.quantity {
+                return Err(RestoreError::BadQuantities);
+            }
+            let slot = self.orders.insert(Order {
+                id: order.id,
+                notional: order.notional,
+                price: order.price,
+                quantity: order.quantity,
+                filled: order.filled,
+                prev: NIL,
+                next: NIL,
+                level: NIL,
+                side: order.side,
+                status: order.status,
+            });
+            let (orders, history) = (&self.orders, &self.history);
+            self.index
+                .insert_unique(order_id_hash(order.id), slot, |&v| {
+                    order_id_hash(id_of(orders, history, v))
+                });
+            self.link_at_back(slot, &mut IgnoreEvents);
+        } else if self.history.capacity > 0 {
+            let (position, evicted) = self.history.push(order);
+            let value = IN_HISTORY | position;
+            if let Some(evicted) = evicted {
+                if let Ok(entry) = self
+                    .index
+                    .find_entry(order_id_hash(evicted.id), |&v| v == value)
+                {
+                    entry.remove();
+                }
+            }
+            let (orders, history) = (&self.orders, &self.history);
+            self.index
+                .insert_unique(order_id_hash(order.id), value, |&v| {
+                    order_id_hash(id_of(orders, history, v))
+                });
+        }
+        Ok(())
+    }
+
+    /// Continues trade numbering after `last` (from a saved state).
+    pub fn set_last_trade_id(&mut self, last: u64) {
+        self.last_trade_id = last;
+    }
+}
+
+/// A sink for the level changes of a restore, which nobody is told about.
+struct IgnoreEvents;
+
+impl EventSink for IgnoreEvents {
+    #[inline]
+    fn emit(&mut self, _event: Event) {}
+}
+
+/// Why [`OrderBook::restore`] refused an order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestoreError {
+    /// The book already knows this id.
+    DuplicateId,
+    /// Zero price or quantity, more filled than ordered, or resting with
+    /// nothing left.
+    BadQuantities,
+}
+
+impl std::fmt::Display for RestoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RestoreError::DuplicateId => "the order id appears twice",
+            RestoreError::BadQuantities => "the order's price or quantities are impossible",
+        })
+    }
 }

@@ -13,7 +13,7 @@ mod book;
 mod hash;
 mod types;
 
-pub use book::{BookConfig, OrderBook};
+pub use book::{BookConfig, OrderBook, RestoreError};
 pub use types::{
     Command, CommandKind, Event, EventSink, LevelView, OrderId, OrderStatus, OrderView, Qty,
     RejectReason, Side, Ticks, Timestamp, Trade,

@@ -23,8 +23,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::http::{self, Limits, Method};
-use crate::api::{self, ApiError, Wire};
-use crate::engine::{Command, CommandKind, Event, RejectReason, Trade};
+use crate::api::{self, ApiError, TradeRecord, Wire};
+use crate::engine::{Command, CommandKind, Event, RejectReason};
 use crate::matching::{Barrier, BarrierPurpose, Output, Request};
 use crate::replica::ReplicaAnswer;
 use crate::ring::{Producer, Subscriber, Wake};
@@ -184,7 +184,7 @@ pub struct Front {
     early_answers: Vec<ReplicaAnswer>,
     /// Outputs read in one drain, handled in order after it.
     drained: Vec<Output>,
-    trades: VecDeque<Trade>,
+    trades: VecDeque<TradeRecord>,
     rng: StdRng,
     wire: Wire,
     config: FrontConfig,
@@ -633,9 +633,11 @@ impl Front {
         awaiting: Awaiting,
         keep_alive: bool,
     ) -> Result<(), ApiError> {
+        // Whole microseconds: the wire and the state file show microseconds,
+        // so a restart restores exactly the timestamps that were stamped.
         let ts = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
+            .map(|d| d.as_micros() as u64 * 1_000)
             .unwrap_or(0);
         self.submit(
             slot,
@@ -718,7 +720,7 @@ impl Front {
                 if self.trades.len() == history {
                     self.trades.pop_front();
                 }
-                self.trades.push_back(trade);
+                self.trades.push_back(trade.into());
                 continue;
             }
             let Some(waiting) = self.in_flight.pop_front() else {

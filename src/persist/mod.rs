@@ -1,5 +1,6 @@
-//! Persistence (in progress): the journal's record format so far. The
-//! persister thread, snapshots and recovery are the rest of the
-//! persistence issue.
+//! Persistence: the journal (every accepted command, written before its
+//! answer is sent), the state file (snapshots in the original service's
+//! layout) and recovery from the two at start.
 
 pub mod journal;
+pub mod snapshot;

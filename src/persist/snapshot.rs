@@ -1,0 +1,454 @@
+//! The state file `order_book_state.json`: the original service's layout
+//! (`{"buy_orders":[...],"sell_orders":[...],"trades":[...]}`, orders shaped
+//! as in `GET /orders`, trades as in `GET /trades`) plus what an exact
+//! restart needs and the original lacked, as extra fields the original's
+//! readers ignore:
+//!
+//! - top level: `seq` (the last journal record the file covers),
+//!   `last_trade_id`, and `finished_orders` (the fetchable history, oldest
+//!   first);
+//! - each order: `notional`, its exact traded value in ticks;
+//! - each trade: `taker_side`.
+//!
+//! A file without them (written by the original Python service) loads too:
+//! `seq` 0, notionals from the average price, trade ids kept as they were.
+//! Writing is atomic: a temporary file, fsync, rename, fsync of the
+//! directory, so a crash leaves the old file or the new one, never half.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::api::{self, TradeRecord, Wire};
+use crate::engine::{OrderBook, OrderStatus, OrderView, Side, Trade};
+
+/// The state file's name inside the data directory.
+pub const STATE_FILE: &str = "order_book_state.json";
+
+/// The state file's path in `dir`.
+pub fn state_path(dir: &Path) -> PathBuf {
+    dir.join(STATE_FILE)
+}
+
+/// A state file's contents, decoded.
+#[derive(Debug, Default, PartialEq)]
+pub struct State {
+    /// The last journal record the file covers (0: none, or a file of the
+    /// original service).
+    pub seq: u64,
+    /// The last trade number handed out.
+    pub last_trade_id: u64,
+    /// Resting buy orders, best first, oldest first within a price.
+    pub buy_orders: Vec<OrderView>,
+    /// Resting sell orders, in the same order.
+    pub sell_orders: Vec<OrderView>,
+    /// Finished orders kept fetchable, oldest first.
+    pub finished_orders: Vec<OrderView>,
+    /// Trades, oldest first.
+    pub trades: Vec<TradeRecord>,
+}
+
+impl State {
+    /// Puts the orders into `book` (empty, built with the settings the
+    /// service runs with) and continues its trade numbering.
+    pub fn restore_into(&self, book: &mut OrderBook) -> Result<(), String> {
+        for order in self
+            .buy_orders
+            .iter()
+            .chain(&self.sell_orders)
+            .chain(&self.finished_orders)
+        {
+            book.restore(*order)
+                .map_err(|e| format!("order {}: {e}", uuid_text(order.id)))?;
+        }
+        book.set_last_trade_id(self.last_trade_id);
+        Ok(())
+    }
+}
+
+fn uuid_text(id: u128) -> String {
+    let mut text = String::with_capacity(36);
+    api::write_uuid(&mut text, id);
+    text
+}
+
+/// Writes the state of `book` and `trades` (oldest first) as of journal
+/// record `seq`.
+pub fn write_state<'a>(
+    book: &OrderBook,
+    trades: impl Iterator<Item = &'a TradeRecord>,
+    seq: u64,
+    wire: &Wire,
+) -> Vec<u8> {
+    let resting = book.resting_count();
+    let mut out = String::with_capacity(256 + (resting + book.finished_count()) * 230);
+    let list = |out: &mut String, key: &str, orders: &mut dyn Iterator<Item = OrderView>| {
+        out.push_str(key);
+        for (i, order) in orders.enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            wire.saved(out, &order);
+        }
+        out.push(']');
+    };
+    list(&mut out, "{\"buy_orders\":[", &mut book.resting(Side::Buy));
+    list(
+        &mut out,
+        ",\"sell_orders\":[",
+        &mut book.resting(Side::Sell),
+    );
+    out.push_str(",\"trades\":[");
+    for (i, trade) in trades.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        wire.saved_trade(&mut out, trade);
+    }
+    out.push(']');
+    list(&mut out, ",\"finished_orders\":[", &mut book.finished());
+    out.push_str(&format!(
+        ",\"seq\":{seq},\"last_trade_id\":{}}}",
+        book.last_trade_id()
+    ));
+    out.into_bytes()
+}
+
+/// Replaces the state file in `dir` with `bytes`: never half-written, even
+/// if the process or the machine stops in the middle.
+pub fn save_atomically(dir: &Path, bytes: &[u8]) -> io::Result<()> {
+    let temporary = dir.join(format!("{STATE_FILE}.tmp"));
+    let mut file = File::create(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(&temporary, state_path(dir))?;
+    File::open(dir)?.sync_all()
+}
+
+#[derive(Deserialize)]
+struct FileLayout {
+    buy_orders: Vec<SavedOrder>,
+    sell_orders: Vec<SavedOrder>,
+    #[serde(default)]
+    trades: Vec<SavedTrade>,
+    #[serde(default)]
+    finished_orders: Vec<SavedOrder>,
+    #[serde(default)]
+    seq: u64,
+    last_trade_id: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct SavedOrder {
+    id: String,
+    quantity: u64,
+    price: f64,
+    side: serde_json::Value,
+    status: Option<String>,
+    filled_quantity: Option<u64>,
+    traded_quantity: Option<u64>,
+    average_traded_price: Option<f64>,
+    notional: Option<u128>,
+}
+
+#[derive(Deserialize)]
+struct SavedTrade {
+    unique_id: String,
+    execution_timestamp: String,
+    buy_order_id: String,
+    sell_order_id: String,
+    price: f64,
+    quantity: u64,
+    taker_side: Option<serde_json::Value>,
+}
+
+fn parse_side(value: &serde_json::Value) -> Result<Side, String> {
+    match value {
+        serde_json::Value::Number(n) if n.as_i64() == Some(1) => Ok(Side::Buy),
+        serde_json::Value::Number(n) if n.as_i64() == Some(-1) => Ok(Side::Sell),
+        serde_json::Value::String(s) if s.eq_ignore_ascii_case("buy") => Ok(Side::Buy),
+        serde_json::Value::String(s) if s.eq_ignore_ascii_case("sell") => Ok(Side::Sell),
+        other => Err(format!("side {other} is not 1, -1, \"buy\" or \"sell\"")),
+    }
+}
+
+fn parse_id(text: &str, what: &str) -> Result<u128, String> {
+    api::parse_uuid(text).ok_or_else(|| format!("{what} {text:?} is not a UUID"))
+}
+
+fn parse_status(text: &str) -> Result<OrderStatus, String> {
+    Ok(match text {
+        "open" => OrderStatus::Open,
+        "partially filled" => OrderStatus::PartiallyFilled,
+        "filled" => OrderStatus::Filled,
+        "cancelled" => OrderStatus::Cancelled,
+        other => return Err(format!("unknown status {other:?}")),
+    })
+}
+
+impl SavedOrder {
+    fn decode(&self, wire: &Wire, list: &str, index: usize) -> Result<OrderView, String> {
+        let fail = |problem: String| format!("{list}[{index}]: {problem}");
+        let id = parse_id(&self.id, "id").map_err(fail)?;
+        let price = wire
+            .tick
+            .to_ticks(self.price)
+            .map_err(|e| fail(format!("price {} {e}", self.price)))?;
+        let side = parse_side(&self.side).map_err(fail)?;
+        let filled = self.filled_quantity.or(self.traded_quantity).unwrap_or(0);
+        let status = match &self.status {
+            Some(text) => parse_status(text).map_err(fail)?,
+            None if filled > 0 => OrderStatus::PartiallyFilled,
+            None => OrderStatus::Open,
+        };
+        let notional = match (self.notional, self.average_traded_price) {
+            (Some(notional), _) => notional,
+            // The original kept only the average: the closest whole notional.
+            (None, Some(average)) if filled > 0 => {
+                (average / wire.tick.as_f64() * filled as f64).round() as u128
+            }
+            _ => 0,
+        };
+        Ok(OrderView {
+            id,
+            side,
+            price,
+            quantity: self.quantity,
+            filled,
+            notional,
+            status,
+        })
+    }
+}
+
+impl SavedTrade {
+    fn decode(&self, wire: &Wire, index: usize) -> Result<TradeRecord, String> {
+        let fail = |problem: String| format!("trades[{index}]: {problem}");
+        let unique_id = parse_id(&self.unique_id, "unique_id").map_err(fail)?;
+        let buy = parse_id(&self.buy_order_id, "buy_order_id").map_err(fail)?;
+        let sell = parse_id(&self.sell_order_id, "sell_order_id").map_err(fail)?;
+        let ts = api::parse_timestamp(&self.execution_timestamp).ok_or_else(|| {
+            fail(format!(
+                "execution_timestamp {:?} is not an RFC 3339 UTC time",
+                self.execution_timestamp
+            ))
+        })?;
+        let price = wire
+            .tick
+            .to_ticks(self.price)
+            .map_err(|e| fail(format!("price {} {e}", self.price)))?;
+        let taker_side = match &self.taker_side {
+            Some(value) => parse_side(value).map_err(fail)?,
+            None => Side::Buy,
+        };
+        let (taker, maker) = match taker_side {
+            Side::Buy => (buy, sell),
+            Side::Sell => (sell, buy),
+        };
+        Ok(TradeRecord {
+            unique_id,
+            trade: Trade {
+                trade_id: api::trade_number(unique_id).unwrap_or(0),
+                price,
+                quantity: self.quantity,
+                taker,
+                maker,
+                taker_side,
+                ts,
+            },
+        })
+    }
+}
+
+/// Reads the state file in `dir`: `Ok(None)` if there is none, an error
+/// naming the file and the problem if it cannot be used (the file is left
+/// as it is).
+pub fn load(dir: &Path, wire: &Wire) -> Result<Option<State>, String> {
+    let path = state_path(dir);
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read state file {}: {e}", path.display())),
+    };
+    decode(&bytes, wire)
+        .map(Some)
+        .map_err(|problem| format!("state file {} is unusable: {problem}", path.display()))
+}
+
+/// Decodes a state file's bytes.
+pub fn decode(bytes: &[u8], wire: &Wire) -> Result<State, String> {
+    let layout: FileLayout = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let orders = |list: &[SavedOrder], name: &str| -> Result<Vec<OrderView>, String> {
+        list.iter()
+            .enumerate()
+            .map(|(i, order)| order.decode(wire, name, i))
+            .collect()
+    };
+    let trades: Vec<TradeRecord> = layout
+        .trades
+        .iter()
+        .enumerate()
+        .map(|(i, trade)| trade.decode(wire, i))
+        .collect::<Result<_, _>>()?;
+    let last_trade_id = layout
+        .last_trade_id
+        .unwrap_or_else(|| trades.iter().map(|t| t.trade.trade_id).max().unwrap_or(0));
+    let state = State {
+        seq: layout.seq,
+        last_trade_id,
+        buy_orders: orders(&layout.buy_orders, "buy_orders")?,
+        sell_orders: orders(&layout.sell_orders, "sell_orders")?,
+        finished_orders: orders(&layout.finished_orders, "finished_orders")?,
+        trades,
+    };
+    for (list, side, name) in [
+        (&state.buy_orders, Side::Buy, "buy_orders"),
+        (&state.sell_orders, Side::Sell, "sell_orders"),
+    ] {
+        if let Some((i, _)) = list
+            .iter()
+            .enumerate()
+            .find(|(_, o)| o.side != side || !o.status.is_resting())
+        {
+            return Err(format!("{name}[{i}]: not a resting {side:?} order"));
+        }
+    }
+    if let Some((i, _)) = state
+        .finished_orders
+        .iter()
+        .enumerate()
+        .find(|(_, o)| o.status.is_resting())
+    {
+        return Err(format!("finished_orders[{i}]: the order is still resting"));
+    }
+    Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::TickSize;
+    use crate::engine::{BookConfig, Command, CommandKind, Event};
+
+    fn wire() -> Wire {
+        Wire {
+            tick: TickSize::parse("0.01").unwrap(),
+            max_quantity: 1_000_000_000,
+        }
+    }
+
+    fn place(book: &mut OrderBook, id: u128, side: Side, price: u64, quantity: u64) -> Vec<Event> {
+        let mut events = Vec::new();
+        let command = Command {
+            ts: 1_700_000_000_000_000_000 + id as u64 * 1_000,
+            kind: CommandKind::Place {
+                id,
+                side,
+                price,
+                quantity,
+            },
+        };
+        book.apply(&command, &mut events);
+        events
+    }
+
+    #[test]
+    fn a_saved_book_loads_back_identical() {
+        let config = BookConfig {
+            order_capacity: 64,
+            level_capacity: 16,
+            finished_capacity: 3,
+        };
+        let mut book = OrderBook::new(config);
+        let mut trades = Vec::new();
+        for (id, side, price, quantity) in [
+            (1, Side::Sell, 10_000, 5),
+            (2, Side::Sell, 10_000, 7),
+            (3, Side::Sell, 10_100, 3),
+            (4, Side::Buy, 9_900, 4),
+            (5, Side::Buy, 10_000, 9),
+            (6, Side::Buy, 9_800, 2),
+            (7, Side::Buy, 10_100, 1),
+            (8, Side::Sell, 9_800, 1),
+        ] {
+            for event in place(&mut book, id, side, price, quantity) {
+                if let Event::Trade(trade) = event {
+                    trades.push(TradeRecord::from(trade));
+                }
+            }
+        }
+        let bytes = write_state(&book, trades.iter(), 42, &wire());
+        let state = decode(&bytes, &wire()).unwrap();
+        assert_eq!(state.seq, 42);
+        assert_eq!(state.trades, trades);
+        let mut restored = OrderBook::new(config);
+        state.restore_into(&mut restored).unwrap();
+        for side in [Side::Buy, Side::Sell] {
+            assert_eq!(
+                restored.resting(side).collect::<Vec<_>>(),
+                book.resting(side).collect::<Vec<_>>()
+            );
+        }
+        assert_eq!(
+            restored.finished().collect::<Vec<_>>(),
+            book.finished().collect::<Vec<_>>()
+        );
+        assert_eq!(restored.last_trade_id(), book.last_trade_id());
+        assert_eq!(write_state(&restored, trades.iter(), 42, &wire()), bytes);
+    }
+
+    #[test]
+    fn a_file_of_the_original_service_loads() {
+        let original = br#"{
+            "buy_orders": [{"id": "0b9f6a9e-4a3c-4c1e-9c1d-2b7d1f0e6a11", "quantity": 10,
+                "price": 99.5, "side": 1, "status": "partially filled", "filled_quantity": 4,
+                "average_traded_price": 99.5, "traded_quantity": 4, "order_alive": true}],
+            "sell_orders": [{"id": "1c8e5b8d-3b2c-4d0f-8b0c-1a6c0e9d5b22", "quantity": 3,
+                "price": 101.0, "side": -1, "status": "open", "filled_quantity": 0,
+                "average_traded_price": 0, "traded_quantity": 0, "order_alive": true}],
+            "trades": [{"unique_id": "2d7f4c7e-2a1b-4e9a-9a0b-0f5b1d8c4a33",
+                "execution_timestamp": "2024-05-01T12:00:00.250000",
+                "buy_order_id": "0b9f6a9e-4a3c-4c1e-9c1d-2b7d1f0e6a11",
+                "sell_order_id": "3e6a3b6f-1f0a-4f8b-8f1a-9e4c0c7b3a44",
+                "price": 99.5, "quantity": 4}]
+        }"#;
+        let state = decode(original, &wire()).unwrap();
+        assert_eq!(state.seq, 0);
+        assert_eq!(state.last_trade_id, 0);
+        assert_eq!(state.buy_orders[0].filled, 4);
+        assert_eq!(state.buy_orders[0].notional, 4 * 9_950);
+        assert_eq!(state.buy_orders[0].status, OrderStatus::PartiallyFilled);
+        assert_eq!(state.sell_orders[0].price, 10_100);
+        assert_eq!(
+            state.trades[0].unique_id,
+            api::parse_uuid("2d7f4c7e-2a1b-4e9a-9a0b-0f5b1d8c4a33").unwrap()
+        );
+        assert_eq!(state.trades[0].trade.ts, 1_714_564_800_250_000_000);
+        let mut book = OrderBook::new(BookConfig::default());
+        state.restore_into(&mut book).unwrap();
+        assert_eq!(book.resting_count(), 2);
+    }
+
+    #[test]
+    fn unusable_files_are_refused_with_the_reason() {
+        let cases: [(&[u8], &str); 4] = [
+            (b"{\"buy_orders\":[", "EOF"),
+            (b"{\"sell_orders\":[]}", "buy_orders"),
+            (
+                br#"{"buy_orders":[{"id":"x","quantity":1,"price":1.0,"side":1}],"sell_orders":[]}"#,
+                "buy_orders[0]: id \"x\" is not a UUID",
+            ),
+            (
+                br#"{"buy_orders":[{"id":"0b9f6a9e-4a3c-4c1e-9c1d-2b7d1f0e6a11","quantity":1,"price":1.0,"side":-1}],"sell_orders":[]}"#,
+                "buy_orders[0]: not a resting Buy order",
+            ),
+        ];
+        for (bytes, expected) in cases {
+            let error = decode(bytes, &wire()).unwrap_err();
+            assert!(error.contains(expected), "{error:?} lacks {expected:?}");
+        }
+    }
+}
