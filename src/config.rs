@@ -95,6 +95,21 @@ pub struct Config {
     /// Finished (filled or cancelled) orders kept fetchable by id, newest kept.
     #[arg(long, env = "ORDERBOOK_FINISHED_ORDERS", default_value_t = 1_000_000)]
     pub finished_orders: usize,
+
+    /// Seconds between writes of the state file (`order_book_state.json`);
+    /// it is also written at a clean shutdown. 0 writes it only then.
+    #[arg(long, env = "ORDERBOOK_SNAPSHOT_INTERVAL", default_value_t = 10)]
+    pub snapshot_interval: u64,
+
+    /// Answer a command only once its journal record is on disk
+    /// (`fdatasync`, shared by every command of a batch), not just in the
+    /// kernel: survives a power cut, not only a crash.
+    #[arg(long, env = "ORDERBOOK_FSYNC", num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set)]
+    pub fsync: bool,
+
+    /// Bytes after which the journal starts a new file.
+    #[arg(long, env = "ORDERBOOK_JOURNAL_SEGMENT_BYTES", default_value_t = 64 << 20)]
+    pub journal_segment_bytes: u64,
 }
 
 impl Config {
@@ -119,6 +134,8 @@ impl Config {
             trades_default_limit: self.trades_default_limit.min(self.trades_max_limit).max(1),
             trades_max_limit: self.trades_max_limit.max(1),
             drain_timeout: Duration::from_secs(5),
+            snapshot_interval: (self.snapshot_interval > 0)
+                .then(|| Duration::from_secs(self.snapshot_interval)),
         }
     }
 

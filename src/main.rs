@@ -1,6 +1,7 @@
-//! The `orderbook` binary: reads the settings, starts the matching thread
-//! and the book replica between their rings, and runs the HTTP front on
-//! this thread until SIGINT or SIGTERM, then stops cleanly.
+//! The `orderbook` binary: reads the settings, rebuilds the state from the
+//! data directory, starts the matching thread, the book replica and the
+//! persister between their rings, and runs the HTTP front on this thread
+//! until SIGINT or SIGTERM, then stops cleanly.
 
 use std::fs::{self, File, TryLockError};
 use std::process::ExitCode;
@@ -10,10 +11,13 @@ use std::thread;
 
 use clap::Parser;
 use orderbook::config::Config;
-use orderbook::engine::{BookConfig, OrderBook};
+use orderbook::engine::BookConfig;
 use orderbook::matching::{self, Output, Request};
 use orderbook::net::server::{Front, LoopWaker};
-use orderbook::replica;
+use orderbook::persist::persister::{self, DurableCursor};
+use orderbook::persist::recovery;
+use orderbook::persist::segments::SegmentWriter;
+use orderbook::replica::{self, Snapshots};
 use orderbook::ring::{broadcast_with, spsc_with};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -52,48 +56,92 @@ fn run(config: Config) -> Result<(), String> {
     let _data_dir_lock = lock_data_dir(&config)?;
     let mut signals = Signals::new([SIGINT, SIGTERM])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let started = std::time::Instant::now();
+    // The matching thread keeps no finished-order history: the replica
+    // keeps it and answers `GET /order/{id}`, so matching never pays for it.
+    let recovered = recovery::recover(
+        &config.data_dir,
+        &config.wire(),
+        BookConfig {
+            finished_capacity: 0,
+            ..config.book()
+        },
+        config.book(),
+        config.trade_history,
+    )?;
+    for note in &recovered.notes {
+        eprintln!("orderbook: {note}");
+    }
+    if !recovered.notes.is_empty() {
+        eprintln!(
+            "orderbook: recovered in {:.0} ms",
+            started.elapsed().as_secs_f64() * 1e3
+        );
+    }
+    let journal = SegmentWriter::create(
+        &config.data_dir,
+        recovered.seq + 1,
+        config.journal_segment_bytes,
+        config.fsync,
+    )
+    .map_err(|e| {
+        format!(
+            "cannot start a journal file in {}: {e}",
+            config.data_dir.display()
+        )
+    })?;
+
     let (requests_in, requests_out) =
         spsc_with::<Request>(config.command_ring, config.wait_strategy);
-    // Readers of the output ring: 0 = the front (answers), 1 = the replica.
+    // Readers of the output ring: the front (answers), the replica, the persister.
     let (outputs, mut readers) =
-        broadcast_with::<Output>(config.event_ring, 2, config.wait_strategy);
-    let replica_reader = readers.pop().expect("two readers");
-    let front_reader = readers.pop().expect("two readers");
+        broadcast_with::<Output>(config.event_ring, 3, config.wait_strategy);
+    let persister_reader = readers.pop().expect("three readers");
+    let replica_reader = readers.pop().expect("three readers");
+    let front_reader = readers.pop().expect("three readers");
     let (answers_tx, answers_rx) = crossbeam_channel::unbounded();
     let shutdown = Arc::new(AtomicBool::new(false));
+    let durable = Arc::new(DurableCursor::new(0));
 
     let (front, waker) = Front::bind(
         config.listen,
         requests_in,
         front_reader,
         answers_rx,
+        durable.clone(),
+        recovered.trades.iter().copied().collect(),
         config.wire(),
         config.front(),
         shutdown.clone(),
     )
     .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let address = front.local_addr().map_err(|e| e.to_string())?;
+    durable.set_waker(Arc::new(LoopWaker(waker.clone())));
 
-    // The matching thread keeps no finished-order history: the replica
-    // keeps it and answers `GET /order/{id}`, so matching never pays for it.
     let matching = matching::spawn(
-        OrderBook::new(BookConfig {
-            finished_capacity: 0,
-            ..config.book()
-        }),
+        recovered.matching,
         requests_out,
         outputs,
         config.matching_core,
     )
     .map_err(|e| format!("cannot start the matching thread: {e}"))?;
     let replica = replica::spawn(
-        OrderBook::new(config.book()),
+        recovered.replica,
         replica_reader,
         config.wire(),
         answers_tx,
         Arc::new(LoopWaker(waker.clone())),
+        Snapshots {
+            dir: config.data_dir.clone(),
+            seq: recovered.seq,
+            saved_seq: recovered.saved_seq,
+            trades: recovered.trades,
+            trade_history: config.trade_history,
+        },
     )
     .map_err(|e| format!("cannot start the replica thread: {e}"))?;
+    let persister = persister::spawn(journal, persister_reader, recovered.seq + 1, durable)
+        .map_err(|e| format!("cannot start the persister thread: {e}"))?;
 
     let signal_waker = waker.clone();
     let signal_flag = shutdown.clone();
@@ -119,6 +167,9 @@ fn run(config: Config) -> Result<(), String> {
     replica
         .join()
         .map_err(|_| "the replica thread panicked".to_string())?;
+    persister
+        .join()
+        .map_err(|_| "the persister thread panicked".to_string())?;
     eprintln!(
         "orderbook: stopped cleanly with {} resting orders",
         book.resting_count()

@@ -45,6 +45,9 @@ pub enum BarrierPurpose {
     /// answers: it keeps the finished-order history, so the matching
     /// thread does not).
     Order(OrderId),
+    /// Write the state file as of this point (the replica acts; nobody is
+    /// answered).
+    Snapshot,
 }
 
 /// What the matching thread publishes. Each [`Request`] yields exactly one

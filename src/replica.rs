@@ -8,15 +8,20 @@
 //! replica reaches it, its book is exactly the book as of that request, so
 //! the answer is consistent with everything answered before it.
 
+use std::collections::VecDeque;
 use std::io;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
-use crate::api::{ApiError, Wire};
+use crate::api::{ApiError, TradeRecord, Wire};
 use crate::engine::{Command, Event, EventSink, OrderBook, OrderId, Side};
 use crate::matching::{BarrierPurpose, Output};
+use crate::persist::segments;
+use crate::persist::snapshot::{self, STATE_FILE};
 use crate::ring::{Subscriber, WaitResult, Wake};
 
 /// A finished answer to a read for the front.
@@ -28,14 +33,6 @@ pub struct ReplicaAnswer {
     pub status: u16,
     /// The JSON body.
     pub body: Vec<u8>,
-}
-
-/// Drops the replica's events: the matching thread already published them.
-struct Discard;
-
-impl EventSink for Discard {
-    #[inline]
-    fn emit(&mut self, _event: Event) {}
 }
 
 /// Writes `{"buy_orders":[...],"sell_orders":[...]}`, best price first.
@@ -69,17 +66,87 @@ fn order_json(book: &OrderBook, wire: &Wire, id: OrderId) -> (u16, Vec<u8>) {
     }
 }
 
+/// What the replica keeps for the state file besides its book.
+pub struct Snapshots {
+    /// The data directory (state file and journal).
+    pub dir: PathBuf,
+    /// Accepted commands applied so far: the journal sequence number of the
+    /// last one (the replica counts exactly as the persister numbers).
+    pub seq: u64,
+    /// The sequence number the state file on disk covers.
+    pub saved_seq: u64,
+    /// The newest trades, oldest first, as many as the front keeps.
+    pub trades: VecDeque<TradeRecord>,
+    /// How many trades to keep.
+    pub trade_history: usize,
+}
+
+impl Snapshots {
+    /// Writes the state file if anything changed since the last one, then
+    /// deletes the journal files it makes unnecessary. A failure is
+    /// reported and the journal kept: nothing is lost, the next snapshot
+    /// tries again.
+    fn save(&mut self, book: &OrderBook, wire: &Wire) {
+        if self.seq == self.saved_seq && self.dir.join(STATE_FILE).exists() {
+            return;
+        }
+        let started = Instant::now();
+        let bytes = snapshot::write_state(book, self.trades.iter(), self.seq, wire);
+        if let Err(error) = snapshot::save_atomically(&self.dir, &bytes) {
+            eprintln!(
+                "orderbook: cannot write the state file in {}: {error}",
+                self.dir.display()
+            );
+            return;
+        }
+        self.saved_seq = self.seq;
+        if let Err(error) = segments::prune(&self.dir, self.seq) {
+            eprintln!("orderbook: cannot remove old journal files: {error}");
+        }
+        let took = started.elapsed();
+        if took > Duration::from_millis(100) {
+            eprintln!(
+                "orderbook: state file written: {} orders, {} bytes, {:.0} ms",
+                book.resting_count(),
+                bytes.len(),
+                took.as_secs_f64() * 1e3
+            );
+        }
+    }
+}
+
+/// Keeps the trades of the commands the replica applies.
+struct TradeKeeper<'a>(&'a mut Snapshots);
+
+impl EventSink for TradeKeeper<'_> {
+    #[inline]
+    fn emit(&mut self, event: Event) {
+        if let Event::Trade(trade) = event {
+            let keeper = &mut self.0;
+            if keeper.trade_history == 0 {
+                return;
+            }
+            if keeper.trades.len() == keeper.trade_history {
+                keeper.trades.pop_front();
+            }
+            keeper.trades.push_back(trade.into());
+        }
+    }
+}
+
 /// Runs the replica on a thread named `replica`. It applies a command once
 /// the matching thread's outcome shows it was not rejected (so the copy
 /// agrees with the matching thread's book whatever either keeps of finished
 /// orders), answers `Orders` and `Order` barriers through `answers`, waking
-/// the front with `wake`, and returns its book when the output ring closes.
+/// the front with `wake`, writes the state file at `Snapshot` barriers and
+/// once more when the output ring closes, and then returns its book.
 pub fn spawn(
     mut book: OrderBook,
     mut outputs: Subscriber<Output>,
     wire: Wire,
     answers: Sender<ReplicaAnswer>,
     wake: Arc<dyn Wake>,
+    mut snapshots: Snapshots,
 ) -> io::Result<JoinHandle<OrderBook>> {
     thread::Builder::new()
         .name("replica".into())
@@ -91,7 +158,8 @@ pub fn spawn(
                     Output::Event(event) if event.is_outcome() => {
                         if let Some(command) = pending.take() {
                             if !matches!(event, Event::Rejected { .. }) {
-                                book.apply(&command, &mut Discard);
+                                book.apply(&command, &mut TradeKeeper(&mut snapshots));
+                                snapshots.seq += 1;
                             }
                         }
                     }
@@ -99,6 +167,10 @@ pub fn spawn(
                         let (status, body) = match barrier.purpose {
                             BarrierPurpose::Orders => (200, orders_json(&book, &wire)),
                             BarrierPurpose::Order(id) => order_json(&book, &wire, id),
+                            BarrierPurpose::Snapshot => {
+                                snapshots.save(&book, &wire);
+                                return;
+                            }
                             BarrierPurpose::Trades => return,
                         };
                         // The front may be gone at shutdown; nothing to answer then.
@@ -112,6 +184,7 @@ pub fn spawn(
                     _ => {}
                 });
                 if read == 0 && outputs.wait() == WaitResult::Closed {
+                    snapshots.save(&book, &wire);
                     return book;
                 }
             }

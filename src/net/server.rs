@@ -26,6 +26,7 @@ use super::http::{self, Limits, Method};
 use crate::api::{self, ApiError, TradeRecord, Wire};
 use crate::engine::{Command, CommandKind, Event, RejectReason};
 use crate::matching::{Barrier, BarrierPurpose, Output, Request};
+use crate::persist::persister::DurableCursor;
 use crate::replica::ReplicaAnswer;
 use crate::ring::{Producer, Subscriber, Wake};
 
@@ -58,6 +59,9 @@ pub struct FrontConfig {
     pub trades_max_limit: usize,
     /// How long a shutdown waits for in-flight answers to be written.
     pub drain_timeout: Duration,
+    /// How often to ask the replica for a state file (`None`: never; the
+    /// replica still writes one at shutdown).
+    pub snapshot_interval: Option<Duration>,
 }
 
 /// Wakes the loop from other threads through its `mio::Waker`.
@@ -162,6 +166,8 @@ enum Awaiting {
     },
     /// `GET /orders` or `GET /order/{id}`: the replica answers.
     Replica,
+    /// The front's own snapshot barrier: nobody to answer.
+    Snapshot,
 }
 
 /// The event loop's state.
@@ -185,6 +191,11 @@ pub struct Front {
     /// Outputs read in one drain, handled in order after it.
     drained: Vec<Output>,
     trades: VecDeque<TradeRecord>,
+    /// How far the persister has journaled the output stream: nothing
+    /// beyond it is answered.
+    durable: Arc<DurableCursor>,
+    /// When to send the next snapshot barrier.
+    snapshot_due: Option<Instant>,
     rng: StdRng,
     wire: Wire,
     config: FrontConfig,
@@ -203,6 +214,8 @@ impl Front {
         requests: Producer<Request>,
         mut outputs: Subscriber<Output>,
         answers: Receiver<ReplicaAnswer>,
+        durable: Arc<DurableCursor>,
+        trades: Vec<TradeRecord>,
         wire: Wire,
         config: FrontConfig,
         shutdown: Arc<AtomicBool>,
@@ -228,7 +241,14 @@ impl Front {
             awaiting_replica: Vec::new(),
             early_answers: Vec::new(),
             drained: Vec::with_capacity(1024),
-            trades: VecDeque::with_capacity(config.trade_history.min(1 << 20)),
+            trades: {
+                let mut history = VecDeque::with_capacity(config.trade_history.min(1 << 20));
+                let skip = trades.len().saturating_sub(config.trade_history);
+                history.extend(trades.into_iter().skip(skip));
+                history
+            },
+            durable,
+            snapshot_due: config.snapshot_interval.map(|every| Instant::now() + every),
             rng: StdRng::from_os_rng(),
             wire,
             config,
@@ -277,17 +297,20 @@ impl Front {
                 }
             }
 
-            // Sleep only if no output is waiting; the matching thread and
-            // the replica wake us through the waker.
+            self.request_snapshot_if_due();
+            // Sleep only if no journaled output is waiting; the persister
+            // and the replica wake us through the waker.
             let timeout = if drain_deadline.is_some() {
                 Some(Duration::from_millis(10))
-            } else if self.outputs.prepare_sleep() && self.answers.is_empty() {
-                None
+            } else if self.durable.prepare_sleep(self.outputs.position()) && self.answers.is_empty()
+            {
+                self.snapshot_due
+                    .map(|due| due.saturating_duration_since(Instant::now()))
             } else {
                 Some(Duration::ZERO)
             };
             let polled = self.poll.poll(&mut events, timeout);
-            self.outputs.finish_sleep();
+            self.durable.finish_sleep();
             match polled {
                 Ok(()) => {}
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
@@ -305,6 +328,36 @@ impl Front {
             self.take_replica_answers();
             self.publish_staged();
         }
+    }
+
+    /// Sends a snapshot barrier when one is due (later, if the command ring
+    /// is full: a snapshot can wait, an order should not).
+    fn request_snapshot_if_due(&mut self) {
+        let (Some(due), Some(every)) = (self.snapshot_due, self.config.snapshot_interval) else {
+            return;
+        };
+        let now = Instant::now();
+        if now < due {
+            return;
+        }
+        let barrier = Barrier {
+            ticket: self.next_ticket,
+            purpose: BarrierPurpose::Snapshot,
+        };
+        if self.requests.stage(Request::Barrier(barrier)).is_err() {
+            return;
+        }
+        self.staged = true;
+        self.next_ticket += 1;
+        self.in_flight.push_back(InFlight {
+            ticket: barrier.ticket,
+            slot: usize::MAX,
+            serial: 0,
+            keep_alive: false,
+            kind: Awaiting::Snapshot,
+        });
+        self.snapshot_due = Some(now + every);
+        self.publish_staged();
     }
 
     fn publish_staged(&mut self) {
@@ -710,11 +763,14 @@ impl Front {
     fn take_outputs(&mut self) {
         let mut drained = std::mem::take(&mut self.drained);
         let history = self.config.trade_history;
-        self.outputs.drain(usize::MAX, |output| match output {
-            Output::Event(Event::Trade(_)) if history > 0 => drained.push(*output),
-            output if output.is_closing() => drained.push(*output),
-            _ => {}
-        });
+        // Only what the persister has journaled may be answered.
+        let journaled = self.durable.position() - self.outputs.position();
+        self.outputs
+            .drain(journaled as usize, |output| match output {
+                Output::Event(Event::Trade(_)) if history > 0 => drained.push(*output),
+                output if output.is_closing() => drained.push(*output),
+                _ => {}
+            });
         for output in drained.drain(..) {
             if let Output::Event(Event::Trade(trade)) = output {
                 if self.trades.len() == history {
@@ -727,6 +783,9 @@ impl Front {
                 eprintln!("orderbook: an answer arrived with no request waiting");
                 continue;
             };
+            if matches!(waiting.kind, Awaiting::Snapshot) {
+                continue;
+            }
             self.answer(waiting, output);
         }
         self.drained = drained;

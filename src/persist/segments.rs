@@ -1,0 +1,309 @@
+//! The journal's files: `journal-<first seq, 20 digits>.log` in the data
+//! directory, each a header and framed records ([`super::journal`]). The
+//! persister appends to the newest and starts a new one once it passes
+//! `--journal-segment-bytes`; a segment whose records are all covered by a
+//! saved state file is deleted. Reading them back at start is
+//! [`read_after`].
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use super::journal::{self, Record};
+
+const PREFIX: &str = "journal-";
+const SUFFIX: &str = ".log";
+
+/// The file name of the segment whose first record is `first_seq`.
+pub fn segment_name(first_seq: u64) -> String {
+    format!("{PREFIX}{first_seq:020}{SUFFIX}")
+}
+
+/// The journal segments in `dir`, oldest first, with their first sequence
+/// number (from the name; the header is checked when read).
+pub fn list(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+    let mut segments = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(digits) = name
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.strip_suffix(SUFFIX))
+        else {
+            continue;
+        };
+        if let Ok(first_seq) = digits.parse::<u64>() {
+            segments.push((first_seq, entry.path()));
+        }
+    }
+    segments.sort();
+    Ok(segments)
+}
+
+/// Deletes the segments of `dir` whose every record is at or before
+/// `covered` (a durable state file holds them). The newest segment is
+/// always kept: the persister may be writing it.
+pub fn prune(dir: &Path, covered: u64) -> io::Result<usize> {
+    let segments = list(dir)?;
+    let mut removed = 0;
+    for pair in segments.windows(2) {
+        let (_, path) = &pair[0];
+        let (next_first, _) = pair[1];
+        if next_first <= covered + 1 {
+            fs::remove_file(path)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Appends records to the newest segment and rotates segments.
+pub struct SegmentWriter {
+    dir: PathBuf,
+    file: File,
+    written: u64,
+    segment_bytes: u64,
+    fsync: bool,
+}
+
+impl SegmentWriter {
+    /// Starts a new segment whose first record will be `next_seq`.
+    pub fn create(dir: &Path, next_seq: u64, segment_bytes: u64, fsync: bool) -> io::Result<Self> {
+        let (file, written) = Self::new_segment(dir, next_seq, fsync)?;
+        Ok(SegmentWriter {
+            dir: dir.to_path_buf(),
+            file,
+            written,
+            segment_bytes,
+            fsync,
+        })
+    }
+
+    fn new_segment(dir: &Path, first_seq: u64, fsync: bool) -> io::Result<(File, u64)> {
+        let path = dir.join(segment_name(first_seq));
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&path)?;
+        let mut header = Vec::with_capacity(journal::HEADER_LEN);
+        journal::write_header(&mut header, first_seq);
+        file.write_all(&header)?;
+        if fsync {
+            // The header and the new name must be on disk before any record
+            // in the file counts as durable.
+            file.sync_all()?;
+            File::open(dir)?.sync_all()?;
+        }
+        Ok((file, header.len() as u64))
+    }
+
+    /// Writes `records` (whole framed records, in sequence) in one system
+    /// call, then `fdatasync`s under `--fsync`. `next_seq` is the sequence
+    /// number of the record that will follow them, for a rotation.
+    pub fn append(&mut self, records: &[u8], next_seq: u64) -> io::Result<()> {
+        self.file.write_all(records)?;
+        if self.fsync {
+            self.file.sync_data()?;
+        }
+        self.written += records.len() as u64;
+        if self.written >= self.segment_bytes {
+            let (file, written) = Self::new_segment(&self.dir, next_seq, self.fsync)?;
+            self.file = file;
+            self.written = written;
+        }
+        Ok(())
+    }
+}
+
+/// What [`read_after`] found.
+#[derive(Debug, Default)]
+pub struct Replay {
+    /// The records after the requested sequence number, in order.
+    pub records: Vec<Record>,
+    /// Warnings for the operator (a torn tail that was cut).
+    pub warnings: Vec<String>,
+}
+
+/// Reads every record of the journal in `dir` after `covered` (what the
+/// state file already holds). A torn tail of the newest segment is cut off
+/// the file (with a warning); a damaged record anywhere else, a bad header,
+/// or a gap in the sequence is an error naming the file and the problem,
+/// and no file is changed then.
+pub fn read_after(dir: &Path, covered: u64) -> Result<Replay, String> {
+    let segments = list(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    let mut replay = Replay::default();
+    let mut expected = None::<u64>;
+    let mut cut: Option<(PathBuf, u64, usize)> = None;
+    for (i, (named_first, path)) in segments.iter().enumerate() {
+        let newest = i + 1 == segments.len();
+        let data = fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let problem = |what: String| format!("journal file {} is corrupt: {what}", path.display());
+        if newest && data.len() < journal::HEADER_LEN {
+            // A crash while the newest file was being started: no record
+            // was ever in it.
+            fs::remove_file(path).map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
+            replay.warnings.push(format!(
+                "journal file {}: removed, it was cut short ({} bytes) before its first record",
+                path.display(),
+                data.len()
+            ));
+            break;
+        }
+        let first = journal::read_header(&data).map_err(|e| problem(e.to_string()))?;
+        if first != *named_first {
+            return Err(problem(format!(
+                "its header starts at record {first}, its name at {named_first}"
+            )));
+        }
+        let scan = journal::scan_records(&data[journal::HEADER_LEN..])
+            .map_err(|e| problem(e.to_string()))?;
+        if scan.torn_bytes > 0 {
+            if !newest {
+                return Err(problem(format!(
+                    "{} bytes at its end are not a whole record, and newer files follow",
+                    scan.torn_bytes
+                )));
+            }
+            cut = Some((
+                path.clone(),
+                (journal::HEADER_LEN + scan.good_len) as u64,
+                scan.torn_bytes,
+            ));
+        }
+        let mut next = expected.unwrap_or(first);
+        if first != next {
+            return Err(problem(format!(
+                "it starts at record {first} but the previous file ended before {next}"
+            )));
+        }
+        for record in scan.records {
+            if record.seq != next {
+                return Err(problem(format!(
+                    "record {} found where {next} was expected",
+                    record.seq
+                )));
+            }
+            next += 1;
+            if record.seq > covered {
+                replay.records.push(record);
+            }
+        }
+        expected = Some(next);
+    }
+    if let Some(first) = replay.records.first() {
+        if first.seq != covered + 1 {
+            return Err(format!(
+                "the journal in {} resumes at record {}, but the state file covers only up to {covered}: records are missing",
+                dir.display(),
+                first.seq
+            ));
+        }
+    }
+    if let Some((path, keep, torn)) = cut {
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("cannot open {} to cut its torn tail: {e}", path.display()))?;
+        file.set_len(keep)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| format!("cannot cut the torn tail of {}: {e}", path.display()))?;
+        replay.warnings.push(format!(
+            "journal file {}: cut a torn last record ({torn} bytes) left by a crash in mid-write",
+            path.display()
+        ));
+    }
+    Ok(replay)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Command, CommandKind};
+
+    fn record(seq: u64) -> Record {
+        Record {
+            seq,
+            command: Command {
+                ts: seq * 1_000,
+                kind: CommandKind::Cancel { id: seq as u128 },
+            },
+        }
+    }
+
+    fn encoded(seqs: std::ops::RangeInclusive<u64>) -> Vec<u8> {
+        let mut out = Vec::new();
+        for seq in seqs {
+            journal::write_record(&mut out, &record(seq));
+        }
+        out
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("orderbook-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn segments_rotate_read_back_in_order_and_prune() {
+        let dir = temp_dir("segments");
+        // Rotate after every append of 10 records (~40 bytes each).
+        let mut writer = SegmentWriter::create(&dir, 1, 200, false).unwrap();
+        for batch in 0..5u64 {
+            let first = batch * 10 + 1;
+            writer
+                .append(&encoded(first..=first + 9), first + 10)
+                .unwrap();
+        }
+        let names: Vec<u64> = list(&dir).unwrap().into_iter().map(|(s, _)| s).collect();
+        assert_eq!(names, [1, 11, 21, 31, 41, 51]);
+        let replay = read_after(&dir, 15).unwrap();
+        let seqs: Vec<u64> = replay.records.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, (16..=50).collect::<Vec<_>>());
+        assert!(replay.warnings.is_empty());
+        // Records up to 25 are in a state file: segments 1 and 11 go, 21 stays.
+        assert_eq!(prune(&dir, 25).unwrap(), 2);
+        let names: Vec<u64> = list(&dir).unwrap().into_iter().map(|(s, _)| s).collect();
+        assert_eq!(names, [21, 31, 41, 51]);
+        assert_eq!(read_after(&dir, 25).unwrap().records.len(), 25);
+        // A state file older than the journal's start means lost records.
+        let error = read_after(&dir, 10).unwrap_err();
+        assert!(error.contains("records are missing"), "{error}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_and_corruption_is_refused_untouched() {
+        let dir = temp_dir("torn");
+        let mut writer = SegmentWriter::create(&dir, 1, 1 << 20, false).unwrap();
+        writer.append(&encoded(1..=20), 21).unwrap();
+        let mut half = encoded(21..=21);
+        half.truncate(half.len() / 2);
+        writer.append(&half, 22).unwrap();
+        drop(writer);
+        let path = dir.join(segment_name(1));
+        let whole_len = fs::metadata(&path).unwrap().len();
+        let replay = read_after(&dir, 0).unwrap();
+        assert_eq!(replay.records.len(), 20);
+        assert_eq!(replay.warnings.len(), 1);
+        assert!(replay.warnings[0].contains(&format!("{} bytes", half.len())));
+        assert_eq!(
+            fs::metadata(&path).unwrap().len(),
+            whole_len - half.len() as u64
+        );
+
+        // Damage inside: refused, and the file stays byte for byte.
+        let mut bytes = fs::read(&path).unwrap();
+        let middle = journal::HEADER_LEN + 100;
+        bytes[middle] ^= 0xFF;
+        fs::write(&path, &bytes).unwrap();
+        let error = read_after(&dir, 0).unwrap_err();
+        assert!(error.contains("is corrupt"), "{error}");
+        assert!(error.contains(&segment_name(1)), "{error}");
+        assert_eq!(fs::read(&path).unwrap(), bytes);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
