@@ -36,6 +36,8 @@ pub struct Server {
     /// Set once stderr reached its end (the process closed it).
     stderr_closed: Arc<AtomicBool>,
     dir: PathBuf,
+    /// The directory was made for this server and goes with it.
+    owns_dir: bool,
     exited: Option<ExitStatus>,
 }
 
@@ -48,16 +50,17 @@ impl Server {
     /// Starts the service with extra command-line flags, on 127.0.0.1:0, in a
     /// fresh working directory (so no state file of another run is loaded).
     pub fn start_with(args: &[&str]) -> Server {
-        let n = SERVERS_STARTED.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!(
-            "orderbook-http-test-{}-{n}-{}",
-            std::process::id(),
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&dir).expect("create a working directory");
+        let dir = fresh_dir("http-test");
+        Server::spawn_in(dir, args, true)
+    }
+
+    /// Starts the service in `dir` (its state is kept when the guard drops),
+    /// e.g. to restart on the same state.
+    pub fn start_in(dir: &std::path::Path, args: &[&str]) -> Server {
+        Server::spawn_in(dir.to_path_buf(), args, false)
+    }
+
+    fn spawn_in(dir: PathBuf, args: &[&str], owns_dir: bool) -> Server {
         let mut child = Command::new(BIN)
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
@@ -119,8 +122,15 @@ impl Server {
             stderr,
             stderr_closed,
             dir,
+            owns_dir,
             exited: None,
         }
+    }
+
+    /// Kills the process with SIGKILL (no chance to clean up) and reaps it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        self.exited = Some(self.child.wait().expect("wait for the killed service"));
     }
 
     /// The process id.
@@ -187,7 +197,74 @@ impl Drop for Server {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if self.owns_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A new empty directory under the system's temporary directory.
+pub fn fresh_dir(purpose: &str) -> PathBuf {
+    let n = SERVERS_STARTED.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "orderbook-{purpose}-{}-{n}-{}",
+        std::process::id(),
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).expect("create a working directory");
+    dir
+}
+
+/// A directory removed when the guard drops.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// A new empty directory.
+    pub fn new(purpose: &str) -> TempDir {
+        TempDir(fresh_dir(purpose))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs the service in `dir` expecting it to refuse to start: returns its
+/// exit status and stderr (fails the test if it is still running after 10 s).
+pub fn refused_start(dir: &std::path::Path, args: &[&str]) -> (ExitStatus, String) {
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .current_dir(dir)
+        .env_remove("ORDERBOOK_LISTEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the orderbook binary");
+    let deadline = Instant::now() + IO_TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            let mut stderr = String::new();
+            child
+                .stderr
+                .take()
+                .expect("piped stderr")
+                .read_to_string(&mut stderr)
+                .expect("read stderr");
+            return (status, stderr);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the service started instead of refusing");
+        }
+        thread::sleep(Duration::from_millis(10));
     }
 }
 

@@ -1,0 +1,658 @@
+//! Persistence, black-box: the real binary on a real data directory,
+//! stopped with SIGTERM or SIGKILL and started again on the same files.
+
+mod support;
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use orderbook::api;
+use orderbook::engine::{
+    BookConfig, Command, CommandKind, Event, OrderBook, OrderId, OrderView, Side, Trade,
+};
+use orderbook::persist::journal;
+use serde_json::Value;
+use support::{refused_start, request_bytes, Client, Server, TempDir};
+
+fn price_text(ticks: u64) -> String {
+    format!("{}.{:02}", ticks / 100, ticks % 100)
+}
+
+fn place_body(side: Side, ticks: u64, quantity: u64) -> String {
+    format!(
+        "{{\"side\":{},\"price\":{},\"quantity\":{quantity}}}",
+        side as i8,
+        price_text(ticks)
+    )
+}
+
+fn id_of(response: &Value) -> String {
+    response["id"].as_str().expect("an id").to_string()
+}
+
+/// Everything a client can read of the state, as exact bytes.
+fn observe(server: &Server, ids: &[String]) -> Vec<(String, u16, Vec<u8>)> {
+    let mut client = server.connect();
+    let mut paths = vec!["/orders".to_string(), "/trades?limit=100000".to_string()];
+    paths.extend(ids.iter().map(|id| format!("/order/{id}")));
+    paths
+        .into_iter()
+        .map(|path| {
+            let response = client.get(&path);
+            (path, response.status, response.body)
+        })
+        .collect()
+}
+
+#[test]
+fn a_restart_after_sigterm_shows_the_same_orders_trades_and_finished_orders() {
+    let dir = TempDir::new("restart");
+    let mut server = Server::start_in(&dir.0, &[]);
+    let mut client = server.connect();
+    let mut ids = Vec::new();
+    for (side, ticks, quantity) in [
+        (Side::Sell, 10_000, 5),
+        (Side::Sell, 10_050, 7),
+        (Side::Buy, 9_900, 4),
+        (Side::Buy, 10_000, 3),  // trades 3 of the first sell
+        (Side::Buy, 10_100, 10), // fills the rest of both sells, rests 0
+        (Side::Sell, 9_800, 1),  // trades with the 9,900 bid
+        (Side::Buy, 9_700, 6),
+    ] {
+        ids.push(id_of(
+            &client
+                .post("/order/", &place_body(side, ticks, quantity))
+                .expect(200),
+        ));
+    }
+    client
+        .request("DELETE", &format!("/order/{}", ids[6]), None)
+        .expect(200);
+    client
+        .request(
+            "PUT",
+            &format!("/order/{}", ids[2]),
+            Some("{\"quantity\":2}"),
+        )
+        .expect(200);
+    let before = observe(&server, &ids);
+    assert!(before.iter().all(|(_, status, _)| *status == 200));
+    server.signal("TERM");
+    assert!(server
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits")
+        .success());
+    let state: Value =
+        serde_json::from_slice(&fs::read(dir.0.join("order_book_state.json")).unwrap()).unwrap();
+    assert_eq!(state["seq"], 9, "7 places, a cancel and a modify");
+    assert_eq!(state["trades"].as_array().unwrap().len(), 4);
+
+    let server = Server::start_in(&dir.0, &[]);
+    let after = observe(&server, &ids);
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(
+            (b.0.as_str(), b.1, String::from_utf8_lossy(&b.2)),
+            (a.0.as_str(), a.1, String::from_utf8_lossy(&a.2))
+        );
+    }
+    // Trade numbering goes on where it stopped.
+    let mut client = server.connect();
+    client
+        .post("/order/", &place_body(Side::Sell, 9_700, 1))
+        .expect(200);
+    let trades = client.get("/trades?limit=1").expect(200);
+    assert_eq!(trades[0]["unique_id"].as_str().unwrap(), {
+        let mut text = String::new();
+        api::write_uuid(&mut text, api::trade_uuid(5));
+        text
+    });
+}
+
+#[test]
+fn a_state_file_of_the_original_service_is_loaded() {
+    let dir = TempDir::new("original");
+    let original = r#"{"buy_orders": [{"id": "0b9f6a9e-4a3c-4c1e-9c1d-2b7d1f0e6a11", "quantity": 10, "price": 99.5, "side": 1, "status": "partially filled", "filled_quantity": 4, "average_traded_price": 99.5, "traded_quantity": 4, "order_alive": true}],
+ "sell_orders": [{"id": "1c8e5b8d-3b2c-4d0f-8b0c-1a6c0e9d5b22", "quantity": 3, "price": 101.0, "side": -1, "status": "open", "filled_quantity": 0, "average_traded_price": 0, "traded_quantity": 0, "order_alive": true}],
+ "trades": [{"unique_id": "2d7f4c7e-2a1b-4e9a-9a0b-0f5b1d8c4a33", "execution_timestamp": "2024-05-01T12:00:00.250000", "buy_order_id": "0b9f6a9e-4a3c-4c1e-9c1d-2b7d1f0e6a11", "sell_order_id": "3e6a3b6f-1f0a-4f8b-8f1a-9e4c0c7b3a44", "price": 99.5, "quantity": 4}]}"#;
+    fs::write(dir.0.join("order_book_state.json"), original).unwrap();
+    let server = Server::start_in(&dir.0, &[]);
+    let mut client = server.connect();
+    let orders = client.get("/orders").expect(200);
+    assert_eq!(
+        orders,
+        serde_json::json!({
+            "buy_orders": [{"id": "0b9f6a9e-4a3c-4c1e-9c1d-2b7d1f0e6a11", "quantity": 10, "price": 99.5, "side": 1, "status": "partially filled", "filled_quantity": 4, "average_traded_price": 99.5, "traded_quantity": 4, "order_alive": true}],
+            "sell_orders": [{"id": "1c8e5b8d-3b2c-4d0f-8b0c-1a6c0e9d5b22", "quantity": 3, "price": 101.0, "side": -1, "status": "open", "filled_quantity": 0, "average_traded_price": 0, "traded_quantity": 0, "order_alive": true}]
+        })
+    );
+    let trades = client.get("/trades").expect(200);
+    assert_eq!(
+        trades,
+        serde_json::json!([{"unique_id": "2d7f4c7e-2a1b-4e9a-9a0b-0f5b1d8c4a33", "execution_timestamp": "2024-05-01T12:00:00.250000Z", "buy_order_id": "0b9f6a9e-4a3c-4c1e-9c1d-2b7d1f0e6a11", "sell_order_id": "3e6a3b6f-1f0a-4f8b-8f1a-9e4c0c7b3a44", "price": 99.5, "quantity": 4}])
+    );
+    // The loaded orders trade like any other.
+    client
+        .post("/order/", &place_body(Side::Sell, 9_950, 6))
+        .expect(200);
+    let bid = client
+        .get("/order/0b9f6a9e-4a3c-4c1e-9c1d-2b7d1f0e6a11")
+        .expect(200);
+    assert_eq!(bid["traded_quantity"], 10);
+    assert_eq!(bid["status"], "filled");
+}
+
+#[test]
+fn a_corrupt_state_file_stops_the_start_and_is_left_as_it_was() {
+    let dir = TempDir::new("corrupt-state");
+    let path = dir.0.join("order_book_state.json");
+    let bytes = b"{\"buy_orders\":[{\"id\":\"0b9f6a9e-4a3c-4c1e-9c1d-2b7d1f0e6a11\",\"quantity\":1";
+    fs::write(&path, bytes).unwrap();
+    let (status, stderr) = refused_start(&dir.0, &[]);
+    assert!(!status.success(), "started over a corrupt state file");
+    assert!(stderr.contains("order_book_state.json"), "{stderr}");
+    assert!(stderr.contains("EOF"), "names the problem: {stderr}");
+    assert_eq!(fs::read(&path).unwrap(), bytes);
+}
+
+fn journal_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("journal-")
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_torn_journal_tail_is_cut_and_damage_before_it_stops_the_start() {
+    let dir = TempDir::new("torn");
+    let mut server = Server::start_in(&dir.0, &["--snapshot-interval", "0"]);
+    let mut client = server.connect();
+    let ids: Vec<String> = (0..50)
+        .map(|i| {
+            id_of(
+                &client
+                    .post("/order/", &place_body(Side::Buy, 9_000 + i, 1))
+                    .expect(200),
+            )
+        })
+        .collect();
+    let before = observe(&server, &ids);
+    server.kill9();
+    let files = journal_files(&dir.0);
+    let newest = files.last().unwrap().clone();
+    let good = fs::read(&newest).unwrap();
+    // The first half of a next record, as a crash in mid-write leaves it.
+    let mut record = Vec::new();
+    journal::write_record(
+        &mut record,
+        &journal::Record {
+            seq: 51,
+            command: Command {
+                ts: 1,
+                kind: CommandKind::Cancel { id: 7 },
+            },
+        },
+    );
+    let half = record.len() / 2;
+    let mut torn = good.clone();
+    torn.extend_from_slice(&record[..half]);
+    fs::write(&newest, &torn).unwrap();
+
+    let mut server = Server::start_in(&dir.0, &["--snapshot-interval", "0"]);
+    assert_eq!(observe(&server, &ids), before);
+    let stderr = server.stderr();
+    assert!(
+        stderr.contains(&format!("cut a torn last record ({half} bytes)")),
+        "{stderr}"
+    );
+    assert_eq!(
+        fs::read(&newest).unwrap(),
+        good,
+        "cut back to the last good record"
+    );
+    server.kill9();
+
+    // A damaged record with good records after it is corruption.
+    let mut damaged = good.clone();
+    damaged[40] ^= 0x55;
+    fs::write(&newest, &damaged).unwrap();
+    let (status, stderr) = refused_start(&dir.0, &[]);
+    assert!(!status.success());
+    assert!(
+        stderr.contains(newest.file_name().unwrap().to_str().unwrap()),
+        "{stderr}"
+    );
+    assert!(stderr.contains("corrupt"), "{stderr}");
+    assert_eq!(fs::read(&newest).unwrap(), damaged, "left as it was");
+}
+
+// ---------------------------------------------------------------------------
+// The crash loop.
+
+/// One client command, in the global order the server received it.
+#[derive(Clone, Debug)]
+enum Op {
+    /// `id` is known once acknowledged (or learnt after a crash).
+    Place {
+        id: Option<OrderId>,
+        side: Side,
+        ticks: u64,
+        quantity: u64,
+    },
+    Cancel(OrderId),
+    Modify {
+        id: OrderId,
+        ticks: Option<u64>,
+        quantity: Option<u64>,
+    },
+}
+
+/// Placeholder ids for places whose answer never came.
+const UNKNOWN: u128 = 1 << 127;
+
+/// Replays `ops` on a fresh engine: the independent model of the server.
+fn replay(ops: &[Op]) -> (OrderBook, Vec<Trade>) {
+    let mut book = OrderBook::new(BookConfig {
+        order_capacity: 1 << 12,
+        level_capacity: 64,
+        finished_capacity: 1_000_000,
+    });
+    let mut trades = Vec::new();
+    let mut events = Vec::new();
+    for (n, op) in ops.iter().enumerate() {
+        let kind = match *op {
+            Op::Place {
+                id,
+                side,
+                ticks,
+                quantity,
+            } => CommandKind::Place {
+                id: id.unwrap_or(UNKNOWN + n as u128),
+                side,
+                price: ticks,
+                quantity,
+            },
+            Op::Cancel(id) => CommandKind::Cancel { id },
+            Op::Modify {
+                id,
+                ticks,
+                quantity,
+            } => CommandKind::Modify {
+                id,
+                price: ticks,
+                quantity,
+            },
+        };
+        events.clear();
+        book.apply(&Command { ts: 0, kind }, &mut events);
+        trades.extend(events.iter().filter_map(|e| match e {
+            Event::Trade(t) => Some(*t),
+            _ => None,
+        }));
+    }
+    (book, trades)
+}
+
+/// The server's resting orders and trades, as the model's types.
+struct Seen {
+    resting: Vec<OrderView>,
+    trades: Vec<(OrderId, OrderId, u64, u64)>,
+}
+
+fn see(server: &Server) -> Seen {
+    let mut client = server.connect();
+    let orders = client.get("/orders").expect(200);
+    let mut resting = Vec::new();
+    for (key, side) in [("buy_orders", Side::Buy), ("sell_orders", Side::Sell)] {
+        for order in orders[key].as_array().unwrap() {
+            let filled = order["filled_quantity"].as_u64().unwrap();
+            resting.push(OrderView {
+                id: api::parse_uuid(order["id"].as_str().unwrap()).unwrap(),
+                side,
+                price: (order["price"].as_f64().unwrap() * 100.0).round() as u64,
+                quantity: order["quantity"].as_u64().unwrap(),
+                filled,
+                notional: 0,
+                status: if filled > 0 {
+                    orderbook::engine::OrderStatus::PartiallyFilled
+                } else {
+                    orderbook::engine::OrderStatus::Open
+                },
+            });
+        }
+    }
+    let trades = client
+        .get("/trades?limit=100000")
+        .expect(200)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                api::parse_uuid(t["buy_order_id"].as_str().unwrap()).unwrap(),
+                api::parse_uuid(t["sell_order_id"].as_str().unwrap()).unwrap(),
+                (t["price"].as_f64().unwrap() * 100.0).round() as u64,
+                t["quantity"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    Seen { resting, trades }
+}
+
+/// Whether the model's state matches what the server shows; ids the model
+/// does not know (placeholders) match any id, and are learnt into `learnt`.
+fn matches(model: &(OrderBook, Vec<Trade>), seen: &Seen, learnt: &mut HashMap<u128, u128>) -> bool {
+    let mut same_id = |ours: u128, theirs: u128| {
+        if ours >= UNKNOWN {
+            *learnt.entry(ours).or_insert(theirs) == theirs
+        } else {
+            ours == theirs
+        }
+    };
+    let resting: Vec<OrderView> = model
+        .0
+        .resting(Side::Buy)
+        .chain(model.0.resting(Side::Sell))
+        .collect();
+    if resting.len() != seen.resting.len() || model.1.len() != seen.trades.len() {
+        return false;
+    }
+    for (ours, theirs) in resting.iter().zip(&seen.resting) {
+        if !same_id(ours.id, theirs.id)
+            || (ours.side, ours.price, ours.quantity, ours.filled)
+                != (theirs.side, theirs.price, theirs.quantity, theirs.filled)
+        {
+            return false;
+        }
+    }
+    for (ours, theirs) in model.1.iter().zip(&seen.trades) {
+        if !same_id(ours.buy_order(), theirs.0)
+            || !same_id(ours.sell_order(), theirs.1)
+            || (ours.price, ours.quantity) != (theirs.2, theirs.3)
+        {
+            return false;
+        }
+    }
+    true
+}
+
+/// What the clients share: the lock that orders their bursts globally.
+struct Shared {
+    rng: u64,
+    /// Every acknowledged op, in server order.
+    acked: Vec<Op>,
+    /// The ops of the burst that was cut by the kill, in order.
+    unacked: Vec<Op>,
+    /// Resting ids the model knows, to cancel and modify.
+    resting: Vec<OrderId>,
+    /// Set once a burst failed: the server is gone.
+    dead: bool,
+}
+
+impl Shared {
+    fn next(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+
+    fn random_op(&mut self) -> Op {
+        let roll = self.next() % 10;
+        if roll < 2 && !self.resting.is_empty() {
+            let at = (self.next() % self.resting.len() as u64) as usize;
+            let id = self.resting[at];
+            return Op::Cancel(id);
+        }
+        if roll < 3 && !self.resting.is_empty() {
+            let at = (self.next() % self.resting.len() as u64) as usize;
+            let id = self.resting[at];
+            let quantity = Some(1 + self.next() % 12);
+            let ticks = (self.next().is_multiple_of(2)).then(|| 9_995 + self.next() % 10);
+            return Op::Modify {
+                id,
+                ticks,
+                quantity,
+            };
+        }
+        let side = if self.next().is_multiple_of(2) {
+            Side::Buy
+        } else {
+            Side::Sell
+        };
+        // Prices straddle 100.00, so about half the places cross.
+        let ticks = 9_995 + self.next() % 10;
+        Op::Place {
+            id: None,
+            side,
+            ticks,
+            quantity: 1 + self.next() % 10,
+        }
+    }
+}
+
+fn request_of(op: &Op) -> Vec<u8> {
+    match op {
+        Op::Place {
+            side,
+            ticks,
+            quantity,
+            ..
+        } => request_bytes(
+            "POST",
+            "/order/",
+            Some(&place_body(*side, *ticks, *quantity)),
+        ),
+        Op::Cancel(id) => request_bytes("DELETE", &format!("/order/{}", uuid(*id)), None),
+        Op::Modify {
+            id,
+            ticks,
+            quantity,
+        } => {
+            let mut fields = Vec::new();
+            if let Some(q) = quantity {
+                fields.push(format!("\"quantity\":{q}"));
+            }
+            if let Some(t) = ticks {
+                fields.push(format!("\"price\":{}", price_text(*t)));
+            }
+            request_bytes(
+                "PUT",
+                &format!("/order/{}", uuid(*id)),
+                Some(&format!("{{{}}}", fields.join(","))),
+            )
+        }
+    }
+}
+
+fn uuid(id: OrderId) -> String {
+    let mut text = String::new();
+    api::write_uuid(&mut text, id);
+    text
+}
+
+/// One client: bursts of 1..=4 pipelined requests while holding the lock.
+fn client_loop(mut client: Client, shared: Arc<Mutex<Shared>>) {
+    client.set_read_timeout(Duration::from_secs(5));
+    loop {
+        let mut state = shared.lock().unwrap();
+        if state.dead {
+            return;
+        }
+        let burst: Vec<Op> = (0..1 + state.next() % 4)
+            .map(|_| state.random_op())
+            .collect();
+        let bytes: Vec<u8> = burst.iter().flat_map(request_of).collect();
+        let sent = client.send_raw(&bytes);
+        for (i, op) in burst.iter().enumerate() {
+            let answer = sent.as_ref().ok().map(|_| client.read_response());
+            let response = match answer {
+                Some(Ok(response)) => response,
+                _ => {
+                    state.unacked = burst[i..].to_vec();
+                    state.dead = true;
+                    return;
+                }
+            };
+            let mut op = op.clone();
+            match (&mut op, response.status) {
+                (Op::Place { id, .. }, 200) => {
+                    let body = response.json();
+                    let placed = api::parse_uuid(body["id"].as_str().unwrap()).unwrap();
+                    *id = Some(placed);
+                    if body["status"] != "filled" {
+                        state.resting.push(placed);
+                    }
+                }
+                (Op::Place { .. }, status) => panic!("place answered {status}"),
+                (Op::Cancel(_) | Op::Modify { .. }, 200 | 404 | 422) => {}
+                (_, status) => panic!("{op:?} answered {status}"),
+            }
+            state.acked.push(op);
+        }
+    }
+}
+
+#[test]
+fn no_acknowledged_command_is_lost_across_twenty_kill_9_restarts() {
+    let dir = TempDir::new("crash-loop");
+    let args = [
+        "--snapshot-interval",
+        "1",
+        "--journal-segment-bytes",
+        "8192",
+    ];
+    let shared = Arc::new(Mutex::new(Shared {
+        rng: 0x9E37_79B9_7F4A_7C15,
+        acked: Vec::new(),
+        unacked: Vec::new(),
+        resting: Vec::new(),
+        dead: false,
+    }));
+    let mut history: Vec<Op> = Vec::new();
+    let mut recovered_unacked = 0;
+    for cycle in 0..20 {
+        let mut server = Server::start_in(&dir.0, &args);
+        // Before any load: the state is exactly what the model says.
+        let seen = see(&server);
+        let mut learnt = HashMap::new();
+        assert!(
+            matches(&replay(&history), &seen, &mut learnt),
+            "cycle {cycle}: the restarted server's book differs from the replay of {} commands",
+            history.len()
+        );
+        let clients: Vec<_> = (0..4)
+            .map(|_| {
+                let client = server.connect();
+                let shared = shared.clone();
+                thread::spawn(move || client_loop(client, shared))
+            })
+            .collect();
+        let pause = {
+            let mut state = shared.lock().unwrap();
+            40 + state.next() % 360
+        };
+        thread::sleep(Duration::from_millis(pause));
+        server.kill9();
+        for client in clients {
+            client.join().unwrap();
+        }
+        let (acked, unacked) = {
+            let mut state = shared.lock().unwrap();
+            state.dead = false;
+            (
+                std::mem::take(&mut state.acked),
+                std::mem::take(&mut state.unacked),
+            )
+        };
+        assert!(!acked.is_empty(), "cycle {cycle}: no load was acknowledged");
+        history.extend(acked);
+
+        // Restart and find how much of the cut burst the journal kept: a
+        // prefix of it, at least nothing, at most all.
+        let server = Server::start_in(&dir.0, &args);
+        let seen = see(&server);
+        let mut kept = None;
+        for m in 0..=unacked.len() {
+            let mut candidate = history.clone();
+            candidate.extend(unacked[..m].iter().cloned());
+            let mut learnt = HashMap::new();
+            if matches(&replay(&candidate), &seen, &mut learnt) {
+                // Name the places whose answers were lost by their real ids.
+                let base = history.len();
+                for (k, op) in unacked[..m].iter().enumerate() {
+                    let mut op = op.clone();
+                    if let Op::Place { id, .. } = &mut op {
+                        *id = learnt.get(&(UNKNOWN + (base + k) as u128)).copied();
+                    }
+                    history.push(op);
+                }
+                kept = Some(m);
+                break;
+            }
+        }
+        let kept = kept.unwrap_or_else(|| {
+            panic!(
+                "cycle {cycle}: the recovered book is no replay of the {} acknowledged commands plus a prefix of the {} unanswered ones",
+                history.len(),
+                unacked.len()
+            )
+        });
+        recovered_unacked += kept;
+
+        // Every acknowledged order is fetchable with the model's state.
+        let (model, _) = replay(&history);
+        let mut client = server.connect();
+        let ids: HashSet<OrderId> = history
+            .iter()
+            .filter_map(|op| match op {
+                Op::Place { id, .. } => *id,
+                _ => None,
+            })
+            .collect();
+        let mut requests = Vec::new();
+        let ids: Vec<OrderId> = ids.into_iter().collect();
+        for id in &ids {
+            requests.extend(request_bytes("GET", &format!("/order/{}", uuid(*id)), None));
+        }
+        client.send_raw(&requests).unwrap();
+        for id in &ids {
+            let body = client.read_response().unwrap().expect(200);
+            let order = model.order(*id).expect("the model knows it");
+            assert_eq!(
+                (
+                    body["traded_quantity"].as_u64().unwrap(),
+                    body["order_quantity"].as_u64().unwrap(),
+                    body["status"].as_str().unwrap(),
+                ),
+                (order.filled, order.quantity, order.status.as_str()),
+                "cycle {cycle}: order {}",
+                uuid(*id)
+            );
+        }
+        // The model's resting ids for the next cycle.
+        let mut state = shared.lock().unwrap();
+        state.resting = model
+            .resting(Side::Buy)
+            .chain(model.resting(Side::Sell))
+            .map(|o| o.id)
+            .collect();
+        drop(state);
+        drop(server);
+    }
+    eprintln!(
+        "crash loop: {} commands acknowledged or recovered over 20 kills; {recovered_unacked} unanswered commands were found journaled",
+        history.len()
+    );
+}
