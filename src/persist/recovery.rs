@@ -7,6 +7,7 @@
 use std::collections::VecDeque;
 use std::path::Path;
 
+use super::snapshot::State;
 use super::{segments, snapshot};
 use crate::api::{TradeRecord, Wire};
 use crate::engine::{BookConfig, Event, OrderBook};
@@ -27,6 +28,52 @@ pub struct Recovered {
     pub notes: Vec<String>,
 }
 
+/// One book from the state file and the journal records after it, with the
+/// trades it made (the newest `trade_history`, if asked for).
+fn rebuild(
+    dir: &Path,
+    config: BookConfig,
+    state: Option<&State>,
+    replay: &segments::Replay,
+    trade_history: Option<usize>,
+) -> Result<(OrderBook, VecDeque<TradeRecord>), String> {
+    let mut book = OrderBook::new(config);
+    let mut trades = VecDeque::new();
+    let keep = trade_history.unwrap_or(0);
+    if let Some(state) = state {
+        state.restore_into(&mut book).map_err(|e| {
+            format!(
+                "state file {} is unusable: {e}",
+                snapshot::state_path(dir).display()
+            )
+        })?;
+        let skip = state.trades.len().saturating_sub(keep);
+        trades.extend(state.trades.iter().skip(skip).copied());
+    }
+    let mut events = Vec::new();
+    for record in &replay.records {
+        events.clear();
+        book.apply(&record.command, &mut events);
+        if let Some(Event::Rejected { reason, .. }) = events.last() {
+            return Err(format!(
+                "journal record {} ({:?}) is refused by the book rebuilt from the files before it ({reason:?}): the state file and the journal do not belong together",
+                record.seq, record.command
+            ));
+        }
+        if keep > 0 {
+            for event in &events {
+                if let Event::Trade(trade) = event {
+                    if trades.len() == keep {
+                        trades.pop_front();
+                    }
+                    trades.push_back((*trade).into());
+                }
+            }
+        }
+    }
+    Ok((book, trades))
+}
+
 /// Rebuilds the books from the state file and journal in `dir`.
 pub fn recover(
     dir: &Path,
@@ -35,52 +82,35 @@ pub fn recover(
     replica_config: BookConfig,
     trade_history: usize,
 ) -> Result<Recovered, String> {
-    let mut matching = OrderBook::new(matching_config);
-    let mut replica = OrderBook::new(replica_config);
-    let mut trades = VecDeque::new();
-    let mut notes = Vec::new();
     let state = snapshot::load(dir, wire)?;
     let saved_seq = state.as_ref().map_or(0, |s| s.seq);
-    if let Some(state) = state {
-        let path = snapshot::state_path(dir);
-        let unusable = |e: String| format!("state file {} is unusable: {e}", path.display());
-        state.restore_into(&mut matching).map_err(unusable)?;
-        state.restore_into(&mut replica).map_err(unusable)?;
-        let skip = state.trades.len().saturating_sub(trade_history);
-        trades.extend(state.trades.into_iter().skip(skip));
+    let replay = segments::read_after(dir, saved_seq)?;
+    let mut notes = Vec::new();
+    if state.is_some() {
         notes.push(format!(
-            "loaded {} ({} resting orders, up to journal record {saved_seq})",
-            path.display(),
-            matching.resting_count()
+            "loaded {} (up to journal record {saved_seq})",
+            snapshot::state_path(dir).display()
         ));
     }
-    let replay = segments::read_after(dir, saved_seq)?;
-    notes.extend(replay.warnings);
-    let mut events = Vec::new();
-    let mut seq = saved_seq;
-    for record in &replay.records {
-        events.clear();
-        matching.apply(&record.command, &mut events);
-        if let Some(Event::Rejected { reason, .. }) = events.last() {
-            return Err(format!(
-                "journal record {} ({:?}) is refused by the book rebuilt from the files before it ({reason:?}): the state file and the journal do not belong together",
-                record.seq, record.command
-            ));
-        }
-        events.clear();
-        replica.apply(&record.command, &mut events);
-        for event in &events {
-            if let Event::Trade(trade) = event {
-                if trades.len() == trade_history {
-                    trades.pop_front();
-                }
-                if trade_history > 0 {
-                    trades.push_back((*trade).into());
-                }
-            }
-        }
-        seq = record.seq;
-    }
+    notes.extend(replay.warnings.iter().cloned());
+    // The two books are rebuilt side by side, one per core.
+    let (matching, replica) = std::thread::scope(|scope| {
+        let matching = scope.spawn(|| rebuild(dir, matching_config, state.as_ref(), &replay, None));
+        let replica = rebuild(
+            dir,
+            replica_config,
+            state.as_ref(),
+            &replay,
+            Some(trade_history),
+        );
+        (
+            matching.join().expect("the recovery thread panicked"),
+            replica,
+        )
+    });
+    let (matching, _) = matching?;
+    let (replica, trades) = replica?;
+    let seq = replay.records.last().map_or(saved_seq, |r| r.seq);
     if !replay.records.is_empty() {
         notes.push(format!(
             "replayed {} journal records (up to {seq})",
