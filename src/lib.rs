@@ -4,8 +4,9 @@
 //! rings between threads (and every `unsafe` block of the crate);
 //! `matching` runs the engine on its own pinned thread between two rings;
 //! `net` and `api` are the HTTP front and its wire contract; `replica`
-//! keeps a second copy of the book for big reads; `persist` holds the
-//! journal format; `config` gathers the settings.
+//! keeps a second copy of the book for big reads and the state file;
+//! `persist` holds the journal, the state file format and recovery;
+//! `metrics` the figures of `GET /metrics`; `config` gathers the settings.
 
 #![deny(missing_docs)]
 // Unchecked code is allowed in the ring module alone, where each block
@@ -16,6 +17,7 @@ pub mod api;
 pub mod config;
 pub mod engine;
 pub mod matching;
+pub mod metrics;
 pub mod net;
 pub mod persist;
 pub mod replica;

@@ -13,6 +13,7 @@ use clap::Parser;
 use orderbook::config::Config;
 use orderbook::engine::BookConfig;
 use orderbook::matching::{self, Output, Request};
+use orderbook::metrics;
 use orderbook::net::server::{Front, LoopWaker};
 use orderbook::persist::persister::{self, DurableCursor};
 use orderbook::persist::recovery;
@@ -102,6 +103,7 @@ fn run(config: Config) -> Result<(), String> {
     let (answers_tx, answers_rx) = crossbeam_channel::unbounded();
     let shutdown = Arc::new(AtomicBool::new(false));
     let durable = Arc::new(DurableCursor::new(0));
+    let metrics = Arc::new(metrics::Shared::default());
 
     let (front, waker) = Front::bind(
         config.listen,
@@ -109,6 +111,7 @@ fn run(config: Config) -> Result<(), String> {
         front_reader,
         answers_rx,
         durable.clone(),
+        metrics.clone(),
         recovered.trades.iter().copied().collect(),
         config.wire(),
         config.front(),
@@ -137,11 +140,18 @@ fn run(config: Config) -> Result<(), String> {
             saved_seq: recovered.saved_seq,
             trades: recovered.trades,
             trade_history: config.trade_history,
+            metrics: metrics.clone(),
         },
     )
     .map_err(|e| format!("cannot start the replica thread: {e}"))?;
-    let persister = persister::spawn(journal, persister_reader, recovered.seq + 1, durable)
-        .map_err(|e| format!("cannot start the persister thread: {e}"))?;
+    let persister = persister::spawn(
+        journal,
+        persister_reader,
+        recovered.seq + 1,
+        durable,
+        metrics,
+    )
+    .map_err(|e| format!("cannot start the persister thread: {e}"))?;
 
     let signal_waker = waker.clone();
     let signal_flag = shutdown.clone();

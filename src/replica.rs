@@ -11,6 +11,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ use crossbeam_channel::Sender;
 use crate::api::{ApiError, TradeRecord, Wire};
 use crate::engine::{Command, Event, EventSink, OrderBook, OrderId, Side};
 use crate::matching::{BarrierPurpose, Output};
+use crate::metrics;
 use crate::persist::segments;
 use crate::persist::snapshot::{self, STATE_FILE};
 use crate::ring::{Subscriber, WaitResult, Wake};
@@ -79,6 +81,8 @@ pub struct Snapshots {
     pub trades: VecDeque<TradeRecord>,
     /// How many trades to keep.
     pub trade_history: usize,
+    /// Where to count state files.
+    pub metrics: Arc<metrics::Shared>,
 }
 
 impl Snapshots {
@@ -104,6 +108,14 @@ impl Snapshots {
             eprintln!("orderbook: cannot remove old journal files: {error}");
         }
         let took = started.elapsed();
+        let metrics = &self.metrics;
+        metrics.snapshots.fetch_add(1, Ordering::Relaxed);
+        metrics
+            .last_snapshot_ms
+            .store(took.as_millis() as u64, Ordering::Relaxed);
+        metrics
+            .last_snapshot_bytes
+            .store(bytes.len() as u64, Ordering::Relaxed);
         if took > Duration::from_millis(100) {
             eprintln!(
                 "orderbook: state file written: {} orders, {} bytes, {:.0} ms",

@@ -821,3 +821,37 @@ fn a_modify_that_crosses_trades_at_once() {
     assert_eq!(trades.len(), 2);
     assert_eq!(num(&trades[1], "price"), 100.0);
 }
+
+#[test]
+fn metrics_count_answers_and_time_commands_in_prometheus_text() {
+    let server = Server::start();
+    let mut client = server.connect();
+    for i in 0..10 {
+        client.place_id(1, 90.0 + i as f64, 1);
+    }
+    client.get("/order/00000000-0000-4000-8000-000000000000");
+    client
+        .send_raw(&request_bytes("GET", "/metrics", None))
+        .unwrap();
+    let response = client
+        .read_response_of_type("text/plain; version=0.0.4")
+        .unwrap();
+    assert_eq!(response.status, 200);
+    let text = response.text();
+    let value = |name: &str| -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .unwrap_or_else(|| panic!("no {name} in:\n{text}"));
+        line[name.len() + 1..].parse().unwrap()
+    };
+    // The ten places are timed; the lookup (a read) is not.
+    assert_eq!(value("orderbook_command_latency_seconds_count"), 10.0);
+    assert!(value("orderbook_command_latency_seconds{quantile=\"0.5\"}") > 0.0);
+    assert_eq!(value("orderbook_responses_total{class=\"2xx\"}"), 10.0);
+    assert_eq!(value("orderbook_responses_total{class=\"4xx\"}"), 1.0);
+    assert_eq!(value("orderbook_journal_records_total"), 10.0);
+    assert_eq!(value("orderbook_connections_open"), 1.0);
+    assert!(text.contains("# TYPE orderbook_matching_latency_seconds summary"));
+    assert_eq!(value("orderbook_matching_latency_seconds_count"), 10.0);
+}

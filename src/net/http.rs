@@ -238,11 +238,36 @@ pub fn write_response(out: &mut Vec<u8>, status: u16, body: &[u8], keep_alive: b
 /// Appends only the status line and headers of a response whose body would
 /// be `body_len` bytes: the answer to a `HEAD`.
 pub fn write_head(out: &mut Vec<u8>, status: u16, body_len: usize, keep_alive: bool) {
+    write_head_of_type(out, status, "application/json", body_len, keep_alive);
+}
+
+/// [`write_response`] with another `Content-Type` (the Prometheus text of
+/// `GET /metrics`).
+pub fn write_typed_response(
+    out: &mut Vec<u8>,
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+    keep_alive: bool,
+) {
+    write_head_of_type(out, status, content_type, body.len(), keep_alive);
+    out.extend_from_slice(body);
+}
+
+fn write_head_of_type(
+    out: &mut Vec<u8>,
+    status: u16,
+    content_type: &str,
+    body_len: usize,
+    keep_alive: bool,
+) {
     out.extend_from_slice(b"HTTP/1.1 ");
     push_decimal(out, status as u64);
     out.push(b' ');
     out.extend_from_slice(reason(status).as_bytes());
-    out.extend_from_slice(b"\r\nContent-Type: application/json\r\nContent-Length: ");
+    out.extend_from_slice(b"\r\nContent-Type: ");
+    out.extend_from_slice(content_type.as_bytes());
+    out.extend_from_slice(b"\r\nContent-Length: ");
     push_decimal(out, body_len as u64);
     if !keep_alive {
         out.extend_from_slice(b"\r\nConnection: close");

@@ -10,6 +10,7 @@
 //! answered in order, whichever source completes them.
 
 use std::collections::VecDeque;
+use std::fmt::Write as _;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +27,7 @@ use super::http::{self, Limits, Method};
 use crate::api::{self, ApiError, TradeRecord, Wire};
 use crate::engine::{Command, CommandKind, Event, RejectReason};
 use crate::matching::{Barrier, BarrierPurpose, Output, Request};
+use crate::metrics;
 use crate::persist::persister::DurableCursor;
 use crate::replica::ReplicaAnswer;
 use crate::ring::{Producer, Subscriber, Wake};
@@ -147,6 +149,34 @@ impl Connection {
     }
 }
 
+/// The I/O thread's counters and its latency histogram.
+struct FrontStats {
+    command_latency: hdrhistogram::Histogram<u64>,
+    /// Responses by status / 100.
+    responses: [u64; 6],
+    overloaded: u64,
+    accepted: u64,
+}
+
+impl Default for FrontStats {
+    fn default() -> Self {
+        FrontStats {
+            command_latency: metrics::latency_histogram(),
+            responses: [0; 6],
+            overloaded: 0,
+            accepted: 0,
+        }
+    }
+}
+
+impl FrontStats {
+    fn count(&mut self, status: u16) {
+        if let Some(class) = self.responses.get_mut(status as usize / 100) {
+            *class += 1;
+        }
+    }
+}
+
 /// What a ticket answers, and for which connection.
 struct InFlight {
     ticket: u64,
@@ -154,6 +184,8 @@ struct InFlight {
     serial: u64,
     keep_alive: bool,
     kind: Awaiting,
+    /// The command's stamp (ns), or 0 for a read.
+    ts: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -196,6 +228,10 @@ pub struct Front {
     durable: Arc<DurableCursor>,
     /// When to send the next snapshot barrier.
     snapshot_due: Option<Instant>,
+    /// This thread's own figures for `GET /metrics`.
+    stats: FrontStats,
+    /// The other threads' figures.
+    shared_metrics: Arc<metrics::Shared>,
     rng: StdRng,
     wire: Wire,
     config: FrontConfig,
@@ -215,6 +251,7 @@ impl Front {
         mut outputs: Subscriber<Output>,
         answers: Receiver<ReplicaAnswer>,
         durable: Arc<DurableCursor>,
+        shared_metrics: Arc<metrics::Shared>,
         trades: Vec<TradeRecord>,
         wire: Wire,
         config: FrontConfig,
@@ -248,6 +285,8 @@ impl Front {
                 history
             },
             durable,
+            stats: FrontStats::default(),
+            shared_metrics,
             snapshot_due: config.snapshot_interval.map(|every| Instant::now() + every),
             rng: StdRng::from_os_rng(),
             wire,
@@ -355,6 +394,7 @@ impl Front {
             serial: 0,
             keep_alive: false,
             kind: Awaiting::Snapshot,
+            ts: 0,
         });
         self.snapshot_due = Some(now + every);
         self.publish_staged();
@@ -426,6 +466,7 @@ impl Front {
                 last_request_seen: false,
             });
             self.open += 1;
+            self.stats.accepted += 1;
         }
     }
 
@@ -595,7 +636,18 @@ impl Front {
                 self.answer_now(slot, 200, b"{\"status\":\"ok\"}", keep_alive);
                 Ok(())
             }
-            ("/orders" | "/trades" | "/health", _) => Err(method_not_allowed()),
+            ("/metrics", Method::Get) => {
+                let text = self.metrics_text();
+                self.answer_now_typed(
+                    slot,
+                    200,
+                    "text/plain; version=0.0.4",
+                    text.as_bytes(),
+                    keep_alive,
+                );
+                Ok(())
+            }
+            ("/orders" | "/trades" | "/health" | "/metrics", _) => Err(method_not_allowed()),
             _ => match path.strip_prefix("/order/") {
                 Some(id) => self.by_id(slot, request.method, id, request.body, keep_alive),
                 None => Err(ApiError::new(404, "Not Found")),
@@ -723,6 +775,7 @@ impl Front {
         keep_alive: bool,
     ) -> Result<(), ApiError> {
         if self.requests.stage(request).is_err() {
+            self.stats.overloaded += 1;
             return Err(ApiError::new(503, "Engine overloaded; retry shortly"));
         }
         self.staged = true;
@@ -732,12 +785,17 @@ impl Front {
             return Ok(());
         };
         conn.answers.push_back(Answer::Waiting(ticket));
+        let ts = match request {
+            Request::Apply(command) => command.ts,
+            Request::Barrier(_) => 0,
+        };
         self.in_flight.push_back(InFlight {
             ticket,
             slot,
             serial: conn.serial,
             keep_alive,
             kind,
+            ts,
         });
         Ok(())
     }
@@ -745,16 +803,81 @@ impl Front {
     /// Answers a request that needs nothing more: written at once if no
     /// earlier answer is outstanding on the connection, queued otherwise.
     fn answer_now(&mut self, slot: usize, status: u16, body: &[u8], keep_alive: bool) {
+        self.answer_now_typed(slot, status, "application/json", body, keep_alive);
+    }
+
+    fn answer_now_typed(
+        &mut self,
+        slot: usize,
+        status: u16,
+        content_type: &str,
+        body: &[u8],
+        keep_alive: bool,
+    ) {
+        self.stats.count(status);
         let Some(conn) = self.connections[slot].as_mut() else {
             return;
         };
         if conn.answers.is_empty() {
-            http::write_response(conn.out(), status, body, keep_alive);
+            http::write_typed_response(conn.out(), status, content_type, body, keep_alive);
         } else {
             let mut response = Vec::with_capacity(body.len() + 128);
-            http::write_response(&mut response, status, body, keep_alive);
+            http::write_typed_response(&mut response, status, content_type, body, keep_alive);
             conn.answers.push_back(Answer::Ready(response));
         }
+    }
+
+    /// The `GET /metrics` text.
+    fn metrics_text(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        metrics::write_summary(
+            &mut out,
+            "orderbook_command_latency_seconds",
+            "From a command's stamp at the front to its answer being ready there (matching and journal included).",
+            &self.stats.command_latency,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP orderbook_responses_total Responses by status class."
+        );
+        let _ = writeln!(out, "# TYPE orderbook_responses_total counter");
+        for (class, count) in self.stats.responses.iter().enumerate().skip(1) {
+            let _ = writeln!(
+                out,
+                "orderbook_responses_total{{class=\"{class}xx\"}} {count}"
+            );
+        }
+        metrics::write_value(
+            &mut out,
+            "orderbook_overloaded_total",
+            "counter",
+            "Requests answered 503 because the command ring was full.",
+            self.stats.overloaded,
+        );
+        metrics::write_value(
+            &mut out,
+            "orderbook_connections_accepted_total",
+            "counter",
+            "Connections accepted.",
+            self.stats.accepted,
+        );
+        metrics::write_value(
+            &mut out,
+            "orderbook_connections_open",
+            "gauge",
+            "Connections open now.",
+            self.open as u64,
+        );
+        metrics::write_value(&mut out, "orderbook_output_ring_full_total", "counter", "Times the matching thread waited for room on the output ring (back-pressure from its slowest reader).", self.outputs.writer_full_events());
+        metrics::write_value(
+            &mut out,
+            "orderbook_trades_kept",
+            "gauge",
+            "Trades kept for GET /trades.",
+            self.trades.len() as u64,
+        );
+        self.shared_metrics.write(&mut out);
+        out
     }
 
     /// Reads the matching thread's outputs in order: trades into the
@@ -785,6 +908,16 @@ impl Front {
             };
             if matches!(waiting.kind, Awaiting::Snapshot) {
                 continue;
+            }
+            if waiting.ts != 0 {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_micros() as u64)
+                    .unwrap_or(0);
+                let _ = self
+                    .stats
+                    .command_latency
+                    .record(now.saturating_sub(waiting.ts / 1_000).max(1));
             }
             self.answer(waiting, output);
         }
@@ -855,6 +988,7 @@ impl Front {
     /// Puts a finished answer in its place in the connection's queue and
     /// writes out every answer that is now first in line.
     fn complete(&mut self, waiting: &InFlight, status: u16, body: &[u8]) {
+        self.stats.count(status);
         self.complete_with(waiting, |conn, first| {
             if first {
                 http::write_response(conn.out(), status, body, waiting.keep_alive);
@@ -871,6 +1005,7 @@ impl Front {
     /// `GET /orders` listing may be hundreds of megabytes): it is queued as
     /// it is, never copied.
     fn complete_large(&mut self, waiting: &InFlight, status: u16, body: Vec<u8>) {
+        self.stats.count(status);
         self.complete_with(waiting, |conn, first| {
             if first {
                 conn.respond_owned(status, body, waiting.keep_alive);

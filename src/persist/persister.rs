@@ -13,6 +13,7 @@ use std::process;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_utils::CachePadded;
 
@@ -20,6 +21,7 @@ use super::journal::{self, Record};
 use super::segments::SegmentWriter;
 use crate::engine::{Command, Event};
 use crate::matching::Output;
+use crate::metrics;
 use crate::ring::{Subscriber, WaitResult, Wake};
 
 /// How far the output stream is journaled: every output item before this
@@ -86,6 +88,13 @@ impl DurableCursor {
     }
 }
 
+fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
 /// Runs the persister on a thread named `persister`. Records are numbered
 /// from `next_seq`. It returns, with the next sequence number, once the
 /// output ring closes and everything is written. A journal that cannot be
@@ -96,17 +105,25 @@ pub fn spawn(
     mut outputs: Subscriber<Output>,
     mut next_seq: u64,
     cursor: Arc<DurableCursor>,
+    metrics: Arc<metrics::Shared>,
 ) -> io::Result<JoinHandle<u64>> {
     thread::Builder::new()
         .name("persister".into())
         .spawn(move || {
             let mut batch = Vec::with_capacity(1 << 16);
             let mut pending: Option<Command> = None;
+            let mut matching_latency = metrics::latency_histogram();
             loop {
+                // One clock read a batch: every outcome in it left the
+                // matching thread before this point.
+                let read_at = now_micros();
+                let mut records = 0u64;
                 let read = outputs.drain(usize::MAX, |output| match *output {
                     Output::Command(command) => pending = Some(command),
                     Output::Event(event) if event.is_outcome() => {
                         if let Some(command) = pending.take() {
+                            let _ = matching_latency
+                                .record(read_at.saturating_sub(command.ts / 1_000).max(1));
                             if !matches!(event, Event::Rejected { .. }) {
                                 journal::write_record(
                                     &mut batch,
@@ -116,6 +133,7 @@ pub fn spawn(
                                     },
                                 );
                                 next_seq += 1;
+                                records += 1;
                             }
                         }
                     }
@@ -128,13 +146,31 @@ pub fn spawn(
                     continue;
                 }
                 if !batch.is_empty() {
+                    let started = Instant::now();
                     if let Err(error) = writer.append(&batch, next_seq) {
                         eprintln!("orderbook: cannot write the journal: {error}; stopping");
                         process::exit(1);
                     }
+                    let took = started.elapsed().as_micros() as u64;
+                    metrics
+                        .journal_records
+                        .fetch_add(records, Ordering::Relaxed);
+                    metrics.journal_batches.fetch_add(1, Ordering::Relaxed);
+                    metrics
+                        .journal_bytes
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    if let Ok(mut histogram) = metrics.journal_write.lock() {
+                        let _ = histogram.record(took.max(1));
+                    }
                     batch.clear();
                 }
                 cursor.advance(outputs.position());
+                if !matching_latency.is_empty() {
+                    if let Ok(mut histogram) = metrics.matching_latency.lock() {
+                        let _ = histogram.add(&matching_latency);
+                    }
+                    matching_latency.reset();
+                }
             }
         })
 }

@@ -420,6 +420,12 @@ impl Client {
     /// `Content-Type: application/json` and a `Content-Length` that is the
     /// body's exact length (the next response must start right after it).
     pub fn read_response(&mut self) -> io::Result<Response> {
+        self.read_response_of_type("application/json")
+    }
+
+    /// [`read_response`](Self::read_response) for a body of another
+    /// `Content-Type`.
+    pub fn read_response_of_type(&mut self, expected_type: &str) -> io::Result<Response> {
         let head_end = loop {
             if let Some(at) = find(&self.buf, b"\r\n\r\n") {
                 break at;
@@ -475,9 +481,9 @@ impl Client {
             .filter(|(n, _)| n.eq_ignore_ascii_case("content-type"))
             .map(|(_, v)| v)
             .collect();
-        if content_types.len() != 1 || content_types[0] != "application/json" {
+        if content_types.len() != 1 || content_types[0] != expected_type {
             return Err(bad(format!(
-                "expected Content-Type: application/json in {head:?}"
+                "expected Content-Type: {expected_type} in {head:?}"
             )));
         }
         let body_start = head_end + 4;

@@ -1,0 +1,144 @@
+//! `GET /metrics`: counters, gauges and latency summaries in the Prometheus
+//! text format. Each thread records into what it owns; what another thread
+//! records (the persister's latencies, the replica's snapshots) is shared
+//! through [`Shared`], merged in once per batch, never per command.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use hdrhistogram::Histogram;
+
+/// A latency histogram in microseconds, 1 µs to 100 s, 3 significant digits.
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 100_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Figures recorded off the I/O thread.
+pub struct Shared {
+    /// From the front's stamp on a command to the persister reading its
+    /// outcome: the command ring, matching, and the output ring, in µs.
+    pub matching_latency: Mutex<Histogram<u64>>,
+    /// Time of each journal write (and `fdatasync` under `--fsync`), in µs.
+    pub journal_write: Mutex<Histogram<u64>>,
+    /// Journal records written.
+    pub journal_records: AtomicU64,
+    /// Journal writes (group commits).
+    pub journal_batches: AtomicU64,
+    /// Journal bytes written.
+    pub journal_bytes: AtomicU64,
+    /// State files written.
+    pub snapshots: AtomicU64,
+    /// Duration of the last state file written, in ms.
+    pub last_snapshot_ms: AtomicU64,
+    /// Size of the last state file written, in bytes.
+    pub last_snapshot_bytes: AtomicU64,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared {
+            matching_latency: Mutex::new(latency_histogram()),
+            journal_write: Mutex::new(latency_histogram()),
+            journal_records: AtomicU64::new(0),
+            journal_batches: AtomicU64::new(0),
+            journal_bytes: AtomicU64::new(0),
+            snapshots: AtomicU64::new(0),
+            last_snapshot_ms: AtomicU64::new(0),
+            last_snapshot_bytes: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Writes one Prometheus summary (quantiles in seconds) of a µs histogram.
+pub fn write_summary(out: &mut String, name: &str, help: &str, histogram: &Histogram<u64>) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} summary");
+    for quantile in [0.5, 0.9, 0.99, 0.999, 1.0] {
+        let micros = if histogram.is_empty() {
+            0
+        } else {
+            histogram.value_at_quantile(quantile)
+        };
+        let _ = writeln!(
+            out,
+            "{name}{{quantile=\"{quantile}\"}} {}",
+            micros as f64 / 1e6
+        );
+    }
+    let sum = histogram.mean() * histogram.len() as f64 / 1e6;
+    let _ = writeln!(out, "{name}_sum {sum}");
+    let _ = writeln!(out, "{name}_count {}", histogram.len());
+}
+
+/// Writes one counter or gauge.
+pub fn write_value(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    let _ = writeln!(out, "{name} {value}");
+}
+
+impl Shared {
+    /// Appends this struct's figures.
+    pub fn write(&self, out: &mut String) {
+        if let Ok(histogram) = self.matching_latency.lock() {
+            write_summary(
+                out,
+                "orderbook_matching_latency_seconds",
+                "From a command's stamp at the front to its outcome leaving the matching thread (read by the persister).",
+                &histogram,
+            );
+        }
+        if let Ok(histogram) = self.journal_write.lock() {
+            write_summary(
+                out,
+                "orderbook_journal_write_seconds",
+                "Time of one journal write (and fdatasync under --fsync), shared by a batch of commands.",
+                &histogram,
+            );
+        }
+        let load = |value: &AtomicU64| value.load(Ordering::Relaxed);
+        write_value(
+            out,
+            "orderbook_journal_records_total",
+            "counter",
+            "Journal records written.",
+            load(&self.journal_records),
+        );
+        write_value(
+            out,
+            "orderbook_journal_batches_total",
+            "counter",
+            "Journal writes (group commits).",
+            load(&self.journal_batches),
+        );
+        write_value(
+            out,
+            "orderbook_journal_bytes_total",
+            "counter",
+            "Journal bytes written.",
+            load(&self.journal_bytes),
+        );
+        write_value(
+            out,
+            "orderbook_snapshots_total",
+            "counter",
+            "State files written.",
+            load(&self.snapshots),
+        );
+        write_value(
+            out,
+            "orderbook_last_snapshot_milliseconds",
+            "gauge",
+            "Time to build and write the last state file.",
+            load(&self.last_snapshot_ms),
+        );
+        write_value(
+            out,
+            "orderbook_last_snapshot_bytes",
+            "gauge",
+            "Size of the last state file.",
+            load(&self.last_snapshot_bytes),
+        );
+    }
+}
