@@ -66,7 +66,7 @@ fn main() {
         seq += 1;
     }
     let started = Instant::now();
-    let bytes = snapshot::write_state(&book, std::iter::empty(), seq, &wire);
+    let bytes = snapshot::write_state(&book, std::iter::empty(), seq, 0, &wire);
     let built = started.elapsed();
     snapshot::save_atomically(&dir, &bytes).unwrap();
     let saved = started.elapsed();

@@ -10,7 +10,8 @@ use clap::Parser;
 use crate::api::{TickSize, Wire};
 use crate::engine::BookConfig;
 use crate::net::http::Limits;
-use crate::net::server::FrontConfig;
+use crate::net::server::{FeedSettings, FrontConfig};
+use crate::publisher::FeedConfig;
 use crate::ring::WaitStrategy;
 
 /// Settings of the order matching service.
@@ -110,6 +111,31 @@ pub struct Config {
     /// Bytes after which the journal starts a new file.
     #[arg(long, env = "ORDERBOOK_JOURNAL_SEGMENT_BYTES", default_value_t = 64 << 20)]
     pub journal_segment_bytes: u64,
+
+    /// Milliseconds between the feed's periodic snapshots.
+    #[arg(long, env = "ORDERBOOK_FEED_SNAPSHOT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..))]
+    pub feed_snapshot_ms: u64,
+
+    /// Levels per side in a feed snapshot without `?depth=` (0 = all).
+    #[arg(long, env = "ORDERBOOK_FEED_DEPTH", default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=1000))]
+    pub feed_depth: u64,
+
+    /// Unsent bytes a WebSocket subscriber may have queued; past it the
+    /// subscriber is closed (1008), never waited for.
+    #[arg(long, env = "ORDERBOOK_WS_MAX_QUEUE_BYTES", default_value_t = 4 << 20)]
+    pub ws_max_queue_bytes: usize,
+
+    /// Seconds of silence from a subscriber before it is pinged.
+    #[arg(long, env = "ORDERBOOK_WS_PING_AFTER", default_value_t = 30)]
+    pub ws_ping_after: u64,
+
+    /// Seconds a ping may go unanswered before the subscriber is dropped.
+    #[arg(long, env = "ORDERBOOK_WS_PONG_TIMEOUT", default_value_t = 30)]
+    pub ws_pong_timeout: u64,
+
+    /// Frames the publisher may have waiting for the front before it waits.
+    #[arg(long, env = "ORDERBOOK_FEED_CHANNEL", default_value_t = 1 << 16)]
+    pub feed_channel: usize,
 }
 
 impl Config {
@@ -136,6 +162,20 @@ impl Config {
             drain_timeout: Duration::from_secs(5),
             snapshot_interval: (self.snapshot_interval > 0)
                 .then(|| Duration::from_secs(self.snapshot_interval)),
+            feed: FeedSettings {
+                default_depth: self.feed_depth as usize,
+                max_queue_bytes: self.ws_max_queue_bytes,
+                ping_after: Duration::from_secs(self.ws_ping_after),
+                pong_timeout: Duration::from_secs(self.ws_pong_timeout),
+                close_grace: Duration::from_secs(2),
+            },
+        }
+    }
+
+    /// The publisher's settings.
+    pub fn feed(&self) -> FeedConfig {
+        FeedConfig {
+            snapshot_interval: Duration::from_millis(self.feed_snapshot_ms),
         }
     }
 

@@ -20,6 +20,7 @@ pub mod matching;
 pub mod metrics;
 pub mod net;
 pub mod persist;
+pub mod publisher;
 pub mod replica;
 #[allow(unsafe_code)]
 pub mod ring;

@@ -18,6 +18,7 @@ use orderbook::net::server::{Front, LoopWaker};
 use orderbook::persist::persister::{self, DurableCursor};
 use orderbook::persist::recovery;
 use orderbook::persist::segments::SegmentWriter;
+use orderbook::publisher;
 use orderbook::replica::{self, Snapshots};
 use orderbook::ring::{broadcast_with, spsc_with};
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -94,24 +95,29 @@ fn run(config: Config) -> Result<(), String> {
 
     let (requests_in, requests_out) =
         spsc_with::<Request>(config.command_ring, config.wait_strategy);
-    // Readers of the output ring: the front (answers), the replica, the persister.
+    // Readers of the output ring: the front (answers), the replica, the
+    // persister, the publisher.
     let (outputs, mut readers) =
-        broadcast_with::<Output>(config.event_ring, 3, config.wait_strategy);
-    let persister_reader = readers.pop().expect("three readers");
-    let replica_reader = readers.pop().expect("three readers");
-    let front_reader = readers.pop().expect("three readers");
+        broadcast_with::<Output>(config.event_ring, 4, config.wait_strategy);
+    let publisher_reader = readers.pop().expect("four readers");
+    let persister_reader = readers.pop().expect("four readers");
+    let replica_reader = readers.pop().expect("four readers");
+    let front_reader = readers.pop().expect("four readers");
+    let (feed_requests_tx, feed_requests_rx) = crossbeam_channel::unbounded();
+    let (feed_messages_tx, feed_messages_rx) = crossbeam_channel::bounded(config.feed_channel);
     let (answers_tx, answers_rx) = crossbeam_channel::unbounded();
     let shutdown = Arc::new(AtomicBool::new(false));
     let durable = Arc::new(DurableCursor::new(0));
     let metrics = Arc::new(metrics::Shared::default());
 
-    let (front, waker) = Front::bind(
+    let (mut front, waker) = Front::bind(
         config.listen,
         requests_in,
         front_reader,
         answers_rx,
         durable.clone(),
         metrics.clone(),
+        (feed_requests_tx, feed_messages_rx),
         recovered.trades.iter().copied().collect(),
         config.wire(),
         config.front(),
@@ -121,6 +127,18 @@ fn run(config: Config) -> Result<(), String> {
     let address = front.local_addr().map_err(|e| e.to_string())?;
     durable.set_waker(Arc::new(LoopWaker(waker.clone())));
 
+    let publisher = publisher::spawn(
+        &recovered.matching,
+        recovered.feed_seq,
+        publisher_reader,
+        feed_requests_rx,
+        feed_messages_tx,
+        Arc::new(LoopWaker(waker.clone())),
+        config.wire(),
+        config.feed(),
+    )
+    .map_err(|e| format!("cannot start the publisher thread: {e}"))?;
+    front.set_publisher(publisher.thread().clone());
     let matching = matching::spawn(
         recovered.matching,
         requests_out,
@@ -138,6 +156,7 @@ fn run(config: Config) -> Result<(), String> {
             dir: config.data_dir.clone(),
             seq: recovered.seq,
             saved_seq: recovered.saved_seq,
+            feed_seq: recovered.feed_seq,
             trades: recovered.trades,
             trade_history: config.trade_history,
             metrics: metrics.clone(),
@@ -180,6 +199,9 @@ fn run(config: Config) -> Result<(), String> {
     persister
         .join()
         .map_err(|_| "the persister thread panicked".to_string())?;
+    publisher
+        .join()
+        .map_err(|_| "the publisher thread panicked".to_string())?;
     eprintln!(
         "orderbook: stopped cleanly with {} resting orders",
         book.resting_count()

@@ -77,6 +77,8 @@ pub struct Snapshots {
     pub seq: u64,
     /// The sequence number the state file on disk covers.
     pub saved_seq: u64,
+    /// The market-data feed's `seq` as of `seq` (see [`crate::publisher`]).
+    pub feed_seq: u64,
     /// The newest trades, oldest first, as many as the front keeps.
     pub trades: VecDeque<TradeRecord>,
     /// How many trades to keep.
@@ -95,7 +97,7 @@ impl Snapshots {
             return;
         }
         let started = Instant::now();
-        let bytes = snapshot::write_state(book, self.trades.iter(), self.seq, wire);
+        let bytes = snapshot::write_state(book, self.trades.iter(), self.seq, self.feed_seq, wire);
         if let Err(error) = snapshot::save_atomically(&self.dir, &bytes) {
             eprintln!(
                 "orderbook: cannot write the state file in {}: {error}",
@@ -127,14 +129,23 @@ impl Snapshots {
     }
 }
 
-/// Keeps the trades of the commands the replica applies.
-struct TradeKeeper<'a>(&'a mut Snapshots);
+/// Keeps the trades of the commands the replica applies, and counts the
+/// feed messages they make (as [`crate::publisher::messages_for`] does).
+struct TradeKeeper<'a> {
+    snapshots: &'a mut Snapshots,
+    trades: u64,
+    levels: bool,
+}
 
 impl EventSink for TradeKeeper<'_> {
     #[inline]
     fn emit(&mut self, event: Event) {
+        if let Event::Level { .. } = event {
+            self.levels = true;
+        }
         if let Event::Trade(trade) = event {
-            let keeper = &mut self.0;
+            self.trades += 1;
+            let keeper = &mut self.snapshots;
             if keeper.trade_history == 0 {
                 return;
             }
@@ -170,7 +181,14 @@ pub fn spawn(
                     Output::Event(event) if event.is_outcome() => {
                         if let Some(command) = pending.take() {
                             if !matches!(event, Event::Rejected { .. }) {
-                                book.apply(&command, &mut TradeKeeper(&mut snapshots));
+                                let mut keeper = TradeKeeper {
+                                    snapshots: &mut snapshots,
+                                    trades: 0,
+                                    levels: false,
+                                };
+                                book.apply(&command, &mut keeper);
+                                let messages = keeper.trades + u64::from(keeper.levels);
+                                snapshots.feed_seq += messages;
                                 snapshots.seq += 1;
                             }
                         }

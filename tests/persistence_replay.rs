@@ -81,7 +81,7 @@ proptest! {
         let mut events = Vec::new();
         for (n, kind) in commands.iter().enumerate() {
             if n == cut_at {
-                state_file = Some(snapshot::write_state(&live, trades.iter(), seq, &wire()));
+                state_file = Some(snapshot::write_state(&live, trades.iter(), seq, 0, &wire()));
             }
             // Prices here are whole ticks; the wire's are hundredths.
             let command = Command { ts: (n as u64 + 1) * 1_000, kind: *kind };
@@ -96,7 +96,7 @@ proptest! {
                 _ => None,
             }));
         }
-        let state_file = state_file.unwrap_or_else(|| snapshot::write_state(&live, trades.iter(), seq, &wire()));
+        let state_file = state_file.unwrap_or_else(|| snapshot::write_state(&live, trades.iter(), seq, 0, &wire()));
 
         // Recover: decode the state file, then replay the journal after it.
         let state = snapshot::decode(&state_file, &wire()).unwrap();

@@ -59,6 +59,8 @@ pub struct Request<'a> {
     pub wants_websocket: bool,
     /// The `Sec-WebSocket-Key` header, if sent.
     pub websocket_key: Option<&'a [u8]>,
+    /// The `Sec-WebSocket-Version` header, if sent.
+    pub websocket_version: Option<&'a [u8]>,
     /// Bytes of the buffer this request used.
     pub len: usize,
 }
@@ -146,6 +148,7 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<Reques
     let mut upgrade_websocket = false;
     let mut connection_upgrade = false;
     let mut websocket_key = None;
+    let mut websocket_version = None;
     for header in parsed.headers.iter() {
         let name = header.name;
         if name.eq_ignore_ascii_case("content-length") {
@@ -172,6 +175,8 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<Reques
             upgrade_websocket = header_is(header.value, "websocket");
         } else if name.eq_ignore_ascii_case("sec-websocket-key") {
             websocket_key = Some(header.value);
+        } else if name.eq_ignore_ascii_case("sec-websocket-version") {
+            websocket_version = Some(header.value);
         }
     }
     let body_len = content_length.unwrap_or(0);
@@ -190,6 +195,7 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<Reques
         keep_alive,
         wants_websocket: upgrade_websocket && connection_upgrade,
         websocket_key,
+        websocket_version,
         len,
     }))
 }

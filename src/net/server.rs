@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use rand::rngs::StdRng;
@@ -29,8 +29,12 @@ use crate::engine::{Command, CommandKind, Event, RejectReason};
 use crate::matching::{Barrier, BarrierPurpose, Output, Request};
 use crate::metrics;
 use crate::persist::persister::DurableCursor;
+use crate::publisher::{FeedMessage, FeedRequest};
+
+mod subscribers;
 use crate::replica::ReplicaAnswer;
 use crate::ring::{Producer, Subscriber, Wake};
+use subscribers::Subscription;
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -64,6 +68,31 @@ pub struct FrontConfig {
     /// How often to ask the replica for a state file (`None`: never; the
     /// replica still writes one at shutdown).
     pub snapshot_interval: Option<Duration>,
+    /// The WebSocket feed's settings.
+    pub feed: FeedSettings,
+}
+
+/// The WebSocket feed's settings on the front.
+#[derive(Clone, Copy, Debug)]
+pub struct FeedSettings {
+    /// Snapshot depth without `?depth=`.
+    pub default_depth: usize,
+    /// Unsent bytes a subscriber may have queued before it is dropped.
+    pub max_queue_bytes: usize,
+    /// Silence after which a subscriber is pinged.
+    pub ping_after: Duration,
+    /// How long a ping may go unanswered.
+    pub pong_timeout: Duration,
+    /// How long a subscriber being closed may take to take its close frame.
+    pub close_grace: Duration,
+}
+
+/// Counters of the feed's fan-out.
+#[derive(Default)]
+struct FeedStats {
+    frames_queued: u64,
+    slow_closed: u64,
+    unresponsive_closed: u64,
 }
 
 /// Wakes the loop from other threads through its `mio::Waker`.
@@ -110,6 +139,8 @@ struct Connection {
     /// not be parsed, or the peer is done and no whole request is left).
     /// The connection closes once every answer is written.
     last_request_seen: bool,
+    /// Set once the connection upgraded to a WebSocket subscriber.
+    ws: Option<Box<Subscription>>,
 }
 
 /// Bodies at least this large are queued as they are, not copied.
@@ -146,6 +177,7 @@ impl Connection {
     fn unwritten(&self) -> usize {
         self.write_buf.len() - self.written + self.spill.iter().map(Vec::len).sum::<usize>()
             - self.spill_written
+            + self.ws.as_ref().map_or(0, |sub| sub.unwritten())
     }
 }
 
@@ -230,6 +262,19 @@ pub struct Front {
     snapshot_due: Option<Instant>,
     /// This thread's own figures for `GET /metrics`.
     stats: FrontStats,
+    /// Requests to the publisher thread (snapshots, depths in use).
+    feed_requests: Sender<FeedRequest>,
+    /// Frames from the publisher thread.
+    feed_messages: Receiver<FeedMessage>,
+    /// The publisher thread, to unpark after a request.
+    publisher: Option<std::thread::Thread>,
+    /// Slots of the WebSocket subscribers.
+    subscribers: Vec<usize>,
+    /// A copy of `subscribers` to walk while some may close.
+    subscriber_scratch: Vec<usize>,
+    feed_stats: FeedStats,
+    /// When to next ping quiet subscribers and drop dead ones.
+    next_subscriber_check: Instant,
     /// The other threads' figures.
     shared_metrics: Arc<metrics::Shared>,
     rng: StdRng,
@@ -252,6 +297,7 @@ impl Front {
         answers: Receiver<ReplicaAnswer>,
         durable: Arc<DurableCursor>,
         shared_metrics: Arc<metrics::Shared>,
+        feed: (Sender<FeedRequest>, Receiver<FeedMessage>),
         trades: Vec<TradeRecord>,
         wire: Wire,
         config: FrontConfig,
@@ -287,6 +333,13 @@ impl Front {
             durable,
             stats: FrontStats::default(),
             shared_metrics,
+            feed_requests: feed.0,
+            feed_messages: feed.1,
+            publisher: None,
+            subscribers: Vec::new(),
+            subscriber_scratch: Vec::new(),
+            feed_stats: FeedStats::default(),
+            next_subscriber_check: Instant::now() + Duration::from_secs(1),
             snapshot_due: config.snapshot_interval.map(|every| Instant::now() + every),
             rng: StdRng::from_os_rng(),
             wire,
@@ -296,6 +349,11 @@ impl Front {
             scratch: String::new(),
         };
         Ok((front, waker))
+    }
+
+    /// The publisher thread, unparked when the front asks it for something.
+    pub fn set_publisher(&mut self, thread: std::thread::Thread) {
+        self.publisher = Some(thread);
     }
 
     /// The address the listener is bound to.
@@ -318,6 +376,7 @@ impl Front {
                     let _ = self.poll.registry().deregister(&mut listener);
                 }
                 drain_deadline = Some(Instant::now() + self.config.drain_timeout);
+                self.close_subscribers();
                 // Requests already in the sockets were sent before the
                 // signal: read and serve them too.
                 for slot in 0..self.connections.len() {
@@ -365,6 +424,11 @@ impl Front {
             }
             self.take_outputs();
             self.take_replica_answers();
+            self.take_feed();
+            if Instant::now() >= self.next_subscriber_check {
+                self.check_subscribers();
+                self.next_subscriber_check = Instant::now() + Duration::from_secs(1);
+            }
             self.publish_staged();
         }
     }
@@ -464,6 +528,7 @@ impl Front {
                 answers: VecDeque::new(),
                 peer_done: false,
                 last_request_seen: false,
+                ws: None,
             });
             self.open += 1;
             self.stats.accepted += 1;
@@ -477,7 +542,14 @@ impl Front {
     fn pump(&mut self, slot: usize) {
         loop {
             self.flush(slot);
-            self.serve_buffered(slot);
+            let is_subscriber = self.connections[slot]
+                .as_ref()
+                .is_some_and(|c| c.ws.is_some());
+            if is_subscriber {
+                self.serve_frames(slot);
+            } else {
+                self.serve_buffered(slot);
+            }
             self.flush(slot);
             if !self.read_some(slot) {
                 break;
@@ -542,6 +614,7 @@ impl Front {
                 return;
             };
             if conn.last_request_seen
+                || conn.ws.is_some()
                 || conn.answers.len() >= self.config.max_pipeline
                 || conn.unwritten() >= WRITE_BACKLOG
             {
@@ -636,6 +709,7 @@ impl Front {
                 self.answer_now(slot, 200, b"{\"status\":\"ok\"}", keep_alive);
                 Ok(())
             }
+            ("/ws", Method::Get) => self.upgrade(slot, request),
             ("/metrics", Method::Get) => {
                 let text = self.metrics_text();
                 self.answer_now_typed(
@@ -647,7 +721,9 @@ impl Front {
                 );
                 Ok(())
             }
-            ("/orders" | "/trades" | "/health" | "/metrics", _) => Err(method_not_allowed()),
+            ("/orders" | "/trades" | "/health" | "/metrics" | "/ws", _) => {
+                Err(method_not_allowed())
+            }
             _ => match path.strip_prefix("/order/") {
                 Some(id) => self.by_id(slot, request.method, id, request.body, keep_alive),
                 None => Err(ApiError::new(404, "Not Found")),
@@ -876,6 +952,14 @@ impl Front {
             "Trades kept for GET /trades.",
             self.trades.len() as u64,
         );
+        for (name, kind, help, value) in [
+            ("orderbook_feed_subscribers", "gauge", "WebSocket subscribers connected.", self.subscribers.len() as u64),
+            ("orderbook_feed_frames_queued_total", "counter", "Feed frames queued to subscribers (one frame shared by many, counted per subscriber).", self.feed_stats.frames_queued),
+            ("orderbook_feed_slow_closed_total", "counter", "Subscribers closed (1008) because their send queue passed its bound.", self.feed_stats.slow_closed),
+            ("orderbook_feed_unresponsive_closed_total", "counter", "Subscribers closed because a ping went unanswered.", self.feed_stats.unresponsive_closed),
+        ] {
+            metrics::write_value(&mut out, name, kind, help, value);
+        }
         self.shared_metrics.write(&mut out);
         out
     }
@@ -1095,6 +1179,9 @@ impl Front {
             // Keep the allocation for the next answers.
             conn.write_buf.clear();
             conn.written = 0;
+            if Self::flush_frames(conn).is_err() {
+                self.close(slot);
+            }
         }
     }
 
@@ -1104,6 +1191,12 @@ impl Front {
         let Some(conn) = self.connections[slot].as_mut() else {
             return;
         };
+        if conn.ws.is_some() {
+            if Self::subscriber_finished(conn) {
+                self.close(slot);
+            }
+            return;
+        }
         let finished = conn.last_request_seen || conn.peer_done && conn.read_len == 0;
         if finished && conn.answers.is_empty() && conn.unwritten() == 0 {
             self.close(slot);
@@ -1115,6 +1208,9 @@ impl Front {
             let _ = self.poll.registry().deregister(&mut conn.stream);
             self.free_slots.push(slot);
             self.open -= 1;
+            if let Some(sub) = conn.ws.take() {
+                self.forget_subscriber(slot, &sub);
+            }
         }
     }
 }

@@ -11,6 +11,7 @@ use super::snapshot::State;
 use super::{segments, snapshot};
 use crate::api::{TradeRecord, Wire};
 use crate::engine::{BookConfig, Event, OrderBook};
+use crate::publisher;
 
 /// The state rebuilt at start.
 pub struct Recovered {
@@ -24,6 +25,8 @@ pub struct Recovered {
     pub seq: u64,
     /// The sequence number the state file on disk covers.
     pub saved_seq: u64,
+    /// The market-data feed's `seq` after the last record.
+    pub feed_seq: u64,
     /// What to tell the operator: where the state came from, cut tails.
     pub notes: Vec<String>,
 }
@@ -36,9 +39,10 @@ fn rebuild(
     state: Option<&State>,
     replay: &segments::Replay,
     trade_history: Option<usize>,
-) -> Result<(OrderBook, VecDeque<TradeRecord>), String> {
+) -> Result<(OrderBook, VecDeque<TradeRecord>, u64), String> {
     let mut book = OrderBook::new(config);
     let mut trades = VecDeque::new();
+    let mut feed_seq = state.map_or(0, |s| s.feed_seq);
     let keep = trade_history.unwrap_or(0);
     if let Some(state) = state {
         state.restore_into(&mut book).map_err(|e| {
@@ -60,6 +64,7 @@ fn rebuild(
                 record.seq, record.command
             ));
         }
+        feed_seq += publisher::messages_for(&events);
         if keep > 0 {
             for event in &events {
                 if let Event::Trade(trade) = event {
@@ -71,7 +76,7 @@ fn rebuild(
             }
         }
     }
-    Ok((book, trades))
+    Ok((book, trades, feed_seq))
 }
 
 /// Rebuilds the books from the state file and journal in `dir`.
@@ -108,8 +113,8 @@ pub fn recover(
             replica,
         )
     });
-    let (matching, _) = matching?;
-    let (replica, trades) = replica?;
+    let (matching, _, _) = matching?;
+    let (replica, trades, feed_seq) = replica?;
     let seq = replay.records.last().map_or(saved_seq, |r| r.seq);
     if !replay.records.is_empty() {
         notes.push(format!(
@@ -123,6 +128,7 @@ pub fn recover(
         trades,
         seq,
         saved_seq,
+        feed_seq,
         notes,
     })
 }

@@ -40,6 +40,9 @@ pub struct State {
     pub seq: u64,
     /// The last trade number handed out.
     pub last_trade_id: u64,
+    /// The market-data feed's `seq` as of `seq` (0 for a file of the
+    /// original service).
+    pub feed_seq: u64,
     /// Resting buy orders, best first, oldest first within a price.
     pub buy_orders: Vec<OrderView>,
     /// Resting sell orders, in the same order.
@@ -80,6 +83,7 @@ pub fn write_state<'a>(
     book: &OrderBook,
     trades: impl Iterator<Item = &'a TradeRecord>,
     seq: u64,
+    feed_seq: u64,
     wire: &Wire,
 ) -> Vec<u8> {
     let resting = book.resting_count();
@@ -110,7 +114,7 @@ pub fn write_state<'a>(
     out.push(']');
     list(&mut out, ",\"finished_orders\":[", &mut book.finished());
     out.push_str(&format!(
-        ",\"seq\":{seq},\"last_trade_id\":{}}}",
+        ",\"seq\":{seq},\"feed_seq\":{feed_seq},\"last_trade_id\":{}}}",
         book.last_trade_id()
     ));
     out.into_bytes()
@@ -138,6 +142,8 @@ struct FileLayout {
     finished_orders: Vec<SavedOrder>,
     #[serde(default)]
     seq: u64,
+    #[serde(default)]
+    feed_seq: u64,
     last_trade_id: Option<u64>,
 }
 
@@ -298,6 +304,7 @@ pub fn decode(bytes: &[u8], wire: &Wire) -> Result<State, String> {
         .unwrap_or_else(|| trades.iter().map(|t| t.trade.trade_id).max().unwrap_or(0));
     let state = State {
         seq: layout.seq,
+        feed_seq: layout.feed_seq,
         last_trade_id,
         buy_orders: orders(&layout.buy_orders, "buy_orders")?,
         sell_orders: orders(&layout.sell_orders, "sell_orders")?,
@@ -380,9 +387,10 @@ mod tests {
                 }
             }
         }
-        let bytes = write_state(&book, trades.iter(), 42, &wire());
+        let bytes = write_state(&book, trades.iter(), 42, 7, &wire());
         let state = decode(&bytes, &wire()).unwrap();
         assert_eq!(state.seq, 42);
+        assert_eq!(state.feed_seq, 7);
         assert_eq!(state.trades, trades);
         let mut restored = OrderBook::new(config);
         state.restore_into(&mut restored).unwrap();
@@ -397,7 +405,7 @@ mod tests {
             book.finished().collect::<Vec<_>>()
         );
         assert_eq!(restored.last_trade_id(), book.last_trade_id());
-        assert_eq!(write_state(&restored, trades.iter(), 42, &wire()), bytes);
+        assert_eq!(write_state(&restored, trades.iter(), 42, 7, &wire()), bytes);
     }
 
     #[test]

@@ -1,0 +1,479 @@
+//! WebSocket subscribers of the market-data feed, on the front's event loop:
+//! the upgrade of `GET /ws`, the client's frames (`subscribe` and
+//! `unsubscribe` ops, ping, pong, close), and the fan-out of the frames the
+//! publisher thread built once (`Arc<[u8]>`) into each subscriber's bounded
+//! queue. A subscriber whose queue passes its bound is sent a close frame
+//! (1008) and dropped: it never holds back anyone else.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Deserialize;
+
+use super::{Connection, Front};
+use crate::api::ApiError;
+use crate::net::http;
+use crate::net::ws::{self, ClientFrame};
+use crate::publisher::{ConnectionRef, FeedMessage, FeedRequest};
+use tungstenite::protocol::frame::coding::Data;
+
+const TRADES: u8 = 1;
+const BOOK: u8 = 2;
+const SNAPSHOT: u8 = 4;
+const CHANNELS: [(u8, &str); 3] = [(TRADES, "trades"), (BOOK, "book"), (SNAPSHOT, "snapshot")];
+
+/// Deepest `?depth=` accepted (0 means every level).
+const MAX_DEPTH: usize = 1000;
+
+/// A connection's state once it upgraded to WebSocket.
+pub(super) struct Subscription {
+    depth: usize,
+    channels: u8,
+    /// Its first snapshot arrived: messages after it are its to receive.
+    started: bool,
+    /// A fresh snapshot was asked for (`book` subscribed again): book
+    /// messages wait until it arrives.
+    awaiting_snapshot: bool,
+    /// Frames to write; the first is `head_written` bytes out.
+    queue: VecDeque<Arc<[u8]>>,
+    head_written: usize,
+    queued_bytes: usize,
+    /// A data message arriving in fragments.
+    fragments: Vec<u8>,
+    last_heard: Instant,
+    ping_sent: Option<Instant>,
+    /// A close frame is queued: write it, then close.
+    closing: Option<Instant>,
+}
+
+impl Subscription {
+    pub(super) fn unwritten(&self) -> usize {
+        self.queued_bytes - self.head_written
+    }
+
+    fn push(&mut self, frame: Arc<[u8]>) {
+        self.queued_bytes += frame.len();
+        self.queue.push_back(frame);
+    }
+
+    /// Queues a close frame after what is being written; nothing after it.
+    fn close_with(&mut self, code: u16, reason: &str) {
+        if self.closing.is_some() {
+            return;
+        }
+        self.push(ws::close_frame(code, reason));
+        self.closing = Some(Instant::now());
+    }
+
+    fn wants(&self, channel: u8) -> bool {
+        self.started && self.closing.is_none() && self.channels & channel != 0
+    }
+
+    fn channels_json(&self) -> String {
+        let names: Vec<String> = CHANNELS
+            .iter()
+            .filter(|(bit, _)| self.channels & bit != 0)
+            .map(|(_, name)| format!("\"{name}\""))
+            .collect();
+        format!(
+            "{{\"type\":\"subscribed\",\"channels\":[{}]}}",
+            names.join(",")
+        )
+    }
+}
+
+#[derive(Deserialize)]
+struct Op {
+    op: String,
+    #[serde(default)]
+    channels: Vec<String>,
+}
+
+fn error_frame(detail: &str) -> Arc<[u8]> {
+    let text = serde_json::json!({"type": "error", "detail": detail}).to_string();
+    ws::text_frame(text.as_bytes())
+}
+
+/// The `?depth=` of a `/ws` query, or the default.
+fn depth_of(query: Option<&str>, default: usize) -> Result<usize, ApiError> {
+    let Some(query) = query else {
+        return Ok(default);
+    };
+    for pair in query.split('&') {
+        if let Some(value) = pair.strip_prefix("depth=") {
+            return match value.parse::<usize>() {
+                Ok(depth) if depth <= MAX_DEPTH => Ok(depth),
+                _ => Err(ApiError::new(
+                    400,
+                    format!(
+                        "depth: must be a whole number from 0 to {MAX_DEPTH} (0 = every level)"
+                    ),
+                )),
+            };
+        }
+    }
+    Ok(default)
+}
+
+impl Front {
+    /// Answers `GET /ws`: the upgrade, or 400 for a bad handshake.
+    pub(super) fn upgrade(
+        &mut self,
+        slot: usize,
+        request: &http::Request<'_>,
+    ) -> Result<(), ApiError> {
+        if !request.wants_websocket {
+            return Err(ApiError::new(
+                400,
+                "WebSocket upgrade required (Connection: Upgrade, Upgrade: websocket)",
+            ));
+        }
+        let Some(key) = request.websocket_key else {
+            return Err(ApiError::new(400, "Sec-WebSocket-Key is missing"));
+        };
+        if request.websocket_version != Some(b"13".as_slice()) {
+            return Err(ApiError::new(400, "Sec-WebSocket-Version must be 13"));
+        }
+        let depth = depth_of(request.query, self.config.feed.default_depth)?;
+        let Some(conn) = self.connections[slot].as_mut() else {
+            return Ok(());
+        };
+        if !conn.answers.is_empty() {
+            return Err(ApiError::new(
+                400,
+                "upgrade only once earlier pipelined requests are answered",
+            ));
+        }
+        conn.out().extend_from_slice(&ws::upgrade_response(key));
+        // Keep the kernel's send buffer small, so that the queue bound, not
+        // megabytes of socket buffer, decides when a subscriber is too slow.
+        let kernel_buffer = self
+            .config
+            .feed
+            .max_queue_bytes
+            .clamp(16 * 1024, 256 * 1024);
+        let _ = socket2::SockRef::from(&conn.stream).set_send_buffer_size(kernel_buffer);
+        conn.ws = Some(Box::new(Subscription {
+            depth,
+            channels: TRADES | BOOK | SNAPSHOT,
+            started: false,
+            awaiting_snapshot: false,
+            queue: VecDeque::new(),
+            head_written: 0,
+            queued_bytes: 0,
+            fragments: Vec::new(),
+            last_heard: Instant::now(),
+            ping_sent: None,
+            closing: None,
+        }));
+        let to = ConnectionRef {
+            slot,
+            serial: conn.serial,
+        };
+        self.subscribers.push(slot);
+        self.ask_publisher(FeedRequest::Join(depth));
+        self.ask_publisher(FeedRequest::Snapshot { to, depth });
+        Ok(())
+    }
+
+    fn ask_publisher(&mut self, request: FeedRequest) {
+        if self.feed_requests.send(request).is_ok() {
+            if let Some(publisher) = &self.publisher {
+                publisher.unpark();
+            }
+        }
+    }
+
+    /// Reads the frames a subscriber sent, answering each.
+    pub(super) fn serve_frames(&mut self, slot: usize) {
+        let mut consumed = 0;
+        loop {
+            let Some(conn) = self.connections[slot].as_mut() else {
+                return;
+            };
+            let Some(sub) = conn.ws.as_mut() else { return };
+            if sub.closing.is_some() {
+                conn.read_len = 0;
+                return;
+            }
+            let parsed = ws::parse_client_frame(&conn.read_buf[consumed..conn.read_len]);
+            let frame = match parsed {
+                Ok(None) => break,
+                Ok(Some((frame, used))) => {
+                    consumed += used;
+                    frame
+                }
+                Err(error) => {
+                    sub.close_with(error.code, error.reason);
+                    conn.read_len = 0;
+                    return;
+                }
+            };
+            sub.last_heard = Instant::now();
+            match frame {
+                ClientFrame::Ping(payload) => sub.push(ws::pong_frame(&payload)),
+                ClientFrame::Pong => sub.ping_sent = None,
+                ClientFrame::Close(code) => {
+                    // Echo the code, as RFC 6455 asks, then close.
+                    sub.close_with(code.unwrap_or(1000), "");
+                }
+                ClientFrame::Data { kind, fin, payload } => {
+                    if kind != Data::Continue {
+                        sub.fragments.clear();
+                    }
+                    if sub.fragments.len() + payload.len() > ws::MAX_CLIENT_MESSAGE {
+                        sub.close_with(1009, "message too large");
+                        continue;
+                    }
+                    sub.fragments.extend_from_slice(&payload);
+                    if fin {
+                        let message = std::mem::take(&mut sub.fragments);
+                        self.handle_op(slot, &message);
+                    }
+                }
+            }
+        }
+        if let Some(conn) = self.connections[slot].as_mut() {
+            conn.read_buf.copy_within(consumed..conn.read_len, 0);
+            conn.read_len -= consumed;
+        }
+    }
+
+    fn handle_op(&mut self, slot: usize, message: &[u8]) {
+        let Some(conn) = self.connections[slot].as_mut() else {
+            return;
+        };
+        let serial = conn.serial;
+        let Some(sub) = conn.ws.as_mut() else { return };
+        let op: Op = match serde_json::from_slice(message) {
+            Ok(op) => op,
+            Err(error) => {
+                sub.push(error_frame(&format!(
+                    "expected {{\"op\":\"subscribe\"|\"unsubscribe\",\"channels\":[...]}}: {error}"
+                )));
+                return;
+            }
+        };
+        let mut bits = 0;
+        for name in &op.channels {
+            match CHANNELS.iter().find(|(_, n)| n == name) {
+                Some((bit, _)) => bits |= bit,
+                None => {
+                    sub.push(error_frame(&format!(
+                        "unknown channel {name:?}: the channels are trades, book and snapshot"
+                    )));
+                    return;
+                }
+            }
+        }
+        let fresh_snapshot = match op.op.as_str() {
+            "subscribe" => {
+                sub.channels |= bits;
+                bits & BOOK != 0
+            }
+            "unsubscribe" => {
+                sub.channels &= !bits;
+                false
+            }
+            other => {
+                sub.push(error_frame(&format!(
+                    "unknown op {other:?}: the ops are subscribe and unsubscribe"
+                )));
+                return;
+            }
+        };
+        let answer = sub.channels_json();
+        sub.push(ws::text_frame(answer.as_bytes()));
+        if fresh_snapshot {
+            sub.awaiting_snapshot = true;
+            let depth = sub.depth;
+            self.ask_publisher(FeedRequest::Snapshot {
+                to: ConnectionRef { slot, serial },
+                depth,
+            });
+        }
+    }
+
+    /// Queues the publisher's messages to their subscribers, then writes.
+    pub(super) fn take_feed(&mut self) {
+        let mut any = false;
+        let bound = self.config.feed.max_queue_bytes;
+        while let Ok(message) = self.feed_messages.try_recv() {
+            any = true;
+            match message {
+                FeedMessage::Initial { to, frame } => {
+                    if let Some(sub) = self.connections[to.slot]
+                        .as_mut()
+                        .filter(|c| c.serial == to.serial)
+                        .and_then(|c| c.ws.as_mut())
+                    {
+                        if sub.closing.is_none() {
+                            sub.push(frame);
+                            sub.started = true;
+                            sub.awaiting_snapshot = false;
+                        }
+                    }
+                }
+                FeedMessage::Trade(frame) => self.fan_out(&frame, bound, |s| s.wants(TRADES)),
+                FeedMessage::Book(frame) => {
+                    self.fan_out(&frame, bound, |s| s.wants(BOOK) && !s.awaiting_snapshot)
+                }
+                FeedMessage::Snapshot { depth, frame } => self.fan_out(&frame, bound, |s| {
+                    s.wants(SNAPSHOT) && !s.awaiting_snapshot && s.depth == depth
+                }),
+            }
+        }
+        if any {
+            self.pump_subscribers();
+        }
+    }
+
+    /// Moves every subscriber forward. Works on a copy of the list: a
+    /// subscriber that closes meanwhile leaves the list.
+    fn pump_subscribers(&mut self) {
+        let mut slots = std::mem::take(&mut self.subscriber_scratch);
+        slots.clear();
+        slots.extend_from_slice(&self.subscribers);
+        for &slot in &slots {
+            self.pump(slot);
+        }
+        self.subscriber_scratch = slots;
+    }
+
+    fn fan_out(&mut self, frame: &Arc<[u8]>, bound: usize, wants: impl Fn(&Subscription) -> bool) {
+        for &slot in &self.subscribers {
+            let Some(sub) = self.connections[slot].as_mut().and_then(|c| c.ws.as_mut()) else {
+                continue;
+            };
+            if !wants(sub) {
+                continue;
+            }
+            if sub.unwritten() + frame.len() > bound {
+                // Too far behind: drop what it has not started to receive,
+                // tell it why, and let it go.
+                while sub.queue.len() > usize::from(sub.head_written > 0) {
+                    let dropped = sub.queue.pop_back().expect("queue is not empty");
+                    sub.queued_bytes -= dropped.len();
+                }
+                sub.close_with(1008, "subscriber too slow: send queue over its bound");
+                self.feed_stats.slow_closed += 1;
+                continue;
+            }
+            sub.push(frame.clone());
+            self.feed_stats.frames_queued += 1;
+        }
+    }
+
+    /// Writes a subscriber's queued frames, several per system call.
+    pub(super) fn flush_frames(conn: &mut Connection) -> io::Result<()> {
+        let Some(sub) = conn.ws.as_mut() else {
+            return Ok(());
+        };
+        while !sub.queue.is_empty() {
+            let mut slices = [IoSlice::new(&[]); 64];
+            let mut count = 0;
+            for (i, frame) in sub.queue.iter().take(64).enumerate() {
+                let from = if i == 0 { sub.head_written } else { 0 };
+                slices[i] = IoSlice::new(&frame[from..]);
+                count += 1;
+            }
+            let mut written = match conn.stream.write_vectored(&slices[..count]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => n,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error),
+            };
+            while written > 0 {
+                let head = sub
+                    .queue
+                    .front()
+                    .expect("written bytes came from the queue");
+                let left = head.len() - sub.head_written;
+                if written >= left {
+                    written -= left;
+                    sub.queued_bytes -= head.len();
+                    sub.head_written = 0;
+                    sub.queue.pop_front();
+                } else {
+                    sub.head_written += written;
+                    written = 0;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Once a second: pings quiet subscribers, drops those that did not
+    /// answer, and shuts those whose close frame could not be delivered.
+    pub(super) fn check_subscribers(&mut self) {
+        let now = Instant::now();
+        let feed = self.config.feed;
+        let mut slots = std::mem::take(&mut self.subscriber_scratch);
+        slots.clear();
+        slots.extend_from_slice(&self.subscribers);
+        for &slot in &slots {
+            let Some(sub) = self.connections[slot].as_mut().and_then(|c| c.ws.as_mut()) else {
+                continue;
+            };
+            let mut drop_now = false;
+            if let Some(since) = sub.closing {
+                drop_now = now.duration_since(since) > feed.close_grace;
+            } else if let Some(sent) = sub.ping_sent {
+                if now.duration_since(sent) > feed.pong_timeout {
+                    sub.close_with(1011, "no pong: connection presumed dead");
+                    self.feed_stats.unresponsive_closed += 1;
+                }
+            } else if now.duration_since(sub.last_heard) > feed.ping_after {
+                sub.push(ws::ping_frame());
+                sub.ping_sent = Some(now);
+            }
+            if drop_now {
+                self.close(slot);
+            } else {
+                self.pump(slot);
+            }
+        }
+        self.subscriber_scratch = slots;
+    }
+
+    /// At shutdown: every subscriber is told the server is going away.
+    pub(super) fn close_subscribers(&mut self) {
+        for &slot in &self.subscribers {
+            if let Some(sub) = self.connections[slot].as_mut().and_then(|c| c.ws.as_mut()) {
+                sub.close_with(1001, "server shutting down");
+            }
+        }
+        self.pump_subscribers();
+    }
+
+    /// Forgets a closed subscriber.
+    pub(super) fn forget_subscriber(&mut self, slot: usize, sub: &Subscription) {
+        self.subscribers.retain(|&s| s != slot);
+        self.ask_publisher(FeedRequest::Leave(sub.depth));
+    }
+
+    /// True if a subscriber has said or been told goodbye and has nothing
+    /// left to write.
+    pub(super) fn subscriber_finished(conn: &Connection) -> bool {
+        conn.ws
+            .as_ref()
+            .is_some_and(|sub| sub.closing.is_some() && sub.queue.is_empty() || conn.peer_done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_is_checked() {
+        assert_eq!(depth_of(None, 5).unwrap(), 5);
+        assert_eq!(depth_of(Some("depth=0"), 5).unwrap(), 0);
+        assert_eq!(depth_of(Some("x=1&depth=1000"), 5).unwrap(), 1000);
+        assert_eq!(depth_of(Some("depth=1001"), 5).unwrap_err().status, 400);
+        assert_eq!(depth_of(Some("depth=-1"), 5).unwrap_err().status, 400);
+    }
+}

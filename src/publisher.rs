@@ -1,0 +1,344 @@
+//! The publisher thread: a reader of the output ring that turns the
+//! matching thread's events into the market-data feed of SPEC §3, each
+//! message serialised and framed once (an `Arc<[u8]>` WebSocket frame)
+//! for the I/O thread to queue to every subscriber.
+//!
+//! The feed's `seq` is one counter, +1 per `trade` and per `book` message.
+//! A command's trades come first, then one `book` message with its level
+//! changes coalesced (the last total of each level it touched). Because a
+//! `book` message covers exactly one command, the count of messages is a
+//! function of the command stream alone ([`messages_for`]): the replica
+//! counts the same way, the state file records the count, and after any
+//! restart, even a crash, the feed goes on from exactly the right number.
+//!
+//! Snapshots come from the publisher's own aggregated levels (built from
+//! the level events), so each carries the `seq` of the last message it
+//! includes and goes through the same FIFO as the messages after it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::io;
+use std::sync::Arc;
+use std::thread::{self, JoinHandle, Thread};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use crate::api::{TradeRecord, Wire};
+use crate::engine::{Event, LevelView, OrderBook, Side, Ticks};
+use crate::matching::Output;
+use crate::net::ws;
+use crate::ring::{Subscriber, Wake};
+
+/// A connection of the front, as the publisher addresses it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnectionRef {
+    /// The front's slot.
+    pub slot: usize,
+    /// The connection's serial (a reused slot gets a new one).
+    pub serial: u64,
+}
+
+/// What the front asks of the publisher.
+#[derive(Clone, Copy, Debug)]
+pub enum FeedRequest {
+    /// A snapshot of `depth` levels for one connection, in stream order.
+    Snapshot {
+        /// Who gets it.
+        to: ConnectionRef,
+        /// Levels per side; 0 = all.
+        depth: usize,
+    },
+    /// A subscriber with this depth joined: include it in periodic snapshots.
+    Join(usize),
+    /// A subscriber with this depth left.
+    Leave(usize),
+}
+
+/// A finished message for the front.
+#[derive(Clone, Debug)]
+pub enum FeedMessage {
+    /// A `trade` frame for every subscriber of `trades`.
+    Trade(Arc<[u8]>),
+    /// A `book` frame for every subscriber of `book`.
+    Book(Arc<[u8]>),
+    /// A periodic `snapshot` frame for the subscribers of this depth.
+    Snapshot {
+        /// Levels per side; 0 = all.
+        depth: usize,
+        /// The frame.
+        frame: Arc<[u8]>,
+    },
+    /// The snapshot one connection asked for.
+    Initial {
+        /// Who gets it.
+        to: ConnectionRef,
+        /// The frame.
+        frame: Arc<[u8]>,
+    },
+}
+
+/// How many feed messages a command's events make: one per trade, plus one
+/// `book` message if it changed any level.
+pub fn messages_for(events: &[Event]) -> u64 {
+    let trades = events
+        .iter()
+        .filter(|e| matches!(e, Event::Trade(_)))
+        .count() as u64;
+    let book = events.iter().any(|e| matches!(e, Event::Level { .. }));
+    trades + u64::from(book)
+}
+
+/// The publisher's settings.
+#[derive(Clone, Copy, Debug)]
+pub struct FeedConfig {
+    /// How often subscribers get a snapshot.
+    pub snapshot_interval: Duration,
+}
+
+/// Aggregated levels: price → remaining quantity, per side.
+#[derive(Default)]
+struct Levels {
+    bids: BTreeMap<Ticks, u64>,
+    asks: BTreeMap<Ticks, u64>,
+}
+
+impl Levels {
+    fn from_book(book: &OrderBook) -> Self {
+        let collect = |side| {
+            book.levels(side)
+                .map(
+                    |LevelView {
+                         price, quantity, ..
+                     }| (price, quantity),
+                )
+                .collect()
+        };
+        Levels {
+            bids: collect(Side::Buy),
+            asks: collect(Side::Sell),
+        }
+    }
+
+    fn set(&mut self, side: Side, price: Ticks, quantity: u64) {
+        let map = match side {
+            Side::Buy => &mut self.bids,
+            Side::Sell => &mut self.asks,
+        };
+        if quantity == 0 {
+            map.remove(&price);
+        } else {
+            map.insert(price, quantity);
+        }
+    }
+}
+
+struct Feed {
+    wire: Wire,
+    seq: u64,
+    levels: Levels,
+    /// The current command's level changes, coalesced, in first-touch order.
+    changes: Vec<(Side, Ticks, u64)>,
+    out: Sender<FeedMessage>,
+    wake: Arc<dyn Wake>,
+    /// Depths subscribers use, with how many use each.
+    depths: HashMap<usize, usize>,
+    text: String,
+    sent_any: bool,
+}
+
+impl Feed {
+    fn send(&mut self, message: FeedMessage) {
+        // A full channel is back-pressure: wait for the front, which in turn
+        // makes the output ring fill and the matching thread wait (counted).
+        let mut message = message;
+        loop {
+            match self.out.try_send(message) {
+                Ok(()) => break,
+                Err(TrySendError::Full(back)) => {
+                    self.wake.wake();
+                    message = back;
+                    thread::sleep(Duration::from_micros(50));
+                }
+                Err(TrySendError::Disconnected(_)) => break,
+            }
+        }
+        self.sent_any = true;
+    }
+
+    fn frame(&mut self) -> Arc<[u8]> {
+        ws::text_frame(self.text.as_bytes())
+    }
+
+    fn trade(&mut self, record: &TradeRecord) {
+        self.seq += 1;
+        self.text.clear();
+        let _ = write!(self.text, "{{\"type\":\"trade\",\"seq\":{},", self.seq);
+        self.wire.trade_fields(&mut self.text, record);
+        self.text.push('}');
+        let frame = self.frame();
+        self.send(FeedMessage::Trade(frame));
+    }
+
+    fn level(&mut self, side: Side, price: Ticks, quantity: u64) {
+        self.levels.set(side, price, quantity);
+        match self
+            .changes
+            .iter_mut()
+            .find(|(s, p, _)| *s == side && *p == price)
+        {
+            Some(change) => change.2 = quantity,
+            None => self.changes.push((side, price, quantity)),
+        }
+    }
+
+    fn end_of_command(&mut self) {
+        if self.changes.is_empty() {
+            return;
+        }
+        self.seq += 1;
+        self.text.clear();
+        let _ = write!(
+            self.text,
+            "{{\"type\":\"book\",\"seq\":{},\"changes\":[",
+            self.seq
+        );
+        for (i, &(side, price, quantity)) in self.changes.iter().enumerate() {
+            if i > 0 {
+                self.text.push(',');
+            }
+            let _ = write!(self.text, "[{},", side as i8);
+            self.wire.tick.write_price(&mut self.text, price);
+            let _ = write!(self.text, ",{quantity}]");
+        }
+        self.text.push_str("]}");
+        self.changes.clear();
+        let frame = self.frame();
+        self.send(FeedMessage::Book(frame));
+    }
+
+    fn snapshot(&mut self, depth: usize) -> Arc<[u8]> {
+        self.text.clear();
+        let _ = write!(
+            self.text,
+            "{{\"type\":\"snapshot\",\"seq\":{},\"depth\":{depth},\"bids\":[",
+            self.seq
+        );
+        let take = if depth == 0 { usize::MAX } else { depth };
+        let list = |text: &mut String, levels: &mut dyn Iterator<Item = (&Ticks, &u64)>| {
+            for (i, (price, quantity)) in levels.take(take).enumerate() {
+                if i > 0 {
+                    text.push(',');
+                }
+                text.push_str("{\"price\":");
+                self.wire.tick.write_price(text, *price);
+                let _ = write!(text, ",\"quantity\":{quantity}}}");
+            }
+        };
+        list(&mut self.text, &mut self.levels.bids.iter().rev());
+        self.text.push_str("],\"asks\":[");
+        list(&mut self.text, &mut self.levels.asks.iter());
+        self.text.push_str("]}");
+        self.frame()
+    }
+}
+
+/// Wakes the publisher thread from the output ring or the front.
+pub struct ThreadWaker(pub Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(&self) {
+        self.0.unpark();
+    }
+}
+
+/// Runs the publisher on a thread named `publisher`, starting from `book`'s
+/// levels at feed sequence `seq`. `wake` wakes the front when messages are
+/// ready; the front unparks the thread (`JoinHandle::thread`) after each
+/// request. Returns the last `seq` once the output ring closes.
+#[allow(clippy::too_many_arguments)]
+pub fn spawn(
+    book: &OrderBook,
+    seq: u64,
+    mut outputs: Subscriber<Output>,
+    requests: Receiver<FeedRequest>,
+    messages: Sender<FeedMessage>,
+    wake: Arc<dyn Wake>,
+    wire: Wire,
+    config: FeedConfig,
+) -> io::Result<JoinHandle<u64>> {
+    let levels = Levels::from_book(book);
+    let handle = thread::Builder::new()
+        .name("publisher".into())
+        .spawn(move || {
+            outputs.set_waker(Arc::new(ThreadWaker(thread::current())));
+            let mut feed = Feed {
+                wire,
+                seq,
+                levels,
+                changes: Vec::new(),
+                out: messages,
+                wake,
+                depths: HashMap::new(),
+                text: String::with_capacity(4096),
+                sent_any: false,
+            };
+            let mut next_snapshot = Instant::now() + config.snapshot_interval;
+            loop {
+                feed.sent_any = false;
+                let read = outputs.drain(usize::MAX, |output| match *output {
+                    Output::Event(Event::Trade(trade)) => feed.trade(&trade.into()),
+                    Output::Event(Event::Level {
+                        side,
+                        price,
+                        quantity,
+                    }) => feed.level(side, price, quantity),
+                    Output::Event(event) if event.is_outcome() => feed.end_of_command(),
+                    _ => {}
+                });
+                let mut asked = 0;
+                while let Ok(request) = requests.try_recv() {
+                    asked += 1;
+                    match request {
+                        FeedRequest::Snapshot { to, depth } => {
+                            let frame = feed.snapshot(depth);
+                            feed.send(FeedMessage::Initial { to, frame });
+                        }
+                        FeedRequest::Join(depth) => *feed.depths.entry(depth).or_default() += 1,
+                        FeedRequest::Leave(depth) => {
+                            if let Some(count) = feed.depths.get_mut(&depth) {
+                                *count -= 1;
+                                if *count == 0 {
+                                    feed.depths.remove(&depth);
+                                }
+                            }
+                        }
+                    }
+                }
+                let now = Instant::now();
+                if now >= next_snapshot {
+                    let mut depths: Vec<usize> = feed.depths.keys().copied().collect();
+                    depths.sort_unstable();
+                    for depth in depths {
+                        let frame = feed.snapshot(depth);
+                        feed.send(FeedMessage::Snapshot { depth, frame });
+                    }
+                    next_snapshot = now + config.snapshot_interval;
+                }
+                if feed.sent_any {
+                    feed.wake.wake();
+                }
+                if read > 0 || asked > 0 {
+                    continue;
+                }
+                if outputs.is_closed() && outputs.available() == 0 {
+                    return feed.seq;
+                }
+                if outputs.prepare_sleep() && requests.is_empty() {
+                    thread::park_timeout(next_snapshot.saturating_duration_since(Instant::now()));
+                }
+                outputs.finish_sleep();
+            }
+        })?;
+    Ok(handle)
+}

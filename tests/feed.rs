@@ -1,0 +1,479 @@
+//! The WebSocket market-data feed, black-box: real `tungstenite` clients
+//! against the real binary on 127.0.0.1.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::{request_bytes, Client, Server};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::{Message, WebSocket};
+
+type Ws = WebSocket<TcpStream>;
+
+fn connect(server: &Server, query: &str) -> Ws {
+    let stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let url = format!("ws://{}/ws{query}", server.addr);
+    let (ws, response) = tungstenite::client(url, stream).expect("the upgrade succeeds");
+    assert_eq!(response.status(), 101);
+    ws
+}
+
+/// The next JSON text message (pings are answered by tungstenite).
+fn next(ws: &mut Ws) -> Value {
+    loop {
+        match ws.read().expect("a message") {
+            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+fn send_op(ws: &mut Ws, op: Value) {
+    ws.send(Message::text(op.to_string())).unwrap();
+}
+
+/// A book kept from a snapshot and the `book` messages after it.
+#[derive(Debug, Default, PartialEq)]
+struct Book {
+    bids: BTreeMap<String, u64>,
+    asks: BTreeMap<String, u64>,
+}
+
+fn price_key(value: &Value) -> String {
+    format!("{:012.2}", value.as_f64().unwrap())
+}
+
+impl Book {
+    fn from_snapshot(snapshot: &Value) -> Book {
+        let side = |key: &str| {
+            snapshot[key]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| (price_key(&l["price"]), l["quantity"].as_u64().unwrap()))
+                .collect()
+        };
+        Book {
+            bids: side("bids"),
+            asks: side("asks"),
+        }
+    }
+
+    fn apply(&mut self, book_message: &Value) {
+        for change in book_message["changes"].as_array().unwrap() {
+            let side = if change[0] == 1 {
+                &mut self.bids
+            } else {
+                &mut self.asks
+            };
+            let quantity = change[2].as_u64().unwrap();
+            if quantity == 0 {
+                side.remove(&price_key(&change[1]));
+            } else {
+                side.insert(price_key(&change[1]), quantity);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_subscriber_gets_a_snapshot_then_trades_equal_to_get_trades_with_no_gap() {
+    let server = Server::start();
+    let mut rest = server.connect();
+    rest.place(-1, 101.0, 5);
+    let mut ws = connect(&server, "");
+    let snapshot = next(&mut ws);
+    assert_eq!(
+        snapshot,
+        json!({"type": "snapshot", "seq": 1, "depth": 5, "bids": [],
+               "asks": [{"price": 101.0, "quantity": 5}]})
+    );
+    rest.place(-1, 100.5, 2);
+    rest.place(1, 101.0, 4); // trades 2 @ 100.5, then 2 @ 101.0
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        seen.push(next(&mut ws));
+    }
+    let seqs: Vec<u64> = seen.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [2, 3, 4, 5], "one feed-wide seq, no gap: {seen:?}");
+    assert_eq!(
+        seen[0],
+        json!({"type": "book", "seq": 2, "changes": [[-1, 100.5, 2]]})
+    );
+    let trades = rest.trades("");
+    let mut feed_trades: Vec<Value> = seen[1..3].to_vec();
+    for trade in &mut feed_trades {
+        assert_eq!(trade["type"], "trade");
+        let object = trade.as_object_mut().unwrap();
+        object.remove("type");
+        object.remove("seq");
+    }
+    assert_eq!(feed_trades, trades, "the feed's trades are GET /trades'");
+    assert_eq!(
+        seen[3],
+        json!({"type": "book", "seq": 5, "changes": [[-1, 100.5, 0], [-1, 101.0, 3]]})
+    );
+    // Periodic snapshots carry the seq of the last message they include.
+    let periodic = next(&mut ws);
+    assert_eq!(periodic["type"], "snapshot");
+    assert_eq!(periodic["seq"], 5);
+    assert_eq!(periodic["asks"], json!([{"price": 101.0, "quantity": 3}]));
+}
+
+#[test]
+fn ten_thousand_random_commands_replayed_on_a_snapshot_give_the_new_snapshot() {
+    let server = Server::start_with(&["--feed-snapshot-ms", "60000"]);
+    let mut ws = connect(&server, "?depth=0");
+    let mut book = Book::from_snapshot(&next(&mut ws));
+    let mut rest = server.connect();
+    let mut rng = 0x1234_5678_9ABC_DEF1u64;
+    let mut random = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let mut ids: Vec<String> = Vec::new();
+    let mut sent = 0;
+    while sent < 10_000 {
+        // Bursts of pipelined places, then some modifies and cancels.
+        let mut burst = Vec::new();
+        for _ in 0..50 {
+            let side = if random(2) == 0 { 1 } else { -1 };
+            let price = 95.0 + random(100) as f64 / 10.0;
+            let body = format!(
+                r#"{{"side":{side},"price":{price:.1},"quantity":{}}}"#,
+                1 + random(20)
+            );
+            burst.extend(request_bytes("POST", "/order/", Some(&body)));
+        }
+        rest.send_raw(&burst).unwrap();
+        for _ in 0..50 {
+            let placed = rest.read_response().unwrap().expect(200);
+            if placed["status"] != "filled" {
+                ids.push(placed["id"].as_str().unwrap().to_string());
+            }
+        }
+        sent += 50;
+        for _ in 0..25 {
+            if ids.is_empty() {
+                break;
+            }
+            let id = ids.swap_remove(random(ids.len() as u64) as usize);
+            let response = if random(2) == 0 {
+                rest.delete(&format!("/order/{id}"))
+            } else {
+                let price = 95.0 + random(100) as f64 / 10.0;
+                let body = format!(r#"{{"price":{price:.1},"quantity":{}}}"#, 1 + random(30));
+                let r = rest.put(&format!("/order/{id}"), &body);
+                if r.status == 200 {
+                    ids.push(id);
+                }
+                r
+            };
+            assert!(
+                matches!(response.status, 200 | 404 | 422),
+                "{}",
+                response.status
+            );
+            sent += 1;
+        }
+    }
+    let mut fresh = connect(&server, "?depth=0");
+    let target = next(&mut fresh);
+    let target_seq = target["seq"].as_u64().unwrap();
+    let mut last = 0;
+    while last < target_seq {
+        let message = next(&mut ws);
+        if message["type"] == "snapshot" {
+            continue;
+        }
+        let seq = message["seq"].as_u64().unwrap();
+        assert_eq!(seq, last + 1, "no gap");
+        last = seq;
+        if message["type"] == "book" {
+            book.apply(&message);
+        }
+    }
+    assert_eq!(book, Book::from_snapshot(&target));
+    // And the same levels as GET /orders, aggregated.
+    let (buys, sells) = rest.orders();
+    let aggregate = |orders: &[Value]| {
+        let mut levels = BTreeMap::new();
+        for order in orders {
+            *levels.entry(price_key(&order["price"])).or_insert(0) +=
+                order["quantity"].as_u64().unwrap() - order["filled_quantity"].as_u64().unwrap();
+        }
+        levels
+    };
+    assert_eq!(book.bids, aggregate(&buys));
+    assert_eq!(book.asks, aggregate(&sells));
+    assert!(
+        book.bids.len() + book.asks.len() > 10,
+        "a real book: {book:?}"
+    );
+}
+
+#[test]
+fn unsubscribing_from_trades_stops_trades_while_book_messages_go_on() {
+    let server = Server::start();
+    let mut ws = connect(&server, "?depth=1");
+    assert_eq!(next(&mut ws)["type"], "snapshot");
+    send_op(
+        &mut ws,
+        json!({"op": "unsubscribe", "channels": ["trades"]}),
+    );
+    assert_eq!(
+        next(&mut ws),
+        json!({"type": "subscribed", "channels": ["book", "snapshot"]})
+    );
+    send_op(&mut ws, json!({"op": "subscribe", "channels": ["candles"]}));
+    let error = next(&mut ws);
+    assert_eq!(error["type"], "error");
+    assert!(error["detail"].as_str().unwrap().contains("candles"));
+    send_op(&mut ws, json!({"op": "dance"}));
+    assert_eq!(next(&mut ws)["type"], "error");
+    let mut rest = server.connect();
+    rest.place(-1, 100.0, 3);
+    rest.place(1, 100.0, 3);
+    let first = next(&mut ws);
+    let second = next(&mut ws);
+    assert_eq!(
+        first,
+        json!({"type": "book", "seq": 1, "changes": [[-1, 100.0, 3]]})
+    );
+    // seq 2 was the trade, not sent to this subscriber.
+    assert_eq!(
+        second,
+        json!({"type": "book", "seq": 3, "changes": [[-1, 100.0, 0]]})
+    );
+    // Subscribing to the book again sends a fresh snapshot first.
+    send_op(
+        &mut ws,
+        json!({"op": "subscribe", "channels": ["book", "trades"]}),
+    );
+    assert_eq!(
+        next(&mut ws),
+        json!({"type": "subscribed", "channels": ["trades", "book", "snapshot"]})
+    );
+    assert_eq!(
+        next(&mut ws),
+        json!({"type": "snapshot", "seq": 3, "depth": 1, "bids": [], "asks": []})
+    );
+}
+
+#[test]
+fn bad_handshakes_and_depths_are_answered_400() {
+    let server = Server::start();
+    let mut client = server.connect();
+    client.get("/ws").expect_detail(
+        400,
+        "WebSocket upgrade required (Connection: Upgrade, Upgrade: websocket)",
+    );
+    let upgrade = |query: &str, version: &str| {
+        format!(
+            "GET /ws{query} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: {version}\r\n\r\n"
+        )
+    };
+    let mut client = server.connect();
+    client
+        .send_raw(upgrade("?depth=1001", "13").as_bytes())
+        .unwrap();
+    let response = client.read_response().unwrap();
+    assert_eq!(response.status, 400);
+    assert!(response.text().contains("depth"), "{}", response.text());
+    let mut client = server.connect();
+    client.send_raw(upgrade("", "8").as_bytes()).unwrap();
+    client
+        .read_response()
+        .unwrap()
+        .expect_detail(400, "Sec-WebSocket-Version must be 13");
+    // The REST API is undisturbed.
+    server.connect().get("/health").expect(200);
+}
+
+#[test]
+fn a_thousand_subscribers_each_get_every_message_of_a_ten_thousand_event_burst() {
+    let server = Server::start_with(&["--feed-snapshot-ms", "60000", "--max-connections", "2000"]);
+    const SUBSCRIBERS: usize = 1000;
+    const EVENTS: u64 = 10_000;
+    let mut readers = Vec::new();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    for _ in 0..SUBSCRIBERS {
+        let mut ws = connect(&server, "");
+        let ready = ready_tx.clone();
+        readers.push(
+            thread::Builder::new()
+                .stack_size(128 * 1024)
+                .spawn(move || {
+                    let snapshot = next(&mut ws);
+                    assert_eq!(snapshot["seq"], 0);
+                    ready.send(()).unwrap();
+                    let mut last = 0;
+                    while last < EVENTS {
+                        let Message::Text(text) = ws.read().expect("a message") else {
+                            continue;
+                        };
+                        // Only the seq matters here; skip a full parse.
+                        let at = text.find("\"seq\":").expect("a seq") + 6;
+                        let digits = text[at..].split(|c: char| !c.is_ascii_digit()).next();
+                        let seq: u64 = digits.unwrap().parse().unwrap();
+                        assert_eq!(seq, last + 1, "in order, no gap");
+                        last = seq;
+                    }
+                    last
+                })
+                .unwrap(),
+        );
+    }
+    for _ in 0..SUBSCRIBERS {
+        ready_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    }
+    // 10,000 non-crossing places: one book message each.
+    let started = Instant::now();
+    let mut rest = server.connect();
+    let mut sent = 0;
+    while sent < EVENTS {
+        let mut burst = Vec::new();
+        for i in 0..100 {
+            let body = format!(
+                r#"{{"side":1,"price":{}.0,"quantity":1}}"#,
+                50 + (sent + i) % 40
+            );
+            burst.extend(request_bytes("POST", "/order/", Some(&body)));
+        }
+        rest.send_raw(&burst).unwrap();
+        for _ in 0..100 {
+            rest.read_response().unwrap().expect(200);
+        }
+        sent += 100;
+    }
+    for reader in readers {
+        assert_eq!(reader.join().unwrap(), EVENTS);
+    }
+    let took = started.elapsed();
+    eprintln!(
+        "feed fan-out: {SUBSCRIBERS} subscribers x {EVENTS} messages = {} deliveries in {:.2} s ({:.0} messages/s delivered)",
+        SUBSCRIBERS as u64 * EVENTS,
+        took.as_secs_f64(),
+        (SUBSCRIBERS as u64 * EVENTS) as f64 / took.as_secs_f64()
+    );
+}
+
+fn p99(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() * 99 / 100]
+}
+
+fn timed_posts(rest: &mut Client, count: usize) -> Vec<Duration> {
+    (0..count)
+        .map(|i| {
+            let started = Instant::now();
+            let body = format!(r#"{{"side":-1,"price":{}.0,"quantity":1}}"#, 200 + i % 50);
+            rest.post("/order/", &body).expect(200);
+            started.elapsed()
+        })
+        .collect()
+}
+
+#[test]
+fn a_subscriber_that_never_reads_is_closed_while_others_get_everything() {
+    let server = Server::start_with(&[
+        "--ws-max-queue-bytes",
+        "65536",
+        "--feed-snapshot-ms",
+        "60000",
+    ]);
+    // The slow one: a raw socket with a tiny receive window that upgrades
+    // and then never reads.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&server.addr.into()).unwrap();
+    let mut slow: TcpStream = socket.into();
+    slow.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
+    let mut good = connect(&server, "");
+    assert_eq!(next(&mut good)["seq"], 0);
+    // 500 + 6,000 + 500 book messages; the good subscriber reads them all
+    // as they come.
+    let good_reader = thread::spawn(move || {
+        let mut last = 0;
+        while last < 7_000 {
+            let message = next(&mut good);
+            if message["type"] == "snapshot" {
+                continue;
+            }
+            let seq = message["seq"].as_u64().unwrap();
+            assert_eq!(seq, last + 1);
+            last = seq;
+        }
+        last
+    });
+    let mut rest = server.connect();
+    let before = p99(timed_posts(&mut rest, 500));
+
+    // Enough feed to pass the slow one's bound many times over, while
+    // another client's POSTs are timed.
+    let loader_addr = server.addr;
+    let loader = thread::spawn(move || {
+        let mut client = Client::connect(loader_addr);
+        for round in 0..60u64 {
+            let mut burst = Vec::new();
+            for i in 0..100 {
+                let body = format!(
+                    r#"{{"side":1,"price":{}.0,"quantity":1}}"#,
+                    10 + (round * 100 + i) % 80
+                );
+                burst.extend(request_bytes("POST", "/order/", Some(&body)));
+            }
+            client.send_raw(&burst).unwrap();
+            for _ in 0..100 {
+                client.read_response().unwrap().expect(200);
+            }
+        }
+    });
+    let during = p99(timed_posts(&mut rest, 500));
+    loader.join().unwrap();
+    assert_eq!(good_reader.join().unwrap(), 7_000);
+    // The slow one was told why, after whatever it had been sent.
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut received = Vec::new();
+    slow.read_to_end(&mut received)
+        .expect("the server closes the socket");
+    let close_at = received
+        .windows(4)
+        .rposition(|w| w[0] == 0x88 && w[2..] == 1008u16.to_be_bytes())
+        .expect("a close frame with code 1008 at the end");
+    assert!(String::from_utf8_lossy(&received[close_at + 4..]).contains("too slow"));
+    assert_eq!(u16::from(CloseCode::Policy), 1008);
+    let metrics = {
+        let mut client = server.connect();
+        client
+            .send_raw(&request_bytes("GET", "/metrics", None))
+            .unwrap();
+        client
+            .read_response_of_type("text/plain; version=0.0.4")
+            .unwrap()
+            .text()
+    };
+    assert!(
+        metrics.contains("orderbook_feed_slow_closed_total 1\n"),
+        "{metrics}"
+    );
+    eprintln!(
+        "slow subscriber: POST p99 {:.0} us before, {:.0} us while the feed ran and the slow subscriber was dropped",
+        before.as_secs_f64() * 1e6,
+        during.as_secs_f64() * 1e6
+    );
+    assert!(during < Duration::from_millis(50), "POST p99 {during:?}");
+}
