@@ -3,8 +3,10 @@
 //! atomically, and its size), then recovery of that file plus 1M journal
 //! records after it (what the binary does before it listens).
 //!
-//! `cargo run --release --example persist_figures [resting] [records]`
+//! `cargo run --release --example persist_figures [resting] [records] [keep-dir]`
 //! (defaults 1000000 1000000); works in a scratch directory it removes.
+//! With `keep-dir`, the state file of the `resting` orders is also copied
+//! there, to start a service on a big book.
 
 use std::time::Instant;
 
@@ -18,6 +20,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let resting: u64 = args.next().map_or(1_000_000, |a| a.parse().unwrap());
     let records: u64 = args.next().map_or(1_000_000, |a| a.parse().unwrap());
+    let keep_dir = args.next();
     let wire = Wire {
         tick: TickSize::parse("0.01").unwrap(),
         max_quantity: 1_000_000_000,
@@ -70,6 +73,10 @@ fn main() {
     let built = started.elapsed();
     snapshot::save_atomically(&dir, &bytes).unwrap();
     let saved = started.elapsed();
+    if let Some(keep) = &keep_dir {
+        std::fs::create_dir_all(keep).unwrap();
+        snapshot::save_atomically(std::path::Path::new(keep), &bytes).unwrap();
+    }
     println!(
         "state file of {resting} resting orders: {} bytes ({:.1} MB), built in {:.0} ms, written and synced in {:.0} ms more ({:.0} ms in all)",
         bytes.len(),

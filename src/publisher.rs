@@ -170,8 +170,18 @@ impl Feed {
         ws::text_frame(self.text.as_bytes())
     }
 
+    /// True while someone subscribes: with nobody to send to, only the
+    /// `seq` and the levels are kept up (a snapshot for a newcomer is
+    /// built from them).
+    fn has_subscribers(&self) -> bool {
+        !self.depths.is_empty()
+    }
+
     fn trade(&mut self, record: &TradeRecord) {
         self.seq += 1;
+        if !self.has_subscribers() {
+            return;
+        }
         self.text.clear();
         let _ = write!(self.text, "{{\"type\":\"trade\",\"seq\":{},", self.seq);
         self.wire.trade_fields(&mut self.text, record);
@@ -197,6 +207,10 @@ impl Feed {
             return;
         }
         self.seq += 1;
+        if !self.has_subscribers() {
+            self.changes.clear();
+            return;
+        }
         self.text.clear();
         let _ = write!(
             self.text,
