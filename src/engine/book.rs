@@ -10,10 +10,11 @@
 //! for a bounded history ring written in sequence; the id index then
 //! points into the ring until the ring's oldest entry is overwritten.
 
-use hashbrown::{HashMap, HashTable};
+use hashbrown::HashMap;
 
 use super::arena::{Arena, NIL};
 use super::hash::{order_id_hash, FoldBuildHasher};
+use super::index::{IdIndex, Probe};
 use super::types::{
     Command, CommandKind, Event, EventSink, LevelView, OrderId, OrderStatus, OrderView, Qty,
     RejectReason, Side, Ticks, Timestamp, Trade,
@@ -212,7 +213,7 @@ pub struct OrderBook {
     levels: Arena<Level>,
     /// Every known order by id: an arena slot while it rests (or is being
     /// matched), `IN_HISTORY | position` once finished.
-    index: HashTable<u32>,
+    index: IdIndex,
     ladders: [Ladder; 2],
     history: History,
     /// The last trade id handed out.
@@ -231,10 +232,7 @@ impl OrderBook {
         OrderBook {
             orders: Arena::with_capacity(config.order_capacity),
             levels: Arena::with_capacity(config.level_capacity * 2),
-            // Kept at most about a quarter full: deletions then leave empty
-            // buckets rather than tombstones, which would otherwise pile up
-            // under churn and force an O(n) rehash on the matching thread.
-            index: HashTable::with_capacity(2 * (config.order_capacity + config.finished_capacity)),
+            index: IdIndex::with_capacity(config.order_capacity + config.finished_capacity),
             ladders: [
                 Ladder::new(Side::Buy, config.level_capacity),
                 Ladder::new(Side::Sell, config.level_capacity),
@@ -276,8 +274,6 @@ impl OrderBook {
             Some(RejectReason::ZeroPrice)
         } else if quantity == 0 {
             Some(RejectReason::ZeroQuantity)
-        } else if self.find(id).is_some() {
-            Some(RejectReason::DuplicateId)
         } else {
             None
         };
@@ -285,6 +281,18 @@ impl OrderBook {
             out.emit(Event::Rejected { id, reason });
             return;
         }
+        let hash = order_id_hash(id);
+        let vacant = match self.probe(hash, id) {
+            Probe::Found(_) => {
+                out.emit(Event::Rejected {
+                    id,
+                    reason: RejectReason::DuplicateId,
+                });
+                return;
+            }
+            Probe::Vacant(at) => at,
+        };
+        let trades_before = self.last_trade_id;
         let slot = self.orders.insert(Order {
             id,
             notional: 0,
@@ -297,12 +305,24 @@ impl OrderBook {
             side,
             status: OrderStatus::Open,
         });
-        let (orders, history) = (&self.orders, &self.history);
-        self.index.insert_unique(order_id_hash(id), slot, |&v| {
-            order_id_hash(id_of(orders, history, v))
-        });
-        self.take_and_rest(slot, ts, out);
-        out.emit(Event::Accepted(self.orders.get(slot).view()));
+        let rests = self.take_and_rest(slot, ts, out);
+        let view = self.orders.get(slot).view();
+        if rests {
+            // The vacant bucket is still right unless a filled maker left
+            // the index meanwhile (a removal may shift entries).
+            if self.last_trade_id == trades_before {
+                self.index.insert_at(vacant, hash, slot);
+            } else {
+                self.index.insert_new(hash, slot);
+            }
+        } else {
+            // Filled at once: it only ever needs an index entry as history.
+            if let Some(value) = self.remember(view) {
+                self.index.insert_new(hash, value);
+            }
+            self.orders.remove(slot);
+        }
+        out.emit(Event::Accepted(view));
     }
 
     fn modify<S: EventSink>(
@@ -313,7 +333,7 @@ impl OrderBook {
         ts: Timestamp,
         out: &mut S,
     ) {
-        let Some(slot) = self.find_resting(id) else {
+        let Some((_, slot)) = self.find_resting(id) else {
             out.emit(Event::Rejected {
                 id,
                 reason: RejectReason::NotResting,
@@ -363,13 +383,18 @@ impl OrderBook {
             let order = self.orders.get_mut(slot);
             order.price = price;
             order.quantity = quantity;
-            self.take_and_rest(slot, ts, out);
+            if !self.take_and_rest(slot, ts, out) {
+                let view = self.orders.get(slot).view();
+                self.retire(slot, None);
+                out.emit(Event::Modified(view));
+                return;
+            }
         }
         out.emit(Event::Modified(self.orders.get(slot).view()));
     }
 
     fn cancel<S: EventSink>(&mut self, id: OrderId, out: &mut S) {
-        let Some(slot) = self.find_resting(id) else {
+        let Some((at, slot)) = self.find_resting(id) else {
             out.emit(Event::Rejected {
                 id,
                 reason: RejectReason::NotResting,
@@ -379,14 +404,15 @@ impl OrderBook {
         self.unlink(slot, out);
         self.orders.get_mut(slot).status = OrderStatus::Cancelled;
         let view = self.orders.get(slot).view();
-        self.retire(slot);
+        self.retire(slot, Some(at));
         out.emit(Event::Cancelled(view));
     }
 
     /// Matches the order in `slot` (not linked into any level) against the
     /// opposite side while it crosses, then rests what remains at the back
-    /// of its level, or retires it when filled.
-    fn take_and_rest<S: EventSink>(&mut self, slot: u32, ts: Timestamp, out: &mut S) {
+    /// of its level. Returns whether it rests; a filled one is left for the
+    /// caller to retire (its status already `Filled`).
+    fn take_and_rest<S: EventSink>(&mut self, slot: u32, ts: Timestamp, out: &mut S) -> bool {
         let (taker_id, side, limit) = {
             let taker = self.orders.get(slot);
             (taker.id, taker.side, taker.price)
@@ -444,7 +470,7 @@ impl OrderBook {
                     maker.next = NIL;
                     maker.level = NIL;
                     maker.status = OrderStatus::Filled;
-                    self.retire(maker_slot);
+                    self.retire(maker_slot, None);
                 } else {
                     self.orders.get_mut(maker_slot).status = OrderStatus::PartiallyFilled;
                 }
@@ -470,7 +496,7 @@ impl OrderBook {
         taker.notional += notional_now;
         if remaining == 0 {
             taker.status = OrderStatus::Filled;
-            self.retire(slot);
+            false
         } else {
             taker.status = if taker.filled > 0 {
                 OrderStatus::PartiallyFilled
@@ -478,6 +504,7 @@ impl OrderBook {
                 OrderStatus::Open
             };
             self.link_at_back(slot, out);
+            true
         }
     }
 
@@ -570,46 +597,84 @@ impl OrderBook {
         }
     }
 
-    /// Moves a finished order out of its slot into the history ring
-    /// (forgetting the ring's oldest order when it is full) and frees the slot.
-    fn retire(&mut self, slot: u32) {
+    /// Moves a finished order out of its slot into the history ring (or
+    /// forgets it when there is none) and frees the slot. `at` is its index
+    /// bucket when the caller has it.
+    fn retire(&mut self, slot: u32, at: Option<usize>) {
         let order = self.orders.get(slot).view();
         let hash = order_id_hash(order.id);
+        let mut at = match at {
+            Some(at) => at,
+            None => self
+                .index
+                .find_value(hash, slot)
+                .expect("a resting order is in the index"),
+        };
         if self.history.capacity == 0 {
-            if let Ok(entry) = self.index.find_entry(hash, |&v| v == slot) {
-                entry.remove();
-            }
+            self.index.remove_at(at);
         } else {
             let (position, evicted) = self.history.push(order);
-            let value = IN_HISTORY | position;
             if let Some(evicted) = evicted {
-                if let Ok(entry) = self
+                // Evict while the position's value names only the evicted
+                // order; its removal may shift entries, so find ours again.
+                self.forget(evicted.id, IN_HISTORY | position);
+                at = self
                     .index
-                    .find_entry(order_id_hash(evicted.id), |&v| v == value)
-                {
-                    entry.remove();
-                }
+                    .find_value(hash, slot)
+                    .expect("a resting order is in the index");
             }
-            if let Ok(mut entry) = self.index.find_entry(hash, |&v| v == slot) {
-                *entry.get_mut() = value;
-            }
+            self.index.set(at, IN_HISTORY | position);
         }
         self.orders.remove(slot);
+    }
+
+    /// Puts a finished order that has no index entry into the history,
+    /// returning the index value it should get (none without a history).
+    fn remember(&mut self, order: OrderView) -> Option<u32> {
+        if self.history.capacity == 0 {
+            return None;
+        }
+        let (position, evicted) = self.history.push(order);
+        if let Some(evicted) = evicted {
+            self.forget(evicted.id, IN_HISTORY | position);
+        }
+        Some(IN_HISTORY | position)
+    }
+
+    /// Drops the index entry of an order evicted from the history, whose
+    /// position `value` now belongs to a newer order.
+    fn forget(&mut self, id: OrderId, value: u32) {
+        if let Some(at) = self.index.find_value(order_id_hash(id), value) {
+            self.index.remove_at(at);
+        }
+    }
+
+    /// Where `id` is or would go in the index.
+    #[inline]
+    fn probe(&self, hash: u64, id: OrderId) -> Probe {
+        let (orders, history) = (&self.orders, &self.history);
+        self.index.probe(hash, |v| id_of(orders, history, v) == id)
     }
 
     /// The index value of `id`, if the book knows it.
     #[inline]
     fn find(&self, id: OrderId) -> Option<u32> {
-        let (orders, history) = (&self.orders, &self.history);
-        self.index
-            .find(order_id_hash(id), |&v| id_of(orders, history, v) == id)
-            .copied()
+        match self.probe(order_id_hash(id), id) {
+            Probe::Found(at) => Some(self.index.get(at)),
+            Probe::Vacant(_) => None,
+        }
     }
 
-    /// The arena slot of `id` if it rests in the book.
+    /// The index bucket and arena slot of `id` if it rests in the book.
     #[inline]
-    fn find_resting(&self, id: OrderId) -> Option<u32> {
-        self.find(id).filter(|&value| value & IN_HISTORY == 0)
+    fn find_resting(&self, id: OrderId) -> Option<(usize, u32)> {
+        match self.probe(order_id_hash(id), id) {
+            Probe::Found(at) => {
+                let value = self.index.get(at);
+                (value & IN_HISTORY == 0).then_some((at, value))
+            }
+            Probe::Vacant(_) => None,
+        }
     }
 
     /// An order by id: resting, or finished and still in the history.
