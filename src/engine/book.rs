@@ -43,35 +43,32 @@ impl Default for BookConfig {
     }
 }
 
-/// One order's slot. `prev`/`next` link it into its level's queue while
-/// it rests; they are `NIL` otherwise.
+/// One order's slot: exactly one cache line, aligned, so a cancel or a
+/// fill touches one line per order (an 80-byte slot straddled two).
+/// `prev`/`next` link it into its level's queue while it rests; they are
+/// `NIL` otherwise.
+#[repr(align(64))]
 struct Order {
     id: OrderId,
-    notional: u128,
     price: Ticks,
     quantity: Qty,
     filled: Qty,
+    /// The low 64 bits of the fills' notional. The full sum needs 128 bits
+    /// only for absurd price × quantity; those high bits live in
+    /// `OrderBook::wide_notional`, which the hot path never touches.
+    notional_low: u64,
     prev: u32,
     next: u32,
     level: u32,
     side: Side,
     status: OrderStatus,
+    /// True when `wide_notional` holds high bits for this slot.
+    wide: bool,
 }
 
-impl Order {
-    #[inline]
-    fn view(&self) -> OrderView {
-        OrderView {
-            id: self.id,
-            side: self.side,
-            price: self.price,
-            quantity: self.quantity,
-            filled: self.filled,
-            notional: self.notional,
-            status: self.status,
-        }
-    }
+const _: () = assert!(std::mem::size_of::<Order>() == 64);
 
+impl Order {
     #[inline]
     fn remaining(&self) -> Qty {
         self.quantity - self.filled
@@ -216,6 +213,9 @@ pub struct OrderBook {
     index: IdIndex,
     ladders: [Ladder; 2],
     history: History,
+    /// The high 64 bits of an order's notional, by slot, for the orders
+    /// whose `wide` is set; empty (never allocated) in any realistic run.
+    wide_notional: HashMap<u32, u64, FoldBuildHasher>,
     /// The last trade id handed out.
     last_trade_id: u64,
 }
@@ -238,6 +238,7 @@ impl OrderBook {
                 Ladder::new(Side::Sell, config.level_capacity),
             ],
             history: History::new(config.finished_capacity),
+            wide_notional: HashMap::with_hasher(FoldBuildHasher),
             last_trade_id: 0,
         }
     }
@@ -295,7 +296,7 @@ impl OrderBook {
         let trades_before = self.last_trade_id;
         let slot = self.orders.insert(Order {
             id,
-            notional: 0,
+            notional_low: 0,
             price,
             quantity,
             filled: 0,
@@ -304,9 +305,10 @@ impl OrderBook {
             level: NIL,
             side,
             status: OrderStatus::Open,
+            wide: false,
         });
         let rests = self.take_and_rest(slot, ts, out);
-        let view = self.orders.get(slot).view();
+        let view = self.view(slot);
         if rests {
             // The vacant bucket is still right unless a filled maker left
             // the index meanwhile (a removal may shift entries).
@@ -320,7 +322,7 @@ impl OrderBook {
             if let Some(value) = self.remember(view) {
                 self.index.insert_new(hash, value);
             }
-            self.orders.remove(slot);
+            self.free(slot);
         }
         out.emit(Event::Accepted(view));
     }
@@ -384,13 +386,13 @@ impl OrderBook {
             order.price = price;
             order.quantity = quantity;
             if !self.take_and_rest(slot, ts, out) {
-                let view = self.orders.get(slot).view();
+                let view = self.view(slot);
                 self.retire(slot, None);
                 out.emit(Event::Modified(view));
                 return;
             }
         }
-        out.emit(Event::Modified(self.orders.get(slot).view()));
+        out.emit(Event::Modified(self.view(slot)));
     }
 
     fn cancel<S: EventSink>(&mut self, id: OrderId, out: &mut S) {
@@ -403,7 +405,7 @@ impl OrderBook {
         };
         self.unlink(slot, out);
         self.orders.get_mut(slot).status = OrderStatus::Cancelled;
-        let view = self.orders.get(slot).view();
+        let view = self.view(slot);
         self.retire(slot, Some(at));
         out.emit(Event::Cancelled(view));
     }
@@ -439,9 +441,9 @@ impl OrderBook {
                 let maker = self.orders.get_mut(maker_slot);
                 let fill = remaining.min(maker.remaining());
                 maker.filled += fill;
-                maker.notional += fill as u128 * level_price as u128;
                 let maker_id = maker.id;
                 let maker_done = maker.filled == maker.quantity;
+                self.add_notional(maker_slot, fill as u128 * level_price as u128);
                 remaining -= fill;
                 filled_now += fill;
                 notional_now += fill as u128 * level_price as u128;
@@ -491,9 +493,9 @@ impl OrderBook {
             }
         }
 
+        self.add_notional(slot, notional_now);
         let taker = self.orders.get_mut(slot);
         taker.filled += filled_now;
-        taker.notional += notional_now;
         if remaining == 0 {
             taker.status = OrderStatus::Filled;
             false
@@ -597,11 +599,52 @@ impl OrderBook {
         }
     }
 
+    /// The order in `slot` as it stands.
+    #[inline]
+    fn view(&self, slot: u32) -> OrderView {
+        let order = self.orders.get(slot);
+        let mut notional = order.notional_low as u128;
+        if order.wide {
+            notional |= (self.wide_notional[&slot] as u128) << 64;
+        }
+        OrderView {
+            id: order.id,
+            side: order.side,
+            price: order.price,
+            quantity: order.quantity,
+            filled: order.filled,
+            notional,
+            status: order.status,
+        }
+    }
+
+    /// Adds `amount` to the notional of the order in `slot`.
+    #[inline]
+    fn add_notional(&mut self, slot: u32, amount: u128) {
+        let order = self.orders.get_mut(slot);
+        let (low, carry) = order.notional_low.overflowing_add(amount as u64);
+        order.notional_low = low;
+        let high = ((amount >> 64) as u64) + carry as u64;
+        if high != 0 {
+            order.wide = true;
+            *self.wide_notional.entry(slot).or_insert(0) += high;
+        }
+    }
+
+    /// Frees `slot`, dropping the high notional bits it may have had.
+    #[inline]
+    fn free(&mut self, slot: u32) {
+        if self.orders.get(slot).wide {
+            self.wide_notional.remove(&slot);
+        }
+        self.orders.remove(slot);
+    }
+
     /// Moves a finished order out of its slot into the history ring (or
     /// forgets it when there is none) and frees the slot. `at` is its index
     /// bucket when the caller has it.
     fn retire(&mut self, slot: u32, at: Option<usize>) {
-        let order = self.orders.get(slot).view();
+        let order = self.view(slot);
         let hash = order_id_hash(order.id);
         let mut at = match at {
             Some(at) => at,
@@ -625,7 +668,7 @@ impl OrderBook {
             }
             self.index.set(at, IN_HISTORY | position);
         }
-        self.orders.remove(slot);
+        self.free(slot);
     }
 
     /// Puts a finished order that has no index entry into the history,
@@ -683,7 +726,7 @@ impl OrderBook {
             if value & IN_HISTORY != 0 {
                 self.history.entries[(value & !IN_HISTORY) as usize]
             } else {
-                self.orders.get(value).view()
+                self.view(value)
             }
         })
     }
@@ -722,9 +765,9 @@ impl OrderBook {
                     if cursor == NIL {
                         return None;
                     }
-                    let order = self.orders.get(cursor);
-                    cursor = order.next;
-                    Some(order.view())
+                    let slot = cursor;
+                    cursor = self.orders.get(slot).next;
+                    Some(self.view(slot))
                 })
             })
     }
@@ -742,5 +785,61 @@ impl OrderBook {
     /// The last trade id handed out (0 before any trade).
     pub fn last_trade_id(&self) -> u64 {
         self.last_trade_id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn place(book: &mut OrderBook, id: OrderId, side: Side, price: Ticks, quantity: Qty) {
+        let mut out = Vec::new();
+        book.apply(
+            &Command {
+                ts: 0,
+                kind: CommandKind::Place {
+                    id,
+                    side,
+                    price,
+                    quantity,
+                },
+            },
+            &mut out,
+        );
+    }
+
+    #[test]
+    fn an_order_slot_is_one_cache_line() {
+        assert_eq!(std::mem::size_of::<Order>(), 64);
+        assert_eq!(std::mem::align_of::<Order>(), 64);
+    }
+
+    #[test]
+    fn notional_beyond_64_bits_is_kept_exactly() {
+        let mut book = OrderBook::new(BookConfig {
+            order_capacity: 8,
+            level_capacity: 4,
+            finished_capacity: 4,
+        });
+        let price = u64::MAX / 2;
+        place(&mut book, 1, Side::Sell, price, u64::MAX);
+        // Two fills as maker, each of notional above 2^64, carrying into
+        // the high bits twice; then one as taker.
+        place(&mut book, 2, Side::Buy, price, 3);
+        place(&mut book, 3, Side::Buy, price, 5);
+        let expected = 8u128 * price as u128;
+        let maker = book.order(1).unwrap();
+        assert_eq!(maker.notional, expected);
+        assert_eq!(maker.filled, 8);
+        assert_eq!(book.order(3).unwrap().notional, 5 * price as u128);
+        place(&mut book, 4, Side::Buy, price, u64::MAX - 8);
+        let maker = book.order(1).unwrap();
+        assert_eq!(maker.status, OrderStatus::Filled);
+        assert_eq!(maker.notional, u64::MAX as u128 * price as u128);
+        // The slot's high bits went with it: a new order there starts at 0.
+        place(&mut book, 5, Side::Sell, 7, 2);
+        place(&mut book, 6, Side::Buy, 7, 1);
+        assert_eq!(book.order(5).unwrap().notional, 7);
+        assert!(book.wide_notional.is_empty());
     }
 }
