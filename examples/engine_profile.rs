@@ -10,6 +10,9 @@
 //! profile or a cache simulation shows the book alone; the stream is
 //! generated before the timed loop.
 //!
+//! `ENGINE_PROFILE_CAPACITY` sets `order_capacity` (default 2^20, as the
+//! bench and the service size the book).
+//!
 //! Workloads: `mix` (50% non-crossing place, 35% cancel of a random
 //! resting order, 15% place crossing the opposite best level, capped at its
 //! quantity), `cancel` (cancel + replacing place, both timed), `place`
@@ -106,7 +109,10 @@ fn main() {
     let workload = args.get(3).map_or("mix", |a| a.as_str()).to_string();
 
     let mut book = OrderBook::new(BookConfig {
-        order_capacity: 1 << 20,
+        order_capacity: std::env::var("ENGINE_PROFILE_CAPACITY")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1 << 20),
         level_capacity: 4096,
         finished_capacity: 0,
     });

@@ -13,7 +13,7 @@
 use hashbrown::HashMap;
 
 use super::arena::{Arena, NIL};
-use super::hash::{order_id_hash, FoldBuildHasher};
+use super::hash::{fold, order_id_hash, FoldBuildHasher};
 use super::index::{IdIndex, Probe};
 use super::types::{
     Command, CommandKind, Event, EventSink, LevelView, OrderId, OrderStatus, OrderView, Qty,
@@ -89,7 +89,10 @@ struct Level {
 struct Ladder {
     side: Side,
     sorted: Vec<(Ticks, u32)>,
-    by_price: HashMap<Ticks, u32, FoldBuildHasher>,
+    /// Level slot by price. Levels open and close all the time in a thin
+    /// book; this table deletes without tombstones, so that churn never
+    /// forces a rehash (hashbrown's map did, under level churn).
+    by_price: IdIndex,
 }
 
 impl Ladder {
@@ -97,7 +100,7 @@ impl Ladder {
         Ladder {
             side,
             sorted: Vec::with_capacity(capacity),
-            by_price: HashMap::with_capacity_and_hasher(capacity, FoldBuildHasher),
+            by_price: IdIndex::with_capacity(capacity),
         }
     }
 
@@ -140,11 +143,15 @@ impl Ladder {
     fn insert(&mut self, price: Ticks, level: u32) {
         let at = self.position(price);
         self.sorted.insert(at, (price, level));
-        self.by_price.insert(price, level);
+        self.by_price.insert_new(fold(price), level);
     }
 
-    fn remove(&mut self, price: Ticks) {
-        self.by_price.remove(&price);
+    fn remove(&mut self, price: Ticks, level: u32) {
+        let at = self
+            .by_price
+            .find_value(fold(price), level)
+            .expect("an open level is in the price table");
+        self.by_price.remove_at(at);
         if self.sorted.last().map(|&(p, _)| p) == Some(price) {
             self.sorted.pop();
         } else {
@@ -488,7 +495,7 @@ impl OrderBook {
                 quantity: total,
             });
             if self.levels.get(level_slot).head == NIL {
-                self.ladders[opposite.index()].remove(level_price);
+                self.ladders[opposite.index()].remove(level_price, level_slot);
                 self.levels.remove(level_slot);
             }
         }
@@ -518,8 +525,12 @@ impl OrderBook {
             (order.side, order.price, order.remaining())
         };
         let ladder = &mut self.ladders[side.index()];
-        let level_slot = match ladder.by_price.get(&price) {
-            Some(&level_slot) => level_slot,
+        let levels = &self.levels;
+        let found = ladder
+            .by_price
+            .find(fold(price), |v| levels.get(v).price == price);
+        let level_slot = match found {
+            Some(at) => ladder.by_price.get(at),
             None => {
                 let level_slot = self.levels.insert(Level {
                     price,
@@ -594,7 +605,7 @@ impl OrderBook {
             quantity: total,
         });
         if empty {
-            self.ladders[side.index()].remove(price);
+            self.ladders[side.index()].remove(price, level_slot);
             self.levels.remove(level_slot);
         }
     }
