@@ -88,7 +88,14 @@ struct Level {
 /// from price to level slot.
 struct Ladder {
     side: Side,
+    /// `(price, level slot)` worst to best. A level that closes away from
+    /// the touch leaves a tombstone (slot `NIL`) at its price, so that the
+    /// price reopening, as prices in a busy band do all the time, moves no
+    /// entries; removing and inserting mid-vector moved hundreds of
+    /// entries per command in a thin book. The last entry is never a
+    /// tombstone. Tombstones are swept once they outnumber the open levels.
     sorted: Vec<(Ticks, u32)>,
+    tombstones: usize,
     /// Level slot by price. Levels open and close all the time in a thin
     /// book; this table deletes without tombstones, so that churn never
     /// forces a rehash (hashbrown's map did, under level churn).
@@ -99,7 +106,9 @@ impl Ladder {
     fn new(side: Side, capacity: usize) -> Self {
         Ladder {
             side,
-            sorted: Vec::with_capacity(capacity),
+            // Room for the tombstones a sweep allows beside `capacity` levels.
+            sorted: Vec::with_capacity(2 * capacity + SWEEP_SLACK),
+            tombstones: 0,
             by_price: IdIndex::with_capacity(capacity),
         }
     }
@@ -142,8 +151,23 @@ impl Ladder {
 
     fn insert(&mut self, price: Ticks, level: u32) {
         let at = self.position(price);
-        self.sorted.insert(at, (price, level));
+        if at > 0 && self.sorted[at - 1].0 == price {
+            debug_assert_eq!(self.sorted[at - 1].1, NIL, "one level per price");
+            self.sorted[at - 1].1 = level;
+            self.tombstones -= 1;
+        } else {
+            self.sorted.insert(at, (price, level));
+        }
         self.by_price.insert_new(fold(price), level);
+    }
+
+    /// The open levels, worst to best.
+    #[inline]
+    fn open(&self) -> impl DoubleEndedIterator<Item = (Ticks, u32)> + '_ {
+        self.sorted
+            .iter()
+            .copied()
+            .filter(|&(_, level)| level != NIL)
     }
 
     fn remove(&mut self, price: Ticks, level: u32) {
@@ -154,13 +178,27 @@ impl Ladder {
         self.by_price.remove_at(at);
         if self.sorted.last().map(|&(p, _)| p) == Some(price) {
             self.sorted.pop();
+            while let Some(&(_, NIL)) = self.sorted.last() {
+                self.sorted.pop();
+                self.tombstones -= 1;
+            }
         } else {
             let at = self.position(price) - 1;
-            debug_assert_eq!(self.sorted[at].0, price);
-            self.sorted.remove(at);
+            debug_assert_eq!(self.sorted[at], (price, level));
+            self.sorted[at].1 = NIL;
+            self.tombstones += 1;
+            if self.tombstones > SWEEP_SLACK && self.tombstones > self.sorted.len() / 2 {
+                // O(entries), at most once per as many closes as there are
+                // open levels: amortised O(1), and no allocation.
+                self.sorted.retain(|&(_, level)| level != NIL);
+                self.tombstones = 0;
+            }
         }
     }
 }
+
+/// Tombstones a ladder keeps at least before sweeping them.
+const SWEEP_SLACK: usize = 64;
 
 /// Index values with this bit set are history positions, not order slots.
 const IN_HISTORY: u32 = 1 << 31;
@@ -750,10 +788,9 @@ impl OrderBook {
     /// The aggregated levels of `side`, best first.
     pub fn levels(&self, side: Side) -> impl Iterator<Item = LevelView> + '_ {
         self.ladders[side.index()]
-            .sorted
-            .iter()
+            .open()
             .rev()
-            .map(move |&(price, level_slot)| {
+            .map(move |(price, level_slot)| {
                 let level = self.levels.get(level_slot);
                 LevelView {
                     price,
@@ -767,10 +804,9 @@ impl OrderBook {
     /// then oldest first within a price.
     pub fn resting(&self, side: Side) -> impl Iterator<Item = OrderView> + '_ {
         self.ladders[side.index()]
-            .sorted
-            .iter()
+            .open()
             .rev()
-            .flat_map(move |&(_, level_slot)| {
+            .flat_map(move |(_, level_slot)| {
                 let mut cursor = self.levels.get(level_slot).head;
                 std::iter::from_fn(move || {
                     if cursor == NIL {
@@ -817,6 +853,46 @@ mod tests {
             },
             &mut out,
         );
+    }
+
+    #[test]
+    fn ladder_with_tombstones_agrees_with_a_sorted_map() {
+        for side in [Side::Buy, Side::Sell] {
+            let mut ladder = Ladder::new(side, 16);
+            let mut model = std::collections::BTreeMap::new();
+            let mut max_open = 0;
+            let mut state = 0x2545_F491_4F6C_DD1Du64;
+            for step in 0..200_000u32 {
+                state ^= state >> 12;
+                state ^= state << 25;
+                state ^= state >> 27;
+                let r = state.wrapping_mul(0x2545_F491_4F6C_DD1D);
+                // 300 prices, so levels reopen over tombstones and sweeps run.
+                let price = 1_000 + (r % 300);
+                match model.remove(&price) {
+                    Some(level) => ladder.remove(price, level),
+                    None => {
+                        model.insert(price, step);
+                        ladder.insert(price, step);
+                    }
+                }
+                let open: Vec<(Ticks, u32)> = ladder.open().collect();
+                let expected: Vec<(Ticks, u32)> = match side {
+                    Side::Buy => model.iter().map(|(&p, &l)| (p, l)).collect(),
+                    Side::Sell => model.iter().rev().map(|(&p, &l)| (p, l)).collect(),
+                };
+                if step % 97 == 0 || step > 199_000 {
+                    assert_eq!(open, expected, "step {step}");
+                }
+                assert_eq!(ladder.best(), expected.last().copied());
+                // Tombstones are counted right and stay bounded: the vector
+                // never outgrows the room `new` reserves for the most
+                // levels ever open at once.
+                max_open = max_open.max(model.len());
+                assert_eq!(ladder.sorted.len(), model.len() + ladder.tombstones);
+                assert!(ladder.sorted.len() <= 2 * max_open + SWEEP_SLACK);
+            }
+        }
     }
 
     #[test]
