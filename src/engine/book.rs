@@ -1,14 +1,15 @@
 //! The order book: resting orders in price levels, each level a FIFO queue
 //! linked through the orders' slots, and the matching rules of SPEC §1.
 //!
-//! Layout: orders live in an [`Arena`] and are found by id through a hash
-//! table of slot indices (the id itself is read from the slot, so the table
-//! costs 4 bytes an entry). Each side keeps its levels sorted worst to best
-//! in a `Vec`, so the best level is the last element and new levels, which
-//! mostly open near the touch, move few elements. A finished order leaves
-//! its slot at once (the next order reuses it while it is warm in cache)
-//! for a bounded history ring written in sequence; the id index then
-//! points into the ring until the ring's oldest entry is overwritten.
+//! Layout: orders live in an [`Arena`] of one-cache-line slots and are
+//! found by id through an [`IdIndex`] of slot indices (the id itself is
+//! read from the slot, so the table costs 8 bytes an entry with its tag).
+//! Each side keeps its levels sorted worst to best in a `Vec`, so the best
+//! level is the last element and new levels, which mostly open near the
+//! touch, move few elements. A finished order leaves its slot at once (the
+//! next order reuses it while it is warm in cache) for a bounded history
+//! ring written in sequence; the id index then points into the ring until
+//! the ring's oldest entry is overwritten.
 
 use hashbrown::HashMap;
 
