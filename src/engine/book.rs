@@ -89,14 +89,16 @@ struct Level {
 /// from price to level slot.
 struct Ladder {
     side: Side,
-    /// `(price, level slot)` worst to best. A level that closes away from
-    /// the touch leaves a tombstone (slot `NIL`) at its price, so that the
-    /// price reopening, as prices in a busy band do all the time, moves no
-    /// entries; removing and inserting mid-vector moved hundreds of
-    /// entries per command in a thin book. The last entry is never a
-    /// tombstone. Tombstones are swept once they outnumber the open levels.
+    /// `(price, level slot)` worst to best. A level that empties away from
+    /// the touch stays here and in `by_price`, empty, so that the price
+    /// reopening, as prices in a busy band do all the time, costs no ladder
+    /// work at all: removing and inserting mid-vector moved hundreds of
+    /// entries, and searched for the position, on most commands of a thin
+    /// book. The last entry is never an empty level. Empty levels are swept
+    /// once they outnumber the rest.
     sorted: Vec<(Ticks, u32)>,
-    tombstones: usize,
+    /// Empty levels kept in `sorted`.
+    empty: usize,
     /// Level slot by price. Levels open and close all the time in a thin
     /// book; this table deletes without tombstones, so that churn never
     /// forces a rehash (hashbrown's map did, under level churn).
@@ -107,9 +109,9 @@ impl Ladder {
     fn new(side: Side, capacity: usize) -> Self {
         Ladder {
             side,
-            // Room for the tombstones a sweep allows beside `capacity` levels.
+            // Room for the empty levels a sweep allows beside `capacity`.
             sorted: Vec::with_capacity(2 * capacity + SWEEP_SLACK),
-            tombstones: 0,
+            empty: 0,
             by_price: IdIndex::with_capacity(capacity),
         }
     }
@@ -150,55 +152,24 @@ impl Ladder {
         i
     }
 
+    /// Adds a level at a price the ladder does not have.
     fn insert(&mut self, price: Ticks, level: u32) {
         let at = self.position(price);
-        if at > 0 && self.sorted[at - 1].0 == price {
-            debug_assert_eq!(self.sorted[at - 1].1, NIL, "one level per price");
-            self.sorted[at - 1].1 = level;
-            self.tombstones -= 1;
-        } else {
-            self.sorted.insert(at, (price, level));
-        }
+        debug_assert!(at == 0 || self.sorted[at - 1].0 != price);
+        self.sorted.insert(at, (price, level));
         self.by_price.insert_new(fold(price), level);
     }
 
-    /// The open levels, worst to best.
-    #[inline]
-    fn open(&self) -> impl DoubleEndedIterator<Item = (Ticks, u32)> + '_ {
-        self.sorted
-            .iter()
-            .copied()
-            .filter(|&(_, level)| level != NIL)
-    }
-
-    fn remove(&mut self, price: Ticks, level: u32) {
-        let at = self
-            .by_price
+    /// Drops `level` from the price table (the caller drops its entry).
+    fn forget(by_price: &mut IdIndex, price: Ticks, level: u32) {
+        let at = by_price
             .find_value(fold(price), level)
-            .expect("an open level is in the price table");
-        self.by_price.remove_at(at);
-        if self.sorted.last().map(|&(p, _)| p) == Some(price) {
-            self.sorted.pop();
-            while let Some(&(_, NIL)) = self.sorted.last() {
-                self.sorted.pop();
-                self.tombstones -= 1;
-            }
-        } else {
-            let at = self.position(price) - 1;
-            debug_assert_eq!(self.sorted[at], (price, level));
-            self.sorted[at].1 = NIL;
-            self.tombstones += 1;
-            if self.tombstones > SWEEP_SLACK && self.tombstones > self.sorted.len() / 2 {
-                // O(entries), at most once per as many closes as there are
-                // open levels: amortised O(1), and no allocation.
-                self.sorted.retain(|&(_, level)| level != NIL);
-                self.tombstones = 0;
-            }
-        }
+            .expect("a ladder's level is in its price table");
+        by_price.remove_at(at);
     }
 }
 
-/// Tombstones a ladder keeps at least before sweeping them.
+/// Empty levels a ladder keeps at least before sweeping them.
 const SWEEP_SLACK: usize = 64;
 
 /// Index values with this bit set are history positions, not order slots.
@@ -277,7 +248,8 @@ impl OrderBook {
     pub fn new(config: BookConfig) -> Self {
         OrderBook {
             orders: Arena::with_capacity(config.order_capacity),
-            levels: Arena::with_capacity(config.level_capacity * 2),
+            // Both sides' levels, and the empty ones the ladders keep.
+            levels: Arena::with_capacity(2 * (2 * config.level_capacity + SWEEP_SLACK)),
             index: IdIndex::with_capacity(config.order_capacity + config.finished_capacity),
             ladders: [
                 Ladder::new(Side::Buy, config.level_capacity),
@@ -534,8 +506,7 @@ impl OrderBook {
                 quantity: total,
             });
             if self.levels.get(level_slot).head == NIL {
-                self.ladders[opposite.index()].remove(level_price, level_slot);
-                self.levels.remove(level_slot);
+                self.close_level(opposite, level_slot);
             }
         }
 
@@ -569,7 +540,13 @@ impl OrderBook {
             .by_price
             .find(fold(price), |v| levels.get(v).price == price);
         let level_slot = match found {
-            Some(at) => ladder.by_price.get(at),
+            Some(at) => {
+                let level_slot = ladder.by_price.get(at);
+                if levels.get(level_slot).head == NIL {
+                    ladder.empty -= 1;
+                }
+                level_slot
+            }
             None => {
                 let level_slot = self.levels.insert(Level {
                     price,
@@ -603,6 +580,47 @@ impl OrderBook {
             price,
             quantity: total,
         });
+    }
+
+    /// Deals with a level of `side` that just emptied. At the touch it goes,
+    /// with any empty levels behind it, so the best entry always has
+    /// orders; elsewhere it stays (see [`Ladder::sorted`]) until a sweep.
+    fn close_level(&mut self, side: Side, level_slot: u32) {
+        let Ladder {
+            sorted,
+            empty,
+            by_price,
+            ..
+        } = &mut self.ladders[side.index()];
+        let levels = &mut self.levels;
+        if sorted.last().map(|&(_, l)| l) == Some(level_slot) {
+            while let Some(&(price, level)) = sorted.last() {
+                if levels.get(level).head != NIL {
+                    break;
+                }
+                if level != level_slot {
+                    *empty -= 1;
+                }
+                sorted.pop();
+                Ladder::forget(by_price, price, level);
+                levels.remove(level);
+            }
+        } else {
+            *empty += 1;
+            if *empty > SWEEP_SLACK && *empty > sorted.len() / 2 {
+                // O(levels), at most once per as many closes as there are
+                // levels with orders: amortised O(1), and no allocation.
+                sorted.retain(|&(price, level)| {
+                    if levels.get(level).head != NIL {
+                        return true;
+                    }
+                    Ladder::forget(by_price, price, level);
+                    levels.remove(level);
+                    false
+                });
+                *empty = 0;
+            }
+        }
     }
 
     /// Takes the resting order in `slot` out of its level's queue, closing
@@ -644,8 +662,7 @@ impl OrderBook {
             quantity: total,
         });
         if empty {
-            self.ladders[side.index()].remove(price, level_slot);
-            self.levels.remove(level_slot);
+            self.close_level(side, level_slot);
         }
     }
 
@@ -789,9 +806,11 @@ impl OrderBook {
     /// The aggregated levels of `side`, best first.
     pub fn levels(&self, side: Side) -> impl Iterator<Item = LevelView> + '_ {
         self.ladders[side.index()]
-            .open()
+            .sorted
+            .iter()
             .rev()
-            .map(move |(price, level_slot)| {
+            .filter(move |&&(_, level_slot)| self.levels.get(level_slot).head != NIL)
+            .map(move |&(price, level_slot)| {
                 let level = self.levels.get(level_slot);
                 LevelView {
                     price,
@@ -805,9 +824,10 @@ impl OrderBook {
     /// then oldest first within a price.
     pub fn resting(&self, side: Side) -> impl Iterator<Item = OrderView> + '_ {
         self.ladders[side.index()]
-            .open()
+            .sorted
+            .iter()
             .rev()
-            .flat_map(move |(_, level_slot)| {
+            .flat_map(move |&(_, level_slot)| {
                 let mut cursor = self.levels.get(level_slot).head;
                 std::iter::from_fn(move || {
                     if cursor == NIL {
@@ -857,41 +877,78 @@ mod tests {
     }
 
     #[test]
-    fn ladder_with_tombstones_agrees_with_a_sorted_map() {
-        for side in [Side::Buy, Side::Sell] {
-            let mut ladder = Ladder::new(side, 16);
-            let mut model = std::collections::BTreeMap::new();
-            let mut max_open = 0;
-            let mut state = 0x2545_F491_4F6C_DD1Du64;
-            for step in 0..200_000u32 {
-                state ^= state >> 12;
-                state ^= state << 25;
-                state ^= state >> 27;
-                let r = state.wrapping_mul(0x2545_F491_4F6C_DD1D);
-                // 300 prices, so levels reopen over tombstones and sweeps run.
-                let price = 1_000 + (r % 300);
-                match model.remove(&price) {
-                    Some(level) => ladder.remove(price, level),
-                    None => {
-                        model.insert(price, step);
-                        ladder.insert(price, step);
-                    }
-                }
-                let open: Vec<(Ticks, u32)> = ladder.open().collect();
-                let expected: Vec<(Ticks, u32)> = match side {
-                    Side::Buy => model.iter().map(|(&p, &l)| (p, l)).collect(),
-                    Side::Sell => model.iter().rev().map(|(&p, &l)| (p, l)).collect(),
+    fn levels_that_empty_and_reopen_agree_with_a_sorted_map() {
+        // 300 prices per side for at most 256 orders: levels empty and
+        // reopen all the time, away from the touch and at it, and sweeps run.
+        let mut book = OrderBook::new(BookConfig {
+            order_capacity: 512,
+            level_capacity: 16,
+            finished_capacity: 0,
+        });
+        let mut model: std::collections::BTreeMap<(i8, Ticks), Qty> = Default::default();
+        let mut live: Vec<(OrderId, Side, Ticks, Qty)> = Vec::new();
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut out = Vec::new();
+        for step in 0..100_000u64 {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            let r = state.wrapping_mul(0x2545_F491_4F6C_DD1D);
+            out.clear();
+            if live.len() < 256 && (r.is_multiple_of(2) || live.is_empty()) {
+                let side = if r & 2 == 0 { Side::Buy } else { Side::Sell };
+                let k = (r >> 8) % 300;
+                let price = match side {
+                    Side::Buy => 1_000 - k,
+                    Side::Sell => 1_001 + k,
                 };
-                if step % 97 == 0 || step > 199_000 {
-                    assert_eq!(open, expected, "step {step}");
+                let quantity = 1 + (r >> 20) % 9;
+                let id = step as u128 + 1;
+                let kind = CommandKind::Place {
+                    id,
+                    side,
+                    price,
+                    quantity,
+                };
+                book.apply(&Command { ts: step, kind }, &mut out);
+                live.push((id, side, price, quantity));
+                *model.entry((side as i8, price)).or_default() += quantity;
+            } else {
+                let i = (r >> 32) as usize % live.len();
+                let (id, side, price, quantity) = live.swap_remove(i);
+                let kind = CommandKind::Cancel { id };
+                book.apply(&Command { ts: step, kind }, &mut out);
+                let total = model.get_mut(&(side as i8, price)).unwrap();
+                *total -= quantity;
+                if *total == 0 {
+                    model.remove(&(side as i8, price));
                 }
-                assert_eq!(ladder.best(), expected.last().copied());
-                // Tombstones are counted right and stay bounded: the vector
-                // never outgrows the room `new` reserves for the most
-                // levels ever open at once.
-                max_open = max_open.max(model.len());
-                assert_eq!(ladder.sorted.len(), model.len() + ladder.tombstones);
-                assert!(ladder.sorted.len() <= 2 * max_open + SWEEP_SLACK);
+            }
+            for side in [Side::Buy, Side::Sell] {
+                let mut expected: Vec<(Ticks, Qty)> = model
+                    .iter()
+                    .filter(|((s, _), _)| *s == side as i8)
+                    .map(|(&(_, p), &q)| (p, q))
+                    .collect();
+                if side == Side::Buy {
+                    expected.reverse();
+                }
+                assert_eq!(book.best_price(side), expected.first().map(|&(p, _)| p));
+                if step % 101 == 0 {
+                    let levels: Vec<(Ticks, Qty)> =
+                        book.levels(side).map(|l| (l.price, l.quantity)).collect();
+                    assert_eq!(levels, expected, "step {step}");
+                    let resting = live.iter().filter(|o| o.1 == side).count();
+                    assert_eq!(book.resting(side).count(), resting);
+                }
+                let ladder = &book.ladders[side.index()];
+                assert!(ladder.sorted.len() <= 2 * 300 + SWEEP_SLACK);
+                let empties = ladder
+                    .sorted
+                    .iter()
+                    .filter(|&&(_, l)| book.levels.get(l).head == NIL)
+                    .count();
+                assert_eq!(empties, ladder.empty);
             }
         }
     }
