@@ -185,8 +185,11 @@ struct History {
 
 impl History {
     fn new(capacity: usize) -> Self {
+        // Positions stay below `IN_HISTORY - 1`, so an index value is never
+        // `u32::MAX - 1` (`IN_HISTORY | (IN_HISTORY - 2)` at most), which
+        // the index reserves for its tombstones.
         assert!(
-            capacity < IN_HISTORY as usize,
+            capacity < (IN_HISTORY - 1) as usize,
             "finished-order history too large"
         );
         History {
