@@ -670,7 +670,7 @@ impl OrderBook {
     }
 
     /// The order in `slot` as it stands.
-    #[inline]
+    #[inline(always)]
     fn view(&self, slot: u32) -> OrderView {
         let order = self.orders.get(slot);
         let mut notional = order.notional_low as u128;
@@ -714,8 +714,7 @@ impl OrderBook {
     /// forgets it when there is none) and frees the slot. `at` is its index
     /// bucket when the caller has it.
     fn retire(&mut self, slot: u32, at: Option<usize>) {
-        let order = self.view(slot);
-        let hash = order_id_hash(order.id);
+        let hash = order_id_hash(self.orders.get(slot).id);
         let mut at = match at {
             Some(at) => at,
             None => self
@@ -726,7 +725,9 @@ impl OrderBook {
         if self.history.capacity == 0 {
             self.index.remove_at(at);
         } else {
-            let (position, evicted) = self.history.push(order);
+            // Only a history needs the view: the matching thread runs
+            // without one and skips building it.
+            let (position, evicted) = self.history.push(self.view(slot));
             if let Some(evicted) = evicted {
                 // Evict while the position's value names only the evicted
                 // order; its removal may shift entries, so find ours again.
