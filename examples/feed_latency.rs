@@ -51,7 +51,8 @@ fn main() {
                             if let Some(at) = text.find("\"execution_timestamp\":\"") {
                                 let start = at + 23;
                                 let end = start + text[start..].find('"').unwrap();
-                                let stamp = api::parse_timestamp(&text[start..end]).unwrap() / 1_000;
+                                let stamp =
+                                    api::parse_timestamp(&text[start..end]).unwrap() / 1_000;
                                 let _ = latency.record(now_micros().saturating_sub(stamp).max(1));
                             }
                         }

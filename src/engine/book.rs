@@ -1,19 +1,21 @@
 //! The order book: resting orders in price levels, each level a FIFO queue
 //! linked through the orders' slots, and the matching rules of SPEC §1.
 //!
-//! Layout: orders live in an [`Arena`] and are found by id through a hash
-//! table of slot indices (the id itself is read from the slot, so the table
-//! costs 4 bytes an entry). Each side keeps its levels sorted worst to best
-//! in a `Vec`, so the best level is the last element and new levels, which
-//! mostly open near the touch, move few elements. A finished order leaves
-//! its slot at once (the next order reuses it while it is warm in cache)
-//! for a bounded history ring written in sequence; the id index then
-//! points into the ring until the ring's oldest entry is overwritten.
+//! Layout: orders live in an [`Arena`] of one-cache-line slots and are
+//! found by id through an [`IdIndex`] of slot indices (the id itself is
+//! read from the slot, so the table costs 8 bytes an entry with its tag).
+//! Each side keeps its levels sorted worst to best in a `Vec`, so the best
+//! level is the last element and new levels, which mostly open near the
+//! touch, move few elements. A finished order leaves its slot at once (the
+//! next order reuses it while it is warm in cache) for a bounded history
+//! ring written in sequence; the id index then points into the ring until
+//! the ring's oldest entry is overwritten.
 
-use hashbrown::{HashMap, HashTable};
+use hashbrown::HashMap;
 
 use super::arena::{Arena, NIL};
-use super::hash::{order_id_hash, FoldBuildHasher};
+use super::hash::{fold, order_id_hash, FoldBuildHasher};
+use super::index::{IdIndex, Probe};
 use super::types::{
     Command, CommandKind, Event, EventSink, LevelView, OrderId, OrderStatus, OrderView, Qty,
     RejectReason, Side, Ticks, Timestamp, Trade,
@@ -42,35 +44,32 @@ impl Default for BookConfig {
     }
 }
 
-/// One order's slot. `prev`/`next` link it into its level's queue while
-/// it rests; they are `NIL` otherwise.
+/// One order's slot: exactly one cache line, aligned, so a cancel or a
+/// fill touches one line per order (an 80-byte slot straddled two).
+/// `prev`/`next` link it into its level's queue while it rests; they are
+/// `NIL` otherwise.
+#[repr(align(64))]
 struct Order {
     id: OrderId,
-    notional: u128,
     price: Ticks,
     quantity: Qty,
     filled: Qty,
+    /// The low 64 bits of the fills' notional. The full sum needs 128 bits
+    /// only for absurd price × quantity; those high bits live in
+    /// `OrderBook::wide_notional`, which the hot path never touches.
+    notional_low: u64,
     prev: u32,
     next: u32,
     level: u32,
     side: Side,
     status: OrderStatus,
+    /// True when `wide_notional` holds high bits for this slot.
+    wide: bool,
 }
 
-impl Order {
-    #[inline]
-    fn view(&self) -> OrderView {
-        OrderView {
-            id: self.id,
-            side: self.side,
-            price: self.price,
-            quantity: self.quantity,
-            filled: self.filled,
-            notional: self.notional,
-            status: self.status,
-        }
-    }
+const _: () = assert!(std::mem::size_of::<Order>() == 64);
 
+impl Order {
     #[inline]
     fn remaining(&self) -> Qty {
         self.quantity - self.filled
@@ -90,16 +89,30 @@ struct Level {
 /// from price to level slot.
 struct Ladder {
     side: Side,
+    /// `(price, level slot)` worst to best. A level that empties away from
+    /// the touch stays here and in `by_price`, empty, so that the price
+    /// reopening, as prices in a busy band do all the time, costs no ladder
+    /// work at all: removing and inserting mid-vector moved hundreds of
+    /// entries, and searched for the position, on most commands of a thin
+    /// book. The last entry is never an empty level. Empty levels are swept
+    /// once they outnumber the rest.
     sorted: Vec<(Ticks, u32)>,
-    by_price: HashMap<Ticks, u32, FoldBuildHasher>,
+    /// Empty levels kept in `sorted`.
+    empty: usize,
+    /// Level slot by price. Levels open and close all the time in a thin
+    /// book; this table deletes without tombstones, so that churn never
+    /// forces a rehash (hashbrown's map did, under level churn).
+    by_price: IdIndex,
 }
 
 impl Ladder {
     fn new(side: Side, capacity: usize) -> Self {
         Ladder {
             side,
-            sorted: Vec::with_capacity(capacity),
-            by_price: HashMap::with_capacity_and_hasher(capacity, FoldBuildHasher),
+            // Room for the empty levels a sweep allows beside `capacity`.
+            sorted: Vec::with_capacity(2 * capacity + SWEEP_SLACK),
+            empty: 0,
+            by_price: IdIndex::with_capacity(capacity),
         }
     }
 
@@ -139,23 +152,25 @@ impl Ladder {
         i
     }
 
+    /// Adds a level at a price the ladder does not have.
     fn insert(&mut self, price: Ticks, level: u32) {
         let at = self.position(price);
+        debug_assert!(at == 0 || self.sorted[at - 1].0 != price);
         self.sorted.insert(at, (price, level));
-        self.by_price.insert(price, level);
+        self.by_price.insert_new(fold(price), level);
     }
 
-    fn remove(&mut self, price: Ticks) {
-        self.by_price.remove(&price);
-        if self.sorted.last().map(|&(p, _)| p) == Some(price) {
-            self.sorted.pop();
-        } else {
-            let at = self.position(price) - 1;
-            debug_assert_eq!(self.sorted[at].0, price);
-            self.sorted.remove(at);
-        }
+    /// Drops `level` from the price table (the caller drops its entry).
+    fn forget(by_price: &mut IdIndex, price: Ticks, level: u32) {
+        let at = by_price
+            .find_value(fold(price), level)
+            .expect("a ladder's level is in its price table");
+        by_price.remove_at(at);
     }
 }
+
+/// Empty levels a ladder keeps at least before sweeping them.
+const SWEEP_SLACK: usize = 64;
 
 /// Index values with this bit set are history positions, not order slots.
 const IN_HISTORY: u32 = 1 << 31;
@@ -170,8 +185,11 @@ struct History {
 
 impl History {
     fn new(capacity: usize) -> Self {
+        // Positions stay below `IN_HISTORY - 1`, so an index value is never
+        // `u32::MAX - 1` (`IN_HISTORY | (IN_HISTORY - 2)` at most), which
+        // the index reserves for its tombstones.
         assert!(
-            capacity < IN_HISTORY as usize,
+            capacity < (IN_HISTORY - 1) as usize,
             "finished-order history too large"
         );
         History {
@@ -212,9 +230,12 @@ pub struct OrderBook {
     levels: Arena<Level>,
     /// Every known order by id: an arena slot while it rests (or is being
     /// matched), `IN_HISTORY | position` once finished.
-    index: HashTable<u32>,
+    index: IdIndex,
     ladders: [Ladder; 2],
     history: History,
+    /// The high 64 bits of an order's notional, by slot, for the orders
+    /// whose `wide` is set; empty (never allocated) in any realistic run.
+    wide_notional: HashMap<u32, u64, FoldBuildHasher>,
     /// The last trade id handed out.
     last_trade_id: u64,
 }
@@ -230,16 +251,15 @@ impl OrderBook {
     pub fn new(config: BookConfig) -> Self {
         OrderBook {
             orders: Arena::with_capacity(config.order_capacity),
-            levels: Arena::with_capacity(config.level_capacity * 2),
-            // Kept at most about a quarter full: deletions then leave empty
-            // buckets rather than tombstones, which would otherwise pile up
-            // under churn and force an O(n) rehash on the matching thread.
-            index: HashTable::with_capacity(2 * (config.order_capacity + config.finished_capacity)),
+            // Both sides' levels, and the empty ones the ladders keep.
+            levels: Arena::with_capacity(2 * (2 * config.level_capacity + SWEEP_SLACK)),
+            index: IdIndex::with_capacity(config.order_capacity + config.finished_capacity),
             ladders: [
                 Ladder::new(Side::Buy, config.level_capacity),
                 Ladder::new(Side::Sell, config.level_capacity),
             ],
             history: History::new(config.finished_capacity),
+            wide_notional: HashMap::with_hasher(FoldBuildHasher),
             last_trade_id: 0,
         }
     }
@@ -276,8 +296,6 @@ impl OrderBook {
             Some(RejectReason::ZeroPrice)
         } else if quantity == 0 {
             Some(RejectReason::ZeroQuantity)
-        } else if self.find(id).is_some() {
-            Some(RejectReason::DuplicateId)
         } else {
             None
         };
@@ -285,9 +303,21 @@ impl OrderBook {
             out.emit(Event::Rejected { id, reason });
             return;
         }
+        let hash = order_id_hash(id);
+        let vacant = match self.probe(hash, id) {
+            Probe::Found(_) => {
+                out.emit(Event::Rejected {
+                    id,
+                    reason: RejectReason::DuplicateId,
+                });
+                return;
+            }
+            Probe::Vacant(at) => at,
+        };
+        let trades_before = self.last_trade_id;
         let slot = self.orders.insert(Order {
             id,
-            notional: 0,
+            notional_low: 0,
             price,
             quantity,
             filled: 0,
@@ -296,13 +326,26 @@ impl OrderBook {
             level: NIL,
             side,
             status: OrderStatus::Open,
+            wide: false,
         });
-        let (orders, history) = (&self.orders, &self.history);
-        self.index.insert_unique(order_id_hash(id), slot, |&v| {
-            order_id_hash(id_of(orders, history, v))
-        });
-        self.take_and_rest(slot, ts, out);
-        out.emit(Event::Accepted(self.orders.get(slot).view()));
+        let rests = self.take_and_rest(slot, ts, out);
+        let view = self.view(slot);
+        if rests {
+            // The vacant bucket is still right unless a filled maker left
+            // the index meanwhile (a removal may shift entries).
+            if self.last_trade_id == trades_before {
+                self.index.insert_at(vacant, hash, slot);
+            } else {
+                self.index.insert_new(hash, slot);
+            }
+        } else {
+            // Filled at once: it only ever needs an index entry as history.
+            if let Some(value) = self.remember(view) {
+                self.index.insert_new(hash, value);
+            }
+            self.free(slot);
+        }
+        out.emit(Event::Accepted(view));
     }
 
     fn modify<S: EventSink>(
@@ -313,7 +356,7 @@ impl OrderBook {
         ts: Timestamp,
         out: &mut S,
     ) {
-        let Some(slot) = self.find_resting(id) else {
+        let Some((_, slot)) = self.find_resting(id) else {
             out.emit(Event::Rejected {
                 id,
                 reason: RejectReason::NotResting,
@@ -363,13 +406,18 @@ impl OrderBook {
             let order = self.orders.get_mut(slot);
             order.price = price;
             order.quantity = quantity;
-            self.take_and_rest(slot, ts, out);
+            if !self.take_and_rest(slot, ts, out) {
+                let view = self.view(slot);
+                self.retire(slot, None);
+                out.emit(Event::Modified(view));
+                return;
+            }
         }
-        out.emit(Event::Modified(self.orders.get(slot).view()));
+        out.emit(Event::Modified(self.view(slot)));
     }
 
     fn cancel<S: EventSink>(&mut self, id: OrderId, out: &mut S) {
-        let Some(slot) = self.find_resting(id) else {
+        let Some((at, slot)) = self.find_resting(id) else {
             out.emit(Event::Rejected {
                 id,
                 reason: RejectReason::NotResting,
@@ -378,15 +426,16 @@ impl OrderBook {
         };
         self.unlink(slot, out);
         self.orders.get_mut(slot).status = OrderStatus::Cancelled;
-        let view = self.orders.get(slot).view();
-        self.retire(slot);
+        let view = self.view(slot);
+        self.retire(slot, Some(at));
         out.emit(Event::Cancelled(view));
     }
 
     /// Matches the order in `slot` (not linked into any level) against the
     /// opposite side while it crosses, then rests what remains at the back
-    /// of its level, or retires it when filled.
-    fn take_and_rest<S: EventSink>(&mut self, slot: u32, ts: Timestamp, out: &mut S) {
+    /// of its level. Returns whether it rests; a filled one is left for the
+    /// caller to retire (its status already `Filled`).
+    fn take_and_rest<S: EventSink>(&mut self, slot: u32, ts: Timestamp, out: &mut S) -> bool {
         let (taker_id, side, limit) = {
             let taker = self.orders.get(slot);
             (taker.id, taker.side, taker.price)
@@ -413,9 +462,9 @@ impl OrderBook {
                 let maker = self.orders.get_mut(maker_slot);
                 let fill = remaining.min(maker.remaining());
                 maker.filled += fill;
-                maker.notional += fill as u128 * level_price as u128;
                 let maker_id = maker.id;
                 let maker_done = maker.filled == maker.quantity;
+                self.add_notional(maker_slot, fill as u128 * level_price as u128);
                 remaining -= fill;
                 filled_now += fill;
                 notional_now += fill as u128 * level_price as u128;
@@ -444,7 +493,7 @@ impl OrderBook {
                     maker.next = NIL;
                     maker.level = NIL;
                     maker.status = OrderStatus::Filled;
-                    self.retire(maker_slot);
+                    self.retire(maker_slot, None);
                 } else {
                     self.orders.get_mut(maker_slot).status = OrderStatus::PartiallyFilled;
                 }
@@ -460,17 +509,16 @@ impl OrderBook {
                 quantity: total,
             });
             if self.levels.get(level_slot).head == NIL {
-                self.ladders[opposite.index()].remove(level_price);
-                self.levels.remove(level_slot);
+                self.close_level(opposite, level_slot);
             }
         }
 
+        self.add_notional(slot, notional_now);
         let taker = self.orders.get_mut(slot);
         taker.filled += filled_now;
-        taker.notional += notional_now;
         if remaining == 0 {
             taker.status = OrderStatus::Filled;
-            self.retire(slot);
+            false
         } else {
             taker.status = if taker.filled > 0 {
                 OrderStatus::PartiallyFilled
@@ -478,6 +526,7 @@ impl OrderBook {
                 OrderStatus::Open
             };
             self.link_at_back(slot, out);
+            true
         }
     }
 
@@ -489,8 +538,18 @@ impl OrderBook {
             (order.side, order.price, order.remaining())
         };
         let ladder = &mut self.ladders[side.index()];
-        let level_slot = match ladder.by_price.get(&price) {
-            Some(&level_slot) => level_slot,
+        let levels = &self.levels;
+        let found = ladder
+            .by_price
+            .find(fold(price), |v| levels.get(v).price == price);
+        let level_slot = match found {
+            Some(at) => {
+                let level_slot = ladder.by_price.get(at);
+                if levels.get(level_slot).head == NIL {
+                    ladder.empty -= 1;
+                }
+                level_slot
+            }
             None => {
                 let level_slot = self.levels.insert(Level {
                     price,
@@ -524,6 +583,47 @@ impl OrderBook {
             price,
             quantity: total,
         });
+    }
+
+    /// Deals with a level of `side` that just emptied. At the touch it goes,
+    /// with any empty levels behind it, so the best entry always has
+    /// orders; elsewhere it stays (see [`Ladder::sorted`]) until a sweep.
+    fn close_level(&mut self, side: Side, level_slot: u32) {
+        let Ladder {
+            sorted,
+            empty,
+            by_price,
+            ..
+        } = &mut self.ladders[side.index()];
+        let levels = &mut self.levels;
+        if sorted.last().map(|&(_, l)| l) == Some(level_slot) {
+            while let Some(&(price, level)) = sorted.last() {
+                if levels.get(level).head != NIL {
+                    break;
+                }
+                if level != level_slot {
+                    *empty -= 1;
+                }
+                sorted.pop();
+                Ladder::forget(by_price, price, level);
+                levels.remove(level);
+            }
+        } else {
+            *empty += 1;
+            if *empty > SWEEP_SLACK && *empty > sorted.len() / 2 {
+                // O(levels), at most once per as many closes as there are
+                // levels with orders: amortised O(1), and no allocation.
+                sorted.retain(|&(price, level)| {
+                    if levels.get(level).head != NIL {
+                        return true;
+                    }
+                    Ladder::forget(by_price, price, level);
+                    levels.remove(level);
+                    false
+                });
+                *empty = 0;
+            }
+        }
     }
 
     /// Takes the resting order in `slot` out of its level's queue, closing
@@ -565,51 +665,130 @@ impl OrderBook {
             quantity: total,
         });
         if empty {
-            self.ladders[side.index()].remove(price);
-            self.levels.remove(level_slot);
+            self.close_level(side, level_slot);
         }
     }
 
-    /// Moves a finished order out of its slot into the history ring
-    /// (forgetting the ring's oldest order when it is full) and frees the slot.
-    fn retire(&mut self, slot: u32) {
-        let order = self.orders.get(slot).view();
-        let hash = order_id_hash(order.id);
-        if self.history.capacity == 0 {
-            if let Ok(entry) = self.index.find_entry(hash, |&v| v == slot) {
-                entry.remove();
-            }
-        } else {
-            let (position, evicted) = self.history.push(order);
-            let value = IN_HISTORY | position;
-            if let Some(evicted) = evicted {
-                if let Ok(entry) = self
-                    .index
-                    .find_entry(order_id_hash(evicted.id), |&v| v == value)
-                {
-                    entry.remove();
-                }
-            }
-            if let Ok(mut entry) = self.index.find_entry(hash, |&v| v == slot) {
-                *entry.get_mut() = value;
-            }
+    /// The order in `slot` as it stands.
+    #[inline(always)]
+    fn view(&self, slot: u32) -> OrderView {
+        let order = self.orders.get(slot);
+        let mut notional = order.notional_low as u128;
+        if order.wide {
+            notional |= (self.wide_notional[&slot] as u128) << 64;
+        }
+        OrderView {
+            id: order.id,
+            side: order.side,
+            price: order.price,
+            quantity: order.quantity,
+            filled: order.filled,
+            notional,
+            status: order.status,
+        }
+    }
+
+    /// Adds `amount` to the notional of the order in `slot`.
+    #[inline]
+    fn add_notional(&mut self, slot: u32, amount: u128) {
+        let order = self.orders.get_mut(slot);
+        let (low, carry) = order.notional_low.overflowing_add(amount as u64);
+        order.notional_low = low;
+        let high = ((amount >> 64) as u64) + carry as u64;
+        if high != 0 {
+            order.wide = true;
+            *self.wide_notional.entry(slot).or_insert(0) += high;
+        }
+    }
+
+    /// Frees `slot`, dropping the high notional bits it may have had.
+    #[inline]
+    fn free(&mut self, slot: u32) {
+        if self.orders.get(slot).wide {
+            self.wide_notional.remove(&slot);
         }
         self.orders.remove(slot);
+    }
+
+    /// Moves a finished order out of its slot into the history ring (or
+    /// forgets it when there is none) and frees the slot. `at` is its index
+    /// bucket when the caller has it.
+    fn retire(&mut self, slot: u32, at: Option<usize>) {
+        let hash = order_id_hash(self.orders.get(slot).id);
+        let mut at = match at {
+            Some(at) => at,
+            None => self
+                .index
+                .find_value(hash, slot)
+                .expect("a resting order is in the index"),
+        };
+        if self.history.capacity == 0 {
+            self.index.remove_at(at);
+        } else {
+            // Only a history needs the view: the matching thread runs
+            // without one and skips building it.
+            let (position, evicted) = self.history.push(self.view(slot));
+            if let Some(evicted) = evicted {
+                // Evict while the position's value names only the evicted
+                // order; its removal may shift entries, so find ours again.
+                self.forget(evicted.id, IN_HISTORY | position);
+                at = self
+                    .index
+                    .find_value(hash, slot)
+                    .expect("a resting order is in the index");
+            }
+            self.index.set(at, IN_HISTORY | position);
+        }
+        self.free(slot);
+    }
+
+    /// Puts a finished order that has no index entry into the history,
+    /// returning the index value it should get (none without a history).
+    fn remember(&mut self, order: OrderView) -> Option<u32> {
+        if self.history.capacity == 0 {
+            return None;
+        }
+        let (position, evicted) = self.history.push(order);
+        if let Some(evicted) = evicted {
+            self.forget(evicted.id, IN_HISTORY | position);
+        }
+        Some(IN_HISTORY | position)
+    }
+
+    /// Drops the index entry of an order evicted from the history, whose
+    /// position `value` now belongs to a newer order.
+    fn forget(&mut self, id: OrderId, value: u32) {
+        if let Some(at) = self.index.find_value(order_id_hash(id), value) {
+            self.index.remove_at(at);
+        }
+    }
+
+    /// Where `id` is or would go in the index.
+    #[inline]
+    fn probe(&self, hash: u64, id: OrderId) -> Probe {
+        let (orders, history) = (&self.orders, &self.history);
+        self.index.probe(hash, |v| id_of(orders, history, v) == id)
     }
 
     /// The index value of `id`, if the book knows it.
     #[inline]
     fn find(&self, id: OrderId) -> Option<u32> {
-        let (orders, history) = (&self.orders, &self.history);
-        self.index
-            .find(order_id_hash(id), |&v| id_of(orders, history, v) == id)
-            .copied()
+        match self.probe(order_id_hash(id), id) {
+            Probe::Found(at) => Some(self.index.get(at)),
+            Probe::Vacant(_) => None,
+        }
     }
 
-    /// The arena slot of `id` if it rests in the book.
+    /// The index bucket and arena slot of `id` if it rests in the book.
     #[inline]
-    fn find_resting(&self, id: OrderId) -> Option<u32> {
-        self.find(id).filter(|&value| value & IN_HISTORY == 0)
+    fn find_resting(&self, id: OrderId) -> Option<(usize, u32)> {
+        match self.probe(order_id_hash(id), id) {
+            Probe::Found(at) => {
+                let value = self.index.get(at);
+                (value & IN_HISTORY == 0).then_some((at, value))
+            }
+            Probe::Vacant(_) => None,
+        }
     }
 
     /// An order by id: resting, or finished and still in the history.
@@ -618,7 +797,7 @@ impl OrderBook {
             if value & IN_HISTORY != 0 {
                 self.history.entries[(value & !IN_HISTORY) as usize]
             } else {
-                self.orders.get(value).view()
+                self.view(value)
             }
         })
     }
@@ -634,6 +813,7 @@ impl OrderBook {
             .sorted
             .iter()
             .rev()
+            .filter(move |&&(_, level_slot)| self.levels.get(level_slot).head != NIL)
             .map(move |&(price, level_slot)| {
                 let level = self.levels.get(level_slot);
                 LevelView {
@@ -657,9 +837,9 @@ impl OrderBook {
                     if cursor == NIL {
                         return None;
                     }
-                    let order = self.orders.get(cursor);
-                    cursor = order.next;
-                    Some(order.view())
+                    let slot = cursor;
+                    cursor = self.orders.get(slot).next;
+                    Some(self.view(slot))
                 })
             })
     }
@@ -704,7 +884,7 @@ impl OrderBook {
             }
             let slot = self.orders.insert(Order {
                 id: order.id,
-                notional: order.notional,
+                notional_low: 0,
                 price: order.price,
                 quantity: order.quantity,
                 filled: order.filled,
@@ -713,29 +893,13 @@ impl OrderBook {
                 level: NIL,
                 side: order.side,
                 status: order.status,
+                wide: false,
             });
-            let (orders, history) = (&self.orders, &self.history);
-            self.index
-                .insert_unique(order_id_hash(order.id), slot, |&v| {
-                    order_id_hash(id_of(orders, history, v))
-                });
+            self.add_notional(slot, order.notional);
+            self.index.insert_new(order_id_hash(order.id), slot);
             self.link_at_back(slot, &mut IgnoreEvents);
-        } else if self.history.capacity > 0 {
-            let (position, evicted) = self.history.push(order);
-            let value = IN_HISTORY | position;
-            if let Some(evicted) = evicted {
-                if let Ok(entry) = self
-                    .index
-                    .find_entry(order_id_hash(evicted.id), |&v| v == value)
-                {
-                    entry.remove();
-                }
-            }
-            let (orders, history) = (&self.orders, &self.history);
-            self.index
-                .insert_unique(order_id_hash(order.id), value, |&v| {
-                    order_id_hash(id_of(orders, history, v))
-                });
+        } else if let Some(value) = self.remember(order) {
+            self.index.insert_new(order_id_hash(order.id), value);
         }
         Ok(())
     }
@@ -770,5 +934,138 @@ impl std::fmt::Display for RestoreError {
             RestoreError::DuplicateId => "the order id appears twice",
             RestoreError::BadQuantities => "the order's price or quantities are impossible",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn place(book: &mut OrderBook, id: OrderId, side: Side, price: Ticks, quantity: Qty) {
+        let mut out = Vec::new();
+        book.apply(
+            &Command {
+                ts: 0,
+                kind: CommandKind::Place {
+                    id,
+                    side,
+                    price,
+                    quantity,
+                },
+            },
+            &mut out,
+        );
+    }
+
+    #[test]
+    fn levels_that_empty_and_reopen_agree_with_a_sorted_map() {
+        // 300 prices per side for at most 256 orders: levels empty and
+        // reopen all the time, away from the touch and at it, and sweeps run.
+        let mut book = OrderBook::new(BookConfig {
+            order_capacity: 512,
+            level_capacity: 16,
+            finished_capacity: 0,
+        });
+        let mut model: std::collections::BTreeMap<(i8, Ticks), Qty> = Default::default();
+        let mut live: Vec<(OrderId, Side, Ticks, Qty)> = Vec::new();
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut out = Vec::new();
+        for step in 0..100_000u64 {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            let r = state.wrapping_mul(0x2545_F491_4F6C_DD1D);
+            out.clear();
+            if live.len() < 256 && (r.is_multiple_of(2) || live.is_empty()) {
+                let side = if r & 2 == 0 { Side::Buy } else { Side::Sell };
+                let k = (r >> 8) % 300;
+                let price = match side {
+                    Side::Buy => 1_000 - k,
+                    Side::Sell => 1_001 + k,
+                };
+                let quantity = 1 + (r >> 20) % 9;
+                let id = step as u128 + 1;
+                let kind = CommandKind::Place {
+                    id,
+                    side,
+                    price,
+                    quantity,
+                };
+                book.apply(&Command { ts: step, kind }, &mut out);
+                live.push((id, side, price, quantity));
+                *model.entry((side as i8, price)).or_default() += quantity;
+            } else {
+                let i = (r >> 32) as usize % live.len();
+                let (id, side, price, quantity) = live.swap_remove(i);
+                let kind = CommandKind::Cancel { id };
+                book.apply(&Command { ts: step, kind }, &mut out);
+                let total = model.get_mut(&(side as i8, price)).unwrap();
+                *total -= quantity;
+                if *total == 0 {
+                    model.remove(&(side as i8, price));
+                }
+            }
+            for side in [Side::Buy, Side::Sell] {
+                let mut expected: Vec<(Ticks, Qty)> = model
+                    .iter()
+                    .filter(|((s, _), _)| *s == side as i8)
+                    .map(|(&(_, p), &q)| (p, q))
+                    .collect();
+                if side == Side::Buy {
+                    expected.reverse();
+                }
+                assert_eq!(book.best_price(side), expected.first().map(|&(p, _)| p));
+                if step % 101 == 0 {
+                    let levels: Vec<(Ticks, Qty)> =
+                        book.levels(side).map(|l| (l.price, l.quantity)).collect();
+                    assert_eq!(levels, expected, "step {step}");
+                    let resting = live.iter().filter(|o| o.1 == side).count();
+                    assert_eq!(book.resting(side).count(), resting);
+                }
+                let ladder = &book.ladders[side.index()];
+                assert!(ladder.sorted.len() <= 2 * 300 + SWEEP_SLACK);
+                let empties = ladder
+                    .sorted
+                    .iter()
+                    .filter(|&&(_, l)| book.levels.get(l).head == NIL)
+                    .count();
+                assert_eq!(empties, ladder.empty);
+            }
+        }
+    }
+
+    #[test]
+    fn an_order_slot_is_one_cache_line() {
+        assert_eq!(std::mem::size_of::<Order>(), 64);
+        assert_eq!(std::mem::align_of::<Order>(), 64);
+    }
+
+    #[test]
+    fn notional_beyond_64_bits_is_kept_exactly() {
+        let mut book = OrderBook::new(BookConfig {
+            order_capacity: 8,
+            level_capacity: 4,
+            finished_capacity: 4,
+        });
+        let price = u64::MAX / 2;
+        place(&mut book, 1, Side::Sell, price, u64::MAX);
+        // Two fills as maker, each of notional above 2^64, carrying into
+        // the high bits twice; then one as taker.
+        place(&mut book, 2, Side::Buy, price, 3);
+        place(&mut book, 3, Side::Buy, price, 5);
+        let expected = 8u128 * price as u128;
+        let maker = book.order(1).unwrap();
+        assert_eq!(maker.notional, expected);
+        assert_eq!(maker.filled, 8);
+        assert_eq!(book.order(3).unwrap().notional, 5 * price as u128);
+        place(&mut book, 4, Side::Buy, price, u64::MAX - 8);
+        let maker = book.order(1).unwrap();
+        assert_eq!(maker.status, OrderStatus::Filled);
+        assert_eq!(maker.notional, u64::MAX as u128 * price as u128);
+        // The slot's high bits went with it: a new order there starts at 0.
+        place(&mut book, 5, Side::Sell, 7, 2);
+        place(&mut book, 6, Side::Buy, 7, 1);
+        assert_eq!(book.order(5).unwrap().notional, 7);
+        assert!(book.wide_notional.is_empty());
     }
 }

@@ -11,6 +11,7 @@
 mod arena;
 mod book;
 mod hash;
+mod index;
 mod types;
 
 pub use book::{BookConfig, OrderBook, RestoreError};
