@@ -1,6 +1,6 @@
 //! The `orderbook` binary: reads the settings, rebuilds the state from the
 //! data directory, starts the matching thread, the book replica and the
-//! persister between their rings, and runs the HTTP front on this thread
+//! market-data publisher between their rings, and runs the HTTP front on this thread
 //! until SIGINT or SIGTERM, then stops cleanly.
 
 use std::fs::{self, File, TryLockError};
@@ -14,8 +14,7 @@ use orderbook::config::Config;
 use orderbook::engine::BookConfig;
 use orderbook::matching::{self, Output, Request};
 use orderbook::metrics;
-use orderbook::net::server::{Front, LoopWaker};
-use orderbook::persist::persister::{self, DurableCursor};
+use orderbook::net::server::{Front, FrontJournal, LoopWaker};
 use orderbook::persist::recovery;
 use orderbook::persist::segments::SegmentWriter;
 use orderbook::publisher;
@@ -96,18 +95,16 @@ fn run(config: Config) -> Result<(), String> {
     let (requests_in, requests_out) =
         spsc_with::<Request>(config.command_ring, config.wait_strategy);
     // Readers of the output ring: the front (answers), the replica, the
-    // persister, the publisher.
+    // publisher.
     let (outputs, mut readers) =
-        broadcast_with::<Output>(config.event_ring, 4, config.wait_strategy);
-    let publisher_reader = readers.pop().expect("four readers");
-    let persister_reader = readers.pop().expect("four readers");
-    let replica_reader = readers.pop().expect("four readers");
-    let front_reader = readers.pop().expect("four readers");
+        broadcast_with::<Output>(config.event_ring, 3, config.wait_strategy);
+    let publisher_reader = readers.pop().expect("three readers");
+    let replica_reader = readers.pop().expect("three readers");
+    let front_reader = readers.pop().expect("three readers");
     let (feed_requests_tx, feed_requests_rx) = crossbeam_channel::unbounded();
     let (feed_messages_tx, feed_messages_rx) = crossbeam_channel::bounded(config.feed_channel);
     let (answers_tx, answers_rx) = crossbeam_channel::unbounded();
     let shutdown = Arc::new(AtomicBool::new(false));
-    let durable = Arc::new(DurableCursor::new(0));
     let metrics = Arc::new(metrics::Shared::default());
 
     let (mut front, waker) = Front::bind(
@@ -115,7 +112,7 @@ fn run(config: Config) -> Result<(), String> {
         requests_in,
         front_reader,
         answers_rx,
-        durable.clone(),
+        FrontJournal::new(journal, recovered.seq + 1),
         metrics.clone(),
         (feed_requests_tx, feed_messages_rx),
         recovered.trades.iter().copied().collect(),
@@ -125,7 +122,6 @@ fn run(config: Config) -> Result<(), String> {
     )
     .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let address = front.local_addr().map_err(|e| e.to_string())?;
-    durable.set_waker(Arc::new(LoopWaker(waker.clone())));
 
     let publisher = publisher::spawn(
         &recovered.matching,
@@ -159,18 +155,10 @@ fn run(config: Config) -> Result<(), String> {
             feed_seq: recovered.feed_seq,
             trades: recovered.trades,
             trade_history: config.trade_history,
-            metrics: metrics.clone(),
+            metrics,
         },
     )
     .map_err(|e| format!("cannot start the replica thread: {e}"))?;
-    let persister = persister::spawn(
-        journal,
-        persister_reader,
-        recovered.seq + 1,
-        durable,
-        metrics,
-    )
-    .map_err(|e| format!("cannot start the persister thread: {e}"))?;
 
     let signal_waker = waker.clone();
     let signal_flag = shutdown.clone();
@@ -196,9 +184,6 @@ fn run(config: Config) -> Result<(), String> {
     replica
         .join()
         .map_err(|_| "the replica thread panicked".to_string())?;
-    persister
-        .join()
-        .map_err(|_| "the persister thread panicked".to_string())?;
     publisher
         .join()
         .map_err(|_| "the publisher thread panicked".to_string())?;

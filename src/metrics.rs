@@ -16,7 +16,7 @@ pub fn latency_histogram() -> Histogram<u64> {
 
 /// Figures recorded off the I/O thread.
 pub struct Shared {
-    /// From the front's stamp on a command to the persister reading its
+    /// From the front's stamp on a command to the replica reading its
     /// outcome: the command ring, matching, and the output ring, in µs.
     pub matching_latency: Mutex<Histogram<u64>>,
     /// Time of each journal write (and `fdatasync` under `--fsync`), in µs.
@@ -85,7 +85,7 @@ impl Shared {
             write_summary(
                 out,
                 "orderbook_matching_latency_seconds",
-                "From a command's stamp at the front to its outcome leaving the matching thread (read by the persister).",
+                "From a command's stamp at the front to its outcome leaving the matching thread (read by the replica).",
                 &histogram,
             );
         }

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Sender;
 
@@ -72,8 +72,8 @@ fn order_json(book: &OrderBook, wire: &Wire, id: OrderId) -> (u16, Vec<u8>) {
 pub struct Snapshots {
     /// The data directory (state file and journal).
     pub dir: PathBuf,
-    /// Accepted commands applied so far: the journal sequence number of the
-    /// last one (the replica counts exactly as the persister numbers).
+    /// Commands seen so far: the journal sequence number of the last one
+    /// (the front journals every command it sends, in this order).
     pub seq: u64,
     /// The sequence number the state file on disk covers.
     pub saved_seq: u64,
@@ -157,6 +157,13 @@ impl EventSink for TradeKeeper<'_> {
     }
 }
 
+fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
 /// Runs the replica on a thread named `replica`. It applies a command once
 /// the matching thread's outcome shows it was not rejected (so the copy
 /// agrees with the matching thread's book whatever either keeps of finished
@@ -175,11 +182,18 @@ pub fn spawn(
         .name("replica".into())
         .spawn(move || {
             let mut pending: Option<Command> = None;
+            let mut matching_latency = metrics::latency_histogram();
             loop {
+                // One clock read a batch: every outcome in it left the
+                // matching thread before this point.
+                let read_at = now_micros();
                 let read = outputs.drain(usize::MAX, |output| match *output {
                     Output::Command(command) => pending = Some(command),
                     Output::Event(event) if event.is_outcome() => {
                         if let Some(command) = pending.take() {
+                            let _ = matching_latency
+                                .record(read_at.saturating_sub(command.ts / 1_000).max(1));
+                            snapshots.seq += 1;
                             if !matches!(event, Event::Rejected { .. }) {
                                 let mut keeper = TradeKeeper {
                                     snapshots: &mut snapshots,
@@ -189,7 +203,6 @@ pub fn spawn(
                                 book.apply(&command, &mut keeper);
                                 let messages = keeper.trades + u64::from(keeper.levels);
                                 snapshots.feed_seq += messages;
-                                snapshots.seq += 1;
                             }
                         }
                     }
@@ -213,6 +226,12 @@ pub fn spawn(
                     }
                     _ => {}
                 });
+                if !matching_latency.is_empty() {
+                    if let Ok(mut shared) = snapshots.metrics.matching_latency.lock() {
+                        let _ = shared.add(&matching_latency);
+                    }
+                    matching_latency.reset();
+                }
                 if read == 0 && outputs.wait() == WaitResult::Closed {
                     snapshots.save(&book, &wire);
                     return book;

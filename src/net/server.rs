@@ -28,7 +28,8 @@ use crate::api::{self, ApiError, TradeRecord, Wire};
 use crate::engine::{Command, CommandKind, Event, RejectReason};
 use crate::matching::{Barrier, BarrierPurpose, Output, Request};
 use crate::metrics;
-use crate::persist::persister::DurableCursor;
+use crate::persist::journal::{self, Record};
+use crate::persist::segments::SegmentWriter;
 use crate::publisher::{FeedMessage, FeedRequest};
 
 mod subscribers;
@@ -181,6 +182,68 @@ impl Connection {
     }
 }
 
+/// The journal as the front writes it: records of the commands staged
+/// since the last publish, written in one `write` (and one `fdatasync`
+/// under `--fsync`) just before the ring is published: group commit with
+/// no extra thread on the path of an order.
+pub struct FrontJournal {
+    writer: SegmentWriter,
+    buffer: Vec<u8>,
+    records: u64,
+    /// The sequence number of the next record.
+    next_seq: u64,
+}
+
+impl FrontJournal {
+    /// Journals into `writer`, numbering records from `next_seq`.
+    pub fn new(writer: SegmentWriter, next_seq: u64) -> Self {
+        FrontJournal {
+            writer,
+            buffer: Vec::with_capacity(1 << 16),
+            records: 0,
+            next_seq,
+        }
+    }
+
+    fn append(&mut self, command: Command) {
+        journal::write_record(
+            &mut self.buffer,
+            &Record {
+                seq: self.next_seq,
+                command,
+            },
+        );
+        self.next_seq += 1;
+        self.records += 1;
+    }
+
+    /// Writes what was appended. A journal that cannot be written stops the
+    /// process: going on would answer commands that a crash would lose.
+    fn write(&mut self, metrics: &metrics::Shared) {
+        if self.buffer.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        if let Err(error) = self.writer.append(&self.buffer, self.next_seq) {
+            eprintln!("orderbook: cannot write the journal: {error}; stopping");
+            std::process::exit(1);
+        }
+        let took = started.elapsed().as_micros() as u64;
+        metrics
+            .journal_records
+            .fetch_add(self.records, Ordering::Relaxed);
+        metrics.journal_batches.fetch_add(1, Ordering::Relaxed);
+        metrics
+            .journal_bytes
+            .fetch_add(self.buffer.len() as u64, Ordering::Relaxed);
+        if let Ok(mut histogram) = metrics.journal_write.lock() {
+            let _ = histogram.record(took.max(1));
+        }
+        self.buffer.clear();
+        self.records = 0;
+    }
+}
+
 /// The I/O thread's counters and its latency histogram.
 struct FrontStats {
     command_latency: hdrhistogram::Histogram<u64>,
@@ -255,9 +318,10 @@ pub struct Front {
     /// Outputs read in one drain, handled in order after it.
     drained: Vec<Output>,
     trades: VecDeque<TradeRecord>,
-    /// How far the persister has journaled the output stream: nothing
-    /// beyond it is answered.
-    durable: Arc<DurableCursor>,
+    /// The journal: every command staged on the ring is appended here and
+    /// written before the ring is published, so no command reaches the
+    /// engine (and no answer can leave) before its record is in the kernel.
+    journal: FrontJournal,
     /// When to send the next snapshot barrier.
     snapshot_due: Option<Instant>,
     /// This thread's own figures for `GET /metrics`.
@@ -295,7 +359,7 @@ impl Front {
         requests: Producer<Request>,
         mut outputs: Subscriber<Output>,
         answers: Receiver<ReplicaAnswer>,
-        durable: Arc<DurableCursor>,
+        journal: FrontJournal,
         shared_metrics: Arc<metrics::Shared>,
         feed: (Sender<FeedRequest>, Receiver<FeedMessage>),
         trades: Vec<TradeRecord>,
@@ -330,7 +394,7 @@ impl Front {
                 history.extend(trades.into_iter().skip(skip));
                 history
             },
-            durable,
+            journal,
             stats: FrontStats::default(),
             shared_metrics,
             feed_requests: feed.0,
@@ -400,15 +464,14 @@ impl Front {
             // and the replica wake us through the waker.
             let timeout = if drain_deadline.is_some() {
                 Some(Duration::from_millis(10))
-            } else if self.durable.prepare_sleep(self.outputs.position()) && self.answers.is_empty()
-            {
+            } else if self.outputs.prepare_sleep() && self.answers.is_empty() {
                 self.snapshot_due
                     .map(|due| due.saturating_duration_since(Instant::now()))
             } else {
                 Some(Duration::ZERO)
             };
             let polled = self.poll.poll(&mut events, timeout);
-            self.durable.finish_sleep();
+            self.outputs.finish_sleep();
             match polled {
                 Ok(()) => {}
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
@@ -466,6 +529,7 @@ impl Front {
 
     fn publish_staged(&mut self) {
         if self.staged {
+            self.journal.write(&self.shared_metrics);
             self.requests.publish();
             self.staged = false;
         }
@@ -854,6 +918,9 @@ impl Front {
             self.stats.overloaded += 1;
             return Err(ApiError::new(503, "Engine overloaded; retry shortly"));
         }
+        if let Request::Apply(command) = request {
+            self.journal.append(command);
+        }
         self.staged = true;
         let ticket = self.next_ticket;
         self.next_ticket += 1;
@@ -970,14 +1037,11 @@ impl Front {
     fn take_outputs(&mut self) {
         let mut drained = std::mem::take(&mut self.drained);
         let history = self.config.trade_history;
-        // Only what the persister has journaled may be answered.
-        let journaled = self.durable.position() - self.outputs.position();
-        self.outputs
-            .drain(journaled as usize, |output| match output {
-                Output::Event(Event::Trade(_)) if history > 0 => drained.push(*output),
-                output if output.is_closing() => drained.push(*output),
-                _ => {}
-            });
+        self.outputs.drain(usize::MAX, |output| match output {
+            Output::Event(Event::Trade(_)) if history > 0 => drained.push(*output),
+            output if output.is_closing() => drained.push(*output),
+            _ => {}
+        });
         for output in drained.drain(..) {
             if let Output::Event(Event::Trade(trade)) = output {
                 if self.trades.len() == history {

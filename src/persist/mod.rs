@@ -3,7 +3,6 @@
 //! layout) and recovery from the two at start.
 
 pub mod journal;
-pub mod persister;
 pub mod recovery;
 pub mod segments;
 pub mod snapshot;
