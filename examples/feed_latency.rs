@@ -2,8 +2,9 @@
 //! execution stamp to its receipt by WebSocket subscribers, at a fixed
 //! order rate, and the messages per second they were delivered.
 //!
-//! `cargo run --release --example feed_latency -- [addr] [pairs/s] [seconds] [subscribers]`
-//! (defaults 127.0.0.1:8000, 2000, 10, 1). Each pair is a resting sell and
+//! `cargo run --release --example feed_latency -- [addr] [pairs/s] [seconds] [subscribers] [price]`
+//! (defaults 127.0.0.1:8000, 2000, 10, 1; prices cycle 100.0..=109.0
+//! unless one is given). Each pair is a resting sell and
 //! a buy that crosses it: one trade, two book messages. Loopback only.
 //! Stamps are wall-clock microseconds on both sides (same machine).
 
@@ -31,6 +32,7 @@ fn main() {
     let rate: u64 = args.next().map_or(2000, |a| a.parse().unwrap());
     let seconds: u64 = args.next().map_or(10, |a| a.parse().unwrap());
     let subscribers: usize = args.next().map_or(1, |a| a.parse().unwrap());
+    let fixed_price: Option<String> = args.next();
     let done = Arc::new(AtomicBool::new(false));
 
     let readers: Vec<_> = (0..subscribers)
@@ -85,10 +87,12 @@ fn main() {
             thread::sleep(Duration::from_micros(200));
             continue;
         }
-        let price = 100 + sent % 10;
+        let price = fixed_price
+            .clone()
+            .unwrap_or_else(|| format!("{}.0", 100 + sent % 10));
         let mut batch = Vec::new();
         for side in [-1, 1] {
-            let body = format!(r#"{{"side":{side},"price":{price}.0,"quantity":1}}"#);
+            let body = format!(r#"{{"side":{side},"price":{price},"quantity":1}}"#);
             batch.extend_from_slice(
                 format!(
                     "POST /order/ HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",

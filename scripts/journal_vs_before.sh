@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side cost of the journal: POST throughput and latency of this
-# build (journal by default, then with --fsync) against a build of the
-# commit before persistence, alternating runs of the same wrk load.
+# build (journal alone, journal plus the periodic state file, journal
+# with --fsync) against a build of the commit before persistence,
+# alternating runs of the same wrk load.
 # Needs wrk and git; builds the old commit in a scratch worktree.
 # Loopback only.
 #
@@ -32,13 +33,16 @@ run() { # name binary args...
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   errors=$(grep -E "Non-2xx|Socket errors" <<<"$out" | tr '\n' ' ' || true)
-  printf '%-14s round %s %-8s %10s req/s  p50 %8s  p99 %8s  %s\n' "$load" "$round" "$name" "$rps" "$p50" "$p99" "$errors"
+  printf '%-14s round %s %-12s %10s req/s  p50 %8s  p99 %8s  %s\n' "$load" "$round" "$name" "$rps" "$p50" "$p99" "$errors"
 }
 
 for load in post_noncross post_cross; do
   for round in $(seq "$rounds"); do
     run before "$old_bin"
-    run journal "$PWD/target/release/orderbook"
-    run fsync "$PWD/target/release/orderbook" --fsync
+    # The journal alone, then with the state file written every 10 s (as
+    # by default) and with --fsync.
+    run journal "$PWD/target/release/orderbook" --snapshot-interval 0
+    run journal+snap "$PWD/target/release/orderbook"
+    run fsync "$PWD/target/release/orderbook" --fsync --snapshot-interval 0
   done
 done

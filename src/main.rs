@@ -132,6 +132,7 @@ fn run(config: Config) -> Result<(), String> {
         Arc::new(LoopWaker(waker.clone())),
         config.wire(),
         config.feed(),
+        metrics.clone(),
     )
     .map_err(|e| format!("cannot start the publisher thread: {e}"))?;
     front.set_publisher(publisher.thread().clone());

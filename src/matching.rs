@@ -1,6 +1,6 @@
 //! The matching thread: the only owner of the order book. It drains the
 //! command ring in batches, applies each command, and publishes the events
-//! on the output ring, where every reader (responses, persister, publisher)
+//! on the output ring, where every reader (responses, replica, publisher)
 //! sees all of them in order.
 //!
 //! It never locks, allocates, reads a clock or makes a system call on its

@@ -1,6 +1,6 @@
 //! `GET /metrics`: counters, gauges and latency summaries in the Prometheus
 //! text format. Each thread records into what it owns; what another thread
-//! records (the persister's latencies, the replica's snapshots) is shared
+//! records (the publisher's latencies, the replica's snapshots) is shared
 //! through [`Shared`], merged in once per batch, never per command.
 
 use std::fmt::Write;
@@ -16,7 +16,7 @@ pub fn latency_histogram() -> Histogram<u64> {
 
 /// Figures recorded off the I/O thread.
 pub struct Shared {
-    /// From the front's stamp on a command to the replica reading its
+    /// From the front's stamp on a command to the publisher reading its
     /// outcome: the command ring, matching, and the output ring, in µs.
     pub matching_latency: Mutex<Histogram<u64>>,
     /// Time of each journal write (and `fdatasync` under `--fsync`), in µs.
@@ -85,7 +85,7 @@ impl Shared {
             write_summary(
                 out,
                 "orderbook_matching_latency_seconds",
-                "From a command's stamp at the front to its outcome leaving the matching thread (read by the replica).",
+                "From a command's stamp at the front to its outcome leaving the matching thread (read by the publisher).",
                 &histogram,
             );
         }

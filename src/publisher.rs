@@ -20,13 +20,14 @@ use std::fmt::Write as _;
 use std::io;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle, Thread};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::api::{TradeRecord, Wire};
 use crate::engine::{Event, LevelView, OrderBook, Side, Ticks};
 use crate::matching::Output;
+use crate::metrics;
 use crate::net::ws;
 use crate::ring::{Subscriber, Wake};
 
@@ -257,6 +258,13 @@ impl Feed {
     }
 }
 
+fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
 /// Wakes the publisher thread from the output ring or the front.
 pub struct ThreadWaker(pub Thread);
 
@@ -267,8 +275,10 @@ impl Wake for ThreadWaker {
 }
 
 /// Runs the publisher on a thread named `publisher`, starting from `book`'s
-/// levels at feed sequence `seq`. `wake` wakes the front when messages are
-/// ready; the front unparks the thread (`JoinHandle::thread`) after each
+/// levels at feed sequence `seq`. It also records the matching latency
+/// (a command's stamp to its outcome read here) into `shared_metrics`: it
+/// reads the output ring promptly, unlike the replica while it writes a
+/// state file. `wake` wakes the front when messages are ready; the front unparks the thread (`JoinHandle::thread`) after each
 /// request. Returns the last `seq` once the output ring closes.
 #[allow(clippy::too_many_arguments)]
 pub fn spawn(
@@ -280,6 +290,7 @@ pub fn spawn(
     wake: Arc<dyn Wake>,
     wire: Wire,
     config: FeedConfig,
+    shared_metrics: Arc<metrics::Shared>,
 ) -> io::Result<JoinHandle<u64>> {
     let levels = Levels::from_book(book);
     let handle = thread::Builder::new()
@@ -298,18 +309,33 @@ pub fn spawn(
                 sent_any: false,
             };
             let mut next_snapshot = Instant::now() + config.snapshot_interval;
+            let mut matching_latency = metrics::latency_histogram();
+            let mut stamp = 0;
             loop {
                 feed.sent_any = false;
+                // One clock read a batch: every outcome in it left the
+                // matching thread before this point.
+                let read_at = now_micros();
                 let read = outputs.drain(usize::MAX, |output| match *output {
+                    Output::Command(command) => stamp = command.ts / 1_000,
                     Output::Event(Event::Trade(trade)) => feed.trade(&trade.into()),
                     Output::Event(Event::Level {
                         side,
                         price,
                         quantity,
                     }) => feed.level(side, price, quantity),
-                    Output::Event(event) if event.is_outcome() => feed.end_of_command(),
+                    Output::Event(event) if event.is_outcome() => {
+                        let _ = matching_latency.record(read_at.saturating_sub(stamp).max(1));
+                        feed.end_of_command();
+                    }
                     _ => {}
                 });
+                if !matching_latency.is_empty() {
+                    if let Ok(mut shared) = shared_metrics.matching_latency.lock() {
+                        let _ = shared.add(&matching_latency);
+                    }
+                    matching_latency.reset();
+                }
                 let mut asked = 0;
                 while let Ok(request) = requests.try_recv() {
                     asked += 1;

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
@@ -157,13 +157,6 @@ impl EventSink for TradeKeeper<'_> {
     }
 }
 
-fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
-}
-
 /// Runs the replica on a thread named `replica`. It applies a command once
 /// the matching thread's outcome shows it was not rejected (so the copy
 /// agrees with the matching thread's book whatever either keeps of finished
@@ -182,17 +175,11 @@ pub fn spawn(
         .name("replica".into())
         .spawn(move || {
             let mut pending: Option<Command> = None;
-            let mut matching_latency = metrics::latency_histogram();
             loop {
-                // One clock read a batch: every outcome in it left the
-                // matching thread before this point.
-                let read_at = now_micros();
                 let read = outputs.drain(usize::MAX, |output| match *output {
                     Output::Command(command) => pending = Some(command),
                     Output::Event(event) if event.is_outcome() => {
                         if let Some(command) = pending.take() {
-                            let _ = matching_latency
-                                .record(read_at.saturating_sub(command.ts / 1_000).max(1));
                             snapshots.seq += 1;
                             if !matches!(event, Event::Rejected { .. }) {
                                 let mut keeper = TradeKeeper {
@@ -226,12 +213,6 @@ pub fn spawn(
                     }
                     _ => {}
                 });
-                if !matching_latency.is_empty() {
-                    if let Ok(mut shared) = snapshots.metrics.matching_latency.lock() {
-                        let _ = shared.add(&matching_latency);
-                    }
-                    matching_latency.reset();
-                }
                 if read == 0 && outputs.wait() == WaitResult::Closed {
                     snapshots.save(&book, &wire);
                     return book;

@@ -460,7 +460,7 @@ impl Front {
             }
 
             self.request_snapshot_if_due();
-            // Sleep only if no journaled output is waiting; the persister
+            // Sleep only if no output is waiting; the matching thread
             // and the replica wake us through the waker.
             let timeout = if drain_deadline.is_some() {
                 Some(Duration::from_millis(10))

@@ -1,6 +1,6 @@
 //! The journal's files: `journal-<first seq, 20 digits>.log` in the data
 //! directory, each a header and framed records ([`super::journal`]). The
-//! persister appends to the newest and starts a new one once it passes
+//! front appends to the newest and starts a new one once it passes
 //! `--journal-segment-bytes`; a segment whose records are all covered by a
 //! saved state file is deleted. Reading them back at start is
 //! [`read_after`].
@@ -43,7 +43,7 @@ pub fn list(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
 
 /// Deletes the segments of `dir` whose every record is at or before
 /// `covered` (a durable state file holds them). The newest segment is
-/// always kept: the persister may be writing it.
+/// always kept: the front may be writing it.
 pub fn prune(dir: &Path, covered: u64) -> io::Result<usize> {
     let segments = list(dir)?;
     let mut removed = 0;

@@ -1,6 +1,6 @@
 //! The broadcast ring: one writer, several readers, each reader seeing every
 //! item in order at its own pace. The matching thread's output ring (events
-//! to the publisher, the persister and the I/O thread).
+//! to the publisher, the replica and the I/O thread).
 //!
 //! Each reader has its own cursor; the writer may reuse a slot only once every
 //! (live) reader's cursor has passed it, so the slowest reader holds the
