@@ -520,3 +520,59 @@ fn the_feed_seq_continues_across_a_restart_and_a_kill_9() {
         json!([{"price": 100.0, "quantity": 1}, {"price": 99.0, "quantity": 1}])
     );
 }
+
+#[test]
+fn a_silent_subscriber_is_pinged_and_dropped_if_it_never_answers() {
+    let server = Server::start_with(&["--ws-ping-after", "1", "--ws-pong-timeout", "1"]);
+    // Answers pings (tungstenite replies while reading).
+    let mut alive = connect(&server, "");
+    alive
+        .get_mut()
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    // Never answers anything.
+    let mut mute = TcpStream::connect(server.addr).unwrap();
+    mute.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
+    let started = Instant::now();
+    let mut pings = 0;
+    while started.elapsed() < Duration::from_secs(5) {
+        match alive.read() {
+            Ok(Message::Ping(_)) => pings += 1,
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("the answering subscriber was dropped: {e}"),
+        }
+    }
+    assert!(pings >= 1, "the quiet subscriber was pinged");
+    mute.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut received = Vec::new();
+    mute.read_to_end(&mut received)
+        .expect("the server closes the mute one");
+    assert!(
+        received.windows(2).any(|w| w == [0x89, 0x00]),
+        "a ping was sent first"
+    );
+    assert!(
+        received
+            .windows(4)
+            .any(|w| w[0] == 0x88 && w[2..] == 1011u16.to_be_bytes()),
+        "then a close frame with 1011"
+    );
+    let mut client = server.connect();
+    client
+        .send_raw(&request_bytes("GET", "/metrics", None))
+        .unwrap();
+    let metrics = client
+        .read_response_of_type("text/plain; version=0.0.4")
+        .unwrap()
+        .text();
+    assert!(
+        metrics.contains("orderbook_feed_unresponsive_closed_total 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("orderbook_feed_subscribers 1\n"),
+        "{metrics}"
+    );
+}
