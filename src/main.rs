@@ -16,7 +16,7 @@ use orderbook::matching::{self, Output, Request};
 use orderbook::metrics;
 use orderbook::net::server::{Front, FrontJournal, LoopWaker};
 use orderbook::persist::recovery;
-use orderbook::persist::segments::SegmentWriter;
+use orderbook::persist::segments::{SegmentWriter, Syncer};
 use orderbook::publisher;
 use orderbook::replica::{self, Snapshots};
 use orderbook::ring::{broadcast_with, spsc_with};
@@ -92,6 +92,16 @@ fn run(config: Config) -> Result<(), String> {
         )
     })?;
 
+    // Under --fsync a syncer thread makes the records durable and answers
+    // wait for it; it needs its own handle on the file.
+    let journal_file = match config.fsync {
+        true => Some(
+            journal
+                .current_file()
+                .map_err(|e| format!("cannot reopen the journal file: {e}"))?,
+        ),
+        false => None,
+    };
     let (requests_in, requests_out) =
         spsc_with::<Request>(config.command_ring, config.wait_strategy);
     // Readers of the output ring: the front (answers), the replica, the
@@ -112,7 +122,7 @@ fn run(config: Config) -> Result<(), String> {
         requests_in,
         front_reader,
         answers_rx,
-        FrontJournal::new(journal, recovered.seq + 1),
+        FrontJournal::new(journal, recovered.seq + 1, None),
         metrics.clone(),
         (feed_requests_tx, feed_messages_rx),
         recovered.trades.iter().copied().collect(),
@@ -136,6 +146,11 @@ fn run(config: Config) -> Result<(), String> {
     )
     .map_err(|e| format!("cannot start the publisher thread: {e}"))?;
     front.set_publisher(publisher.thread().clone());
+    if let Some(file) = journal_file {
+        let syncer = Syncer::start(file, recovered.seq, Arc::new(LoopWaker(waker.clone())))
+            .map_err(|e| format!("cannot start the journal syncer: {e}"))?;
+        front.set_syncer(syncer);
+    }
     let matching = matching::spawn(
         recovered.matching,
         requests_out,

@@ -29,7 +29,7 @@ use crate::engine::{Command, CommandKind, Event, RejectReason};
 use crate::matching::{Barrier, BarrierPurpose, Output, Request};
 use crate::metrics;
 use crate::persist::journal::{self, Record};
-use crate::persist::segments::SegmentWriter;
+use crate::persist::segments::{SegmentWriter, Syncer};
 use crate::publisher::{FeedMessage, FeedRequest};
 
 mod subscribers;
@@ -192,17 +192,27 @@ pub struct FrontJournal {
     records: u64,
     /// The sequence number of the next record.
     next_seq: u64,
+    /// Under `--fsync`: the thread that makes records durable; answers
+    /// wait for it.
+    syncer: Option<Syncer>,
 }
 
 impl FrontJournal {
-    /// Journals into `writer`, numbering records from `next_seq`.
-    pub fn new(writer: SegmentWriter, next_seq: u64) -> Self {
+    /// Journals into `writer`, numbering records from `next_seq`; with a
+    /// `syncer` (`--fsync`), answers wait until their record is on disk.
+    pub fn new(writer: SegmentWriter, next_seq: u64, syncer: Option<Syncer>) -> Self {
         FrontJournal {
             writer,
             buffer: Vec::with_capacity(1 << 16),
             records: 0,
             next_seq,
+            syncer,
         }
+    }
+
+    /// Every record up to this one may be answered for.
+    fn durable(&self) -> u64 {
+        self.syncer.as_ref().map_or(u64::MAX, Syncer::durable)
     }
 
     fn append(&mut self, command: Command) {
@@ -224,9 +234,24 @@ impl FrontJournal {
             return;
         }
         let started = Instant::now();
-        if let Err(error) = self.writer.append(&self.buffer, self.next_seq) {
-            eprintln!("orderbook: cannot write the journal: {error}; stopping");
-            std::process::exit(1);
+        let rotated = match self.writer.append(&self.buffer, self.next_seq) {
+            Ok(rotated) => rotated,
+            Err(error) => {
+                eprintln!("orderbook: cannot write the journal: {error}; stopping");
+                std::process::exit(1);
+            }
+        };
+        if let Some(syncer) = &self.syncer {
+            if rotated {
+                match self.writer.current_file() {
+                    Ok(file) => syncer.switch_to(file),
+                    Err(error) => {
+                        eprintln!("orderbook: cannot reopen the journal: {error}; stopping");
+                        std::process::exit(1);
+                    }
+                }
+            }
+            syncer.written(self.next_seq - 1);
         }
         let took = started.elapsed().as_micros() as u64;
         metrics
@@ -281,6 +306,8 @@ struct InFlight {
     kind: Awaiting,
     /// The command's stamp (ns), or 0 for a read.
     ts: u64,
+    /// The command's journal record, or 0 for a read.
+    seq: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -316,7 +343,9 @@ pub struct Front {
     /// Replica answers that arrived before the front read their barrier.
     early_answers: Vec<ReplicaAnswer>,
     /// Outputs read in one drain, handled in order after it.
-    drained: Vec<Output>,
+    /// Outputs read off the ring and not yet handled (under --fsync, those
+    /// waiting for their record to reach the disk).
+    drained: VecDeque<Output>,
     trades: VecDeque<TradeRecord>,
     /// The journal: every command staged on the ring is appended here and
     /// written before the ring is published, so no command reaches the
@@ -387,7 +416,7 @@ impl Front {
             in_flight: VecDeque::new(),
             awaiting_replica: Vec::new(),
             early_answers: Vec::new(),
-            drained: Vec::with_capacity(1024),
+            drained: VecDeque::with_capacity(1024),
             trades: {
                 let mut history = VecDeque::with_capacity(config.trade_history.min(1 << 20));
                 let skip = trades.len().saturating_sub(config.trade_history);
@@ -413,6 +442,11 @@ impl Front {
             scratch: String::new(),
         };
         Ok((front, waker))
+    }
+
+    /// Under `--fsync`: answers wait for this thread's `fdatasync`s.
+    pub fn set_syncer(&mut self, syncer: Syncer) {
+        self.journal.syncer = Some(syncer);
     }
 
     /// The publisher thread, unparked when the front asks it for something.
@@ -522,6 +556,7 @@ impl Front {
             keep_alive: false,
             kind: Awaiting::Snapshot,
             ts: 0,
+            seq: 0,
         });
         self.snapshot_due = Some(now + every);
         self.publish_staged();
@@ -918,9 +953,13 @@ impl Front {
             self.stats.overloaded += 1;
             return Err(ApiError::new(503, "Engine overloaded; retry shortly"));
         }
-        if let Request::Apply(command) = request {
-            self.journal.append(command);
-        }
+        let seq = match request {
+            Request::Apply(command) => {
+                self.journal.append(command);
+                self.journal.next_seq - 1
+            }
+            Request::Barrier(_) => 0,
+        };
         self.staged = true;
         let ticket = self.next_ticket;
         self.next_ticket += 1;
@@ -939,6 +978,7 @@ impl Front {
             keep_alive,
             kind,
             ts,
+            seq,
         });
         Ok(())
     }
@@ -1038,11 +1078,18 @@ impl Front {
         let mut drained = std::mem::take(&mut self.drained);
         let history = self.config.trade_history;
         self.outputs.drain(usize::MAX, |output| match output {
-            Output::Event(Event::Trade(_)) if history > 0 => drained.push(*output),
-            output if output.is_closing() => drained.push(*output),
+            Output::Event(Event::Trade(_)) if history > 0 => drained.push_back(*output),
+            output if output.is_closing() => drained.push_back(*output),
             _ => {}
         });
-        for output in drained.drain(..) {
+        // Under --fsync an answer waits until its record is on disk, and
+        // everything after it waits behind it, so order is kept.
+        let durable = self.journal.durable();
+        while let Some(&output) = drained.front() {
+            if output.is_closing() && self.in_flight.front().is_some_and(|w| w.seq > durable) {
+                break;
+            }
+            drained.pop_front();
             if let Output::Event(Event::Trade(trade)) = output {
                 if self.trades.len() == history {
                     self.trades.pop_front();

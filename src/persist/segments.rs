@@ -8,6 +8,12 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use crate::ring::Wake;
 
 use super::journal::{self, Record};
 
@@ -68,7 +74,9 @@ pub struct SegmentWriter {
 }
 
 impl SegmentWriter {
-    /// Starts a new segment whose first record will be `next_seq`.
+    /// Starts a new segment whose first record will be `next_seq`. With
+    /// `fsync`, each new file's header and name are synced, and a file is
+    /// synced to its end before the next one starts.
     pub fn create(dir: &Path, next_seq: u64, segment_bytes: u64, fsync: bool) -> io::Result<Self> {
         let (file, written) = Self::new_segment(dir, next_seq, fsync)?;
         Ok(SegmentWriter {
@@ -100,20 +108,120 @@ impl SegmentWriter {
     }
 
     /// Writes `records` (whole framed records, in sequence) in one system
-    /// call, then `fdatasync`s under `--fsync`. `next_seq` is the sequence
-    /// number of the record that will follow them, for a rotation.
-    pub fn append(&mut self, records: &[u8], next_seq: u64) -> io::Result<()> {
+    /// call; `fdatasync` is the [`Syncer`]'s. `next_seq` is the sequence
+    /// number of the record that will follow them, for a rotation. Returns
+    /// true if it started a new file (under `--fsync`, only after the old
+    /// one was synced to its end).
+    pub fn append(&mut self, records: &[u8], next_seq: u64) -> io::Result<bool> {
         self.file.write_all(records)?;
-        if self.fsync {
-            self.file.sync_data()?;
-        }
         self.written += records.len() as u64;
         if self.written >= self.segment_bytes {
+            if self.fsync {
+                self.file.sync_data()?;
+            }
             let (file, written) = Self::new_segment(&self.dir, next_seq, self.fsync)?;
             self.file = file;
             self.written = written;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
+    }
+
+    /// Another handle on the file being written, for the [`Syncer`].
+    pub fn current_file(&self) -> io::Result<File> {
+        self.file.try_clone()
+    }
+}
+
+/// The `--fsync` thread: `fdatasync`s the journal up to the newest record
+/// written, again and again, each call covering every record written
+/// meanwhile (group commit), so the I/O thread never blocks on the disk.
+/// The front answers a command only once [`durable`](Self::durable) has
+/// reached its record.
+pub struct Syncer {
+    shared: Arc<SyncShared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+struct SyncShared {
+    written: AtomicU64,
+    durable: AtomicU64,
+    file: Mutex<File>,
+    stop: AtomicBool,
+    failed: AtomicBool,
+    wake: Arc<dyn Wake>,
+}
+
+impl Syncer {
+    /// Starts the thread on `file` (the segment being written), with every
+    /// record up to `durable` already on disk; `wake` is called after each
+    /// sync.
+    pub fn start(file: File, durable: u64, wake: Arc<dyn Wake>) -> io::Result<Syncer> {
+        let shared = Arc::new(SyncShared {
+            written: AtomicU64::new(durable),
+            durable: AtomicU64::new(durable),
+            file: Mutex::new(file),
+            stop: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
+            wake,
+        });
+        let worker = shared.clone();
+        let thread = thread::Builder::new()
+            .name("syncer".into())
+            .spawn(move || loop {
+                let target = worker.written.load(Ordering::Acquire);
+                if target > worker.durable.load(Ordering::Relaxed) {
+                    let synced = match worker.file.lock() {
+                        Ok(file) => file.sync_data(),
+                        Err(_) => Err(io::Error::other("journal file lock poisoned")),
+                    };
+                    if let Err(error) = synced {
+                        eprintln!("orderbook: cannot sync the journal: {error}; stopping");
+                        worker.failed.store(true, Ordering::Release);
+                        std::process::exit(1);
+                    }
+                    worker.durable.store(target, Ordering::Release);
+                    worker.wake.wake();
+                } else if worker.stop.load(Ordering::Acquire) {
+                    return;
+                } else {
+                    thread::park_timeout(Duration::from_millis(50));
+                }
+            })?;
+        Ok(Syncer {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Records up to `seq` are written: sync them.
+    pub fn written(&self, seq: u64) {
+        self.shared.written.store(seq, Ordering::Release);
+        if let Some(thread) = &self.thread {
+            thread.thread().unpark();
+        }
+    }
+
+    /// The journal moved to a new file (the old one is synced to its end).
+    pub fn switch_to(&self, file: File) {
+        if let Ok(mut current) = self.shared.file.lock() {
+            *current = file;
+        }
+    }
+
+    /// Every record up to this sequence number is on disk.
+    pub fn durable(&self) -> u64 {
+        self.shared.durable.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
     }
 }
 
