@@ -61,16 +61,7 @@ impl Server {
     }
 
     fn spawn_in(dir: PathBuf, args: &[&str], owns_dir: bool) -> Server {
-        let mut child = Command::new(BIN)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .current_dir(&dir)
-            .env_remove("ORDERBOOK_LISTEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the orderbook binary");
+        let mut child = spawn_service(&dir, args);
         let stderr_pipe = child.stderr.take().expect("piped stderr");
         let stderr = Arc::new(Mutex::new(String::new()));
         let stderr_closed = Arc::new(AtomicBool::new(false));
@@ -234,10 +225,9 @@ impl Drop for TempDir {
     }
 }
 
-/// Runs the service in `dir` expecting it to refuse to start: returns its
-/// exit status and stderr (fails the test if it is still running after 10 s).
-pub fn refused_start(dir: &std::path::Path, args: &[&str]) -> (ExitStatus, String) {
-    let mut child = Command::new(BIN)
+/// Starts the binary in `dir` on an ephemeral loopback port, stderr piped.
+fn spawn_service(dir: &std::path::Path, args: &[&str]) -> Child {
+    Command::new(BIN)
         .args(["--listen", "127.0.0.1:0"])
         .args(args)
         .current_dir(dir)
@@ -246,7 +236,13 @@ pub fn refused_start(dir: &std::path::Path, args: &[&str]) -> (ExitStatus, Strin
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start the orderbook binary");
+        .expect("start the orderbook binary")
+}
+
+/// Runs the service in `dir` expecting it to refuse to start: returns its
+/// exit status and stderr (fails the test if it is still running after 10 s).
+pub fn refused_start(dir: &std::path::Path, args: &[&str]) -> (ExitStatus, String) {
+    let mut child = spawn_service(dir, args);
     let deadline = Instant::now() + IO_TIMEOUT;
     loop {
         if let Some(status) = child.try_wait().expect("try_wait") {
