@@ -4,6 +4,7 @@
 //! the HTTP status and the human-readable `detail`.
 
 use std::fmt::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -245,6 +246,15 @@ pub fn parse_timestamp(text: &str) -> Option<Timestamp> {
     let days = era * 146_097 + doe - 719_468;
     let seconds = u64::try_from(days).ok()? * 86_400 + hour * 3_600 + minute * 60 + second;
     seconds.checked_mul(1_000_000_000)?.checked_add(nanos)
+}
+
+/// The wall clock in whole microseconds since the epoch: the resolution of
+/// every stamp the service makes and shows.
+pub fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 /// Writes a timestamp as RFC 3339 UTC with microseconds.

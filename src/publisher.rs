@@ -20,11 +20,11 @@ use std::fmt::Write as _;
 use std::io;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle, Thread};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use crate::api::{TradeRecord, Wire};
+use crate::api::{self, TradeRecord, Wire};
 use crate::engine::{Event, LevelView, OrderBook, Side, Ticks};
 use crate::matching::Output;
 use crate::metrics;
@@ -258,13 +258,6 @@ impl Feed {
     }
 }
 
-fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
-}
-
 /// Wakes the publisher thread from the output ring or the front.
 pub struct ThreadWaker(pub Thread);
 
@@ -315,7 +308,7 @@ pub fn spawn(
                 feed.sent_any = false;
                 // One clock read a batch: every outcome in it left the
                 // matching thread before this point.
-                let read_at = now_micros();
+                let read_at = api::now_micros();
                 let read = outputs.drain(usize::MAX, |output| match *output {
                     Output::Command(command) => stamp = command.ts / 1_000,
                     Output::Event(Event::Trade(trade)) => feed.trade(&trade.into()),

@@ -15,7 +15,7 @@ use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use mio::net::{TcpListener, TcpStream};
@@ -915,10 +915,7 @@ impl Front {
     ) -> Result<(), ApiError> {
         // Whole microseconds: the wire and the state file show microseconds,
         // so a restart restores exactly the timestamps that were stamped.
-        let ts = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_micros() as u64 * 1_000)
-            .unwrap_or(0);
+        let ts = api::now_micros() * 1_000;
         self.submit(
             slot,
             Request::Apply(Command { ts, kind }),
@@ -1105,10 +1102,7 @@ impl Front {
                 continue;
             }
             if waiting.ts != 0 {
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_micros() as u64)
-                    .unwrap_or(0);
+                let now = api::now_micros();
                 let _ = self
                     .stats
                     .command_latency
