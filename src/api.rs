@@ -3,6 +3,7 @@
 //! field; responses written as JSON. One error type, [`ApiError`], carries
 //! the HTTP status and the human-readable `detail`.
 
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -200,6 +201,17 @@ impl From<Trade> for TradeRecord {
             trade,
         }
     }
+}
+
+/// Appends `trade` to a history kept to its newest `keep` (none if 0).
+pub fn keep_trade(trades: &mut VecDeque<TradeRecord>, keep: usize, trade: Trade) {
+    if keep == 0 {
+        return;
+    }
+    if trades.len() == keep {
+        trades.pop_front();
+    }
+    trades.push_back(trade.into());
 }
 
 /// Parses an RFC 3339 / ISO 8601 timestamp such as

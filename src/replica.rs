@@ -19,11 +19,11 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 
 use crate::api::{ApiError, TradeRecord, Wire};
-use crate::engine::{Command, Event, EventSink, OrderBook, OrderId, Side};
+use crate::engine::{Command, Event, OrderBook, OrderId, Side};
 use crate::matching::{BarrierPurpose, Output};
 use crate::metrics;
-use crate::persist::segments;
 use crate::persist::snapshot::{self, STATE_FILE};
+use crate::persist::{recovery, segments};
 use crate::ring::{Subscriber, WaitResult, Wake};
 
 /// A finished answer to a read for the front.
@@ -129,34 +129,6 @@ impl Snapshots {
     }
 }
 
-/// Keeps the trades of the commands the replica applies, and counts the
-/// feed messages they make (as [`crate::publisher::messages_for`] does).
-struct TradeKeeper<'a> {
-    snapshots: &'a mut Snapshots,
-    trades: u64,
-    levels: bool,
-}
-
-impl EventSink for TradeKeeper<'_> {
-    #[inline]
-    fn emit(&mut self, event: Event) {
-        if let Event::Level { .. } = event {
-            self.levels = true;
-        }
-        if let Event::Trade(trade) = event {
-            self.trades += 1;
-            let keeper = &mut self.snapshots;
-            if keeper.trade_history == 0 {
-                return;
-            }
-            if keeper.trades.len() == keeper.trade_history {
-                keeper.trades.pop_front();
-            }
-            keeper.trades.push_back(trade.into());
-        }
-    }
-}
-
 /// Runs the replica on a thread named `replica`. It applies a command once
 /// the matching thread's outcome shows it was not rejected (so the copy
 /// agrees with the matching thread's book whatever either keeps of finished
@@ -175,6 +147,7 @@ pub fn spawn(
         .name("replica".into())
         .spawn(move || {
             let mut pending: Option<Command> = None;
+            let mut events = Vec::new();
             loop {
                 let read = outputs.drain(usize::MAX, |output| match *output {
                     Output::Command(command) => pending = Some(command),
@@ -182,14 +155,13 @@ pub fn spawn(
                         if let Some(command) = pending.take() {
                             snapshots.seq += 1;
                             if !matches!(event, Event::Rejected { .. }) {
-                                let mut keeper = TradeKeeper {
-                                    snapshots: &mut snapshots,
-                                    trades: 0,
-                                    levels: false,
-                                };
-                                book.apply(&command, &mut keeper);
-                                let messages = keeper.trades + u64::from(keeper.levels);
-                                snapshots.feed_seq += messages;
+                                snapshots.feed_seq += recovery::apply_to_copy(
+                                    &mut book,
+                                    &command,
+                                    &mut events,
+                                    &mut snapshots.trades,
+                                    snapshots.trade_history,
+                                );
                             }
                         }
                     }

@@ -1088,10 +1088,7 @@ impl Front {
             }
             drained.pop_front();
             if let Output::Event(Event::Trade(trade)) = output {
-                if self.trades.len() == history {
-                    self.trades.pop_front();
-                }
-                self.trades.push_back(trade.into());
+                api::keep_trade(&mut self.trades, history, trade);
                 continue;
             }
             let Some(waiting) = self.in_flight.pop_front() else {

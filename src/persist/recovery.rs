@@ -9,8 +9,8 @@ use std::path::Path;
 
 use super::snapshot::State;
 use super::{segments, snapshot};
-use crate::api::{TradeRecord, Wire};
-use crate::engine::{BookConfig, Event, OrderBook};
+use crate::api::{self, TradeRecord, Wire};
+use crate::engine::{BookConfig, Command, Event, OrderBook};
 use crate::publisher;
 
 /// The state rebuilt at start.
@@ -56,23 +56,31 @@ fn rebuild(
     }
     let mut events = Vec::new();
     for record in &replay.records {
-        events.clear();
         // A command the engine refused is journaled too (the front writes
         // every command before the engine sees it); it is refused again.
-        book.apply(&record.command, &mut events);
-        feed_seq += publisher::messages_for(&events);
-        if keep > 0 {
-            for event in &events {
-                if let Event::Trade(trade) = event {
-                    if trades.len() == keep {
-                        trades.pop_front();
-                    }
-                    trades.push_back((*trade).into());
-                }
-            }
-        }
+        feed_seq += apply_to_copy(&mut book, &record.command, &mut events, &mut trades, keep);
     }
     Ok((book, trades, feed_seq))
+}
+
+/// Applies `command` to a copy of the book (the replica's live, or one being
+/// rebuilt here), keeps its trades in `trades` (the newest `keep`) and
+/// returns how many feed messages it made. `events` is scratch space.
+pub fn apply_to_copy(
+    book: &mut OrderBook,
+    command: &Command,
+    events: &mut Vec<Event>,
+    trades: &mut VecDeque<TradeRecord>,
+    keep: usize,
+) -> u64 {
+    events.clear();
+    book.apply(command, events);
+    for event in events.iter() {
+        if let Event::Trade(trade) = event {
+            api::keep_trade(trades, keep, *trade);
+        }
+    }
+    publisher::messages_for(events)
 }
 
 /// Rebuilds the books from the state file and journal in `dir`.
