@@ -22,7 +22,7 @@ use crate::api::{ApiError, TradeRecord, Wire};
 use crate::engine::{Command, Event, OrderBook, OrderId, Side};
 use crate::matching::{BarrierPurpose, Output};
 use crate::metrics;
-use crate::persist::snapshot::{self, STATE_FILE};
+use crate::persist::snapshot;
 use crate::persist::{recovery, segments};
 use crate::ring::{Subscriber, WaitResult, Wake};
 
@@ -93,7 +93,7 @@ impl Snapshots {
     /// reported and the journal kept: nothing is lost, the next snapshot
     /// tries again.
     fn save(&mut self, book: &OrderBook, wire: &Wire) {
-        if self.seq == self.saved_seq && self.dir.join(STATE_FILE).exists() {
+        if self.seq == self.saved_seq && snapshot::state_path(&self.dir).exists() {
             return;
         }
         let started = Instant::now();

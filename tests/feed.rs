@@ -16,6 +16,9 @@ use tungstenite::{Message, WebSocket};
 
 type Ws = WebSocket<TcpStream>;
 
+/// A valid upgrade request, for raw sockets that then behave badly.
+const RAW_UPGRADE: &[u8] = b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
 fn connect(server: &Server, query: &str) -> Ws {
     let stream = TcpStream::connect(server.addr).unwrap();
     stream
@@ -445,7 +448,7 @@ fn a_subscriber_that_never_reads_is_closed_while_others_get_everything() {
     socket.set_recv_buffer_size(4096).unwrap();
     socket.connect(&server.addr.into()).unwrap();
     let mut slow: TcpStream = socket.into();
-    slow.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
+    slow.write_all(RAW_UPGRADE).unwrap();
     let with_slow = phase(&mut rest);
     assert_eq!(good_reader.join().unwrap(), 13_000);
     // The slow one was told why, after whatever it had been sent.
@@ -532,7 +535,7 @@ fn a_silent_subscriber_is_pinged_and_dropped_if_it_never_answers() {
         .unwrap();
     // Never answers anything.
     let mut mute = TcpStream::connect(server.addr).unwrap();
-    mute.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
+    mute.write_all(RAW_UPGRADE).unwrap();
     let started = Instant::now();
     let mut pings = 0;
     while started.elapsed() < Duration::from_secs(5) {
