@@ -38,17 +38,21 @@
 //!   matchcore returns an owned `CommandOutcome` per command; dropping it
 //!   (a `Vec` of trades when it traded) is part of its measured cost, as it
 //!   is of any caller's.
-//! * **Our finished-order history.** Our book is configured as the service
-//!   runs it (`order_capacity` 2^20, `level_capacity` 4096,
-//!   `finished_capacity` 1,000,000). Before measuring, every book is warmed
-//!   up (untimed, same stream for both engines) with 1,000,000 cancels of
-//!   random resting orders, each followed by a place: our history is then
-//!   full of orders that finished in random order, as in a long run, so
-//!   every filled or cancelled order pays the steady-state eviction of the
-//!   oldest one (without the warm-up our engine looks up to 1.5x faster in
-//!   short runs than in criterion's long ones). `ENGINE_BENCH_FINISHED=<n>` overrides
-//!   `finished_capacity`, `ENGINE_BENCH_WARMUP=<n>` the warm-up length.
+//! * **Our configuration.** Our book is configured as the matching thread
+//!   runs it (`order_capacity` 2^20, `level_capacity` 4096, no
+//!   finished-order history: the replica keeps that). Before measuring,
+//!   every book is warmed up (untimed, same stream for both engines) with
+//!   1,000,000 cancels of random resting orders, each followed by a place,
+//!   so resting orders are scattered over the arena as in a long run.
+//!   `ENGINE_BENCH_FINISHED=<n>` gives our book a history of `n` finished
+//!   orders (each filled or cancelled order then pays the eviction of the
+//!   oldest), `ENGINE_BENCH_WARMUP=<n>` sets the warm-up length.
 //!   matchcore keeps no history.
+//! * **Two ways to drive our book.** `orderbook` applies each timed batch
+//!   with `OrderBook::apply_batch`, as the matching thread applies what it
+//!   drains from its ring: past 16k resting orders it prefetches the memory
+//!   of the commands a few places ahead. `orderbook-apply` calls `apply`
+//!   once per command, as matchcore is driven. Both see the same stream.
 //!
 //! # Workloads (what one measured op is)
 //!
@@ -657,27 +661,37 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// Our book's `finished_capacity` (the service's default unless overridden).
+/// Our book's `finished_capacity`: none, as on the matching thread,
+/// unless overridden.
 fn finished_capacity() -> usize {
-    env_usize("ENGINE_BENCH_FINISHED", 1_000_000)
+    env_usize("ENGINE_BENCH_FINISHED", 0)
 }
 
-/// Warm-up cancel + place pairs before measuring: 1,000,000, so our
-/// default history turns over once.
+/// Warm-up cancel + place pairs before measuring: 1,000,000, enough to
+/// scatter even the 1M book, or to turn a 1M history over once.
 fn warmup() -> usize {
     env_usize("ENGINE_BENCH_WARMUP", 1_000_000)
 }
 
-/// Our engine, configured as the service runs it.
-struct Ours {
+/// Our engine, configured as the service runs it. `BATCHED`: each timed
+/// batch goes through `apply_batch` (the matching thread's path, with its
+/// lookahead), else through `apply` one command at a time.
+struct Ours<const BATCHED: bool> {
     book: OrderBook,
     sink: Vec<Event>,
     finished_capacity: usize,
 }
 
-impl Engine for Ours {
+type OursBatched = Ours<true>;
+type OursOneByOne = Ours<false>;
+
+impl<const BATCHED: bool> Engine for Ours<BATCHED> {
     type Cmd = Command;
-    const NAME: &'static str = "orderbook";
+    const NAME: &'static str = if BATCHED {
+        "orderbook"
+    } else {
+        "orderbook-apply"
+    };
 
     fn new(finished_capacity: usize) -> Self {
         Ours {
@@ -725,9 +739,14 @@ impl Engine for Ours {
     #[inline(never)]
     fn run(&mut self, cmds: &[Command]) {
         let sink = &mut self.sink;
-        for cmd in cmds {
-            sink.clear();
-            self.book.apply(black_box(cmd), sink);
+        if BATCHED {
+            self.book
+                .apply_batch(black_box(cmds), sink, |_, sink| sink.clear());
+        } else {
+            for cmd in cmds {
+                sink.clear();
+                self.book.apply(black_box(cmd), sink);
+            }
         }
         black_box(&*sink);
     }
@@ -1037,7 +1056,7 @@ fn validate() {
     }
     for workload in WORKLOADS {
         for depth in [1_000, 10_000] {
-            check::<Ours>(workload, depth);
+            check::<OursOneByOne>(workload, depth);
             check::<Theirs>(workload, depth);
         }
     }
@@ -1053,13 +1072,20 @@ fn criterion_benches(c: &mut Criterion, depths: &[(usize, &str)]) {
                 .sample_size(10)
                 .warm_up_time(Duration::from_secs(1))
                 .measurement_time(Duration::from_secs(if depth >= 100_000 { 3 } else { 2 }));
-            let mut ours: Option<Runner<Ours>> = None;
-            group.bench_function(Ours::NAME, |b| {
+            let mut ours: Option<Runner<OursBatched>> = None;
+            group.bench_function(OursBatched::NAME, |b| {
                 let runner =
                     ours.get_or_insert_with(|| Runner::new(workload, depth, history, warmup));
                 b.iter_custom(|iters| runner.run(iters));
             });
             drop(ours);
+            let mut one_by_one: Option<Runner<OursOneByOne>> = None;
+            group.bench_function(OursOneByOne::NAME, |b| {
+                let runner =
+                    one_by_one.get_or_insert_with(|| Runner::new(workload, depth, history, warmup));
+                b.iter_custom(|iters| runner.run(iters));
+            });
+            drop(one_by_one);
             let mut theirs: Option<Runner<Theirs>> = None;
             group.bench_function(Theirs::NAME, |b| {
                 let runner =
@@ -1072,62 +1098,73 @@ fn criterion_benches(c: &mut Criterion, depths: &[(usize, &str)]) {
     }
 }
 
-/// ns/op of both engines on freshly built books: one warm-up run, then
-/// the median of `SUMMARY_RUNS` timed runs of `SUMMARY_OPS` commands each,
-/// the two engines' runs interleaved so machine noise hits both alike.
-fn summary_ns(workload: Workload, depth: usize) -> (f64, f64) {
+/// ns/op of our engine (batched, then one command at a time) and of
+/// matchcore on freshly built books: one warm-up run, then the median of
+/// `SUMMARY_RUNS` timed runs of `SUMMARY_OPS` commands each, the engines'
+/// runs interleaved so machine noise hits them alike.
+fn summary_ns(workload: Workload, depth: usize) -> [f64; 3] {
     let (history, warmup) = (finished_capacity(), warmup());
-    let mut ours = Runner::<Ours>::new(workload, depth, history, warmup);
+    let mut batched = Runner::<OursBatched>::new(workload, depth, history, warmup);
+    let mut one_by_one = Runner::<OursOneByOne>::new(workload, depth, history, warmup);
     let mut theirs = Runner::<Theirs>::new(workload, depth, history, warmup);
-    ours.run(SUMMARY_OPS);
-    theirs.run(SUMMARY_OPS);
     let per_op = |d: Duration| d.as_nanos() as f64 / SUMMARY_OPS as f64;
-    let mut runs: Vec<(f64, f64)> = (0..SUMMARY_RUNS)
-        .map(|_| {
-            (
-                per_op(ours.run(SUMMARY_OPS)),
-                per_op(theirs.run(SUMMARY_OPS)),
-            )
-        })
-        .collect();
-    let median = |runs: &mut Vec<(f64, f64)>, pick: fn(&(f64, f64)) -> f64| {
-        runs.sort_by(|a, b| pick(a).total_cmp(&pick(b)));
-        pick(&runs[SUMMARY_RUNS / 2])
-    };
-    (median(&mut runs, |r| r.0), median(&mut runs, |r| r.1))
+    let mut runs: Vec<[f64; 3]> = Vec::new();
+    for _ in 0..=SUMMARY_RUNS {
+        runs.push([
+            per_op(batched.run(SUMMARY_OPS)),
+            per_op(one_by_one.run(SUMMARY_OPS)),
+            per_op(theirs.run(SUMMARY_OPS)),
+        ]);
+    }
+    runs.remove(0); // the warm-up run
+    std::array::from_fn(|k| {
+        let mut column: Vec<f64> = runs.iter().map(|r| r[k]).collect();
+        column.sort_by(f64::total_cmp);
+        column[SUMMARY_RUNS / 2]
+    })
 }
 
 fn summary(depths: &[(usize, &str)]) {
     println!();
     println!(
         "Summary (own timing: median of {SUMMARY_RUNS} runs x {SUMMARY_OPS} ops after one \
-         warm-up run, the engines' runs interleaved; ratio = matchcore ns / orderbook ns, above 1 = orderbook faster; \
-         orderbook finished history = {})",
+         warm-up run, the engines' runs interleaved; `ours` = apply_batch as the matching \
+         thread runs it, `apply` = our engine one command at a time; ratio = matchcore ns / \
+         ours ns, above 1 = orderbook faster; orderbook finished history = {})",
         finished_capacity()
     );
     println!(
-        "{:<13} {:>6} {:>12} {:>12} {:>7} {:>14} {:>14}",
-        "workload", "depth", "ours ns/op", "mc ns/op", "ratio", "ours ops/s", "mc ops/s"
+        "{:<13} {:>6} {:>11} {:>11} {:>11} {:>7} {:>14} {:>14}",
+        "workload",
+        "depth",
+        "ours ns/op",
+        "apply ns/op",
+        "mc ns/op",
+        "ratio",
+        "ours ops/s",
+        "mc ops/s"
     );
-    let mut rows: Vec<(Workload, usize, f64, f64)> = Vec::new();
+    let mut rows: Vec<(Workload, usize, [f64; 3])> = Vec::new();
     let only = std::env::var("ENGINE_BENCH_ONLY").unwrap_or_default();
     for &(depth, label) in depths {
         for workload in WORKLOADS {
             if !format!("{}/{label}", workload.name()).contains(&only) {
                 continue;
             }
-            let (ours, theirs) = summary_ns(workload, depth);
+            let ns = summary_ns(workload, depth);
+            let [ours, apply, theirs] = ns;
             println!(
-                "{:<13} {:>6} {:>12.1} {:>12.1} {:>7.2} {:>14.0} {:>14.0}",
+                "{:<13} {:>6} {:>11.1} {:>11.1} {:>11.1} {:>7.2} {:>14.0} {:>14.0}",
                 workload.name(),
                 label,
                 ours,
+                apply,
                 theirs,
                 theirs / ours,
                 1e9 / ours,
                 1e9 / theirs
             );
-            rows.push((workload, depth, ours, theirs));
+            rows.push((workload, depth, ns));
         }
     }
     let (small, large) = (depths[0], depths[depths.len() - 1]);
@@ -1143,25 +1180,25 @@ fn summary(depths: &[(usize, &str)]) {
         let find = |depth| {
             rows.iter()
                 .find(|r| r.0 == workload && r.1 == depth)
-                .map(|r| (r.2, r.3))
+                .map(|r| r.2)
                 .expect("row measured")
         };
-        let (ours_small, theirs_small) = find(small.0);
-        let (ours_large, theirs_large) = find(large.0);
-        let verdict = |r: f64| {
-            if r <= 1.2 {
+        let (at_small, at_large) = (find(small.0), find(large.0));
+        let verdict = |k: usize| {
+            let r = at_large[k] / at_small[k];
+            let word = if r <= 1.2 {
                 "within 20%"
             } else {
                 "NOT within 20%"
-            }
+            };
+            format!("{r:>5.2} ({word:<14})")
         };
         println!(
-            "  {:<13} orderbook {:>5.2} ({:<14})  matchcore {:>5.2} ({})",
+            "  {:<13} ours {}  apply {}  matchcore {}",
             workload.name(),
-            ours_large / ours_small,
-            verdict(ours_large / ours_small),
-            theirs_large / theirs_small,
-            verdict(theirs_large / theirs_small)
+            verdict(0),
+            verdict(1),
+            verdict(2)
         );
     }
 }

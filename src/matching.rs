@@ -136,18 +136,29 @@ pub fn spawn(
         .name("matching".into())
         .spawn(move || {
             pin_to_core(core);
+            // The commands of one drained batch up to a barrier, applied
+            // together so the engine can look ahead (`apply_batch`).
+            let mut commands: Vec<Command> = Vec::with_capacity(BATCH);
+            let apply = |book: &mut OrderBook, commands: &mut Vec<Command>, sink: &mut RingSink| {
+                book.apply_batch(commands, sink, |command, sink| {
+                    sink.send(Output::Command(*command))
+                });
+                commands.clear();
+            };
             loop {
                 let handled = {
                     let mut sink = RingSink {
                         outputs: &mut outputs,
                     };
-                    requests.drain(BATCH, |request| match request {
-                        Request::Apply(command) => {
-                            sink.send(Output::Command(command));
-                            book.apply(&command, &mut sink);
+                    let handled = requests.drain(BATCH, |request| match request {
+                        Request::Apply(command) => commands.push(command),
+                        Request::Barrier(barrier) => {
+                            apply(&mut book, &mut commands, &mut sink);
+                            sink.send(Output::Barrier(barrier));
                         }
-                        Request::Barrier(barrier) => sink.send(Output::Barrier(barrier)),
-                    })
+                    });
+                    apply(&mut book, &mut commands, &mut sink);
+                    handled
                 };
                 outputs.publish();
                 if handled == 0 && requests.wait() == WaitResult::Closed {

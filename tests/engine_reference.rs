@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use orderbook::engine::{
-    BookConfig, Command, CommandKind, Event, OrderBook, OrderStatus, OrderView, RejectReason, Side,
-    Trade,
+    BookConfig, Command, CommandKind, Event, EventSink, OrderBook, OrderStatus, OrderView,
+    RejectReason, Side, Trade,
 };
 use proptest::prelude::*;
 
@@ -356,4 +356,156 @@ proptest! {
     fn real_book_matches_the_naive_book_with_a_tiny_history(commands in proptest::collection::vec(command(), 1..200)) {
         check_sequence(&commands, 3)?;
     }
+}
+
+/// xorshift64*: the batch test's fixed-seed stream.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// What one book said, with a marker where each command began.
+#[derive(Debug, PartialEq)]
+enum Said {
+    Begin(Command),
+    Event(Event),
+}
+
+#[derive(Default)]
+struct Log(Vec<Said>);
+
+impl EventSink for Log {
+    fn emit(&mut self, event: Event) {
+        self.0.push(Said::Event(event));
+    }
+}
+
+/// `apply_batch` must be `apply` on each command in turn, also on a book
+/// large enough for its lookahead hints (past 16k resting orders), where
+/// cancels, modifies and crossing places in one batch make the hints for
+/// later commands of the batch stale.
+fn check_batches_against_one_by_one(finished_capacity: usize) {
+    let config = BookConfig {
+        order_capacity: 1 << 15,
+        level_capacity: 1 << 10,
+        finished_capacity,
+    };
+    let (mut batched, mut one_by_one) = (OrderBook::new(config), OrderBook::new(config));
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut ids: Vec<u128> = Vec::new();
+    let mut next_id = 1u128;
+    let mut command = |rng: &mut Rng, ids: &mut Vec<u128>, fill: bool| -> Command {
+        let side = if rng.below(2) == 0 {
+            Side::Buy
+        } else {
+            Side::Sell
+        };
+        // Bids 9_000..=9_999 and asks 10_001..=11_000; a crossing place
+        // reaches up to 20 ticks into the other side.
+        let resting_price = |rng: &mut Rng| match side {
+            Side::Buy => 9_999 - rng.below(1_000),
+            Side::Sell => 10_001 + rng.below(1_000),
+        };
+        let roll = if fill { 0 } else { rng.below(100) };
+        let kind = match roll {
+            0..=44 => {
+                next_id += 1;
+                ids.push(next_id);
+                CommandKind::Place {
+                    id: next_id,
+                    side,
+                    price: resting_price(rng),
+                    quantity: 1 + rng.below(100),
+                }
+            }
+            45..=59 => {
+                next_id += 1;
+                ids.push(next_id);
+                let reach = rng.below(20);
+                CommandKind::Place {
+                    id: next_id,
+                    side,
+                    price: match side {
+                        Side::Buy => 10_001 + reach,
+                        Side::Sell => 9_999 - reach,
+                    },
+                    quantity: 1 + rng.below(300),
+                }
+            }
+            60..=89 => CommandKind::Cancel {
+                id: ids[rng.below(ids.len() as u64) as usize],
+            },
+            90..=97 => CommandKind::Modify {
+                id: ids[rng.below(ids.len() as u64) as usize],
+                price: (rng.below(2) == 0).then(|| resting_price(rng)),
+                quantity: Some(1 + rng.below(150)),
+            },
+            // Ids the book never saw, and repeated places.
+            _ => CommandKind::Cancel {
+                id: u128::MAX - rng.below(1_000) as u128,
+            },
+        };
+        Command {
+            ts: 1_000 + next_id as u64,
+            kind,
+        }
+    };
+    let fill: Vec<Command> = (0..20_000)
+        .map(|_| command(&mut rng, &mut ids, true))
+        .collect();
+    let mut said_batched = Vec::new();
+    let mut said_one_by_one = Vec::new();
+    batched.apply_batch(&fill, &mut said_batched, |_, _| {});
+    for c in &fill {
+        one_by_one.apply(c, &mut said_one_by_one);
+    }
+    assert_eq!(said_batched, said_one_by_one);
+    assert!(batched.resting_count() > 1 << 14, "the lookahead is on");
+
+    let mut steps = (0, 0);
+    while steps.0 < 60_000 {
+        let len = 1 + rng.below(80) as usize;
+        let commands: Vec<Command> = (0..len)
+            .map(|_| command(&mut rng, &mut ids, false))
+            .collect();
+        let mut a = Log::default();
+        batched.apply_batch(&commands, &mut a, |c, out| out.0.push(Said::Begin(*c)));
+        let mut b = Log::default();
+        for c in &commands {
+            b.0.push(Said::Begin(*c));
+            one_by_one.apply(c, &mut b);
+        }
+        let (a, b) = (a.0, b.0);
+        assert_eq!(a, b, "batch {} differs", steps.1);
+        steps.0 += len;
+        steps.1 += 1;
+    }
+    for side in [Side::Buy, Side::Sell] {
+        assert!(batched.resting(side).eq(one_by_one.resting(side)));
+        assert!(batched.levels(side).eq(one_by_one.levels(side)));
+    }
+    assert_eq!(batched.last_trade_id(), one_by_one.last_trade_id());
+    assert!(batched.last_trade_id() > 10_000, "the stream trades");
+}
+
+#[test]
+fn apply_batch_is_apply_on_each_command_in_turn() {
+    check_batches_against_one_by_one(0);
+}
+
+#[test]
+fn apply_batch_is_apply_on_each_command_in_turn_with_a_history() {
+    check_batches_against_one_by_one(5_000);
 }

@@ -55,10 +55,42 @@ impl Rng {
     }
 }
 
+/// Applies commands one at a time (`apply`), or in batches of up to
+/// `BATCH` (`apply_batch`, as the matching thread does).
+struct Applier {
+    batched: bool,
+    pending: Vec<Command>,
+}
+
+const BATCH: usize = 64;
+
+impl Applier {
+    fn new(batched: bool) -> Self {
+        Applier {
+            batched,
+            pending: Vec::with_capacity(BATCH),
+        }
+    }
+
+    fn apply(&mut self, book: &mut OrderBook, command: Command, events: &mut Vec<Event>) {
+        if !self.batched {
+            events.clear();
+            book.apply(&command, events);
+            return;
+        }
+        self.pending.push(command);
+        if self.pending.len() == BATCH {
+            book.apply_batch(&self.pending, events, |_, events| events.clear());
+            self.pending.clear();
+        }
+    }
+}
+
 /// Places around a mid price (some crossing), modifies and cancels, over a
 /// book of at most `recent.len()` resting orders.
 fn run(
     book: &mut OrderBook,
+    applier: &mut Applier,
     rng: &mut Rng,
     next_id: &mut u128,
     recent: &mut [u128],
@@ -71,9 +103,9 @@ fn run(
         let kind = if pick < 50 {
             // The slot's previous order leaves first, so at most
             // `recent.len()` orders rest: a steady depth, not a growing book.
-            events.clear();
-            book.apply(
-                &Command {
+            applier.apply(
+                book,
+                Command {
                     ts: i as u64,
                     kind: CommandKind::Cancel { id: recent[slot] },
                 },
@@ -106,26 +138,28 @@ fn run(
                 quantity: Some(1 + rng.below(30)),
             }
         };
-        events.clear();
-        book.apply(&Command { ts: i as u64, kind }, events);
+        applier.apply(book, Command { ts: i as u64, kind }, events);
     }
 }
 
-#[test]
-fn a_warm_book_applies_commands_without_allocating() {
+/// Warms a book of up to `depth` resting orders with a full history, then
+/// counts the heap allocations of 200,000 more commands.
+fn steady_state_allocations(depth: usize, batched: bool) -> u64 {
     let mut book = OrderBook::new(BookConfig {
-        order_capacity: 1 << 14,
+        order_capacity: 1 << 15,
         level_capacity: 256,
         finished_capacity: 50_000,
     });
+    let mut applier = Applier::new(batched);
     let mut rng = Rng(0x2545_F491_4F6C_DD1D);
     let mut next_id = 0u128;
-    let mut recent = vec![0u128; 2_000];
+    let mut recent = vec![0u128; depth];
     let mut events = Vec::with_capacity(4_096);
 
     // Warm up: fill the history ring and open every level the stream uses.
     run(
         &mut book,
+        &mut applier,
         &mut rng,
         &mut next_id,
         &mut recent,
@@ -141,6 +175,7 @@ fn a_warm_book_applies_commands_without_allocating() {
     COUNTING.with(|c| c.set(true));
     run(
         &mut book,
+        &mut applier,
         &mut rng,
         &mut next_id,
         &mut recent,
@@ -148,8 +183,31 @@ fn a_warm_book_applies_commands_without_allocating() {
         &mut events,
     );
     COUNTING.with(|c| c.set(false));
-
-    let allocations = ALLOCATIONS.with(Cell::get);
     assert!(book.last_trade_id() > 1_000, "the stream trades");
-    assert_eq!(allocations, 0, "heap allocations in the steady state");
+    if batched {
+        assert!(
+            book.resting_count() > 1 << 14,
+            "the book is past the lookahead threshold: {}",
+            book.resting_count()
+        );
+    }
+    ALLOCATIONS.with(Cell::get)
+}
+
+#[test]
+fn a_warm_book_applies_commands_without_allocating() {
+    assert_eq!(
+        steady_state_allocations(2_000, false),
+        0,
+        "heap allocations in the steady state"
+    );
+}
+
+#[test]
+fn a_warm_book_applies_batches_without_allocating() {
+    assert_eq!(
+        steady_state_allocations(40_000, true),
+        0,
+        "heap allocations in the steady state"
+    );
 }

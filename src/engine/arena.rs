@@ -75,6 +75,15 @@ impl<T> Arena<T> {
         &mut self.chunks[(index >> CHUNK_BITS) as usize][(index & CHUNK_MASK) as usize]
     }
 
+    /// The value in slot `index` if it was ever handed out (for hints
+    /// computed from possibly stale indices).
+    #[inline]
+    pub(crate) fn try_get(&self, index: u32) -> Option<&T> {
+        self.chunks
+            .get((index >> CHUNK_BITS) as usize)?
+            .get((index & CHUNK_MASK) as usize)
+    }
+
     /// Slots in use.
     pub(crate) fn len(&self) -> usize {
         self.live

@@ -31,6 +31,8 @@
 //! doubling. Both finish long before the new table is half full. Only past
 //! the configured capacity does growing allocate a larger buffer.
 
+use super::prefetch::prefetch;
+
 /// A bucket's word is `tag << 32 | !value`: an all-zero word is empty, so
 /// zeroed memory is an empty table.
 const EMPTY_LOW: u32 = 0;
@@ -160,6 +162,32 @@ impl IdIndex {
             }
         }
         Probe::Vacant(at)
+    }
+
+    /// Starts fetching the bucket where a probe for `hash` begins.
+    #[inline]
+    pub(crate) fn prefetch_home(&self, hash: u64) {
+        prefetch(&self.table[hash as u32 as usize & self.mask]);
+    }
+
+    /// A guess, for prefetching only: the value of the first entry of the
+    /// table in use whose tag is `hash`'s. The id is not confirmed (that
+    /// would load the slot this is meant to fetch early), so a shared tag
+    /// or an entry still in the old table makes the guess wrong or absent.
+    #[inline]
+    pub(crate) fn peek(&self, hash: u64) -> Option<u32> {
+        let tag = hash as u32;
+        let mut at = tag as usize & self.mask;
+        loop {
+            let word = self.table[at];
+            if low_of(word) == EMPTY_LOW {
+                return None;
+            }
+            if tag_of(word) == tag {
+                return Some(value_of(word));
+            }
+            at = (at + 1) & self.mask;
+        }
     }
 
     /// The old table's part of a lookup while growing: buckets already

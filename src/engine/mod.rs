@@ -12,6 +12,7 @@ mod arena;
 mod book;
 mod hash;
 mod index;
+mod prefetch;
 mod types;
 
 pub use book::{BookConfig, OrderBook, RestoreError};

@@ -102,6 +102,18 @@ pub enum CommandKind {
     },
 }
 
+impl CommandKind {
+    /// The order the command places or acts on.
+    #[inline]
+    pub fn id(&self) -> OrderId {
+        match *self {
+            CommandKind::Place { id, .. }
+            | CommandKind::Modify { id, .. }
+            | CommandKind::Cancel { id } => id,
+        }
+    }
+}
+
 /// A command with the time the front received it; trades it causes carry
 /// this timestamp, so replay reproduces them exactly.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
