@@ -147,8 +147,13 @@ fn run(config: Config) -> Result<(), String> {
     .map_err(|e| format!("cannot start the publisher thread: {e}"))?;
     front.set_publisher(publisher.thread().clone());
     if let Some(file) = journal_file {
-        let syncer = Syncer::start(file, recovered.seq, Arc::new(LoopWaker(waker.clone())))
-            .map_err(|e| format!("cannot start the journal syncer: {e}"))?;
+        let syncer = Syncer::start(
+            file,
+            recovered.seq,
+            Arc::new(LoopWaker(waker.clone())),
+            metrics.clone(),
+        )
+        .map_err(|e| format!("cannot start the journal syncer: {e}"))?;
         front.set_syncer(syncer);
     }
     let matching = matching::spawn(

@@ -19,8 +19,12 @@ pub struct Shared {
     /// From the front's stamp on a command to the publisher reading its
     /// outcome: the command ring, matching, and the output ring, in µs.
     pub matching_latency: Mutex<Histogram<u64>>,
-    /// Time of each journal write (and `fdatasync` under `--fsync`), in µs.
+    /// Time of each journal write, in µs.
     pub journal_write: Mutex<Histogram<u64>>,
+    /// Time of each `fdatasync` of the journal under `--fsync`, in µs.
+    pub journal_sync: Mutex<Histogram<u64>>,
+    /// `fdatasync`s of the journal under `--fsync`.
+    pub journal_syncs: AtomicU64,
     /// Journal records written.
     pub journal_records: AtomicU64,
     /// Journal writes (group commits).
@@ -40,6 +44,8 @@ impl Default for Shared {
         Shared {
             matching_latency: Mutex::new(latency_histogram()),
             journal_write: Mutex::new(latency_histogram()),
+            journal_sync: Mutex::new(latency_histogram()),
+            journal_syncs: AtomicU64::new(0),
             journal_records: AtomicU64::new(0),
             journal_batches: AtomicU64::new(0),
             journal_bytes: AtomicU64::new(0),
@@ -93,7 +99,15 @@ impl Shared {
             write_summary(
                 out,
                 "orderbook_journal_write_seconds",
-                "Time of one journal write (and fdatasync under --fsync), shared by a batch of commands.",
+                "Time of one journal write, shared by a batch of commands.",
+                &histogram,
+            );
+        }
+        if let Ok(histogram) = self.journal_sync.lock() {
+            write_summary(
+                out,
+                "orderbook_journal_sync_seconds",
+                "Time of one fdatasync of the journal under --fsync, shared by every record written before it began.",
                 &histogram,
             );
         }
@@ -111,6 +125,13 @@ impl Shared {
             "counter",
             "Journal writes (group commits).",
             load(&self.journal_batches),
+        );
+        write_value(
+            out,
+            "orderbook_journal_syncs_total",
+            "counter",
+            "fdatasync calls on the journal (--fsync only).",
+            load(&self.journal_syncs),
         );
         write_value(
             out,

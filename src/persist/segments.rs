@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use crate::metrics;
 use crate::ring::Wake;
 
 use super::journal::{self, Record};
@@ -156,7 +157,12 @@ impl Syncer {
     /// Starts the thread on `file` (the segment being written), with every
     /// record up to `durable` already on disk; `wake` is called after each
     /// sync.
-    pub fn start(file: File, durable: u64, wake: Arc<dyn Wake>) -> io::Result<Syncer> {
+    pub fn start(
+        file: File,
+        durable: u64,
+        wake: Arc<dyn Wake>,
+        metrics: Arc<metrics::Shared>,
+    ) -> io::Result<Syncer> {
         let shared = Arc::new(SyncShared {
             written: AtomicU64::new(durable),
             durable: AtomicU64::new(durable),
@@ -171,10 +177,15 @@ impl Syncer {
             .spawn(move || loop {
                 let target = worker.written.load(Ordering::Acquire);
                 if target > worker.durable.load(Ordering::Relaxed) {
+                    let started = Instant::now();
                     let synced = match worker.file.lock() {
                         Ok(file) => file.sync_data(),
                         Err(_) => Err(io::Error::other("journal file lock poisoned")),
                     };
+                    metrics.journal_syncs.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(mut histogram) = metrics.journal_sync.lock() {
+                        let _ = histogram.record(started.elapsed().as_micros() as u64);
+                    }
                     if let Err(error) = synced {
                         eprintln!("orderbook: cannot sync the journal: {error}; stopping");
                         worker.failed.store(true, Ordering::Release);
