@@ -179,6 +179,18 @@ const SWEEP_SLACK: usize = 64;
 /// at 100k and 1M resting orders (`benches/engine.rs`).
 const LOOKAHEAD: usize = 2;
 
+/// What `apply_batch`'s lookahead found a command will touch first.
+#[derive(Clone, Copy)]
+enum Touched {
+    Nothing,
+    /// The order a cancel or modify acts on.
+    Order(u32),
+    /// The tail of the level a resting place joins (it links behind it).
+    Tail(u32),
+    /// The oldest maker of the level a crossing place trades with first.
+    Maker(u32),
+}
+
 /// Resting orders below which `apply_batch` gives no hints: 16k slots are
 /// 1 MiB, the size of this machine's L2, where the hints only cost time.
 const LOOKAHEAD_MIN_ORDERS: usize = 1 << 14;
@@ -322,15 +334,19 @@ impl OrderBook {
             }
             return;
         }
+        // Stage two's findings, kept for stage three `LOOKAHEAD` commands
+        // later, by command position modulo the array's length.
+        let mut touched = [Touched::Nothing; 2 * LOOKAHEAD];
         for (i, command) in commands.iter().enumerate() {
             if let Some(later) = commands.get(i + 3 * LOOKAHEAD) {
                 self.prefetch_index(later);
             }
             if let Some(later) = commands.get(i + 2 * LOOKAHEAD) {
-                self.prefetch_orders(later);
+                touched[(i + 2 * LOOKAHEAD) % touched.len()] = self.prefetch_orders(later);
             }
-            if let Some(later) = commands.get(i + LOOKAHEAD) {
-                self.prefetch_neighbours(later);
+            if i + LOOKAHEAD < commands.len() {
+                let at = (i + LOOKAHEAD) % touched.len();
+                self.prefetch_neighbours(std::mem::replace(&mut touched[at], Touched::Nothing));
             }
             before(command, out);
             self.apply(command, out);
@@ -347,89 +363,79 @@ impl OrderBook {
     /// Lookahead, stage two, once stage one's bucket has arrived: starts
     /// fetching the order slot a cancel or modify acts on, or the slot a
     /// resting place links behind (its level's tail), or the maker a
-    /// crossing place meets first.
+    /// crossing place meets first. Returns that slot for stage three.
     #[inline]
-    fn prefetch_orders(&self, command: &Command) {
-        match command.kind {
-            CommandKind::Place { side, price, .. } => {
-                if let Some(slot) = self.first_touched(side, price) {
-                    if let Some(order) = self.orders.try_get(slot) {
-                        prefetch(order);
-                    }
-                }
-            }
-            CommandKind::Modify { id, .. } | CommandKind::Cancel { id } => {
-                if let Some(order) = self.peek_order(id) {
-                    prefetch(order);
-                }
+    fn prefetch_orders(&self, command: &Command) -> Touched {
+        let touched = match command.kind {
+            CommandKind::Place { side, price, .. } => self.first_touched(side, price),
+            CommandKind::Modify { id, .. } | CommandKind::Cancel { id } => self
+                .index
+                .peek(order_id_hash(id))
+                .filter(|value| value & IN_HISTORY == 0)
+                .map_or(Touched::Nothing, Touched::Order),
+        };
+        if let Touched::Order(slot) | Touched::Tail(slot) | Touched::Maker(slot) = touched {
+            if let Some(order) = self.orders.try_get(slot) {
+                prefetch(order);
             }
         }
+        touched
     }
 
     /// Lookahead, stage three, once stage two's slot has arrived: starts
     /// fetching a cancelled or modified order's queue neighbours, or the
-    /// index bucket of the maker a crossing place meets first.
+    /// index bucket of the maker a crossing place meets first (a filled
+    /// maker leaves the index) and the maker behind it.
     #[inline]
-    fn prefetch_neighbours(&self, command: &Command) {
-        match command.kind {
-            CommandKind::Place { side, price, .. } => {
-                let Some((best, _)) = self.ladders[side.opposite().index()].best() else {
-                    return;
-                };
-                let crosses = match side {
-                    Side::Buy => best <= price,
-                    Side::Sell => best >= price,
-                };
-                if crosses {
-                    if let Some(slot) = self.first_touched(side, price) {
-                        if let Some(maker) = self.orders.try_get(slot) {
-                            self.index.prefetch_home(order_id_hash(maker.id));
-                        }
-                    }
-                }
-            }
-            CommandKind::Modify { id, .. } | CommandKind::Cancel { id } => {
-                if let Some(order) = self.peek_order(id) {
-                    for slot in [order.prev, order.next] {
-                        if let Some(neighbour) = self.orders.try_get(slot) {
+    fn prefetch_neighbours(&self, touched: Touched) {
+        match touched {
+            Touched::Nothing | Touched::Tail(_) => {}
+            Touched::Order(slot) => {
+                if let Some(order) = self.orders.try_get(slot) {
+                    for neighbour in [order.prev, order.next] {
+                        if let Some(neighbour) = self.orders.try_get(neighbour) {
                             prefetch(neighbour);
                         }
                     }
                 }
             }
+            Touched::Maker(slot) => {
+                if let Some(maker) = self.orders.try_get(slot) {
+                    self.index.prefetch_home(order_id_hash(maker.id));
+                    if let Some(next) = self.orders.try_get(maker.next) {
+                        prefetch(next);
+                    }
+                }
+            }
         }
-    }
-
-    /// A guess at the slot of resting order `id`, from its index tag.
-    #[inline]
-    fn peek_order(&self, id: OrderId) -> Option<&Order> {
-        let value = self.index.peek(order_id_hash(id))?;
-        if value & IN_HISTORY != 0 {
-            return None;
-        }
-        self.orders.try_get(value)
     }
 
     /// The slot a place at `price` on `side` touches first as things
     /// stand: the opposite best level's oldest maker if it crosses, else
-    /// the tail of its own level (if that level has orders).
+    /// the tail of its own level (`NIL` if that level is empty).
     #[inline]
-    fn first_touched(&self, side: Side, price: Ticks) -> Option<u32> {
+    fn first_touched(&self, side: Side, price: Ticks) -> Touched {
         if let Some((best, level)) = self.ladders[side.opposite().index()].best() {
             let crosses = match side {
                 Side::Buy => best <= price,
                 Side::Sell => best >= price,
             };
             if crosses {
-                return Some(self.levels.try_get(level)?.head);
+                return self
+                    .levels
+                    .try_get(level)
+                    .map_or(Touched::Nothing, |level| Touched::Maker(level.head));
             }
         }
         let levels = &self.levels;
         let ladder = &self.ladders[side.index()];
-        let at = ladder.by_price.find(fold(price), |v| {
-            levels.try_get(v).is_some_and(|l| l.price == price)
-        })?;
-        Some(levels.try_get(ladder.by_price.get(at))?.tail)
+        ladder
+            .by_price
+            .find(fold(price), |v| {
+                levels.try_get(v).is_some_and(|l| l.price == price)
+            })
+            .and_then(|at| levels.try_get(ladder.by_price.get(at)))
+            .map_or(Touched::Nothing, |level| Touched::Tail(level.tail))
     }
 
     fn place<S: EventSink>(
