@@ -4,7 +4,8 @@
 //! [WORKLOAD]` (defaults 100000, 1000000, mix). It fills the book to
 //! `DEPTH` resting orders (bands as in `benches/engine.rs`), churns it
 //! (cancel + place, `DEPTH` pairs) so slots are scattered as in a long
-//! run, then applies `OPS` commands of the workload and prints ns/op. The
+//! run, then applies `OPS` commands of the workload, in batches of 64
+//! through `apply_batch` as the matching thread does, and prints ns/op. The
 //! book has no finished-order history, as on the matching thread. Unlike
 //! the bench there is no second engine and no model in the loop, so a
 //! profile or a cache simulation shows the book alone; the stream is
@@ -219,13 +220,20 @@ fn main() {
             }
         }
         let start = Instant::now();
-        for command in &commands {
-            sink.clear();
-            book.apply(std::hint::black_box(command), &mut sink);
-            if let Some(Event::Rejected { .. }) = sink.last() {
-                rejected += 1;
-            }
+        // As the matching thread applies what it drains: batches of 64.
+        for batch in commands.chunks(64) {
+            book.apply_batch(std::hint::black_box(batch), &mut sink, |_, sink| {
+                // The sink holds the previous command's events.
+                if let Some(Event::Rejected { .. }) = sink.last() {
+                    rejected += 1;
+                }
+                sink.clear();
+            });
         }
+        if let Some(Event::Rejected { .. }) = sink.last() {
+            rejected += 1;
+        }
+        sink.clear();
         timed += start.elapsed();
         done += commands.len();
     }

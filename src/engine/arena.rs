@@ -6,9 +6,12 @@
 /// The index no slot has: the end of a linked list.
 pub(crate) const NIL: u32 = u32::MAX;
 
-/// 2^15 slots: a chunk of 64-byte order slots is 2 MiB, one transparent
-/// huge page, so a big book's random slot accesses miss the TLB less.
-const CHUNK_BITS: u32 = 15;
+/// 2^18 slots: a chunk of 64-byte order slots is 16 MiB. Where the
+/// allocator asks for transparent huge pages (see README.md), a chunk's
+/// mapping then holds at least seven whole, aligned 2 MiB pages (a 2 MiB
+/// chunk, never aligned, held none), so a big book's random slot accesses
+/// miss the TLB less. Untouched pages of a chunk are never resident.
+const CHUNK_BITS: u32 = 18;
 const CHUNK_LEN: usize = 1 << CHUNK_BITS;
 const CHUNK_MASK: u32 = (CHUNK_LEN as u32) - 1;
 
