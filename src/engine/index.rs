@@ -142,7 +142,7 @@ impl IdIndex {
 
     /// Looks for the entry whose tag is `hash`'s and whose value satisfies
     /// `is_it` (called only on a tag match).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn probe(&self, hash: u64, mut is_it: impl FnMut(u32) -> bool) -> Probe {
         let tag = hash as u32;
         let mut at = tag as usize & self.mask;
