@@ -74,7 +74,7 @@ proptest! {
         let mut live = OrderBook::new(config());
         let mut trades: Vec<TradeRecord> = Vec::new();
         let mut journal_bytes = Vec::new();
-        journal::write_header(&mut journal_bytes, 1);
+        journal::write_header(&mut journal_bytes, 1, journal::Layout::Appended);
         let mut seq = 0;
         let mut state_file = None;
         let cut_at = (cut * commands.len() as f64) as usize;
@@ -103,7 +103,7 @@ proptest! {
         let mut recovered = OrderBook::new(config());
         state.restore_into(&mut recovered).unwrap();
         let mut recovered_trades = state.trades.clone();
-        let scan = journal::scan_records(&journal_bytes[journal::HEADER_LEN..]).unwrap();
+        let scan = journal::scan_records(&journal_bytes[journal::HEADER_LEN..], journal::Layout::Appended).unwrap();
         prop_assert_eq!(scan.torn_bytes, 0);
         for record in scan.records.iter().filter(|r| r.seq > state.seq) {
             events.clear();

@@ -7,6 +7,14 @@
 //! checksum fails with nothing after it, is a *torn tail* (a crash in the
 //! middle of a write): recovery cuts it. A bad record with good data after
 //! it is *corruption*: recovery refuses to start.
+//!
+//! Two file layouts share the record format. An *appended* file (version 1)
+//! ends where its records end. A *preallocated* file (version 2, written
+//! under `--fsync`) was allocated to its full size up front, so that
+//! writing a record changes no file metadata and `fdatasync` need not
+//! commit the filesystem's journal; its records end at the first frame
+//! that is all zeros, and only zeros may follow them. There, a damaged
+//! record with nothing but zeros after it is the torn tail.
 
 use std::fmt;
 
@@ -14,8 +22,10 @@ use crate::engine::{Command, CommandKind, Side};
 
 /// First bytes of every journal file.
 pub const MAGIC: [u8; 8] = *b"OBJRNL\0\0";
-/// The record layout this code writes and reads.
+/// The header version of an appended file.
 pub const VERSION: u32 = 1;
+/// The header version of a preallocated file.
+pub const VERSION_PREALLOCATED: u32 = 2;
 /// Magic, version, then the sequence number of the file's first record.
 pub const HEADER_LEN: usize = 8 + 4 + 8;
 /// Length and checksum before each payload.
@@ -57,15 +67,38 @@ impl fmt::Display for JournalError {
     }
 }
 
+/// How a journal file holds its records (see the module's notes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// The file ends where its records end.
+    Appended,
+    /// The file was allocated (zero-filled) to its full size first; its
+    /// records end at the first all-zero frame.
+    Preallocated,
+}
+
+/// What a file header says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// The sequence number of the file's first record.
+    pub first_seq: u64,
+    /// How the file holds its records.
+    pub layout: Layout,
+}
+
 /// Appends a file header whose first record will be `first_seq`.
-pub fn write_header(out: &mut Vec<u8>, first_seq: u64) {
+pub fn write_header(out: &mut Vec<u8>, first_seq: u64, layout: Layout) {
+    let version = match layout {
+        Layout::Appended => VERSION,
+        Layout::Preallocated => VERSION_PREALLOCATED,
+    };
     out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&first_seq.to_le_bytes());
 }
 
-/// Reads a file header, returning the sequence number of its first record.
-pub fn read_header(data: &[u8]) -> Result<u64, JournalError> {
+/// Reads a file header.
+pub fn read_header(data: &[u8]) -> Result<Header, JournalError> {
     if data.len() < HEADER_LEN {
         return Err(JournalError::BadHeader(format!(
             "{} bytes, a header needs {HEADER_LEN}",
@@ -78,14 +111,19 @@ pub fn read_header(data: &[u8]) -> Result<u64, JournalError> {
         ));
     }
     let version = u32::from_le_bytes(data[8..12].try_into().expect("4 bytes"));
-    if version != VERSION {
-        return Err(JournalError::BadHeader(format!(
-            "version {version}, this build reads version {VERSION}"
-        )));
-    }
-    Ok(u64::from_le_bytes(
-        data[12..20].try_into().expect("8 bytes"),
-    ))
+    let layout = match version {
+        VERSION => Layout::Appended,
+        VERSION_PREALLOCATED => Layout::Preallocated,
+        _ => {
+            return Err(JournalError::BadHeader(format!(
+                "version {version}, this build reads versions {VERSION} and {VERSION_PREALLOCATED}"
+            )))
+        }
+    };
+    Ok(Header {
+        first_seq: u64::from_le_bytes(data[12..20].try_into().expect("8 bytes")),
+        layout,
+    })
 }
 
 fn encode_payload(record: &Record, out: &mut Vec<u8>) {
@@ -201,23 +239,43 @@ pub struct Scan {
     /// Bytes (from the start of the records) that hold good records; a
     /// torn tail starts here.
     pub good_len: usize,
-    /// Bytes of torn tail after the good records (0 if none).
+    /// Bytes of torn tail after the good records (0 if none); in a
+    /// preallocated file, up to its last non-zero byte.
     pub torn_bytes: usize,
 }
 
-/// Reads the records that follow the header. A damaged last record is a
-/// torn tail (reported, not an error); a damaged record followed by more
-/// data is corruption.
-pub fn scan_records(data: &[u8]) -> Result<Scan, JournalError> {
+/// Reads the records that follow the header of a file of `layout`. A
+/// damaged last record is a torn tail (reported, not an error); a damaged
+/// record followed by more data is corruption.
+pub fn scan_records(data: &[u8], layout: Layout) -> Result<Scan, JournalError> {
+    // Where the written bytes end: past it a preallocated file holds only
+    // zeros. (The last record itself may end in zero bytes, so this is not
+    // where the records end, only where data can no longer follow.)
+    let written = match layout {
+        Layout::Appended => data.len(),
+        Layout::Preallocated => data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1),
+    };
     let mut records = Vec::new();
     let mut at = 0;
-    while at < data.len() {
+    while at < written {
         let rest = &data[at..];
         let torn = |records: Vec<Record>| Scan {
             records,
             good_len: at,
-            torn_bytes: rest.len(),
+            torn_bytes: written - at,
         };
+        if layout == Layout::Preallocated
+            && rest[..FRAME_LEN.min(rest.len())].iter().all(|&b| b == 0)
+        {
+            // The end of the records, yet written bytes follow.
+            return Err(JournalError::Corrupt {
+                offset: at,
+                problem: format!(
+                    "the records end here, but {} bytes later hold data",
+                    written - at
+                ),
+            });
+        }
         if rest.len() < FRAME_LEN {
             return Ok(torn(records));
         }
@@ -226,7 +284,7 @@ pub fn scan_records(data: &[u8]) -> Result<Scan, JournalError> {
         if length > MAX_PAYLOAD {
             // A length no record has: garbage where a frame should be. At the
             // very end it is a torn write; before good data it is corruption.
-            return if rest.len() <= FRAME_LEN + MAX_PAYLOAD {
+            return if written - at <= FRAME_LEN + MAX_PAYLOAD {
                 Ok(torn(records))
             } else {
                 Err(JournalError::Corrupt {
@@ -239,7 +297,7 @@ pub fn scan_records(data: &[u8]) -> Result<Scan, JournalError> {
             return Ok(torn(records));
         }
         let payload = &rest[FRAME_LEN..FRAME_LEN + length];
-        let is_last = rest.len() == FRAME_LEN + length;
+        let is_last = at + FRAME_LEN + length >= written;
         let decoded = (crc32fast::hash(payload) == crc)
             .then(|| decode_payload(payload))
             .flatten();
@@ -315,7 +373,7 @@ mod tests {
     fn records_round_trip() {
         let records = sample();
         let data = encoded(&records);
-        let scan = scan_records(&data).unwrap();
+        let scan = scan_records(&data, Layout::Appended).unwrap();
         assert_eq!(scan.records, records);
         assert_eq!((scan.good_len, scan.torn_bytes), (data.len(), 0));
     }
@@ -323,9 +381,24 @@ mod tests {
     #[test]
     fn header_round_trips_and_rejects_strangers() {
         let mut out = Vec::new();
-        write_header(&mut out, 77);
+        write_header(&mut out, 77, Layout::Appended);
         assert_eq!(out.len(), HEADER_LEN);
-        assert_eq!(read_header(&out), Ok(77));
+        assert_eq!(
+            read_header(&out),
+            Ok(Header {
+                first_seq: 77,
+                layout: Layout::Appended
+            })
+        );
+        let mut preallocated = Vec::new();
+        write_header(&mut preallocated, 78, Layout::Preallocated);
+        assert_eq!(
+            read_header(&preallocated),
+            Ok(Header {
+                first_seq: 78,
+                layout: Layout::Preallocated
+            })
+        );
         let mut wrong_version = out.clone();
         wrong_version[8] = 9;
         assert!(matches!(
@@ -348,7 +421,7 @@ mod tests {
         let data = encoded(&records);
         let whole = encoded(&records[..3]).len();
         for cut in whole + 1..data.len() {
-            let scan = scan_records(&data[..cut]).unwrap();
+            let scan = scan_records(&data[..cut], Layout::Appended).unwrap();
             assert_eq!(scan.records, records[..3], "cut at {cut}");
             assert_eq!((scan.good_len, scan.torn_bytes), (whole, cut - whole));
         }
@@ -360,7 +433,7 @@ mod tests {
         let mut data = encoded(&records);
         let last = data.len() - 1;
         data[last] ^= 0xFF;
-        let scan = scan_records(&data).unwrap();
+        let scan = scan_records(&data, Layout::Appended).unwrap();
         assert_eq!(scan.records, records[..3]);
         assert!(scan.torn_bytes > 0);
     }
@@ -370,7 +443,7 @@ mod tests {
         let records = sample();
         let mut data = encoded(&records);
         data[FRAME_LEN + 3] ^= 0x01; // inside the first payload
-        match scan_records(&data) {
+        match scan_records(&data, Layout::Appended) {
             Err(JournalError::Corrupt { offset, problem }) => {
                 assert_eq!(offset, 0);
                 assert_eq!(problem, "checksum mismatch");
@@ -381,7 +454,75 @@ mod tests {
         data[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
         data.extend(std::iter::repeat_n(0u8, 2 * MAX_PAYLOAD));
         assert!(matches!(
-            scan_records(&data),
+            scan_records(&data, Layout::Appended),
+            Err(JournalError::Corrupt { offset: 0, .. })
+        ));
+    }
+
+    /// `data` in a file preallocated to `data.len() + zeros`.
+    fn zero_filled(data: &[u8], zeros: usize) -> Vec<u8> {
+        let mut file = data.to_vec();
+        file.resize(data.len() + zeros, 0);
+        file
+    }
+
+    #[test]
+    fn a_preallocated_file_ends_its_records_at_the_zeros() {
+        let records = sample();
+        let data = encoded(&records);
+        let scan = scan_records(&zero_filled(&data, 4096), Layout::Preallocated).unwrap();
+        assert_eq!(scan.records, records);
+        assert_eq!((scan.good_len, scan.torn_bytes), (data.len(), 0));
+        // Nothing written yet.
+        let scan = scan_records(&[0; 4096], Layout::Preallocated).unwrap();
+        assert_eq!(
+            (scan.records.len(), scan.good_len, scan.torn_bytes),
+            (0, 0, 0)
+        );
+        // A last record whose own bytes end in zeros is still whole.
+        let mut last = records[3];
+        last.command.kind = CommandKind::Cancel { id: 1 };
+        let mut data = encoded(&records[..3]);
+        write_record(&mut data, &last);
+        assert_eq!(*data.last().unwrap(), 0, "the record ends in a zero byte");
+        let scan = scan_records(&zero_filled(&data, 100), Layout::Preallocated).unwrap();
+        assert_eq!(scan.records.last(), Some(&last));
+        assert_eq!((scan.good_len, scan.torn_bytes), (data.len(), 0));
+    }
+
+    #[test]
+    fn a_half_written_record_before_the_zeros_is_a_torn_tail() {
+        let records = sample();
+        let data = encoded(&records);
+        let whole = encoded(&records[..3]).len();
+        for cut in whole + 1..data.len() {
+            let file = zero_filled(&data[..cut], 2 * MAX_PAYLOAD);
+            let scan = scan_records(&file, Layout::Preallocated).unwrap();
+            assert_eq!(scan.records, records[..3], "cut at {cut}");
+            assert_eq!(scan.good_len, whole, "cut at {cut}");
+            // Up to the last non-zero byte of what was written.
+            let nonzero = data[..cut].iter().rposition(|&b| b != 0).unwrap() + 1;
+            assert_eq!(scan.torn_bytes, nonzero - whole, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn data_after_the_end_of_a_preallocated_files_records_is_corruption() {
+        let records = sample();
+        let first = encoded(&records[..1]);
+        // Records, a gap of zeros, then more records.
+        let mut file = zero_filled(&first, 64);
+        file.extend(encoded(&records[1..]));
+        file.extend([0; 256]);
+        match scan_records(&file, Layout::Preallocated) {
+            Err(JournalError::Corrupt { offset, .. }) => assert_eq!(offset, first.len()),
+            other => panic!("expected corruption, got {other:?}"),
+        }
+        // A damaged record with good records (then zeros) after it.
+        let mut data = encoded(&records);
+        data[FRAME_LEN + 3] ^= 0x01;
+        assert!(matches!(
+            scan_records(&zero_filled(&data, 512), Layout::Preallocated),
             Err(JournalError::Corrupt { offset: 0, .. })
         ));
     }

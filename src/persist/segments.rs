@@ -65,6 +65,12 @@ pub fn prune(dir: &Path, covered: u64) -> io::Result<usize> {
     Ok(removed)
 }
 
+/// Allocates `bytes` of zeros to `file` (its size becomes `bytes`); false
+/// if the filesystem cannot.
+fn preallocate(file: &File, bytes: u64) -> bool {
+    rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, bytes).is_ok()
+}
+
 /// Appends records to the newest segment and rotates segments.
 pub struct SegmentWriter {
     dir: PathBuf,
@@ -79,7 +85,7 @@ impl SegmentWriter {
     /// `fsync`, each new file's header and name are synced, and a file is
     /// synced to its end before the next one starts.
     pub fn create(dir: &Path, next_seq: u64, segment_bytes: u64, fsync: bool) -> io::Result<Self> {
-        let (file, written) = Self::new_segment(dir, next_seq, fsync)?;
+        let (file, written) = Self::new_segment(dir, next_seq, fsync, segment_bytes)?;
         Ok(SegmentWriter {
             dir: dir.to_path_buf(),
             file,
@@ -89,19 +95,35 @@ impl SegmentWriter {
         })
     }
 
-    fn new_segment(dir: &Path, first_seq: u64, fsync: bool) -> io::Result<(File, u64)> {
+    /// Creates the segment whose first record is `first_seq`. Under
+    /// `fsync` it is preallocated to `segment_bytes` (see
+    /// [`journal::Layout::Preallocated`]): a record written into allocated
+    /// space changes no metadata, so `fdatasync` skips the filesystem's
+    /// journal commit. Where the filesystem cannot preallocate, the file
+    /// is appended to instead.
+    fn new_segment(
+        dir: &Path,
+        first_seq: u64,
+        fsync: bool,
+        segment_bytes: u64,
+    ) -> io::Result<(File, u64)> {
         let path = dir.join(segment_name(first_seq));
         let mut file = OpenOptions::new()
             .create(true)
             .truncate(true)
             .write(true)
             .open(&path)?;
+        let layout = if fsync && preallocate(&file, segment_bytes) {
+            journal::Layout::Preallocated
+        } else {
+            journal::Layout::Appended
+        };
         let mut header = Vec::with_capacity(journal::HEADER_LEN);
-        journal::write_header(&mut header, first_seq);
+        journal::write_header(&mut header, first_seq, layout);
         file.write_all(&header)?;
         if fsync {
-            // The header and the new name must be on disk before any record
-            // in the file counts as durable.
+            // The header, the allocation and the new name must be on disk
+            // before any record in the file counts as durable.
             file.sync_all()?;
             File::open(dir)?.sync_all()?;
         }
@@ -120,7 +142,8 @@ impl SegmentWriter {
             if self.fsync {
                 self.file.sync_data()?;
             }
-            let (file, written) = Self::new_segment(&self.dir, next_seq, self.fsync)?;
+            let (file, written) =
+                Self::new_segment(&self.dir, next_seq, self.fsync, self.segment_bytes)?;
             self.file = file;
             self.written = written;
             return Ok(true);
@@ -270,13 +293,14 @@ pub fn read_after(dir: &Path, covered: u64) -> Result<Replay, String> {
             ));
             break;
         }
-        let first = journal::read_header(&data).map_err(|e| problem(e.to_string()))?;
+        let header = journal::read_header(&data).map_err(|e| problem(e.to_string()))?;
+        let first = header.first_seq;
         if first != *named_first {
             return Err(problem(format!(
                 "its header starts at record {first}, its name at {named_first}"
             )));
         }
-        let scan = journal::scan_records(&data[journal::HEADER_LEN..])
+        let scan = journal::scan_records(&data[journal::HEADER_LEN..], header.layout)
             .map_err(|e| problem(e.to_string()))?;
         if scan.torn_bytes > 0 {
             if !newest {
@@ -391,6 +415,53 @@ mod tests {
         // A state file older than the journal's start means lost records.
         let error = read_after(&dir, 10).unwrap_err();
         assert!(error.contains("records are missing"), "{error}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn under_fsync_segments_are_preallocated_and_read_back_to_their_last_record() {
+        let dir = temp_dir("preallocated");
+        // 100 records of ~40 bytes: the first file fills past 2,000 bytes.
+        let mut writer = SegmentWriter::create(&dir, 1, 2_000, true).unwrap();
+        let first = dir.join(segment_name(1));
+        assert_eq!(
+            fs::metadata(&first).unwrap().len(),
+            2_000,
+            "allocated up front"
+        );
+        for batch in 0..10u64 {
+            let from = batch * 10 + 1;
+            writer.append(&encoded(from..=from + 9), from + 10).unwrap();
+        }
+        let mut half = encoded(101..=101);
+        half.truncate(half.len() / 2);
+        writer.append(&half, 102).unwrap();
+        drop(writer);
+        let segments = list(&dir).unwrap();
+        assert!(segments.len() >= 2, "rotated: {segments:?}");
+        for (_, path) in &segments {
+            let data = fs::read(path).unwrap();
+            let header = journal::read_header(&data).unwrap();
+            assert_eq!(header.layout, journal::Layout::Preallocated);
+        }
+        let newest = segments.last().unwrap().1.clone();
+        let replay = read_after(&dir, 0).unwrap();
+        let seqs: Vec<u64> = replay.records.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, (1..=100).collect::<Vec<_>>());
+        // The half record is cut, with the zeros after it.
+        assert_eq!(replay.warnings.len(), 1, "{:?}", replay.warnings);
+        let nonzero = half.iter().rposition(|&b| b != 0).unwrap() + 1;
+        assert!(
+            replay.warnings[0].contains(&format!("({nonzero} bytes)")),
+            "{:?}",
+            replay.warnings
+        );
+        let kept = fs::read(&newest).unwrap();
+        let scan =
+            journal::scan_records(&kept[journal::HEADER_LEN..], journal::Layout::Preallocated)
+                .unwrap();
+        assert_eq!(scan.torn_bytes, 0);
+        assert_eq!(journal::HEADER_LEN + scan.good_len, kept.len());
         fs::remove_dir_all(&dir).unwrap();
     }
 
