@@ -410,6 +410,22 @@ impl OrderBook {
         }
     }
 
+    /// While the maker in `slot` trades, starts fetching what the walk
+    /// needs next if this one fills: the index bucket of the maker behind
+    /// it (its slot fetched one step earlier, or by `apply_batch`), which
+    /// leaves the index when it fills in turn, and the slot of the maker
+    /// behind that one.
+    #[inline]
+    fn prefetch_behind(&self, slot: u32) {
+        let next = self.orders.get(slot).next;
+        if let Some(behind) = self.orders.try_get(next) {
+            self.index.prefetch_home(order_id_hash(behind.id));
+            if let Some(further) = self.orders.try_get(behind.next) {
+                prefetch(further);
+            }
+        }
+    }
+
     /// The slot a place at `price` on `side` touches first as things
     /// stand: the opposite best level's oldest maker if it crosses, else
     /// the tail of its own level (`NIL` if that level is empty).
@@ -599,6 +615,8 @@ impl OrderBook {
         let mut remaining = self.orders.get(slot).remaining();
         let mut filled_now: Qty = 0;
         let mut notional_now: u128 = 0;
+        // A big book's makers are rarely in cache: fetch ahead of the walk.
+        let look_ahead = self.orders.len() >= LOOKAHEAD_MIN_ORDERS;
 
         while remaining > 0 {
             let Some((level_price, level_slot)) = self.ladders[opposite.index()].best() else {
@@ -614,6 +632,9 @@ impl OrderBook {
             // Walk the level's queue from the oldest maker.
             loop {
                 let maker_slot = self.levels.get(level_slot).head;
+                if look_ahead {
+                    self.prefetch_behind(maker_slot);
+                }
                 let maker = self.orders.get_mut(maker_slot);
                 let fill = remaining.min(maker.remaining());
                 maker.filled += fill;
