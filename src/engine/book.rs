@@ -175,8 +175,10 @@ const SWEEP_SLACK: usize = 64;
 
 /// Commands between the stages of [`OrderBook::apply_batch`]'s lookahead:
 /// far enough for a load to arrive before the next stage needs it, near
-/// enough that the book has not moved on. Measured best of 1, 2, 3 and 4
-/// at 100k and 1M resting orders (`benches/engine.rs`).
+/// enough that the book has not moved on. At 100k and 1M resting orders 1
+/// was slower than 2, and 3, 4, 8 (or first stages 10 and 16 commands
+/// ahead) no faster within this VM's noise (`benches/engine.rs`,
+/// `examples/engine_profile.rs`).
 const LOOKAHEAD: usize = 2;
 
 /// What `apply_batch`'s lookahead found a command will touch first.
@@ -191,8 +193,10 @@ enum Touched {
     Maker(u32),
 }
 
-/// Resting orders below which `apply_batch` gives no hints: 16k slots are
-/// 1 MiB, the size of this machine's L2, where the hints only cost time.
+/// Resting orders below which the book gives no prefetch hints (neither
+/// `apply_batch`'s lookahead nor a crossing place's walk of its makers):
+/// 16k slots are 1 MiB, the size of this machine's L2, where the hints
+/// only cost time (the mix at 1k resting: 91 → 120 ns/op with them).
 const LOOKAHEAD_MIN_ORDERS: usize = 1 << 14;
 
 /// Index values with this bit set are history positions, not order slots.
@@ -689,7 +693,9 @@ impl OrderBook {
             }
         }
 
-        self.add_notional(slot, notional_now);
+        if notional_now > 0 {
+            self.add_notional(slot, notional_now);
+        }
         let taker = self.orders.get_mut(slot);
         taker.filled += filled_now;
         if remaining == 0 {
@@ -804,6 +810,7 @@ impl OrderBook {
 
     /// Takes the resting order in `slot` out of its level's queue, closing
     /// the level if it empties.
+    #[inline(always)]
     fn unlink<S: EventSink>(&mut self, slot: u32, out: &mut S) {
         let (prev, next, level_slot, remaining, side) = {
             let order = self.orders.get(slot);
@@ -878,7 +885,7 @@ impl OrderBook {
     }
 
     /// Frees `slot`, dropping the high notional bits it may have had.
-    #[inline]
+    #[inline(always)]
     fn free(&mut self, slot: u32) {
         if self.orders.get(slot).wide {
             self.wide_notional.remove(&slot);
@@ -889,13 +896,15 @@ impl OrderBook {
     /// Moves a finished order out of its slot into the history ring (or
     /// forgets it when there is none) and frees the slot. `at` is its index
     /// bucket when the caller has it.
+    #[inline(always)]
     fn retire(&mut self, slot: u32, at: Option<usize>) {
-        let hash = order_id_hash(self.orders.get(slot).id);
+        // Hashed only when needed: a cancel brings its bucket along.
+        let hash = |book: &Self| order_id_hash(book.orders.get(slot).id);
         let mut at = match at {
             Some(at) => at,
             None => self
                 .index
-                .find_value(hash, slot)
+                .find_value(hash(self), slot)
                 .expect("a resting order is in the index"),
         };
         if self.history.capacity == 0 {
@@ -910,7 +919,7 @@ impl OrderBook {
                 self.forget(evicted.id, IN_HISTORY | position);
                 at = self
                     .index
-                    .find_value(hash, slot)
+                    .find_value(hash(self), slot)
                     .expect("a resting order is in the index");
             }
             self.index.set(at, IN_HISTORY | position);
@@ -940,7 +949,7 @@ impl OrderBook {
     }
 
     /// Where `id` is or would go in the index.
-    #[inline]
+    #[inline(always)]
     fn probe(&self, hash: u64, id: OrderId) -> Probe {
         let (orders, history) = (&self.orders, &self.history);
         self.index.probe(hash, |v| id_of(orders, history, v) == id)
@@ -956,7 +965,7 @@ impl OrderBook {
     }
 
     /// The index bucket and arena slot of `id` if it rests in the book.
-    #[inline]
+    #[inline(always)]
     fn find_resting(&self, id: OrderId) -> Option<(usize, u32)> {
         match self.probe(order_id_hash(id), id) {
             Probe::Found(at) => {
