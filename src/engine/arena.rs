@@ -6,8 +6,8 @@
 /// The index no slot has: the end of a linked list.
 pub(crate) const NIL: u32 = u32::MAX;
 
-/// 2^18 slots: a chunk of 64-byte order slots is 16 MiB. Where the
-/// allocator asks for transparent huge pages (see README.md), a chunk's
+/// 2^18 slots: a chunk of 64-byte order slots is 16 MiB. When the
+/// allocator asks for transparent huge pages (opt-in, README.md), a chunk's
 /// mapping then holds at least seven whole, aligned 2 MiB pages (a 2 MiB
 /// chunk, never aligned, held none), so a big book's random slot accesses
 /// miss the TLB less. Untouched pages of a chunk are never resident.
