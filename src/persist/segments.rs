@@ -282,12 +282,13 @@ pub fn read_after(dir: &Path, covered: u64) -> Result<Replay, String> {
         let newest = i + 1 == segments.len();
         let data = fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let problem = |what: String| format!("journal file {} is corrupt: {what}", path.display());
-        if newest && data.len() < journal::HEADER_LEN {
-            // A crash while the newest file was being started: no record
-            // was ever in it.
+        if newest && (data.len() < journal::HEADER_LEN || data.iter().all(|&b| b == 0)) {
+            // A crash while the newest file was being started, before its
+            // header was whole (or, preallocated, written at all): no
+            // record was ever in it.
             fs::remove_file(path).map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
             replay.warnings.push(format!(
-                "journal file {}: removed, it was cut short ({} bytes) before its first record",
+                "journal file {}: removed, it was cut short ({} bytes, no header) before its first record",
                 path.display(),
                 data.len()
             ));
@@ -462,6 +463,30 @@ mod tests {
                 .unwrap();
         assert_eq!(scan.torn_bytes, 0);
         assert_eq!(journal::HEADER_LEN + scan.good_len, kept.len());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_newest_file_preallocated_but_never_written_is_removed() {
+        let dir = temp_dir("unwritten");
+        let mut writer = SegmentWriter::create(&dir, 1, 1 << 20, false).unwrap();
+        writer.append(&encoded(1..=10), 11).unwrap();
+        drop(writer);
+        // A crash between allocating the next file and writing its header.
+        let unwritten = dir.join(segment_name(11));
+        fs::write(&unwritten, vec![0u8; 4096]).unwrap();
+        let replay = read_after(&dir, 0).unwrap();
+        assert_eq!(replay.records.len(), 10);
+        assert_eq!(replay.warnings.len(), 1, "{:?}", replay.warnings);
+        assert!(replay.warnings[0].contains("(4096 bytes, no header)"));
+        assert!(!unwritten.exists());
+        // Zeros in an older file's header are corruption, not a crash.
+        fs::write(dir.join(segment_name(11)), vec![0u8; 4096]).unwrap();
+        let mut writer = SegmentWriter::create(&dir, 21, 1 << 20, false).unwrap();
+        writer.append(&encoded(21..=21), 22).unwrap();
+        drop(writer);
+        let error = read_after(&dir, 0).unwrap_err();
+        assert!(error.contains("bad magic"), "{error}");
         fs::remove_dir_all(&dir).unwrap();
     }
 
