@@ -1,22 +1,28 @@
 //! A slot arena: values addressed by a `u32` index, freed slots reused
-//! first. Storage grows in fixed chunks that never move, so growing never
-//! copies the book and the steady state (as many frees as takes) never
-//! allocates.
+//! first. The configured capacity is one allocation made up front, so a
+//! lookup is one bounds check; past it, storage grows in fixed chunks.
+//! Nothing ever moves, so growing never copies the book and the steady
+//! state (as many frees as takes) never allocates.
 
 /// The index no slot has: the end of a linked list.
 pub(crate) const NIL: u32 = u32::MAX;
 
-/// 2^18 slots: a chunk of 64-byte order slots is 16 MiB. When the
-/// allocator asks for transparent huge pages (opt-in, README.md), a chunk's
-/// mapping then holds at least seven whole, aligned 2 MiB pages (a 2 MiB
-/// chunk, never aligned, held none), so a big book's random slot accesses
-/// miss the TLB less. Untouched pages of a chunk are never resident.
+/// 2^18 slots: a chunk of 64-byte order slots past the configured
+/// capacity is 16 MiB. When the allocator asks for transparent huge pages
+/// (opt-in, README.md), a mapping that large holds whole, aligned 2 MiB
+/// pages (a 2 MiB one, never aligned, held none), so a big book's random
+/// slot accesses miss the TLB less. Untouched pages are never resident.
 const CHUNK_BITS: u32 = 18;
 const CHUNK_LEN: usize = 1 << CHUNK_BITS;
-const CHUNK_MASK: u32 = (CHUNK_LEN as u32) - 1;
+const CHUNK_MASK: usize = CHUNK_LEN - 1;
 
 pub(crate) struct Arena<T> {
-    /// Each chunk has capacity `CHUNK_LEN` and is never reallocated.
+    /// Slots `0..base_capacity`, pushed into one allocation that is never
+    /// reallocated (it never grows past its capacity).
+    base: Vec<T>,
+    base_capacity: usize,
+    /// Slots from `base_capacity` on, in chunks of capacity `CHUNK_LEN`
+    /// that are never reallocated.
     chunks: Vec<Vec<T>>,
     /// Freed slot indices, reused last-in first-out (warm in cache).
     free: Vec<u32>,
@@ -29,13 +35,11 @@ pub(crate) struct Arena<T> {
 impl<T> Arena<T> {
     /// An arena with room for `capacity` slots before it allocates again.
     pub(crate) fn with_capacity(capacity: usize) -> Self {
-        let chunk_count = capacity.div_ceil(CHUNK_LEN).max(1);
-        let mut chunks = Vec::with_capacity(chunk_count.max(64));
-        for _ in 0..chunk_count {
-            chunks.push(Vec::with_capacity(CHUNK_LEN));
-        }
+        let base: Vec<T> = Vec::with_capacity(capacity);
         Arena {
-            chunks,
+            base_capacity: base.capacity(),
+            base,
+            chunks: Vec::with_capacity(64),
             free: Vec::with_capacity(capacity),
             live: 0,
             fresh: 0,
@@ -50,17 +54,26 @@ impl<T> Arena<T> {
             *self.get_mut(index) = value;
             return index;
         }
-        // No freed slot: take the next fresh one, opening a chunk if needed.
+        // No freed slot: take the next fresh one.
         let index = self.fresh;
         assert!(index != NIL, "arena exhausted its u32 index space");
         self.fresh += 1;
-        let chunk_index = (index >> CHUNK_BITS) as usize;
-        if chunk_index == self.chunks.len() {
+        if (index as usize) < self.base_capacity {
+            // Within capacity: `push` never reallocates.
+            self.base.push(value);
+        } else {
+            self.push_past_base(value);
+        }
+        index
+    }
+
+    #[cold]
+    fn push_past_base(&mut self, value: T) {
+        let past = self.fresh as usize - 1 - self.base_capacity;
+        if past >> CHUNK_BITS == self.chunks.len() {
             self.chunks.push(Vec::with_capacity(CHUNK_LEN));
         }
-        let chunk = &mut self.chunks[chunk_index];
-        chunk.push(value);
-        index
+        self.chunks[past >> CHUNK_BITS].push(value);
     }
 
     /// Marks slot `index` free; its value stays until the slot is reused.
@@ -72,21 +85,52 @@ impl<T> Arena<T> {
 
     #[inline]
     pub(crate) fn get(&self, index: u32) -> &T {
-        &self.chunks[(index >> CHUNK_BITS) as usize][(index & CHUNK_MASK) as usize]
+        let at = index as usize;
+        if at < self.base.len() {
+            &self.base[at]
+        } else {
+            self.get_past_base(at)
+        }
     }
 
     #[inline]
     pub(crate) fn get_mut(&mut self, index: u32) -> &mut T {
-        &mut self.chunks[(index >> CHUNK_BITS) as usize][(index & CHUNK_MASK) as usize]
+        let at = index as usize;
+        if at < self.base.len() {
+            &mut self.base[at]
+        } else {
+            self.get_past_base_mut(at)
+        }
     }
 
     /// The value in slot `index` if it was ever handed out (for hints
     /// computed from possibly stale indices).
     #[inline]
     pub(crate) fn try_get(&self, index: u32) -> Option<&T> {
-        self.chunks
-            .get((index >> CHUNK_BITS) as usize)?
-            .get((index & CHUNK_MASK) as usize)
+        let at = index as usize;
+        if at < self.base.len() {
+            Some(&self.base[at])
+        } else {
+            self.try_get_past_base(at)
+        }
+    }
+
+    #[cold]
+    fn get_past_base(&self, at: usize) -> &T {
+        let past = at - self.base_capacity;
+        &self.chunks[past >> CHUNK_BITS][past & CHUNK_MASK]
+    }
+
+    #[cold]
+    fn get_past_base_mut(&mut self, at: usize) -> &mut T {
+        let past = at - self.base_capacity;
+        &mut self.chunks[past >> CHUNK_BITS][past & CHUNK_MASK]
+    }
+
+    #[cold]
+    fn try_get_past_base(&self, at: usize) -> Option<&T> {
+        let past = at.checked_sub(self.base_capacity)?;
+        self.chunks.get(past >> CHUNK_BITS)?.get(past & CHUNK_MASK)
     }
 
     /// Slots in use.
@@ -113,13 +157,29 @@ mod tests {
     }
 
     #[test]
-    fn grows_past_one_chunk_without_moving_values() {
-        let mut arena = Arena::with_capacity(1);
-        let indices: Vec<u32> = (0..(CHUNK_LEN as u64 * 2 + 5))
+    fn grows_past_its_capacity_and_one_chunk_without_moving_values() {
+        let mut arena = Arena::with_capacity(1000);
+        let base = arena.base.as_ptr();
+        let indices: Vec<u32> = (0..(1000 + CHUNK_LEN as u64 * 2 + 5))
             .map(|v| arena.insert(v))
             .collect();
+        assert_eq!(arena.base.as_ptr(), base, "the base never moved");
         for (value, index) in indices.iter().enumerate() {
             assert_eq!(*arena.get(*index), value as u64);
+            assert_eq!(arena.try_get(*index), Some(&(value as u64)));
         }
+        *arena.get_mut(indices[1500]) = 7;
+        assert_eq!(*arena.get(indices[1500]), 7);
+        assert_eq!(arena.try_get(indices.len() as u32), None);
+        assert_eq!(arena.try_get(NIL), None);
+    }
+
+    #[test]
+    fn an_arena_of_no_capacity_grows_in_chunks() {
+        let mut arena = Arena::with_capacity(0);
+        let a = arena.insert(5u8);
+        let b = arena.insert(6u8);
+        assert_eq!((*arena.get(a), *arena.get(b)), (5, 6));
+        assert_eq!(arena.try_get(2), None);
     }
 }
