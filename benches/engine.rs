@@ -124,47 +124,11 @@ const DEPTHS: [(usize, &str); 3] = [(1_000, "1k"), (100_000, "100k"), (1_000_000
 const SUMMARY_OPS: u64 = 200_000;
 const SUMMARY_RUNS: usize = 5;
 
-// ---------------------------------------------------------------------------
-// Randomness: xorshift64*, no dependency.
-
-#[derive(Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed | 1)
-    }
-
-    #[inline]
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in `0..n` (n > 0).
-    #[inline]
-    fn below(&mut self, n: u64) -> u64 {
-        ((self.next() as u128 * n as u128) >> 64) as u64
-    }
-
-    #[inline]
-    fn id(&mut self) -> u128 {
-        ((self.next() as u128) << 64) | self.next() as u128
-    }
-
-    #[inline]
-    fn side(&mut self) -> Side {
-        if self.next() >> 63 == 0 {
-            Side::Buy
-        } else {
-            Side::Sell
-        }
-    }
-}
+// Randomness: xorshift64*, shared with the tests and examples.
+#[path = "../tests/support/xorshift.rs"]
+#[allow(dead_code)]
+mod xorshift;
+use xorshift::Rng;
 
 // ---------------------------------------------------------------------------
 // The command stream, engine-neutral.

@@ -10,6 +10,11 @@
 
 use orderbook::engine::{BookConfig, Command, CommandKind, Event, OrderBook, Side};
 
+#[path = "../tests/support/xorshift.rs"]
+#[allow(dead_code)]
+mod xorshift;
+use xorshift::Rng;
+
 const ORDERS: usize = 1_000_000;
 const BAND: u64 = 500;
 const MID: u64 = 1_000_000;
@@ -31,24 +36,6 @@ fn resident_bytes() -> u64 {
 
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
-}
-
-/// xorshift64*: a fixed seed, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        ((self.next() as u128 * n as u128) >> 64) as u64
-    }
 }
 
 fn main() {

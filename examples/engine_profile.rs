@@ -22,36 +22,15 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
+#[path = "../tests/support/xorshift.rs"]
+#[allow(dead_code)]
+mod xorshift;
+use xorshift::Rng;
+
 use orderbook::engine::{BookConfig, Command, CommandKind, Event, OrderBook, OrderView, Side};
 
 const BAND: u64 = 500;
 const MID: u64 = 1_000_000;
-
-/// xorshift64*: a fixed seed, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        ((self.next() as u128 * n as u128) >> 64) as u64
-    }
-
-    fn side(&mut self) -> Side {
-        if self.next() >> 63 == 0 {
-            Side::Buy
-        } else {
-            Side::Sell
-        }
-    }
-}
 
 fn index(side: Side) -> usize {
     match side {

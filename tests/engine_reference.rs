@@ -11,6 +11,11 @@ use orderbook::engine::{
 };
 use proptest::prelude::*;
 
+#[path = "support/xorshift.rs"]
+#[allow(dead_code)]
+mod xorshift;
+use xorshift::Rng;
+
 /// The naive book: every known order in one vector, found by scanning.
 struct NaiveBook {
     orders: Vec<OrderView>,
@@ -355,24 +360,6 @@ proptest! {
     #[test]
     fn real_book_matches_the_naive_book_with_a_tiny_history(commands in proptest::collection::vec(command(), 1..200)) {
         check_sequence(&commands, 3)?;
-    }
-}
-
-/// xorshift64*: the batch test's fixed-seed stream.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
     }
 }
 
