@@ -17,11 +17,10 @@ const CHUNK_LEN: usize = 1 << CHUNK_BITS;
 const CHUNK_MASK: usize = CHUNK_LEN - 1;
 
 pub(crate) struct Arena<T> {
-    /// Slots `0..base_capacity`, pushed into one allocation that is never
-    /// reallocated (it never grows past its capacity).
+    /// Slots `0..base.capacity()`, pushed into one allocation that is
+    /// never reallocated (it never grows past its capacity).
     base: Vec<T>,
-    base_capacity: usize,
-    /// Slots from `base_capacity` on, in chunks of capacity `CHUNK_LEN`
+    /// Slots from `base.capacity()` on, in chunks of capacity `CHUNK_LEN`
     /// that are never reallocated.
     chunks: Vec<Vec<T>>,
     /// Freed slot indices, reused last-in first-out (warm in cache).
@@ -35,10 +34,8 @@ pub(crate) struct Arena<T> {
 impl<T> Arena<T> {
     /// An arena with room for `capacity` slots before it allocates again.
     pub(crate) fn with_capacity(capacity: usize) -> Self {
-        let base: Vec<T> = Vec::with_capacity(capacity);
         Arena {
-            base_capacity: base.capacity(),
-            base,
+            base: Vec::with_capacity(capacity),
             chunks: Vec::with_capacity(64),
             free: Vec::with_capacity(capacity),
             live: 0,
@@ -58,7 +55,7 @@ impl<T> Arena<T> {
         let index = self.fresh;
         assert!(index != NIL, "arena exhausted its u32 index space");
         self.fresh += 1;
-        if (index as usize) < self.base_capacity {
+        if (index as usize) < self.base.capacity() {
             // Within capacity: `push` never reallocates.
             self.base.push(value);
         } else {
@@ -69,7 +66,7 @@ impl<T> Arena<T> {
 
     #[cold]
     fn push_past_base(&mut self, value: T) {
-        let past = self.fresh as usize - 1 - self.base_capacity;
+        let past = self.fresh as usize - 1 - self.base.capacity();
         if past >> CHUNK_BITS == self.chunks.len() {
             self.chunks.push(Vec::with_capacity(CHUNK_LEN));
         }
@@ -117,19 +114,19 @@ impl<T> Arena<T> {
 
     #[cold]
     fn get_past_base(&self, at: usize) -> &T {
-        let past = at - self.base_capacity;
+        let past = at - self.base.capacity();
         &self.chunks[past >> CHUNK_BITS][past & CHUNK_MASK]
     }
 
     #[cold]
     fn get_past_base_mut(&mut self, at: usize) -> &mut T {
-        let past = at - self.base_capacity;
+        let past = at - self.base.capacity();
         &mut self.chunks[past >> CHUNK_BITS][past & CHUNK_MASK]
     }
 
     #[cold]
     fn try_get_past_base(&self, at: usize) -> Option<&T> {
-        let past = at.checked_sub(self.base_capacity)?;
+        let past = at.checked_sub(self.base.capacity())?;
         self.chunks.get(past >> CHUNK_BITS)?.get(past & CHUNK_MASK)
     }
 

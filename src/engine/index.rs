@@ -170,23 +170,14 @@ impl IdIndex {
         prefetch(&self.table[hash as u32 as usize & self.mask]);
     }
 
-    /// A guess, for prefetching only: the value of the first entry of the
-    /// table in use whose tag is `hash`'s. The id is not confirmed (that
-    /// would load the slot this is meant to fetch early), so a shared tag
-    /// or an entry still in the old table makes the guess wrong or absent.
+    /// A guess, for prefetching only: the value of the first entry whose
+    /// tag is `hash`'s. The id is not confirmed (that would load the slot
+    /// this is meant to fetch early), so a shared tag makes it wrong.
     #[inline]
     pub(crate) fn peek(&self, hash: u64) -> Option<u32> {
-        let tag = hash as u32;
-        let mut at = tag as usize & self.mask;
-        loop {
-            let word = self.table[at];
-            if low_of(word) == EMPTY_LOW {
-                return None;
-            }
-            if tag_of(word) == tag {
-                return Some(value_of(word));
-            }
-            at = (at + 1) & self.mask;
+        match self.probe(hash, |_| true) {
+            Probe::Found(at) => Some(self.get(at)),
+            Probe::Vacant(_) => None,
         }
     }
 
