@@ -122,7 +122,7 @@ fn run(config: Config) -> Result<(), String> {
         requests_in,
         front_reader,
         answers_rx,
-        FrontJournal::new(journal, recovered.seq + 1, None),
+        FrontJournal::new(journal, recovered.seq + 1),
         metrics.clone(),
         (feed_requests_tx, feed_messages_rx),
         recovered.trades.iter().copied().collect(),

@@ -198,15 +198,16 @@ pub struct FrontJournal {
 }
 
 impl FrontJournal {
-    /// Journals into `writer`, numbering records from `next_seq`; with a
-    /// `syncer` (`--fsync`), answers wait until their record is on disk.
-    pub fn new(writer: SegmentWriter, next_seq: u64, syncer: Option<Syncer>) -> Self {
+    /// Journals into `writer`, numbering records from `next_seq`. Under
+    /// `--fsync`, [`Front::set_syncer`] then makes answers wait until their
+    /// record is on disk.
+    pub fn new(writer: SegmentWriter, next_seq: u64) -> Self {
         FrontJournal {
             writer,
             buffer: Vec::with_capacity(1 << 16),
             records: 0,
             next_seq,
-            syncer,
+            syncer: None,
         }
     }
 
