@@ -175,11 +175,13 @@ const SWEEP_SLACK: usize = 64;
 
 /// Commands between the stages of [`OrderBook::apply_batch`]'s lookahead:
 /// far enough for a load to arrive before the next stage needs it, near
-/// enough that the book has not moved on. At 100k and 1M resting orders 1
-/// was slower than 2, and 3, 4, 8 (or first stages 10 and 16 commands
-/// ahead) no faster within this VM's noise (`benches/engine.rs`,
-/// `examples/engine_profile.rs`).
-const LOOKAHEAD: usize = 2;
+/// enough that the book has not moved on. On the 2026-11-30 machine
+/// (a 4 MiB L2, random DRAM loads ~160-190 ns apart when dependent) 4 beat
+/// 2 in all of 4 alternating runs of the mix (`benches/engine.rs`): median
+/// 71.7 against 79.6 ns/op at 100k resting, 139.5 against 145.7 at 1M;
+/// 3 and 6 were no better than 4. (An earlier machine with a 1 MiB L2 saw
+/// 1 slower than 2, and 3, 4, 8 no faster within its noise.)
+const LOOKAHEAD: usize = 4;
 
 /// What `apply_batch`'s lookahead found a command will touch first.
 #[derive(Clone, Copy)]
