@@ -8,6 +8,10 @@
 //! - `ring_handoff`: a ping-pong between two threads over two rings; the round
 //!   trip divided by 2, so the time is one one-way hand-off. Ours spins
 //!   (`WaitStrategy::Spin`), as does the ArrayQueue loop; mpsc blocks.
+//!   `atomic_floor` is the same ping-pong over two bare atomics, one cache
+//!   line each: the time one line takes to cross between the two cores,
+//!   which every queue's hand-off pays at least. It depends on the machine
+//!   far more than on any queue (README.md has the figures per machine).
 //!
 //! The machine has two cores: both threads of a benchmark run at once, so
 //! anything else running skews the numbers.
@@ -231,6 +235,38 @@ fn array_queue_handoff(round_trips: u64) -> Duration {
     elapsed / 2
 }
 
+/// Ping-pong over two bare atomics (each on its own cache line): no queue
+/// at all, the hand-off's floor on this machine.
+fn atomic_floor_handoff(round_trips: u64) -> Duration {
+    use crossbeam_utils::CachePadded;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let lines = Arc::new((
+        CachePadded::new(AtomicU64::new(0)),
+        CachePadded::new(AtomicU64::new(0)),
+    ));
+    let echo = {
+        let lines = Arc::clone(&lines);
+        thread::spawn(move || {
+            for i in 1..=round_trips {
+                while lines.0.load(Ordering::Acquire) != i {
+                    std::hint::spin_loop();
+                }
+                lines.1.store(i, Ordering::Release);
+            }
+        })
+    };
+    let started = Instant::now();
+    for i in 1..=round_trips {
+        lines.0.store(i, Ordering::Release);
+        while lines.1.load(Ordering::Acquire) != i {
+            std::hint::spin_loop();
+        }
+    }
+    let elapsed = started.elapsed();
+    echo.join().unwrap();
+    elapsed / 2
+}
+
 fn mpsc_handoff(round_trips: u64) -> Duration {
     let (ping, ping_rx) = mpsc::sync_channel::<u64>(16);
     let (pong, pong_rx) = mpsc::sync_channel::<u64>(16);
@@ -253,10 +289,11 @@ fn mpsc_handoff(round_trips: u64) -> Duration {
 
 fn handoff(c: &mut Criterion) {
     let mut group = c.benchmark_group("ring_handoff");
-    let cases: [Case; 3] = [
+    let cases: [Case; 4] = [
         ("ours_spin", &ours_handoff),
         ("array_queue", &array_queue_handoff),
         ("mpsc_sync_channel", &mpsc_handoff),
+        ("atomic_floor", &atomic_floor_handoff),
     ];
     for (name, run) in cases {
         let key = format!("one-way hand-off {name}");
