@@ -6,7 +6,9 @@
 //! two-tick spread, denser near the touch, into a book sized as the
 //! service's defaults, and reads `VmRSS` from `/proc/self/status` before
 //! and after. Orders are generated on the fly, so the only thing that grows
-//! is the book.
+//! is the book. `ENGINE_MEMORY_RESIDENT=1` measures the matching
+//! thread's book instead: no finished-order history, and its slots and id
+//! index made resident (on huge pages) when it is built.
 
 use orderbook::engine::{BookConfig, Command, CommandKind, Event, OrderBook, Side};
 
@@ -39,11 +41,15 @@ fn mib(bytes: u64) -> f64 {
 }
 
 fn main() {
+    // `ENGINE_MEMORY_RESIDENT=1`: the matching thread's book instead (no
+    // history, slots and index made resident on huge pages when built).
+    let resident = std::env::var_os("ENGINE_MEMORY_RESIDENT").is_some();
     let start = resident_bytes();
     let mut book = OrderBook::new(BookConfig {
         order_capacity: 1 << 20,
         level_capacity: 4096,
-        finished_capacity: 1_000_000,
+        finished_capacity: if resident { 0 } else { 1_000_000 },
+        resident,
     });
     let empty = resident_bytes();
 

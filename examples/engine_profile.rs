@@ -95,6 +95,7 @@ fn main() {
             .unwrap_or(1 << 20),
         level_capacity: 4096,
         finished_capacity: 0,
+        resident: true,
     });
     let mut sink: Vec<Event> = Vec::with_capacity(256);
     let mut stream = Stream {

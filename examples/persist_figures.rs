@@ -32,6 +32,7 @@ fn main() {
         order_capacity: 1 << 21,
         level_capacity: 4096,
         finished_capacity: 1_000_000,
+        resident: false,
     };
 
     // A book of `resting` orders over 500 levels a side, never crossing.

@@ -29,6 +29,7 @@ fn help_lists_every_setting_with_its_environment_variable() {
         ("--order-capacity", "ORDERBOOK_ORDER_CAPACITY"),
         ("--level-capacity", "ORDERBOOK_LEVEL_CAPACITY"),
         ("--finished-orders", "ORDERBOOK_FINISHED_ORDERS"),
+        ("--huge-pages", "ORDERBOOK_HUGE_PAGES"),
         ("--snapshot-interval", "ORDERBOOK_SNAPSHOT_INTERVAL"),
         ("--fsync", "ORDERBOOK_FSYNC"),
         ("--journal-segment-bytes", "ORDERBOOK_JOURNAL_SEGMENT_BYTES"),

@@ -252,6 +252,7 @@ fn check_sequence(commands: &[CommandKind], finished_capacity: usize) -> Result<
         order_capacity: 16,
         level_capacity: 4,
         finished_capacity,
+        resident: false,
     });
     let mut naive = NaiveBook::new(finished_capacity);
     let mut events = Vec::new();
@@ -383,13 +384,27 @@ impl EventSink for Log {
 /// large enough for its lookahead hints (past 16k resting orders), where
 /// cancels, modifies and crossing places in one batch make the hints for
 /// later commands of the batch stale.
-fn check_batches_against_one_by_one(finished_capacity: usize) {
+///
+/// With `resident`, the batched book is the matching thread's kind: sized
+/// past the threshold where its slots and id index are made resident on
+/// huge pages (the one-by-one book stays small and on demand).
+fn check_batches_against_one_by_one(finished_capacity: usize, resident: bool) {
     let config = BookConfig {
         order_capacity: 1 << 15,
         level_capacity: 1 << 10,
         finished_capacity,
+        resident: false,
     };
-    let (mut batched, mut one_by_one) = (OrderBook::new(config), OrderBook::new(config));
+    let batched_config = if resident {
+        BookConfig {
+            order_capacity: 1 << 18,
+            resident: true,
+            ..config
+        }
+    } else {
+        config
+    };
+    let (mut batched, mut one_by_one) = (OrderBook::new(batched_config), OrderBook::new(config));
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut ids: Vec<u128> = Vec::new();
     let mut next_id = 1u128;
@@ -489,10 +504,15 @@ fn check_batches_against_one_by_one(finished_capacity: usize) {
 
 #[test]
 fn apply_batch_is_apply_on_each_command_in_turn() {
-    check_batches_against_one_by_one(0);
+    check_batches_against_one_by_one(0, false);
+}
+
+#[test]
+fn apply_batch_on_a_resident_book_is_apply_on_each_command_in_turn() {
+    check_batches_against_one_by_one(0, true);
 }
 
 #[test]
 fn apply_batch_is_apply_on_each_command_in_turn_with_a_history() {
-    check_batches_against_one_by_one(5_000);
+    check_batches_against_one_by_one(5_000, false);
 }

@@ -149,6 +149,7 @@ fn steady_state_allocations(depth: usize, batched: bool) -> u64 {
         order_capacity: 1 << 15,
         level_capacity: 256,
         finished_capacity: 50_000,
+        resident: false,
     });
     let mut applier = Applier::new(batched);
     let mut rng = Rng(0x2545_F491_4F6C_DD1D);

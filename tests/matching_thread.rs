@@ -78,6 +78,7 @@ fn run_through_the_thread(strategy: WaitStrategy) {
         order_capacity: 1 << 12,
         level_capacity: 64,
         finished_capacity: 10_000,
+        resident: false,
     };
 
     let mut direct = OrderBook::new(config);

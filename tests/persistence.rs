@@ -267,6 +267,7 @@ fn replay(ops: &[Op]) -> (OrderBook, Vec<Trade>) {
         order_capacity: 1 << 12,
         level_capacity: 64,
         finished_capacity: 1_000_000,
+        resident: false,
     });
     let mut trades = Vec::new();
     let mut events = Vec::new();

@@ -22,6 +22,7 @@ fn config() -> BookConfig {
         order_capacity: 256,
         level_capacity: 16,
         finished_capacity: 20,
+        resident: false,
     }
 }
 

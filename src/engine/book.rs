@@ -33,6 +33,14 @@ pub struct BookConfig {
     /// Finished (filled or cancelled) orders kept fetchable by id; the
     /// oldest is forgotten first. 0 keeps none.
     pub finished_capacity: usize,
+    /// Make the order slots and the id index for `order_capacity` resident
+    /// when the book is built, on transparent huge pages where the kernel
+    /// has them: a big book's random accesses then miss the TLB far less
+    /// (mix at 1M resting about 20% faster), and no page is faulted in
+    /// while matching. The price: that memory (about 96 MiB for 2^20
+    /// orders) is taken at once instead of as the book grows. The matching
+    /// thread's book uses it.
+    pub resident: bool,
 }
 
 impl Default for BookConfig {
@@ -41,6 +49,7 @@ impl Default for BookConfig {
             order_capacity: 1 << 16,
             level_capacity: 1 << 12,
             finished_capacity: 1_000_000,
+            resident: false,
         }
     }
 }
@@ -278,7 +287,7 @@ impl Default for OrderBook {
 impl OrderBook {
     /// An empty book pre-sized by `config`.
     pub fn new(config: BookConfig) -> Self {
-        OrderBook {
+        let mut book = OrderBook {
             orders: Arena::with_capacity(config.order_capacity),
             // Both sides' levels, and the empty ones the ladders keep.
             levels: Arena::with_capacity(2 * (2 * config.level_capacity + SWEEP_SLACK)),
@@ -290,7 +299,12 @@ impl OrderBook {
             history: History::new(config.finished_capacity),
             wide_notional: HashMap::with_hasher(FoldBuildHasher),
             last_trade_id: 0,
+        };
+        if config.resident {
+            book.orders.make_resident();
+            book.index.make_resident();
         }
+        book
     }
 
     /// Applies one command, writing its trades, level changes and finally
@@ -1152,6 +1166,7 @@ mod tests {
             order_capacity: 512,
             level_capacity: 16,
             finished_capacity: 0,
+            resident: false,
         });
         let mut model: std::collections::BTreeMap<(i8, Ticks), Qty> = Default::default();
         let mut live: Vec<(OrderId, Side, Ticks, Qty)> = Vec::new();
@@ -1233,6 +1248,7 @@ mod tests {
             order_capacity: 8,
             level_capacity: 4,
             finished_capacity: 4,
+            resident: false,
         });
         let price = u64::MAX / 2;
         place(&mut book, 1, Side::Sell, price, u64::MAX);

@@ -31,6 +31,7 @@
 //! doubling. Both finish long before the new table is half full. Only past
 //! the configured capacity does growing allocate a larger buffer.
 
+use super::arena::make_resident;
 use super::prefetch::prefetch;
 
 /// A bucket's word is `tag << 32 | !value`: an all-zero word is empty, so
@@ -132,6 +133,17 @@ impl IdIndex {
             dirty: 0,
             len: 0,
         }
+    }
+
+    /// Makes both reserved buffers resident up front, on huge pages where
+    /// the kernel has them (see [`make_resident`]).
+    pub(crate) fn make_resident(&mut self) {
+        // Zeroed by the allocator but never written, so not resident: a
+        // write of the same zero through an opaque reference faults each
+        // page in (the compiler cannot drop it as a store to known zeros).
+        let touch = |word: &mut u64| *std::hint::black_box(word) = 0;
+        make_resident(&mut self.table, touch);
+        make_resident(&mut self.old, touch);
     }
 
     /// Ids in the index.

@@ -368,6 +368,7 @@ mod tests {
             order_capacity: 64,
             level_capacity: 16,
             finished_capacity: 3,
+            resident: false,
         };
         let mut book = OrderBook::new(config);
         let mut trades = Vec::new();
