@@ -29,6 +29,7 @@ const CHUNK_MASK: usize = CHUNK_LEN - 1;
 /// memory to find it) stalled the service: a growing book's `POST` p99
 /// was 3.7 ms against 0.49 ms when the pages were left to fault in. Below
 /// two huge pages nothing is done.
+///
 /// `touch` writes to one initialised element of each page (the spare
 /// capacity is written here).
 pub(crate) fn make_resident<T>(buffer: &mut Vec<T>, touch: impl Fn(&mut T)) {
