@@ -11,35 +11,23 @@ cd "$(dirname "$0")/.."
 old=${1:-7afe9bd}
 secs=${2:-6}
 rounds=${3:-10}
-bench=../shared/bench
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; git worktree remove --force "$work/old" 2>/dev/null || true; git worktree remove --force "$work/nojournal" 2>/dev/null || true; rm -rf "$work"' EXIT
+source scripts/bench_lib.sh
 
 cargo build --release --bin orderbook >/dev/null
-git worktree add -q "$work/old" "$old"
-git worktree add -q "$work/nojournal" HEAD
-(cd "$work/nojournal" && git apply "$OLDPWD/scripts/no-journal.patch")
-for tree in old nojournal; do
-  (cd "$work/$tree" && CARGO_TARGET_DIR="$work/$tree-target" cargo build --release --bin orderbook >/dev/null 2>&1)
-done
+build_at old "$old"
+old_bin=$built
+build_at nojournal HEAD scripts/no-journal.patch
+nojournal_bin=$built
 
 run() { # name binary args...
-  local name=$1 bin=$2; shift 2
-  local dir="$work/data-$name"; rm -rf "$dir"; mkdir -p "$dir"
-  (cd "$dir" && exec "$bin" --listen 127.0.0.1:8000 "$@" 2>"$work/$name.log") &
-  local pid=$!
-  for _ in $(seq 50); do curl -s 127.0.0.1:8000/health >/dev/null && break; sleep 0.1; done
-  out=$(wrk -t1 -c32 -d"${secs}s" --latency -s "$bench/$load.lua" "http://127.0.0.1:8000")
-  kill "$pid"; wait "$pid" 2>/dev/null || true
-  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  p99=$(awk '$1=="99%" {v=$2; if (v ~ /ms$/) {sub(/ms/,"",v); v*=1000} else sub(/us/,"",v); print v}' <<<"$out")
-  echo "$load $name $rps $p99" | tee -a "$work/results"
+  wrk_once "$1" "$load" "$secs" "$2" "${@:3}"
+  echo "$load $1 $rps $p99_us" | tee -a "$work/results"
 }
 
 for round in $(seq "$rounds"); do
   for load in post_noncross post_cross; do
-    run before "$work/old-target/release/orderbook"
-    run no-journal "$work/nojournal-target/release/orderbook" --snapshot-interval 0
+    run before "$old_bin"
+    run no-journal "$nojournal_bin" --snapshot-interval 0
     run journal "$PWD/target/release/orderbook" --snapshot-interval 0
   done
 done
