@@ -41,8 +41,6 @@ fn mib(bytes: u64) -> f64 {
 }
 
 fn main() {
-    // `ENGINE_MEMORY_RESIDENT=1`: the matching thread's book instead (no
-    // history, slots and index made resident on huge pages when built).
     let resident = std::env::var_os("ENGINE_MEMORY_RESIDENT").is_some();
     let start = resident_bytes();
     let mut book = OrderBook::new(BookConfig {

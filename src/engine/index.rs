@@ -31,7 +31,7 @@
 //! doubling. Both finish long before the new table is half full. Only past
 //! the configured capacity does growing allocate a larger buffer.
 
-use super::arena::make_resident;
+use super::arena::resident_zeroed;
 use super::prefetch::prefetch;
 
 /// A bucket's word is `tag << 32 | !value`: an all-zero word is empty, so
@@ -135,15 +135,13 @@ impl IdIndex {
         }
     }
 
-    /// Makes both reserved buffers resident up front, on huge pages where
-    /// the kernel has them (see [`make_resident`]).
+    /// Replaces both reserved buffers (still empty: call it before the
+    /// first insert) with zeroed ones made resident up front, on huge pages
+    /// where the kernel has them (see [`resident_zeroed`]).
     pub(crate) fn make_resident(&mut self) {
-        // Zeroed by the allocator but never written, so not resident: a
-        // write of the same zero through an opaque reference faults each
-        // page in (the compiler cannot drop it as a store to known zeros).
-        let touch = |word: &mut u64| *std::hint::black_box(word) = 0;
-        make_resident(&mut self.table, touch);
-        make_resident(&mut self.old, touch);
+        debug_assert_eq!(self.len, 0, "made resident before any insert");
+        self.table = resident_zeroed(self.table.len());
+        self.old = resident_zeroed(self.old.len());
     }
 
     /// Ids in the index.
