@@ -63,11 +63,63 @@ fn items_come_out_in_order_across_many_wrap_arounds() {
             producer.try_push(next_in).unwrap();
         }
     }
-    consumer.drain(usize::MAX, |item| {
+    // One drain takes one published batch: each push was one.
+    while consumer.drain(usize::MAX, |item| {
         assert_eq!(item, next_out);
         next_out += 1;
-    });
+    }) > 0
+    {}
     assert_eq!(next_out, 1000);
+}
+
+#[test]
+fn a_drain_takes_the_batches_it_has_seen_then_one_more() {
+    let (mut producer, mut consumer) = spsc::<u32>(8);
+    for batch in [&[0, 1, 2][..], &[3], &[4, 5]] {
+        for &item in batch {
+            producer.stage(item).unwrap();
+        }
+        producer.publish();
+    }
+    assert_eq!(consumer.available(), 6);
+    let mut seen = Vec::new();
+    assert_eq!(consumer.drain(2, |item| seen.push(item)), 2);
+    // The rest of the first batch, without looking at the next one.
+    assert_eq!(consumer.wait(), WaitResult::Ready(1));
+    assert_eq!(consumer.drain(usize::MAX, |item| seen.push(item)), 1);
+    assert_eq!(consumer.drain(usize::MAX, |item| seen.push(item)), 1);
+    assert_eq!(consumer.drain(usize::MAX, |item| seen.push(item)), 2);
+    assert_eq!(consumer.drain(usize::MAX, |_| unreachable!()), 0);
+    assert_eq!(seen, [0, 1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn batches_of_every_size_come_out_whole_and_in_order_over_many_laps() {
+    // A stamp from an earlier lap must never announce a batch: batch sizes
+    // and drain sizes that do not divide the capacity leave stale stamps at
+    // every position, lap after lap.
+    let (mut producer, mut consumer) = spsc::<u64>(8);
+    let (mut next_in, mut next_out) = (0u64, 0u64);
+    let mut size = 1;
+    while next_out < 100_000 {
+        if producer.free_len() >= size {
+            for _ in 0..size {
+                producer.stage(next_in).unwrap();
+                next_in += 1;
+            }
+            producer.publish();
+            size = size % 8 + 1;
+        }
+        let max = (next_in % 5 + 1) as usize;
+        let before = next_out;
+        let taken = consumer.drain(max, |item| {
+            assert_eq!(item, next_out);
+            next_out += 1;
+        });
+        assert_eq!(taken as u64, next_out - before);
+        assert!(taken <= max);
+    }
+    assert_eq!(producer.free_len(), 8 - (next_in - next_out) as usize);
 }
 
 #[test]
@@ -101,8 +153,9 @@ fn staged_items_count_against_capacity() {
 fn drain_stops_at_max_and_frees_slots_once() {
     let (mut producer, mut consumer) = spsc::<u32>(8);
     for i in 0..6 {
-        producer.try_push(i).unwrap();
+        producer.stage(i).unwrap();
     }
+    producer.publish();
     let mut seen = Vec::new();
     assert_eq!(consumer.drain(4, |item| seen.push(item)), 4);
     assert_eq!(seen, [0, 1, 2, 3]);
@@ -136,8 +189,9 @@ fn items_are_dropped_exactly_once_when_the_ring_has_wrapped() {
     let (mut producer, mut consumer) = spsc::<Counted>(4);
     for _ in 0..10 {
         for _ in 0..3 {
-            producer.try_push(Counted(drops.clone())).unwrap();
+            producer.stage(Counted(drops.clone())).unwrap();
         }
+        producer.publish();
         assert_eq!(consumer.drain(usize::MAX, drop), 3);
     }
     producer.try_push(Counted(drops.clone())).unwrap();
@@ -154,8 +208,9 @@ fn a_panicking_drain_callback_neither_loses_nor_double_drops() {
     let drops = Arc::new(AtomicUsize::new(0));
     let (mut producer, mut consumer) = spsc::<Counted>(8);
     for _ in 0..4 {
-        producer.try_push(Counted(drops.clone())).unwrap();
+        producer.stage(Counted(drops.clone())).unwrap();
     }
+    producer.publish();
     let mut calls = 0;
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         consumer.drain(usize::MAX, |item| {
@@ -181,7 +236,8 @@ fn end_of_stream_comes_after_the_last_item() {
     producer.stage(2).unwrap();
     producer.close(); // publishes the staged item
     assert!(consumer.is_closed());
-    assert_eq!(consumer.wait(), WaitResult::Ready(2));
+    // Two batches, one item each: `wait` counts the next one.
+    assert_eq!(consumer.wait(), WaitResult::Ready(1));
     assert_eq!(consumer.pop(), Some(1));
     assert_eq!(consumer.wait(), WaitResult::Ready(1));
     assert_eq!(consumer.pop(), Some(2));
