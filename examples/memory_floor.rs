@@ -16,7 +16,9 @@
 //! command times the `independent` figure of a buffer its size (a 1M-order
 //! book: 64 MiB of slots and a 16 MiB id index); README.md's Benchmarks
 //! uses this to say how flat in depth a book with a hashed id index can be
-//! on a given machine. Default 4 KiB pages (the service's default).
+//! on a given machine. 4 KiB pages by default; `MEMORY_FLOOR_HUGE=1`
+//! advises each buffer `MADV_HUGEPAGE` first, as the matching thread's
+//! resident book is (`--huge-pages`, on by default).
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -49,6 +51,15 @@ fn main() {
             given
         }
     };
+    let huge = std::env::var("MEMORY_FLOOR_HUGE").is_ok_and(|v| v == "1");
+    println!(
+        "pages: {}",
+        if huge {
+            "2 MiB (MADV_HUGEPAGE)"
+        } else {
+            "4 KiB"
+        }
+    );
     println!("buffer MiB   dependent ns/load   independent ns/load");
     for mib in sizes {
         let lines = mib * (1 << 20) / 64;
@@ -59,13 +70,17 @@ fn main() {
             let j = rng.below(i as u64) as usize;
             order.swap(i, j);
         }
-        let mut buffer = vec![
+        let mut buffer: Vec<Line> = Vec::with_capacity(lines);
+        if huge {
+            kevy_madvise::advise_hugepage(buffer.as_ptr().cast::<u8>(), lines * 64);
+        }
+        buffer.resize(
+            lines,
             Line {
                 next: 0,
-                _pad: [1; 7]
-            };
-            lines
-        ];
+                _pad: [1; 7],
+            },
+        );
         for (i, &at) in order.iter().enumerate() {
             buffer[at as usize].next = order[(i + 1) % lines] as u64;
         }
