@@ -74,7 +74,7 @@ pub fn broadcast_with<T: Copy + Send + Sync>(
             writer: Sleeper::new(),
             readers: (0..readers).map(|_| Sleeper::new()).collect(),
         }),
-        buffer: Buffer::with_capacity(capacity, || ()),
+        buffer: Buffer::with_capacity(capacity),
         strategy,
     });
     let subscribers = (0..readers)

@@ -9,32 +9,23 @@ use core::mem::MaybeUninit;
 
 use super::sync::UnsafeCell;
 
-/// One slot: a possibly-uninitialised value, and beside it, in the same
-/// cache line where the value is small, whatever per-slot signal the ring
-/// keeps (`()` for none; the SPSC ring's batch stamp).
-struct Slot<T, S> {
-    signal: S,
-    value: UnsafeCell<MaybeUninit<T>>,
-}
-
-/// A fixed array of possibly-uninitialised slots, each with a signal `S`.
-pub(crate) struct Buffer<T, S = ()> {
+/// A fixed array of possibly-uninitialised slots.
+pub(crate) struct Buffer<T> {
     /// The slots. Its length is `mask + 1`, a power of two, and never changes.
-    slots: Box<[Slot<T, S>]>,
+    slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
     /// `slots.len() - 1`: `position & mask` is the slot of a cursor position.
     mask: usize,
 }
 
-impl<T, S> Buffer<T, S> {
+impl<T> Buffer<T> {
     /// Allocates `capacity` rounded up to a power of two slots, all
-    /// uninitialised, each signal made by `signal`. This is the only
-    /// allocation a ring ever makes.
+    /// uninitialised. This is the only allocation a ring ever makes.
     ///
     /// # Panics
     ///
     /// If `capacity` is 0 or larger than `usize::MAX / 4` (past that, the
     /// distance between two cursors would no longer fit the arithmetic).
-    pub(crate) fn with_capacity(capacity: usize, signal: impl Fn() -> S) -> Self {
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
         assert!(capacity > 0, "a ring needs a capacity of at least 1");
         assert!(
             capacity <= usize::MAX / 4,
@@ -42,10 +33,7 @@ impl<T, S> Buffer<T, S> {
         );
         let len = capacity.next_power_of_two();
         let slots = (0..len)
-            .map(|_| Slot {
-                signal: signal(),
-                value: UnsafeCell::new(MaybeUninit::uninit()),
-            })
+            .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
             .collect::<Vec<_>>()
             .into_boxed_slice();
         Self {
@@ -62,17 +50,10 @@ impl<T, S> Buffer<T, S> {
 
     /// The slot of cursor position `position`.
     #[inline(always)]
-    fn slot(&self, position: usize) -> &Slot<T, S> {
+    fn slot(&self, position: usize) -> &UnsafeCell<MaybeUninit<T>> {
         // SAFETY: `position & mask <= mask = slots.len() - 1`: the index is
         // always in bounds, whatever `position` is.
         unsafe { self.slots.get_unchecked(position & self.mask) }
-    }
-
-    /// The signal of the slot of `position`: shared, so only atomics are
-    /// useful there.
-    #[inline(always)]
-    pub(crate) fn signal(&self, position: usize) -> &S {
-        &self.slot(position).signal
     }
 
     /// Moves `value` into the slot of `position`, without dropping what the
@@ -88,7 +69,7 @@ impl<T, S> Buffer<T, S> {
     /// `Acquire`).
     #[inline(always)]
     pub(crate) unsafe fn write(&self, position: usize, value: T) {
-        self.slot(position).value.with_mut(|slot| {
+        self.slot(position).with_mut(|slot| {
             // SAFETY: exclusive access, per this function's contract.
             unsafe { (*slot).write(value) };
         });
@@ -105,7 +86,7 @@ impl<T, S> Buffer<T, S> {
     /// `position` before anyone could read the slot again.
     #[inline(always)]
     pub(crate) unsafe fn take(&self, position: usize) -> T {
-        self.slot(position).value.with(|slot| {
+        self.slot(position).with(|slot| {
             // SAFETY: initialised and ours to take, per this function's contract.
             unsafe { (*slot).assume_init_read() }
         })
@@ -121,7 +102,7 @@ impl<T, S> Buffer<T, S> {
     /// the writer waits for, is still at or before `position`).
     #[inline(always)]
     pub(crate) unsafe fn with_ref<R>(&self, position: usize, f: impl FnOnce(&T) -> R) -> R {
-        self.slot(position).value.with(|slot| {
+        self.slot(position).with(|slot| {
             // SAFETY: initialised, and not written while we hold it, per this
             // function's contract.
             f(unsafe { (*slot).assume_init_ref() })
@@ -137,7 +118,7 @@ impl<T, S> Buffer<T, S> {
     /// calls this, on the positions between the consumer's and the producer's
     /// cursors.
     pub(crate) unsafe fn drop_in_place(&self, position: usize) {
-        self.slot(position).value.with_mut(|slot| {
+        self.slot(position).with_mut(|slot| {
             // SAFETY: initialised and never read again, per this function's
             // contract.
             unsafe { (*slot).assume_init_drop() };

@@ -28,15 +28,10 @@
 //!   item is published or the writing end is closed.
 //! - **Batches.** `stage` writes an item without publishing it; `publish`
 //!   makes everything staged visible with one `Release` store. `drain`
-//!   consumes a batch (up to a maximum) and frees it with one `Release`
-//!   store: on a broadcast ring everything published; on an SPSC ring the
-//!   rest of the batches it has seen, or else the next published one (call
-//!   it again to empty the ring). Each side caches how far the other has
-//!   got and looks again only when the cache says empty (or full). An SPSC
-//!   consumer looks at the stamp its producer wrote into the first slot of
-//!   the next batch, on the line the items are read from anyway, so a
-//!   hand-off moves one cache line between the cores; a broadcast reader
-//!   looks at the writer's cursor.
+//!   consumes everything available (up to a maximum) and frees it with one
+//!   `Release` store. Each side caches the other side's cursor and reads the
+//!   shared one only when the cache says empty (or full): in the common case a
+//!   push or pop touches no cache line the other side writes.
 //! - **End of stream.** Dropping the writing end (or `close`) publishes what
 //!   it had staged; the reading ends get every published item, then
 //!   [`WaitResult::Closed`]. Dropping an SPSC [`Consumer`] makes a blocked

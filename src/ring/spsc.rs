@@ -55,7 +55,7 @@ pub fn spsc_with<T: Send>(capacity: usize, strategy: WaitStrategy) -> (Producer<
             consumer: Sleeper::new(),
             producer: Sleeper::new(),
         }),
-        buffer: Buffer::with_capacity(capacity, || AtomicUsize::new(0)),
+        buffer: Buffer::with_capacity(capacity),
         strategy,
     });
     let producer = Producer {
@@ -82,10 +82,9 @@ struct ProducerLine {
     /// `tail - head` is always in `0 ..= capacity`.
     ///
     /// Written only by the producer, with `Release`, after it wrote the slots
-    /// it publishes and the batch's stamp. The consumer learns of batches
-    /// from the stamps instead (see `Shared::buffer`), so it may be ahead of
-    /// the tail it reads; it reads this only for `available`, with
-    /// `Acquire`. The ring's `Drop` reads it.
+    /// it publishes. Read by the consumer with `Acquire` (so it sees those
+    /// slot writes) when its cached copy says the ring is empty, and by the
+    /// ring's `Drop`.
     position: AtomicUsize,
     /// The producer has closed (or was dropped): no item will follow the ones
     /// already published.
@@ -139,26 +138,14 @@ struct Shared<T> {
     /// The slots. Positions `head .. tail` hold published, unconsumed items;
     /// positions `tail .. producer.tail` hold staged items the producer wrote
     /// but has not published; the rest are uninitialised.
-    ///
-    /// Each slot's signal is a batch stamp. A publish of the batch `start ..
-    /// end` stores `end` into the stamp of `start` (`Release`), and the
-    /// consumer, once it has taken every item it knew of, learns of the next
-    /// batch by loading the stamp of its `cached_tail` (`Acquire`): the
-    /// first slot of the next batch, on the cache line it is about to read
-    /// the items from anyway. So a hand-off moves one line between the
-    /// cores, not the tail's line and then the item's, and the tail's line
-    /// stays with the producer. A stamp left from an earlier lap holds an
-    /// end at or before the position it is read for, so only a stamp `end`
-    /// with `0 < end - position <= capacity` announces a batch.
-    buffer: Buffer<T, AtomicUsize>,
+    buffer: Buffer<T>,
     /// Fixed at construction; both ends follow it.
     strategy: WaitStrategy,
 }
 
 // SAFETY: the `Shared` of a ring is used by exactly one producer and one
 // consumer. A slot is accessed by one of them at a time, handed over through
-// the `Release` store / `Acquire` load of a cursor (the consumer's head) or of
-// a batch stamp (the producer's publish); the sleepers' waiter slots
+// the `Release` store / `Acquire` load of a cursor; the sleepers' waiter slots
 // are written once before they are ever read (see `Sleeper`). Items move from
 // the producer's thread to the consumer's, hence `T: Send`; no `&T` is ever
 // shared between threads, so `T: Sync` is not needed.
@@ -289,19 +276,14 @@ impl<T> Producer<T> {
         Ok(())
     }
 
-    /// Publishes every staged item with one `Release` store of the batch's
-    /// stamp (and one of the tail, for the sleep protocol), then (under
-    /// `Adaptive`) wakes the consumer if it is asleep. Does nothing if
+    /// Publishes every staged item with one `Release` store of the tail, then
+    /// (under `Adaptive`) wakes the consumer if it is asleep. Does nothing if
     /// nothing is staged.
     #[inline]
     pub fn publish(&mut self) {
         if self.tail == self.published {
             return;
         }
-        self.shared
-            .buffer
-            .signal(self.published)
-            .store(self.tail, Ordering::Release);
         self.shared
             .tail
             .position
@@ -423,9 +405,9 @@ pub struct Consumer<T> {
     /// The next position to consume; equal to `shared.head.position` between
     /// calls.
     head: usize,
-    /// The end of the last batch this consumer has seen (the producer's
-    /// tail, possibly stale): always where a batch starts, or will. The
-    /// next batch's stamp is read only once every item below it is taken.
+    /// A copy of the producer's tail, possibly stale (behind): it is re-read
+    /// only when it says the ring is empty (or holds fewer items than a
+    /// `drain` asks for).
     cached_tail: usize,
     /// Whom the producer wakes when this side sleeps.
     installed: Installed,
@@ -445,16 +427,8 @@ impl<T> Consumer<T> {
     /// How many published items are waiting to be consumed. A lower bound:
     /// the producer may publish more at any time.
     pub fn available(&self) -> usize {
-        let known = self.cached_tail.wrapping_sub(self.head);
-        // The tail is stored after the stamps, so it may lag a batch this
-        // consumer has already seen (or taken): then it adds nothing.
         let tail = self.shared.tail.position.load(Ordering::Acquire);
-        let beyond = tail.wrapping_sub(self.cached_tail);
-        if beyond <= self.capacity() {
-            known + beyond
-        } else {
-            known
-        }
+        tail.wrapping_sub(self.head)
     }
 
     /// True if the producer has closed (or was dropped). Items it published
@@ -469,40 +443,16 @@ impl<T> Consumer<T> {
         self.shared.tail.full_events.load(Ordering::Relaxed)
     }
 
-    /// The number of items ready to consume: what is left of the batches
-    /// already seen, or else the next batch if it is published.
-    ///
-    /// It does not look past a batch it still has items of: the next
-    /// batch's stamp is on the line the producer may be writing right now,
-    /// and reading it then would pull that line away from it (bursts of 16
-    /// cost 3x more per item in `benches/ring.rs` when it did).
+    /// The number of items ready to consume, re-reading the producer's cursor
+    /// only if the cached copy shows fewer than `wanted`.
     #[inline]
-    fn ready(&mut self) -> usize {
-        let known = self.cached_tail.wrapping_sub(self.head);
-        if known > 0 {
-            return known;
+    fn ready(&mut self, wanted: usize) -> usize {
+        let cached = self.cached_tail.wrapping_sub(self.head);
+        if cached >= wanted {
+            return cached;
         }
-        match self.next_batch_end() {
-            Some(end) => {
-                self.cached_tail = end;
-                end.wrapping_sub(self.head)
-            }
-            None => 0,
-        }
-    }
-
-    /// The end of the batch published at `cached_tail`, if it is published
-    /// (`Acquire`, so its items are visible). A stamp from an earlier lap
-    /// holds an end at or before `cached_tail`: not a batch.
-    #[inline]
-    fn next_batch_end(&self) -> Option<usize> {
-        let end = self
-            .shared
-            .buffer
-            .signal(self.cached_tail)
-            .load(Ordering::Acquire);
-        let batch = end.wrapping_sub(self.cached_tail);
-        (batch != 0 && batch <= self.capacity()).then_some(end)
+        self.cached_tail = self.shared.tail.position.load(Ordering::Acquire);
+        self.cached_tail.wrapping_sub(self.head)
     }
 
     /// Releases the slots below `self.head` to the producer with one
@@ -521,11 +471,10 @@ impl<T> Consumer<T> {
     /// Takes the oldest item, or `None` if the ring is empty.
     #[inline]
     pub fn pop(&mut self) -> Option<T> {
-        if self.ready() == 0 {
+        if self.ready(1) == 0 {
             return None;
         }
-        // SAFETY: `head < cached_tail`, the end of a batch whose stamp we
-        // read with `Acquire` (now or earlier), so the slot holds
+        // SAFETY: `head < tail` (tail read with `Acquire`), so the slot holds
         // an item the producer published to us; only we take items, and we
         // move `head` past it before anyone could read the slot again.
         let item = unsafe { self.shared.buffer.take(self.head) };
@@ -534,14 +483,9 @@ impl<T> Consumer<T> {
         Some(item)
     }
 
-    /// Consumes the items [`wait`](Self::wait) counts, up to `max`, in order,
-    /// handing each to `f`; frees their slots with one `Release` store at the
-    /// end. Returns how many were consumed (0 if the ring is empty or `max`
-    /// is 0).
-    ///
-    /// Those are the rest of the batches already seen, or else the next
-    /// published batch: a batch published after them is left for the next
-    /// call (call again until it returns 0 to empty the ring).
+    /// Consumes every available item, up to `max`, in order, handing each to
+    /// `f`; frees their slots with one `Release` store at the end. Returns how
+    /// many were consumed (0 if the ring is empty or `max` is 0).
     ///
     /// If `f` panics, the items it was already given stay consumed, the rest
     /// stay in the ring.
@@ -549,7 +493,7 @@ impl<T> Consumer<T> {
         if max == 0 {
             return 0;
         }
-        let count = self.ready().min(max);
+        let count = self.ready(max).min(max);
         if count == 0 {
             return 0;
         }
@@ -560,8 +504,7 @@ impl<T> Consumer<T> {
         };
         for _ in 0..count {
             let position = guard.consumer.head;
-            // SAFETY: `position < cached_tail` (count <= cached_tail - head),
-            // the end of a batch whose stamp we read with `Acquire`, so the slot
+            // SAFETY: `position < tail` (count <= tail - head), so the slot
             // holds a published item; only we take items, and the guard moves
             // `head` past it (and stores it) even if `f` panics.
             let item = unsafe { guard.consumer.shared.buffer.take(position) };
@@ -571,17 +514,15 @@ impl<T> Consumer<T> {
         count
     }
 
-    /// Blocks until at least one item is available, returning how many
-    /// [`drain`](Self::drain) would take (the rest of the batches seen, or
-    /// the next one), or until the producer has closed and every item has
-    /// been consumed.
+    /// Blocks until at least one item is available, returning how many, or
+    /// until the producer has closed and every item has been consumed.
     ///
     /// Waits with the ring's strategy. Under `Adaptive` the first blocking
     /// wait installs the calling thread as the one to unpark, unless a waker
     /// was given with [`set_waker`](Self::set_waker); call `wait` from one
     /// thread (the thread that owns the consumer).
     pub fn wait(&mut self) -> WaitResult {
-        let ready = self.ready();
+        let ready = self.ready(1);
         if ready > 0 {
             return WaitResult::Ready(ready);
         }
@@ -592,15 +533,15 @@ impl<T> Consumer<T> {
     fn wait_slow(&mut self) -> WaitResult {
         let backoff = Backoff::new();
         loop {
-            let ready = self.ready();
+            let ready = self.ready(1);
             if ready > 0 {
                 return WaitResult::Ready(ready);
             }
             if self.is_closed() {
                 // The producer published its last items before raising
                 // `closed`, and we read `closed` with `Acquire`: one more look
-                // at the next stamp sees the next of them, if any is left.
-                let ready = self.ready();
+                // at the tail sees them all.
+                let ready = self.ready(1);
                 return if ready > 0 {
                     WaitResult::Ready(ready)
                 } else {
@@ -678,9 +619,7 @@ impl<T> Consumer<T> {
         }
         let sleeper = &self.shared.sleepers.consumer;
         sleeper.announce();
-        // The re-check reads the next batch's stamp: the producer stores it
-        // before its fence, and this consumer may be ahead of the tail.
-        let empty = self.cached_tail == self.head && self.next_batch_end().is_none();
+        let empty = self.shared.tail.position.load(Ordering::Acquire) == self.head;
         if empty && !self.is_closed() {
             true
         } else {
