@@ -122,6 +122,16 @@ impl<T> Arena<T> {
         self.chunks[past >> CHUNK_BITS].push(value);
     }
 
+    /// The slot the `back`-th insert from now takes if nothing is freed
+    /// meanwhile (0: the next), when it is a freed one.
+    #[inline]
+    pub(crate) fn next_free(&self, back: usize) -> Option<u32> {
+        self.free
+            .len()
+            .checked_sub(back + 1)
+            .map(|at| self.free[at])
+    }
+
     /// Marks slot `index` free; its value stays until the slot is reused.
     #[inline]
     pub(crate) fn remove(&mut self, index: u32) {
@@ -233,6 +243,24 @@ mod tests {
         assert_eq!(*arena.get(b), 2);
         assert_eq!(*arena.get(c), 3);
         assert_eq!(arena.len(), 2);
+    }
+
+    #[test]
+    fn next_free_names_the_slots_the_coming_inserts_take() {
+        let mut arena = Arena::with_capacity(8);
+        let slots: Vec<u32> = (0..5u64).map(|v| arena.insert(v)).collect();
+        assert_eq!(arena.next_free(0), None, "nothing freed yet");
+        for &slot in &[slots[1], slots[3], slots[0]] {
+            arena.remove(slot);
+        }
+        let predicted: Vec<Option<u32>> = (0..4).map(|k| arena.next_free(k)).collect();
+        assert_eq!(
+            predicted,
+            [Some(slots[0]), Some(slots[3]), Some(slots[1]), None]
+        );
+        let taken: Vec<u32> = (10..13u64).map(|v| arena.insert(v)).collect();
+        assert_eq!(taken, [slots[0], slots[3], slots[1]]);
+        assert_eq!(arena.next_free(0), None);
     }
 
     #[test]

@@ -336,7 +336,10 @@ impl OrderBook {
     /// one before. So while it applies command `i`, this starts those loads
     /// for the commands behind it: the buckets of `i + 3 * LOOKAHEAD`, the
     /// slots of `i + 2 * LOOKAHEAD`, the neighbours of `i + LOOKAHEAD`.
-    /// The loads of several commands then overlap instead of queueing.
+    /// A place at `i + 2 * LOOKAHEAD` also gets the freed slot it will be
+    /// given, counting the places before it (a slot freed long ago is as
+    /// cold as any other). The loads of several commands then overlap
+    /// instead of queueing.
     /// The hints are read from the book as it stands, so an earlier command
     /// of the batch may make one stale; a stale hint wastes a fetch and
     /// changes nothing else. A book small enough to stay in cache skips
@@ -357,13 +360,26 @@ impl OrderBook {
         // Stage two's findings, kept for stage three `LOOKAHEAD` commands
         // later, by command position modulo the array's length.
         let mut touched = [Touched::Nothing; 2 * LOOKAHEAD];
+        // Places among commands `i .. i + 2 * LOOKAHEAD`: each takes a
+        // freed slot before the place at `i + 2 * LOOKAHEAD` does (frees
+        // in between make the guess stale, which costs one wasted fetch).
+        let mut places_before = commands
+            .iter()
+            .take(2 * LOOKAHEAD)
+            .filter(|c| c.kind.is_place())
+            .count();
         for (i, command) in commands.iter().enumerate() {
             if let Some(later) = commands.get(i + 3 * LOOKAHEAD) {
                 self.prefetch_index(later);
             }
             if let Some(later) = commands.get(i + 2 * LOOKAHEAD) {
                 touched[(i + 2 * LOOKAHEAD) % touched.len()] = self.prefetch_orders(later);
+                if later.kind.is_place() {
+                    self.prefetch_free_slot(places_before);
+                    places_before += 1;
+                }
             }
+            places_before -= command.kind.is_place() as usize;
             if i + LOOKAHEAD < commands.len() {
                 let at = (i + LOOKAHEAD) % touched.len();
                 self.prefetch_neighbours(std::mem::replace(&mut touched[at], Touched::Nothing));
@@ -400,6 +416,19 @@ impl OrderBook {
             }
         }
         touched
+    }
+
+    /// Lookahead, with stage two: starts fetching the freed slot a place
+    /// will be given after `places_before` other places have taken theirs.
+    #[inline]
+    fn prefetch_free_slot(&self, places_before: usize) {
+        if let Some(order) = self
+            .orders
+            .next_free(places_before)
+            .and_then(|slot| self.orders.try_get(slot))
+        {
+            prefetch(order);
+        }
     }
 
     /// Lookahead, stage three, once stage two's slot has arrived: starts

@@ -112,6 +112,12 @@ impl CommandKind {
             | CommandKind::Cancel { id } => id,
         }
     }
+
+    /// True for a place (the only command that takes a new slot).
+    #[inline]
+    pub fn is_place(&self) -> bool {
+        matches!(self, CommandKind::Place { .. })
+    }
 }
 
 /// A command with the time the front received it; trades it causes carry
