@@ -28,10 +28,10 @@
 //!
 //! A quarter rather than half: probe runs are shorter and far more often
 //! a single bucket, so the loops over them are predicted right. In
-//! `benches/engine.rs`'s mix that took 54.5 → 47.0 ns/op at 1k resting,
-//! 72.1 → 64.1 at 100k and 111.6 → 94.8 at 1M (medians of 3 alternating
-//! runs), for twice the table's memory (16 → 32 MiB per buffer at 2^20
-//! orders).
+//! `benches/engine.rs`'s mix that took 55.2 → 46.2 ns/op at 1k resting,
+//! 71.0 → 66.6 at 100k and 132.4 → 96.8 at 1M (medians of 3 alternating
+//! runs; a quantity decrease got 5–9% slower at 100k and 1M), for twice
+//! the table's memory (16 → 32 MiB per buffer at 2^20 orders).
 //! Growing doubles the table into the other buffer and moves
 //! [`STEP`] old buckets per insert; until the move is done, lookups try
 //! the new table and then the old one, and a removal from the old one
