@@ -665,6 +665,7 @@ impl<const BATCHED: bool> Engine for Ours<BATCHED> {
                 level_capacity: 4096,
                 finished_capacity,
                 resident: true,
+                sparse_index: true,
             }),
             sink: Vec::with_capacity(256),
             finished_capacity,

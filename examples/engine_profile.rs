@@ -96,6 +96,7 @@ fn main() {
         level_capacity: 4096,
         finished_capacity: 0,
         resident: true,
+        sparse_index: true,
     });
     let mut sink: Vec<Event> = Vec::with_capacity(256);
     let mut stream = Stream {

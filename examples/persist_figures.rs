@@ -33,6 +33,7 @@ fn main() {
         level_capacity: 4096,
         finished_capacity: 1_000_000,
         resident: false,
+        sparse_index: false,
     };
 
     // A book of `resting` orders over 500 levels a side, never crossing.

@@ -194,6 +194,7 @@ impl Config {
             level_capacity: self.level_capacity,
             finished_capacity: self.finished_orders,
             resident: false,
+            sparse_index: false,
         }
     }
 }

@@ -60,14 +60,16 @@ fn run(config: Config) -> Result<(), String> {
     let started = std::time::Instant::now();
     // The matching thread keeps no finished-order history: the replica
     // keeps it and answers `GET /order/{id}`, so matching never pays for it.
-    // Only the matching thread's book is made resident: the replica's
-    // (with its history) would double the memory for no matching speed.
+    // Only the matching thread's book is made resident, and only its id
+    // index kept sparse: the replica's (with its history) would double
+    // that memory for no matching speed.
     let recovered = recovery::recover(
         &config.data_dir,
         &config.wire(),
         BookConfig {
             finished_capacity: 0,
             resident: config.huge_pages,
+            sparse_index: true,
             ..config.book()
         },
         config.book(),

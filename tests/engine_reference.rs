@@ -253,6 +253,7 @@ fn check_sequence(commands: &[CommandKind], finished_capacity: usize) -> Result<
         level_capacity: 4,
         finished_capacity,
         resident: false,
+        sparse_index: false,
     });
     let mut naive = NaiveBook::new(finished_capacity);
     let mut events = Vec::new();
@@ -394,11 +395,13 @@ fn check_batches_against_one_by_one(finished_capacity: usize, resident: bool) {
         level_capacity: 1 << 10,
         finished_capacity,
         resident: false,
+        sparse_index: false,
     };
     let batched_config = if resident {
         BookConfig {
             order_capacity: 1 << 18,
             resident: true,
+            sparse_index: true,
             ..config
         }
     } else {

@@ -150,6 +150,7 @@ fn steady_state_allocations(depth: usize, batched: bool) -> u64 {
         level_capacity: 256,
         finished_capacity: 50_000,
         resident: false,
+        sparse_index: false,
     });
     let mut applier = Applier::new(batched);
     let mut rng = Rng(0x2545_F491_4F6C_DD1D);

@@ -79,6 +79,7 @@ fn run_through_the_thread(strategy: WaitStrategy) {
         level_capacity: 64,
         finished_capacity: 10_000,
         resident: false,
+        sparse_index: false,
     };
 
     let mut direct = OrderBook::new(config);

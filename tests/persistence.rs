@@ -268,6 +268,7 @@ fn replay(ops: &[Op]) -> (OrderBook, Vec<Trade>) {
         level_capacity: 64,
         finished_capacity: 1_000_000,
         resident: false,
+        sparse_index: false,
     });
     let mut trades = Vec::new();
     let mut events = Vec::new();

@@ -23,6 +23,7 @@ fn config() -> BookConfig {
         level_capacity: 16,
         finished_capacity: 20,
         resident: false,
+        sparse_index: false,
     }
 }
 

@@ -15,7 +15,7 @@ use hashbrown::HashMap;
 
 use super::arena::{Arena, NIL};
 use super::hash::{fold, order_id_hash, FoldBuildHasher};
-use super::index::{IdIndex, Probe};
+use super::index::{IdIndex, Probe, DENSE, SPARSE};
 use super::prefetch::prefetch;
 use super::types::{
     Command, CommandKind, Event, EventSink, LevelView, OrderId, OrderStatus, OrderView, Qty,
@@ -41,6 +41,13 @@ pub struct BookConfig {
     /// orders) is taken at once instead of as the book grows. The matching
     /// thread's book uses it.
     pub resident: bool,
+    /// Keep the id index (and the price → level map) at most a quarter
+    /// full instead of half: shorter probe runs, so lookups, inserts and
+    /// removals are faster (the mix about 10-25% at every depth), for
+    /// twice the index's memory (32 instead of 16 MiB per reserved buffer
+    /// at 2^20 orders). The matching thread's book uses it; the replica,
+    /// which also keeps the finished-order history, does not.
+    pub sparse_index: bool,
 }
 
 impl Default for BookConfig {
@@ -50,6 +57,7 @@ impl Default for BookConfig {
             level_capacity: 1 << 12,
             finished_capacity: 1_000_000,
             resident: false,
+            sparse_index: false,
         }
     }
 }
@@ -116,13 +124,13 @@ struct Ladder {
 }
 
 impl Ladder {
-    fn new(side: Side, capacity: usize) -> Self {
+    fn new(side: Side, capacity: usize, spread: usize) -> Self {
         Ladder {
             side,
             // Room for the empty levels a sweep allows beside `capacity`.
             sorted: Vec::with_capacity(2 * capacity + SWEEP_SLACK),
             empty: 0,
-            by_price: IdIndex::with_capacity(capacity),
+            by_price: IdIndex::with_capacity(capacity, spread),
         }
     }
 
@@ -287,14 +295,15 @@ impl Default for OrderBook {
 impl OrderBook {
     /// An empty book pre-sized by `config`.
     pub fn new(config: BookConfig) -> Self {
+        let spread = if config.sparse_index { SPARSE } else { DENSE };
         let mut book = OrderBook {
             orders: Arena::with_capacity(config.order_capacity),
             // Both sides' levels, and the empty ones the ladders keep.
             levels: Arena::with_capacity(2 * (2 * config.level_capacity + SWEEP_SLACK)),
-            index: IdIndex::with_capacity(config.order_capacity + config.finished_capacity),
+            index: IdIndex::with_capacity(config.order_capacity + config.finished_capacity, spread),
             ladders: [
-                Ladder::new(Side::Buy, config.level_capacity),
-                Ladder::new(Side::Sell, config.level_capacity),
+                Ladder::new(Side::Buy, config.level_capacity, spread),
+                Ladder::new(Side::Sell, config.level_capacity, spread),
             ],
             history: History::new(config.finished_capacity),
             wide_notional: HashMap::with_hasher(FoldBuildHasher),
@@ -1196,6 +1205,7 @@ mod tests {
             level_capacity: 16,
             finished_capacity: 0,
             resident: false,
+            sparse_index: false,
         });
         let mut model: std::collections::BTreeMap<(i8, Ticks), Qty> = Default::default();
         let mut live: Vec<(OrderId, Side, Ticks, Qty)> = Vec::new();
@@ -1278,6 +1288,7 @@ mod tests {
             level_capacity: 4,
             finished_capacity: 4,
             resident: false,
+            sparse_index: false,
         });
         let price = u64::MAX / 2;
         place(&mut book, 1, Side::Sell, price, u64::MAX);

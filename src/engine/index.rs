@@ -20,9 +20,10 @@
 //! A table sized for the configured capacity (say 2^20 orders, 32 MiB)
 //! spreads even a thin book over all of it, so every new id's probe is a
 //! cache and TLB miss. So the table in use is sized to the live count (at
-//! most a quarter full, at least [`START_BUCKETS`]), inside two zeroed
-//! buffers allocated up front for the configured capacity at a quarter
-//! full: pages never touched are never resident, and growing up to that
+//! most a quarter full for a [`SPARSE`] index, the matching thread's; half
+//! for a [`DENSE`] one; at least [`START_BUCKETS`]), inside two zeroed
+//! buffers allocated up front for the configured capacity at that load:
+//! pages never touched are never resident, and growing up to that
 //! capacity allocates nothing. Past it the table fills to half before it
 //! grows (and allocates).
 //!
@@ -59,9 +60,12 @@ const START_BUCKETS: usize = 1 << 10;
 /// 4` more (`s / 2`, at half full, past the reserved buffers).
 const STEP: usize = 16;
 
-/// The table in use grows once more than `1 / SPREAD` of it would be full,
-/// while it is smaller than the reserved buffers; then at half.
-const SPREAD: usize = 4;
+/// A sparse index's table grows once more than `1 / SPARSE` of it would
+/// be full, while it is smaller than the reserved buffers; then at half,
+/// as a dense one always does.
+pub(crate) const SPARSE: usize = 4;
+/// A dense index fills its table to half before it grows.
+pub(crate) const DENSE: usize = 2;
 
 /// Marks a bucket position as one of the old table's.
 const IN_OLD: usize = 1 << (usize::BITS - 1);
@@ -118,14 +122,19 @@ pub(crate) struct IdIndex {
     dirty: usize,
     /// Live entries in both tables.
     len: usize,
+    /// The table in use is kept at most `1 / spread` full while it is
+    /// smaller than the reserved buffers.
+    spread: usize,
 }
 
 impl IdIndex {
-    /// An index for `capacity` ids before it allocates again (a quarter
-    /// full then, and it fills to half before it does).
-    pub(crate) fn with_capacity(capacity: usize) -> Self {
+    /// An index for `capacity` ids before it allocates again, kept at most
+    /// `1 / spread` full ([`SPARSE`] or [`DENSE`]) up to there; past it
+    /// it fills to half before it does.
+    pub(crate) fn with_capacity(capacity: usize, spread: usize) -> Self {
+        debug_assert!(spread == SPARSE || spread == DENSE);
         let reserved = capacity
-            .saturating_mul(SPREAD)
+            .saturating_mul(spread)
             .max(MIN_BUCKETS)
             .checked_next_power_of_two()
             .expect("id index capacity overflows usize");
@@ -145,6 +154,7 @@ impl IdIndex {
             moved: 0,
             dirty: 0,
             len: 0,
+            spread,
         }
     }
 
@@ -285,7 +295,7 @@ impl IdIndex {
     #[inline]
     fn grows_past(&self) -> usize {
         if self.size < self.table.len() {
-            self.size / SPREAD
+            self.size / self.spread
         } else {
             self.size / 2
         }
@@ -417,7 +427,7 @@ mod tests {
     impl Harness {
         fn new(capacity: usize, hash: fn(u64) -> u64) -> Self {
             Harness {
-                index: IdIndex::with_capacity(capacity),
+                index: IdIndex::with_capacity(capacity, SPARSE),
                 keys: Vec::new(),
                 hash,
             }
@@ -579,6 +589,30 @@ mod tests {
     }
 
     #[test]
+    fn a_dense_index_fills_to_half_and_a_sparse_one_to_a_quarter() {
+        for (spread, reserved) in [(DENSE, 1 << 13), (SPARSE, 1 << 14)] {
+            let mut index = IdIndex::with_capacity(1 << 12, spread);
+            assert_eq!(index.table.len(), reserved);
+            let mut grew_at = Vec::new();
+            for key in 0..(1u64 << 12) {
+                let size = index.size;
+                let hash = crate::engine::hash::fold(key);
+                index.insert_new(hash, key as u32);
+                if index.size != size {
+                    grew_at.push((key, size));
+                }
+            }
+            // Each doubling came with the insert that would have passed
+            // `size / spread` entries.
+            assert!(!grew_at.is_empty());
+            for (key, size) in grew_at {
+                assert_eq!(key as usize, size / spread, "spread {spread}");
+            }
+            assert!(index.size <= reserved, "no allocation below the capacity");
+        }
+    }
+
+    #[test]
     fn grows_from_a_small_table_inside_the_reserved_buffers() {
         let mut h = Harness::new(1 << 16, crate::engine::hash::fold);
         assert_eq!(h.index.size, START_BUCKETS, "starts small");
@@ -601,7 +635,7 @@ mod tests {
     #[test]
     fn lookups_removals_and_updates_work_in_the_middle_of_a_move() {
         let mut h = Harness::new(1 << 12, crate::engine::hash::fold);
-        let limit = (START_BUCKETS / SPREAD) as u64;
+        let limit = (START_BUCKETS / SPARSE) as u64;
         for key in 0..limit {
             h.insert(key);
         }

@@ -369,6 +369,7 @@ mod tests {
             level_capacity: 16,
             finished_capacity: 3,
             resident: false,
+            sparse_index: false,
         };
         let mut book = OrderBook::new(config);
         let mut trades = Vec::new();
