@@ -44,10 +44,10 @@ pub struct BookConfig {
     /// Keep the id index (and the price → level map) at most a quarter
     /// full instead of half: shorter probe runs, so lookups, inserts and
     /// removals are faster (the mix in `benches/engine.rs` 6-27% faster
-    /// at 1k, 100k and 1M resting), for
-    /// twice the index's memory (32 instead of 16 MiB per reserved buffer
-    /// at 2^20 orders). The matching thread's book uses it; the replica,
-    /// which also keeps the finished-order history, does not.
+    /// at 1k, 100k and 1M resting), for twice the index's memory (32
+    /// instead of 16 MiB per reserved buffer at 2^20 orders). The matching
+    /// thread's book uses it; the replica, which also keeps the
+    /// finished-order history, does not.
     pub sparse_index: bool,
 }
 
