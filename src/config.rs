@@ -92,7 +92,7 @@ pub struct Config {
     /// Make the matching thread's book (its slots and id index for
     /// `--order-capacity` orders) resident at start, on transparent huge
     /// pages where the kernel has them: faster matching on big books, and
-    /// no page faults while matching, for about 96 MiB taken at start (at
+    /// no page faults while matching, for about 128 MiB taken at start (at
     /// 2^20 orders). `false` takes memory as the book grows.
     #[arg(long, env = "ORDERBOOK_HUGE_PAGES", num_args = 0..=1, default_missing_value = "true", default_value_t = true, action = clap::ArgAction::Set)]
     pub huge_pages: bool,

@@ -37,8 +37,9 @@ pub struct BookConfig {
     /// when the book is built, on transparent huge pages where the kernel
     /// has them: a big book's random accesses then miss the TLB far less
     /// (mix at 1M resting about 20% faster), and no page is faulted in
-    /// while matching. The price: that memory (about 96 MiB for 2^20
-    /// orders) is taken at once instead of as the book grows. The matching
+    /// while matching. The price: that memory (for 2^20 orders about 96
+    /// MiB, 128 with `sparse_index`) is taken at once instead of as the
+    /// book grows. The matching
     /// thread's book uses it.
     pub resident: bool,
     /// Keep the id index (and the price → level map) at most a quarter

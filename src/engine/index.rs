@@ -17,7 +17,7 @@
 //!
 //! # Sized to what it holds, allocated for what it may hold
 //!
-//! A table sized for the configured capacity (say 2^20 orders, 32 MiB)
+//! A table sized for the configured capacity (say 2^20 orders, 16 MiB)
 //! spreads even a thin book over all of it, so every new id's probe is a
 //! cache and TLB miss. So the table in use is sized to the live count (at
 //! most a quarter full for a [`SPARSE`] index, the matching thread's; half
