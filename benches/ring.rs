@@ -5,6 +5,9 @@
 //!   stages the burst and publishes it with one store; the others push item by
 //!   item), the consumer takes everything (ours drains with one store per
 //!   batch). Reported per item; the summary also gives items/s.
+//!   `array_queue` spins on both sides, like `ours_spin`;
+//!   `array_queue_adaptive` adds the sleep protocol ours uses under
+//!   `WaitStrategy::Adaptive` (and its fences), like `ours_adaptive`.
 //! - `ring_handoff`: a ping-pong between two threads over two rings; the round
 //!   trip divided by 2, so the time is one one-way hand-off. Ours spins
 //!   (`WaitStrategy::Spin`), as does the ArrayQueue loop; mpsc blocks.
@@ -115,6 +118,94 @@ fn array_queue_throughput(items: u64, burst: usize) -> Duration {
     elapsed
 }
 
+/// `ArrayQueue` given the waiting ours does under `WaitStrategy::Adaptive`,
+/// so the two are compared like for like: each side spins with `Backoff`,
+/// then parks after raising a flag and re-checking the queue (Dekker), and
+/// the other side, after a `SeqCst` fence, unparks it if the flag is up.
+/// The producer pays the fence once per burst (and before it waits for
+/// room), the consumer once per drain of everything it found: the fewest
+/// fences this protocol allows a queue that publishes item by item.
+fn array_queue_adaptive_throughput(items: u64, burst: usize) -> Duration {
+    use crossbeam_utils::{Backoff, CachePadded};
+    use std::sync::atomic::{fence, AtomicBool, Ordering};
+
+    struct Shared {
+        queue: ArrayQueue<u64>,
+        consumer_sleeping: CachePadded<AtomicBool>,
+        producer_sleeping: CachePadded<AtomicBool>,
+    }
+    /// After a publish (or a drain): fence, then wake the other side if it
+    /// sleeps.
+    fn notify(sleeping: &AtomicBool, whom: &thread::Thread) {
+        fence(Ordering::SeqCst);
+        if sleeping.load(Ordering::Relaxed) {
+            whom.unpark();
+        }
+    }
+    /// Spins, then sleeps until `ready()` (re-checked after the flag is up).
+    fn wait_until(sleeping: &AtomicBool, ready: impl Fn() -> bool) {
+        let backoff = Backoff::new();
+        while !ready() {
+            if backoff.is_completed() {
+                sleeping.store(true, Ordering::Relaxed);
+                fence(Ordering::SeqCst);
+                if !ready() {
+                    thread::park();
+                }
+                sleeping.store(false, Ordering::Relaxed);
+            } else {
+                backoff.snooze();
+            }
+        }
+    }
+
+    let shared = Arc::new(Shared {
+        queue: ArrayQueue::new(CAPACITY),
+        consumer_sleeping: CachePadded::new(AtomicBool::new(false)),
+        producer_sleeping: CachePadded::new(AtomicBool::new(false)),
+    });
+    let consumer = thread::current();
+    let started = Instant::now();
+    let writer = {
+        let shared = Arc::clone(&shared);
+        thread::spawn(move || {
+            let mut next = 0;
+            while next < items {
+                let end = (next + burst as u64).min(items);
+                while next < end {
+                    let mut item = next;
+                    while let Err(back) = shared.queue.push(item) {
+                        item = back;
+                        notify(&shared.consumer_sleeping, &consumer);
+                        wait_until(&shared.producer_sleeping, || !shared.queue.is_full());
+                    }
+                    next += 1;
+                }
+                notify(&shared.consumer_sleeping, &consumer);
+            }
+        })
+    };
+    let producer = writer.thread().clone();
+    let mut received = 0;
+    while received < items {
+        let mut drained = 0;
+        while let Some(item) = shared.queue.pop() {
+            black_box(item);
+            drained += 1;
+        }
+        if drained == 0 {
+            wait_until(&shared.consumer_sleeping, || !shared.queue.is_empty());
+        } else {
+            received += drained;
+            notify(&shared.producer_sleeping, &producer);
+        }
+    }
+    let elapsed = started.elapsed();
+    assert_eq!(received, items);
+    writer.join().unwrap();
+    elapsed
+}
+
 /// `sync_channel`: blocking send and receive.
 fn mpsc_throughput(items: u64, burst: usize) -> Duration {
     let (sender, receiver) = mpsc::sync_channel::<u64>(CAPACITY);
@@ -144,7 +235,7 @@ fn throughput(c: &mut Criterion) {
     for burst in BURSTS {
         let mut group = c.benchmark_group(format!("ring_throughput/burst_{burst}"));
         group.throughput(Throughput::Elements(1));
-        let cases: [Case; 4] = [
+        let cases: [Case; 5] = [
             ("ours_adaptive", &|n| {
                 ours_throughput(n, burst, WaitStrategy::Adaptive)
             }),
@@ -152,6 +243,9 @@ fn throughput(c: &mut Criterion) {
                 ours_throughput(n, burst, WaitStrategy::Spin)
             }),
             ("array_queue", &|n| array_queue_throughput(n, burst)),
+            ("array_queue_adaptive", &|n| {
+                array_queue_adaptive_throughput(n, burst)
+            }),
             ("mpsc_sync_channel", &|n| mpsc_throughput(n, burst)),
         ];
         for (name, run) in cases {
