@@ -15,11 +15,13 @@
 //! system call.
 //!
 //! That fence is the price of `Adaptive`: it waits until the cursor store has
-//! reached the cache line the other side polls. On the two-core development
-//! VM (`benches/ring.rs`) a publish of one item at a time costs about 35 ns
-//! under `Adaptive` against about 12 ns under `Spin`; batches of 16 bring both
-//! to 2-4 ns an item. Publishing with a `SeqCst` store (`xchg`) instead of a
-//! `Release` store and a fence measured the same, so the fence stays.
+//! reached the cache line the other side polls. In `benches/ring.rs` on the
+//! two-core development VM, one item at a time costs about 55 ns an item
+//! under `Adaptive` against about 25 under `Spin`: a consumer that keeps up
+//! reads the lines the producer writes next, and each fence waits for them
+//! to come back (README.md, Benchmarks). Bursts share one fence. Publishing
+//! with a `SeqCst` store (`xchg`) instead of a `Release` store and a fence
+//! measured the same, so the fence stays.
 
 use core::fmt;
 use core::str::FromStr;
