@@ -22,6 +22,7 @@ fn main() {
     let records: u64 = args.next().map_or(1_000_000, |a| a.parse().unwrap());
     let keep_dir = args.next();
     let wire = Wire {
+        symbol: orderbook::api::Symbol::parse("DEFAULT").unwrap(),
         tick: TickSize::parse("0.01").unwrap(),
         max_quantity: 1_000_000_000,
     };

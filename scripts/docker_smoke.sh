@@ -26,7 +26,7 @@ fail() { echo "docker_smoke: FAIL: $*" >&2; exit 1; }
 expect() { [ "$2" = "$3" ] || fail "$1: got $2, expected $3"; }
 wait_healthy() {
   for _ in $(seq 100); do
-    [ "$(curl -s "$base/health" || true)" = '{"status":"ok"}' ] && return 0
+    [ "$(curl -s "$base/health" || true)" = '{"status":"ok","symbol":"DEFAULT"}' ] && return 0
     sleep 0.1
   done
   fail "no answer on $base/health"

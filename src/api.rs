@@ -295,9 +295,64 @@ pub fn write_timestamp(out: &mut String, ts: Timestamp) {
     );
 }
 
-/// Settings that shape the wire: the tick grid and the quantity bound.
+/// The instrument this service trades: the one book's name. An order may
+/// name it in a `symbol` field (and is refused if it names another); one
+/// that leaves it out trades it.
+///
+/// Kept inline (`Copy`, no allocation) and restricted to characters that
+/// need no escaping in JSON, so it is written out as it is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Symbol {
+    bytes: [u8; Symbol::MAX_LEN],
+    len: u8,
+}
+
+impl Symbol {
+    /// The longest name accepted.
+    pub const MAX_LEN: usize = 32;
+
+    /// Parses a symbol setting: 1 to 32 ASCII letters, digits and
+    /// `. _ - / :`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let allowed = |b: u8| b.is_ascii_alphanumeric() || b"._-/:".contains(&b);
+        if text.is_empty() || text.len() > Self::MAX_LEN || !text.bytes().all(allowed) {
+            return Err(format!(
+                "a symbol is 1 to {} ASCII letters, digits and . _ - / : (got {text:?})",
+                Self::MAX_LEN
+            ));
+        }
+        let mut bytes = [0; Self::MAX_LEN];
+        bytes[..text.len()].copy_from_slice(text.as_bytes());
+        Ok(Symbol {
+            bytes,
+            len: text.len() as u8,
+        })
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len as usize]).expect("checked ASCII")
+    }
+}
+
+impl std::fmt::Debug for Symbol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Symbol({:?})", self.as_str())
+    }
+}
+
+impl std::fmt::Display for Symbol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Settings that shape the wire: the instrument, the tick grid and the
+/// quantity bound.
 #[derive(Clone, Copy, Debug)]
 pub struct Wire {
+    /// The instrument traded.
+    pub symbol: Symbol,
     /// The price grid.
     pub tick: TickSize,
     /// The largest quantity accepted.
@@ -332,6 +387,8 @@ struct Fields<'a> {
     price: Option<&'a RawValue>,
     #[serde(borrow)]
     side: Option<&'a RawValue>,
+    #[serde(borrow)]
+    symbol: Option<&'a RawValue>,
 }
 
 fn fields(body: &[u8]) -> Result<Fields<'_>, ApiError> {
@@ -363,6 +420,27 @@ fn number(raw: &RawValue) -> Option<f64> {
 }
 
 impl Wire {
+    /// Checks an order's `symbol`, if it names one: it must be ours.
+    fn symbol(&self, raw: Option<&RawValue>) -> Result<(), ApiError> {
+        let Some(raw) = raw.filter(|raw| raw.get() != "null") else {
+            return Ok(());
+        };
+        let ours = self.symbol.as_str();
+        match serde_json::from_str::<std::borrow::Cow<'_, str>>(raw.get()) {
+            Ok(name) if name == ours => Ok(()),
+            Ok(name) => Err(ApiError::field(
+                "symbol",
+                &format!("unknown symbol {name:?}: this service trades {ours:?}"),
+            )),
+            Err(_) => Err(ApiError::field("symbol", "must be a string")),
+        }
+    }
+
+    /// This service's `GET /health` body.
+    pub fn health(&self) -> String {
+        format!("{{\"status\":\"ok\",\"symbol\":\"{}\"}}", self.symbol)
+    }
+
     fn price(&self, raw: Option<&RawValue>) -> Result<Option<Ticks>, ApiError> {
         let Some(raw) = raw.filter(|raw| raw.get() != "null") else {
             return Ok(None);
@@ -397,6 +475,7 @@ impl Wire {
     /// Decodes and checks a `POST /order/` body.
     pub fn new_order(&self, body: &[u8]) -> Result<NewOrder, ApiError> {
         let fields = fields(body)?;
+        self.symbol(fields.symbol)?;
         let quantity = self
             .quantity(fields.quantity)?
             .ok_or_else(|| ApiError::field("quantity", "field required"))?;
@@ -430,6 +509,7 @@ impl Wire {
     /// Decodes and checks a `PUT /order/{id}` body.
     pub fn amendment(&self, body: &[u8]) -> Result<Amendment, ApiError> {
         let fields = fields(body)?;
+        self.symbol(fields.symbol)?;
         Ok(Amendment {
             price: self.price(fields.price)?,
             quantity: self.quantity(fields.quantity)?,
@@ -538,9 +618,59 @@ mod tests {
 
     fn wire() -> Wire {
         Wire {
+            symbol: Symbol::parse("DEFAULT").unwrap(),
             tick: TickSize::parse("0.01").unwrap(),
             max_quantity: 1_000_000_000,
         }
+    }
+
+    #[test]
+    fn a_symbol_setting_is_1_to_32_plain_characters() {
+        for good in [
+            "DEFAULT",
+            "BTC-USD",
+            "ES.Z26",
+            "EUR/USD",
+            "X:Y_1",
+            &"A".repeat(32),
+        ] {
+            assert_eq!(Symbol::parse(good).unwrap().as_str(), good);
+        }
+        for bad in ["", "BTC USD", "quote\"d", "caf\u{e9}", &"A".repeat(33)] {
+            let error = Symbol::parse(bad).unwrap_err();
+            assert_eq!(
+                error,
+                format!("a symbol is 1 to 32 ASCII letters, digits and . _ - / : (got {bad:?})")
+            );
+        }
+    }
+
+    #[test]
+    fn an_order_may_name_only_this_services_symbol() {
+        let wire = wire();
+        let body = |symbol: &str| {
+            format!(r#"{{"quantity": 1, "price": 1.0, "side": 1, "symbol": {symbol}}}"#)
+        };
+        for ok in [r#""DEFAULT""#, "null", r#""DEF\u0041ULT""#] {
+            assert!(wire.new_order(body(ok).as_bytes()).is_ok(), "{ok}");
+        }
+        let refused = |symbol: &str| wire.new_order(body(symbol).as_bytes()).unwrap_err();
+        assert_eq!(
+            refused(r#""OTHER""#),
+            ApiError::new(
+                422,
+                r#"symbol: unknown symbol "OTHER": this service trades "DEFAULT""#
+            )
+        );
+        assert_eq!(refused("1"), ApiError::new(422, "symbol: must be a string"));
+        assert_eq!(
+            wire.amendment(br#"{"price": 2.0, "symbol": "OTHER"}"#),
+            Err(ApiError::new(
+                422,
+                r#"symbol: unknown symbol "OTHER": this service trades "DEFAULT""#
+            ))
+        );
+        assert_eq!(wire.health(), r#"{"status":"ok","symbol":"DEFAULT"}"#);
     }
 
     #[test]

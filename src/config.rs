@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::api::{TickSize, Wire};
+use crate::api::{Symbol, TickSize, Wire};
 use crate::engine::BookConfig;
 use crate::net::http::Limits;
 use crate::net::server::{FeedSettings, FrontConfig};
@@ -26,6 +26,12 @@ pub struct Config {
     /// locked so that two services never share it.
     #[arg(long, env = "ORDERBOOK_DATA_DIR", default_value = ".")]
     pub data_dir: PathBuf,
+
+    /// The instrument traded: an order may name it in a `symbol` field (an
+    /// order naming another is refused with 422); one that does not trades
+    /// it. `GET /health` shows it.
+    #[arg(long, env = "ORDERBOOK_SYMBOL", default_value = "DEFAULT", value_parser = Symbol::parse)]
+    pub symbol: Symbol,
 
     /// Address and port to listen on.
     #[arg(long, env = "ORDERBOOK_LISTEN", default_value = "127.0.0.1:8000")]
@@ -150,6 +156,7 @@ impl Config {
     /// The wire's price grid and quantity bound.
     pub fn wire(&self) -> Wire {
         Wire {
+            symbol: self.symbol,
             tick: self.tick_size,
             max_quantity: self.max_quantity,
         }

@@ -557,6 +557,81 @@ fn health_unknown_paths_and_wrong_methods() {
 }
 
 #[test]
+fn an_order_trades_the_configured_symbol_and_one_naming_another_is_refused() {
+    let server = Server::start_with(&["--symbol", "BTC-USD"]);
+    let mut client = server.connect();
+    assert_eq!(
+        client.get("/health").expect(200),
+        json!({"status": "ok", "symbol": "BTC-USD"})
+    );
+
+    // Named or left out (or null), the order trades the one book.
+    for body in [
+        r#"{"quantity": 5, "price": 100.0, "side": 1, "symbol": "BTC-USD"}"#,
+        r#"{"quantity": 5, "price": 100.0, "side": 1}"#,
+        r#"{"quantity": 5, "price": 100.0, "side": 1, "symbol": null}"#,
+    ] {
+        assert_eq!(
+            client.post("/order/", body).expect(200)["status"],
+            json!("open")
+        );
+    }
+    let resting = client.get("/orders").expect(200);
+    assert_eq!(resting["buy_orders"].as_array().unwrap().len(), 3);
+
+    // Another symbol (case counts), or not a string: 422, nothing placed.
+    for (body, detail) in [
+        (
+            r#"{"quantity": 5, "price": 99.0, "side": -1, "symbol": "ETH-USD"}"#,
+            r#"symbol: unknown symbol "ETH-USD": this service trades "BTC-USD""#,
+        ),
+        (
+            r#"{"quantity": 5, "price": 99.0, "side": -1, "symbol": "btc-usd"}"#,
+            r#"symbol: unknown symbol "btc-usd": this service trades "BTC-USD""#,
+        ),
+        (
+            r#"{"quantity": 5, "price": 99.0, "side": -1, "symbol": 7}"#,
+            "symbol: must be a string",
+        ),
+    ] {
+        client.post("/order/", body).expect_detail(422, detail);
+    }
+    // A modify naming another symbol is refused and changes nothing.
+    let id = resting["buy_orders"][0]["id"].as_str().unwrap().to_owned();
+    client
+        .put(
+            &format!("/order/{id}"),
+            r#"{"quantity": 9, "symbol": "ETH-USD"}"#,
+        )
+        .expect_detail(
+            422,
+            r#"symbol: unknown symbol "ETH-USD": this service trades "BTC-USD""#,
+        );
+    client
+        .put(
+            &format!("/order/{id}"),
+            r#"{"quantity": 4, "symbol": "BTC-USD"}"#,
+        )
+        .expect(200);
+    assert_eq!(client.get("/orders").expect(200)["sell_orders"], json!([]));
+    assert_eq!(
+        client.get(&format!("/order/{id}")).expect(200)["order_quantity"],
+        json!(4)
+    );
+    assert_eq!(client.get("/trades").expect(200), json!([]));
+}
+
+#[test]
+fn the_default_symbol_is_shown_by_health() {
+    let server = Server::start();
+    let mut client = server.connect();
+    assert_eq!(
+        client.get("/health").expect(200),
+        json!({"status": "ok", "symbol": "DEFAULT"})
+    );
+}
+
+#[test]
 fn head_is_answered_without_a_body() {
     let server = Server::start();
     let mut client = server.connect();

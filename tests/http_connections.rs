@@ -1243,7 +1243,7 @@ fn a_large_listing_keeps_its_place_among_pipelined_answers() {
     assert_eq!(listing["buy_orders"].as_array().unwrap().len(), 1_000);
     assert_eq!(
         client.read_response().unwrap().expect(200),
-        serde_json::json!({"status": "ok"})
+        serde_json::json!({"status": "ok", "symbol": "DEFAULT"})
     );
     let second = client.read_response().unwrap();
     assert_eq!(
@@ -1253,7 +1253,7 @@ fn a_large_listing_keeps_its_place_among_pipelined_answers() {
     );
     assert_eq!(
         client.read_response().unwrap().expect(200),
-        serde_json::json!({"status": "ok"})
+        serde_json::json!({"status": "ok", "symbol": "DEFAULT"})
     );
 }
 

@@ -12,6 +12,7 @@ use proptest::prelude::*;
 
 fn wire() -> Wire {
     Wire {
+        symbol: orderbook::api::Symbol::parse("DEFAULT").unwrap(),
         tick: TickSize::parse("0.01").unwrap(),
         max_quantity: 1_000_000_000,
     }

@@ -806,7 +806,8 @@ impl Front {
                 Err(error) => Err(error),
             },
             ("/health", Method::Get) => {
-                self.answer_now(slot, 200, b"{\"status\":\"ok\"}", keep_alive);
+                let body = self.wire.health();
+                self.answer_now(slot, 200, body.as_bytes(), keep_alive);
                 Ok(())
             }
             ("/ws", Method::Get) => self.upgrade(slot, request),

@@ -342,6 +342,7 @@ mod tests {
 
     fn wire() -> Wire {
         Wire {
+            symbol: crate::api::Symbol::parse("DEFAULT").unwrap(),
             tick: TickSize::parse("0.01").unwrap(),
             max_quantity: 1_000_000_000,
         }
