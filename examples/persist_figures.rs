@@ -74,11 +74,13 @@ fn main() {
     let started = Instant::now();
     let bytes = snapshot::write_state(&book, std::iter::empty(), seq, 0, &wire);
     let built = started.elapsed();
-    snapshot::save_atomically(&dir, &bytes).unwrap();
+    let state_path = dir.join(snapshot::STATE_FILE);
+    snapshot::save_atomically(&state_path, &bytes).unwrap();
     let saved = started.elapsed();
     if let Some(keep) = &keep_dir {
         std::fs::create_dir_all(keep).unwrap();
-        snapshot::save_atomically(std::path::Path::new(keep), &bytes).unwrap();
+        let kept = std::path::Path::new(keep).join(snapshot::STATE_FILE);
+        snapshot::save_atomically(&kept, &bytes).unwrap();
     }
     println!(
         "state file of {resting} resting orders: {} bytes ({:.1} MB), built in {:.0} ms, written and synced in {:.0} ms more ({:.0} ms in all)",
@@ -136,6 +138,7 @@ fn main() {
     let started = Instant::now();
     let recovered = recovery::recover(
         &dir,
+        &state_path,
         &wire,
         BookConfig {
             finished_capacity: 0,

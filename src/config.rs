@@ -11,6 +11,7 @@ use crate::api::{Symbol, TickSize, Wire};
 use crate::engine::BookConfig;
 use crate::net::http::Limits;
 use crate::net::server::{FeedSettings, FrontConfig};
+use crate::persist::snapshot::{self, STATE_FILE};
 use crate::publisher::FeedConfig;
 use crate::ring::WaitStrategy;
 
@@ -22,7 +23,8 @@ use crate::ring::WaitStrategy;
     about = "Low-latency limit order matching service"
 )]
 pub struct Config {
-    /// Directory that holds the service's state; created if missing, and
+    /// Directory that holds the service's state (the journal, and the state
+    /// file unless `--state-file` is elsewhere); created if missing, and
     /// locked so that two services never share it.
     #[arg(long, env = "ORDERBOOK_DATA_DIR", default_value = ".")]
     pub data_dir: PathBuf,
@@ -32,6 +34,13 @@ pub struct Config {
     /// it. `GET /health` shows it.
     #[arg(long, env = "ORDERBOOK_SYMBOL", default_value = "DEFAULT", value_parser = Symbol::parse)]
     pub symbol: Symbol,
+
+    /// The state file (`order_book_state.json`, the original service's
+    /// name): written every `--snapshot-interval` and at shutdown, loaded
+    /// at start (one of the original service loads too). A relative path is
+    /// inside `--data-dir`.
+    #[arg(long, env = "ORDERBOOK_STATE_FILE", default_value = STATE_FILE)]
+    pub state_file: PathBuf,
 
     /// Address and port to listen on.
     #[arg(long, env = "ORDERBOOK_LISTEN", default_value = "127.0.0.1:8000")]
@@ -153,6 +162,12 @@ pub struct Config {
 }
 
 impl Config {
+    /// Where the state file is: `--state-file` inside `--data-dir` unless
+    /// absolute.
+    pub fn state_path(&self) -> PathBuf {
+        snapshot::state_path(&self.data_dir, &self.state_file)
+    }
+
     /// The wire's price grid and quantity bound.
     pub fn wire(&self) -> Wire {
         Wire {

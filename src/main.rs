@@ -34,19 +34,50 @@ fn main() -> ExitCode {
     }
 }
 
-/// Creates the data directory and takes its lock, held for the process's
-/// life: a second service on the same state would corrupt it.
-fn lock_data_dir(config: &Config) -> Result<File, String> {
+/// Creates the data directory (and the state file's) and takes their
+/// locks, held for the process's life: a second service on the same state
+/// would corrupt it. A state file outside the data directory gets a lock of
+/// its own beside it (`<state file>.lock`).
+fn lock_state(config: &Config) -> Result<Vec<File>, String> {
     let dir = &config.data_dir;
     fs::create_dir_all(dir)
         .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
-    let path = dir.join("orderbook.lock");
-    let lock = File::create(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let mut locks = vec![take_lock(&dir.join("orderbook.lock"), || {
+        format!("data directory {}", dir.display())
+    })?];
+    let state_path = config.state_path();
+    let state_dir = match state_path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => std::path::Path::new("."),
+    };
+    fs::create_dir_all(state_dir).map_err(|e| {
+        format!(
+            "cannot create the state file's directory {}: {e}",
+            state_dir.display()
+        )
+    })?;
+    let same_dir = match (dir.canonicalize(), state_dir.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if !same_dir {
+        let mut lock_path = state_path.as_os_str().to_owned();
+        lock_path.push(".lock");
+        locks.push(take_lock(std::path::Path::new(&lock_path), || {
+            format!("state file {}", state_path.display())
+        })?);
+    }
+    Ok(locks)
+}
+
+/// Opens `path` and locks it, or says that `what` is in use.
+fn take_lock(path: &std::path::Path, what: impl Fn() -> String) -> Result<File, String> {
+    let lock = File::create(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     match lock.try_lock() {
         Ok(()) => Ok(lock),
         Err(TryLockError::WouldBlock) => Err(format!(
-            "data directory {} is in use by another orderbook process ({} is locked)",
-            dir.display(),
+            "{} is in use by another orderbook process ({} is locked)",
+            what(),
             path.display()
         )),
         Err(TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
@@ -54,7 +85,7 @@ fn lock_data_dir(config: &Config) -> Result<File, String> {
 }
 
 fn run(config: Config) -> Result<(), String> {
-    let _data_dir_lock = lock_data_dir(&config)?;
+    let _locks = lock_state(&config)?;
     let mut signals = Signals::new([SIGINT, SIGTERM])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let started = std::time::Instant::now();
@@ -65,6 +96,7 @@ fn run(config: Config) -> Result<(), String> {
     // that memory for no matching speed.
     let recovered = recovery::recover(
         &config.data_dir,
+        &config.state_path(),
         &config.wire(),
         BookConfig {
             finished_capacity: 0,
@@ -176,6 +208,7 @@ fn run(config: Config) -> Result<(), String> {
         Arc::new(LoopWaker(waker.clone())),
         Snapshots {
             dir: config.data_dir.clone(),
+            state_path: config.state_path(),
             seq: recovered.seq,
             saved_seq: recovered.saved_seq,
             feed_seq: recovered.feed_seq,

@@ -70,8 +70,10 @@ fn order_json(book: &OrderBook, wire: &Wire, id: OrderId) -> (u16, Vec<u8>) {
 
 /// What the replica keeps for the state file besides its book.
 pub struct Snapshots {
-    /// The data directory (state file and journal).
+    /// The data directory (the journal).
     pub dir: PathBuf,
+    /// The state file.
+    pub state_path: PathBuf,
     /// Commands seen so far: the journal sequence number of the last one
     /// (the front journals every command it sends, in this order).
     pub seq: u64,
@@ -93,15 +95,15 @@ impl Snapshots {
     /// reported and the journal kept: nothing is lost, the next snapshot
     /// tries again.
     fn save(&mut self, book: &OrderBook, wire: &Wire) {
-        if self.seq == self.saved_seq && snapshot::state_path(&self.dir).exists() {
+        if self.seq == self.saved_seq && self.state_path.exists() {
             return;
         }
         let started = Instant::now();
         let bytes = snapshot::write_state(book, self.trades.iter(), self.seq, self.feed_seq, wire);
-        if let Err(error) = snapshot::save_atomically(&self.dir, &bytes) {
+        if let Err(error) = snapshot::save_atomically(&self.state_path, &bytes) {
             eprintln!(
-                "orderbook: cannot write the state file in {}: {error}",
-                self.dir.display()
+                "orderbook: cannot write the state file {}: {error}",
+                self.state_path.display()
             );
             return;
         }

@@ -104,6 +104,45 @@ fn started(child: &mut std::process::Child) -> BufReader<std::process::ChildStde
 }
 
 #[test]
+fn a_second_service_on_the_same_state_file_is_refused_even_from_another_data_dir() {
+    let first_dir = scratch_dir("state-first");
+    let second_dir = scratch_dir("state-second");
+    let state = scratch_dir("state-shared").join("book.json");
+    let spawn = |dir: &std::path::Path| {
+        Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .arg("--state-file")
+            .arg(&state)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = spawn(&first_dir);
+    let _stderr = started(&mut first);
+    let second = spawn(&second_dir).wait_with_output().unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    let message = String::from_utf8(second.stderr).unwrap();
+    assert_eq!(
+        message,
+        format!(
+            "orderbook: state file {} is in use by another orderbook process ({}.lock is locked)\n",
+            state.display(),
+            state.display()
+        )
+    );
+    first.kill().unwrap();
+    first.wait().unwrap();
+    for dir in [
+        &first_dir,
+        &second_dir,
+        &state.parent().unwrap().to_path_buf(),
+    ] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[test]
 fn a_second_service_on_the_same_data_dir_is_refused() {
     let dir = scratch_dir("shared");
     let spawn = || {

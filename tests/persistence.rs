@@ -145,6 +145,70 @@ fn a_state_file_of_the_original_service_is_loaded() {
 }
 
 #[test]
+fn the_state_file_setting_puts_it_anywhere_and_the_original_services_file_loads_from_there() {
+    let dir = TempDir::new("state-file-data");
+    let elsewhere = TempDir::new("state-file-elsewhere");
+    // An absolute path outside the data directory, holding a file of the
+    // original service.
+    let state = elsewhere.0.join("legacy").join("book.json");
+    fs::create_dir_all(state.parent().unwrap()).unwrap();
+    fs::write(
+        &state,
+        r#"{"buy_orders": [{"id": "0b9f6a9e-4a3c-4c1e-9c1d-2b7d1f0e6a11", "quantity": 10, "price": 99.5, "side": 1, "status": "open", "filled_quantity": 0, "average_traded_price": 0, "traded_quantity": 0, "order_alive": true}], "sell_orders": [], "trades": []}"#,
+    )
+    .unwrap();
+    let setting = state.to_str().unwrap();
+    let mut server = Server::start_in(&dir.0, &["--state-file", setting]);
+    let mut client = server.connect();
+    let loaded = client.get("/orders").expect(200);
+    assert_eq!(
+        loaded["buy_orders"][0]["id"],
+        "0b9f6a9e-4a3c-4c1e-9c1d-2b7d1f0e6a11"
+    );
+    let placed = id_of(
+        &client
+            .post("/order/", &place_body(Side::Sell, 10_100, 3))
+            .expect(200),
+    );
+    let before = client.get("/orders").expect(200);
+    server.signal("TERM");
+    assert!(server
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits")
+        .success());
+
+    // Rewritten where the setting says, in our layout; nothing in the data
+    // directory but the journal and the lock.
+    let saved: Value = serde_json::from_slice(&fs::read(&state).unwrap()).unwrap();
+    assert_eq!(saved["seq"], 1);
+    assert_eq!(saved["sell_orders"][0]["id"], Value::String(placed));
+    assert!(!dir.0.join("order_book_state.json").exists());
+    assert!(!state.with_file_name("book.json.tmp").exists());
+
+    // A restart with the same setting reads it back.
+    let server = Server::start_in(&dir.0, &["--state-file", setting]);
+    assert_eq!(server.connect().get("/orders").expect(200), before);
+    drop(server);
+
+    // A relative path is inside the data directory; its directory is made
+    // at start.
+    let dir = TempDir::new("state-file-relative");
+    let mut server = Server::start_in(&dir.0, &["--state-file", "books/main.json"]);
+    server
+        .connect()
+        .post("/order/", &place_body(Side::Buy, 9_000, 1))
+        .expect(200);
+    server.signal("TERM");
+    assert!(server
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits")
+        .success());
+    let saved: Value =
+        serde_json::from_slice(&fs::read(dir.0.join("books").join("main.json")).unwrap()).unwrap();
+    assert_eq!(saved["buy_orders"].as_array().unwrap().len(), 1);
+}
+
+#[test]
 fn a_corrupt_state_file_stops_the_start_and_is_left_as_it_was() {
     let dir = TempDir::new("corrupt-state");
     let path = dir.0.join("order_book_state.json");

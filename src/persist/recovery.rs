@@ -34,7 +34,7 @@ pub struct Recovered {
 /// One book from the state file and the journal records after it, with the
 /// trades it made (the newest `trade_history`, if asked for).
 fn rebuild(
-    dir: &Path,
+    state_path: &Path,
     config: BookConfig,
     state: Option<&State>,
     replay: &segments::Replay,
@@ -45,12 +45,9 @@ fn rebuild(
     let mut feed_seq = state.map_or(0, |s| s.feed_seq);
     let keep = trade_history.unwrap_or(0);
     if let Some(state) = state {
-        state.restore_into(&mut book).map_err(|e| {
-            format!(
-                "state file {} is unusable: {e}",
-                snapshot::state_path(dir).display()
-            )
-        })?;
+        state
+            .restore_into(&mut book)
+            .map_err(|e| format!("state file {} is unusable: {e}", state_path.display()))?;
         let skip = state.trades.len().saturating_sub(keep);
         trades.extend(state.trades.iter().skip(skip).copied());
     }
@@ -83,30 +80,33 @@ pub fn apply_to_copy(
     publisher::messages_for(events)
 }
 
-/// Rebuilds the books from the state file and journal in `dir`.
+/// Rebuilds the books from the state file at `state_path` and the journal
+/// in `dir`.
 pub fn recover(
     dir: &Path,
+    state_path: &Path,
     wire: &Wire,
     matching_config: BookConfig,
     replica_config: BookConfig,
     trade_history: usize,
 ) -> Result<Recovered, String> {
-    let state = snapshot::load(dir, wire)?;
+    let state = snapshot::load(state_path, wire)?;
     let saved_seq = state.as_ref().map_or(0, |s| s.seq);
     let replay = segments::read_after(dir, saved_seq)?;
     let mut notes = Vec::new();
     if state.is_some() {
         notes.push(format!(
             "loaded {} (up to journal record {saved_seq})",
-            snapshot::state_path(dir).display()
+            state_path.display()
         ));
     }
     notes.extend(replay.warnings.iter().cloned());
     // The two books are rebuilt side by side, one per core.
     let (matching, replica) = std::thread::scope(|scope| {
-        let matching = scope.spawn(|| rebuild(dir, matching_config, state.as_ref(), &replay, None));
+        let matching =
+            scope.spawn(|| rebuild(state_path, matching_config, state.as_ref(), &replay, None));
         let replica = rebuild(
-            dir,
+            state_path,
             replica_config,
             state.as_ref(),
             &replay,

@@ -24,12 +24,14 @@ use serde::Deserialize;
 use crate::api::{self, TradeRecord, Wire};
 use crate::engine::{OrderBook, OrderStatus, OrderView, Side, Trade};
 
-/// The state file's name inside the data directory.
+/// The state file's name, the original service's: the default of
+/// `--state-file`, inside the data directory.
 pub const STATE_FILE: &str = "order_book_state.json";
 
-/// The state file's path in `dir`.
-pub fn state_path(dir: &Path) -> PathBuf {
-    dir.join(STATE_FILE)
+/// The state file's path: `setting` as it is if absolute, else inside
+/// `dir` (the data directory).
+pub fn state_path(dir: &Path, setting: &Path) -> PathBuf {
+    dir.join(setting)
 }
 
 /// A state file's contents, decoded.
@@ -120,16 +122,24 @@ pub fn write_state<'a>(
     out.into_bytes()
 }
 
-/// Replaces the state file in `dir` with `bytes`: never half-written, even
-/// if the process or the machine stops in the middle.
-pub fn save_atomically(dir: &Path, bytes: &[u8]) -> io::Result<()> {
-    let temporary = dir.join(format!("{STATE_FILE}.tmp"));
+/// Replaces the state file at `path` with `bytes`: never half-written, even
+/// if the process or the machine stops in the middle. The bytes go to
+/// `<path>.tmp` beside it first, then are renamed over it.
+pub fn save_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = PathBuf::from(temporary);
     let mut file = File::create(&temporary)?;
     file.write_all(bytes)?;
     file.sync_all()?;
     drop(file);
-    fs::rename(&temporary, state_path(dir))?;
-    File::open(dir)?.sync_all()
+    fs::rename(&temporary, path)?;
+    // The rename is durable once the directory holding both is synced.
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    File::open(parent)?.sync_all()
 }
 
 #[derive(Deserialize)]
@@ -269,12 +279,11 @@ impl SavedTrade {
     }
 }
 
-/// Reads the state file in `dir`: `Ok(None)` if there is none, an error
+/// Reads the state file at `path`: `Ok(None)` if there is none, an error
 /// naming the file and the problem if it cannot be used (the file is left
 /// as it is).
-pub fn load(dir: &Path, wire: &Wire) -> Result<Option<State>, String> {
-    let path = state_path(dir);
-    let bytes = match fs::read(&path) {
+pub fn load(path: &Path, wire: &Wire) -> Result<Option<State>, String> {
+    let bytes = match fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("cannot read state file {}: {e}", path.display())),
