@@ -1,14 +1,131 @@
-//! Load generator for the order matching service.
-//!
-//! Not written yet: it is a later issue's work. Until then the service is
-//! loaded with `wrk` and the Lua scripts of `../shared/bench/`, as
-//! README.md's Benchmarks section shows (`scripts/bench_lib.sh` runs them
-//! side by side). This binary says so and exits non-zero rather than pretend.
+//! `loadgen`: drives the orderbook service with a mix of order commands and
+//! prints throughput and the latency distribution (see the library's docs,
+//! and README.md, Benchmarks).
 
-fn main() {
-    eprintln!(
-        "loadgen: not written yet; load the service with wrk and the scripts in \
-         ../shared/bench/ (README.md, Benchmarks)"
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use loadgen::{Mix, Report, Settings, Stop};
+
+/// Load generator for the orderbook service: keep-alive HTTP/1.1
+/// connections placing, crossing and cancelling orders, with each answer's
+/// latency in an HDR histogram. Closed loop by default; `--rate` makes it
+/// open loop, timing each answer from when its request was due.
+#[derive(Parser, Debug)]
+#[command(name = "loadgen", version)]
+struct Cli {
+    /// The service's address (loopback or any host:port).
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    addr: SocketAddr,
+    /// Keep-alive connections, one request outstanding on each.
+    #[arg(long, short = 'c', default_value_t = 32)]
+    connections: usize,
+    /// Threads, each with its own event loop.
+    #[arg(long, short = 't', default_value_t = 1)]
+    threads: usize,
+    /// Seconds to run (ignored with --requests).
+    #[arg(long, short = 'd', default_value_t = 10.0)]
+    duration: f64,
+    /// Stop after exactly this many requests instead.
+    #[arg(long, short = 'n')]
+    requests: Option<u64>,
+    /// Requests per second over all connections (open loop).
+    #[arg(long, short = 'R')]
+    rate: Option<f64>,
+    /// Weights of the request kinds.
+    #[arg(long, default_value = "place=50,cancel=35,cross=15", value_parser = Mix::parse)]
+    mix: Mix,
+    /// The mid price: buys rest 1 to 10 ticks below it, sells above.
+    #[arg(long, default_value_t = 100.0)]
+    mid: f64,
+    /// The service's tick size (its --tick-size).
+    #[arg(long, default_value_t = 0.01)]
+    tick: f64,
+    /// Seed of the request stream.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.tick <= 0.0 || cli.mid / cli.tick < 11.0 {
+        eprintln!("loadgen: --mid must be at least 11 ticks of --tick");
+        return ExitCode::from(2);
+    }
+    if cli
+        .rate
+        .is_some_and(|rate| !(rate > 0.0 && rate.is_finite()))
+    {
+        eprintln!("loadgen: --rate must be a positive number of requests per second");
+        return ExitCode::from(2);
+    }
+    let settings = Settings {
+        addr: cli.addr,
+        connections: cli.connections.max(1),
+        threads: cli.threads.max(1),
+        stop: match cli.requests {
+            Some(n) => Stop::Requests(n),
+            None => Stop::After(Duration::from_secs_f64(cli.duration.max(0.0))),
+        },
+        rate: cli.rate,
+        mix: cli.mix,
+        mid_ticks: (cli.mid / cli.tick).round() as u64,
+        tick: cli.tick,
+        seed: cli.seed,
+    };
+    let report = match loadgen::run(&settings) {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("loadgen: cannot run against {}: {error}", cli.addr);
+            return ExitCode::FAILURE;
+        }
+    };
+    if cli.json {
+        println!("{}", report.to_json());
+    } else {
+        print_report(&settings, &report);
+    }
+    if report.transport_errors > 0 || report.unexpected() > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn print_report(settings: &Settings, report: &Report) {
+    let mode = match settings.rate {
+        Some(rate) => format!("open loop at {rate} req/s"),
+        None => "closed loop".to_owned(),
+    };
+    println!(
+        "{} connections on {} thread(s), {mode}, {:.2} s",
+        settings.connections,
+        settings.threads.min(settings.connections),
+        report.elapsed.as_secs_f64()
     );
-    std::process::exit(2);
+    let statuses: Vec<String> = report
+        .statuses
+        .iter()
+        .map(|(status, n)| format!("{status}: {n}"))
+        .collect();
+    println!(
+        "requests {} ({:.1}/s); statuses {}",
+        report.requests,
+        report.throughput(),
+        statuses.join(", ")
+    );
+    println!(
+        "placed {} (rested {}), cancelled {}, cancels of orders no longer resting {}, transport errors {}",
+        report.placed, report.rested, report.cancelled, report.not_resting, report.transport_errors
+    );
+    let latency: Vec<String> = Report::PERCENTILES
+        .iter()
+        .map(|&(label, q)| format!("{label} {}", report.latency_us.value_at_quantile(q)))
+        .collect();
+    println!("latency (µs): {}", latency.join("  "));
 }

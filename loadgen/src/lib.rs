@@ -1,0 +1,726 @@
+//! Load generator for the orderbook service: keep-alive HTTP/1.1
+//! connections sending a mix of order commands, with every answer's latency
+//! kept in an HDR histogram.
+//!
+//! Each thread drives its share of the connections from one `mio` loop, one
+//! request outstanding per connection. Without a rate the load is closed
+//! (each connection sends its next request as soon as the answer to the last
+//! arrives, as `wrk` does). With a rate it is open: each connection's sends
+//! are scheduled at fixed times, and a request's latency counts from when it
+//! was due, not from when it went out, so a stalled server is not hidden by
+//! the requests it kept the generator from sending (coordinated omission,
+//! as `wrk2` corrects it).
+//!
+//! The orders: non-crossing places (buys below the mid price, sells above),
+//! crossing places (priced through the mid), and cancels of orders this
+//! connection placed that it last saw resting. A cancel answered 404 (the
+//! order traded away meanwhile) is counted, not an error.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use hdrhistogram::Histogram;
+use mio::net::TcpStream;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rustix::time::{
+    timerfd_create, timerfd_settime, Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags,
+    Timespec,
+};
+
+/// What a run does.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The service.
+    pub addr: SocketAddr,
+    /// Keep-alive connections, spread over `threads`.
+    pub connections: usize,
+    /// Threads, each with its own event loop.
+    pub threads: usize,
+    /// When to stop.
+    pub stop: Stop,
+    /// Requests per second over all connections (open loop), or none
+    /// (closed loop: as fast as the answers come).
+    pub rate: Option<f64>,
+    /// The share of each kind of request.
+    pub mix: Mix,
+    /// The mid price, in ticks of `tick`: buys rest below it, sells above.
+    pub mid_ticks: u64,
+    /// The price tick the service runs with (its `--tick-size`).
+    pub tick: f64,
+    /// Seed of the request stream (each connection derives its own).
+    pub seed: u64,
+}
+
+/// When a run ends.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Stop {
+    /// After this long.
+    After(Duration),
+    /// After exactly this many requests in all.
+    Requests(u64),
+}
+
+/// Weights of the request kinds (any non-negative numbers, not all zero).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Mix {
+    /// Non-crossing limit orders.
+    pub place: u32,
+    /// Cancels of resting orders this connection placed (a place when it
+    /// has none).
+    pub cancel: u32,
+    /// Limit orders priced through the mid, which trade with what rests.
+    pub cross: u32,
+}
+
+impl Mix {
+    /// Parses `place=50,cancel=35,cross=15` (kinds left out weigh 0).
+    pub fn parse(text: &str) -> Result<Mix, String> {
+        let mut mix = Mix {
+            place: 0,
+            cancel: 0,
+            cross: 0,
+        };
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, weight) = part
+                .split_once('=')
+                .ok_or_else(|| format!("{part:?}: expected kind=weight"))?;
+            let weight: u32 = weight
+                .trim()
+                .parse()
+                .map_err(|_| format!("{part:?}: the weight must be a whole number"))?;
+            match name.trim() {
+                "place" => mix.place = weight,
+                "cancel" => mix.cancel = weight,
+                "cross" => mix.cross = weight,
+                other => return Err(format!("{other:?}: unknown kind (place, cancel or cross)")),
+            }
+        }
+        if mix.total() == 0 {
+            return Err("the mix gives every kind weight 0".to_owned());
+        }
+        Ok(mix)
+    }
+
+    fn total(&self) -> u64 {
+        self.place as u64 + self.cancel as u64 + self.cross as u64
+    }
+
+    fn pick(&self, rng: &mut StdRng) -> Kind {
+        let draw = rng.random_range(0..self.total());
+        if draw < self.place as u64 {
+            Kind::Place
+        } else if draw < self.place as u64 + self.cancel as u64 {
+            Kind::Cancel
+        } else {
+            Kind::Cross
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Place,
+    Cancel,
+    Cross,
+}
+
+/// What a run measured.
+#[derive(Debug)]
+pub struct Report {
+    /// Requests answered.
+    pub requests: u64,
+    /// Answers by HTTP status.
+    pub statuses: BTreeMap<u16, u64>,
+    /// Places (crossing or not) answered 200.
+    pub placed: u64,
+    /// Of those, the ones the answer showed resting.
+    pub rested: u64,
+    /// Cancels answered 200.
+    pub cancelled: u64,
+    /// Cancels answered 404: the order had traded away.
+    pub not_resting: u64,
+    /// Connections that failed (refused, reset, closed mid-answer,
+    /// unparsable answer); each is reopened.
+    pub transport_errors: u64,
+    /// From the first send to the last answer.
+    pub elapsed: Duration,
+    /// Answer latency in microseconds (from when each request was due,
+    /// under a rate).
+    pub latency_us: Histogram<u64>,
+}
+
+impl Report {
+    /// Answers per second.
+    pub fn throughput(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Answers other than 200, a cancel's 404 and 503 (overloaded): the
+    /// service refused a request the generator meant to be valid.
+    pub fn unexpected(&self) -> u64 {
+        self.statuses
+            .iter()
+            .filter(|(&status, _)| status != 200 && status != 404 && status != 503)
+            .map(|(_, &n)| n)
+            .sum::<u64>()
+            + (self.statuses.get(&404).copied().unwrap_or(0) - self.not_resting)
+    }
+
+    fn merge(&mut self, other: Report) {
+        self.requests += other.requests;
+        for (status, n) in other.statuses {
+            *self.statuses.entry(status).or_default() += n;
+        }
+        self.placed += other.placed;
+        self.rested += other.rested;
+        self.cancelled += other.cancelled;
+        self.not_resting += other.not_resting;
+        self.transport_errors += other.transport_errors;
+        self.elapsed = self.elapsed.max(other.elapsed);
+        self.latency_us
+            .add(&other.latency_us)
+            .expect("histograms with the same bounds");
+    }
+
+    fn empty() -> Report {
+        Report {
+            requests: 0,
+            statuses: BTreeMap::new(),
+            placed: 0,
+            rested: 0,
+            cancelled: 0,
+            not_resting: 0,
+            transport_errors: 0,
+            elapsed: Duration::ZERO,
+            latency_us: Histogram::new_with_bounds(1, 60_000_000, 3)
+                .expect("valid histogram bounds"),
+        }
+    }
+
+    /// The percentiles printed, as (label, quantile).
+    pub const PERCENTILES: [(&'static str, f64); 6] = [
+        ("p50", 0.50),
+        ("p90", 0.90),
+        ("p99", 0.99),
+        ("p99.9", 0.999),
+        ("p99.99", 0.9999),
+        ("max", 1.0),
+    ];
+
+    /// The report as one JSON object, for scripts.
+    pub fn to_json(&self) -> serde_json::Value {
+        let latency: serde_json::Map<String, serde_json::Value> = Self::PERCENTILES
+            .iter()
+            .map(|&(label, q)| {
+                (
+                    label.to_owned(),
+                    self.latency_us.value_at_quantile(q).into(),
+                )
+            })
+            .collect();
+        serde_json::json!({
+            "requests": self.requests,
+            "elapsed_s": self.elapsed.as_secs_f64(),
+            "requests_per_s": self.throughput(),
+            "statuses": self.statuses.iter().map(|(s, n)| (s.to_string(), *n)).collect::<BTreeMap<_, _>>(),
+            "placed": self.placed,
+            "rested": self.rested,
+            "cancelled": self.cancelled,
+            "cancel_not_resting": self.not_resting,
+            "transport_errors": self.transport_errors,
+            "latency_us": latency,
+        })
+    }
+}
+
+/// Runs the load and returns what it measured. Fails only if a thread
+/// cannot set up its event loop.
+pub fn run(settings: &Settings) -> io::Result<Report> {
+    let connections = settings.connections.max(1);
+    let threads = settings.threads.clamp(1, connections);
+    let started = Instant::now();
+    let mut report = Report::empty();
+    let results: Vec<io::Result<Report>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                // Connection `c` belongs to thread `c % threads`.
+                let mine: Vec<usize> = (t..connections).step_by(threads).collect();
+                scope.spawn(move || drive(settings, &mine, connections, started))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a load thread panicked"))
+            .collect()
+    });
+    for result in results {
+        report.merge(result?);
+    }
+    Ok(report)
+}
+
+/// Requests connection `index` of `total` sends when the run is counted.
+fn share(stop: Stop, index: usize, total: usize) -> Option<u64> {
+    match stop {
+        Stop::Requests(n) => {
+            let total = total as u64;
+            Some(n / total + u64::from((index as u64) < n % total))
+        }
+        Stop::After(_) => None,
+    }
+}
+
+/// The event loop's token for its [`Timer`].
+const TIMER: Token = Token(usize::MAX);
+
+/// A timerfd in the event loop, to wake it when a send is due. A poll
+/// timeout would do for a closed loop, but `epoll` rounds it up to whole
+/// milliseconds, and under a rate every send made late that way would
+/// count as latency of the service (0.5 to 1 ms at 2,000 req/s, measured).
+struct Timer {
+    fd: OwnedFd,
+}
+
+impl Timer {
+    fn new(poll: &Poll) -> io::Result<Timer> {
+        let fd = timerfd_create(
+            TimerfdClockId::Monotonic,
+            TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
+        )?;
+        poll.registry()
+            .register(&mut SourceFd(&fd.as_raw_fd()), TIMER, Interest::READABLE)?;
+        Ok(Timer { fd })
+    }
+
+    /// Fires once, `after` from now (a zero `after` would disarm it).
+    fn arm(&self, after: Duration) -> io::Result<()> {
+        let after = after.max(Duration::from_nanos(1));
+        let zero = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        let value = Timespec {
+            tv_sec: after.as_secs() as _,
+            tv_nsec: after.subsec_nanos() as _,
+        };
+        timerfd_settime(
+            &self.fd,
+            TimerfdTimerFlags::empty(),
+            &Itimerspec {
+                it_interval: zero,
+                it_value: value,
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Consumes an expiry, so the edge-triggered loop sees the next one.
+    fn clear(&self) {
+        let mut expiries = [0u8; 8];
+        let _ = rustix::io::read(&self.fd, &mut expiries);
+    }
+}
+
+/// One connection's state.
+struct Connection {
+    index: usize,
+    stream: Option<TcpStream>,
+    rng: StdRng,
+    /// Orders this connection placed and last saw resting.
+    resting: Vec<String>,
+    /// The request on the wire: its kind and when it was due (or sent).
+    in_flight: Option<(Kind, Instant)>,
+    /// Request bytes not yet written.
+    out: Vec<u8>,
+    /// Answer bytes read so far.
+    input: Vec<u8>,
+    /// Requests sent, and the most it may send (a counted run).
+    sent: u64,
+    quota: Option<u64>,
+    /// Under a rate: when the next request is due.
+    next_due: Option<Instant>,
+}
+
+fn drive(
+    settings: &Settings,
+    mine: &[usize],
+    total: usize,
+    started: Instant,
+) -> io::Result<Report> {
+    let mut poll = Poll::new()?;
+    let timer = Timer::new(&poll)?;
+    let mut events = Events::with_capacity(1024);
+    let mut report = Report::empty();
+    // Each connection's sends are `total / rate` apart, staggered.
+    let interval = settings
+        .rate
+        .map(|rate| Duration::from_secs_f64(total as f64 / rate.max(1e-9)));
+    let deadline = match settings.stop {
+        Stop::After(duration) => Some(started + duration),
+        Stop::Requests(_) => None,
+    };
+    let mut connections: Vec<Connection> = mine
+        .iter()
+        .map(|&index| Connection {
+            index,
+            stream: None,
+            rng: StdRng::seed_from_u64(
+                settings.seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            ),
+            resting: Vec::new(),
+            in_flight: None,
+            out: Vec::with_capacity(256),
+            input: Vec::with_capacity(4096),
+            sent: 0,
+            quota: share(settings.stop, index, total),
+            next_due: interval.map(|every| started + every.mul_f64(index as f64 / total as f64)),
+        })
+        .collect();
+    for (slot, connection) in connections.iter_mut().enumerate() {
+        open(&mut poll, connection, slot, settings.addr)?;
+    }
+    let mut last_answer = started;
+    loop {
+        let now = Instant::now();
+        // Send whatever is due on idle connections.
+        for (slot, connection) in connections.iter_mut().enumerate() {
+            if connection.in_flight.is_some()
+                || connection
+                    .quota
+                    .is_some_and(|quota| connection.sent >= quota)
+            {
+                continue;
+            }
+            if connection.stream.is_none() {
+                // Reopen a failed connection; if the service refuses, this
+                // connection sends no more.
+                if open(&mut poll, connection, slot, settings.addr).is_err() {
+                    report.transport_errors += 1;
+                    connection.quota = Some(connection.sent);
+                    continue;
+                }
+            }
+            let due = connection.next_due.unwrap_or(now);
+            if deadline.is_some_and(|deadline| due >= deadline) {
+                connection.quota = Some(connection.sent);
+                continue;
+            }
+            if due > now {
+                continue;
+            }
+            match interval {
+                // Open loop: the latency counts from when it was due.
+                Some(every) => {
+                    start_request(settings, connection, due);
+                    connection.next_due = Some(due + every);
+                }
+                None => start_request(settings, connection, Instant::now()),
+            }
+            if let Err(error) = flush(connection) {
+                fail(&mut poll, connection, &mut report, error);
+            }
+        }
+        // Done when every answer is in and nothing more is to be sent: the
+        // quota met (a counted run; under a rate, every send due before the
+        // end has gone, however late), or the end passed (a closed loop).
+        let closed_loop_over =
+            interval.is_none() && deadline.is_some_and(|deadline| Instant::now() >= deadline);
+        let finished = connections.iter().all(|c| {
+            c.in_flight.is_none()
+                && (c.quota.is_some_and(|quota| c.sent >= quota) || closed_loop_over)
+        });
+        if finished {
+            break;
+        }
+        // Sleep until an answer, the next due send (the timer) or the end
+        // (a poll timeout: a millisecond late does not matter there).
+        let next_due = connections
+            .iter()
+            .filter(|c| c.in_flight.is_none() && c.quota.is_none_or(|quota| c.sent < quota))
+            .filter_map(|c| c.next_due)
+            .min();
+        if let Some(due) = next_due {
+            timer.arm(due.saturating_duration_since(Instant::now()))?;
+        }
+        // Past the end only answers are awaited: no timeout.
+        let timeout = deadline
+            .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+            .filter(|left| !left.is_zero());
+        poll.poll(&mut events, timeout)?;
+        for event in events.iter() {
+            if event.token() == TIMER {
+                timer.clear();
+                continue;
+            }
+            let slot = event.token().0;
+            let connection = &mut connections[slot];
+            let outcome = if event.is_writable() && !connection.out.is_empty() {
+                flush(connection)
+            } else {
+                Ok(())
+            };
+            let outcome =
+                outcome.and_then(|()| read_answers(connection, &mut report, &mut last_answer));
+            if let Err(error) = outcome {
+                fail(&mut poll, connection, &mut report, error);
+            }
+        }
+    }
+    report.elapsed = last_answer.duration_since(started);
+    Ok(report)
+}
+
+fn open(
+    poll: &mut Poll,
+    connection: &mut Connection,
+    slot: usize,
+    addr: SocketAddr,
+) -> io::Result<()> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_nodelay(true)?;
+    poll.registry().register(
+        &mut stream,
+        Token(slot),
+        Interest::READABLE | Interest::WRITABLE,
+    )?;
+    connection.stream = Some(stream);
+    connection.out.clear();
+    connection.input.clear();
+    Ok(())
+}
+
+/// Counts a failed connection (its request is lost) and closes it; the
+/// next send reopens it.
+fn fail(poll: &mut Poll, connection: &mut Connection, report: &mut Report, error: io::Error) {
+    report.transport_errors += 1;
+    if report.transport_errors <= 3 {
+        eprintln!("loadgen: connection {}: {error}", connection.index);
+    }
+    connection.in_flight = None;
+    if let Some(mut stream) = connection.stream.take() {
+        let _ = poll.registry().deregister(&mut stream);
+    }
+}
+
+/// Writes the connection's next request into its output buffer; its latency
+/// will count from `since`.
+fn start_request(settings: &Settings, connection: &mut Connection, since: Instant) {
+    let mut kind = settings.mix.pick(&mut connection.rng);
+    if kind == Kind::Cancel && connection.resting.is_empty() {
+        kind = Kind::Place;
+    }
+    let out = &mut connection.out;
+    match kind {
+        Kind::Cancel => {
+            let at = connection.rng.random_range(0..connection.resting.len());
+            let id = connection.resting.swap_remove(at);
+            let _ = write!(
+                out,
+                "DELETE /order/{id} HTTP/1.1\r\nHost: loadgen\r\nContent-Length: 0\r\n\r\n"
+            );
+        }
+        Kind::Place | Kind::Cross => {
+            let buy = connection.rng.random_bool(0.5);
+            let away = connection.rng.random_range(1..=10u64);
+            let ticks = match (kind, buy) {
+                (Kind::Place, true) | (Kind::Cross, false) => settings.mid_ticks - away,
+                _ => settings.mid_ticks + away,
+            };
+            let quantity = connection.rng.random_range(1..=100u32);
+            let body = format!(
+                "{{\"quantity\":{quantity},\"price\":{},\"side\":{}}}",
+                ticks as f64 * settings.tick,
+                if buy { 1 } else { -1 }
+            );
+            let _ = write!(
+                out,
+                "POST /order/ HTTP/1.1\r\nHost: loadgen\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    }
+    connection.sent += 1;
+    connection.in_flight = Some((kind, since));
+}
+
+fn flush(connection: &mut Connection) -> io::Result<()> {
+    let Some(stream) = connection.stream.as_mut() else {
+        return Ok(());
+    };
+    while !connection.out.is_empty() {
+        match stream.write(&connection.out) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                connection.out.drain(..n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn read_answers(
+    connection: &mut Connection,
+    report: &mut Report,
+    last: &mut Instant,
+) -> io::Result<()> {
+    let Some(stream) = connection.stream.as_mut() else {
+        return Ok(());
+    };
+    let mut buffer = [0u8; 16 * 1024];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "closed by the service",
+                ))
+            }
+            Ok(n) => connection.input.extend_from_slice(&buffer[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    while let Some((status, body, used)) = parse_answer(&connection.input)? {
+        let Some((kind, due)) = connection.in_flight.take() else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "an answer nobody asked for",
+            ));
+        };
+        let now = Instant::now();
+        *last = now;
+        let micros = now.duration_since(due).as_micros().max(1) as u64;
+        report.latency_us.saturating_record(micros);
+        report.requests += 1;
+        *report.statuses.entry(status).or_default() += 1;
+        match (kind, status) {
+            (Kind::Place | Kind::Cross, 200) => {
+                report.placed += 1;
+                if let Some(id) = resting_id(body) {
+                    report.rested += 1;
+                    connection.resting.push(id);
+                }
+            }
+            (Kind::Cancel, 200) => report.cancelled += 1,
+            (Kind::Cancel, 404) => report.not_resting += 1,
+            _ => {}
+        }
+        connection.input.drain(..used);
+    }
+    Ok(())
+}
+
+/// One complete answer at the front of `input`: its status, its body and
+/// the bytes it took; `None` if it is not all there yet.
+fn parse_answer(input: &[u8]) -> io::Result<Option<(u16, &[u8], usize)>> {
+    let mut headers = [httparse::EMPTY_HEADER; 16];
+    let mut response = httparse::Response::new(&mut headers);
+    let head = match response.parse(input) {
+        Ok(httparse::Status::Complete(head)) => head,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+    };
+    let status = response.code.unwrap_or(0);
+    let length = response
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .and_then(|h| {
+            std::str::from_utf8(h.value)
+                .ok()?
+                .trim()
+                .parse::<usize>()
+                .ok()
+        })
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "an answer without Content-Length",
+            )
+        })?;
+    if input.len() < head + length {
+        return Ok(None);
+    }
+    Ok(Some((status, &input[head..head + length], head + length)))
+}
+
+/// The id of a placed order that rests, from the `POST /order/` answer.
+fn resting_id(body: &[u8]) -> Option<String> {
+    let order: serde_json::Value = serde_json::from_slice(body).ok()?;
+    match order["status"].as_str()? {
+        "open" | "partially filled" => Some(order["id"].as_str()?.to_owned()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mix_is_kind_equals_weight_and_needs_some_weight() {
+        assert_eq!(
+            Mix::parse("place=50, cancel=35,cross=15"),
+            Ok(Mix {
+                place: 50,
+                cancel: 35,
+                cross: 15
+            })
+        );
+        assert_eq!(
+            Mix::parse("place=1"),
+            Ok(Mix {
+                place: 1,
+                cancel: 0,
+                cross: 0
+            })
+        );
+        assert_eq!(
+            Mix::parse("place=0"),
+            Err("the mix gives every kind weight 0".to_owned())
+        );
+        assert_eq!(
+            Mix::parse("modify=3"),
+            Err("\"modify\": unknown kind (place, cancel or cross)".to_owned())
+        );
+        assert_eq!(
+            Mix::parse("place"),
+            Err("\"place\": expected kind=weight".to_owned())
+        );
+        assert_eq!(
+            Mix::parse("place=-1"),
+            Err("\"place=-1\": the weight must be a whole number".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_counted_run_splits_its_requests_exactly() {
+        let shares: Vec<u64> = (0..3)
+            .map(|i| share(Stop::Requests(10), i, 3).unwrap())
+            .collect();
+        assert_eq!(shares, vec![4, 3, 3]);
+        assert_eq!(share(Stop::After(Duration::from_secs(1)), 0, 3), None);
+    }
+
+    #[test]
+    fn answers_are_framed_by_content_length() {
+        let two = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\n{x}";
+        let (status, body, used) = parse_answer(two).unwrap().unwrap();
+        assert_eq!((status, body, used), (200, &b"{}"[..], 40));
+        let (status, body, _) = parse_answer(&two[used..]).unwrap().unwrap();
+        assert_eq!((status, body), (404, &b"{x}"[..]));
+        assert_eq!(parse_answer(&two[..39]).unwrap(), None);
+        assert!(parse_answer(b"HTTP/1.1 200 OK\r\n\r\n").is_err());
+    }
+}

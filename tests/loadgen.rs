@@ -1,0 +1,140 @@
+//! The load generator against the real service: counted and scheduled
+//! runs whose reports must agree, request for request, with the book the
+//! service ends up holding.
+
+mod support;
+
+use std::time::Duration;
+
+use loadgen::{Mix, Report, Settings, Stop};
+use support::Server;
+
+fn settings(
+    server: &Server,
+    connections: usize,
+    threads: usize,
+    stop: Stop,
+    mix: &str,
+) -> Settings {
+    Settings {
+        addr: server.addr,
+        connections,
+        threads,
+        stop,
+        rate: None,
+        mix: Mix::parse(mix).unwrap(),
+        mid_ticks: 10_000,
+        tick: 0.01,
+        seed: 7,
+    }
+}
+
+/// Resting orders on both sides, as `GET /orders` lists them.
+fn resting(server: &Server) -> u64 {
+    let book = server.connect().get("/orders").expect(200);
+    (book["buy_orders"].as_array().unwrap().len() + book["sell_orders"].as_array().unwrap().len())
+        as u64
+}
+
+fn assert_latency_counts(report: &Report) {
+    assert_eq!(report.latency_us.len(), report.requests);
+    let p50 = report.latency_us.value_at_quantile(0.5);
+    let p99 = report.latency_us.value_at_quantile(0.99);
+    assert!(1 <= p50 && p50 <= p99 && p99 <= report.latency_us.max());
+}
+
+#[test]
+fn a_counted_run_of_places_rests_exactly_what_it_reports() {
+    let server = Server::start();
+    let report = loadgen::run(&settings(&server, 4, 1, Stop::Requests(2_000), "place=1")).unwrap();
+    assert_eq!(report.requests, 2_000);
+    assert_eq!(
+        report.statuses.iter().collect::<Vec<_>>(),
+        vec![(&200, &2_000)]
+    );
+    assert_eq!(
+        (report.placed, report.rested, report.cancelled),
+        (2_000, 2_000, 0)
+    );
+    assert_eq!((report.transport_errors, report.unexpected()), (0, 0));
+    assert_latency_counts(&report);
+    assert_eq!(resting(&server), 2_000);
+}
+
+#[test]
+fn places_and_cancels_over_threads_leave_the_book_the_report_implies() {
+    let server = Server::start();
+    let report = loadgen::run(&settings(
+        &server,
+        8,
+        2,
+        Stop::Requests(3_000),
+        "place=60,cancel=40",
+    ))
+    .unwrap();
+    // Nothing crosses, so every cancel finds its order resting.
+    assert_eq!(report.requests, 3_000);
+    assert_eq!(
+        report.statuses.iter().collect::<Vec<_>>(),
+        vec![(&200, &3_000)]
+    );
+    assert_eq!(report.placed + report.cancelled, 3_000);
+    assert_eq!(report.rested, report.placed);
+    assert!(report.cancelled > 0, "the mix cancels");
+    assert_eq!((report.not_resting, report.transport_errors), (0, 0));
+    assert_latency_counts(&report);
+    assert_eq!(resting(&server), report.placed - report.cancelled);
+}
+
+#[test]
+fn crossing_orders_trade_and_their_cancels_of_filled_orders_are_not_errors() {
+    let server = Server::start();
+    let report = loadgen::run(&settings(
+        &server,
+        4,
+        1,
+        Stop::Requests(4_000),
+        "place=50,cancel=35,cross=15",
+    ))
+    .unwrap();
+    assert_eq!(report.requests, 4_000);
+    assert_eq!(report.unexpected(), 0);
+    assert_eq!(report.transport_errors, 0);
+    let trades = server.connect().get("/trades?limit=100000").expect(200);
+    assert!(
+        !trades.as_array().unwrap().is_empty(),
+        "crossing orders traded"
+    );
+    // Every answer is a place (200), a cancel (200) or a cancel of an
+    // order that traded away meanwhile (404).
+    assert_eq!(report.placed + report.cancelled + report.not_resting, 4_000);
+    assert_eq!(
+        report.statuses.values().sum::<u64>(),
+        4_000,
+        "{:?}",
+        report.statuses
+    );
+}
+
+#[test]
+fn an_open_loop_run_sends_exactly_its_schedule() {
+    let server = Server::start();
+    let mut settings = settings(
+        &server,
+        4,
+        1,
+        Stop::After(Duration::from_millis(500)),
+        "place=1",
+    );
+    settings.rate = Some(2_000.0);
+    let report = loadgen::run(&settings).unwrap();
+    // 2,000 a second for half a second, whatever the machine's hiccups:
+    // each connection sends every 2 ms from its staggered start.
+    assert_eq!(report.requests, 1_000);
+    assert_eq!(
+        report.statuses.iter().collect::<Vec<_>>(),
+        vec![(&200, &1_000)]
+    );
+    assert_latency_counts(&report);
+    assert_eq!(resting(&server), 1_000);
+}
