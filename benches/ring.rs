@@ -52,22 +52,43 @@ fn record(name: &str, elapsed: Duration, items: u64) {
         .push(per_item);
 }
 
+/// The producer's side of every throughput case: `push(writer, item)` for
+/// each of `0..items` in order, and `burst_end(writer)` after each `burst`
+/// of them (and after the last, shorter one).
+fn in_bursts<W>(
+    items: u64,
+    burst: usize,
+    writer: &mut W,
+    mut push: impl FnMut(&mut W, u64),
+    mut burst_end: impl FnMut(&mut W),
+) {
+    let mut next = 0;
+    while next < items {
+        let end = (next + burst as u64).min(items);
+        while next < end {
+            push(writer, next);
+            next += 1;
+        }
+        burst_end(writer);
+    }
+}
+
 /// Our ring: the producer stages `burst` items and publishes them at once.
 fn ours_throughput(items: u64, burst: usize, strategy: WaitStrategy) -> Duration {
     let (mut producer, mut consumer) = spsc_with::<u64>(CAPACITY, strategy);
     let started = Instant::now();
     let writer = thread::spawn(move || {
-        let mut next = 0;
-        while next < items {
-            let end = (next + burst as u64).min(items);
-            while next < end {
-                if let Err(item) = producer.stage(next) {
+        in_bursts(
+            items,
+            burst,
+            &mut producer,
+            |producer, item| {
+                if let Err(item) = producer.stage(item) {
                     producer.push(item).unwrap(); // publishes, waits for room
                 }
-                next += 1;
-            }
-            producer.publish();
-        }
+            },
+            |producer| producer.publish(),
+        );
     });
     let mut received = 0;
     while let WaitResult::Ready(_) = consumer.wait() {
@@ -89,18 +110,18 @@ fn array_queue_throughput(items: u64, burst: usize) -> Duration {
     let writer = {
         let queue = Arc::clone(&queue);
         thread::spawn(move || {
-            let mut next = 0;
-            while next < items {
-                let end = (next + burst as u64).min(items);
-                while next < end {
-                    let mut item = next;
+            in_bursts(
+                items,
+                burst,
+                &mut (),
+                |_, mut item| {
                     while let Err(back) = queue.push(item) {
                         item = back;
                         std::hint::spin_loop();
                     }
-                    next += 1;
-                }
-            }
+                },
+                |_| {},
+            )
         })
     };
     let mut received = 0;
@@ -169,20 +190,19 @@ fn array_queue_adaptive_throughput(items: u64, burst: usize) -> Duration {
     let writer = {
         let shared = Arc::clone(&shared);
         thread::spawn(move || {
-            let mut next = 0;
-            while next < items {
-                let end = (next + burst as u64).min(items);
-                while next < end {
-                    let mut item = next;
+            in_bursts(
+                items,
+                burst,
+                &mut (),
+                |_, mut item| {
                     while let Err(back) = shared.queue.push(item) {
                         item = back;
                         notify(&shared.consumer_sleeping, &consumer);
                         wait_until(&shared.producer_sleeping, || !shared.queue.is_full());
                     }
-                    next += 1;
-                }
-                notify(&shared.consumer_sleeping, &consumer);
-            }
+                },
+                |_| notify(&shared.consumer_sleeping, &consumer),
+            )
         })
     };
     let producer = writer.thread().clone();
@@ -211,14 +231,13 @@ fn mpsc_throughput(items: u64, burst: usize) -> Duration {
     let (sender, receiver) = mpsc::sync_channel::<u64>(CAPACITY);
     let started = Instant::now();
     let writer = thread::spawn(move || {
-        let mut next = 0;
-        while next < items {
-            let end = (next + burst as u64).min(items);
-            while next < end {
-                sender.send(next).unwrap();
-                next += 1;
-            }
-        }
+        in_bursts(
+            items,
+            burst,
+            &mut (),
+            |_, item| sender.send(item).unwrap(),
+            |_| {},
+        )
     });
     let mut received = 0;
     for item in receiver.iter() {
