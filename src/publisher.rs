@@ -267,12 +267,43 @@ impl Wake for ThreadWaker {
     }
 }
 
+/// Applies everything in the output ring to the feed; returns how many
+/// outputs it read. `stamp` is the last command's timestamp (ms), for
+/// `matching_latency`.
+fn pump(
+    outputs: &mut Subscriber<Output>,
+    feed: &mut Feed,
+    stamp: &mut u64,
+    matching_latency: &mut hdrhistogram::Histogram<u64>,
+) -> usize {
+    // One clock read a batch: every outcome in it left the matching thread
+    // before this point.
+    let read_at = api::now_micros();
+    outputs.drain(usize::MAX, |output| match *output {
+        Output::Command(command) => *stamp = command.ts / 1_000,
+        Output::Event(Event::Trade(trade)) => feed.trade(&trade.into()),
+        Output::Event(Event::Level {
+            side,
+            price,
+            quantity,
+        }) => feed.level(side, price, quantity),
+        Output::Event(event) if event.is_outcome() => {
+            let _ = matching_latency.record(read_at.saturating_sub(*stamp).max(1));
+            feed.end_of_command();
+        }
+        _ => {}
+    })
+}
+
 /// Runs the publisher on a thread named `publisher`, starting from `book`'s
 /// levels at feed sequence `seq`. It also records the matching latency
 /// (a command's stamp to its outcome read here) into `shared_metrics`: it
 /// reads the output ring promptly, unlike the replica while it writes a
 /// state file. `wake` wakes the front when messages are ready; the front unparks the thread (`JoinHandle::thread`) after each
 /// request. Returns the last `seq` once the output ring closes.
+///
+/// A snapshot asked for is taken after reading what the ring holds then,
+/// so it includes every command the front had answered before it asked.
 #[allow(clippy::too_many_arguments)]
 pub fn spawn(
     book: &OrderBook,
@@ -306,23 +337,7 @@ pub fn spawn(
             let mut stamp = 0;
             loop {
                 feed.sent_any = false;
-                // One clock read a batch: every outcome in it left the
-                // matching thread before this point.
-                let read_at = api::now_micros();
-                let read = outputs.drain(usize::MAX, |output| match *output {
-                    Output::Command(command) => stamp = command.ts / 1_000,
-                    Output::Event(Event::Trade(trade)) => feed.trade(&trade.into()),
-                    Output::Event(Event::Level {
-                        side,
-                        price,
-                        quantity,
-                    }) => feed.level(side, price, quantity),
-                    Output::Event(event) if event.is_outcome() => {
-                        let _ = matching_latency.record(read_at.saturating_sub(stamp).max(1));
-                        feed.end_of_command();
-                    }
-                    _ => {}
-                });
+                let read = pump(&mut outputs, &mut feed, &mut stamp, &mut matching_latency);
                 if !matching_latency.is_empty() {
                     if let Ok(mut shared) = shared_metrics.matching_latency.lock() {
                         let _ = shared.add(&matching_latency);
@@ -334,6 +349,11 @@ pub fn spawn(
                     asked += 1;
                     match request {
                         FeedRequest::Snapshot { to, depth } => {
+                            // Everything the front had answered when it asked
+                            // is in the ring now: take it in first, so a
+                            // client that connects after an answer sees its
+                            // order in the snapshot.
+                            pump(&mut outputs, &mut feed, &mut stamp, &mut matching_latency);
                             let frame = feed.snapshot(depth);
                             feed.send(FeedMessage::Initial { to, frame });
                         }
