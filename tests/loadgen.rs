@@ -87,6 +87,32 @@ fn places_and_cancels_over_threads_leave_the_book_the_report_implies() {
 }
 
 #[test]
+fn modifies_and_fetches_act_on_resting_orders_and_leave_them_resting() {
+    let server = Server::start();
+    let report = loadgen::run(&settings(
+        &server,
+        4,
+        1,
+        Stop::Requests(3_000),
+        "place=40,cancel=20,modify=25,fetch=15",
+    ))
+    .unwrap();
+    assert_eq!(report.requests, 3_000);
+    assert_eq!(
+        report.statuses.iter().collect::<Vec<_>>(),
+        vec![(&200, &3_000)]
+    );
+    assert_eq!(
+        report.placed + report.cancelled + report.modified + report.fetched,
+        3_000
+    );
+    assert!(report.modified > 0 && report.fetched > 0, "{report:?}");
+    assert_eq!((report.not_resting, report.transport_errors), (0, 0));
+    // A modify keeps its order resting (non-crossing, a larger total).
+    assert_eq!(resting(&server), report.placed - report.cancelled);
+}
+
+#[test]
 fn crossing_orders_trade_and_their_cancels_of_filled_orders_are_not_errors() {
     let server = Server::start();
     let report = loadgen::run(&settings(

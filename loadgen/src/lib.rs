@@ -11,10 +11,11 @@
 //! the requests it kept the generator from sending (coordinated omission,
 //! as `wrk2` corrects it).
 //!
-//! The orders: non-crossing places (buys below the mid price, sells above),
-//! crossing places (priced through the mid), and cancels of orders this
-//! connection placed that it last saw resting. A cancel answered 404 (the
-//! order traded away meanwhile) is counted, not an error.
+//! The requests: non-crossing places (buys below the mid price, sells
+//! above), crossing places (priced through the mid), and cancels, modifies
+//! and fetches of orders this connection placed that it last saw resting.
+//! A cancel or modify answered 404 (the order traded away meanwhile) is
+//! counted, not an error.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
@@ -68,25 +69,29 @@ pub enum Stop {
 }
 
 /// Weights of the request kinds (any non-negative numbers, not all zero).
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// The kinds that act on an order this connection placed (cancel, modify,
+/// fetch) send a place instead while it has none resting.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Mix {
-    /// Non-crossing limit orders.
+    /// Non-crossing limit orders (`POST /order/`).
     pub place: u32,
-    /// Cancels of resting orders this connection placed (a place when it
-    /// has none).
+    /// Cancels (`DELETE /order/{id}`).
     pub cancel: u32,
     /// Limit orders priced through the mid, which trade with what rests.
     pub cross: u32,
+    /// Modifies (`PUT /order/{id}`): a larger total quantity and a new
+    /// price on the same side of the mid, so the order goes to the back of
+    /// a level and does not cross.
+    pub modify: u32,
+    /// Fetches (`GET /order/{id}`).
+    pub fetch: u32,
 }
 
 impl Mix {
-    /// Parses `place=50,cancel=35,cross=15` (kinds left out weigh 0).
+    /// Parses `place=50,cancel=35,cross=15` (kinds left out weigh 0; the
+    /// kinds are place, cancel, cross, modify and fetch).
     pub fn parse(text: &str) -> Result<Mix, String> {
-        let mut mix = Mix {
-            place: 0,
-            cancel: 0,
-            cross: 0,
-        };
+        let mut mix = Mix::default();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (name, weight) = part
                 .split_once('=')
@@ -99,7 +104,13 @@ impl Mix {
                 "place" => mix.place = weight,
                 "cancel" => mix.cancel = weight,
                 "cross" => mix.cross = weight,
-                other => return Err(format!("{other:?}: unknown kind (place, cancel or cross)")),
+                "modify" => mix.modify = weight,
+                "fetch" => mix.fetch = weight,
+                other => {
+                    return Err(format!(
+                        "{other:?}: unknown kind (place, cancel, cross, modify or fetch)"
+                    ))
+                }
             }
         }
         if mix.total() == 0 {
@@ -108,19 +119,29 @@ impl Mix {
         Ok(mix)
     }
 
+    fn weights(&self) -> [(Kind, u64); 5] {
+        [
+            (Kind::Place, self.place as u64),
+            (Kind::Cancel, self.cancel as u64),
+            (Kind::Cross, self.cross as u64),
+            (Kind::Modify, self.modify as u64),
+            (Kind::Fetch, self.fetch as u64),
+        ]
+    }
+
     fn total(&self) -> u64 {
-        self.place as u64 + self.cancel as u64 + self.cross as u64
+        self.weights().iter().map(|&(_, w)| w).sum()
     }
 
     fn pick(&self, rng: &mut StdRng) -> Kind {
-        let draw = rng.random_range(0..self.total());
-        if draw < self.place as u64 {
-            Kind::Place
-        } else if draw < self.place as u64 + self.cancel as u64 {
-            Kind::Cancel
-        } else {
-            Kind::Cross
+        let mut draw = rng.random_range(0..self.total());
+        for (kind, weight) in self.weights() {
+            if draw < weight {
+                return kind;
+            }
+            draw -= weight;
         }
+        unreachable!("the draw is below the total")
     }
 }
 
@@ -129,6 +150,16 @@ enum Kind {
     Place,
     Cancel,
     Cross,
+    Modify,
+    Fetch,
+}
+
+/// An order this connection placed and last saw resting.
+struct Held {
+    id: String,
+    buy: bool,
+    /// Its total quantity as last placed or modified.
+    quantity: u64,
 }
 
 /// What a run measured.
@@ -144,7 +175,11 @@ pub struct Report {
     pub rested: u64,
     /// Cancels answered 200.
     pub cancelled: u64,
-    /// Cancels answered 404: the order had traded away.
+    /// Modifies answered 200.
+    pub modified: u64,
+    /// Fetches answered 200.
+    pub fetched: u64,
+    /// Cancels and modifies answered 404: the order had traded away.
     pub not_resting: u64,
     /// Connections that failed (refused, reset, closed mid-answer,
     /// unparsable answer); each is reopened.
@@ -181,6 +216,8 @@ impl Report {
         self.placed += other.placed;
         self.rested += other.rested;
         self.cancelled += other.cancelled;
+        self.modified += other.modified;
+        self.fetched += other.fetched;
         self.not_resting += other.not_resting;
         self.transport_errors += other.transport_errors;
         self.elapsed = self.elapsed.max(other.elapsed);
@@ -196,6 +233,8 @@ impl Report {
             placed: 0,
             rested: 0,
             cancelled: 0,
+            modified: 0,
+            fetched: 0,
             not_resting: 0,
             transport_errors: 0,
             elapsed: Duration::ZERO,
@@ -233,7 +272,9 @@ impl Report {
             "placed": self.placed,
             "rested": self.rested,
             "cancelled": self.cancelled,
-            "cancel_not_resting": self.not_resting,
+            "modified": self.modified,
+            "fetched": self.fetched,
+            "not_resting": self.not_resting,
             "transport_errors": self.transport_errors,
             "latency_us": latency,
         })
@@ -334,7 +375,10 @@ struct Connection {
     stream: Option<TcpStream>,
     rng: StdRng,
     /// Orders this connection placed and last saw resting.
-    resting: Vec<String>,
+    resting: Vec<Held>,
+    /// The order a cancel or modify on the wire acts on (out of `resting`
+    /// until the answer says whether it still rests).
+    acting_on: Option<Held>,
     /// The request on the wire: its kind and when it was due (or sent).
     in_flight: Option<(Kind, Instant)>,
     /// Request bytes not yet written.
@@ -375,6 +419,7 @@ fn drive(
                 settings.seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
             ),
             resting: Vec::new(),
+            acting_on: None,
             in_flight: None,
             out: Vec::with_capacity(256),
             input: Vec::with_capacity(4096),
@@ -504,6 +549,7 @@ fn fail(poll: &mut Poll, connection: &mut Connection, report: &mut Report, error
         eprintln!("loadgen: connection {}: {error}", connection.index);
     }
     connection.in_flight = None;
+    connection.acting_on = None;
     if let Some(mut stream) = connection.stream.take() {
         let _ = poll.registry().deregister(&mut stream);
     }
@@ -513,30 +559,63 @@ fn fail(poll: &mut Poll, connection: &mut Connection, report: &mut Report, error
 /// will count from `since`.
 fn start_request(settings: &Settings, connection: &mut Connection, since: Instant) {
     let mut kind = settings.mix.pick(&mut connection.rng);
-    if kind == Kind::Cancel && connection.resting.is_empty() {
+    if matches!(kind, Kind::Cancel | Kind::Modify | Kind::Fetch) && connection.resting.is_empty() {
         kind = Kind::Place;
     }
+    // A price 1 to 10 ticks from the mid: on the buyer's side (below) or
+    // the seller's (above).
+    let price = |rng: &mut StdRng, below: bool| {
+        let away = rng.random_range(1..=10u64);
+        let ticks = if below {
+            settings.mid_ticks - away
+        } else {
+            settings.mid_ticks + away
+        };
+        ticks as f64 * settings.tick
+    };
+    let rng = &mut connection.rng;
     let out = &mut connection.out;
     match kind {
-        Kind::Cancel => {
-            let at = connection.rng.random_range(0..connection.resting.len());
-            let id = connection.resting.swap_remove(at);
+        Kind::Cancel | Kind::Modify => {
+            let at = rng.random_range(0..connection.resting.len());
+            let held = connection.resting.swap_remove(at);
+            if kind == Kind::Cancel {
+                let _ = write!(
+                    out,
+                    "DELETE /order/{} HTTP/1.1\r\nHost: loadgen\r\nContent-Length: 0\r\n\r\n",
+                    held.id
+                );
+            } else {
+                let quantity = held.quantity + rng.random_range(1..=10u64);
+                let body = format!(
+                    "{{\"quantity\":{quantity},\"price\":{}}}",
+                    price(rng, held.buy)
+                );
+                let _ = write!(
+                    out,
+                    "PUT /order/{} HTTP/1.1\r\nHost: loadgen\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    held.id,
+                    body.len()
+                );
+                connection.acting_on = Some(Held { quantity, ..held });
+            }
+        }
+        Kind::Fetch => {
+            let at = rng.random_range(0..connection.resting.len());
             let _ = write!(
                 out,
-                "DELETE /order/{id} HTTP/1.1\r\nHost: loadgen\r\nContent-Length: 0\r\n\r\n"
+                "GET /order/{} HTTP/1.1\r\nHost: loadgen\r\n\r\n",
+                connection.resting[at].id
             );
         }
         Kind::Place | Kind::Cross => {
-            let buy = connection.rng.random_bool(0.5);
-            let away = connection.rng.random_range(1..=10u64);
-            let ticks = match (kind, buy) {
-                (Kind::Place, true) | (Kind::Cross, false) => settings.mid_ticks - away,
-                _ => settings.mid_ticks + away,
-            };
-            let quantity = connection.rng.random_range(1..=100u32);
+            let buy = rng.random_bool(0.5);
+            // A place rests on its own side of the mid; a cross is priced
+            // on the other.
+            let price = price(rng, buy == (kind == Kind::Place));
+            let quantity = rng.random_range(1..=100u32);
             let body = format!(
-                "{{\"quantity\":{quantity},\"price\":{},\"side\":{}}}",
-                ticks as f64 * settings.tick,
+                "{{\"quantity\":{quantity},\"price\":{price},\"side\":{}}}",
                 if buy { 1 } else { -1 }
             );
             let _ = write!(
@@ -604,16 +683,22 @@ fn read_answers(
         report.latency_us.saturating_record(micros);
         report.requests += 1;
         *report.statuses.entry(status).or_default() += 1;
+        let acted_on = connection.acting_on.take();
         match (kind, status) {
             (Kind::Place | Kind::Cross, 200) => {
                 report.placed += 1;
-                if let Some(id) = resting_id(body) {
+                if let Some(held) = resting(body) {
                     report.rested += 1;
-                    connection.resting.push(id);
+                    connection.resting.push(held);
                 }
             }
             (Kind::Cancel, 200) => report.cancelled += 1,
-            (Kind::Cancel, 404) => report.not_resting += 1,
+            (Kind::Modify, 200) => {
+                report.modified += 1;
+                connection.resting.extend(acted_on);
+            }
+            (Kind::Cancel | Kind::Modify, 404) => report.not_resting += 1,
+            (Kind::Fetch, 200) => report.fetched += 1,
             _ => {}
         }
         connection.input.drain(..used);
@@ -655,11 +740,15 @@ fn parse_answer(input: &[u8]) -> io::Result<Option<(u16, &[u8], usize)>> {
     Ok(Some((status, &input[head..head + length], head + length)))
 }
 
-/// The id of a placed order that rests, from the `POST /order/` answer.
-fn resting_id(body: &[u8]) -> Option<String> {
+/// A placed order that rests, from the `POST /order/` answer.
+fn resting(body: &[u8]) -> Option<Held> {
     let order: serde_json::Value = serde_json::from_slice(body).ok()?;
     match order["status"].as_str()? {
-        "open" | "partially filled" => Some(order["id"].as_str()?.to_owned()),
+        "open" | "partially filled" => Some(Held {
+            id: order["id"].as_str()?.to_owned(),
+            buy: order["side"].as_i64()? == 1,
+            quantity: order["quantity"].as_u64()?,
+        }),
         _ => None,
     }
 }
@@ -675,15 +764,17 @@ mod tests {
             Ok(Mix {
                 place: 50,
                 cancel: 35,
-                cross: 15
+                cross: 15,
+                ..Mix::default()
             })
         );
         assert_eq!(
-            Mix::parse("place=1"),
+            Mix::parse("place=1,modify=2,fetch=3"),
             Ok(Mix {
                 place: 1,
-                cancel: 0,
-                cross: 0
+                modify: 2,
+                fetch: 3,
+                ..Mix::default()
             })
         );
         assert_eq!(
@@ -691,8 +782,8 @@ mod tests {
             Err("the mix gives every kind weight 0".to_owned())
         );
         assert_eq!(
-            Mix::parse("modify=3"),
-            Err("\"modify\": unknown kind (place, cancel or cross)".to_owned())
+            Mix::parse("amend=3"),
+            Err("\"amend\": unknown kind (place, cancel, cross, modify or fetch)".to_owned())
         );
         assert_eq!(
             Mix::parse("place"),

@@ -34,7 +34,7 @@ struct Cli {
     /// Requests per second over all connections (open loop).
     #[arg(long, short = 'R')]
     rate: Option<f64>,
-    /// Weights of the request kinds.
+    /// Weights of the request kinds: place, cancel, cross, modify, fetch.
     #[arg(long, default_value = "place=50,cancel=35,cross=15", value_parser = Mix::parse)]
     mix: Mix,
     /// The mid price: buys rest 1 to 10 ticks below it, sells above.
@@ -120,8 +120,14 @@ fn print_report(settings: &Settings, report: &Report) {
         statuses.join(", ")
     );
     println!(
-        "placed {} (rested {}), cancelled {}, cancels of orders no longer resting {}, transport errors {}",
-        report.placed, report.rested, report.cancelled, report.not_resting, report.transport_errors
+        "placed {} (rested {}), cancelled {}, modified {}, fetched {}; cancels and modifies of orders no longer resting {}; transport errors {}",
+        report.placed,
+        report.rested,
+        report.cancelled,
+        report.modified,
+        report.fetched,
+        report.not_resting,
+        report.transport_errors
     );
     let latency: Vec<String> = Report::PERCENTILES
         .iter()
