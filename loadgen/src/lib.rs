@@ -318,6 +318,9 @@ fn share(stop: Stop, index: usize, total: usize) -> Option<u64> {
     }
 }
 
+/// How long a failed connection waits before it is reopened.
+const REOPEN_PAUSE: Duration = Duration::from_millis(10);
+
 /// The event loop's token for its [`Timer`].
 const TIMER: Token = Token(usize::MAX);
 
@@ -494,10 +497,18 @@ fn drive(
         if let Some(due) = next_due {
             timer.arm(due.saturating_duration_since(Instant::now()))?;
         }
-        // Past the end only answers are awaited: no timeout.
-        let timeout = deadline
+        // Past the end only answers are awaited: no timeout. A connection
+        // that failed is reopened at the top of the loop, after a pause
+        // (nothing else would wake the loop for it).
+        let mut timeout = deadline
             .map(|deadline| deadline.saturating_duration_since(Instant::now()))
             .filter(|left| !left.is_zero());
+        let reopening = connections
+            .iter()
+            .any(|c| c.stream.is_none() && c.quota.is_none_or(|quota| c.sent < quota));
+        if reopening {
+            timeout = Some(timeout.map_or(REOPEN_PAUSE, |t| t.min(REOPEN_PAUSE)));
+        }
         poll.poll(&mut events, timeout)?;
         for event in events.iter() {
             if event.token() == TIMER {

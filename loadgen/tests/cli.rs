@@ -1,0 +1,62 @@
+//! The `loadgen` command line: bad settings are refused before any load,
+//! and a run that cannot reach the service fails instead of reporting
+//! nothing as success.
+
+use std::net::TcpListener;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_loadgen");
+
+fn run(args: &[&str]) -> (Option<i32>, String, String) {
+    let output = Command::new(BIN).args(args).output().unwrap();
+    (
+        output.status.code(),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn bad_settings_are_refused_with_exit_2() {
+    let (code, stdout, stderr) = run(&["--rate", "0"]);
+    assert_eq!((code, stdout.as_str()), (Some(2), ""));
+    assert_eq!(
+        stderr,
+        "loadgen: --rate must be a positive number of requests per second\n"
+    );
+    let (code, _, stderr) = run(&["--mix", "place=0"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("the mix gives every kind weight 0"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run(&["--mid", "0.05"]);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        stderr,
+        "loadgen: --mid must be at least 11 ticks of --tick\n"
+    );
+}
+
+#[test]
+fn a_service_that_is_not_there_fails_the_run() {
+    // A port nobody listens on: bound, then closed.
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    let (code, stdout, stderr) = run(&["--addr", &addr, "-c", "2", "-n", "4", "--json"]);
+    assert_eq!(code, Some(1), "stdout {stdout} stderr {stderr}");
+    assert!(stderr.contains("Connection refused"), "{stderr}");
+    // Either the connect itself was refused (no report), or the requests
+    // were lost on refused connections (a report saying so).
+    if !stdout.is_empty() {
+        let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(report["requests"], 0);
+        assert!(
+            report["transport_errors"].as_u64().unwrap() >= 1,
+            "{report}"
+        );
+    }
+}
