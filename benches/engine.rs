@@ -94,6 +94,15 @@
 //! per-level quantities (and our trade count) must equal the model's; our
 //! history is 5,000 there so its eviction runs inside the checked stream.
 //!
+//! The summary's `huge MiB` column is the process's memory on transparent
+//! huge pages once a row's books were built. Our two books of a row are
+//! then the only large resident memory, 2 x 128 MiB, so it says how much of
+//! them the kernel could back with huge pages; the 1M rows are up to 20%
+//! slower when it could not back them all. Later rows tend to get less (one
+//! run: 244 MiB up to place at 1M, then 184, 152, 92, 92 and 126), so a 1M
+//! row run alone (`ENGINE_BENCH_ONLY=mix/1M`) is nearer the service, whose
+//! book is made resident at start.
+//!
 //! Knobs (environment): `ENGINE_BENCH_SUMMARY=0` skips the summary table,
 //! `ENGINE_BENCH_CRITERION=0` skips criterion (summary only),
 //! `ENGINE_BENCH_ONLY=<text>` keeps only the summary rows whose
@@ -1069,11 +1078,24 @@ fn criterion_benches(c: &mut Criterion, depths: &[(usize, &str)]) {
 /// matchcore on freshly built books: one warm-up run, then the median of
 /// `SUMMARY_RUNS` timed runs of `SUMMARY_OPS` commands each, the engines'
 /// runs interleaved so machine noise hits them alike.
-fn summary_ns(workload: Workload, depth: usize) -> [f64; 3] {
+/// The process's anonymous memory on transparent huge pages, in MiB
+/// (`AnonHugePages` of `/proc/self/smaps_rollup`), if the kernel says.
+fn anon_huge_mib() -> Option<f64> {
+    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").ok()?;
+    let line = rollup.lines().find(|l| l.starts_with("AnonHugePages:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// A row's medians (ours batched, ours one by one, matchcore) and the
+/// process's huge-page memory once its books were built (our two books are
+/// the only large resident ones then).
+fn summary_ns(workload: Workload, depth: usize) -> ([f64; 3], Option<f64>) {
     let (history, warmup) = (finished_capacity(), warmup());
     let mut batched = Runner::<OursBatched>::new(workload, depth, history, warmup);
     let mut one_by_one = Runner::<OursOneByOne>::new(workload, depth, history, warmup);
     let mut theirs = Runner::<Theirs>::new(workload, depth, history, warmup);
+    let huge = anon_huge_mib();
     let per_op = |d: Duration| d.as_nanos() as f64 / SUMMARY_OPS as f64;
     let mut runs: Vec<[f64; 3]> = Vec::new();
     for _ in 0..=SUMMARY_RUNS {
@@ -1084,11 +1106,12 @@ fn summary_ns(workload: Workload, depth: usize) -> [f64; 3] {
         ]);
     }
     runs.remove(0); // the warm-up run
-    std::array::from_fn(|k| {
+    let medians = std::array::from_fn(|k| {
         let mut column: Vec<f64> = runs.iter().map(|r| r[k]).collect();
         column.sort_by(f64::total_cmp);
         column[SUMMARY_RUNS / 2]
-    })
+    });
+    (medians, huge)
 }
 
 fn summary(depths: &[(usize, &str)]) {
@@ -1097,11 +1120,13 @@ fn summary(depths: &[(usize, &str)]) {
         "Summary (own timing: median of {SUMMARY_RUNS} runs x {SUMMARY_OPS} ops after one \
          warm-up run, the engines' runs interleaved; `ours` = apply_batch as the matching \
          thread runs it, `apply` = our engine one command at a time; ratio = matchcore ns / \
-         ours ns, above 1 = orderbook faster; orderbook finished history = {})",
+         ours ns, above 1 = orderbook faster; orderbook finished history = {}; huge MiB = \
+         the process's memory on transparent huge pages once the row's books were built: \
+         the 1M rows are faster the more of our two books it covers)",
         finished_capacity()
     );
     println!(
-        "{:<13} {:>6} {:>11} {:>11} {:>11} {:>7} {:>14} {:>14}",
+        "{:<13} {:>6} {:>11} {:>11} {:>11} {:>7} {:>14} {:>14} {:>9}",
         "workload",
         "depth",
         "ours ns/op",
@@ -1109,7 +1134,8 @@ fn summary(depths: &[(usize, &str)]) {
         "mc ns/op",
         "ratio",
         "ours ops/s",
-        "mc ops/s"
+        "mc ops/s",
+        "huge MiB"
     );
     let mut rows: Vec<(Workload, usize, [f64; 3])> = Vec::new();
     let only = std::env::var("ENGINE_BENCH_ONLY").unwrap_or_default();
@@ -1118,10 +1144,10 @@ fn summary(depths: &[(usize, &str)]) {
             if !format!("{}/{label}", workload.name()).contains(&only) {
                 continue;
             }
-            let ns = summary_ns(workload, depth);
+            let (ns, huge) = summary_ns(workload, depth);
             let [ours, apply, theirs] = ns;
             println!(
-                "{:<13} {:>6} {:>11.1} {:>11.1} {:>11.1} {:>7.2} {:>14.0} {:>14.0}",
+                "{:<13} {:>6} {:>11.1} {:>11.1} {:>11.1} {:>7.2} {:>14.0} {:>14.0} {:>9}",
                 workload.name(),
                 label,
                 ours,
@@ -1129,7 +1155,8 @@ fn summary(depths: &[(usize, &str)]) {
                 theirs,
                 theirs / ours,
                 1e9 / ours,
-                1e9 / theirs
+                1e9 / theirs,
+                huge.map_or("-".to_owned(), |mib| format!("{mib:.0}"))
             );
             rows.push((workload, depth, ns));
         }
