@@ -11,7 +11,7 @@ use crate::api::{Symbol, TickSize, Wire};
 use crate::engine::BookConfig;
 use crate::net::http::Limits;
 use crate::net::server::{FeedSettings, FrontConfig};
-use crate::persist::snapshot::{self, STATE_FILE};
+use crate::persist::snapshot::STATE_FILE;
 use crate::publisher::FeedConfig;
 use crate::ring::WaitStrategy;
 
@@ -163,9 +163,9 @@ pub struct Config {
 
 impl Config {
     /// Where the state file is: `--state-file` inside `--data-dir` unless
-    /// absolute.
+    /// absolute (an absolute path replaces the base in `join`).
     pub fn state_path(&self) -> PathBuf {
-        snapshot::state_path(&self.data_dir, &self.state_file)
+        self.data_dir.join(&self.state_file)
     }
 
     /// The wire's price grid and quantity bound.

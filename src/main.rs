@@ -15,8 +15,8 @@ use orderbook::engine::BookConfig;
 use orderbook::matching::{self, Output, Request};
 use orderbook::metrics;
 use orderbook::net::server::{Front, FrontJournal, LoopWaker};
-use orderbook::persist::recovery;
 use orderbook::persist::segments::{SegmentWriter, Syncer};
+use orderbook::persist::{recovery, snapshot};
 use orderbook::publisher;
 use orderbook::replica::{self, Snapshots};
 use orderbook::ring::{broadcast_with, spsc_with};
@@ -46,10 +46,7 @@ fn lock_state(config: &Config) -> Result<Vec<File>, String> {
         format!("data directory {}", dir.display())
     })?];
     let state_path = config.state_path();
-    let state_dir = match state_path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => std::path::Path::new("."),
-    };
+    let state_dir = snapshot::directory_of(&state_path);
     fs::create_dir_all(state_dir).map_err(|e| {
         format!(
             "cannot create the state file's directory {}: {e}",

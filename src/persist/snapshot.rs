@@ -28,10 +28,13 @@ use crate::engine::{OrderBook, OrderStatus, OrderView, Side, Trade};
 /// `--state-file`, inside the data directory.
 pub const STATE_FILE: &str = "order_book_state.json";
 
-/// The state file's path: `setting` as it is if absolute, else inside
-/// `dir` (the data directory).
-pub fn state_path(dir: &Path, setting: &Path) -> PathBuf {
-    dir.join(setting)
+/// The directory holding the state file at `path` (where its `.tmp`
+/// goes, and whose sync makes the rename durable).
+pub fn directory_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
 }
 
 /// A state file's contents, decoded.
@@ -135,11 +138,7 @@ pub fn save_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     drop(file);
     fs::rename(&temporary, path)?;
     // The rename is durable once the directory holding both is synced.
-    let parent = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    File::open(parent)?.sync_all()
+    File::open(directory_of(path))?.sync_all()
 }
 
 #[derive(Deserialize)]
