@@ -102,6 +102,14 @@ fn ours_throughput(items: u64, burst: usize, strategy: WaitStrategy) -> Duration
     elapsed
 }
 
+/// Pushes `item` into `queue`, calling `on_full` each time it is full.
+fn push_retrying(queue: &ArrayQueue<u64>, mut item: u64, mut on_full: impl FnMut()) {
+    while let Err(back) = queue.push(item) {
+        item = back;
+        on_full();
+    }
+}
+
 /// `ArrayQueue`: push item by item, spinning while full; pop spinning while
 /// empty.
 fn array_queue_throughput(items: u64, burst: usize) -> Duration {
@@ -114,12 +122,7 @@ fn array_queue_throughput(items: u64, burst: usize) -> Duration {
                 items,
                 burst,
                 &mut (),
-                |_, mut item| {
-                    while let Err(back) = queue.push(item) {
-                        item = back;
-                        std::hint::spin_loop();
-                    }
-                },
+                |_, item| push_retrying(&queue, item, std::hint::spin_loop),
                 |_| {},
             )
         })
@@ -194,12 +197,11 @@ fn array_queue_adaptive_throughput(items: u64, burst: usize) -> Duration {
                 items,
                 burst,
                 &mut (),
-                |_, mut item| {
-                    while let Err(back) = shared.queue.push(item) {
-                        item = back;
+                |_, item| {
+                    push_retrying(&shared.queue, item, || {
                         notify(&shared.consumer_sleeping, &consumer);
                         wait_until(&shared.producer_sleeping, || !shared.queue.is_full());
-                    }
+                    })
                 },
                 |_| notify(&shared.consumer_sleeping, &consumer),
             )
