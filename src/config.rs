@@ -58,6 +58,20 @@ pub struct Config {
     #[arg(long, env = "ORDERBOOK_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 
+    /// Seconds a keep-alive connection may sit with no request in progress
+    /// and nothing to answer before it is closed (0 = never), so idle
+    /// clients cannot hold every connection slot. WebSocket subscribers
+    /// are kept alive by pings instead.
+    #[arg(long, env = "ORDERBOOK_IDLE_TIMEOUT", default_value_t = 60)]
+    pub idle_timeout: u64,
+
+    /// Seconds a request may stay half received, or answers unread by a
+    /// client that stopped reading, with no byte moving, before the
+    /// connection is closed (0 = never); a half-received request is first
+    /// answered 408.
+    #[arg(long, env = "ORDERBOOK_REQUEST_TIMEOUT", default_value_t = 30)]
+    pub request_timeout: u64,
+
     /// Largest request line plus headers, in bytes (beyond: 431).
     #[arg(long, env = "ORDERBOOK_MAX_HEADER_BYTES", default_value_t = 8 * 1024)]
     pub max_header_bytes: usize,
@@ -181,6 +195,8 @@ impl Config {
     pub fn front(&self) -> FrontConfig {
         FrontConfig {
             max_connections: self.max_connections,
+            idle_timeout: seconds_or_never(self.idle_timeout),
+            request_timeout: seconds_or_never(self.request_timeout),
             limits: Limits {
                 max_head_bytes: self.max_header_bytes,
                 max_body_bytes: self.max_body_bytes,
@@ -190,8 +206,7 @@ impl Config {
             trades_default_limit: self.trades_default_limit.min(self.trades_max_limit).max(1),
             trades_max_limit: self.trades_max_limit.max(1),
             drain_timeout: Duration::from_secs(5),
-            snapshot_interval: (self.snapshot_interval > 0)
-                .then(|| Duration::from_secs(self.snapshot_interval)),
+            snapshot_interval: seconds_or_never(self.snapshot_interval),
             feed: FeedSettings {
                 default_depth: self.feed_depth as usize,
                 max_queue_bytes: self.ws_max_queue_bytes,
@@ -219,4 +234,9 @@ impl Config {
             sparse_index: false,
         }
     }
+}
+
+/// A number of seconds where 0 means "never".
+fn seconds_or_never(seconds: u64) -> Option<Duration> {
+    (seconds > 0).then(|| Duration::from_secs(seconds))
 }

@@ -16,6 +16,8 @@ fn help_lists_every_setting_with_its_environment_variable() {
         ("--tick-size", "ORDERBOOK_TICK_SIZE"),
         ("--max-quantity", "ORDERBOOK_MAX_QUANTITY"),
         ("--max-connections", "ORDERBOOK_MAX_CONNECTIONS"),
+        ("--idle-timeout", "ORDERBOOK_IDLE_TIMEOUT"),
+        ("--request-timeout", "ORDERBOOK_REQUEST_TIMEOUT"),
         ("--max-header-bytes", "ORDERBOOK_MAX_HEADER_BYTES"),
         ("--max-body-bytes", "ORDERBOOK_MAX_BODY_BYTES"),
         ("--max-pipeline", "ORDERBOOK_MAX_PIPELINE"),

@@ -897,26 +897,6 @@ fn a_modify_that_crosses_trades_at_once() {
     assert_eq!(num(&trades[1], "price"), 100.0);
 }
 
-/// One metric line's value from Prometheus text.
-fn metric(text: &str, name: &str) -> f64 {
-    let line = text
-        .lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .unwrap_or_else(|| panic!("no {name} in:\n{text}"));
-    line[name.len() + 1..].parse().unwrap()
-}
-
-fn metrics_text(client: &mut Client) -> String {
-    client
-        .send_raw(&request_bytes("GET", "/metrics", None))
-        .unwrap();
-    let response = client
-        .read_response_of_type("text/plain; version=0.0.4")
-        .unwrap();
-    assert_eq!(response.status, 200);
-    response.text()
-}
-
 #[test]
 fn metrics_count_answers_and_time_commands_in_prometheus_text() {
     let server = Server::start();
@@ -925,7 +905,7 @@ fn metrics_count_answers_and_time_commands_in_prometheus_text() {
         client.place_id(1, 90.0 + i as f64, 1);
     }
     client.get("/order/00000000-0000-4000-8000-000000000000");
-    let text = metrics_text(&mut client);
+    let text = client.metrics_text();
     let value = |name: &str| metric(&text, name);
     // The ten places are timed; the lookup (a read) is not.
     assert_eq!(value("orderbook_command_latency_seconds_count"), 10.0);
@@ -947,7 +927,7 @@ fn under_fsync_metrics_time_every_journal_sync() {
     for i in 0..5 {
         client.place_id(1, 90.0 + i as f64, 1);
     }
-    let text = metrics_text(&mut client);
+    let text = client.metrics_text();
     let value = |name: &str| metric(&text, name);
     assert_eq!(value("orderbook_journal_records_total"), 5.0);
     assert_eq!(value("orderbook_journal_syncs_total"), 5.0);

@@ -33,6 +33,7 @@ use crate::persist::segments::{SegmentWriter, Syncer};
 use crate::publisher::{FeedMessage, FeedRequest};
 
 mod subscribers;
+mod timeouts;
 use crate::replica::ReplicaAnswer;
 use crate::ring::{Producer, Subscriber, Wake};
 use subscribers::Subscription;
@@ -53,6 +54,13 @@ const WRITE_BACKLOG: usize = 1 << 20;
 pub struct FrontConfig {
     /// Most open connections; more are answered 503 and closed.
     pub max_connections: usize,
+    /// A connection with no request in progress and nothing to answer is
+    /// closed after this long (`None`: never).
+    pub idle_timeout: Option<Duration>,
+    /// A half-received request is answered 408, and a client that stopped
+    /// reading its answers is dropped, after this long with no byte moving
+    /// (`None`: never).
+    pub request_timeout: Option<Duration>,
     /// Request size limits.
     pub limits: Limits,
     /// Most answers one connection may have outstanding before the server
@@ -142,7 +150,19 @@ struct Connection {
     last_request_seen: bool,
     /// Set once the connection upgraded to a WebSocket subscriber.
     ws: Option<Box<Subscription>>,
+    /// When a byte last moved either way (or the connection was accepted),
+    /// by the loop's clock: what the idle and unread-answer timeouts
+    /// measure from.
+    last_progress: Instant,
+    /// When the first byte of the request still being received arrived:
+    /// the whole request must arrive within `--request-timeout` of it, so
+    /// a client dripping a byte at a time cannot hold the connection.
+    request_started: Instant,
 }
+
+/// How often the loop looks for quiet connections (subscribers to ping,
+/// HTTP connections to time out): the timeouts' resolution.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Bodies at least this large are queued as they are, not copied.
 const LARGE_BODY: usize = 64 * 1024;
@@ -277,6 +297,7 @@ struct FrontStats {
     responses: [u64; 6],
     overloaded: u64,
     accepted: u64,
+    timed_out: timeouts::TimedOut,
 }
 
 impl Default for FrontStats {
@@ -286,6 +307,7 @@ impl Default for FrontStats {
             responses: [0; 6],
             overloaded: 0,
             accepted: 0,
+            timed_out: timeouts::TimedOut::default(),
         }
     }
 }
@@ -367,8 +389,11 @@ pub struct Front {
     /// A copy of `subscribers` to walk while some may close.
     subscriber_scratch: Vec<usize>,
     feed_stats: FeedStats,
-    /// When to next ping quiet subscribers and drop dead ones.
-    next_subscriber_check: Instant,
+    /// When to next look for quiet connections: ping quiet subscribers,
+    /// drop dead ones, time out stalled and idle HTTP connections.
+    next_check: Instant,
+    /// The loop's clock, read once per turn after `poll` returns.
+    now: Instant,
     /// The other threads' figures.
     shared_metrics: Arc<metrics::Shared>,
     rng: StdRng,
@@ -433,7 +458,8 @@ impl Front {
             subscribers: Vec::new(),
             subscriber_scratch: Vec::new(),
             feed_stats: FeedStats::default(),
-            next_subscriber_check: Instant::now() + Duration::from_secs(1),
+            next_check: Instant::now() + CHECK_EVERY,
+            now: Instant::now(),
             snapshot_due: config.snapshot_interval.map(|every| Instant::now() + every),
             rng: StdRng::from_os_rng(),
             wire,
@@ -500,12 +526,12 @@ impl Front {
             let timeout = if drain_deadline.is_some() {
                 Some(Duration::from_millis(10))
             } else if self.outputs.prepare_sleep() && self.answers.is_empty() {
-                self.snapshot_due
-                    .map(|due| due.saturating_duration_since(Instant::now()))
+                self.sleep_limit()
             } else {
                 Some(Duration::ZERO)
             };
             let polled = self.poll.poll(&mut events, timeout);
+            self.now = Instant::now();
             self.outputs.finish_sleep();
             match polled {
                 Ok(()) => {}
@@ -523,12 +549,22 @@ impl Front {
             self.take_outputs();
             self.take_replica_answers();
             self.take_feed();
-            if Instant::now() >= self.next_subscriber_check {
+            if self.now >= self.next_check {
                 self.check_subscribers();
-                self.next_subscriber_check = Instant::now() + Duration::from_secs(1);
+                self.check_connections();
+                self.next_check = self.now + CHECK_EVERY;
             }
             self.publish_staged();
         }
+    }
+
+    /// How long the loop may sleep with nothing to do: until the next
+    /// snapshot barrier is due, or while any connection is open, until the
+    /// next look for quiet ones (`None`: until woken).
+    fn sleep_limit(&self) -> Option<Duration> {
+        let check = (self.open > 0).then_some(self.next_check);
+        let until = [self.snapshot_due, check].into_iter().flatten().min()?;
+        Some(until.saturating_duration_since(Instant::now()))
     }
 
     /// Sends a snapshot barrier when one is due (later, if the command ring
@@ -629,6 +665,8 @@ impl Front {
                 peer_done: false,
                 last_request_seen: false,
                 ws: None,
+                last_progress: self.now,
+                request_started: self.now,
             });
             self.open += 1;
             self.stats.accepted += 1;
@@ -662,6 +700,7 @@ impl Front {
     /// it read anything (more requests may now be complete).
     fn read_some(&mut self, slot: usize) -> bool {
         let cap = self.read_cap();
+        let now = self.now;
         let Some(conn) = self.connections[slot].as_mut() else {
             return false;
         };
@@ -686,7 +725,11 @@ impl Front {
                     return read_any;
                 }
                 Ok(n) => {
+                    if conn.read_len == 0 {
+                        conn.request_started = now;
+                    }
                     conn.read_len += n;
+                    conn.last_progress = now;
                     read_any = true;
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return read_any,
@@ -760,6 +803,10 @@ impl Front {
             // Keep the unparsed tail at the front of the buffer.
             conn.read_buf.copy_within(consumed..conn.read_len, 0);
             conn.read_len -= consumed;
+            if consumed > 0 {
+                // The tail (if any) began in the last read.
+                conn.request_started = self.now;
+            }
         }
     }
 
@@ -1050,6 +1097,7 @@ impl Front {
             "Connections open now.",
             self.open as u64,
         );
+        self.write_timeout_metrics(&mut out);
         metrics::write_value(&mut out, "orderbook_output_ring_full_total", "counter", "Times the matching thread waited for room on the output ring (back-pressure from its slowest reader).", self.outputs.writer_full_events());
         metrics::write_value(
             &mut out,
@@ -1248,6 +1296,7 @@ impl Front {
     /// Writes what the connection has buffered, the write buffer first,
     /// then the spill queue, until done or the socket is full.
     fn flush(&mut self, slot: usize) {
+        let now = self.now;
         let Some(conn) = self.connections[slot].as_mut() else {
             return;
         };
@@ -1269,8 +1318,14 @@ impl Front {
                     self.close(slot);
                     return;
                 }
-                Ok(n) if from_spill => conn.spill_written += n,
-                Ok(n) => conn.written += n,
+                Ok(n) if from_spill => {
+                    conn.spill_written += n;
+                    conn.last_progress = now;
+                }
+                Ok(n) => {
+                    conn.written += n;
+                    conn.last_progress = now;
+                }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {

@@ -335,6 +335,16 @@ impl Response {
     }
 }
 
+/// One metric line's value from Prometheus text (`name` with its labels,
+/// as written).
+pub fn metric(text: &str, name: &str) -> f64 {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .unwrap_or_else(|| panic!("no {name} in:\n{text}"));
+    line[name.len() + 1..].parse().unwrap()
+}
+
 /// Builds the bytes of one request (HTTP/1.1, keep-alive).
 pub fn request_bytes(method: &str, path: &str, body: Option<&str>) -> Vec<u8> {
     let mut out = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
@@ -498,6 +508,17 @@ impl Client {
             headers,
             body,
         })
+    }
+
+    /// `GET /metrics`, asserting 200: the Prometheus text.
+    pub fn metrics_text(&mut self) -> String {
+        self.send_raw(&request_bytes("GET", "/metrics", None))
+            .unwrap();
+        let response = self
+            .read_response_of_type("text/plain; version=0.0.4")
+            .unwrap();
+        assert_eq!(response.status, 200);
+        response.text()
     }
 
     /// Sends one request and reads its answer.
