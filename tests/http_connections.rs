@@ -696,6 +696,83 @@ fn bad_requests_get_their_status_and_are_closed_without_disturbing_others() {
     assert!(sells.is_empty());
 }
 
+/// A client still uploading a body over the limit when the server answers
+/// 413 finishes its upload and reads the 413: the server reads and drops
+/// the rest instead of resetting the connection under it.
+#[test]
+fn a_client_still_sending_a_body_over_the_limit_reads_its_413() {
+    let server = Server::start();
+    for _ in 0..3 {
+        let mut client = server.connect();
+        let body = vec![b' '; 8 << 20];
+        let head = format!(
+            "POST /order/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        client.send_raw(head.as_bytes()).unwrap();
+        client
+            .send_raw(&body)
+            .expect("the whole body is taken, not reset");
+        let response = client.read_response().unwrap();
+        response.expect_detail(413, "Request body too large");
+        assert!(response.closes());
+        client.expect_closed();
+    }
+    server.connect().get("/health").expect(200);
+}
+
+/// Requests pipelined behind a bad one are dropped, and the client sees
+/// the error and then the end of the stream, not a reset.
+#[test]
+fn requests_pipelined_behind_a_bad_one_are_dropped_and_the_close_is_clean() {
+    let server = Server::start();
+    for _ in 0..3 {
+        let mut client = server.connect();
+        let mut bytes = b"BROKEN\x00\r\n\r\n".to_vec();
+        for _ in 0..2000 {
+            bytes.extend(request_bytes(
+                "POST",
+                "/order/",
+                Some(r#"{"quantity": 1, "price": 100.0, "side": 1}"#),
+            ));
+        }
+        client.send_raw(&bytes).unwrap();
+        client.read_response().unwrap().detail(400);
+        client.expect_closed();
+    }
+    let (buys, sells) = server.connect().orders();
+    assert!(buys.is_empty() && sells.is_empty(), "{buys:?} {sells:?}");
+}
+
+/// A client that goes on sending after its error answer is read from for
+/// at most five seconds (`LINGER`), then closed for good.
+#[test]
+fn a_closing_connection_stops_reading_an_endless_client_after_five_seconds() {
+    let server = Server::start();
+    let mut client = server.connect();
+    client.send_raw(b"BROKEN\x00\r\n\r\n").unwrap();
+    client.read_response().unwrap().detail(400);
+    client.expect_closed();
+    let started = Instant::now();
+    let chunk = [b'x'; 1024];
+    let refused = loop {
+        if client.send_raw(&chunk).is_err() {
+            break started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "still taking bytes after 10 s"
+        );
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        refused >= Duration::from_millis(4500),
+        "closed after {refused:?}, before its five seconds"
+    );
+    let text = server.connect().metrics_text();
+    assert_eq!(metric(&text, "orderbook_connections_open"), 1.0, "{text}");
+}
+
 #[test]
 fn a_client_that_half_closes_still_gets_every_answer() {
     let server = Server::start();

@@ -32,6 +32,7 @@ use crate::persist::journal::{self, Record};
 use crate::persist::segments::{SegmentWriter, Syncer};
 use crate::publisher::{FeedMessage, FeedRequest};
 
+mod linger;
 mod subscribers;
 mod timeouts;
 use crate::replica::ReplicaAnswer;
@@ -158,6 +159,10 @@ struct Connection {
     /// the whole request must arrive within `--request-timeout` of it, so
     /// a client dripping a byte at a time cannot hold the connection.
     request_started: Instant,
+    /// Since when the connection has been closing with its answers sent:
+    /// our side is shut, and what the client still sends is read and
+    /// dropped (see `linger`).
+    lingering_since: Option<Instant>,
 }
 
 /// How often the loop looks for quiet connections (subscribers to ping,
@@ -552,6 +557,7 @@ impl Front {
             if self.now >= self.next_check {
                 self.check_subscribers();
                 self.check_connections();
+                self.end_lingering();
                 self.next_check = self.now + CHECK_EVERY;
             }
             self.publish_staged();
@@ -667,6 +673,7 @@ impl Front {
                 ws: None,
                 last_progress: self.now,
                 request_started: self.now,
+                lingering_since: None,
             });
             self.open += 1;
             self.stats.accepted += 1;
@@ -678,6 +685,13 @@ impl Front {
     /// socket while there is room, and closes it once it is finished.
     /// Called on every socket event and whenever one of its answers is done.
     fn pump(&mut self, slot: usize) {
+        if self.connections[slot]
+            .as_ref()
+            .is_some_and(|c| c.lingering_since.is_some())
+        {
+            self.discard_input(slot);
+            return;
+        }
         loop {
             self.flush(slot);
             let is_subscriber = self.connections[slot]
@@ -1358,7 +1372,11 @@ impl Front {
         }
         let finished = conn.last_request_seen || conn.peer_done && conn.read_len == 0;
         if finished && conn.answers.is_empty() && conn.unwritten() == 0 {
-            self.close(slot);
+            if conn.peer_done {
+                self.close(slot);
+            } else {
+                self.linger(slot);
+            }
         }
     }
 
