@@ -71,6 +71,11 @@ fn stops_cleanly_on(signal: &str) {
     assert!(status.success());
     let exit = child.wait().unwrap();
     assert_eq!(exit.code(), Some(0), "exit status after {signal}");
+    assert!(
+        dir.join("order_book_state.json").is_file(),
+        "a clean stop writes the state file"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
