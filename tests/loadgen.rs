@@ -164,3 +164,32 @@ fn an_open_loop_run_sends_exactly_its_schedule() {
     assert_latency_counts(&report);
     assert_eq!(resting(&server), 1_000);
 }
+
+/// A slow open loop leaves each connection idle longer than the service's
+/// idle timeout: the service closes them between requests, and the load
+/// generator reconnects without counting a failure or losing a request.
+#[test]
+fn connections_the_service_closes_while_idle_are_reopened_without_error() {
+    let server = Server::start_with(&["--idle-timeout", "1"]);
+    let mut settings = settings(
+        &server,
+        2,
+        1,
+        Stop::After(Duration::from_millis(4_500)),
+        "place=1",
+    );
+    // One a second over two connections: each sends every 2 s (at 0, 2
+    // and 4 s, and at 1 and 3 s), so each sits idle past the timeout.
+    settings.rate = Some(1.0);
+    let report = loadgen::run(&settings).unwrap();
+    assert_eq!(report.requests, 5);
+    assert_eq!(report.statuses.iter().collect::<Vec<_>>(), vec![(&200, &5)]);
+    assert_eq!((report.transport_errors, report.unexpected()), (0, 0));
+    assert_eq!(resting(&server), 5);
+    let metrics = server.connect().metrics_text();
+    let idle = support::metric(
+        &metrics,
+        "orderbook_connections_timed_out_total{reason=\"idle\"}",
+    );
+    assert!(idle >= 2.0, "the service closed idle connections: {idle}");
+}

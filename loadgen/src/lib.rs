@@ -524,8 +524,14 @@ fn drive(
             };
             let outcome =
                 outcome.and_then(|()| read_answers(connection, &mut report, &mut last_answer));
-            if let Err(error) = outcome {
-                fail(&mut poll, connection, &mut report, error);
+            match outcome {
+                Ok(()) => {}
+                Err(error) if closed_while_idle(connection, &error) => {
+                    // The service's idle timeout: nothing was asked, so
+                    // nothing was lost; the next send reopens it.
+                    drop_stream(&mut poll, connection);
+                }
+                Err(error) => fail(&mut poll, connection, &mut report, error),
             }
         }
     }
@@ -561,6 +567,19 @@ fn fail(poll: &mut Poll, connection: &mut Connection, report: &mut Report, error
     }
     connection.in_flight = None;
     connection.acting_on = None;
+    drop_stream(poll, connection);
+}
+
+/// True if the service closed the connection while no request was on it
+/// (as a keep-alive server does after its idle timeout): not a failure.
+fn closed_while_idle(connection: &Connection, error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::UnexpectedEof
+        && connection.in_flight.is_none()
+        && connection.input.is_empty()
+}
+
+/// Closes the connection's socket; the next send reopens it.
+fn drop_stream(poll: &mut Poll, connection: &mut Connection) {
     if let Some(mut stream) = connection.stream.take() {
         let _ = poll.registry().deregister(&mut stream);
     }
