@@ -175,12 +175,14 @@ fn connections_the_service_closes_while_idle_are_reopened_without_error() {
         &server,
         2,
         1,
-        Stop::After(Duration::from_millis(4_500)),
+        Stop::After(Duration::from_millis(6_500)),
         "place=1",
     );
-    // One a second over two connections: each sends every 2 s (at 0, 2
-    // and 4 s, and at 1 and 3 s), so each sits idle past the timeout.
-    settings.rate = Some(1.0);
+    // Two every three seconds over two connections: each sends every 3 s
+    // (at 0, 3 and 6 s, and at 1.5 and 4.5 s) and sits idle 3 s, well past
+    // the timeout and the service's once-a-second check. (A gap of exactly
+    // two checks could fall just short of the timeout at both.)
+    settings.rate = Some(2.0 / 3.0);
     let report = loadgen::run(&settings).unwrap();
     assert_eq!(report.requests, 5);
     assert_eq!(report.statuses.iter().collect::<Vec<_>>(), vec![(&200, &5)]);
@@ -191,5 +193,5 @@ fn connections_the_service_closes_while_idle_are_reopened_without_error() {
         &metrics,
         "orderbook_connections_timed_out_total{reason=\"idle\"}",
     );
-    assert!(idle >= 2.0, "the service closed idle connections: {idle}");
+    assert!(idle >= 3.0, "the service closed idle connections: {idle}");
 }
