@@ -10,6 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use support::feed_book::{price_key, Book};
 use support::{request_bytes, Client, Server};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Message, WebSocket};
@@ -43,50 +44,6 @@ fn next(ws: &mut Ws) -> Value {
 
 fn send_op(ws: &mut Ws, op: Value) {
     ws.send(Message::text(op.to_string())).unwrap();
-}
-
-/// A book kept from a snapshot and the `book` messages after it.
-#[derive(Debug, Default, PartialEq)]
-struct Book {
-    bids: BTreeMap<String, u64>,
-    asks: BTreeMap<String, u64>,
-}
-
-fn price_key(value: &Value) -> String {
-    format!("{:012.2}", value.as_f64().unwrap())
-}
-
-impl Book {
-    fn from_snapshot(snapshot: &Value) -> Book {
-        let side = |key: &str| {
-            snapshot[key]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|l| (price_key(&l["price"]), l["quantity"].as_u64().unwrap()))
-                .collect()
-        };
-        Book {
-            bids: side("bids"),
-            asks: side("asks"),
-        }
-    }
-
-    fn apply(&mut self, book_message: &Value) {
-        for change in book_message["changes"].as_array().unwrap() {
-            let side = if change[0] == 1 {
-                &mut self.bids
-            } else {
-                &mut self.asks
-            };
-            let quantity = change[2].as_u64().unwrap();
-            if quantity == 0 {
-                side.remove(&price_key(&change[1]));
-            } else {
-                side.insert(price_key(&change[1]), quantity);
-            }
-        }
-    }
 }
 
 #[test]

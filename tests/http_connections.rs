@@ -1243,15 +1243,6 @@ fn the_pipeline_bound_still_answers_engine_requests_in_order() {
     }
 }
 
-fn resident_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn a_client_that_never_reads_is_not_buffered_without_bound() {
     let server = Server::start_with(&["--max-pipeline", "16"]);

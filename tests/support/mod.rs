@@ -6,6 +6,8 @@
 //! Every test file includes this module but uses only part of it.
 #![allow(dead_code)]
 
+pub mod feed_book;
+
 use std::collections::BTreeSet;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -333,6 +335,16 @@ impl Response {
             .unwrap_or_else(|| panic!("detail is a string: {body}"))
             .to_string()
     }
+}
+
+/// A process's resident memory (`VmRSS`) in KiB, 0 if unknown.
+pub fn resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// One metric line's value from Prometheus text (`name` with its labels,

@@ -1,0 +1,286 @@
+//! A bounded soak: every part of the service at once, for `SOAK_SECONDS`
+//! (15 by default), against the real binary on 127.0.0.1.
+//!
+//! - the load generator places, cancels, crosses and modifies over 16
+//!   connections, closed loop;
+//! - a market-data client keeps the whole book (`?depth=0`) from the feed
+//!   and checks every `seq` follows the last, and that each periodic
+//!   snapshot (every 200 ms) equals the book it kept, at that `seq`;
+//! - all along, a reader lists the book and the trades, an idle client is
+//!   closed by `--idle-timeout`, and a half-sent request gets 408;
+//! - the state file is written every second, and finished orders and
+//!   trades in memory are bounded small, so memory must level off;
+//! - then SIGTERM, and a restart that must show the same book, byte for
+//!   byte, and continue the feed's `seq`.
+
+mod support;
+
+use std::io::Read;
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use loadgen::{Mix, Settings, Stop};
+use serde_json::Value;
+use support::feed_book::Book;
+use support::{resident_kib, Client, Server, TempDir};
+use tungstenite::Message;
+
+const ARGS: &[&str] = &[
+    "--snapshot-interval",
+    "1",
+    "--finished-orders",
+    "20000",
+    "--trade-history",
+    "20000",
+    "--idle-timeout",
+    "2",
+    "--request-timeout",
+    "2",
+    "--feed-snapshot-ms",
+    "200",
+    // The keeper is a test thread parsing JSON on a shared two-core box:
+    // room for its bursts, so this checks consistency, not the slow-reader
+    // policy (tests/feed.rs does that).
+    "--ws-max-queue-bytes",
+    "268435456",
+];
+
+fn soak_duration() -> Duration {
+    let seconds = std::env::var("SOAK_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(15);
+    Duration::from_secs(seconds)
+}
+
+/// What the market-data client saw.
+struct Kept {
+    book: Book,
+    last_seq: u64,
+    messages: u64,
+    snapshots_checked: u64,
+}
+
+/// Keeps the whole book from the feed until `stop`, checking each message
+/// and each periodic snapshot as it goes.
+fn keep_book(server_addr: std::net::SocketAddr, stop: Arc<AtomicBool>) -> Kept {
+    let stream = TcpStream::connect(server_addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let url = format!("ws://{server_addr}/ws?depth=0");
+    let (mut ws, _) = tungstenite::client(url, stream).expect("the upgrade succeeds");
+    let mut kept: Option<Kept> = None;
+    loop {
+        let text = match ws.read() {
+            Ok(Message::Text(text)) => text,
+            Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+            Ok(other) => panic!("the feed sent {other:?}"),
+            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if stop.load(Ordering::SeqCst) {
+                    return kept.expect("a snapshot arrived");
+                }
+                continue;
+            }
+            Err(e) => panic!("the feed failed: {e}"),
+        };
+        let message: Value = serde_json::from_str(&text).unwrap();
+        let seq = message["seq"].as_u64().unwrap();
+        let Some(state) = kept.as_mut() else {
+            assert_eq!(message["type"], "snapshot", "the first message");
+            kept = Some(Kept {
+                book: Book::from_snapshot(&message),
+                last_seq: seq,
+                messages: 0,
+                snapshots_checked: 0,
+            });
+            continue;
+        };
+        match message["type"].as_str().unwrap() {
+            "snapshot" => {
+                assert_eq!(seq, state.last_seq, "a snapshot carries the last seq");
+                assert!(
+                    Book::from_snapshot(&message) == state.book,
+                    "the snapshot at seq {seq} differs from the kept book"
+                );
+                state.snapshots_checked += 1;
+            }
+            kind => {
+                assert_eq!(seq, state.last_seq + 1, "a gap before this {kind}");
+                if kind == "book" {
+                    state.book.apply(&message);
+                }
+                state.last_seq = seq;
+                state.messages += 1;
+            }
+        }
+    }
+}
+
+/// Checks made over and over while the load runs (a round takes the
+/// timeouts' 2 s and up to a second more): reads answer, an idle client is
+/// closed, a half-sent request gets 408.
+fn side_checks(addr: std::net::SocketAddr) {
+    let mut reader = Client::connect(addr);
+    let listing = reader.get("/orders").expect(200);
+    assert!(listing["buy_orders"].is_array() && listing["sell_orders"].is_array());
+    let trades = reader.trades("?limit=10");
+    assert!(trades.len() <= 10);
+    drop(reader);
+
+    let mut idle = Client::connect(addr);
+    idle.get("/health").expect(200);
+    let mut half = Client::connect(addr);
+    half.send_raw(b"POST /order/ HTTP/1.1\r\nContent-Length: 40\r\n\r\n{")
+        .unwrap();
+    half.read_response().unwrap().expect_detail(
+        408,
+        "Request not completed within 2 s; closing the connection",
+    );
+    idle.set_read_timeout(Duration::from_secs(10));
+    let mut byte = [0u8; 1];
+    assert_eq!(
+        idle.stream().read(&mut byte).unwrap(),
+        0,
+        "the idle one is closed"
+    );
+}
+
+#[test]
+fn every_part_under_sustained_load_stays_consistent_bounded_and_recoverable() {
+    let dir = TempDir::new("soak");
+    let mut server = Server::start_in(&dir.0, ARGS);
+    let stop_keeper = Arc::new(AtomicBool::new(false));
+    let keeper = {
+        let (addr, stop) = (server.addr, Arc::clone(&stop_keeper));
+        thread::spawn(move || keep_book(addr, stop))
+    };
+    let duration = soak_duration();
+    let settings = Settings {
+        addr: server.addr,
+        connections: 16,
+        threads: 1,
+        stop: Stop::After(duration),
+        rate: None,
+        // No fetches: with finished orders bounded at 20,000, a fetch of an
+        // order that traded away long ago is rightly 404, which the load
+        // generator would count as unexpected.
+        mix: Mix::parse("place=40,cancel=30,cross=25,modify=5").unwrap(),
+        mid_ticks: 10_000,
+        tick: 0.01,
+        seed: 11,
+    };
+    let load = thread::spawn(move || loadgen::run(&settings).unwrap());
+
+    let load_done = Arc::new(AtomicBool::new(false));
+    let side = {
+        let (addr, done) = (server.addr, Arc::clone(&load_done));
+        thread::spawn(move || {
+            let mut rounds = 0;
+            while !done.load(Ordering::SeqCst) {
+                side_checks(addr);
+                rounds += 1;
+            }
+            rounds
+        })
+    };
+    let started = Instant::now();
+    let mut rss = Vec::new();
+    while !load.is_finished() {
+        rss.push((started.elapsed().as_millis(), resident_kib(server.pid())));
+        thread::sleep(Duration::from_millis(500));
+    }
+    let report = load.join().unwrap();
+    load_done.store(true, Ordering::SeqCst);
+    let rounds = side.join().unwrap();
+    assert!(rounds >= 2, "{rounds} rounds of side checks");
+    eprintln!(
+        "soak: {} requests in {:?} ({:.0}/s), {} placed, {} cancelled, {} modified",
+        report.requests,
+        report.elapsed,
+        report.requests as f64 / report.elapsed.as_secs_f64(),
+        report.placed,
+        report.cancelled,
+        report.modified
+    );
+    assert!(report.requests > 10_000, "{} requests", report.requests);
+    assert_eq!(report.transport_errors, 0);
+    assert_eq!(report.unexpected(), 0, "{:?}", report.statuses);
+    assert_eq!(report.statuses.get(&503), None, "{:?}", report.statuses);
+
+    // Memory levels off: the second half of the run grows it by less than
+    // 64 MiB over its start (in-memory history is bounded at 20,000).
+    let half = rss.len() / 2;
+    let at_half = rss[half].1;
+    let peak = rss[half..].iter().map(|&(_, kib)| kib).max().unwrap();
+    eprintln!("soak: RSS KiB over time: {rss:?}");
+    assert!(
+        peak <= at_half + 64 * 1024,
+        "RSS grew from {at_half} to {peak} KiB in the second half: {rss:?}"
+    );
+
+    // Let a periodic snapshot of the quiet book reach the keeper.
+    thread::sleep(Duration::from_millis(1_000));
+    stop_keeper.store(true, Ordering::SeqCst);
+    let kept = keeper.join().unwrap();
+    eprintln!(
+        "soak: the feed sent {} messages; {} snapshots matched the kept book",
+        kept.messages, kept.snapshots_checked
+    );
+    assert!(kept.messages > 1_000, "{} feed messages", kept.messages);
+    assert!(
+        kept.snapshots_checked as f64 >= duration.as_secs_f64() * 2.0,
+        "only {} snapshots checked",
+        kept.snapshots_checked
+    );
+
+    // The feed's book is the REST book.
+    let mut client = server.connect();
+    let before = client.get("/orders");
+    assert_eq!(before.status, 200);
+    let listing: Value = before.json();
+    let mut rest_book = Book::default();
+    for (key, levels) in [
+        ("buy_orders", &mut rest_book.bids),
+        ("sell_orders", &mut rest_book.asks),
+    ] {
+        for order in listing[key].as_array().unwrap() {
+            let left =
+                order["quantity"].as_u64().unwrap() - order["filled_quantity"].as_u64().unwrap();
+            *levels
+                .entry(support::feed_book::price_key(&order["price"]))
+                .or_insert(0) += left;
+        }
+    }
+    assert!(
+        rest_book == kept.book,
+        "the feed's book differs from GET /orders"
+    );
+    eprintln!(
+        "soak: {} orders resting at the end",
+        listing["buy_orders"].as_array().unwrap().len()
+            + listing["sell_orders"].as_array().unwrap().len()
+    );
+
+    // A clean stop, and a restart that shows the same book and goes on
+    // with the same feed.
+    server.signal("TERM");
+    let status = server.wait_exit(Duration::from_secs(15)).expect("exits");
+    assert_eq!(status.code(), Some(0), "{}", server.final_stderr());
+    drop(server);
+    let server = Server::start_in(&dir.0, ARGS);
+    let after = server.connect().get("/orders");
+    assert!(
+        after.body == before.body,
+        "GET /orders differs after the restart"
+    );
+    let stream = TcpStream::connect(server.addr).unwrap();
+    let url = format!("ws://{}/ws?depth=0", server.addr);
+    let (mut ws, _) = tungstenite::client(url, stream).unwrap();
+    let snapshot: Value = serde_json::from_str(ws.read().unwrap().to_text().unwrap()).unwrap();
+    assert_eq!(snapshot["seq"].as_u64(), Some(kept.last_seq));
+    assert!(Book::from_snapshot(&snapshot) == kept.book);
+}
