@@ -696,6 +696,60 @@ fn bad_requests_get_their_status_and_are_closed_without_disturbing_others() {
     assert!(sells.is_empty());
 }
 
+/// Reads exactly `expected.len()` bytes and compares them.
+fn read_exactly(client: &Client, expected: &[u8]) {
+    let mut got = vec![0u8; expected.len()];
+    let mut stream = client.stream();
+    stream
+        .read_exact(&mut got)
+        .unwrap_or_else(|e| panic!("reading {:?}: {e}", String::from_utf8_lossy(expected)));
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(expected)
+    );
+}
+
+/// `Expect: 100-continue` (curl sends it for large bodies, some client
+/// libraries for every POST): the server says `100 Continue` as soon as
+/// the head is in, once per request, and only to HTTP/1.1; a body over the
+/// limit is refused at once instead.
+#[test]
+fn expect_100_continue_is_answered_before_the_body() {
+    let server = Server::start();
+    let body = r#"{"quantity": 10, "price": 100.0, "side": 1}"#;
+    let head = |version: &str, length: usize| {
+        format!(
+            "POST /order/ {version}\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+        )
+    };
+    let mut client = server.connect();
+    for _ in 0..2 {
+        client
+            .send_raw(head("HTTP/1.1", body.len()).as_bytes())
+            .unwrap();
+        read_exactly(&client, b"HTTP/1.1 100 Continue\r\n\r\n");
+        client.send_raw(body.as_bytes()).unwrap();
+        let placed = client.read_response().unwrap().expect(200);
+        assert_eq!(placed["status"], "open");
+    }
+
+    let mut old = server.connect();
+    old.send_raw(head("HTTP/1.0", body.len()).as_bytes())
+        .unwrap();
+    old.expect_quiet(Duration::from_millis(300));
+    old.send_raw(body.as_bytes()).unwrap();
+    old.read_response().unwrap().expect(200);
+
+    let mut huge = server.connect();
+    huge.send_raw(head("HTTP/1.1", 10 << 20).as_bytes())
+        .unwrap();
+    let refused = huge.read_response().unwrap();
+    refused.expect_detail(413, "Request body too large");
+
+    let (buys, _) = client.orders();
+    assert_eq!(buys.len(), 3);
+}
+
 /// A client still uploading a body over the limit when the server answers
 /// 413 finishes its upload and reads the 413: the server reads and drops
 /// the rest instead of resetting the connection under it.

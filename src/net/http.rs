@@ -65,6 +65,23 @@ pub struct Request<'a> {
     pub len: usize,
 }
 
+/// What the front of a read buffer holds.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parsed<'a> {
+    /// Not a whole request yet. `expects_continue`: its head is whole, its
+    /// body is not, and the client (HTTP/1.1) sent `Expect: 100-continue`,
+    /// so it may be waiting for `100 Continue` before sending the body.
+    Partial {
+        /// The client asked to be told to send the body.
+        expects_continue: bool,
+    },
+    /// A whole request.
+    Whole(Request<'a>),
+}
+
+/// The interim answer to `Expect: 100-continue`: send the body.
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
 /// A request that cannot be served; the connection is answered and closed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HttpError {
@@ -109,9 +126,9 @@ fn header_is(value: &[u8], token: &str) -> bool {
         .any(|part| part.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
-/// Parses the request at the front of `buf`: `Ok(None)` while it is
-/// incomplete, `Ok(Some(request))` once it is whole.
-pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<Request<'a>>, HttpError> {
+/// Parses the request at the front of `buf`: [`Parsed::Partial`] while it
+/// is incomplete, [`Parsed::Whole`] once it is whole.
+pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, HttpError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut headers);
     let head_len = match parsed.parse(buf) {
@@ -120,7 +137,9 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<Reques
             if buf.len() > limits.max_head_bytes {
                 return Err(HttpError::HeadTooLarge);
             }
-            return Ok(None);
+            return Ok(Parsed::Partial {
+                expects_continue: false,
+            });
         }
         Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadTooLarge),
         Err(httparse::Error::Version) => return Err(HttpError::Malformed("unsupported version")),
@@ -149,6 +168,7 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<Reques
     let mut connection_upgrade = false;
     let mut websocket_key = None;
     let mut websocket_version = None;
+    let mut expects_continue = false;
     for header in parsed.headers.iter() {
         let name = header.name;
         if name.eq_ignore_ascii_case("content-length") {
@@ -177,6 +197,9 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<Reques
             websocket_key = Some(header.value);
         } else if name.eq_ignore_ascii_case("sec-websocket-version") {
             websocket_version = Some(header.value);
+        } else if name.eq_ignore_ascii_case("expect") {
+            // Other expectations are ignored, as RFC 9110 allows.
+            expects_continue = header_is(header.value, "100-continue");
         }
     }
     let body_len = content_length.unwrap_or(0);
@@ -185,9 +208,12 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<Reques
     }
     let len = head_len + body_len;
     if buf.len() < len {
-        return Ok(None);
+        // An HTTP/1.0 client must not be sent an interim answer.
+        return Ok(Parsed::Partial {
+            expects_continue: expects_continue && !http10,
+        });
     }
-    Ok(Some(Request {
+    Ok(Parsed::Whole(Request {
         method,
         path,
         query,
@@ -286,8 +312,54 @@ fn write_head_of_type(
 mod tests {
     use super::*;
 
+    /// `Ok(None)` while partial (whatever it expects).
     fn parse(bytes: &[u8]) -> Result<Option<Request<'_>>, HttpError> {
-        parse_request(bytes, &Limits::default())
+        parse_request(bytes, &Limits::default()).map(|parsed| match parsed {
+            Parsed::Partial { .. } => None,
+            Parsed::Whole(request) => Some(request),
+        })
+    }
+
+    #[test]
+    fn a_whole_head_with_expect_100_continue_and_no_body_yet_asks_for_continue() {
+        let head = b"POST /order/ HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n";
+        fn partial(bytes: &[u8]) -> Result<Parsed<'_>, HttpError> {
+            parse_request(bytes, &Limits::default())
+        }
+        assert_eq!(
+            partial(head),
+            Ok(Parsed::Partial {
+                expects_continue: true
+            })
+        );
+        // Not before the head is whole, not from HTTP/1.0, not without it.
+        assert_eq!(
+            partial(&head[..30]),
+            Ok(Parsed::Partial {
+                expects_continue: false
+            })
+        );
+        let old = b"POST /order/ HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n";
+        assert_eq!(
+            partial(old),
+            Ok(Parsed::Partial {
+                expects_continue: false
+            })
+        );
+        let plain = b"POST /order/ HTTP/1.1\r\nContent-Length: 5\r\n\r\n";
+        assert_eq!(
+            partial(plain),
+            Ok(Parsed::Partial {
+                expects_continue: false
+            })
+        );
+        // A body over the limit is refused at once instead.
+        let huge = b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 9999999\r\n\r\n";
+        assert_eq!(partial(huge), Err(HttpError::BodyTooLarge));
+        // With its body it is a whole request.
+        let mut whole = head.to_vec();
+        whole.extend_from_slice(b"hello");
+        assert_eq!(parse(&whole).unwrap().unwrap().body, b"hello");
     }
 
     #[test]

@@ -163,6 +163,8 @@ struct Connection {
     /// our side is shut, and what the client still sends is read and
     /// dropped (see `linger`).
     lingering_since: Option<Instant>,
+    /// `100 Continue` went out for the request still being received.
+    continue_sent: bool,
 }
 
 /// How often the loop looks for quiet connections (subscribers to ping,
@@ -674,6 +676,7 @@ impl Front {
                 last_progress: self.now,
                 request_started: self.now,
                 lingering_since: None,
+                continue_sent: false,
             });
             self.open += 1;
             self.stats.accepted += 1;
@@ -781,16 +784,27 @@ impl Front {
             let read_len = conn.read_len;
             let parsed = http::parse_request(&buf[consumed..read_len], &self.config.limits);
             match parsed {
-                Ok(None) => {
+                Ok(http::Parsed::Partial { expects_continue }) => {
                     let peer_done = conn.peer_done;
                     conn.read_buf = buf;
                     if peer_done {
                         // What is left can never become a whole request.
                         conn.last_request_seen = true;
+                    } else if expects_continue && !conn.continue_sent {
+                        // The client waits for this before it sends the
+                        // body (curl for a second, others for good).
+                        conn.continue_sent = true;
+                        if conn.answers.is_empty() {
+                            conn.out().extend_from_slice(http::CONTINUE);
+                        } else {
+                            conn.answers
+                                .push_back(Answer::Ready(http::CONTINUE.to_vec()));
+                        }
                     }
                     break;
                 }
-                Ok(Some(request)) => {
+                Ok(http::Parsed::Whole(request)) => {
+                    conn.continue_sent = false;
                     consumed += request.len;
                     let keep_alive = request.keep_alive;
                     self.dispatch(slot, &request);
