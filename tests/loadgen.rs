@@ -195,3 +195,28 @@ fn connections_the_service_closes_while_idle_are_reopened_without_error() {
     );
     assert!(idle >= 3.0, "the service closed idle connections: {idle}");
 }
+
+/// Market-data subscribers beside the load get every trade the load made,
+/// each timed from its execution stamp.
+#[test]
+fn subscribers_receive_every_trade_of_the_run_and_time_each() {
+    let server = Server::start();
+    let subscribers = loadgen::feed::Subscribers::start(server.addr, 3).unwrap();
+    let report = loadgen::run(&settings(
+        &server,
+        8,
+        1,
+        Stop::Requests(3_000),
+        "place=1,cross=1",
+    ))
+    .unwrap();
+    let feed = subscribers.finish();
+    assert_eq!((report.transport_errors, report.unexpected()), (0, 0));
+    let trades = server.connect().trades("?limit=100000").len() as u64;
+    assert!(trades > 100, "{trades} trades");
+    assert_eq!(feed.errors, Vec::<String>::new());
+    assert_eq!(feed.subscribers, 3);
+    assert_eq!(feed.trades, 3 * trades, "every subscriber got every trade");
+    assert_eq!(feed.delay_us.len(), feed.trades);
+    assert!(feed.delay_us.min() >= 1);
+}

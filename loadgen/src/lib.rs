@@ -17,6 +17,8 @@
 //! A cancel or modify answered 404 (the order traded away meanwhile) is
 //! counted, not an error.
 
+pub mod feed;
+
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use loadgen::feed::{FeedReport, Subscribers};
 use loadgen::{Mix, Report, Settings, Stop};
 
 /// Load generator for the orderbook service: keep-alive HTTP/1.1
@@ -46,6 +47,12 @@ struct Cli {
     /// Seed of the request stream.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// WebSocket market-data subscribers to connect beside the load, each
+    /// taking the trades; the report adds each trade message's delay from
+    /// its execution_timestamp to its arrival (same machine only: one
+    /// clock).
+    #[arg(long, default_value_t = 0)]
+    subscribers: usize,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
@@ -78,6 +85,17 @@ fn main() -> ExitCode {
         tick: cli.tick,
         seed: cli.seed,
     };
+    let subscribers = if cli.subscribers > 0 {
+        match Subscribers::start(cli.addr, cli.subscribers) {
+            Ok(subscribers) => Some(subscribers),
+            Err(error) => {
+                eprintln!("loadgen: cannot subscribe to {}: {error}", cli.addr);
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
     let report = match loadgen::run(&settings) {
         Ok(report) => report,
         Err(error) => {
@@ -85,12 +103,21 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let feed = subscribers.map(Subscribers::finish);
     if cli.json {
-        println!("{}", report.to_json());
+        let mut json = report.to_json();
+        if let Some(feed) = &feed {
+            json["feed"] = feed_json(feed);
+        }
+        println!("{json}");
     } else {
         print_report(&settings, &report);
+        if let Some(feed) = &feed {
+            print_feed(feed);
+        }
     }
-    if report.transport_errors > 0 || report.unexpected() > 0 {
+    let feed_failed = feed.as_ref().is_some_and(|feed| !feed.errors.is_empty());
+    if report.transport_errors > 0 || report.unexpected() > 0 || feed_failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
@@ -129,9 +156,49 @@ fn print_report(settings: &Settings, report: &Report) {
         report.not_resting,
         report.transport_errors
     );
-    let latency: Vec<String> = Report::PERCENTILES
+    let latency: Vec<String> = percentiles(&report.latency_us)
         .iter()
-        .map(|&(label, q)| format!("{label} {}", report.latency_us.value_at_quantile(q)))
+        .map(|(label, value)| format!("{label} {value}"))
         .collect();
     println!("latency (µs): {}", latency.join("  "));
+}
+
+fn percentiles(histogram: &hdrhistogram::Histogram<u64>) -> Vec<(&'static str, u64)> {
+    Report::PERCENTILES
+        .iter()
+        .map(|&(label, q)| (label, histogram.value_at_quantile(q)))
+        .collect()
+}
+
+fn print_feed(feed: &FeedReport) {
+    println!(
+        "feed: {} trade messages to {} subscriber(s); subscribers failed {}",
+        feed.trades,
+        feed.subscribers,
+        feed.errors.len()
+    );
+    for error in &feed.errors {
+        eprintln!("loadgen: subscriber: {error}");
+    }
+    let delay: Vec<String> = percentiles(&feed.delay_us)
+        .iter()
+        .map(|(label, value)| format!("{label} {value}"))
+        .collect();
+    println!(
+        "feed delay (µs, execution_timestamp to arrival): {}",
+        delay.join("  ")
+    );
+}
+
+fn feed_json(feed: &FeedReport) -> serde_json::Value {
+    let delay: serde_json::Map<String, serde_json::Value> = percentiles(&feed.delay_us)
+        .into_iter()
+        .map(|(label, value)| (label.to_owned(), value.into()))
+        .collect();
+    serde_json::json!({
+        "subscribers": feed.subscribers,
+        "trades": feed.trades,
+        "delay_us": delay,
+        "errors": feed.errors,
+    })
 }

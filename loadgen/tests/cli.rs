@@ -38,14 +38,28 @@ fn bad_settings_are_refused_with_exit_2() {
     );
 }
 
+/// A loopback address nobody listens on: bound, then closed.
+fn nobody_there() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("127.0.0.1:{}", listener.local_addr().unwrap().port())
+}
+
+#[test]
+fn subscribers_that_cannot_join_fail_the_run_before_any_load() {
+    let addr = nobody_there();
+    let (code, stdout, stderr) = run(&["--addr", &addr, "-n", "4", "--subscribers", "2"]);
+    assert_eq!((code, stdout.as_str()), (Some(1), ""));
+    assert!(
+        stderr.starts_with(&format!(
+            "loadgen: cannot subscribe to {addr}: a subscriber cannot join: connect {addr}:"
+        )),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn a_service_that_is_not_there_fails_the_run() {
-    // A port nobody listens on: bound, then closed.
-    let port = {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    let addr = format!("127.0.0.1:{port}");
+    let addr = nobody_there();
     let (code, stdout, stderr) = run(&["--addr", &addr, "-c", "2", "-n", "4", "--json"]);
     assert_eq!(code, Some(1), "stdout {stdout} stderr {stderr}");
     assert!(stderr.contains("Connection refused"), "{stderr}");

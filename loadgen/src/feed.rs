@@ -1,0 +1,286 @@
+//! Market-data subscribers beside the load: WebSocket clients of the
+//! service's feed (`GET /ws`) that take only trades and time each one from
+//! its `execution_timestamp` (the service's stamp of the command that
+//! traded, taken when the command arrived) to its arrival here. That is the
+//! delay a market-data consumer sees behind the order flow. It needs the
+//! generator and the service on one clock: the same machine.
+//!
+//! Each subscriber is a thread with a blocking `tungstenite` client; it
+//! joins before the load starts (its `subscribed` answer is in), and after
+//! the load it reads on until the feed has been quiet for [`QUIET`], so it
+//! has every trade the load made.
+
+use std::io;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hdrhistogram::Histogram;
+use tungstenite::{Message, WebSocket};
+
+/// How long the feed must stay silent after the load before a subscriber
+/// stops.
+pub const QUIET: Duration = Duration::from_millis(300);
+
+/// What the subscribers measured.
+#[derive(Debug)]
+pub struct FeedReport {
+    /// Subscribers that took part.
+    pub subscribers: usize,
+    /// Trade messages received, over all subscribers.
+    pub trades: u64,
+    /// From each trade's `execution_timestamp` to its arrival, in
+    /// microseconds.
+    pub delay_us: Histogram<u64>,
+    /// Subscribers the service closed or that failed, with why.
+    pub errors: Vec<String>,
+}
+
+/// Subscribers reading the feed on their own threads.
+pub struct Subscribers {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<Result<Tally, String>>>,
+}
+
+/// One subscriber's count and delays.
+struct Tally {
+    trades: u64,
+    delay_us: Histogram<u64>,
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
+impl Subscribers {
+    /// Connects `count` subscribers to `addr` and returns once each is
+    /// subscribed to trades only.
+    pub fn start(addr: SocketAddr, count: usize) -> io::Result<Subscribers> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (joined, joins) = mpsc::channel();
+        let threads: Vec<_> = (0..count)
+            .map(|_| {
+                let (stop, joined) = (Arc::clone(&stop), joined.clone());
+                std::thread::spawn(move || {
+                    let mut ws = match join(addr) {
+                        Ok(ws) => {
+                            let _ = joined.send(Ok(()));
+                            ws
+                        }
+                        Err(error) => {
+                            let _ = joined.send(Err(error.clone()));
+                            return Err(error);
+                        }
+                    };
+                    read_trades(&mut ws, &stop)
+                })
+            })
+            .collect();
+        drop(joined);
+        let subscribers = Subscribers { stop, threads };
+        for _ in 0..count {
+            match joins.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    subscribers.stop.store(true, Ordering::SeqCst);
+                    return Err(io::Error::other(format!(
+                        "a subscriber cannot join: {error}"
+                    )));
+                }
+                Err(_) => return Err(io::Error::other("a subscriber thread died")),
+            }
+        }
+        Ok(subscribers)
+    }
+
+    /// Tells the subscribers the load is over, and collects what they saw
+    /// once each has had [`QUIET`] with no message.
+    pub fn finish(self) -> FeedReport {
+        self.stop.store(true, Ordering::SeqCst);
+        let mut report = FeedReport {
+            subscribers: self.threads.len(),
+            trades: 0,
+            delay_us: histogram(),
+            errors: Vec::new(),
+        };
+        for thread in self.threads {
+            match thread.join() {
+                Ok(Ok(tally)) => {
+                    report.trades += tally.trades;
+                    report
+                        .delay_us
+                        .add(&tally.delay_us)
+                        .expect("histograms with the same bounds");
+                }
+                Ok(Err(error)) => report.errors.push(error),
+                Err(_) => report
+                    .errors
+                    .push("a subscriber thread panicked".to_owned()),
+            }
+        }
+        report
+    }
+}
+
+/// Connects, upgrades, and leaves only the `trades` channel on: returns
+/// once the service has confirmed it.
+fn join(addr: SocketAddr) -> Result<WebSocket<TcpStream>, String> {
+    let stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    stream
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .map_err(|e| e.to_string())?;
+    let (mut ws, _) = tungstenite::client(format!("ws://{addr}/ws?depth=1"), stream)
+        .map_err(|e| format!("upgrade: {e}"))?;
+    ws.send(Message::text(
+        r#"{"op":"unsubscribe","channels":["book","snapshot"]}"#,
+    ))
+    .map_err(|e| format!("unsubscribe: {e}"))?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match ws.read() {
+            Ok(Message::Text(text)) if text.contains(r#""type":"subscribed""#) => return Ok(ws),
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e)) if is_timeout(&e) => {}
+            Err(e) => return Err(format!("joining: {e}")),
+        }
+        if Instant::now() > deadline {
+            return Err("no answer to the unsubscribe op in 10 s".to_owned());
+        }
+    }
+}
+
+fn is_timeout(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// Reads trades until `stop` is set and the feed has been quiet for
+/// [`QUIET`].
+fn read_trades(ws: &mut WebSocket<TcpStream>, stop: &AtomicBool) -> Result<Tally, String> {
+    let mut tally = Tally {
+        trades: 0,
+        delay_us: histogram(),
+    };
+    let mut last_message = Instant::now();
+    loop {
+        match ws.read() {
+            Ok(Message::Text(text)) => {
+                last_message = Instant::now();
+                let Some(stamp) = execution_micros(&text) else {
+                    continue;
+                };
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_micros() as i64);
+                tally.trades += 1;
+                tally
+                    .delay_us
+                    .saturating_record(now.saturating_sub(stamp).max(1) as u64);
+            }
+            Ok(Message::Close(frame)) => {
+                return Err(format!("closed by the service: {frame:?}"));
+            }
+            Ok(_) => last_message = Instant::now(),
+            Err(tungstenite::Error::Io(e)) if is_timeout(&e) => {
+                if stop.load(Ordering::SeqCst) && last_message.elapsed() >= QUIET {
+                    return Ok(tally);
+                }
+            }
+            Err(e) => return Err(format!("reading the feed: {e}")),
+        }
+    }
+}
+
+/// The `execution_timestamp` of a trade message, in microseconds since the
+/// Unix epoch; `None` for any other message.
+fn execution_micros(message: &str) -> Option<i64> {
+    if !message.starts_with(r#"{"type":"trade""#) {
+        return None;
+    }
+    const KEY: &str = r#""execution_timestamp":""#;
+    let at = message.find(KEY)? + KEY.len();
+    parse_micros(message.get(at..at + 27)?)
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SS.ffffffZ` (RFC 3339 UTC with microseconds, as
+/// the service writes it) into microseconds since the Unix epoch.
+pub fn parse_micros(text: &str) -> Option<i64> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 27
+        || [
+            (4, b'-'),
+            (7, b'-'),
+            (10, b'T'),
+            (13, b':'),
+            (16, b':'),
+            (19, b'.'),
+            (26, b'Z'),
+        ]
+        .iter()
+        .any(|&(at, sep)| bytes[at] != sep)
+    {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| text.get(range)?.parse::<i64>().ok();
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    let micros = number(20..26)?;
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    Some(((days * 24 + hour) * 60 + minute) * 60_000_000 + second * 1_000_000 + micros)
+}
+
+/// Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
+/// `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_parse_to_microseconds_since_the_epoch() {
+        // Expected values from Python's datetime.
+        assert_eq!(parse_micros("1970-01-01T00:00:00.000001Z"), Some(1));
+        assert_eq!(
+            parse_micros("2000-03-01T00:00:00.000000Z"),
+            Some(951_868_800_000_000)
+        );
+        assert_eq!(
+            parse_micros("2024-02-29T23:59:59.999999Z"),
+            Some(1_709_251_199_999_999)
+        );
+        assert_eq!(
+            parse_micros("2026-11-30T11:16:23.500000Z"),
+            Some(1_796_037_383_500_000)
+        );
+        assert_eq!(parse_micros("2026-11-30 11:16:23.500000Z"), None);
+        assert_eq!(parse_micros("2026-13-30T11:16:23.500000Z"), None);
+        assert_eq!(parse_micros("2026-11-30T11:16:23Z"), None);
+    }
+
+    #[test]
+    fn only_trade_messages_have_an_execution_time() {
+        let trade = r#"{"type":"trade","seq":2,"unique_id":"00000000-0000-4000-8000-000000000001","execution_timestamp":"2000-03-01T00:00:00.000002Z","buy_order_id":"a","sell_order_id":"b","price":100.0,"quantity":4}"#;
+        assert_eq!(execution_micros(trade), Some(951_868_800_000_002));
+        assert_eq!(
+            execution_micros(r#"{"type":"subscribed","channels":["trades"]}"#),
+            None
+        );
+    }
+}
