@@ -696,6 +696,45 @@ fn bad_requests_get_their_status_and_are_closed_without_disturbing_others() {
     assert!(sells.is_empty());
 }
 
+/// A thousand clients connecting at once, while the service cannot accept
+/// (stopped with SIGSTOP), all complete their handshake: the kernel's
+/// accept queue holds them. With std's default queue of 128, 129 got in
+/// and the rest had their handshakes dropped and retried a second later.
+#[test]
+fn a_burst_of_a_thousand_connections_waits_in_the_accept_queue() {
+    use socket2::{Domain, Socket, Type};
+    let server = Server::start();
+    server.signal("STOP");
+    let sockets: Vec<Socket> = (0..1000)
+        .map(|_| {
+            let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+            socket.set_nonblocking(true).unwrap();
+            // In progress: the handshake completes (or not) in the kernel.
+            let _ = socket.connect(&server.addr.into());
+            socket
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(500));
+    let established = sockets.iter().filter(|s| s.peer_addr().is_ok()).count();
+    server.signal("CONT");
+    // The kernel caps the queue at net.core.somaxconn (4096 by default
+    // since Linux 5.4) and lets one more in.
+    let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(4096);
+    assert_eq!(
+        established,
+        1000.min(somaxconn + 1),
+        "handshakes completed while the service was stopped"
+    );
+    for socket in sockets {
+        socket.set_nonblocking(false).unwrap();
+        let mut client = Client::from_stream(socket.into());
+        client.get("/health").expect(200);
+    }
+}
+
 /// Reads exactly `expected.len()` bytes and compares them.
 fn read_exactly(client: &Client, expected: &[u8]) {
     let mut got = vec![0u8; expected.len()];

@@ -430,7 +430,7 @@ impl Front {
         shutdown: Arc<AtomicBool>,
     ) -> io::Result<(Front, Arc<Waker>)> {
         let poll = Poll::new()?;
-        let mut listener = TcpListener::bind(listen)?;
+        let mut listener = listen_on(listen)?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -1404,6 +1404,26 @@ impl Front {
             }
         }
     }
+}
+
+/// Connections the kernel may hold ready for the loop to accept (it caps
+/// this at `net.core.somaxconn`). With std's 128, a burst of clients
+/// connecting at once (a load generator's 2,000 connections, every client
+/// reconnecting after a restart) overflowed the queue: the kernel dropped
+/// their handshakes and they retried a second or more later.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// A listening socket on `addr`, as `TcpListener::bind` makes one
+/// (`SO_REUSEADDR`, so a restart can bind while the last run's connections
+/// linger in `TIME_WAIT`) but with a deeper accept queue.
+fn listen_on(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(TcpListener::from_std(socket.into()))
 }
 
 /// Removes and returns the item of `items` with this ticket: the meeting
