@@ -631,28 +631,78 @@ fn the_default_symbol_is_shown_by_health() {
     );
 }
 
-#[test]
-fn head_is_answered_without_a_body() {
-    let server = Server::start();
-    let mut client = server.connect();
-    // RFC 9110 §9.3.2: a response to HEAD carries no content, whatever its
-    // status. A client reads only the head, so any body bytes are taken for
-    // the start of the next response.
-    client
-        .send_raw(b"HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
+/// Reads one response head (through the blank line) off `stream`, a byte
+/// at a time so nothing after it is consumed: (status, Content-Length).
+fn read_head(stream: &mut &std::net::TcpStream) -> (u16, usize) {
+    use std::io::Read;
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
-    let mut stream = client.stream();
     while !head.ends_with(b"\r\n\r\n") {
-        use std::io::Read;
-        let n = stream.read(&mut byte).unwrap();
-        assert_eq!(n, 1, "the head arrives whole");
+        assert_eq!(stream.read(&mut byte).unwrap(), 1, "the head arrives whole");
         head.extend_from_slice(&byte);
     }
-    let head = String::from_utf8_lossy(&head).into_owned();
-    assert!(head.starts_with("HTTP/1.1 "), "{head}");
-    client.expect_quiet(std::time::Duration::from_millis(300));
+    let head = String::from_utf8(head).unwrap();
+    let status = head[9..12].parse().unwrap();
+    let length = head
+        .lines()
+        .find_map(|line| line.strip_prefix("Content-Length: "))
+        .unwrap_or_else(|| panic!("no Content-Length in {head}"))
+        .parse()
+        .unwrap();
+    (status, length)
+}
+
+/// HEAD is GET without the body (RFC 9110 §9.3.2): the same status and
+/// `Content-Length`, no content, so the next response follows the head at
+/// once. Answered now (health, metrics, errors) or by the engine and the
+/// replica (a listing large enough to be queued whole).
+#[test]
+fn head_is_get_without_the_body() {
+    let server = Server::start();
+    let mut client = server.connect();
+    let id = client.place_id(1, 100.0, 10);
+    client.place(-1, 100.0, 4);
+    for i in 0..1000 {
+        client.place(1, 50.0 + (i % 40) as f64, 1);
+    }
+    let missing = "00000000-0000-4000-8000-000000000000";
+    let paths = [
+        "/health".to_owned(),
+        "/orders".to_owned(),
+        "/trades".to_owned(),
+        format!("/order/{id}"),
+        format!("/order/{missing}"),
+        "/order/not-a-uuid".to_owned(),
+        "/nowhere".to_owned(),
+    ];
+    // What GET answers, for comparison.
+    let got: Vec<(u16, usize)> = paths
+        .iter()
+        .map(|path| {
+            let response = client.get(path);
+            (response.status, response.body.len())
+        })
+        .collect();
+    assert!(
+        got[1].1 > 64 * 1024,
+        "the listing takes the large-body path"
+    );
+    let mut heads = server.connect();
+    let mut pipelined = Vec::new();
+    for path in &paths {
+        pipelined.extend(request_bytes("HEAD", path, None));
+    }
+    pipelined.extend(request_bytes("HEAD", "/ws", None));
+    pipelined.extend(request_bytes("GET", "/health", None));
+    heads.send_raw(&pipelined).unwrap();
+    let mut stream = heads.stream();
+    for (path, expected) in paths.iter().zip(&got) {
+        assert_eq!(read_head(&mut stream), *expected, "HEAD {path}");
+    }
+    // The WebSocket handshake is GET only.
+    assert_eq!(read_head(&mut stream).0, 405);
+    // Then the GET, whole: no body bytes were left in between.
+    heads.read_response().unwrap().expect(200);
 }
 
 /// The original README's walk-through: place, fetch, modify, cancel.

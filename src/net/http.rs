@@ -274,17 +274,44 @@ pub fn write_head(out: &mut Vec<u8>, status: u16, body_len: usize, keep_alive: b
     write_head_of_type(out, status, "application/json", body_len, keep_alive);
 }
 
-/// [`write_response`] with another `Content-Type` (the Prometheus text of
-/// `GET /metrics`).
+/// What follows a response's head.
+#[derive(Clone, Copy, Debug)]
+pub enum Body<'a> {
+    /// These bytes.
+    Bytes(&'a [u8]),
+    /// Nothing, for a `HEAD`: the head still gives the length the body
+    /// would have had.
+    HeadOnly(usize),
+}
+
+impl Body<'_> {
+    /// The body's length (as `Content-Length` gives it).
+    pub fn len(&self) -> usize {
+        match self {
+            Body::Bytes(bytes) => bytes.len(),
+            Body::HeadOnly(len) => *len,
+        }
+    }
+
+    /// True for an empty body.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A whole response of any `Content-Type` (JSON, or the Prometheus text of
+/// `GET /metrics`), or only its head.
 pub fn write_typed_response(
     out: &mut Vec<u8>,
     status: u16,
     content_type: &str,
-    body: &[u8],
+    body: Body<'_>,
     keep_alive: bool,
 ) {
     write_head_of_type(out, status, content_type, body.len(), keep_alive);
-    out.extend_from_slice(body);
+    if let Body::Bytes(bytes) = body {
+        out.extend_from_slice(bytes);
+    }
 }
 
 fn write_head_of_type(

@@ -171,6 +171,9 @@ struct Connection {
 /// HTTP connections to time out): the timeouts' resolution.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
+/// The content type of every answer but `GET /metrics`.
+const JSON: &str = "application/json";
+
 /// Bodies at least this large are queued as they are, not copied.
 const LARGE_BODY: usize = 64 * 1024;
 
@@ -333,6 +336,8 @@ struct InFlight {
     slot: usize,
     serial: u64,
     keep_alive: bool,
+    /// The request was a `HEAD`: the answer goes without its body.
+    head_only: bool,
     kind: Awaiting,
     /// The command's stamp (ns), or 0 for a read.
     ts: u64,
@@ -409,6 +414,8 @@ pub struct Front {
     shutdown: Arc<AtomicBool>,
     /// Responses staged this round, to publish with one store.
     staged: bool,
+    /// The request being routed is a `HEAD`: its answers go head only.
+    head_only: bool,
     scratch: String,
 }
 
@@ -473,6 +480,7 @@ impl Front {
             config,
             shutdown,
             staged: false,
+            head_only: false,
             scratch: String::new(),
         };
         Ok((front, waker))
@@ -599,6 +607,7 @@ impl Front {
             slot: usize::MAX,
             serial: 0,
             keep_alive: false,
+            head_only: false,
             kind: Awaiting::Snapshot,
             ts: 0,
             seq: 0,
@@ -851,21 +860,16 @@ impl Front {
             Some(stripped) if !stripped.is_empty() => stripped,
             _ => request.path,
         };
-        if request.method == Method::Head {
-            // Only GET paths exist; a HEAD gets the 405 head without a body.
-            let body = method_not_allowed().body();
-            if let Some(conn) = self.connections[slot].as_mut() {
-                let mut head = Vec::with_capacity(128);
-                http::write_head(&mut head, 405, body.len(), keep_alive);
-                if conn.answers.is_empty() {
-                    conn.out().extend_from_slice(&head);
-                } else {
-                    conn.answers.push_back(Answer::Ready(head));
-                }
-            }
-            return;
-        }
-        let result = match (path, request.method) {
+        // HEAD is GET without the body (RFC 9110 requires both of every
+        // server; uptime monitors probe with HEAD). Every answer to this
+        // request, now or from the engine, is then written head only.
+        self.head_only = request.method == Method::Head;
+        let method = if self.head_only {
+            Method::Get
+        } else {
+            request.method
+        };
+        let result = match (path, method) {
             ("/order", Method::Post) => self.place(slot, request.body, keep_alive),
             ("/order", _) => Err(method_not_allowed()),
             ("/orders", Method::Get) => {
@@ -885,7 +889,8 @@ impl Front {
                 self.answer_now(slot, 200, body.as_bytes(), keep_alive);
                 Ok(())
             }
-            ("/ws", Method::Get) => self.upgrade(slot, request),
+            // The WebSocket handshake is a GET only.
+            ("/ws", Method::Get) if !self.head_only => self.upgrade(slot, request),
             ("/metrics", Method::Get) => {
                 let text = self.metrics_text();
                 self.answer_now_typed(
@@ -901,13 +906,14 @@ impl Front {
                 Err(method_not_allowed())
             }
             _ => match path.strip_prefix("/order/") {
-                Some(id) => self.by_id(slot, request.method, id, request.body, keep_alive),
+                Some(id) => self.by_id(slot, method, id, request.body, keep_alive),
                 None => Err(ApiError::new(404, "Not Found")),
             },
         };
         if let Err(error) = result {
             self.answer_now(slot, error.status, &error.body(), keep_alive);
         }
+        self.head_only = false;
     }
 
     fn place(&mut self, slot: usize, body: &[u8], keep_alive: bool) -> Result<(), ApiError> {
@@ -1050,6 +1056,7 @@ impl Front {
             slot,
             serial: conn.serial,
             keep_alive,
+            head_only: self.head_only,
             kind,
             ts,
             seq,
@@ -1074,6 +1081,11 @@ impl Front {
         self.stats.count(status);
         let Some(conn) = self.connections[slot].as_mut() else {
             return;
+        };
+        let body = if self.head_only {
+            http::Body::HeadOnly(body.len())
+        } else {
+            http::Body::Bytes(body)
         };
         if conn.answers.is_empty() {
             http::write_typed_response(conn.out(), status, content_type, body, keep_alive);
@@ -1253,13 +1265,18 @@ impl Front {
     /// writes out every answer that is now first in line.
     fn complete(&mut self, waiting: &InFlight, status: u16, body: &[u8]) {
         self.stats.count(status);
+        let body = if waiting.head_only {
+            http::Body::HeadOnly(body.len())
+        } else {
+            http::Body::Bytes(body)
+        };
         self.complete_with(waiting, |conn, first| {
             if first {
-                http::write_response(conn.out(), status, body, waiting.keep_alive);
+                http::write_typed_response(conn.out(), status, JSON, body, waiting.keep_alive);
                 None
             } else {
                 let mut response = Vec::with_capacity(body.len() + 128);
-                http::write_response(&mut response, status, body, waiting.keep_alive);
+                http::write_typed_response(&mut response, status, JSON, body, waiting.keep_alive);
                 Some(Answer::Ready(response))
             }
         });
@@ -1269,6 +1286,9 @@ impl Front {
     /// `GET /orders` listing may be hundreds of megabytes): it is queued as
     /// it is, never copied.
     fn complete_large(&mut self, waiting: &InFlight, status: u16, body: Vec<u8>) {
+        if waiting.head_only {
+            return self.complete(waiting, status, &body);
+        }
         self.stats.count(status);
         self.complete_with(waiting, |conn, first| {
             if first {
