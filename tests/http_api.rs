@@ -3,6 +3,7 @@
 
 mod support;
 
+use loadgen::feed::parse_micros;
 use serde_json::{json, Value};
 use support::*;
 
@@ -56,7 +57,7 @@ fn assert_trade_shape(trade: &Value) {
     assert!(is_uuid_v4(&string(trade, "buy_order_id")), "{trade}");
     assert!(is_uuid_v4(&string(trade, "sell_order_id")), "{trade}");
     let stamp = string(trade, "execution_timestamp");
-    let micros = parse_rfc3339_micros(&stamp)
+    let micros = parse_micros(&stamp)
         .unwrap_or_else(|| panic!("execution_timestamp {stamp:?} is RFC 3339 UTC with micros"));
     let now = now_micros();
     assert!(
@@ -491,7 +492,7 @@ fn get_trades_oldest_first_with_limit() {
         assert_eq!(&string(trade, "sell_order_id"), sell);
         assert_eq!(num(trade, "price"), *price);
         assert_eq!(uint(trade, "quantity"), *quantity);
-        let stamp = parse_rfc3339_micros(&string(trade, "execution_timestamp")).unwrap();
+        let stamp = parse_micros(&string(trade, "execution_timestamp")).unwrap();
         assert!(stamp >= last_stamp, "oldest first");
         last_stamp = stamp;
         assert!(unique.insert(string(trade, "unique_id")), "unique ids");

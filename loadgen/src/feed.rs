@@ -208,45 +208,75 @@ fn execution_micros(message: &str) -> Option<i64> {
     parse_micros(message.get(at..at + 27)?)
 }
 
-/// Parses `YYYY-MM-DDTHH:MM:SS.ffffffZ` (RFC 3339 UTC with microseconds, as
-/// the service writes it) into microseconds since the Unix epoch.
+/// Parses `YYYY-MM-DDTHH:MM:SS.ffffffZ` (RFC 3339, UTC, exactly six
+/// fraction digits, as the service writes it) into microseconds since the
+/// Unix epoch; `None` for anything else, an impossible date included.
 pub fn parse_micros(text: &str) -> Option<i64> {
-    let bytes = text.as_bytes();
-    if bytes.len() != 27
-        || [
-            (4, b'-'),
-            (7, b'-'),
-            (10, b'T'),
-            (13, b':'),
-            (16, b':'),
-            (19, b'.'),
-            (26, b'Z'),
-        ]
-        .iter()
-        .any(|&(at, sep)| bytes[at] != sep)
+    let b = text.as_bytes();
+    if b.len() != 27 {
+        return None;
+    }
+    let punctuation = [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+        (26, b'Z'),
+    ];
+    if punctuation.iter().any(|&(at, c)| b[at] != c) {
+        return None;
+    }
+    let number = |from: usize, to: usize| -> Option<i64> {
+        let digits = &b[from..to];
+        if !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(digits).ok()?.parse().ok()
+    };
+    let (year, month, day) = (number(0, 4)?, number(5, 7)?, number(8, 10)?);
+    let (hour, minute, second) = (number(11, 13)?, number(14, 16)?, number(17, 19)?);
+    let micros = number(20, 26)?;
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&month)
+        || day < 1
+        || day > month_days[(month - 1) as usize]
+        || hour > 23
+        || minute > 59
+        || second > 59
     {
         return None;
     }
-    let number = |range: std::ops::Range<usize>| text.get(range)?.parse::<i64>().ok();
-    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
-    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
-    let micros = number(20..26)?;
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return None;
-    }
     let days = days_from_civil(year, month, day);
-    Some(((days * 24 + hour) * 60 + minute) * 60_000_000 + second * 1_000_000 + micros)
+    let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second;
+    Some(seconds * 1_000_000 + micros)
 }
 
 /// Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
 /// `days_from_civil`).
 fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]
@@ -271,6 +301,8 @@ mod tests {
         );
         assert_eq!(parse_micros("2026-11-30 11:16:23.500000Z"), None);
         assert_eq!(parse_micros("2026-13-30T11:16:23.500000Z"), None);
+        assert_eq!(parse_micros("2026-02-29T11:16:23.500000Z"), None);
+        assert_eq!(parse_micros("2026-11-30T11:16:2x.500000Z"), None);
         assert_eq!(parse_micros("2026-11-30T11:16:23Z"), None);
     }
 
