@@ -735,6 +735,38 @@ fn a_burst_of_a_thousand_connections_waits_in_the_accept_queue() {
     }
 }
 
+/// HTTP/1.0 keep-alive, as ApacheBench's `ab -k` speaks it: the client
+/// asks with `Connection: keep-alive` and must be told the same, or it
+/// takes the answer as the connection's last and waits for a close (ab hung
+/// until its 30 s timeout). Without the header, HTTP/1.0 closes.
+#[test]
+fn http_1_0_keep_alive_is_answered_keep_alive() {
+    let server = Server::start();
+    let body = r#"{"quantity": 10, "price": 100.0, "side": 1}"#;
+    let request = |connection: &str| {
+        format!(
+            "POST /order/ HTTP/1.0\r\n{connection}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let mut client = server.connect();
+    for _ in 0..3 {
+        client
+            .send_raw(request("Connection: keep-alive\r\n").as_bytes())
+            .unwrap();
+        let answer = client.read_response().unwrap();
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.header("connection"), Some("keep-alive"));
+    }
+    client.send_raw(request("").as_bytes()).unwrap();
+    let last = client.read_response().unwrap();
+    assert_eq!(last.status, 200);
+    assert!(last.closes(), "HTTP/1.0 without keep-alive closes");
+    client.expect_closed();
+    let (buys, _) = server.connect().orders();
+    assert_eq!(buys.len(), 4);
+}
+
 /// Reads exactly `expected.len()` bytes and compares them.
 fn read_exactly(client: &Client, expected: &[u8]) {
     let mut got = vec![0u8; expected.len()];

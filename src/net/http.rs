@@ -261,7 +261,7 @@ pub fn push_decimal(out: &mut Vec<u8>, mut value: u64) {
 }
 
 /// Appends a whole JSON response: status line, `Content-Type`, a correct
-/// `Content-Length`, `Connection: close` when the connection will close,
+/// `Content-Length`, `Connection: keep-alive` or `close`,
 /// then the body.
 pub fn write_response(out: &mut Vec<u8>, status: u16, body: &[u8], keep_alive: bool) {
     write_head(out, status, body.len(), keep_alive);
@@ -329,7 +329,13 @@ fn write_head_of_type(
     out.extend_from_slice(content_type.as_bytes());
     out.extend_from_slice(b"\r\nContent-Length: ");
     push_decimal(out, body_len as u64);
-    if !keep_alive {
+    // Said either way: an HTTP/1.0 client that asked for keep-alive takes
+    // a response without `Connection: keep-alive` as the last on the
+    // connection and waits for the close (ApacheBench's `ab -k` hung until
+    // its 30 s timeout); HTTP/1.1 clients read it as the default it is.
+    if keep_alive {
+        out.extend_from_slice(b"\r\nConnection: keep-alive");
+    } else {
         out.extend_from_slice(b"\r\nConnection: close");
     }
     out.extend_from_slice(b"\r\n\r\n");
@@ -476,7 +482,7 @@ mod tests {
         write_response(&mut out, 200, b"{\"a\":1}", true);
         assert_eq!(
             out,
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\n{\"a\":1}"
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 7\r\nConnection: keep-alive\r\n\r\n{\"a\":1}"
         );
         out.clear();
         write_response(&mut out, 404, b"{}", false);
