@@ -567,7 +567,6 @@ impl Front {
             if self.now >= self.next_check {
                 self.check_subscribers();
                 self.check_connections();
-                self.end_lingering();
                 self.next_check = self.now + CHECK_EVERY;
             }
             self.publish_staged();

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use super::Front;
 
-/// The longest a closing connection keeps reading what its client sends.
+/// The longest a closing connection keeps reading what its client sends
+/// (`check_connections` ends it).
 pub(super) const LINGER: Duration = Duration::from_secs(5);
 
 impl Front {
@@ -51,18 +52,5 @@ impl Front {
             }
         }
         self.close(slot);
-    }
-
-    /// Closes the lingering connections whose clients took too long.
-    pub(super) fn end_lingering(&mut self) {
-        for slot in 0..self.connections.len() {
-            let expired = self.connections[slot]
-                .as_ref()
-                .and_then(|c| c.lingering_since)
-                .is_some_and(|since| self.now.saturating_duration_since(since) >= LINGER);
-            if expired {
-                self.close(slot);
-            }
-        }
     }
 }

@@ -15,11 +15,13 @@
 //!
 //! A connection whose answer the engine or the replica still owes is never
 //! timed out: that wait is ours, not the client's. WebSocket subscribers are
-//! left to their own ping and pong.
+//! left to their own ping and pong. The same pass ends lingering closes
+//! (`linger`) that have run their course.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use super::linger::LINGER;
 use super::{Connection, Front};
 use crate::api::ApiError;
 
@@ -62,12 +64,10 @@ impl Stall {
 }
 
 impl Front {
-    /// Times out the HTTP connections that have been still for too long.
+    /// Times out the HTTP connections that have been still for too long,
+    /// and ends the lingering closes that have lasted [`LINGER`].
     pub(super) fn check_connections(&mut self) {
         let (idle, request) = (self.config.idle_timeout, self.config.request_timeout);
-        if idle.is_none() && request.is_none() {
-            return;
-        }
         for slot in 0..self.connections.len() {
             let Some(conn) = self.connections[slot].as_ref() else {
                 continue;
@@ -76,6 +76,12 @@ impl Front {
                 continue;
             }
             let since = |then| self.now.saturating_duration_since(then);
+            if let Some(closing) = conn.lingering_since {
+                if since(closing) >= LINGER {
+                    self.close(slot);
+                }
+                continue;
+            }
             let still = since(conn.last_progress);
             let over = |limit: Option<Duration>| limit.is_some_and(|l| still >= l);
             let request_over = request.is_some_and(|l| since(conn.request_started) >= l);
