@@ -79,6 +79,9 @@ pub enum Parsed<'a> {
     Whole(Request<'a>),
 }
 
+/// The content type of every answer but `GET /metrics`.
+pub const JSON: &str = "application/json";
+
 /// The interim answer to `Expect: 100-continue`: send the body.
 pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -271,7 +274,7 @@ pub fn write_response(out: &mut Vec<u8>, status: u16, body: &[u8], keep_alive: b
 /// Appends only the status line and headers of a response whose body would
 /// be `body_len` bytes: the answer to a `HEAD`.
 pub fn write_head(out: &mut Vec<u8>, status: u16, body_len: usize, keep_alive: bool) {
-    write_head_of_type(out, status, "application/json", body_len, keep_alive);
+    write_head_of_type(out, status, JSON, body_len, keep_alive);
 }
 
 /// What follows a response's head.

@@ -171,9 +171,6 @@ struct Connection {
 /// HTTP connections to time out): the timeouts' resolution.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
-/// The content type of every answer but `GET /metrics`.
-const JSON: &str = "application/json";
-
 /// Bodies at least this large are queued as they are, not copied.
 const LARGE_BODY: usize = 64 * 1024;
 
@@ -1066,7 +1063,7 @@ impl Front {
     /// Answers a request that needs nothing more: written at once if no
     /// earlier answer is outstanding on the connection, queued otherwise.
     fn answer_now(&mut self, slot: usize, status: u16, body: &[u8], keep_alive: bool) {
-        self.answer_now_typed(slot, status, "application/json", body, keep_alive);
+        self.answer_now_typed(slot, status, http::JSON, body, keep_alive);
     }
 
     fn answer_now_typed(
@@ -1271,11 +1268,23 @@ impl Front {
         };
         self.complete_with(waiting, |conn, first| {
             if first {
-                http::write_typed_response(conn.out(), status, JSON, body, waiting.keep_alive);
+                http::write_typed_response(
+                    conn.out(),
+                    status,
+                    http::JSON,
+                    body,
+                    waiting.keep_alive,
+                );
                 None
             } else {
                 let mut response = Vec::with_capacity(body.len() + 128);
-                http::write_typed_response(&mut response, status, JSON, body, waiting.keep_alive);
+                http::write_typed_response(
+                    &mut response,
+                    status,
+                    http::JSON,
+                    body,
+                    waiting.keep_alive,
+                );
                 Some(Answer::Ready(response))
             }
         });
