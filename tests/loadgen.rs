@@ -36,6 +36,14 @@ fn resting(server: &Server) -> u64 {
         as u64
 }
 
+/// Every request was answered 200: `count` of them, nothing else.
+fn assert_all_200(report: &Report, count: u64) {
+    assert_eq!(
+        report.statuses.iter().collect::<Vec<_>>(),
+        vec![(&200, &count)]
+    );
+}
+
 fn assert_latency_counts(report: &Report) {
     assert_eq!(report.latency_us.len(), report.requests);
     let p50 = report.latency_us.value_at_quantile(0.5);
@@ -48,10 +56,7 @@ fn a_counted_run_of_places_rests_exactly_what_it_reports() {
     let server = Server::start();
     let report = loadgen::run(&settings(&server, 4, 1, Stop::Requests(2_000), "place=1")).unwrap();
     assert_eq!(report.requests, 2_000);
-    assert_eq!(
-        report.statuses.iter().collect::<Vec<_>>(),
-        vec![(&200, &2_000)]
-    );
+    assert_all_200(&report, 2_000);
     assert_eq!(
         (report.placed, report.rested, report.cancelled),
         (2_000, 2_000, 0)
@@ -74,10 +79,7 @@ fn places_and_cancels_over_threads_leave_the_book_the_report_implies() {
     .unwrap();
     // Nothing crosses, so every cancel finds its order resting.
     assert_eq!(report.requests, 3_000);
-    assert_eq!(
-        report.statuses.iter().collect::<Vec<_>>(),
-        vec![(&200, &3_000)]
-    );
+    assert_all_200(&report, 3_000);
     assert_eq!(report.placed + report.cancelled, 3_000);
     assert_eq!(report.rested, report.placed);
     assert!(report.cancelled > 0, "the mix cancels");
@@ -98,10 +100,7 @@ fn modifies_and_fetches_act_on_resting_orders_and_leave_them_resting() {
     ))
     .unwrap();
     assert_eq!(report.requests, 3_000);
-    assert_eq!(
-        report.statuses.iter().collect::<Vec<_>>(),
-        vec![(&200, &3_000)]
-    );
+    assert_all_200(&report, 3_000);
     assert_eq!(
         report.placed + report.cancelled + report.modified + report.fetched,
         3_000
@@ -157,10 +156,7 @@ fn an_open_loop_run_sends_exactly_its_schedule() {
     // 2,000 a second for half a second, whatever the machine's hiccups:
     // each connection sends every 2 ms from its staggered start.
     assert_eq!(report.requests, 1_000);
-    assert_eq!(
-        report.statuses.iter().collect::<Vec<_>>(),
-        vec![(&200, &1_000)]
-    );
+    assert_all_200(&report, 1_000);
     assert_latency_counts(&report);
     assert_eq!(resting(&server), 1_000);
 }
@@ -185,7 +181,7 @@ fn connections_the_service_closes_while_idle_are_reopened_without_error() {
     settings.rate = Some(2.0 / 3.0);
     let report = loadgen::run(&settings).unwrap();
     assert_eq!(report.requests, 5);
-    assert_eq!(report.statuses.iter().collect::<Vec<_>>(), vec![(&200, &5)]);
+    assert_all_200(&report, 5);
     assert_eq!((report.transport_errors, report.unexpected()), (0, 0));
     assert_eq!(resting(&server), 5);
     let metrics = server.connect().metrics_text();
