@@ -39,8 +39,7 @@ pub struct BookConfig {
     /// (mix at 1M resting about 20% faster), and no page is faulted in
     /// while matching. The price: that memory (for 2^20 orders about 96
     /// MiB, 128 with `sparse_index`) is taken at once instead of as the
-    /// book grows. The matching
-    /// thread's book uses it.
+    /// book grows. The matching thread's book uses it.
     pub resident: bool,
     /// Keep the id index (and the price → level map) at most a quarter
     /// full instead of half: shorter probe runs, so lookups, inserts and
