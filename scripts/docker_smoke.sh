@@ -38,10 +38,10 @@ exit_code() { docker inspect --format '{{.State.ExitCode}}' "$("${compose[@]}" p
 "${compose[@]}" up --build -d
 wait_healthy
 
-maker=$(curl -s -X POST "$base/order/" -d '{"quantity": 10, "price": 100.0, "side": 1}')
+maker=$(curl -s -X POST "$base/order/" -H 'Content-Type: application/json' -d '{"quantity": 10, "price": 100.0, "side": 1}')
 maker_id=$(field id <<<"$maker")
 expect "resting buy" "$(field status <<<"$maker")" open
-taker=$(curl -s -X POST "$base/order/" -d '{"quantity": 4, "price": 99.5, "side": -1}')
+taker=$(curl -s -X POST "$base/order/" -H 'Content-Type: application/json' -d '{"quantity": 4, "price": 99.5, "side": -1}')
 expect "crossing sell" "$(field status <<<"$taker")/$(field filled_quantity <<<"$taker")" filled/4
 before=$(curl -s "$base/order/$maker_id")
 expect "maker after the trade" "$(field status <<<"$before")/$(field traded_quantity <<<"$before")/$(field average_traded_price <<<"$before")" "partially filled/4/100.0"
@@ -54,7 +54,7 @@ wait_healthy
 expect "maker after a restart" "$(curl -s "$base/order/$maker_id")" "$before"
 
 # A crash: SIGKILL after a further order; the journal brings it back.
-late=$(curl -s -X POST "$base/order/" -d '{"quantity": 7, "price": 101.0, "side": -1}')
+late=$(curl -s -X POST "$base/order/" -H 'Content-Type: application/json' -d '{"quantity": 7, "price": 101.0, "side": -1}')
 late_id=$(field id <<<"$late")
 "${compose[@]}" kill -s SIGKILL
 "${compose[@]}" up -d

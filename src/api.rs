@@ -19,6 +19,8 @@ pub struct ApiError {
     pub status: u16,
     /// Why, for a person reading it.
     pub detail: String,
+    /// For a 405: the methods the path takes, for the `Allow` header.
+    pub allow: Option<&'static str>,
 }
 
 impl ApiError {
@@ -27,6 +29,7 @@ impl ApiError {
         ApiError {
             status,
             detail: detail.into(),
+            allow: None,
         }
     }
 
@@ -269,13 +272,9 @@ pub fn now_micros() -> u64 {
         .unwrap_or(0)
 }
 
-/// Writes a timestamp as RFC 3339 UTC with microseconds.
-pub fn write_timestamp(out: &mut String, ts: Timestamp) {
-    let micros = ts / 1_000;
-    let seconds = micros / 1_000_000;
-    let days = (seconds / 86_400) as i64;
-    let in_day = seconds % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+/// The (year, month 1..=12, day 1..=31) of a day counted from 1970-01-01
+/// (Howard Hinnant's `civil_from_days`).
+pub fn civil_date(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -284,7 +283,16 @@ pub fn write_timestamp(out: &mut String, ts: Timestamp) {
     let mp = (5 * doy + 2) / 153;
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// Writes a timestamp as RFC 3339 UTC with microseconds.
+pub fn write_timestamp(out: &mut String, ts: Timestamp) {
+    let micros = ts / 1_000;
+    let seconds = micros / 1_000_000;
+    let days = (seconds / 86_400) as i64;
+    let in_day = seconds % 86_400;
+    let (year, month, day) = civil_date(days);
     let _ = write!(
         out,
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",

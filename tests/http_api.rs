@@ -247,6 +247,121 @@ fn malformed_json_is_400() {
     client.get("/health").expect(200);
 }
 
+/// One request with this `Content-Type` header (none for `None`).
+fn typed_request(method: &str, path: &str, content_type: Option<&str>, body: &str) -> Vec<u8> {
+    let content_type = content_type.map_or(String::new(), |t| format!("Content-Type: {t}\r\n"));
+    format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{content_type}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+#[test]
+fn a_body_sent_as_another_media_type_is_415_and_changes_nothing() {
+    let server = Server::start();
+    let mut client = server.connect();
+    let id = client.place_id(1, 100.0, 10);
+    let order = r#"{"quantity": 10, "price": 101.0, "side": -1}"#;
+    let change = r#"{"quantity": 3, "price": 99.0}"#;
+    // What a web page can make a browser send anywhere without asking.
+    for (sent, shown) in [
+        ("text/plain;charset=UTF-8", r#""text/plain;charset=UTF-8""#),
+        (
+            "application/x-www-form-urlencoded",
+            r#""application/x-www-form-urlencoded""#,
+        ),
+        (
+            "multipart/form-data; boundary=x",
+            r#""multipart/form-data; boundary=x""#,
+        ),
+        ("text/json", r#""text/json""#),
+    ] {
+        let expected = format!("Content-Type: must be application/json, not {shown}");
+        client
+            .send_raw(&typed_request("POST", "/order/", Some(sent), order))
+            .unwrap();
+        client
+            .read_response()
+            .unwrap()
+            .expect_detail(415, &expected);
+        client
+            .send_raw(&typed_request(
+                "PUT",
+                &format!("/order/{id}"),
+                Some(sent),
+                change,
+            ))
+            .unwrap();
+        client
+            .read_response()
+            .unwrap()
+            .expect_detail(415, &expected);
+    }
+    // Checked before the body: a bad body under a bad type is still 415.
+    client
+        .send_raw(&typed_request("POST", "/order", Some("text/plain"), "{"))
+        .unwrap();
+    assert_eq!(client.read_response().unwrap().status, 415);
+    // Nothing of that reached the book: the order rests as placed, alone.
+    let (buys, sells) = client.orders();
+    assert!(sells.is_empty(), "{sells:?}");
+    assert_eq!(buys.len(), 1, "{buys:?}");
+    assert_eq!(
+        (&buys[0]["id"], &buys[0]["quantity"]),
+        (&json!(id), &json!(10))
+    );
+    assert_eq!(buys[0]["price"], json!(100.0));
+
+    // JSON in any spelling, and no Content-Type at all, are taken.
+    let mut placed = 0;
+    for sent in [
+        None,
+        Some("application/json"),
+        Some("Application/JSON; charset=utf-8"),
+        Some("application/vnd.api+json"),
+    ] {
+        client
+            .send_raw(&typed_request(
+                "POST",
+                "/order/",
+                sent,
+                r#"{"quantity": 1, "price": 90.0, "side": 1}"#,
+            ))
+            .unwrap();
+        assert_eq!(
+            client.read_response().unwrap().expect(200)["status"],
+            json!("open")
+        );
+        placed += 1;
+    }
+    client
+        .send_raw(&typed_request(
+            "PUT",
+            &format!("/order/{id}"),
+            Some("application/json"),
+            change,
+        ))
+        .unwrap();
+    client.read_response().unwrap().expect(200);
+    let (buys, _) = client.orders();
+    assert_eq!(buys.len(), 1 + placed);
+    assert_eq!(
+        (&buys[0]["id"], &buys[0]["quantity"]),
+        (&json!(id), &json!(3))
+    );
+    // DELETE and GET carry no body: their Content-Type is not looked at.
+    client
+        .send_raw(&typed_request(
+            "DELETE",
+            &format!("/order/{id}"),
+            Some("text/plain"),
+            "",
+        ))
+        .unwrap();
+    client.read_response().unwrap().expect(200);
+}
+
 #[test]
 fn a_body_over_the_limit_is_413_and_the_connection_closes() {
     let server = Server::start_with(&["--max-body-bytes", "1024"]);
@@ -524,6 +639,10 @@ fn health_unknown_paths_and_wrong_methods() {
     assert_eq!(health["status"], json!("ok"));
     client.get("/health/").expect(200);
 
+    // Every answer says when it was made (support's reader checks `Date`
+    // on each); check one by hand too.
+    let response = client.request("GET", "/nope", None);
+    support::check_date(response.header("date").expect("a Date")).unwrap();
     for (method, path) in [
         ("GET", "/"),
         ("GET", "/nope"),
@@ -548,10 +667,18 @@ fn health_unknown_paths_and_wrong_methods() {
         ("PUT", "/trades", Some("{}")),
         ("PATCH", &format!("/order/{UNKNOWN_ID}"), Some("{}")),
         ("POST", &format!("/order/{UNKNOWN_ID}"), Some("{}")),
+        ("POST", "/ws", Some("{}")),
     ] {
-        client
-            .request(method, path, body)
-            .expect_detail(405, "Method Not Allowed");
+        let response = client.request(method, path, body);
+        response.expect_detail(405, "Method Not Allowed");
+        // RFC 9110 requires a 405 to say what the path takes.
+        let allow = match path.trim_end_matches('/') {
+            "/order" => "POST",
+            "/ws" => "GET",
+            "/orders" | "/health" | "/trades" | "/metrics" => "GET, HEAD",
+            _ => "GET, HEAD, PUT, DELETE",
+        };
+        assert_eq!(response.header("allow"), Some(allow), "{method} {path}");
     }
     // Still the same healthy connection.
     client.get("/health").expect(200);
@@ -967,7 +1094,18 @@ fn metrics_count_answers_and_time_commands_in_prometheus_text() {
     assert_eq!(value("orderbook_journal_syncs_total"), 0.0, "no --fsync");
     assert_eq!(value("orderbook_connections_open"), 1.0);
     assert!(text.contains("# TYPE orderbook_matching_latency_seconds summary"));
-    assert_eq!(value("orderbook_matching_latency_seconds_count"), 10.0);
+    // The publisher thread times the matching thread's outputs as it reads
+    // them, after the answers went out: wait for it, then it is exactly 10.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let matched = loop {
+        let text = client.metrics_text();
+        let count = metric(&text, "orderbook_matching_latency_seconds_count");
+        if count >= 10.0 || std::time::Instant::now() > deadline {
+            break count;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    assert_eq!(matched, 10.0);
 }
 
 #[test]

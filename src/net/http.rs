@@ -2,7 +2,11 @@
 //! connection's read buffer, and append a response to its write buffer.
 //! No sockets here, so every case is testable with plain bytes.
 
+use std::cell::Cell;
 use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::api::civil_date;
 
 /// Bounds a request must stay within.
 #[derive(Clone, Copy, Debug)]
@@ -61,6 +65,8 @@ pub struct Request<'a> {
     pub websocket_key: Option<&'a [u8]>,
     /// The `Sec-WebSocket-Version` header, if sent.
     pub websocket_version: Option<&'a [u8]>,
+    /// The `Content-Type` header, if sent.
+    pub content_type: Option<&'a [u8]>,
     /// Bytes of the buffer this request used.
     pub len: usize,
 }
@@ -123,6 +129,27 @@ impl fmt::Display for HttpError {
     }
 }
 
+/// Whether a `Content-Type` value names JSON: `application/json` or an
+/// `application/...+json` type, any parameters (`; charset=utf-8`) aside,
+/// in any case.
+pub fn is_json_media_type(value: &[u8]) -> bool {
+    let essence = value
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or(b"")
+        .trim_ascii();
+    let Some((kind, subtype)) = essence
+        .iter()
+        .position(|&b| b == b'/')
+        .map(|slash| (&essence[..slash], &essence[slash + 1..]))
+    else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case(b"application")
+        && (subtype.eq_ignore_ascii_case(b"json")
+            || subtype.len() > 5 && subtype[subtype.len() - 5..].eq_ignore_ascii_case(b"+json"))
+}
+
 fn header_is(value: &[u8], token: &str) -> bool {
     value
         .split(|&b| b == b',')
@@ -172,6 +199,7 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
     let mut websocket_key = None;
     let mut websocket_version = None;
     let mut expects_continue = false;
+    let mut content_type = None;
     for header in parsed.headers.iter() {
         let name = header.name;
         if name.eq_ignore_ascii_case("content-length") {
@@ -203,6 +231,8 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
         } else if name.eq_ignore_ascii_case("expect") {
             // Other expectations are ignored, as RFC 9110 allows.
             expects_continue = header_is(header.value, "100-continue");
+        } else if name.eq_ignore_ascii_case("content-type") {
+            content_type = Some(header.value);
         }
     }
     let body_len = content_length.unwrap_or(0);
@@ -225,6 +255,7 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
         wants_websocket: upgrade_websocket && connection_upgrade,
         websocket_key,
         websocket_version,
+        content_type,
         len,
     }))
 }
@@ -240,6 +271,7 @@ pub fn reason(status: u16) -> &'static str {
         408 => "Request Timeout",
         411 => "Length Required",
         413 => "Payload Too Large",
+        415 => "Unsupported Media Type",
         422 => "Unprocessable Entity",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
@@ -274,7 +306,7 @@ pub fn write_response(out: &mut Vec<u8>, status: u16, body: &[u8], keep_alive: b
 /// Appends only the status line and headers of a response whose body would
 /// be `body_len` bytes: the answer to a `HEAD`.
 pub fn write_head(out: &mut Vec<u8>, status: u16, body_len: usize, keep_alive: bool) {
-    write_head_of_type(out, status, JSON, body_len, keep_alive);
+    write_head_of_type(out, status, JSON, body_len, keep_alive, "");
 }
 
 /// What follows a response's head.
@@ -303,15 +335,24 @@ impl Body<'_> {
 }
 
 /// A whole response of any `Content-Type` (JSON, or the Prometheus text of
-/// `GET /metrics`), or only its head.
+/// `GET /metrics`), or only its head. `extra_headers` are whole header
+/// lines, each starting `\r\n` (an `Allow` for a 405), or empty.
 pub fn write_typed_response(
     out: &mut Vec<u8>,
     status: u16,
     content_type: &str,
     body: Body<'_>,
     keep_alive: bool,
+    extra_headers: &str,
 ) {
-    write_head_of_type(out, status, content_type, body.len(), keep_alive);
+    write_head_of_type(
+        out,
+        status,
+        content_type,
+        body.len(),
+        keep_alive,
+        extra_headers,
+    );
     if let Body::Bytes(bytes) = body {
         out.extend_from_slice(bytes);
     }
@@ -323,6 +364,7 @@ fn write_head_of_type(
     content_type: &str,
     body_len: usize,
     keep_alive: bool,
+    extra_headers: &str,
 ) {
     out.extend_from_slice(b"HTTP/1.1 ");
     push_decimal(out, status as u64);
@@ -332,6 +374,9 @@ fn write_head_of_type(
     out.extend_from_slice(content_type.as_bytes());
     out.extend_from_slice(b"\r\nContent-Length: ");
     push_decimal(out, body_len as u64);
+    out.extend_from_slice(b"\r\nDate: ");
+    push_date_now(out);
+    out.extend_from_slice(extra_headers.as_bytes());
     // Said either way: an HTTP/1.0 client that asked for keep-alive takes
     // a response without `Connection: keep-alive` as the last on the
     // connection and waits for the close (ApacheBench's `ab -k` hung until
@@ -342,6 +387,56 @@ fn write_head_of_type(
         out.extend_from_slice(b"\r\nConnection: close");
     }
     out.extend_from_slice(b"\r\n\r\n");
+}
+
+/// The `Date` of an answer made now (RFC 9110 §6.6.1: a server with a
+/// clock sends one on every answer). Formatted once a second per thread.
+fn push_date_now(out: &mut Vec<u8>) {
+    thread_local! {
+        static FORMATTED: Cell<(u64, [u8; 29])> = const { Cell::new((u64::MAX, [0; 29])) };
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    FORMATTED.with(|formatted| {
+        let (second, mut text) = formatted.get();
+        if second != now {
+            text = imf_fixdate(now);
+            formatted.set((now, text));
+        }
+        out.extend_from_slice(&text);
+    });
+}
+
+/// `Sun, 06 Nov 1994 08:49:37 GMT` for seconds since the epoch: HTTP's
+/// one date format to send.
+fn imf_fixdate(seconds: u64) -> [u8; 29] {
+    const WEEKDAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let days = seconds / 86_400;
+    let in_day = seconds % 86_400;
+    let (year, month, day) = civil_date(days as i64);
+    let two = |n: u64| [b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8];
+    let mut text = [0u8; 29];
+    text[..3].copy_from_slice(WEEKDAYS[(days % 7) as usize]);
+    text[3..5].copy_from_slice(b", ");
+    text[5..7].copy_from_slice(&two(day as u64));
+    text[7] = b' ';
+    text[8..11].copy_from_slice(MONTHS[month as usize - 1]);
+    text[11] = b' ';
+    text[12..14].copy_from_slice(&two(year as u64 / 100));
+    text[14..16].copy_from_slice(&two(year as u64));
+    text[16] = b' ';
+    text[17..19].copy_from_slice(&two(in_day / 3_600));
+    text[19] = b':';
+    text[20..22].copy_from_slice(&two(in_day / 60 % 60));
+    text[22] = b':';
+    text[23..25].copy_from_slice(&two(in_day % 60));
+    text[25..].copy_from_slice(b" GMT");
+    text
 }
 
 #[cfg(test)]
@@ -396,6 +491,57 @@ mod tests {
         let mut whole = head.to_vec();
         whole.extend_from_slice(b"hello");
         assert_eq!(parse(&whole).unwrap().unwrap().body, b"hello");
+    }
+
+    #[test]
+    fn dates_are_imf_fixdate() {
+        for (seconds, expected) in [
+            (0, "Thu, 01 Jan 1970 00:00:00 GMT"),
+            (784_111_777, "Sun, 06 Nov 1994 08:49:37 GMT"), // RFC 9110's example
+            (951_782_400, "Tue, 29 Feb 2000 00:00:00 GMT"),
+            (1_798_761_599, "Thu, 31 Dec 2026 23:59:59 GMT"),
+            (4_107_542_400, "Mon, 01 Mar 2100 00:00:00 GMT"),
+        ] {
+            assert_eq!(
+                std::str::from_utf8(&imf_fixdate(seconds)).unwrap(),
+                expected
+            );
+        }
+    }
+
+    #[test]
+    fn keeps_the_content_type_and_knows_json_media_types() {
+        let raw = b"PUT /order/x HTTP/1.1\r\ncontent-type: text/plain\r\n\r\n";
+        assert_eq!(
+            parse(raw).unwrap().unwrap().content_type,
+            Some(&b"text/plain"[..])
+        );
+        let raw = b"PUT /order/x HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(parse(raw).unwrap().unwrap().content_type, None);
+        for json in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            " application/json ;charset=UTF-8",
+            "application/vnd.api+json",
+            "application/problem+JSON",
+        ] {
+            assert!(is_json_media_type(json.as_bytes()), "{json}");
+        }
+        for other in [
+            "",
+            "text/plain",
+            "text/plain;charset=UTF-8",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "text/json",
+            "application/jsonx",
+            "application/+json",
+            "application",
+            "json",
+        ] {
+            assert!(!is_json_media_type(other.as_bytes()), "{other}");
+        }
     }
 
     #[test]
@@ -483,9 +629,33 @@ mod tests {
     fn responses_carry_type_and_exact_length() {
         let mut out = Vec::new();
         write_response(&mut out, 200, b"{\"a\":1}", true);
+        let (before_date, date_on) = out.split_at(74);
         assert_eq!(
-            out,
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 7\r\nConnection: keep-alive\r\n\r\n{\"a\":1}"
+            before_date,
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 7\r\nDate: "
+        );
+        let (date, after_date) = date_on.split_at(29);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(
+            [imf_fixdate(now - 1), imf_fixdate(now)].contains(&date.try_into().unwrap()),
+            "{:?}",
+            String::from_utf8_lossy(date)
+        );
+        assert_eq!(after_date, b"\r\nConnection: keep-alive\r\n\r\n{\"a\":1}");
+        out.clear();
+        let body = Body::Bytes(b"{}");
+        write_typed_response(&mut out, 405, JSON, body, true, "\r\nAllow: GET, HEAD");
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert!(
+            text.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("\r\nAllow: GET, HEAD\r\nConnection: keep-alive\r\n\r\n{}"),
+            "{text}"
         );
         out.clear();
         write_response(&mut out, 404, b"{}", false);

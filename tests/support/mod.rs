@@ -371,6 +371,40 @@ pub fn request_bytes(method: &str, path: &str, body: Option<&str>) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// Checks a `Date` header: an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37
+/// GMT`) with the right weekday, within 5 s of this machine's clock.
+pub fn check_date(value: &str) -> Result<(), String> {
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let bad = || format!("Date {value:?} is not an IMF-fixdate");
+    let parts: Vec<&str> = value.split(' ').collect();
+    let [weekday, day, month, year, time, "GMT"] = parts[..] else {
+        return Err(bad());
+    };
+    let month = MONTHS.iter().position(|&m| m == month).ok_or_else(bad)? + 1;
+    if day.len() != 2 || year.len() != 4 || time.len() != 8 {
+        return Err(bad());
+    }
+    let micros = loadgen::feed::parse_micros(&format!("{year}-{month:02}-{day}T{time}.000000Z"))
+        .ok_or_else(bad)?;
+    let seconds = micros / 1_000_000;
+    if weekday.strip_suffix(',') != Some(WEEKDAYS[(seconds / 86_400 % 7) as usize]) {
+        return Err(format!("Date {value:?} has the wrong weekday"));
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    if (seconds - now).abs() > 5 {
+        return Err(format!(
+            "Date {value:?} is not now ({now} s since the epoch)"
+        ));
+    }
+    Ok(())
+}
+
 /// A keep-alive HTTP/1.1 connection.
 pub struct Client {
     stream: TcpStream,
@@ -503,6 +537,15 @@ impl Client {
             return Err(bad(format!(
                 "expected Content-Type: {expected_type} in {head:?}"
             )));
+        }
+        let dates: Vec<&String> = headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("date"))
+            .map(|(_, v)| v)
+            .collect();
+        match dates[..] {
+            [date] => check_date(date).map_err(|why| bad(format!("{why} in {head:?}")))?,
+            _ => return Err(bad(format!("expected exactly one Date in {head:?}"))),
         }
         let body_start = head_end + 4;
         while self.buf.len() < body_start + length {
