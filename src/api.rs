@@ -367,6 +367,26 @@ pub struct Wire {
     pub max_quantity: Qty,
 }
 
+/// Deepest `?depth=` of a book snapshot (`/ws`, `GET /book`); 0 asks for
+/// every level.
+pub const MAX_DEPTH: usize = 1000;
+
+/// The `?depth=` of a query (levels per side, 0 = every level), or
+/// `default` without one; the error is the detail to answer with.
+pub fn depth_param(query: Option<&str>, default: usize) -> Result<usize, String> {
+    for pair in query.unwrap_or("").split('&') {
+        if let Some(value) = pair.strip_prefix("depth=") {
+            return match value.parse::<usize>() {
+                Ok(depth) if depth <= MAX_DEPTH => Ok(depth),
+                _ => Err(format!(
+                    "depth: must be a whole number from 0 to {MAX_DEPTH} (0 = every level)"
+                )),
+            };
+        }
+    }
+    Ok(default)
+}
+
 /// A checked `POST /order/` body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NewOrder {
@@ -601,6 +621,19 @@ impl Wire {
         out.push_str("\",\"price\":");
         self.tick.write_price(out, trade.price);
         let _ = write!(out, ",\"quantity\":{}", trade.quantity);
+    }
+
+    /// Aggregated levels as `{"price":..,"quantity":..}` objects joined by
+    /// commas (a feed snapshot's and `GET /book`'s `bids` and `asks`).
+    pub fn levels(&self, out: &mut String, levels: impl Iterator<Item = (Ticks, Qty)>) {
+        for (i, (price, quantity)) in levels.enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"price\":");
+            self.tick.write_price(out, price);
+            let _ = write!(out, ",\"quantity\":{quantity}}}");
+        }
     }
 
     /// One trade object of `GET /trades`.

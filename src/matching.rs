@@ -45,6 +45,12 @@ pub enum BarrierPurpose {
     /// answers: it keeps the finished-order history, so the matching
     /// thread does not).
     Order(OrderId),
+    /// The top `depth` aggregated levels per side (0 = all) as of this
+    /// point, with the feed `seq` they include (the book replica answers).
+    Book {
+        /// Levels per side, 0 for every level.
+        depth: usize,
+    },
     /// Write the state file as of this point (the replica acts; nobody is
     /// answered).
     Snapshot,

@@ -240,19 +240,12 @@ impl Feed {
             self.seq
         );
         let take = if depth == 0 { usize::MAX } else { depth };
-        let list = |text: &mut String, levels: &mut dyn Iterator<Item = (&Ticks, &u64)>| {
-            for (i, (price, quantity)) in levels.take(take).enumerate() {
-                if i > 0 {
-                    text.push(',');
-                }
-                text.push_str("{\"price\":");
-                self.wire.tick.write_price(text, *price);
-                let _ = write!(text, ",\"quantity\":{quantity}}}");
-            }
-        };
-        list(&mut self.text, &mut self.levels.bids.iter().rev());
+        let copied = |(&price, &quantity): (&Ticks, &u64)| (price, quantity);
+        let bids = self.levels.bids.iter().rev().map(copied).take(take);
+        self.wire.levels(&mut self.text, bids);
         self.text.push_str("],\"asks\":[");
-        list(&mut self.text, &mut self.levels.asks.iter());
+        let asks = self.levels.asks.iter().map(copied).take(take);
+        self.wire.levels(&mut self.text, asks);
         self.text.push_str("]}");
         self.frame()
     }

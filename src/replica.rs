@@ -9,6 +9,7 @@
 //! the answer is consistent with everything answered before it.
 
 use std::collections::VecDeque;
+use std::fmt::Write as _;
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 
 use crate::api::{ApiError, TradeRecord, Wire};
-use crate::engine::{Command, Event, OrderBook, OrderId, Side};
+use crate::engine::{Command, Event, LevelView, OrderBook, OrderId, Side};
 use crate::matching::{BarrierPurpose, Output};
 use crate::metrics;
 use crate::persist::snapshot;
@@ -66,6 +67,22 @@ fn order_json(book: &OrderBook, wire: &Wire, id: OrderId) -> (u16, Vec<u8>) {
         }
         None => (404, ApiError::new(404, "Order not found").body()),
     }
+}
+
+/// The body of `GET /book`: the top `depth` levels per side (0 = all),
+/// best first, shaped as the feed's snapshot (without its `type`), with
+/// the feed `seq` of the last message this book includes, so a client can
+/// apply the feed's messages after it.
+pub fn book_json(book: &OrderBook, wire: &Wire, feed_seq: u64, depth: usize) -> Vec<u8> {
+    let take = if depth == 0 { usize::MAX } else { depth };
+    let mut out = String::with_capacity(64 + take.min(book.resting_count()) * 80);
+    let aggregated = |level: LevelView| (level.price, level.quantity);
+    let _ = write!(out, "{{\"seq\":{feed_seq},\"depth\":{depth},\"bids\":[");
+    wire.levels(&mut out, book.levels(Side::Buy).map(aggregated).take(take));
+    out.push_str("],\"asks\":[");
+    wire.levels(&mut out, book.levels(Side::Sell).map(aggregated).take(take));
+    out.push_str("]}");
+    out.into_bytes()
 }
 
 /// What the replica keeps for the state file besides its book.
@@ -171,6 +188,9 @@ pub fn spawn(
                         let (status, body) = match barrier.purpose {
                             BarrierPurpose::Orders => (200, orders_json(&book, &wire)),
                             BarrierPurpose::Order(id) => order_json(&book, &wire, id),
+                            BarrierPurpose::Book { depth } => {
+                                (200, book_json(&book, &wire, snapshots.feed_seq, depth))
+                            }
                             BarrierPurpose::Snapshot => {
                                 snapshots.save(&book, &wire);
                                 return;

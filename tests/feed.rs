@@ -185,6 +185,104 @@ fn ten_thousand_random_commands_replayed_on_a_snapshot_give_the_new_snapshot() {
 }
 
 #[test]
+fn get_book_is_the_feed_s_book_as_of_the_seq_it_carries() {
+    let server = Server::start_with(&["--feed-snapshot-ms", "60000"]);
+    let mut rest = server.connect();
+    // Idle: GET /book and a new subscriber's snapshot say the same.
+    rest.place(1, 99.0, 4);
+    rest.place(-1, 101.0, 6);
+    let mut ws = connect(&server, "?depth=0");
+    let snapshot = next(&mut ws);
+    let mut fetched = rest.get("/book?depth=0").expect(200);
+    assert_eq!(fetched["seq"], json!(2));
+    fetched["type"] = json!("snapshot");
+    assert_eq!(fetched, snapshot);
+    let mut book = Book::from_snapshot(&snapshot);
+    let mut seq = 2;
+
+    // Under random places, crosses, modifies and cancels, every GET /book
+    // equals the book kept from the feed up to its seq, and its depth
+    // keeps the best levels.
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    let mut random = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let mut ids: Vec<String> = Vec::new();
+    for round in 0..40 {
+        let mut burst = Vec::new();
+        for _ in 0..25 {
+            let side = if random(2) == 0 { 1 } else { -1 };
+            let price = 97.0 + random(60) as f64 / 10.0;
+            let body = format!(
+                r#"{{"side":{side},"price":{price:.1},"quantity":{}}}"#,
+                1 + random(20)
+            );
+            burst.extend(request_bytes("POST", "/order/", Some(&body)));
+        }
+        rest.send_raw(&burst).unwrap();
+        for _ in 0..25 {
+            let placed = rest.read_response().unwrap().expect(200);
+            if placed["status"] != "filled" {
+                ids.push(placed["id"].as_str().unwrap().to_string());
+            }
+        }
+        for _ in 0..5 {
+            if ids.is_empty() {
+                break;
+            }
+            let id = ids.swap_remove(random(ids.len() as u64) as usize);
+            if random(2) == 0 {
+                rest.delete(&format!("/order/{id}"));
+            } else if rest
+                .put(&format!("/order/{id}"), r#"{"quantity": 2}"#)
+                .status
+                == 200
+            {
+                ids.push(id);
+            }
+        }
+        let depth = [0, 1, 3, 1000][round % 4];
+        let fetched = rest.get(&format!("/book/?depth={depth}")).expect(200);
+        assert_eq!(fetched["depth"], json!(depth));
+        let at = fetched["seq"].as_u64().unwrap();
+        while seq < at {
+            let message = next(&mut ws);
+            seq += 1;
+            assert_eq!(message["seq"], json!(seq), "{message}");
+            if message["type"] == "book" {
+                book.apply(&message);
+            }
+        }
+        assert_eq!(seq, at, "GET /book is not ahead of the feed");
+        let top = |levels: &BTreeMap<String, u64>, best_first: Vec<(&String, &u64)>| {
+            let take = if depth == 0 { levels.len() } else { depth };
+            best_first
+                .into_iter()
+                .take(take)
+                .map(|(p, q)| (p.clone(), *q))
+                .collect::<Vec<_>>()
+        };
+        let listed = |key: &str| -> Vec<(String, u64)> {
+            fetched[key]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| (price_key(&l["price"]), l["quantity"].as_u64().unwrap()))
+                .collect()
+        };
+        assert_eq!(
+            listed("bids"),
+            top(&book.bids, book.bids.iter().rev().collect())
+        );
+        assert_eq!(listed("asks"), top(&book.asks, book.asks.iter().collect()));
+    }
+    assert!(seq > 500, "the feed moved: {seq}");
+}
+
+#[test]
 fn a_snapshot_taken_after_an_answer_includes_that_order() {
     let server = Server::start();
     let mut rest = server.connect();

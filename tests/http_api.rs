@@ -584,6 +584,53 @@ fn get_orders_lists_resting_orders_best_price_first() {
 }
 
 #[test]
+fn get_book_aggregates_levels_best_first_to_the_depth_asked() {
+    let server = Server::start();
+    let mut client = server.connect();
+    assert_eq!(
+        client.get("/book").expect(200),
+        json!({"seq": 0, "depth": 5, "bids": [], "asks": []})
+    );
+    for (side, price, quantity) in [
+        (1, 99.5, 3),
+        (1, 99.5, 4),
+        (1, 98.0, 1),
+        (1, 99.0, 2),
+        (-1, 101.25, 5),
+        (-1, 100.5, 7),
+        (-1, 100.5, 1),
+    ] {
+        client.place(side, price, quantity);
+    }
+    let book = client.get("/book/").expect(200);
+    assert_eq!(
+        book,
+        json!({"seq": 7, "depth": 5,
+               "bids": [{"price": 99.5, "quantity": 7}, {"price": 99.0, "quantity": 2},
+                        {"price": 98.0, "quantity": 1}],
+               "asks": [{"price": 100.5, "quantity": 8}, {"price": 101.25, "quantity": 5}]})
+    );
+    // A sell of 5 into the best bid: two trades (3 from its first maker,
+    // 2 from the second) and one book message.
+    client.place(-1, 99.5, 5);
+    assert_eq!(
+        client.get("/book?depth=1").expect(200),
+        json!({"seq": 10, "depth": 1,
+               "bids": [{"price": 99.5, "quantity": 2}],
+               "asks": [{"price": 100.5, "quantity": 8}]})
+    );
+    let all = client.get("/book?x=1&depth=0").expect(200);
+    assert_eq!(all["bids"].as_array().unwrap().len(), 3);
+    assert_eq!(all["asks"].as_array().unwrap().len(), 2);
+    for bad in ["depth=1001", "depth=-1", "depth=", "depth=two"] {
+        client.get(&format!("/book?{bad}")).expect_detail(
+            422,
+            "depth: must be a whole number from 0 to 1000 (0 = every level)",
+        );
+    }
+}
+
+#[test]
 fn get_trades_oldest_first_with_limit() {
     let server = Server::start_with(&["--trades-max-limit", "5", "--trades-default-limit", "3"]);
     let mut client = server.connect();
@@ -665,6 +712,7 @@ fn health_unknown_paths_and_wrong_methods() {
         ("DELETE", "/order", None),
         ("POST", "/health", Some("{}")),
         ("PUT", "/trades", Some("{}")),
+        ("POST", "/book", Some("{}")),
         ("PATCH", &format!("/order/{UNKNOWN_ID}"), Some("{}")),
         ("POST", &format!("/order/{UNKNOWN_ID}"), Some("{}")),
         ("POST", "/ws", Some("{}")),
@@ -675,7 +723,7 @@ fn health_unknown_paths_and_wrong_methods() {
         let allow = match path.trim_end_matches('/') {
             "/order" => "POST",
             "/ws" => "GET",
-            "/orders" | "/health" | "/trades" | "/metrics" => "GET, HEAD",
+            "/orders" | "/book" | "/health" | "/trades" | "/metrics" => "GET, HEAD",
             _ => "GET, HEAD, PUT, DELETE",
         };
         assert_eq!(response.header("allow"), Some(allow), "{method} {path}");
@@ -798,6 +846,7 @@ fn head_is_get_without_the_body() {
         "/health".to_owned(),
         "/orders".to_owned(),
         "/trades".to_owned(),
+        "/book?depth=0".to_owned(),
         format!("/order/{id}"),
         format!("/order/{missing}"),
         "/order/not-a-uuid".to_owned(),

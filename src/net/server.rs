@@ -883,6 +883,17 @@ impl Front {
                 ),
                 Err(error) => Err(error),
             },
+            ("/book", Method::Get) => {
+                match api::depth_param(request.query, self.config.feed.default_depth) {
+                    Ok(depth) => self.submit_barrier(
+                        slot,
+                        BarrierPurpose::Book { depth },
+                        Awaiting::Replica,
+                        keep_alive,
+                    ),
+                    Err(detail) => Err(ApiError::new(422, detail)),
+                }
+            }
             ("/health", Method::Get) => {
                 let body = self.wire.health();
                 self.answer_now(slot, 200, body.as_bytes(), keep_alive);
@@ -902,7 +913,7 @@ impl Front {
                 );
                 Ok(())
             }
-            ("/orders" | "/trades" | "/health" | "/metrics", _) => {
+            ("/orders" | "/book" | "/trades" | "/health" | "/metrics", _) => {
                 Err(method_not_allowed("GET, HEAD"))
             }
             ("/ws", _) => Err(method_not_allowed("GET")),

@@ -13,7 +13,7 @@ use std::time::Instant;
 use serde::Deserialize;
 
 use super::{Connection, Front};
-use crate::api::ApiError;
+use crate::api::{self, ApiError};
 use crate::net::http;
 use crate::net::ws::{self, ClientFrame};
 use crate::publisher::{ConnectionRef, FeedMessage, FeedRequest};
@@ -23,9 +23,6 @@ const TRADES: u8 = 1;
 const BOOK: u8 = 2;
 const SNAPSHOT: u8 = 4;
 const CHANNELS: [(u8, &str); 3] = [(TRADES, "trades"), (BOOK, "book"), (SNAPSHOT, "snapshot")];
-
-/// Deepest `?depth=` accepted (0 means every level).
-const MAX_DEPTH: usize = 1000;
 
 /// A connection's state once it upgraded to WebSocket.
 pub(super) struct Subscription {
@@ -96,25 +93,9 @@ fn error_frame(detail: &str) -> Arc<[u8]> {
     ws::text_frame(text.as_bytes())
 }
 
-/// The `?depth=` of a `/ws` query, or the default.
+/// The `?depth=` of a `/ws` query, or the default; 400 before the upgrade.
 fn depth_of(query: Option<&str>, default: usize) -> Result<usize, ApiError> {
-    let Some(query) = query else {
-        return Ok(default);
-    };
-    for pair in query.split('&') {
-        if let Some(value) = pair.strip_prefix("depth=") {
-            return match value.parse::<usize>() {
-                Ok(depth) if depth <= MAX_DEPTH => Ok(depth),
-                _ => Err(ApiError::new(
-                    400,
-                    format!(
-                        "depth: must be a whole number from 0 to {MAX_DEPTH} (0 = every level)"
-                    ),
-                )),
-            };
-        }
-    }
-    Ok(default)
+    api::depth_param(query, default).map_err(|detail| ApiError::new(400, detail))
 }
 
 impl Front {
