@@ -430,7 +430,16 @@ fn fields(body: &[u8]) -> Result<Fields<'_>, ApiError> {
         };
     }
     serde_json::from_slice(body).map_err(|error| {
-        if error.is_data() {
+        // `{"quantity": 1, "quantity": 2}` is ambiguous (Python's json
+        // takes the last): name the field instead of the object.
+        let duplicate = error.to_string();
+        let duplicate = duplicate
+            .strip_prefix("duplicate field `")
+            .and_then(|rest| rest.split_once('`'))
+            .map(|(field, _)| field.to_owned());
+        if let Some(field) = duplicate {
+            ApiError::field(&field, "given more than once")
+        } else if error.is_data() {
             not_an_object()
         } else {
             ApiError::new(400, format!("Malformed JSON body: {error}"))
@@ -820,6 +829,13 @@ mod tests {
             "Request body must be a JSON object"
         );
         assert_eq!(detail(r#"[10, 100.0"#).status, 400);
+        let twice = detail(r#"{"quantity": 1, "price": 1, "side": 1, "quantity": 2}"#);
+        assert_eq!(
+            (twice.status, twice.detail.as_str()),
+            (422, "quantity: given more than once")
+        );
+        let twice = wire.amendment(br#"{"price": 1, "price": 2}"#).unwrap_err();
+        assert_eq!(twice.detail, "price: given more than once");
     }
 
     #[test]
