@@ -52,6 +52,46 @@ fn assert_latency_counts(report: &Report) {
 }
 
 #[test]
+fn a_run_s_latency_distribution_prints_as_hdrhistogram_text() {
+    let server = Server::start();
+    let report = loadgen::run(&settings(&server, 8, 1, Stop::Requests(3_000), "place=1")).unwrap();
+    assert_all_200(&report, 3_000);
+    let text = loadgen::hgrm::percentile_distribution(&report.latency_us);
+    let rows: Vec<Vec<f64>> = text
+        .lines()
+        .skip(2)
+        .take_while(|line| !line.starts_with('#'))
+        .map(|line| {
+            line.split_whitespace()
+                .map(|v| v.parse().unwrap())
+                .collect()
+        })
+        .collect();
+    // Milliseconds, rising to the report's own max at 100%, every answer
+    // counted once.
+    let last = rows.last().unwrap();
+    assert_eq!(
+        last[..],
+        [report.latency_us.max() as f64 / 1e3, 1.0, 3_000.0]
+    );
+    let median = rows.iter().find(|row| row[1] >= 0.5).unwrap();
+    assert_eq!(
+        median[0],
+        report.latency_us.value_at_quantile(0.5) as f64 / 1e3
+    );
+    for pair in rows.windows(2) {
+        assert!(
+            (0..3).all(|i| pair[0][i] <= pair[1][i]),
+            "{pair:?} in\n{text}"
+        );
+    }
+    assert!(
+        text.contains(&format!("Total count    = {:>12}]", 3_000)),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_counted_run_of_places_rests_exactly_what_it_reports() {
     let server = Server::start();
     let report = loadgen::run(&settings(&server, 4, 1, Stop::Requests(2_000), "place=1")).unwrap();

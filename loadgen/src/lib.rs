@@ -18,6 +18,7 @@
 //! counted, not an error.
 
 pub mod feed;
+pub mod hgrm;
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};

@@ -2,6 +2,7 @@
 //! prints throughput and the latency distribution (see the library's docs,
 //! and README.md, Benchmarks).
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -56,6 +57,11 @@ struct Cli {
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
+    /// Also write the whole latency distribution to this file, in ms, as
+    /// HdrHistogram's percentile distribution (the `.hgrm` text of wrk2's
+    /// `--latency`, which HdrHistogram's plotter reads).
+    #[arg(long, value_name = "FILE")]
+    hgrm: Option<std::path::PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -85,6 +91,17 @@ fn main() -> ExitCode {
         tick: cli.tick,
         seed: cli.seed,
     };
+    // Made before any load, so a path that cannot be written costs no run.
+    let mut hgrm = match &cli.hgrm {
+        Some(path) => match std::fs::File::create(path) {
+            Ok(file) => Some(file),
+            Err(error) => {
+                eprintln!("loadgen: cannot write {}: {error}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
     let subscribers = if cli.subscribers > 0 {
         match Subscribers::start(cli.addr, cli.subscribers) {
             Ok(subscribers) => Some(subscribers),
@@ -104,6 +121,13 @@ fn main() -> ExitCode {
         }
     };
     let feed = subscribers.map(Subscribers::finish);
+    if let Some(file) = &mut hgrm {
+        let text = loadgen::hgrm::percentile_distribution(&report.latency_us);
+        if let Err(error) = file.write_all(text.as_bytes()) {
+            eprintln!("loadgen: cannot write the --hgrm file: {error}");
+            return ExitCode::FAILURE;
+        }
+    }
     if cli.json {
         let mut json = report.to_json();
         if let Some(feed) = &feed {

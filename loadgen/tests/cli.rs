@@ -38,6 +38,21 @@ fn bad_settings_are_refused_with_exit_2() {
     );
 }
 
+#[test]
+fn an_hgrm_path_that_cannot_be_written_is_refused_before_any_load() {
+    let addr = nobody_there();
+    let missing = std::env::temp_dir()
+        .join("loadgen-no-such-dir")
+        .join("run.hgrm");
+    let path = missing.to_str().unwrap();
+    let (code, stdout, stderr) = run(&["--addr", &addr, "-n", "4", "--hgrm", path]);
+    assert_eq!((code, stdout.as_str()), (Some(2), ""));
+    assert_eq!(
+        stderr,
+        format!("loadgen: cannot write {path}: No such file or directory (os error 2)\n")
+    );
+}
+
 /// A loopback address nobody listens on: bound, then closed.
 fn nobody_there() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
