@@ -116,7 +116,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 use matchcore as mc;
-use orderbook::engine::{BookConfig, Command, CommandKind, Event, OrderBook, Side};
+use orderbook::engine::{BookConfig, Command, CommandKind, Event, OrderBook, Side, TimeInForce};
 
 /// Price levels per side the resting orders spread over.
 const BAND: u64 = 500;
@@ -699,6 +699,7 @@ impl<const BATCHED: bool> Engine for Ours<BATCHED> {
                 side,
                 price,
                 quantity: qty,
+                tif: TimeInForce::GoodTillCancel,
             },
             Op::Cancel { ours, .. } => CommandKind::Cancel { id: ours },
             Op::Modify {

@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use orderbook::engine::{BookConfig, Command, CommandKind, OrderBook, Side};
+use orderbook::engine::{BookConfig, Command, CommandKind, OrderBook, Side, TimeInForce};
 
 fn main() {
     let pairs: usize = std::env::args()
@@ -33,6 +33,7 @@ fn main() {
             side: Side::Buy,
             price: 900 + (i as u64 % 100),
             quantity: 5,
+            tif: TimeInForce::GoodTillCancel,
         };
         book.apply(&Command { ts: 0, kind }, &mut events);
     }
@@ -56,6 +57,7 @@ fn main() {
             side: Side::Buy,
             price: 900 + next() % 100,
             quantity: 5,
+            tif: TimeInForce::GoodTillCancel,
         };
         book.apply(
             &Command {

@@ -11,7 +11,7 @@
 //! index made resident (on huge pages) when it is built, and its id index
 //! sparse (a quarter full).
 
-use orderbook::engine::{BookConfig, Command, CommandKind, Event, OrderBook, Side};
+use orderbook::engine::{BookConfig, Command, CommandKind, Event, OrderBook, Side, TimeInForce};
 
 #[path = "../tests/support/xorshift.rs"]
 #[allow(dead_code)]
@@ -74,6 +74,7 @@ fn main() {
                     side,
                     price,
                     quantity,
+                    tif: TimeInForce::GoodTillCancel,
                 },
             },
             &mut sink,

@@ -27,7 +27,9 @@ use std::time::Instant;
 mod xorshift;
 use xorshift::Rng;
 
-use orderbook::engine::{BookConfig, Command, CommandKind, Event, OrderBook, OrderView, Side};
+use orderbook::engine::{
+    BookConfig, Command, CommandKind, Event, OrderBook, OrderView, Side, TimeInForce,
+};
 
 const BAND: u64 = 500;
 const MID: u64 = 1_000_000;
@@ -61,6 +63,7 @@ impl Stream {
             side,
             price,
             quantity,
+            tif: TimeInForce::GoodTillCancel,
         })
     }
 
@@ -187,6 +190,7 @@ fn main() {
                                 side,
                                 price: maker.price,
                                 quantity: maker.remaining(),
+                                tif: TimeInForce::GoodTillCancel,
                             }));
                         } else {
                             commands.push(stream.place(side));

@@ -11,7 +11,7 @@
 use std::time::Instant;
 
 use orderbook::api::{TickSize, Wire};
-use orderbook::engine::{BookConfig, Command, CommandKind, OrderBook, Side};
+use orderbook::engine::{BookConfig, Command, CommandKind, OrderBook, Side, TimeInForce};
 use orderbook::persist::journal::{self, Record};
 use orderbook::persist::segments::SegmentWriter;
 use orderbook::persist::{recovery, snapshot};
@@ -60,6 +60,7 @@ fn main() {
             side,
             price,
             quantity: 1 + next() % 100,
+            tif: TimeInForce::GoodTillCancel,
         };
         events.clear();
         book.apply(
@@ -108,6 +109,7 @@ fn main() {
                 side: Side::Buy,
                 price: 99_000 - next() % 400,
                 quantity: 1 + next() % 100,
+                tif: TimeInForce::GoodTillCancel,
             }
         };
         seq += 1;

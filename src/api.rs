@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::engine::{OrderId, OrderView, Qty, Side, Ticks, Timestamp, Trade};
+use crate::engine::{OrderId, OrderView, Qty, Side, Ticks, TimeInForce, Timestamp, Trade};
 
 /// A request the API refuses: its status and the reason shown to the client.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -387,6 +387,45 @@ pub fn depth_param(query: Option<&str>, default: usize) -> Result<usize, String>
     Ok(default)
 }
 
+/// A place's `time_in_force` (`"GTC"`, the default, `"IOC"` or `"FOK"`,
+/// in any case) and `post_only` (`true` or `false`, the default; only
+/// with GTC), as exchange APIs spell them; `null` is the default.
+fn time_in_force(
+    tif: Option<&RawValue>,
+    post_only: Option<&RawValue>,
+) -> Result<TimeInForce, ApiError> {
+    fn given(raw: Option<&RawValue>) -> Option<&str> {
+        raw.map(RawValue::get).filter(|text| *text != "null")
+    }
+    let tif = match given(tif) {
+        None => TimeInForce::GoodTillCancel,
+        Some(text) => match serde_json::from_str::<&str>(text).map(str::to_ascii_uppercase) {
+            Ok(word) if word == "GTC" => TimeInForce::GoodTillCancel,
+            Ok(word) if word == "IOC" => TimeInForce::ImmediateOrCancel,
+            Ok(word) if word == "FOK" => TimeInForce::FillOrKill,
+            _ => {
+                return Err(ApiError::field(
+                    "time_in_force",
+                    "must be \"GTC\", \"IOC\" or \"FOK\"",
+                ))
+            }
+        },
+    };
+    let post_only = match given(post_only) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(ApiError::field("post_only", "must be true or false")),
+    };
+    match (post_only, tif) {
+        (false, tif) => Ok(tif),
+        (true, TimeInForce::GoodTillCancel) => Ok(TimeInForce::PostOnly),
+        (true, _) => Err(ApiError::field(
+            "post_only",
+            "only with time_in_force \"GTC\": an order that must rest cannot be immediate",
+        )),
+    }
+}
+
 /// A checked `POST /order/` body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NewOrder {
@@ -396,6 +435,8 @@ pub struct NewOrder {
     pub price: Ticks,
     /// Total quantity.
     pub quantity: Qty,
+    /// `time_in_force` and `post_only`.
+    pub tif: TimeInForce,
 }
 
 /// A checked `PUT /order/{id}` body.
@@ -417,6 +458,10 @@ struct Fields<'a> {
     side: Option<&'a RawValue>,
     #[serde(borrow)]
     symbol: Option<&'a RawValue>,
+    #[serde(borrow)]
+    time_in_force: Option<&'a RawValue>,
+    #[serde(borrow)]
+    post_only: Option<&'a RawValue>,
 }
 
 fn fields(body: &[u8]) -> Result<Fields<'_>, ApiError> {
@@ -540,6 +585,7 @@ impl Wire {
             side,
             price,
             quantity,
+            tif: time_in_force(fields.time_in_force, fields.post_only)?,
         })
     }
 
@@ -786,7 +832,8 @@ mod tests {
             NewOrder {
                 side: Side::Buy,
                 price: 10_000,
-                quantity: 10
+                quantity: 10,
+                tif: TimeInForce::GoodTillCancel,
             }
         );
         let sell = wire

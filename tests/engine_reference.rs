@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use orderbook::engine::{
     BookConfig, Command, CommandKind, Event, EventSink, OrderBook, OrderStatus, OrderView,
-    RejectReason, Side, Trade,
+    RejectReason, Side, TimeInForce, Trade,
 };
 use proptest::prelude::*;
 
@@ -80,9 +80,18 @@ impl NaiveBook {
         }
     }
 
+    /// Whether `price` on `side` meets `other`'s price.
+    fn crosses(side: Side, price: u64, other: u64) -> bool {
+        match side {
+            Side::Buy => other <= price,
+            Side::Sell => other >= price,
+        }
+    }
+
     /// Trades the order at `at` against the opposite side while it crosses,
-    /// then rests it with a fresh arrival stamp or finishes it.
-    fn take(&mut self, id: u128, ts: u64, trades: &mut Vec<Trade>) {
+    /// then rests it with a fresh arrival stamp or finishes it; with
+    /// `may_rest` false, what remains is cancelled instead of resting.
+    fn take(&mut self, id: u128, ts: u64, may_rest: bool, trades: &mut Vec<Trade>) {
         let at = self.position(id).unwrap();
         let taker = self.orders[at];
         loop {
@@ -94,11 +103,7 @@ impl NaiveBook {
             let Some(best) = self.resting(taker.side.opposite()).first().copied() else {
                 break;
             };
-            let crosses = match taker.side {
-                Side::Buy => best.price <= taker.price,
-                Side::Sell => best.price >= taker.price,
-            };
-            if !crosses {
+            if !Self::crosses(taker.side, taker.price, best.price) {
                 break;
             }
             let fill = remaining.min(best.quantity - best.filled);
@@ -132,6 +137,9 @@ impl NaiveBook {
         if o.filled == o.quantity {
             o.status = OrderStatus::Filled;
             self.finish(id);
+        } else if !may_rest {
+            o.status = OrderStatus::Cancelled;
+            self.finish(id);
         } else if o.filled == 0 {
             o.status = OrderStatus::Open;
         }
@@ -145,7 +153,12 @@ impl NaiveBook {
                 side,
                 price,
                 quantity,
+                tif,
             } => {
+                let opposite = self.resting(side.opposite());
+                let crossed = opposite
+                    .iter()
+                    .filter(|o| Self::crosses(side, price, o.price));
                 if price == 0 {
                     Event::Rejected {
                         id,
@@ -161,6 +174,27 @@ impl NaiveBook {
                         id,
                         reason: RejectReason::DuplicateId,
                     }
+                } else if tif == TimeInForce::PostOnly && crossed.clone().next().is_some() {
+                    Event::Rejected {
+                        id,
+                        reason: RejectReason::WouldTake,
+                    }
+                } else if tif == TimeInForce::FillOrKill
+                    && crossed.map(|o| o.quantity - o.filled).sum::<u64>() < quantity
+                {
+                    let killed = OrderView {
+                        id,
+                        side,
+                        price,
+                        quantity,
+                        filled: 0,
+                        notional: 0,
+                        status: OrderStatus::Cancelled,
+                    };
+                    self.orders.push(killed);
+                    self.arrival.push(0);
+                    self.finish(id);
+                    Event::Accepted(killed)
                 } else {
                     self.orders.push(OrderView {
                         id,
@@ -172,7 +206,9 @@ impl NaiveBook {
                         status: OrderStatus::Open,
                     });
                     self.arrival.push(0);
-                    self.take(id, command.ts, &mut trades);
+                    let may_rest =
+                        matches!(tif, TimeInForce::GoodTillCancel | TimeInForce::PostOnly);
+                    self.take(id, command.ts, may_rest, &mut trades);
                     Event::Accepted(self.orders[self.position(id).unwrap()])
                 }
             }
@@ -199,7 +235,7 @@ impl NaiveBook {
                         self.orders[at].price = new_price;
                         self.orders[at].quantity = new_quantity;
                         if new_price != old.price || new_quantity > old.quantity {
-                            self.take(id, command.ts, &mut trades);
+                            self.take(id, command.ts, true, &mut trades);
                         }
                         Event::Modified(self.orders[self.position(id).unwrap()])
                     }
@@ -230,16 +266,25 @@ fn side() -> impl Strategy<Value = Side> {
     prop_oneof![Just(Side::Buy), Just(Side::Sell)]
 }
 
+fn tif() -> impl Strategy<Value = TimeInForce> {
+    prop_oneof![
+        4 => Just(TimeInForce::GoodTillCancel),
+        1 => Just(TimeInForce::ImmediateOrCancel),
+        1 => Just(TimeInForce::FillOrKill),
+        1 => Just(TimeInForce::PostOnly),
+    ]
+}
+
 fn command() -> impl Strategy<Value = CommandKind> {
     let id = 1u128..=40;
     prop_oneof![
-        5 => (id.clone(), side(), 95u64..=105, 1u64..=20)
-            .prop_map(|(id, side, price, quantity)| CommandKind::Place { id, side, price, quantity }),
+        5 => (id.clone(), side(), 95u64..=105, 1u64..=20, tif())
+            .prop_map(|(id, side, price, quantity, tif)| CommandKind::Place { id, side, price, quantity, tif }),
         2 => (id.clone(), proptest::option::of(94u64..=106), proptest::option::of(1u64..=30))
             .prop_map(|(id, price, quantity)| CommandKind::Modify { id, price, quantity }),
         2 => id.prop_map(|id| CommandKind::Cancel { id }),
-        1 => (id_or_zero(), side(), 0u64..=2, 0u64..=2)
-            .prop_map(|(id, side, price, quantity)| CommandKind::Place { id, side, price, quantity }),
+        1 => (id_or_zero(), side(), 0u64..=2, 0u64..=2, tif())
+            .prop_map(|(id, side, price, quantity, tif)| CommandKind::Place { id, side, price, quantity, tif }),
     ]
 }
 
@@ -433,6 +478,11 @@ fn check_batches_against_one_by_one(finished_capacity: usize, resident: bool) {
                     side,
                     price: resting_price(rng),
                     quantity: 1 + rng.below(100),
+                    tif: if rng.below(4) == 0 {
+                        TimeInForce::PostOnly
+                    } else {
+                        TimeInForce::GoodTillCancel
+                    },
                 }
             }
             45..=59 => {
@@ -447,6 +497,13 @@ fn check_batches_against_one_by_one(finished_capacity: usize, resident: bool) {
                         Side::Sell => 9_999 - reach,
                     },
                     quantity: 1 + rng.below(300),
+                    // A post-only one crossing is only rejected: the
+                    // resting places above try that.
+                    tif: [
+                        TimeInForce::GoodTillCancel,
+                        TimeInForce::ImmediateOrCancel,
+                        TimeInForce::FillOrKill,
+                    ][rng.below(3) as usize],
                 }
             }
             60..=89 => CommandKind::Cancel {
@@ -480,6 +537,9 @@ fn check_batches_against_one_by_one(finished_capacity: usize, resident: bool) {
     assert!(batched.resting_count() > 1 << 14, "the lookahead is on");
 
     let mut steps = (0, 0);
+    // Places cancelled at once (IOC rests, killed FOKs) and post-only
+    // places refused: the batch takes those paths too.
+    let (mut cancelled_at_once, mut refused_post_only) = (0, 0);
     while steps.0 < 60_000 {
         let len = 1 + rng.below(80) as usize;
         let commands: Vec<Command> = (0..len)
@@ -494,6 +554,18 @@ fn check_batches_against_one_by_one(finished_capacity: usize, resident: bool) {
         }
         let (a, b) = (a.0, b.0);
         assert_eq!(a, b, "batch {} differs", steps.1);
+        for said in &a {
+            match said {
+                Said::Event(Event::Accepted(view)) if view.status == OrderStatus::Cancelled => {
+                    cancelled_at_once += 1
+                }
+                Said::Event(Event::Rejected {
+                    reason: RejectReason::WouldTake,
+                    ..
+                }) => refused_post_only += 1,
+                _ => {}
+            }
+        }
         steps.0 += len;
         steps.1 += 1;
     }
@@ -502,7 +574,19 @@ fn check_batches_against_one_by_one(finished_capacity: usize, resident: bool) {
         assert!(batched.levels(side).eq(one_by_one.levels(side)));
     }
     assert_eq!(batched.last_trade_id(), one_by_one.last_trade_id());
-    assert!(batched.last_trade_id() > 10_000, "the stream trades");
+    assert!(
+        batched.last_trade_id() > 5_000,
+        "the stream trades: {}",
+        batched.last_trade_id()
+    );
+    assert!(
+        cancelled_at_once > 1_000,
+        "{cancelled_at_once} cancelled at once"
+    );
+    assert!(
+        refused_post_only > 10,
+        "{refused_post_only} post-only refused"
+    );
 }
 
 #[test]

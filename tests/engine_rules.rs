@@ -2,7 +2,7 @@
 
 use orderbook::engine::{
     BookConfig, Command, CommandKind, Event, OrderBook, OrderStatus, OrderView, RejectReason, Side,
-    Trade,
+    TimeInForce, Trade,
 };
 
 fn run(book: &mut OrderBook, kind: CommandKind) -> Vec<Event> {
@@ -24,6 +24,7 @@ fn place(book: &mut OrderBook, id: u128, side: Side, price: u64, quantity: u64) 
             side,
             price,
             quantity,
+            tif: TimeInForce::GoodTillCancel,
         },
     )
 }
@@ -228,6 +229,7 @@ fn trade_ids_count_up_and_carry_the_command_timestamp() {
                 side: Side::Buy,
                 price: 100,
                 quantity: 2,
+                tif: TimeInForce::GoodTillCancel,
             },
         },
         &mut events,
@@ -487,4 +489,182 @@ fn many_levels_stay_sorted_whatever_the_insertion_order() {
     remaining.dedup();
     let got: Vec<u64> = book.levels(Side::Buy).map(|l| l.price).collect();
     assert_eq!(got, remaining);
+}
+
+fn place_with(
+    book: &mut OrderBook,
+    id: u128,
+    side: Side,
+    price: u64,
+    quantity: u64,
+    tif: TimeInForce,
+) -> Vec<Event> {
+    run(
+        book,
+        CommandKind::Place {
+            id,
+            side,
+            price,
+            quantity,
+            tif,
+        },
+    )
+}
+
+fn levels(book: &OrderBook, side: Side) -> Vec<(u64, u64)> {
+    book.levels(side).map(|l| (l.price, l.quantity)).collect()
+}
+
+#[test]
+fn immediate_or_cancel_trades_what_crosses_and_cancels_the_rest() {
+    let mut book = OrderBook::default();
+    place(&mut book, 1, Side::Sell, 100, 3);
+    place(&mut book, 2, Side::Sell, 101, 4);
+    place(&mut book, 3, Side::Sell, 103, 5);
+    let events = place_with(
+        &mut book,
+        4,
+        Side::Buy,
+        102,
+        10,
+        TimeInForce::ImmediateOrCancel,
+    );
+    let fills: Vec<(u128, u64, u64)> = trades(&events)
+        .iter()
+        .map(|t| (t.maker, t.price, t.quantity))
+        .collect();
+    assert_eq!(fills, vec![(1, 100, 3), (2, 101, 4)]);
+    let Event::Accepted(taker) = outcome(&events) else {
+        panic!("{events:?}")
+    };
+    assert_eq!(
+        (taker.filled, taker.status, taker.remaining()),
+        (7, OrderStatus::Cancelled, 0)
+    );
+    assert_eq!(taker.notional, 3 * 100 + 4 * 101);
+    // The rest did not rest: only the maker out of reach is left.
+    assert!(resting_ids(&book, Side::Buy).is_empty());
+    assert_eq!(levels(&book, Side::Sell), vec![(103, 5)]);
+    // Level events only for the makers' levels.
+    let touched: Vec<(Side, u64, u64)> = events
+        .iter()
+        .filter_map(|e| match *e {
+            Event::Level {
+                side,
+                price,
+                quantity,
+            } => Some((side, price, quantity)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(touched, vec![(Side::Sell, 100, 0), (Side::Sell, 101, 0)]);
+}
+
+#[test]
+fn immediate_or_cancel_that_fills_is_filled_and_one_that_meets_nothing_is_cancelled() {
+    let mut book = OrderBook::default();
+    place(&mut book, 1, Side::Buy, 100, 10);
+    let events = place_with(
+        &mut book,
+        2,
+        Side::Sell,
+        99,
+        4,
+        TimeInForce::ImmediateOrCancel,
+    );
+    assert!(matches!(outcome(&events), Event::Accepted(v) if v.status == OrderStatus::Filled));
+    let events = place_with(
+        &mut book,
+        3,
+        Side::Sell,
+        101,
+        4,
+        TimeInForce::ImmediateOrCancel,
+    );
+    assert_eq!(events.len(), 1, "no trade, no level: {events:?}");
+    assert!(
+        matches!(outcome(&events), Event::Accepted(v) if v.status == OrderStatus::Cancelled && v.filled == 0)
+    );
+    assert_eq!(levels(&book, Side::Sell), vec![]);
+    assert_eq!(levels(&book, Side::Buy), vec![(100, 6)]);
+}
+
+#[test]
+fn fill_or_kill_trades_nothing_when_the_book_cannot_fill_it_whole() {
+    let mut book = OrderBook::default();
+    place(&mut book, 1, Side::Sell, 100, 3);
+    place(&mut book, 2, Side::Sell, 101, 4);
+    place(&mut book, 3, Side::Sell, 102, 50);
+    // 7 within its limit of 101, 8 asked: killed whole.
+    let events = place_with(&mut book, 4, Side::Buy, 101, 8, TimeInForce::FillOrKill);
+    assert_eq!(events.len(), 1, "no trade, no level: {events:?}");
+    let Event::Accepted(killed) = outcome(&events) else {
+        panic!("{events:?}")
+    };
+    assert_eq!(
+        (killed.filled, killed.status, killed.quantity),
+        (0, OrderStatus::Cancelled, 8)
+    );
+    assert_eq!(
+        levels(&book, Side::Sell),
+        vec![(100, 3), (101, 4), (102, 50)]
+    );
+    assert!(resting_ids(&book, Side::Buy).is_empty());
+    // With history, it stays fetchable as cancelled.
+    assert_eq!(view(&book, 4).status, OrderStatus::Cancelled);
+}
+
+#[test]
+fn fill_or_kill_fills_whole_across_levels_when_it_can() {
+    let mut book = OrderBook::default();
+    place(&mut book, 1, Side::Sell, 100, 3);
+    place(&mut book, 2, Side::Sell, 101, 4);
+    place(&mut book, 3, Side::Sell, 102, 50);
+    let events = place_with(&mut book, 4, Side::Buy, 101, 7, TimeInForce::FillOrKill);
+    assert_eq!(trades(&events).len(), 2);
+    assert!(
+        matches!(outcome(&events), Event::Accepted(v) if v.status == OrderStatus::Filled && v.filled == 7)
+    );
+    assert_eq!(levels(&book, Side::Sell), vec![(102, 50)]);
+    // A level emptied away from the touch adds nothing to what can fill.
+    place(&mut book, 5, Side::Buy, 90, 1);
+    place(&mut book, 6, Side::Buy, 95, 2);
+    cancel(&mut book, 5);
+    let events = place_with(&mut book, 7, Side::Sell, 90, 3, TimeInForce::FillOrKill);
+    assert!(matches!(outcome(&events), Event::Accepted(v) if v.status == OrderStatus::Cancelled));
+    let events = place_with(&mut book, 8, Side::Sell, 90, 2, TimeInForce::FillOrKill);
+    assert!(matches!(outcome(&events), Event::Accepted(v) if v.status == OrderStatus::Filled));
+}
+
+#[test]
+fn post_only_that_would_trade_is_rejected_and_changes_nothing() {
+    let mut book = OrderBook::default();
+    place(&mut book, 1, Side::Sell, 100, 3);
+    for (id, price) in [(2, 100), (3, 105)] {
+        let events = place_with(&mut book, id, Side::Buy, price, 5, TimeInForce::PostOnly);
+        assert_eq!(
+            events,
+            vec![Event::Rejected {
+                id,
+                reason: RejectReason::WouldTake
+            }]
+        );
+        assert_eq!(book.order(id), None, "a refused order is not known");
+    }
+    assert_eq!(levels(&book, Side::Sell), vec![(100, 3)]);
+    assert_eq!(book.last_trade_id(), 0);
+}
+
+#[test]
+fn post_only_that_does_not_cross_rests_and_keeps_its_place_in_time() {
+    let mut book = OrderBook::default();
+    place(&mut book, 1, Side::Sell, 100, 3);
+    let events = place_with(&mut book, 2, Side::Buy, 99, 5, TimeInForce::PostOnly);
+    assert!(matches!(outcome(&events), Event::Accepted(v) if v.status == OrderStatus::Open));
+    place(&mut book, 3, Side::Buy, 99, 5);
+    assert_eq!(resting_ids(&book, Side::Buy), vec![2, 3]);
+    // It is a maker like any other.
+    let events = place(&mut book, 4, Side::Sell, 99, 6);
+    let makers: Vec<u128> = trades(&events).iter().map(|t| t.maker).collect();
+    assert_eq!(makers, vec![2, 3]);
 }

@@ -6,7 +6,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use orderbook::engine::{BookConfig, Command, CommandKind, Event, OrderBook, Side};
+use orderbook::engine::{BookConfig, Command, CommandKind, Event, OrderBook, Side, TimeInForce};
 
 struct CountingAllocator;
 
@@ -128,6 +128,21 @@ fn run(
                 side,
                 price,
                 quantity: 1 + rng.below(20),
+                // Every time in force: orders cancelled at once or refused
+                // must allocate nothing either. The crossing places try
+                // IOC and FOK; the others are post-only now and then (so
+                // the book keeps its depth).
+                tif: if pick < 5 {
+                    [
+                        TimeInForce::GoodTillCancel,
+                        TimeInForce::ImmediateOrCancel,
+                        TimeInForce::FillOrKill,
+                    ][rng.below(3) as usize]
+                } else if rng.below(4) == 0 {
+                    TimeInForce::PostOnly
+                } else {
+                    TimeInForce::GoodTillCancel
+                },
             }
         } else if pick < 80 {
             CommandKind::Cancel { id: recent[slot] }

@@ -216,16 +216,32 @@ fn get_book_is_the_feed_s_book_as_of_the_seq_it_carries() {
         for _ in 0..25 {
             let side = if random(2) == 0 { 1 } else { -1 };
             let price = 97.0 + random(60) as f64 / 10.0;
+            // Every time in force: IOC and FOK rests are cancelled, and a
+            // post-only order that would trade is refused (422).
+            let tif = [
+                r#""GTC""#,
+                r#""IOC""#,
+                r#""FOK""#,
+                r#""GTC","post_only":true"#,
+            ][random(4) as usize];
             let body = format!(
-                r#"{{"side":{side},"price":{price:.1},"quantity":{}}}"#,
+                r#"{{"side":{side},"price":{price:.1},"quantity":{},"time_in_force":{tif}}}"#,
                 1 + random(20)
             );
             burst.extend(request_bytes("POST", "/order/", Some(&body)));
         }
         rest.send_raw(&burst).unwrap();
         for _ in 0..25 {
-            let placed = rest.read_response().unwrap().expect(200);
-            if placed["status"] != "filled" {
+            let response = rest.read_response().unwrap();
+            if response.status == 422 {
+                response.expect_detail(
+                    422,
+                    "post_only: the order would trade on arrival; it was not placed",
+                );
+                continue;
+            }
+            let placed = response.expect(200);
+            if placed["status"] == "open" || placed["status"] == "partially filled" {
                 ids.push(placed["id"].as_str().unwrap().to_string());
             }
         }

@@ -208,6 +208,101 @@ fn post_order_rejects_each_bad_field_with_422_naming_it() {
 }
 
 #[test]
+fn time_in_force_and_post_only_are_taken_and_checked() {
+    let server = Server::start();
+    let mut client = server.connect();
+    client.place(-1, 100.0, 5);
+    // IOC: trades what crosses, the rest is cancelled and never rests.
+    let ioc = client
+        .post(
+            "/order/",
+            r#"{"quantity": 8, "price": 100.0, "side": 1, "time_in_force": "IOC"}"#,
+        )
+        .expect(200);
+    assert_eq!(
+        (&ioc["status"], &ioc["filled_quantity"], &ioc["quantity"]),
+        (&json!("cancelled"), &json!(5), &json!(8))
+    );
+    let fetched = client.order(ioc["id"].as_str().unwrap());
+    assert_eq!(
+        (
+            &fetched["order_alive"],
+            &fetched["traded_quantity"],
+            &fetched["average_traded_price"]
+        ),
+        (&json!(false), &json!(5), &json!(100.0))
+    );
+    // FOK that the book cannot fill whole: nothing trades.
+    client.place(-1, 101.0, 3);
+    let fok = client
+        .post(
+            "/order/",
+            r#"{"quantity": 4, "price": 101.0, "side": "buy", "time_in_force": "fok"}"#,
+        )
+        .expect(200);
+    assert_eq!(
+        (&fok["status"], &fok["filled_quantity"]),
+        (&json!("cancelled"), &json!(0))
+    );
+    // Post-only: refused if it would trade, rests otherwise.
+    client
+        .post(
+            "/order/",
+            r#"{"quantity": 1, "price": 101.0, "side": 1, "post_only": true}"#,
+        )
+        .expect_detail(
+            422,
+            "post_only: the order would trade on arrival; it was not placed",
+        );
+    let maker = client
+        .post("/order/", r#"{"quantity": 1, "price": 100.99, "side": 1, "post_only": true, "time_in_force": "GTC"}"#)
+        .expect(200);
+    assert_eq!(maker["status"], json!("open"));
+    // Explicit defaults are the defaults.
+    let plain = client
+        .post("/order/", r#"{"quantity": 2, "price": 99.0, "side": 1, "time_in_force": null, "post_only": false}"#)
+        .expect(200);
+    assert_eq!(plain["status"], json!("open"));
+    let (buys, sells) = client.orders();
+    let resting: Vec<(&Value, &Value)> = buys
+        .iter()
+        .chain(&sells)
+        .map(|o| (&o["price"], &o["quantity"]))
+        .collect();
+    assert_eq!(
+        resting,
+        [
+            (&json!(100.99), &json!(1)),
+            (&json!(99.0), &json!(2)),
+            (&json!(101.0), &json!(3))
+        ]
+    );
+    // Bad values name the field; nothing reaches the book.
+    for (body, detail) in [
+        (
+            r#"{"quantity": 1, "price": 90.0, "side": 1, "time_in_force": "DAY"}"#,
+            r#"time_in_force: must be "GTC", "IOC" or "FOK""#,
+        ),
+        (
+            r#"{"quantity": 1, "price": 90.0, "side": 1, "time_in_force": 1}"#,
+            r#"time_in_force: must be "GTC", "IOC" or "FOK""#,
+        ),
+        (
+            r#"{"quantity": 1, "price": 90.0, "side": 1, "post_only": "yes"}"#,
+            "post_only: must be true or false",
+        ),
+        (
+            r#"{"quantity": 1, "price": 90.0, "side": 1, "post_only": true, "time_in_force": "IOC"}"#,
+            r#"post_only: only with time_in_force "GTC": an order that must rest cannot be immediate"#,
+        ),
+    ] {
+        client.post("/order/", body).expect_detail(422, detail);
+    }
+    let (buys, sells) = client.orders();
+    assert_eq!(buys.len() + sells.len(), 3);
+}
+
+#[test]
 fn a_json_array_body_is_not_an_order() {
     let server = Server::start();
     let mut client = server.connect();

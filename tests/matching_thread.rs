@@ -6,7 +6,9 @@
 use std::thread;
 use std::time::Duration;
 
-use orderbook::engine::{BookConfig, Command, CommandKind, Event, OrderBook, OrderView, Side};
+use orderbook::engine::{
+    BookConfig, Command, CommandKind, Event, OrderBook, OrderView, Side, TimeInForce,
+};
 use orderbook::matching::{self, Output, Request};
 use orderbook::ring::{broadcast_with, spsc_with, WaitResult, WaitStrategy};
 
@@ -47,6 +49,7 @@ fn commands(count: usize) -> Vec<Command> {
                     side,
                     price: 990 + rng.below(21),
                     quantity: 1 + rng.below(50),
+                    tif: TimeInForce::GoodTillCancel,
                 }
             } else {
                 let recent = placed.len().min(500) as u64;
@@ -163,6 +166,7 @@ fn barriers_answer_in_stream_order() {
             side: Side::Buy,
             price: 100,
             quantity: 3,
+            tif: TimeInForce::GoodTillCancel,
         },
     };
     let barrier = matching::Barrier {

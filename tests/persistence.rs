@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use orderbook::api;
 use orderbook::engine::{
-    BookConfig, Command, CommandKind, Event, OrderBook, OrderId, OrderView, Side, Trade,
+    BookConfig, Command, CommandKind, Event, OrderBook, OrderId, OrderView, Side, TimeInForce,
+    Trade,
 };
 use orderbook::persist::journal;
 use serde_json::Value;
@@ -109,6 +110,81 @@ fn a_restart_after_sigterm_shows_the_same_orders_trades_and_finished_orders() {
         api::write_uuid(&mut text, api::trade_uuid(5));
         text
     });
+}
+
+#[test]
+fn time_in_force_outcomes_are_restored_after_kill_9_and_after_sigterm() {
+    let dir = TempDir::new("time-in-force");
+    let mut server = Server::start_in(&dir.0, &[]);
+    let mut client = server.connect();
+    let mut ids = Vec::new();
+    let mut place = |client: &mut Client, body: &str| -> Value {
+        let placed = client.post("/order/", body).expect(200);
+        ids.push(id_of(&placed));
+        placed
+    };
+    place(&mut client, &place_body(Side::Sell, 10_000, 5));
+    place(&mut client, &place_body(Side::Sell, 10_050, 7));
+    place(&mut client, &place_body(Side::Buy, 9_900, 4));
+    let ioc = r#"{"side":1,"price":100.25,"quantity":8,"time_in_force":"IOC"}"#;
+    let ioc = place(&mut client, ioc);
+    assert_eq!(
+        (&ioc["status"], &ioc["filled_quantity"]),
+        (&"cancelled".into(), &5.into())
+    );
+    let killed = r#"{"side":1,"price":101.0,"quantity":20,"time_in_force":"FOK"}"#;
+    let killed = place(&mut client, killed);
+    assert_eq!(
+        (&killed["status"], &killed["filled_quantity"]),
+        (&"cancelled".into(), &0.into())
+    );
+    let filled = r#"{"side":-1,"price":99.0,"quantity":4,"time_in_force":"fok"}"#;
+    assert_eq!(place(&mut client, filled)["status"], "filled");
+    client
+        .post(
+            "/order/",
+            r#"{"side":1,"price":100.5,"quantity":1,"post_only":true}"#,
+        )
+        .expect_detail(
+            422,
+            "post_only: the order would trade on arrival; it was not placed",
+        );
+    let maker = r#"{"side":-1,"price":100.75,"quantity":2,"post_only":true}"#;
+    assert_eq!(place(&mut client, maker)["status"], "open");
+
+    let before = observe(&server, &ids);
+    assert!(before.iter().all(|(_, status, _)| *status == 200));
+    let fetched: Value = serde_json::from_slice(&before[2 + 3].2).unwrap();
+    assert_eq!(
+        (
+            &fetched["status"],
+            &fetched["traded_quantity"],
+            &fetched["order_alive"]
+        ),
+        (&"cancelled".into(), &5.into(), &false.into()),
+        "the IOC's rest was cancelled, not rested"
+    );
+    let same_as_before = |server: &Server, when: &str| {
+        for (b, a) in before.iter().zip(&observe(server, &ids)) {
+            assert_eq!(
+                (b.0.as_str(), b.1, String::from_utf8_lossy(&b.2)),
+                (a.0.as_str(), a.1, String::from_utf8_lossy(&a.2)),
+                "{when}"
+            );
+        }
+    };
+    // The journal alone (the refused post-only place is in it too).
+    server.kill9();
+    let mut server = Server::start_in(&dir.0, &[]);
+    same_as_before(&server, "after kill -9");
+    // The state file.
+    server.signal("TERM");
+    assert!(server
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits")
+        .success());
+    let server = Server::start_in(&dir.0, &[]);
+    same_as_before(&server, "after SIGTERM");
 }
 
 #[test]
@@ -348,6 +424,7 @@ fn replay(ops: &[Op]) -> (OrderBook, Vec<Trade>) {
                 side,
                 price: ticks,
                 quantity,
+                tif: TimeInForce::GoodTillCancel,
             },
             Op::Cancel(id) => CommandKind::Cancel { id },
             Op::Modify {

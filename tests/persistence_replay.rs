@@ -5,7 +5,7 @@
 //! answer further commands identically.
 
 use orderbook::api::{TickSize, TradeRecord, Wire};
-use orderbook::engine::{BookConfig, Command, CommandKind, Event, OrderBook, Side};
+use orderbook::engine::{BookConfig, Command, CommandKind, Event, OrderBook, Side, TimeInForce};
 use orderbook::persist::journal::{self, Record};
 use orderbook::persist::snapshot;
 use proptest::prelude::*;
@@ -40,6 +40,7 @@ fn command() -> impl Strategy<Value = CommandKind> {
                 side: if buy { Side::Buy } else { Side::Sell },
                 price,
                 quantity,
+                tif: TimeInForce::GoodTillCancel,
             }
         }),
         1 => id.clone().prop_map(|id| CommandKind::Cancel { id }),

@@ -19,7 +19,7 @@ use super::index::{IdIndex, Probe, DENSE, SPARSE};
 use super::prefetch::prefetch;
 use super::types::{
     Command, CommandKind, Event, EventSink, LevelView, OrderId, OrderStatus, OrderView, Qty,
-    RejectReason, Side, Ticks, Timestamp, Trade,
+    RejectReason, Side, Ticks, TimeInForce, Timestamp, Trade,
 };
 
 /// Sizes the book is prepared for; exceeding them allocates more, it never
@@ -102,6 +102,15 @@ struct Level {
     orders: u32,
     head: u32,
     tail: u32,
+}
+
+/// Whether a taker on `side` with `limit` meets a maker level at `level`.
+#[inline]
+fn crosses(side: Side, limit: Ticks, level: Ticks) -> bool {
+    match side {
+        Side::Buy => level <= limit,
+        Side::Sell => level >= limit,
+    }
 }
 
 /// One side's levels: sorted worst to best so the best is last, plus a map
@@ -326,7 +335,8 @@ impl OrderBook {
                 side,
                 price,
                 quantity,
-            } => self.place(id, side, price, quantity, command.ts, out),
+                tif,
+            } => self.place(id, side, price, quantity, tif, command.ts, out),
             CommandKind::Modify {
                 id,
                 price,
@@ -513,12 +523,14 @@ impl OrderBook {
             .map_or(Touched::Nothing, |level| Touched::Tail(level.tail))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn place<S: EventSink>(
         &mut self,
         id: OrderId,
         side: Side,
         price: Ticks,
         quantity: Qty,
+        tif: TimeInForce,
         ts: Timestamp,
         out: &mut S,
     ) {
@@ -544,6 +556,13 @@ impl OrderBook {
             }
             Probe::Vacant(at) => at,
         };
+        if tif == TimeInForce::PostOnly && self.would_trade(side, price) {
+            out.emit(Event::Rejected {
+                id,
+                reason: RejectReason::WouldTake,
+            });
+            return;
+        }
         let trades_before = self.last_trade_id;
         let slot = self.orders.insert(Order {
             id,
@@ -558,7 +577,20 @@ impl OrderBook {
             status: OrderStatus::Open,
             wide: false,
         });
-        let rests = self.take_and_rest(slot, ts, out);
+        let rests = match tif {
+            TimeInForce::GoodTillCancel | TimeInForce::PostOnly => {
+                self.take_and_rest(slot, ts, true, out)
+            }
+            TimeInForce::ImmediateOrCancel => self.take_and_rest(slot, ts, false, out),
+            TimeInForce::FillOrKill if self.fillable(side, price, quantity) => {
+                self.take_and_rest(slot, ts, false, out)
+            }
+            TimeInForce::FillOrKill => {
+                // Killed whole: it never trades, so it touches no level.
+                self.orders.get_mut(slot).status = OrderStatus::Cancelled;
+                false
+            }
+        };
         let view = self.view(slot);
         if rests {
             // The vacant bucket is still right unless a filled maker left
@@ -569,7 +601,8 @@ impl OrderBook {
                 self.index.insert_new(hash, slot);
             }
         } else {
-            // Filled at once: it only ever needs an index entry as history.
+            // Filled (or, by its time in force, cancelled) at once: it only
+            // ever needs an index entry as history.
             if let Some(value) = self.remember(view) {
                 self.index.insert_new(hash, value);
             }
@@ -636,7 +669,7 @@ impl OrderBook {
             let order = self.orders.get_mut(slot);
             order.price = price;
             order.quantity = quantity;
-            if !self.take_and_rest(slot, ts, out) {
+            if !self.take_and_rest(slot, ts, true, out) {
                 let view = self.view(slot);
                 self.retire(slot, None);
                 out.emit(Event::Modified(view));
@@ -661,11 +694,43 @@ impl OrderBook {
         out.emit(Event::Cancelled(view));
     }
 
+    /// Whether an order on `side` at `limit` would meet the opposite side.
+    fn would_trade(&self, side: Side, limit: Ticks) -> bool {
+        self.ladders[side.opposite().index()]
+            .best()
+            .is_some_and(|(best, _)| crosses(side, limit, best))
+    }
+
+    /// Whether the opposite side holds `quantity` within `limit`: a
+    /// fill-or-kill order's test. Walks the crossed levels from the best,
+    /// stopping as soon as they hold enough.
+    fn fillable(&self, side: Side, limit: Ticks, quantity: Qty) -> bool {
+        let mut within: Qty = 0;
+        for &(price, level_slot) in self.ladders[side.opposite().index()].sorted.iter().rev() {
+            if !crosses(side, limit, price) {
+                return false;
+            }
+            // An empty level kept in the ladder adds 0.
+            within += self.levels.get(level_slot).total;
+            if within >= quantity {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Matches the order in `slot` (not linked into any level) against the
-    /// opposite side while it crosses, then rests what remains at the back
-    /// of its level. Returns whether it rests; a filled one is left for the
-    /// caller to retire (its status already `Filled`).
-    fn take_and_rest<S: EventSink>(&mut self, slot: u32, ts: Timestamp, out: &mut S) -> bool {
+    /// opposite side while it crosses, then, if `may_rest`, rests what
+    /// remains at the back of its level; otherwise what remains is
+    /// cancelled. Returns whether it rests; one that does not is left for
+    /// the caller to retire (its status already `Filled` or `Cancelled`).
+    fn take_and_rest<S: EventSink>(
+        &mut self,
+        slot: u32,
+        ts: Timestamp,
+        may_rest: bool,
+        out: &mut S,
+    ) -> bool {
         let (taker_id, side, limit) = {
             let taker = self.orders.get(slot);
             (taker.id, taker.side, taker.price)
@@ -681,11 +746,7 @@ impl OrderBook {
             let Some((level_price, level_slot)) = self.ladders[opposite.index()].best() else {
                 break;
             };
-            let crosses = match side {
-                Side::Buy => level_price <= limit,
-                Side::Sell => level_price >= limit,
-            };
-            if !crosses {
+            if !crosses(side, limit, level_price) {
                 break;
             }
             // Walk the level's queue from the oldest maker.
@@ -755,6 +816,9 @@ impl OrderBook {
         taker.filled += filled_now;
         if remaining == 0 {
             taker.status = OrderStatus::Filled;
+            false
+        } else if !may_rest {
+            taker.status = OrderStatus::Cancelled;
             false
         } else {
             taker.status = if taker.filled > 0 {
@@ -1191,6 +1255,7 @@ mod tests {
                     side,
                     price,
                     quantity,
+                    tif: TimeInForce::GoodTillCancel,
                 },
             },
             &mut out,
@@ -1232,6 +1297,7 @@ mod tests {
                     side,
                     price,
                     quantity,
+                    tif: TimeInForce::GoodTillCancel,
                 };
                 book.apply(&Command { ts: step, kind }, &mut out);
                 live.push((id, side, price, quantity));

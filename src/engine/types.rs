@@ -71,11 +71,30 @@ impl OrderStatus {
     }
 }
 
+/// How long a placed order may live, and whether it may take liquidity:
+/// the choices exchange APIs offer with a limit order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TimeInForce {
+    /// Trades what it crosses, then rests until filled or cancelled.
+    #[default]
+    GoodTillCancel,
+    /// Trades what it crosses at once; the rest is cancelled, never rests.
+    ImmediateOrCancel,
+    /// Trades its whole quantity at once or nothing at all: if the
+    /// opposite side does not hold enough within its limit, it is
+    /// cancelled without trading.
+    FillOrKill,
+    /// Only ever rests (a maker): rejected if it would trade on arrival.
+    /// Checked when placed; a later modify that crosses trades, as any
+    /// modify does.
+    PostOnly,
+}
+
 /// What a client asks the engine to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CommandKind {
     /// Place a limit order; it trades as taker against what it crosses and
-    /// rests with whatever remains.
+    /// rests with whatever remains, as its time in force allows.
     Place {
         /// The new order's id (unique; a repeat is rejected).
         id: OrderId,
@@ -85,6 +104,8 @@ pub enum CommandKind {
         price: Ticks,
         /// Total quantity, above zero.
         quantity: Qty,
+        /// Whether what does not trade at once rests.
+        tif: TimeInForce,
     },
     /// Change a resting order's total quantity and/or price.
     Modify {
@@ -231,6 +252,8 @@ pub enum RejectReason {
     ZeroQuantity,
     /// Modify to a total at or below what is already filled.
     QuantityNotAboveFilled,
+    /// A post-only place that would trade on arrival.
+    WouldTake,
 }
 
 impl fmt::Display for RejectReason {
@@ -243,6 +266,7 @@ impl fmt::Display for RejectReason {
             RejectReason::QuantityNotAboveFilled => {
                 "new quantity must be above the filled quantity"
             }
+            RejectReason::WouldTake => "post-only order would trade on arrival",
         })
     }
 }

@@ -946,6 +946,7 @@ impl Front {
             side: order.side,
             price: order.price,
             quantity: order.quantity,
+            tif: order.tif,
         };
         self.submit_command(slot, kind, Awaiting::Place, keep_alive)
     }
@@ -1558,5 +1559,10 @@ fn rejection(body: &mut String, kind: Awaiting, reason: RejectReason) -> u16 {
         (_, RejectReason::ZeroPrice) => detail(body, 422, "price: must be positive"),
         (_, RejectReason::ZeroQuantity) => detail(body, 422, "quantity: must be positive"),
         (_, RejectReason::DuplicateId) => detail(body, 500, "Order id collision; retry"),
+        (_, RejectReason::WouldTake) => detail(
+            body,
+            422,
+            "post_only: the order would trade on arrival; it was not placed",
+        ),
     }
 }

@@ -18,7 +18,7 @@
 
 use std::fmt;
 
-use crate::engine::{Command, CommandKind, Side};
+use crate::engine::{Command, CommandKind, Side, TimeInForce};
 
 /// First bytes of every journal file.
 pub const MAGIC: [u8; 8] = *b"OBJRNL\0\0";
@@ -135,12 +135,23 @@ fn encode_payload(record: &Record, out: &mut Vec<u8>) {
             side,
             price,
             quantity,
+            tif,
         } => {
-            out.push(1);
+            // A good-till-cancel place keeps kind 1, the layout journals
+            // had before time in force, so they read as they did; other
+            // places are kind 4: the same fields, then the time in force.
+            let tif_code = match tif {
+                TimeInForce::GoodTillCancel => None,
+                TimeInForce::ImmediateOrCancel => Some(1),
+                TimeInForce::FillOrKill => Some(2),
+                TimeInForce::PostOnly => Some(3),
+            };
+            out.push(if tif_code.is_some() { 4 } else { 1 });
             out.extend_from_slice(&id.to_le_bytes());
             out.push(side as i8 as u8);
             out.extend_from_slice(&price.to_le_bytes());
             out.extend_from_slice(&quantity.to_le_bytes());
+            out.extend(tif_code);
         }
         CommandKind::Modify {
             id,
@@ -197,18 +208,31 @@ fn decode_payload(payload: &[u8]) -> Option<Record> {
     let seq = fields.u64()?;
     let ts = fields.u64()?;
     let kind = match fields.u8()? {
-        1 => {
+        kind @ (1 | 4) => {
             let id = fields.u128()?;
             let side = match fields.u8()? as i8 {
                 1 => Side::Buy,
                 -1 => Side::Sell,
                 _ => return None,
             };
+            let price = fields.u64()?;
+            let quantity = fields.u64()?;
+            let tif = if kind == 1 {
+                TimeInForce::GoodTillCancel
+            } else {
+                match fields.u8()? {
+                    1 => TimeInForce::ImmediateOrCancel,
+                    2 => TimeInForce::FillOrKill,
+                    3 => TimeInForce::PostOnly,
+                    _ => return None,
+                }
+            };
             CommandKind::Place {
                 id,
                 side,
-                price: fields.u64()?,
-                quantity: fields.u64()?,
+                price,
+                quantity,
+                tif,
             }
         }
         2 => {
@@ -335,6 +359,7 @@ mod tests {
                 side: Side::Sell,
                 price: 10_050,
                 quantity: 7,
+                tif: TimeInForce::GoodTillCancel,
             },
             CommandKind::Modify {
                 id: 42,
@@ -376,6 +401,46 @@ mod tests {
         let scan = scan_records(&data, Layout::Appended).unwrap();
         assert_eq!(scan.records, records);
         assert_eq!((scan.good_len, scan.torn_bytes), (data.len(), 0));
+    }
+
+    #[test]
+    fn places_keep_their_time_in_force_and_good_till_cancel_keeps_the_old_layout() {
+        let place = |tif| Record {
+            seq: 9,
+            command: Command {
+                ts: 5,
+                kind: CommandKind::Place {
+                    id: 0xABCD,
+                    side: Side::Buy,
+                    price: 10_000,
+                    quantity: 3,
+                    tif,
+                },
+            },
+        };
+        let frame_and_head = FRAME_LEN + 8 + 8;
+        for (tif, kind, len) in [
+            (TimeInForce::GoodTillCancel, 1, 50),
+            (TimeInForce::ImmediateOrCancel, 4, 51),
+            (TimeInForce::FillOrKill, 4, 51),
+            (TimeInForce::PostOnly, 4, 51),
+        ] {
+            let data = encoded(&[place(tif)]);
+            assert_eq!((data[frame_and_head], data.len() - FRAME_LEN), (kind, len));
+            let scan = scan_records(&data, Layout::Appended).unwrap();
+            assert_eq!(scan.records, [place(tif)]);
+        }
+        // A time in force this build does not know is a damaged record.
+        let mut data = encoded(&[place(TimeInForce::PostOnly)]);
+        let last = data.len() - 1;
+        data[last] = 9;
+        let crc = crc32fast::hash(&data[FRAME_LEN..]);
+        data[4..8].copy_from_slice(&crc.to_le_bytes());
+        data.extend(encoded(&sample()));
+        assert!(matches!(
+            scan_records(&data, Layout::Appended),
+            Err(JournalError::Corrupt { offset: 0, .. })
+        ));
     }
 
     #[test]

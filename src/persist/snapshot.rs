@@ -346,7 +346,7 @@ pub fn decode(bytes: &[u8], wire: &Wire) -> Result<State, String> {
 mod tests {
     use super::*;
     use crate::api::TickSize;
-    use crate::engine::{BookConfig, Command, CommandKind, Event};
+    use crate::engine::{BookConfig, Command, CommandKind, Event, TimeInForce};
 
     fn wire() -> Wire {
         Wire {
@@ -365,6 +365,7 @@ mod tests {
                 side,
                 price,
                 quantity,
+                tif: TimeInForce::GoodTillCancel,
             },
         };
         book.apply(&command, &mut events);
