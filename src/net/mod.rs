@@ -2,6 +2,7 @@
 //! HTTP with `httparse`, turns requests into [`Request`](crate::matching::Request)s
 //! for the matching thread, and writes the answers back in request order.
 
+pub mod api_docs;
 pub mod http;
 pub mod server;
 pub mod ws;

@@ -23,6 +23,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::api_docs;
 use super::http::{self, Limits, Method};
 use crate::api::{self, ApiError, TradeRecord, Wire};
 use crate::engine::{Command, CommandKind, Event, RejectReason};
@@ -913,9 +914,21 @@ impl Front {
                 );
                 Ok(())
             }
-            ("/orders" | "/book" | "/trades" | "/health" | "/metrics", _) => {
-                Err(method_not_allowed("GET, HEAD"))
+            ("/openapi.json", Method::Get) => {
+                let document = api_docs::OPENAPI_JSON.as_bytes();
+                self.answer_now(slot, 200, document, keep_alive);
+                Ok(())
             }
+            ("/docs", Method::Get) => {
+                let page = api_docs::DOCS_HTML.as_bytes();
+                self.answer_now_typed(slot, 200, api_docs::HTML, page, keep_alive, "");
+                Ok(())
+            }
+            (
+                "/orders" | "/book" | "/trades" | "/health" | "/metrics" | "/openapi.json"
+                | "/docs",
+                _,
+            ) => Err(method_not_allowed("GET, HEAD")),
             ("/ws", _) => Err(method_not_allowed("GET")),
             _ => match path.strip_prefix("/order/") {
                 Some(id) => self.by_id(slot, method, id, request, keep_alive),
