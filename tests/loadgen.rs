@@ -152,6 +152,40 @@ fn modifies_and_fetches_act_on_resting_orders_and_leave_them_resting() {
 }
 
 #[test]
+fn ioc_orders_trade_and_never_rest_and_book_reads_are_counted() {
+    let server = Server::start();
+    let makers = loadgen::run(&settings(&server, 4, 1, Stop::Requests(1_000), "place=1")).unwrap();
+    assert_all_200(&makers, 1_000);
+    let report = loadgen::run(&settings(
+        &server,
+        4,
+        1,
+        Stop::Requests(2_000),
+        "ioc=3,book=1",
+    ))
+    .unwrap();
+    assert_all_200(&report, 2_000);
+    assert_eq!(report.placed + report.book_reads, 2_000);
+    assert_eq!(report.ioc, report.placed);
+    assert!(report.ioc > 1_000 && report.book_reads > 300, "{report:?}");
+    assert_eq!(report.rested, 0, "an IOC order never rests");
+    // IOC orders are priced through the mid (100.00): had one rested, a
+    // bid above it or an ask below it would be in the book.
+    let book = server.connect().get("/orders").expect(200);
+    for (key, resting_side_of_mid) in [("buy_orders", -1.0), ("sell_orders", 1.0)] {
+        for order in book[key].as_array().unwrap() {
+            let price = order["price"].as_f64().unwrap();
+            assert!((price - 100.0) * resting_side_of_mid > 0.0, "{order}");
+        }
+    }
+    let trades = server.connect().get("/trades?limit=100000").expect(200);
+    assert!(
+        trades.as_array().unwrap().len() > 500,
+        "the IOC orders traded"
+    );
+}
+
+#[test]
 fn crossing_orders_trade_and_their_cancels_of_filled_orders_are_not_errors() {
     let server = Server::start();
     let report = loadgen::run(&settings(

@@ -88,11 +88,16 @@ pub struct Mix {
     pub modify: u32,
     /// Fetches (`GET /order/{id}`).
     pub fetch: u32,
+    /// Immediate-or-cancel orders priced through the mid (`"time_in_force":
+    /// "IOC"`): they trade what they meet and never rest.
+    pub ioc: u32,
+    /// Reads of the book's top levels (`GET /book`).
+    pub book: u32,
 }
 
 impl Mix {
     /// Parses `place=50,cancel=35,cross=15` (kinds left out weigh 0; the
-    /// kinds are place, cancel, cross, modify and fetch).
+    /// kinds are place, cancel, cross, modify, fetch, ioc and book).
     pub fn parse(text: &str) -> Result<Mix, String> {
         let mut mix = Mix::default();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -109,9 +114,11 @@ impl Mix {
                 "cross" => mix.cross = weight,
                 "modify" => mix.modify = weight,
                 "fetch" => mix.fetch = weight,
+                "ioc" => mix.ioc = weight,
+                "book" => mix.book = weight,
                 other => {
                     return Err(format!(
-                        "{other:?}: unknown kind (place, cancel, cross, modify or fetch)"
+                        "{other:?}: unknown kind (place, cancel, cross, modify, fetch, ioc or book)"
                     ))
                 }
             }
@@ -122,13 +129,15 @@ impl Mix {
         Ok(mix)
     }
 
-    fn weights(&self) -> [(Kind, u64); 5] {
+    fn weights(&self) -> [(Kind, u64); 7] {
         [
             (Kind::Place, self.place as u64),
             (Kind::Cancel, self.cancel as u64),
             (Kind::Cross, self.cross as u64),
             (Kind::Modify, self.modify as u64),
             (Kind::Fetch, self.fetch as u64),
+            (Kind::Ioc, self.ioc as u64),
+            (Kind::Book, self.book as u64),
         ]
     }
 
@@ -155,6 +164,8 @@ enum Kind {
     Cross,
     Modify,
     Fetch,
+    Ioc,
+    Book,
 }
 
 /// An order this connection placed and last saw resting.
@@ -182,6 +193,10 @@ pub struct Report {
     pub modified: u64,
     /// Fetches answered 200.
     pub fetched: u64,
+    /// Of the places, the IOC ones (each answered `filled` or `cancelled`).
+    pub ioc: u64,
+    /// Book reads answered 200.
+    pub book_reads: u64,
     /// Cancels and modifies answered 404: the order had traded away.
     pub not_resting: u64,
     /// Connections that failed (refused, reset, closed mid-answer,
@@ -221,6 +236,8 @@ impl Report {
         self.cancelled += other.cancelled;
         self.modified += other.modified;
         self.fetched += other.fetched;
+        self.ioc += other.ioc;
+        self.book_reads += other.book_reads;
         self.not_resting += other.not_resting;
         self.transport_errors += other.transport_errors;
         self.elapsed = self.elapsed.max(other.elapsed);
@@ -238,6 +255,8 @@ impl Report {
             cancelled: 0,
             modified: 0,
             fetched: 0,
+            ioc: 0,
+            book_reads: 0,
             not_resting: 0,
             transport_errors: 0,
             elapsed: Duration::ZERO,
@@ -277,6 +296,8 @@ impl Report {
             "cancelled": self.cancelled,
             "modified": self.modified,
             "fetched": self.fetched,
+            "ioc": self.ioc,
+            "book_reads": self.book_reads,
             "not_resting": self.not_resting,
             "transport_errors": self.transport_errors,
             "latency_us": latency,
@@ -641,14 +662,22 @@ fn start_request(settings: &Settings, connection: &mut Connection, since: Instan
                 connection.resting[at].id
             );
         }
-        Kind::Place | Kind::Cross => {
+        Kind::Book => {
+            let _ = write!(out, "GET /book HTTP/1.1\r\nHost: loadgen\r\n\r\n");
+        }
+        Kind::Place | Kind::Cross | Kind::Ioc => {
             let buy = rng.random_bool(0.5);
-            // A place rests on its own side of the mid; a cross is priced
-            // on the other.
+            // A place rests on its own side of the mid; a cross or an IOC
+            // is priced on the other.
             let price = price(rng, buy == (kind == Kind::Place));
             let quantity = rng.random_range(1..=100u32);
+            let tif = if kind == Kind::Ioc {
+                ",\"time_in_force\":\"IOC\""
+            } else {
+                ""
+            };
             let body = format!(
-                "{{\"quantity\":{quantity},\"price\":{price},\"side\":{}}}",
+                "{{\"quantity\":{quantity},\"price\":{price},\"side\":{}{tif}}}",
                 if buy { 1 } else { -1 }
             );
             let _ = write!(
@@ -718,8 +747,9 @@ fn read_answers(
         *report.statuses.entry(status).or_default() += 1;
         let acted_on = connection.acting_on.take();
         match (kind, status) {
-            (Kind::Place | Kind::Cross, 200) => {
+            (Kind::Place | Kind::Cross | Kind::Ioc, 200) => {
                 report.placed += 1;
+                report.ioc += u64::from(kind == Kind::Ioc);
                 if let Some(held) = resting(body) {
                     report.rested += 1;
                     connection.resting.push(held);
@@ -732,6 +762,7 @@ fn read_answers(
             }
             (Kind::Cancel | Kind::Modify, 404) => report.not_resting += 1,
             (Kind::Fetch, 200) => report.fetched += 1,
+            (Kind::Book, 200) => report.book_reads += 1,
             _ => {}
         }
         connection.input.drain(..used);
@@ -811,12 +842,23 @@ mod tests {
             })
         );
         assert_eq!(
+            Mix::parse("ioc=2,book=1"),
+            Ok(Mix {
+                ioc: 2,
+                book: 1,
+                ..Mix::default()
+            })
+        );
+        assert_eq!(
             Mix::parse("place=0"),
             Err("the mix gives every kind weight 0".to_owned())
         );
         assert_eq!(
             Mix::parse("amend=3"),
-            Err("\"amend\": unknown kind (place, cancel, cross, modify or fetch)".to_owned())
+            Err(
+                "\"amend\": unknown kind (place, cancel, cross, modify, fetch, ioc or book)"
+                    .to_owned()
+            )
         );
         assert_eq!(
             Mix::parse("place"),

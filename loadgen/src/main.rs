@@ -36,7 +36,8 @@ struct Cli {
     /// Requests per second over all connections (open loop).
     #[arg(long, short = 'R')]
     rate: Option<f64>,
-    /// Weights of the request kinds: place, cancel, cross, modify, fetch.
+    /// Weights of the request kinds: place, cancel, cross, modify, fetch,
+    /// ioc (a crossing immediate-or-cancel order), book (`GET /book`).
     #[arg(long, default_value = "place=50,cancel=35,cross=15", value_parser = Mix::parse)]
     mix: Mix,
     /// The mid price: buys rest 1 to 10 ticks below it, sells above.
@@ -171,12 +172,14 @@ fn print_report(settings: &Settings, report: &Report) {
         statuses.join(", ")
     );
     println!(
-        "placed {} (rested {}), cancelled {}, modified {}, fetched {}; cancels and modifies of orders no longer resting {}; transport errors {}",
+        "placed {} (rested {}, IOC {}), cancelled {}, modified {}, fetched {}, book reads {}; cancels and modifies of orders no longer resting {}; transport errors {}",
         report.placed,
         report.rested,
+        report.ioc,
         report.cancelled,
         report.modified,
         report.fetched,
+        report.book_reads,
         report.not_resting,
         report.transport_errors
     );
