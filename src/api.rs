@@ -593,6 +593,18 @@ impl Wire {
     pub fn amendment(&self, body: &[u8]) -> Result<Amendment, ApiError> {
         let fields = fields(body)?;
         self.symbol(fields.symbol)?;
+        // Said in a modify, they would read as taking effect; they cannot.
+        for (name, raw) in [
+            ("time_in_force", fields.time_in_force),
+            ("post_only", fields.post_only),
+        ] {
+            if raw.is_some_and(|raw| raw.get() != "null") {
+                return Err(ApiError::field(
+                    name,
+                    "is set when an order is placed; a modify cannot change it",
+                ));
+            }
+        }
         Ok(Amendment {
             price: self.price(fields.price)?,
             quantity: self.quantity(fields.quantity)?,
@@ -883,6 +895,20 @@ mod tests {
         );
         let twice = wire.amendment(br#"{"price": 1, "price": 2}"#).unwrap_err();
         assert_eq!(twice.detail, "price: given more than once");
+        let changed = wire
+            .amendment(br#"{"price": 1, "post_only": true}"#)
+            .unwrap_err();
+        assert_eq!(
+            (changed.status, changed.detail.as_str()),
+            (
+                422,
+                "post_only: is set when an order is placed; a modify cannot change it"
+            )
+        );
+        let changed = wire.amendment(br#"{"time_in_force": "IOC"}"#).unwrap_err();
+        assert!(changed.detail.starts_with("time_in_force: "), "{changed:?}");
+        let unchanged = wire.amendment(br#"{"quantity": 2, "time_in_force": null}"#);
+        assert_eq!(unchanged.unwrap().quantity, Some(2));
     }
 
     #[test]

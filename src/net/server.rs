@@ -867,10 +867,9 @@ impl Front {
             request.method
         };
         let result = match (path, method) {
-            ("/order", Method::Post) => match json_body(request) {
-                Ok(body) => self.place(slot, body, keep_alive),
-                Err(error) => Err(error),
-            },
+            ("/order", Method::Post) => {
+                json_body(request).and_then(|body| self.place(slot, body, keep_alive))
+            }
             ("/order", _) => Err(method_not_allowed("POST")),
             ("/orders", Method::Get) => {
                 self.submit_barrier(slot, BarrierPurpose::Orders, Awaiting::Replica, keep_alive)
@@ -885,15 +884,12 @@ impl Front {
                 Err(error) => Err(error),
             },
             ("/book", Method::Get) => {
-                match api::depth_param(request.query, self.config.feed.default_depth) {
-                    Ok(depth) => self.submit_barrier(
-                        slot,
-                        BarrierPurpose::Book { depth },
-                        Awaiting::Replica,
-                        keep_alive,
-                    ),
-                    Err(detail) => Err(ApiError::new(422, detail)),
-                }
+                api::depth_param(request.query, self.config.feed.default_depth)
+                    .map_err(|detail| ApiError::new(422, detail))
+                    .and_then(|depth| {
+                        let purpose = BarrierPurpose::Book { depth };
+                        self.submit_barrier(slot, purpose, Awaiting::Replica, keep_alive)
+                    })
             }
             ("/health", Method::Get) => {
                 let body = self.wire.health();
@@ -1524,9 +1520,9 @@ fn take_ticket<T>(items: &mut Vec<T>, ticket: u64, ticket_of: impl Fn(&T) -> u64
 /// (CORS lets such "simple" requests through), so taking those as JSON
 /// would let any page the user opens place orders on a service on their
 /// machine or network. FastAPI, the original's framework, refuses them
-/// too since CVE-2021-32677. No `Content-Type` at all is taken as JSON (wrk, netcat and the
-/// original's clients), as FastAPI does: a browser never sends a body
-/// without one.
+/// too since CVE-2021-32677. No `Content-Type` at all is taken as JSON
+/// (wrk, netcat and the original's clients), as FastAPI does: a browser
+/// never sends a body without one.
 fn json_body<'a>(request: &http::Request<'a>) -> Result<&'a [u8], ApiError> {
     match request.content_type {
         Some(value) if !http::is_json_media_type(value) => {
