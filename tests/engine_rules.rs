@@ -54,6 +54,21 @@ fn trades(events: &[Event]) -> Vec<Trade> {
         .collect()
 }
 
+/// The level changes among `events`, as (side, price, new total).
+fn level_events(events: &[Event]) -> Vec<(Side, u64, u64)> {
+    events
+        .iter()
+        .filter_map(|e| match *e {
+            Event::Level {
+                side,
+                price,
+                quantity,
+            } => Some((side, price, quantity)),
+            _ => None,
+        })
+        .collect()
+}
+
 fn outcome(events: &[Event]) -> Event {
     *events.last().unwrap()
 }
@@ -176,17 +191,7 @@ fn taker_sweeps_levels_and_rests_the_remainder_at_its_limit() {
     assert_eq!(book.best_price(Side::Buy), Some(105));
     assert_eq!(book.best_price(Side::Sell), Some(110));
     // Level changes cover both swept levels (gone) and the new bid level.
-    let levels: Vec<(Side, u64, u64)> = events
-        .iter()
-        .filter_map(|e| match *e {
-            Event::Level {
-                side,
-                price,
-                quantity,
-            } => Some((side, price, quantity)),
-            _ => None,
-        })
-        .collect();
+    let levels = level_events(&events);
     assert_eq!(
         levels,
         vec![
@@ -546,17 +551,7 @@ fn immediate_or_cancel_trades_what_crosses_and_cancels_the_rest() {
     assert!(resting_ids(&book, Side::Buy).is_empty());
     assert_eq!(levels(&book, Side::Sell), vec![(103, 5)]);
     // Level events only for the makers' levels.
-    let touched: Vec<(Side, u64, u64)> = events
-        .iter()
-        .filter_map(|e| match *e {
-            Event::Level {
-                side,
-                price,
-                quantity,
-            } => Some((side, price, quantity)),
-            _ => None,
-        })
-        .collect();
+    let touched = level_events(&events);
     assert_eq!(touched, vec![(Side::Sell, 100, 0), (Side::Sell, 101, 0)]);
 }
 

@@ -15,6 +15,11 @@ use support::{request_bytes, Client, Server};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Message, WebSocket};
 
+#[path = "support/xorshift.rs"]
+#[allow(dead_code)]
+mod xorshift;
+use xorshift::Rng;
+
 type Ws = WebSocket<TcpStream>;
 
 /// A valid upgrade request, for raw sockets that then behave badly.
@@ -203,13 +208,8 @@ fn get_book_is_the_feed_s_book_as_of_the_seq_it_carries() {
     // Under random places, crosses, modifies and cancels, every GET /book
     // equals the book kept from the feed up to its seq, and its depth
     // keeps the best levels.
-    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
-    let mut random = move |n: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % n
-    };
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
+    let mut random = move |n: u64| rng.below(n);
     let mut ids: Vec<String> = Vec::new();
     for round in 0..40 {
         let mut burst = Vec::new();

@@ -342,14 +342,22 @@ fn malformed_json_is_400() {
     client.get("/health").expect(200);
 }
 
-/// One request with this `Content-Type` header (none for `None`).
-fn typed_request(method: &str, path: &str, content_type: Option<&str>, body: &str) -> Vec<u8> {
+/// Sends one request with this `Content-Type` header (none for `None`)
+/// and reads its answer.
+fn send_typed(
+    client: &mut Client,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &str,
+) -> Response {
     let content_type = content_type.map_or(String::new(), |t| format!("Content-Type: {t}\r\n"));
-    format!(
+    let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{content_type}Content-Length: {}\r\n\r\n{body}",
         body.len()
-    )
-    .into_bytes()
+    );
+    client.send_raw(request.as_bytes()).unwrap();
+    client.read_response().unwrap()
 }
 
 #[test]
@@ -357,6 +365,7 @@ fn a_body_sent_as_another_media_type_is_415_and_changes_nothing() {
     let server = Server::start();
     let mut client = server.connect();
     let id = client.place_id(1, 100.0, 10);
+    let path = format!("/order/{id}");
     let order = r#"{"quantity": 10, "price": 101.0, "side": -1}"#;
     let change = r#"{"quantity": 3, "price": 99.0}"#;
     // What a web page can make a browser send anywhere without asking.
@@ -373,31 +382,12 @@ fn a_body_sent_as_another_media_type_is_415_and_changes_nothing() {
         ("text/json", r#""text/json""#),
     ] {
         let expected = format!("Content-Type: must be application/json, not {shown}");
-        client
-            .send_raw(&typed_request("POST", "/order/", Some(sent), order))
-            .unwrap();
-        client
-            .read_response()
-            .unwrap()
-            .expect_detail(415, &expected);
-        client
-            .send_raw(&typed_request(
-                "PUT",
-                &format!("/order/{id}"),
-                Some(sent),
-                change,
-            ))
-            .unwrap();
-        client
-            .read_response()
-            .unwrap()
-            .expect_detail(415, &expected);
+        send_typed(&mut client, "POST", "/order/", Some(sent), order).expect_detail(415, &expected);
+        send_typed(&mut client, "PUT", &path, Some(sent), change).expect_detail(415, &expected);
     }
     // Checked before the body: a bad body under a bad type is still 415.
-    client
-        .send_raw(&typed_request("POST", "/order", Some("text/plain"), "{"))
-        .unwrap();
-    assert_eq!(client.read_response().unwrap().status, 415);
+    let bad_both = send_typed(&mut client, "POST", "/order", Some("text/plain"), "{");
+    assert_eq!(bad_both.status, 415);
     // Nothing of that reached the book: the order rests as placed, alone.
     let (buys, sells) = client.orders();
     assert!(sells.is_empty(), "{sells:?}");
@@ -416,29 +406,12 @@ fn a_body_sent_as_another_media_type_is_415_and_changes_nothing() {
         Some("Application/JSON; charset=utf-8"),
         Some("application/vnd.api+json"),
     ] {
-        client
-            .send_raw(&typed_request(
-                "POST",
-                "/order/",
-                sent,
-                r#"{"quantity": 1, "price": 90.0, "side": 1}"#,
-            ))
-            .unwrap();
-        assert_eq!(
-            client.read_response().unwrap().expect(200)["status"],
-            json!("open")
-        );
+        let body = r#"{"quantity": 1, "price": 90.0, "side": 1}"#;
+        let answer = send_typed(&mut client, "POST", "/order/", sent, body);
+        assert_eq!(answer.expect(200)["status"], json!("open"));
         placed += 1;
     }
-    client
-        .send_raw(&typed_request(
-            "PUT",
-            &format!("/order/{id}"),
-            Some("application/json"),
-            change,
-        ))
-        .unwrap();
-    client.read_response().unwrap().expect(200);
+    send_typed(&mut client, "PUT", &path, Some("application/json"), change).expect(200);
     let (buys, _) = client.orders();
     assert_eq!(buys.len(), 1 + placed);
     assert_eq!(
@@ -446,15 +419,7 @@ fn a_body_sent_as_another_media_type_is_415_and_changes_nothing() {
         (&json!(id), &json!(3))
     );
     // DELETE and GET carry no body: their Content-Type is not looked at.
-    client
-        .send_raw(&typed_request(
-            "DELETE",
-            &format!("/order/{id}"),
-            Some("text/plain"),
-            "",
-        ))
-        .unwrap();
-    client.read_response().unwrap().expect(200);
+    send_typed(&mut client, "DELETE", &path, Some("text/plain"), "").expect(200);
 }
 
 #[test]
