@@ -367,6 +367,26 @@ pub struct Wire {
     pub max_quantity: Qty,
 }
 
+/// The `?limit=` of a query (how many items at most, 1 to `max`), or
+/// `default` without one. With no `max` (`usize::MAX`) the error says so.
+pub fn limit_param(query: Option<&str>, default: usize, max: usize) -> Result<usize, ApiError> {
+    let mut limit = default;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key == "limit" {
+            limit = value
+                .parse::<usize>()
+                .ok()
+                .filter(|&n| n >= 1 && n <= max)
+                .ok_or_else(|| match max {
+                    usize::MAX => ApiError::field("limit", "must be a whole number, at least 1"),
+                    max => ApiError::field("limit", &format!("must be an integer from 1 to {max}")),
+                })?;
+        }
+    }
+    Ok(limit)
+}
+
 /// Deepest `?depth=` of a book snapshot (`/ws`, `GET /book`); 0 asks for
 /// every level.
 pub const MAX_DEPTH: usize = 1000;

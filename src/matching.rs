@@ -39,8 +39,12 @@ pub struct Barrier {
 pub enum BarrierPurpose {
     /// The trade history as of this point (the front answers).
     Trades,
-    /// The resting orders as of this point (the book replica answers).
-    Orders,
+    /// The resting orders as of this point, the first `limit` of each
+    /// side in priority order (the book replica answers).
+    Orders {
+        /// Orders per side at most (`usize::MAX`: all).
+        limit: usize,
+    },
     /// One order, resting or finished, as of this point (the book replica
     /// answers: it keeps the finished-order history, so the matching
     /// thread does not).

@@ -38,15 +38,16 @@ pub struct ReplicaAnswer {
     pub body: Vec<u8>,
 }
 
-/// Writes `{"buy_orders":[...],"sell_orders":[...]}`, best price first.
-pub fn orders_json(book: &OrderBook, wire: &Wire) -> Vec<u8> {
-    let mut out = String::with_capacity(64 + book.resting_count() * 200);
+/// Writes `{"buy_orders":[...],"sell_orders":[...]}`, best price first,
+/// then earliest first, at most `limit` a side.
+pub fn orders_json(book: &OrderBook, wire: &Wire, limit: usize) -> Vec<u8> {
+    let mut out = String::with_capacity(64 + book.resting_count().min(limit) * 200);
     for (side, key) in [
         (Side::Buy, "{\"buy_orders\":["),
         (Side::Sell, "],\"sell_orders\":["),
     ] {
         out.push_str(key);
-        for (i, order) in book.resting(side).enumerate() {
+        for (i, order) in book.resting(side).take(limit).enumerate() {
             if i > 0 {
                 out.push(',');
             }
@@ -186,7 +187,9 @@ pub fn spawn(
                     }
                     Output::Barrier(barrier) => {
                         let (status, body) = match barrier.purpose {
-                            BarrierPurpose::Orders => (200, orders_json(&book, &wire)),
+                            BarrierPurpose::Orders { limit } => {
+                                (200, orders_json(&book, &wire, limit))
+                            }
                             BarrierPurpose::Order(id) => order_json(&book, &wire, id),
                             BarrierPurpose::Book { depth } => {
                                 (200, book_json(&book, &wire, snapshots.feed_seq, depth))

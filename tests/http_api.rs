@@ -623,14 +623,26 @@ fn get_orders_lists_resting_orders_best_price_first() {
     let ids = |list: &[Value]| -> Vec<String> { list.iter().map(|o| string(o, "id")).collect() };
     assert_eq!(
         ids(&buys),
-        [b2.clone(), b1, b3, b4],
+        [b2.clone(), b1.clone(), b3, b4],
         "buys: best (highest) first, then FIFO"
     );
     assert_eq!(
         ids(&sells),
-        [s2, s1, s3],
+        [s2.clone(), s1.clone(), s3],
         "sells: best (lowest) first, then FIFO"
     );
+    // ?limit=N: the first N of each side in that order.
+    let top = client.get("/orders?limit=2").expect(200);
+    let side = |key: &str| ids(top[key].as_array().unwrap());
+    assert_eq!(side("buy_orders"), [b2.clone(), b1]);
+    assert_eq!(side("sell_orders"), [s2, s1]);
+    let all = client.get("/orders?limit=1000").expect(200);
+    assert_eq!(all["buy_orders"].as_array().unwrap().len(), 4);
+    for bad in ["limit=0", "limit=-1", "limit=x", "limit="] {
+        client
+            .get(&format!("/orders?{bad}"))
+            .expect_detail(422, "limit: must be a whole number, at least 1");
+    }
     assert_eq!(
         buys[0],
         json!({

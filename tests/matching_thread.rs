@@ -171,7 +171,7 @@ fn barriers_answer_in_stream_order() {
     };
     let barrier = matching::Barrier {
         ticket: 9,
-        purpose: matching::BarrierPurpose::Orders,
+        purpose: matching::BarrierPurpose::Orders { limit: usize::MAX },
     };
     let lookup = |ticket| matching::Barrier {
         ticket,

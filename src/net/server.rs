@@ -871,10 +871,16 @@ impl Front {
                 json_body(request).and_then(|body| self.place(slot, body, keep_alive))
             }
             ("/order", _) => Err(method_not_allowed("POST")),
-            ("/orders", Method::Get) => {
-                self.submit_barrier(slot, BarrierPurpose::Orders, Awaiting::Replica, keep_alive)
-            }
-            ("/trades", Method::Get) => match self.trades_limit(request.query) {
+            ("/orders", Method::Get) => api::limit_param(request.query, usize::MAX, usize::MAX)
+                .and_then(|limit| {
+                    let purpose = BarrierPurpose::Orders { limit };
+                    self.submit_barrier(slot, purpose, Awaiting::Replica, keep_alive)
+                }),
+            ("/trades", Method::Get) => match api::limit_param(
+                request.query,
+                self.config.trades_default_limit,
+                self.config.trades_max_limit,
+            ) {
                 Ok(limit) => self.submit_barrier(
                     slot,
                     BarrierPurpose::Trades,
@@ -996,29 +1002,6 @@ impl Front {
                 keep_alive,
             ),
         }
-    }
-
-    fn trades_limit(&self, query: Option<&str>) -> Result<usize, ApiError> {
-        let mut limit = self.config.trades_default_limit;
-        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            if key == "limit" {
-                limit = value
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|&n| n >= 1 && n <= self.config.trades_max_limit)
-                    .ok_or_else(|| {
-                        ApiError::new(
-                            422,
-                            format!(
-                                "limit: must be an integer from 1 to {}",
-                                self.config.trades_max_limit
-                            ),
-                        )
-                    })?;
-            }
-        }
-        Ok(limit)
     }
 
     fn submit_command(
