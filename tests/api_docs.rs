@@ -118,6 +118,9 @@ fn docs_is_a_swagger_ui_page_reading_the_document() {
         text.contains(r#"SwaggerUIBundle({ url: "/openapi.json""#),
         "{text}"
     );
+    // Both files from the CDN are pinned by their hashes.
+    assert_eq!(text.matches(r#"integrity="sha384-"#).count(), 2, "{text}");
+    assert_eq!(text.matches("swagger-ui-dist@5.35.0/").count(), 2, "{text}");
     let refused = client.request("POST", "/openapi.json", Some("{}"));
     assert_eq!(
         (refused.status, refused.header("allow")),
