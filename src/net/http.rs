@@ -2,6 +2,7 @@
 //! connection's read buffer, and append a response to its write buffer.
 //! No sockets here, so every case is testable with plain bytes.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -55,8 +56,9 @@ pub struct Request<'a> {
     pub path: &'a str,
     /// What follows `?` in the target, if anything.
     pub query: Option<&'a str>,
-    /// The body (`Content-Length` bytes; empty without one).
-    pub body: &'a [u8],
+    /// The body: `Content-Length` bytes of the buffer, the decoded chunks
+    /// of a chunked body, or empty.
+    pub body: Cow<'a, [u8]>,
     /// Whether the connection stays open after the answer.
     pub keep_alive: bool,
     /// `Connection: Upgrade` with `Upgrade: websocket`.
@@ -100,8 +102,8 @@ pub enum HttpError {
     HeadTooLarge,
     /// Body larger than the limit (413).
     BodyTooLarge,
-    /// A chunked request body, which this server does not take (411).
-    LengthRequired,
+    /// A transfer coding other than `chunked` (501).
+    UnsupportedTransferCoding,
 }
 
 impl HttpError {
@@ -111,7 +113,7 @@ impl HttpError {
             HttpError::Malformed(_) => 400,
             HttpError::HeadTooLarge => 431,
             HttpError::BodyTooLarge => 413,
-            HttpError::LengthRequired => 411,
+            HttpError::UnsupportedTransferCoding => 501,
         }
     }
 }
@@ -122,9 +124,9 @@ impl fmt::Display for HttpError {
             HttpError::Malformed(why) => write!(f, "Malformed HTTP request: {why}"),
             HttpError::HeadTooLarge => f.write_str("Request headers too large"),
             HttpError::BodyTooLarge => f.write_str("Request body too large"),
-            HttpError::LengthRequired => {
-                f.write_str("Chunked request bodies are not accepted; send Content-Length")
-            }
+            HttpError::UnsupportedTransferCoding => f.write_str(
+                "Only the chunked transfer coding is supported; send chunked or Content-Length",
+            ),
         }
     }
 }
@@ -200,6 +202,7 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
     let mut websocket_version = None;
     let mut expects_continue = false;
     let mut content_type = None;
+    let mut chunked = false;
     for header in parsed.headers.iter() {
         let name = header.name;
         if name.eq_ignore_ascii_case("content-length") {
@@ -214,7 +217,14 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
             }
             content_length = Some(length);
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            return Err(HttpError::LengthRequired);
+            // HTTP/1.0 has no transfer codings: its framing is faulty.
+            if http10 {
+                return Err(HttpError::Malformed("Transfer-Encoding in HTTP/1.0"));
+            }
+            if !header.value.trim_ascii().eq_ignore_ascii_case(b"chunked") || chunked {
+                return Err(HttpError::UnsupportedTransferCoding);
+            }
+            chunked = true;
         } else if name.eq_ignore_ascii_case("connection") {
             if header_is(header.value, "close") {
                 keep_alive = false;
@@ -235,22 +245,38 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
             content_type = Some(header.value);
         }
     }
-    let body_len = content_length.unwrap_or(0);
-    if body_len > limits.max_body_bytes {
-        return Err(HttpError::BodyTooLarge);
-    }
-    let len = head_len + body_len;
-    if buf.len() < len {
-        // An HTTP/1.0 client must not be sent an interim answer.
-        return Ok(Parsed::Partial {
-            expects_continue: expects_continue && !http10,
-        });
-    }
+    // An HTTP/1.0 client must not be sent an interim answer.
+    let partial = Parsed::Partial {
+        expects_continue: expects_continue && !http10,
+    };
+    let (body, len) = if chunked {
+        // Both lengths at once is how requests are smuggled past proxies
+        // that read the other one (RFC 9112 §6.1 allows refusing it).
+        if content_length.is_some() {
+            return Err(HttpError::Malformed(
+                "both Content-Length and Transfer-Encoding",
+            ));
+        }
+        match dechunk(buf, head_len, limits)? {
+            Some((body, len)) => (Cow::Owned(body), len),
+            None => return Ok(partial),
+        }
+    } else {
+        let body_len = content_length.unwrap_or(0);
+        if body_len > limits.max_body_bytes {
+            return Err(HttpError::BodyTooLarge);
+        }
+        let len = head_len + body_len;
+        if buf.len() < len {
+            return Ok(partial);
+        }
+        (Cow::Borrowed(&buf[head_len..len]), len)
+    };
     Ok(Parsed::Whole(Request {
         method,
         path,
         query,
-        body: &buf[head_len..len],
+        body,
         keep_alive,
         wants_websocket: upgrade_websocket && connection_upgrade,
         websocket_key,
@@ -258,6 +284,71 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
         content_type,
         len,
     }))
+}
+
+/// Decodes the chunked body that starts at `from` (RFC 9112 §7.1): the
+/// body and the request's whole length once its last chunk and trailer
+/// section are in, `None` before. The decoded body may be at most
+/// `max_body_bytes`; the encoded one (chunk sizes, extensions and trailer
+/// fields included) at most that plus `max_head_bytes` less the head, so
+/// that the whole request fits the read buffer as a plain one does.
+fn dechunk(
+    buf: &[u8],
+    from: usize,
+    limits: &Limits,
+) -> Result<Option<(Vec<u8>, usize)>, HttpError> {
+    let end_limit = limits.max_head_bytes + limits.max_body_bytes;
+    let mut body = Vec::new();
+    let mut at = from;
+    let too_far = |at: usize| at > end_limit;
+    loop {
+        let (used, size) = match httparse::parse_chunk_size(&buf[at..]) {
+            Ok(httparse::Status::Complete(found)) => found,
+            Ok(httparse::Status::Partial) if too_far(buf.len()) => {
+                return Err(HttpError::BodyTooLarge)
+            }
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(_) => return Err(HttpError::Malformed("bad chunk size")),
+        };
+        at += used;
+        if size == 0 {
+            break;
+        }
+        let size = usize::try_from(size)
+            .ok()
+            .filter(|&size| size <= limits.max_body_bytes - body.len())
+            .ok_or(HttpError::BodyTooLarge)?;
+        if too_far(at + size + 2) {
+            return Err(HttpError::BodyTooLarge);
+        }
+        if buf.len() < at + size + 2 {
+            return Ok(None);
+        }
+        body.extend_from_slice(&buf[at..at + size]);
+        if &buf[at + size..at + size + 2] != b"\r\n" {
+            return Err(HttpError::Malformed("chunk data not followed by CRLF"));
+        }
+        at += size + 2;
+    }
+    // The trailer section: field lines, then an empty line. Trailer fields
+    // are read past, not used.
+    loop {
+        let Some(eol) = buf[at..].windows(2).position(|w| w == b"\r\n") else {
+            return if too_far(buf.len()) {
+                Err(HttpError::BodyTooLarge)
+            } else {
+                Ok(None)
+            };
+        };
+        let line_end = at + eol + 2;
+        if too_far(line_end) {
+            return Err(HttpError::BodyTooLarge);
+        }
+        at = line_end;
+        if eol == 0 {
+            return Ok(Some((body, at)));
+        }
+    }
 }
 
 /// The reason phrase of the statuses this server sends.
@@ -270,6 +361,7 @@ pub fn reason(status: u16) -> &'static str {
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         411 => "Length Required",
+        501 => "Not Implemented",
         413 => "Payload Too Large",
         415 => "Unsupported Media Type",
         422 => "Unprocessable Entity",
@@ -490,7 +582,7 @@ mod tests {
         // With its body it is a whole request.
         let mut whole = head.to_vec();
         whole.extend_from_slice(b"hello");
-        assert_eq!(parse(&whole).unwrap().unwrap().body, b"hello");
+        assert_eq!(&parse(&whole).unwrap().unwrap().body[..], b"hello");
     }
 
     #[test]
@@ -550,7 +642,7 @@ mod tests {
         let request = parse(raw).unwrap().unwrap();
         assert_eq!(request.method, Method::Post);
         assert_eq!(request.path, "/order/");
-        assert_eq!(request.body, b"hello");
+        assert_eq!(&request.body[..], b"hello");
         assert!(request.keep_alive);
         assert_eq!(
             request.len,
@@ -603,7 +695,7 @@ mod tests {
     }
 
     #[test]
-    fn oversized_head_and_body_and_chunked_are_refused() {
+    fn oversized_head_and_body_are_refused() {
         let mut huge = b"GET / HTTP/1.1\r\nX-Long: ".to_vec();
         huge.extend(std::iter::repeat_n(b'a', 9000));
         assert_eq!(parse(&huge), Err(HttpError::HeadTooLarge));
@@ -611,9 +703,77 @@ mod tests {
             parse(b"POST / HTTP/1.1\r\nContent-Length: 9999999\r\n\r\n"),
             Err(HttpError::BodyTooLarge)
         );
+    }
+
+    const CHUNKED_HEAD: &[u8] = b"POST /order HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+    fn chunked(encoded_body: &[u8]) -> Vec<u8> {
+        [CHUNKED_HEAD, encoded_body].concat()
+    }
+
+    #[test]
+    fn a_chunked_body_is_decoded_once_whole_and_never_before() {
+        // Two chunks (one with an extension), a trailer field, then the
+        // next request.
+        let encoded: &[u8] = b"5\r\nhello\r\n7;note=x\r\n, world\r\n0\r\nX-Check: 1\r\n\r\n";
+        let mut bytes = chunked(encoded);
+        let whole = bytes.len();
+        bytes.extend_from_slice(b"GET /health HTTP/1.1\r\n\r\n");
+        let request = parse(&bytes).unwrap().unwrap();
+        assert_eq!(&request.body[..], b"hello, world");
+        assert_eq!(request.len, whole, "the next request's bytes are left");
+        // Cut anywhere before its end, it is not whole yet.
+        for cut in CHUNKED_HEAD.len()..whole {
+            assert_eq!(parse(&bytes[..cut]), Ok(None), "cut at {cut}");
+        }
+        // Upper-case hex, no trailers, and an empty body.
+        let ten = chunked(b"A\r\n0123456789\r\n0\r\n\r\n");
+        let request = parse(&ten).unwrap().unwrap();
+        assert_eq!(&request.body[..], b"0123456789");
         assert_eq!(
-            parse(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"),
-            Err(HttpError::LengthRequired)
+            &parse(&chunked(b"0\r\n\r\n")).unwrap().unwrap().body[..],
+            b""
+        );
+    }
+
+    #[test]
+    fn bad_or_oversized_chunked_bodies_and_other_codings_are_refused() {
+        let limits = Limits {
+            max_head_bytes: 100,
+            max_body_bytes: 10,
+        };
+        let with = |encoded: &[u8]| parse_request(&chunked(encoded), &limits).map(|_| ());
+        assert_eq!(with(b"A\r\n0123456789\r\n0\r\n\r\n"), Ok(()));
+        assert_eq!(with(b"B\r\n0123456789A"), Err(HttpError::BodyTooLarge));
+        assert_eq!(
+            with(b"6\r\n012345\r\n5\r\n6789A"),
+            Err(HttpError::BodyTooLarge)
+        );
+        // Framing counts too: ten 1-byte chunks under a long extension each.
+        let long_extension = b"1;x=aaaaaaaaaaaaaaaaaaaa\r\na\r\n".repeat(10);
+        assert_eq!(with(&long_extension), Err(HttpError::BodyTooLarge));
+        // Trailer fields that never end are bounded as well.
+        let endless_trailer = [&b"0\r\n"[..], &b"X: y\r\n".repeat(30)].concat();
+        assert_eq!(with(&endless_trailer), Err(HttpError::BodyTooLarge));
+        assert_eq!(
+            with(b"zz\r\nhello\r\n0\r\n\r\n"),
+            Err(HttpError::Malformed("bad chunk size"))
+        );
+        assert_eq!(
+            with(b"2\r\nhello\r\n0\r\n\r\n"),
+            Err(HttpError::Malformed("chunk data not followed by CRLF"))
+        );
+        assert_eq!(
+            parse(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            Err(HttpError::UnsupportedTransferCoding)
+        );
+        assert_eq!(
+            parse(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n"),
+            Err(HttpError::Malformed("both Content-Length and Transfer-Encoding"))
+        );
+        assert_eq!(
+            parse(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+            Err(HttpError::Malformed("Transfer-Encoding in HTTP/1.0"))
         );
     }
 

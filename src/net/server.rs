@@ -1506,7 +1506,7 @@ fn take_ticket<T>(items: &mut Vec<T>, ticket: u64, ticket_of: impl Fn(&T) -> u64
 /// too since CVE-2021-32677. No `Content-Type` at all is taken as JSON
 /// (wrk, netcat and the original's clients), as FastAPI does: a browser
 /// never sends a body without one.
-fn json_body<'a>(request: &http::Request<'a>) -> Result<&'a [u8], ApiError> {
+fn json_body<'r>(request: &'r http::Request<'_>) -> Result<&'r [u8], ApiError> {
     match request.content_type {
         Some(value) if !http::is_json_media_type(value) => {
             let sent = String::from_utf8_lossy(value);
@@ -1516,7 +1516,7 @@ fn json_body<'a>(request: &http::Request<'a>) -> Result<&'a [u8], ApiError> {
                 format!("Content-Type: must be application/json, not {sent:?}"),
             ))
         }
-        _ => Ok(request.body),
+        _ => Ok(&request.body),
     }
 }
 
