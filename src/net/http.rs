@@ -286,6 +286,12 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
     }))
 }
 
+/// Most chunks a body may come in. Until a chunked request is whole, every
+/// arrival of bytes reads its chunk sizes again from the start; the bound
+/// keeps a client dripping one-byte chunks from making that quadratic.
+/// Real clients send one chunk per write, a handful per body.
+const MAX_CHUNKS: usize = 1024;
+
 /// Decodes the chunked body that starts at `from` (RFC 9112 §7.1): the
 /// body and the request's whole length once its last chunk and trailer
 /// section are in, `None` before. The decoded body may be at most
@@ -297,11 +303,29 @@ fn dechunk(
     from: usize,
     limits: &Limits,
 ) -> Result<Option<(Vec<u8>, usize)>, HttpError> {
-    let end_limit = limits.max_head_bytes + limits.max_body_bytes;
+    // Find the end first, copying nothing: this runs on every read until
+    // the request is whole.
+    let Some(len) = walk_chunks(buf, from, limits, |_| {})? else {
+        return Ok(None);
+    };
     let mut body = Vec::new();
-    let mut at = from;
+    walk_chunks(buf, from, limits, |data| body.extend_from_slice(data))?;
+    Ok(Some((body, len)))
+}
+
+/// Walks the chunks from `from`, handing each one's data to `data`: the
+/// request's whole length once it is all there, `None` before.
+fn walk_chunks(
+    buf: &[u8],
+    from: usize,
+    limits: &Limits,
+    mut data: impl FnMut(&[u8]),
+) -> Result<Option<usize>, HttpError> {
+    let end_limit = limits.max_head_bytes + limits.max_body_bytes;
     let too_far = |at: usize| at > end_limit;
-    loop {
+    let mut decoded = 0;
+    let mut at = from;
+    for chunk in 0.. {
         let (used, size) = match httparse::parse_chunk_size(&buf[at..]) {
             Ok(httparse::Status::Complete(found)) => found,
             Ok(httparse::Status::Partial) if too_far(buf.len()) => {
@@ -314,9 +338,12 @@ fn dechunk(
         if size == 0 {
             break;
         }
+        if chunk == MAX_CHUNKS {
+            return Err(HttpError::Malformed("more than 1024 chunks"));
+        }
         let size = usize::try_from(size)
             .ok()
-            .filter(|&size| size <= limits.max_body_bytes - body.len())
+            .filter(|&size| size <= limits.max_body_bytes - decoded)
             .ok_or(HttpError::BodyTooLarge)?;
         if too_far(at + size + 2) {
             return Err(HttpError::BodyTooLarge);
@@ -324,10 +351,11 @@ fn dechunk(
         if buf.len() < at + size + 2 {
             return Ok(None);
         }
-        body.extend_from_slice(&buf[at..at + size]);
         if &buf[at + size..at + size + 2] != b"\r\n" {
             return Err(HttpError::Malformed("chunk data not followed by CRLF"));
         }
+        data(&buf[at..at + size]);
+        decoded += size;
         at += size + 2;
     }
     // The trailer section: field lines, then an empty line. Trailer fields
@@ -346,7 +374,7 @@ fn dechunk(
         }
         at = line_end;
         if eol == 0 {
-            return Ok(Some((body, at)));
+            return Ok(Some(at));
         }
     }
 }
@@ -762,6 +790,22 @@ mod tests {
         assert_eq!(
             with(b"2\r\nhello\r\n0\r\n\r\n"),
             Err(HttpError::Malformed("chunk data not followed by CRLF"))
+        );
+        let many = Limits {
+            max_head_bytes: 8 * 1024,
+            max_body_bytes: 64 * 1024,
+        };
+        let chunks = |n: usize| [b"1\r\nx\r\n".repeat(n), b"0\r\n\r\n".to_vec()].concat();
+        let body = |n| {
+            parse_request(&chunked(&chunks(n)), &many).map(|p| match p {
+                Parsed::Whole(request) => request.body.len(),
+                Parsed::Partial { .. } => 0,
+            })
+        };
+        assert_eq!(body(1024), Ok(1024));
+        assert_eq!(
+            body(1025),
+            Err(HttpError::Malformed("more than 1024 chunks"))
         );
         assert_eq!(
             parse(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
