@@ -1,5 +1,5 @@
-//! `GET /metrics`: counters, gauges and latency summaries in the Prometheus
-//! text format. Each thread records into what it owns; what another thread
+//! `GET /metrics`: counters, gauges, and latency summaries and histograms
+//! in the Prometheus text format. Each thread records into what it owns; what another thread
 //! records (the publisher's latencies, the replica's snapshots) is shared
 //! through [`Shared`], merged in once per batch, never per command.
 
@@ -77,6 +77,39 @@ pub fn write_summary(out: &mut String, name: &str, help: &str, histogram: &Histo
     let _ = writeln!(out, "{name}_count {}", histogram.len());
 }
 
+/// The `le` bounds of the latency histograms, in µs: 10 µs to 10 s, about
+/// three a decade (+Inf follows).
+const BUCKETS_MICROS: [u64; 19] = [
+    10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000,
+    500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000,
+];
+
+/// Writes one Prometheus histogram (cumulative `le` buckets in seconds) of
+/// a µs histogram: unlike a summary's quantiles, buckets add up across
+/// instances and over time (`histogram_quantile`, heatmaps). A recorded
+/// value counts under a bound when its HDR bucket lies wholly at or below
+/// it; values under 2,048 µs are recorded exactly.
+pub fn write_histogram(out: &mut String, name: &str, help: &str, histogram: &Histogram<u64>) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    let mut recorded = histogram.iter_recorded().peekable();
+    let mut cumulative = 0;
+    for bound in BUCKETS_MICROS {
+        while let Some(step) = recorded.next_if(|step| step.value_iterated_to() <= bound) {
+            cumulative += step.count_at_value();
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{le=\"{}\"}} {cumulative}",
+            bound as f64 / 1e6
+        );
+    }
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", histogram.len());
+    let sum = histogram.mean() * histogram.len() as f64 / 1e6;
+    let _ = writeln!(out, "{name}_sum {sum}");
+    let _ = writeln!(out, "{name}_count {}", histogram.len());
+}
+
 /// Writes one counter or gauge.
 pub fn write_value(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
     let _ = writeln!(out, "# HELP {name} {help}");
@@ -92,6 +125,12 @@ impl Shared {
                 out,
                 "orderbook_matching_latency_seconds",
                 "From a command's stamp at the front to its outcome leaving the matching thread (read by the publisher).",
+                &histogram,
+            );
+            write_histogram(
+                out,
+                "orderbook_matching_latency_histogram_seconds",
+                "orderbook_matching_latency_seconds as histogram buckets.",
                 &histogram,
             );
         }
@@ -161,5 +200,55 @@ impl Shared {
             "Size of the last state file.",
             load(&self.last_snapshot_bytes),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_histogram_counts_each_value_under_every_bound_at_or_above_it() {
+        let mut histogram = latency_histogram();
+        for micros in [5, 10, 11, 30, 1_000, 2_000_000, 20_000_000] {
+            histogram.record(micros).unwrap();
+        }
+        let mut out = String::new();
+        write_histogram(&mut out, "x_seconds", "Help.", &histogram);
+        let buckets: Vec<(&str, u64)> = out
+            .lines()
+            .filter_map(|line| line.strip_prefix("x_seconds_bucket{le=\""))
+            .map(|rest| {
+                let (bound, count) = rest.split_once("\"} ").unwrap();
+                (bound, count.parse().unwrap())
+            })
+            .collect();
+        assert_eq!(
+            buckets,
+            [
+                ("0.00001", 2),
+                ("0.000025", 3),
+                ("0.00005", 4),
+                ("0.0001", 4),
+                ("0.00025", 4),
+                ("0.0005", 4),
+                ("0.001", 5),
+                ("0.0025", 5),
+                ("0.005", 5),
+                ("0.01", 5),
+                ("0.025", 5),
+                ("0.05", 5),
+                ("0.1", 5),
+                ("0.25", 5),
+                ("0.5", 5),
+                ("1", 5),
+                ("2.5", 6),
+                ("5", 6),
+                ("10", 6),
+                ("+Inf", 7),
+            ]
+        );
+        assert!(out.starts_with("# HELP x_seconds Help.\n# TYPE x_seconds histogram\n"));
+        assert!(out.ends_with("x_seconds_count 7\n"), "{out}");
     }
 }

@@ -1208,6 +1208,21 @@ fn metrics_count_answers_and_time_commands_in_prometheus_text() {
     let value = |name: &str| metric(&text, name);
     // The ten places are timed; the lookup (a read) is not.
     assert_eq!(value("orderbook_command_latency_seconds_count"), 10.0);
+    // The same latencies as histogram buckets: cumulative, all 10 at +Inf.
+    let name = "orderbook_command_latency_histogram_seconds";
+    assert!(text.contains(&format!("# TYPE {name} histogram\n")));
+    let buckets: Vec<f64> = text
+        .lines()
+        .filter(|line| line.starts_with(&format!("{name}_bucket{{")))
+        .map(|line| line.rsplit_once(' ').unwrap().1.parse().unwrap())
+        .collect();
+    assert_eq!(buckets.len(), 20);
+    assert!(
+        buckets.windows(2).all(|pair| pair[0] <= pair[1]),
+        "{buckets:?}"
+    );
+    assert_eq!(value(&format!("{name}_bucket{{le=\"+Inf\"}}")), 10.0);
+    assert_eq!(value(&format!("{name}_count")), 10.0);
     assert!(value("orderbook_command_latency_seconds{quantile=\"0.5\"}") > 0.0);
     assert_eq!(value("orderbook_responses_total{class=\"2xx\"}"), 10.0);
     assert_eq!(value("orderbook_responses_total{class=\"4xx\"}"), 1.0);

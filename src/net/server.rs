@@ -1135,6 +1135,12 @@ impl Front {
             "From a command's stamp at the front to its answer being ready there (matching and journal included).",
             &self.stats.command_latency,
         );
+        metrics::write_histogram(
+            &mut out,
+            "orderbook_command_latency_histogram_seconds",
+            "orderbook_command_latency_seconds as histogram buckets.",
+            &self.stats.command_latency,
+        );
         let _ = writeln!(
             out,
             "# HELP orderbook_responses_total Responses by status class."
