@@ -63,6 +63,9 @@ pub enum FeedMessage {
     Trade(Arc<[u8]>),
     /// A `book` frame for every subscriber of `book`.
     Book(Arc<[u8]>),
+    /// A `bbo` frame (the best bid and ask changed) for every subscriber
+    /// of `bbo`.
+    Bbo(Arc<[u8]>),
     /// A periodic `snapshot` frame for the subscribers of this depth.
     Snapshot {
         /// Levels per side; 0 = all.
@@ -104,7 +107,18 @@ struct Levels {
     asks: BTreeMap<Ticks, u64>,
 }
 
+/// The best bid and the best ask (price, total quantity), if any.
+type BestBidAsk = (Option<(Ticks, u64)>, Option<(Ticks, u64)>);
+
 impl Levels {
+    fn best(&self) -> BestBidAsk {
+        let copied = |(&price, &quantity): (&Ticks, &u64)| (price, quantity);
+        (
+            self.bids.last_key_value().map(copied),
+            self.asks.first_key_value().map(copied),
+        )
+    }
+
     fn from_book(book: &OrderBook) -> Self {
         let collect = |side| {
             book.levels(side)
@@ -138,6 +152,8 @@ struct Feed {
     wire: Wire,
     seq: u64,
     levels: Levels,
+    /// The best bid and ask as of the last `book` message.
+    best: BestBidAsk,
     /// The current command's level changes, coalesced, in first-touch order.
     changes: Vec<(Side, Ticks, u64)>,
     out: Sender<FeedMessage>,
@@ -210,6 +226,9 @@ impl Feed {
         self.seq += 1;
         if !self.has_subscribers() {
             self.changes.clear();
+            // Kept up, so a subscriber joining later is told each change
+            // from the book its snapshot shows.
+            self.best = self.levels.best();
             return;
         }
         self.text.clear();
@@ -230,6 +249,32 @@ impl Feed {
         self.changes.clear();
         let frame = self.frame();
         self.send(FeedMessage::Book(frame));
+        self.best_bid_ask();
+    }
+
+    /// After a `book` message: a `bbo` message if the best bid or ask (its
+    /// price or its quantity) moved. It carries that `book` message's
+    /// `seq`: it is a view of it, not a message of its own, so the feed's
+    /// numbering (and every client's gap check) is the same with or
+    /// without it.
+    fn best_bid_ask(&mut self) {
+        let best = self.levels.best();
+        if best == self.best {
+            return;
+        }
+        self.best = best;
+        self.text.clear();
+        let _ = write!(self.text, "{{\"type\":\"bbo\",\"seq\":{}", self.seq);
+        for (key, level) in [("bid", best.0), ("ask", best.1)] {
+            let _ = write!(self.text, ",\"{key}\":");
+            match level {
+                Some(level) => self.wire.levels(&mut self.text, std::iter::once(level)),
+                None => self.text.push_str("null"),
+            }
+        }
+        self.text.push('}');
+        let frame = self.frame();
+        self.send(FeedMessage::Bbo(frame));
     }
 
     fn snapshot(&mut self, depth: usize) -> Arc<[u8]> {
@@ -317,6 +362,7 @@ pub fn spawn(
             let mut feed = Feed {
                 wire,
                 seq,
+                best: levels.best(),
                 levels,
                 changes: Vec::new(),
                 out: messages,

@@ -378,6 +378,75 @@ fn unsubscribing_from_trades_stops_trades_while_book_messages_go_on() {
 }
 
 #[test]
+fn a_bbo_subscriber_is_told_each_change_of_the_best_bid_and_ask() {
+    let server = Server::start_with(&["--feed-snapshot-ms", "60000"]);
+    // One client takes only `bbo`; another keeps the default channels.
+    let mut bbo = connect(&server, "?depth=1");
+    assert_eq!(next(&mut bbo)["type"], "snapshot");
+    send_op(
+        &mut bbo,
+        json!({"op": "unsubscribe", "channels": ["trades", "book", "snapshot"]}),
+    );
+    assert_eq!(
+        next(&mut bbo),
+        json!({"type": "subscribed", "channels": []})
+    );
+    send_op(&mut bbo, json!({"op": "subscribe", "channels": ["bbo"]}));
+    assert_eq!(
+        next(&mut bbo),
+        json!({"type": "subscribed", "channels": ["bbo"]})
+    );
+    // Subscribing to it sends a fresh snapshot: the best bid and ask as of
+    // a seq, which the changes then follow.
+    assert_eq!(
+        next(&mut bbo),
+        json!({"type": "snapshot", "seq": 0, "depth": 1, "bids": [], "asks": []})
+    );
+    let mut default = connect(&server, "");
+    assert_eq!(next(&mut default)["type"], "snapshot");
+
+    let mut rest = server.connect();
+    rest.place(1, 99.0, 5); // book 1: a best bid
+    rest.place(1, 98.0, 3); // book 2: not at the best
+    rest.place(-1, 101.0, 2); // book 3: a best ask
+    rest.place(1, 99.0, 1); // book 4: more at the best bid
+    rest.place(-1, 99.0, 6); // trades 5, 6, book 7: the best bid goes
+    let lower = rest.place_id(1, 97.0, 1); // book 8: not at the best
+    rest.place(-1, 98.0, 3); // trade 9, book 10: the last bid level but 97
+    rest.delete(&format!("/order/{lower}")).expect(200); // book 11: no bid
+    let level = |price: f64, quantity: u64| json!({"price": price, "quantity": quantity});
+    let expected = [
+        json!({"type": "bbo", "seq": 1, "bid": level(99.0, 5), "ask": null}),
+        json!({"type": "bbo", "seq": 3, "bid": level(99.0, 5), "ask": level(101.0, 2)}),
+        json!({"type": "bbo", "seq": 4, "bid": level(99.0, 6), "ask": level(101.0, 2)}),
+        json!({"type": "bbo", "seq": 7, "bid": level(98.0, 3), "ask": level(101.0, 2)}),
+        json!({"type": "bbo", "seq": 10, "bid": level(97.0, 1), "ask": level(101.0, 2)}),
+        json!({"type": "bbo", "seq": 11, "bid": null, "ask": level(101.0, 2)}),
+    ];
+    for message in expected {
+        assert_eq!(next(&mut bbo), message);
+    }
+    // And nothing else: the next message is the reply to an op.
+    send_op(&mut bbo, json!({"op": "unsubscribe", "channels": ["bbo"]}));
+    assert_eq!(
+        next(&mut bbo),
+        json!({"type": "subscribed", "channels": []})
+    );
+    // The default subscriber gets no bbo, and its seqs have no gap.
+    let seqs: Vec<u64> = (0..11)
+        .map(|_| {
+            let message = next(&mut default);
+            assert!(
+                message["type"] == "book" || message["type"] == "trade",
+                "{message}"
+            );
+            message["seq"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(seqs, (1..=11).collect::<Vec<u64>>());
+}
+
+#[test]
 fn bad_handshakes_and_depths_are_answered_400() {
     let server = Server::start();
     let mut client = server.connect();

@@ -22,7 +22,13 @@ use tungstenite::protocol::frame::coding::Data;
 const TRADES: u8 = 1;
 const BOOK: u8 = 2;
 const SNAPSHOT: u8 = 4;
-const CHANNELS: [(u8, &str); 3] = [(TRADES, "trades"), (BOOK, "book"), (SNAPSHOT, "snapshot")];
+const BBO: u8 = 8;
+const CHANNELS: [(u8, &str); 4] = [
+    (TRADES, "trades"),
+    (BOOK, "book"),
+    (SNAPSHOT, "snapshot"),
+    (BBO, "bbo"),
+];
 
 /// A connection's state once it upgraded to WebSocket.
 pub(super) struct Subscription {
@@ -243,7 +249,7 @@ impl Front {
                 Some((bit, _)) => bits |= bit,
                 None => {
                     sub.push(error_frame(&format!(
-                        "unknown channel {name:?}: the channels are trades, book and snapshot"
+                        "unknown channel {name:?}: the channels are trades, book, snapshot and bbo"
                     )));
                     return;
                 }
@@ -252,7 +258,8 @@ impl Front {
         let fresh_snapshot = match op.op.as_str() {
             "subscribe" => {
                 sub.channels |= bits;
-                bits & BOOK != 0
+                // Both follow the book from a snapshot on.
+                bits & (BOOK | BBO) != 0
             }
             "unsubscribe" => {
                 sub.channels &= !bits;
@@ -300,6 +307,9 @@ impl Front {
                 FeedMessage::Trade(frame) => self.fan_out(&frame, bound, |s| s.wants(TRADES)),
                 FeedMessage::Book(frame) => {
                     self.fan_out(&frame, bound, |s| s.wants(BOOK) && !s.awaiting_snapshot)
+                }
+                FeedMessage::Bbo(frame) => {
+                    self.fan_out(&frame, bound, |s| s.wants(BBO) && !s.awaiting_snapshot)
                 }
                 FeedMessage::Snapshot { depth, frame } => self.fan_out(&frame, bound, |s| {
                     s.wants(SNAPSHOT) && !s.awaiting_snapshot && s.depth == depth
