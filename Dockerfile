@@ -21,6 +21,11 @@ VOLUME /data
 ENV ORDERBOOK_LISTEN=0.0.0.0:8000 \
     ORDERBOOK_DATA_DIR=/data
 EXPOSE 8000
+# Healthy while GET /health answers 200 (`--health-check` asks the address
+# in ORDERBOOK_LISTEN, on loopback). The start period covers recovering a
+# large state file and journal.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
+    CMD ["orderbook", "--health-check"]
 # SIGTERM (what `docker stop` sends) is a clean shutdown: answer what is in
 # flight, write a snapshot, exit 0.
 STOPSIGNAL SIGTERM

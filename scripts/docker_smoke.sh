@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks the Docker packaging end to end, as a user of the original service
-# would use it: `docker compose up --build` serves the API on port 8000, a
+# would use it: `docker compose up --build` serves the API on port 8000 and
+# Docker reports it healthy (the image's HEALTHCHECK), a
 # stop (SIGTERM) exits 0, and the book survives a stop, a restart and a
 # SIGKILL, kept in the compose volume. Not part of CI (it needs a Docker
 # daemon and the base images); run it from the checkout's root:
@@ -33,10 +34,20 @@ wait_healthy() {
 }
 field() { python3 -c "import sys, json; print(json.load(sys.stdin)['$1'])"; }
 exit_code() { docker inspect --format '{{.State.ExitCode}}' "$("${compose[@]}" ps -q orderbook)"; }
+# Docker's own verdict from the image's HEALTHCHECK (first run 10 s in).
+wait_docker_healthy() {
+  for _ in $(seq 60); do
+    status=$(docker inspect --format '{{.State.Health.Status}}' "$("${compose[@]}" ps -q orderbook)")
+    [ "$status" = healthy ] && return 0
+    sleep 1
+  done
+  fail "Docker's health status is $status, not healthy"
+}
 
 "${compose[@]}" down -v >/dev/null 2>&1 || true
 "${compose[@]}" up --build -d
 wait_healthy
+wait_docker_healthy
 
 maker=$(curl -s -X POST "$base/order/" -H 'Content-Type: application/json' -d '{"quantity": 10, "price": 100.0, "side": 1}')
 maker_id=$(field id <<<"$maker")
@@ -63,4 +74,4 @@ expect "maker after SIGKILL" "$(curl -s "$base/order/$maker_id")" "$before"
 recovered=$(curl -s "$base/order/$late_id")
 expect "late sell after SIGKILL" "$(field status <<<"$recovered")/$(field order_quantity <<<"$recovered")/$(field order_price <<<"$recovered")" open/7/101.0
 
-echo "docker_smoke: OK (build, API on :8000, clean stop exit 0, restart and SIGKILL keep the book)"
+echo "docker_smoke: OK (build, API on :8000, Docker health healthy, clean stop exit 0, restart and SIGKILL keep the book)"

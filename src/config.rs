@@ -46,6 +46,12 @@ pub struct Config {
     #[arg(long, env = "ORDERBOOK_LISTEN", default_value = "127.0.0.1:8000")]
     pub listen: SocketAddr,
 
+    /// Instead of serving: ask the service at `--listen` for `GET /health`
+    /// and exit 0 if it answers 200 within 2 seconds, 1 otherwise (for
+    /// container health checks; a wildcard address is asked on loopback).
+    #[arg(long)]
+    pub health_check: bool,
+
     /// Price grid step; prices must be positive multiples of it.
     #[arg(long, env = "ORDERBOOK_TICK_SIZE", default_value = "0.01", value_parser = TickSize::parse)]
     pub tick_size: TickSize,

@@ -4,10 +4,13 @@
 //! until SIGINT or SIGTERM, then stops cleanly.
 
 use std::fs::{self, File, TryLockError};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
 
 use clap::Parser;
 use orderbook::config::Config;
@@ -25,12 +28,56 @@ use signal_hook::iterator::Signals;
 
 fn main() -> ExitCode {
     let config = Config::parse();
+    if config.health_check {
+        return match probe_health(config.listen) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("orderbook: health check of {}: {message}", config.listen);
+                ExitCode::FAILURE
+            }
+        };
+    }
     match run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("orderbook: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `--health-check`: one `GET /health` to the service listening on
+/// `listen` (on loopback if that is a wildcard address), which must answer
+/// 200 within 2 seconds.
+fn probe_health(listen: SocketAddr) -> Result<(), String> {
+    const LIMIT: Duration = Duration::from_secs(2);
+    let mut addr = listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let mut stream = TcpStream::connect_timeout(&addr, LIMIT).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(LIMIT))
+        .map_err(|e| e.to_string())?;
+    stream
+        .set_write_timeout(Some(LIMIT))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: orderbook\r\nConnection: close\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).map_err(|e| e.to_string())?;
+    let status_line = answer.split(|&b| b == b'\r').next().unwrap_or(&[]);
+    if status_line.starts_with(b"HTTP/1.1 200 ") {
+        Ok(())
+    } else {
+        Err(format!(
+            "answered {:?}",
+            String::from_utf8_lossy(status_line)
+        ))
     }
 }
 

@@ -1,5 +1,7 @@
 //! The real `orderbook` binary: its settings and its clean stop.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
@@ -42,6 +44,35 @@ fn help_lists_every_setting_with_its_environment_variable() {
             "--help names {env}:\n{help}"
         );
     }
+}
+
+#[test]
+fn health_check_exits_0_while_the_service_answers_and_1_after() {
+    let server = support::Server::start();
+    // Asked on a wildcard address, it asks loopback.
+    let wildcard = format!("0.0.0.0:{}", server.addr.port());
+    for listen in [server.addr.to_string(), wildcard] {
+        let output = Command::new(BIN)
+            .args(["--health-check", "--listen", &listen])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{output:?}");
+        assert!(output.stdout.is_empty() && output.stderr.is_empty());
+    }
+    let addr = server.addr;
+    drop(server);
+    let output = Command::new(BIN)
+        .args(["--health-check", "--listen", &addr.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.starts_with(&format!(
+            "orderbook: health check of {addr}: Connection refused"
+        )),
+        "{stderr}"
+    );
 }
 
 #[test]
