@@ -179,33 +179,28 @@ impl NaiveBook {
                         id,
                         reason: RejectReason::WouldTake,
                     }
-                } else if tif == TimeInForce::FillOrKill
-                    && crossed.map(|o| o.quantity - o.filled).sum::<u64>() < quantity
-                {
-                    let killed = OrderView {
-                        id,
-                        side,
-                        price,
-                        quantity,
-                        filled: 0,
-                        notional: 0,
-                        status: OrderStatus::Cancelled,
-                    };
-                    self.orders.push(killed);
-                    self.arrival.push(0);
-                    self.finish(id);
-                    Event::Accepted(killed)
                 } else {
-                    self.orders.push(OrderView {
+                    let killed = tif == TimeInForce::FillOrKill
+                        && crossed.map(|o| o.quantity - o.filled).sum::<u64>() < quantity;
+                    let order = OrderView {
                         id,
                         side,
                         price,
                         quantity,
                         filled: 0,
                         notional: 0,
-                        status: OrderStatus::Open,
-                    });
+                        status: if killed {
+                            OrderStatus::Cancelled
+                        } else {
+                            OrderStatus::Open
+                        },
+                    };
+                    self.orders.push(order);
                     self.arrival.push(0);
+                    if killed {
+                        self.finish(id);
+                        return (trades, Event::Accepted(order));
+                    }
                     let may_rest =
                         matches!(tif, TimeInForce::GoodTillCancel | TimeInForce::PostOnly);
                     self.take(id, command.ts, may_rest, &mut trades);

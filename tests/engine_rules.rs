@@ -584,12 +584,18 @@ fn immediate_or_cancel_that_fills_is_filled_and_one_that_meets_nothing_is_cancel
     assert_eq!(levels(&book, Side::Buy), vec![(100, 6)]);
 }
 
-#[test]
-fn fill_or_kill_trades_nothing_when_the_book_cannot_fill_it_whole() {
+/// Sells resting: 3 at 100, 4 at 101, 50 at 102 (ids 1, 2, 3).
+fn asks_of_3_4_and_50() -> OrderBook {
     let mut book = OrderBook::default();
     place(&mut book, 1, Side::Sell, 100, 3);
     place(&mut book, 2, Side::Sell, 101, 4);
     place(&mut book, 3, Side::Sell, 102, 50);
+    book
+}
+
+#[test]
+fn fill_or_kill_trades_nothing_when_the_book_cannot_fill_it_whole() {
+    let mut book = asks_of_3_4_and_50();
     // 7 within its limit of 101, 8 asked: killed whole.
     let events = place_with(&mut book, 4, Side::Buy, 101, 8, TimeInForce::FillOrKill);
     assert_eq!(events.len(), 1, "no trade, no level: {events:?}");
@@ -611,10 +617,7 @@ fn fill_or_kill_trades_nothing_when_the_book_cannot_fill_it_whole() {
 
 #[test]
 fn fill_or_kill_fills_whole_across_levels_when_it_can() {
-    let mut book = OrderBook::default();
-    place(&mut book, 1, Side::Sell, 100, 3);
-    place(&mut book, 2, Side::Sell, 101, 4);
-    place(&mut book, 3, Side::Sell, 102, 50);
+    let mut book = asks_of_3_4_and_50();
     let events = place_with(&mut book, 4, Side::Buy, 101, 7, TimeInForce::FillOrKill);
     assert_eq!(trades(&events).len(), 2);
     assert!(
