@@ -16,7 +16,14 @@ fn run(book: &mut OrderBook, kind: CommandKind) -> Vec<Event> {
     events
 }
 
-fn place(book: &mut OrderBook, id: u128, side: Side, price: u64, quantity: u64) -> Vec<Event> {
+fn place_with(
+    book: &mut OrderBook,
+    id: u128,
+    side: Side,
+    price: u64,
+    quantity: u64,
+    tif: TimeInForce,
+) -> Vec<Event> {
     run(
         book,
         CommandKind::Place {
@@ -24,9 +31,13 @@ fn place(book: &mut OrderBook, id: u128, side: Side, price: u64, quantity: u64) 
             side,
             price,
             quantity,
-            tif: TimeInForce::GoodTillCancel,
+            tif,
         },
     )
+}
+
+fn place(book: &mut OrderBook, id: u128, side: Side, price: u64, quantity: u64) -> Vec<Event> {
+    place_with(book, id, side, price, quantity, TimeInForce::GoodTillCancel)
 }
 
 fn modify(book: &mut OrderBook, id: u128, price: Option<u64>, quantity: Option<u64>) -> Vec<Event> {
@@ -494,26 +505,6 @@ fn many_levels_stay_sorted_whatever_the_insertion_order() {
     remaining.dedup();
     let got: Vec<u64> = book.levels(Side::Buy).map(|l| l.price).collect();
     assert_eq!(got, remaining);
-}
-
-fn place_with(
-    book: &mut OrderBook,
-    id: u128,
-    side: Side,
-    price: u64,
-    quantity: u64,
-    tif: TimeInForce,
-) -> Vec<Event> {
-    run(
-        book,
-        CommandKind::Place {
-            id,
-            side,
-            price,
-            quantity,
-            tif,
-        },
-    )
 }
 
 fn levels(book: &OrderBook, side: Side) -> Vec<(u64, u64)> {
