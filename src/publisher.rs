@@ -10,6 +10,8 @@
 //! function of the command stream alone ([`messages_for`]): the replica
 //! counts the same way, the state file records the count, and after any
 //! restart, even a crash, the feed goes on from exactly the right number.
+//! A `bbo` message (the best bid and ask moved) follows the `book` message
+//! that moved them and carries its `seq`, so it changes no numbering.
 //!
 //! Snapshots come from the publisher's own aggregated levels (built from
 //! the level events), so each carries the `seq` of the last message it
