@@ -577,19 +577,13 @@ impl OrderBook {
             status: OrderStatus::Open,
             wide: false,
         });
-        let rests = match tif {
-            TimeInForce::GoodTillCancel | TimeInForce::PostOnly => {
-                self.take_and_rest(slot, ts, true, out)
-            }
-            TimeInForce::ImmediateOrCancel => self.take_and_rest(slot, ts, false, out),
-            TimeInForce::FillOrKill if self.fillable(side, price, quantity) => {
-                self.take_and_rest(slot, ts, false, out)
-            }
-            TimeInForce::FillOrKill => {
-                // Killed whole: it never trades, so it touches no level.
-                self.orders.get_mut(slot).status = OrderStatus::Cancelled;
-                false
-            }
+        let rests = if tif == TimeInForce::FillOrKill && !self.fillable(side, price, quantity) {
+            // Killed whole: it never trades, so it touches no level.
+            self.orders.get_mut(slot).status = OrderStatus::Cancelled;
+            false
+        } else {
+            let may_rest = matches!(tif, TimeInForce::GoodTillCancel | TimeInForce::PostOnly);
+            self.take_and_rest(slot, ts, may_rest, out)
         };
         let view = self.view(slot);
         if rests {
