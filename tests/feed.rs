@@ -404,6 +404,12 @@ fn a_bbo_subscriber_is_told_each_change_of_the_best_bid_and_ask() {
     );
     let mut default = connect(&server, "");
     assert_eq!(next(&mut default)["type"], "snapshot");
+    // Or chosen when connecting.
+    let mut chosen = connect(&server, "?depth=1&channels=bbo");
+    assert_eq!(
+        next(&mut chosen),
+        json!({"type": "snapshot", "seq": 0, "depth": 1, "bids": [], "asks": []})
+    );
 
     let mut rest = server.connect();
     rest.place(1, 99.0, 5); // book 1: a best bid
@@ -425,6 +431,7 @@ fn a_bbo_subscriber_is_told_each_change_of_the_best_bid_and_ask() {
     ];
     for message in expected {
         assert_eq!(next(&mut bbo), message);
+        assert_eq!(next(&mut chosen), message);
     }
     // And nothing else: the next message is the reply to an op.
     send_op(&mut bbo, json!({"op": "unsubscribe", "channels": ["bbo"]}));
@@ -466,6 +473,14 @@ fn bad_handshakes_and_depths_are_answered_400() {
     let response = client.read_response().unwrap();
     assert_eq!(response.status, 400);
     assert!(response.text().contains("depth"), "{}", response.text());
+    let mut client = server.connect();
+    client
+        .send_raw(upgrade("?channels=bbo,candles", "13").as_bytes())
+        .unwrap();
+    client.read_response().unwrap().expect_detail(
+        400,
+        "channels: unknown channel \"candles\"; the channels are trades, book, snapshot and bbo",
+    );
     let mut client = server.connect();
     client.send_raw(upgrade("", "8").as_bytes()).unwrap();
     client

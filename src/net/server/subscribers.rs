@@ -99,6 +99,33 @@ fn error_frame(detail: &str) -> Arc<[u8]> {
     ws::text_frame(text.as_bytes())
 }
 
+/// The `?channels=` of a `/ws` query (comma-separated names), or the
+/// default three; 400 before the upgrade.
+fn channels_of(query: Option<&str>) -> Result<u8, ApiError> {
+    let Some(list) = query
+        .unwrap_or("")
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("channels="))
+    else {
+        return Ok(TRADES | BOOK | SNAPSHOT);
+    };
+    let mut bits = 0;
+    for name in list.split(',') {
+        match CHANNELS.iter().find(|(_, known)| *known == name) {
+            Some((bit, _)) => bits |= bit,
+            None => {
+                return Err(ApiError::new(
+                    400,
+                    format!(
+                        "channels: unknown channel {name:?}; the channels are trades, book, snapshot and bbo"
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(bits)
+}
+
 /// The `?depth=` of a `/ws` query, or the default; 400 before the upgrade.
 fn depth_of(query: Option<&str>, default: usize) -> Result<usize, ApiError> {
     api::depth_param(query, default).map_err(|detail| ApiError::new(400, detail))
@@ -124,6 +151,7 @@ impl Front {
             return Err(ApiError::new(400, "Sec-WebSocket-Version must be 13"));
         }
         let depth = depth_of(request.query, self.config.feed.default_depth)?;
+        let channels = channels_of(request.query)?;
         let Some(conn) = self.connections[slot].as_mut() else {
             return Ok(());
         };
@@ -144,7 +172,7 @@ impl Front {
         let _ = socket2::SockRef::from(&conn.stream).set_send_buffer_size(kernel_buffer);
         conn.ws = Some(Box::new(Subscription {
             depth,
-            channels: TRADES | BOOK | SNAPSHOT,
+            channels,
             started: false,
             awaiting_snapshot: false,
             queue: VecDeque::new(),
@@ -458,6 +486,28 @@ impl Front {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn channels_are_chosen_in_the_query_or_default_to_three() {
+        assert_eq!(channels_of(None).unwrap(), TRADES | BOOK | SNAPSHOT);
+        assert_eq!(
+            channels_of(Some("depth=3")).unwrap(),
+            TRADES | BOOK | SNAPSHOT
+        );
+        assert_eq!(channels_of(Some("channels=bbo")).unwrap(), BBO);
+        assert_eq!(
+            channels_of(Some("depth=1&channels=trades,bbo")).unwrap(),
+            TRADES | BBO
+        );
+        for bad in [
+            "channels=",
+            "channels=candles",
+            "channels=bbo,",
+            "channels=Trades",
+        ] {
+            assert_eq!(channels_of(Some(bad)).unwrap_err().status, 400, "{bad}");
+        }
+    }
 
     #[test]
     fn depth_is_checked() {
