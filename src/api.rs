@@ -387,6 +387,16 @@ pub fn limit_param(query: Option<&str>, default: usize, max: usize) -> Result<us
     Ok(limit)
 }
 
+/// The `?order_id=` of a query, if given; 422 if it is not a UUID.
+pub fn order_id_param(query: Option<&str>) -> Result<Option<OrderId>, ApiError> {
+    query
+        .unwrap_or("")
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("order_id="))
+        .map(|text| parse_uuid(text).ok_or_else(|| ApiError::field("order_id", "must be a UUID")))
+        .transpose()
+}
+
 /// Deepest `?depth=` of a book snapshot (`/ws`, `GET /book`); 0 asks for
 /// every level.
 pub const MAX_DEPTH: usize = 1000;

@@ -751,6 +751,49 @@ fn get_trades_oldest_first_with_limit() {
 }
 
 #[test]
+fn get_trades_of_one_order_lists_its_fills() {
+    let server = Server::start();
+    let mut client = server.connect();
+    // A big sell filled by three buys, with another pair trading between.
+    let big = client.place_id(-1, 100.0, 10);
+    let b1 = client.place_id(1, 100.0, 2);
+    let other_sell = client.place_id(-1, 99.0, 1);
+    let other_buy = client.place_id(1, 99.0, 1);
+    let b2 = client.place_id(1, 100.0, 3);
+    let b3 = client.place_id(1, 100.0, 5);
+    assert_eq!(client.trades("?limit=100").len(), 4);
+    let fills = |client: &mut Client, query: &str| -> Vec<(String, u64)> {
+        client
+            .trades(query)
+            .iter()
+            .map(|t| (string(t, "buy_order_id"), uint(t, "quantity")))
+            .collect()
+    };
+    assert_eq!(
+        fills(&mut client, &format!("?order_id={big}")),
+        [(b1.clone(), 2), (b2.clone(), 3), (b3.clone(), 5)],
+        "the sell's three fills, oldest first"
+    );
+    // As maker or taker, any spelling of the id; ?limit keeps the newest.
+    assert_eq!(
+        fills(&mut client, &format!("?order_id={}", b2.to_uppercase())),
+        [(b2.clone(), 3)]
+    );
+    assert_eq!(
+        fills(&mut client, &format!("?limit=2&order_id={big}")),
+        [(b2, 3), (b3, 5)]
+    );
+    assert_eq!(
+        fills(&mut client, &format!("?order_id={other_sell}")),
+        [(other_buy, 1)]
+    );
+    assert!(client.trades(&format!("?order_id={UNKNOWN_ID}")).is_empty());
+    client
+        .get("/trades?order_id=123")
+        .expect_detail(422, "order_id: must be a UUID");
+}
+
+#[test]
 fn health_unknown_paths_and_wrong_methods() {
     let server = Server::start();
     let mut client = server.connect();

@@ -26,7 +26,7 @@ use rand::{Rng, SeedableRng};
 use super::api_docs;
 use super::http::{self, Limits, Method};
 use crate::api::{self, ApiError, TradeRecord, Wire};
-use crate::engine::{Command, CommandKind, Event, RejectReason};
+use crate::engine::{Command, CommandKind, Event, OrderId, RejectReason};
 use crate::matching::{Barrier, BarrierPurpose, Output, Request};
 use crate::metrics;
 use crate::persist::journal::{self, Record};
@@ -350,6 +350,8 @@ enum Awaiting {
     Cancel,
     Trades {
         limit: usize,
+        /// Only this order's trades (`?order_id=`).
+        order: Option<OrderId>,
     },
     /// `GET /orders` or `GET /order/{id}`: the replica answers.
     Replica,
@@ -876,19 +878,18 @@ impl Front {
                     let purpose = BarrierPurpose::Orders { limit };
                     self.submit_barrier(slot, purpose, Awaiting::Replica, keep_alive)
                 }),
-            ("/trades", Method::Get) => match api::limit_param(
-                request.query,
-                self.config.trades_default_limit,
-                self.config.trades_max_limit,
-            ) {
-                Ok(limit) => self.submit_barrier(
-                    slot,
-                    BarrierPurpose::Trades,
-                    Awaiting::Trades { limit },
-                    keep_alive,
-                ),
-                Err(error) => Err(error),
-            },
+            ("/trades", Method::Get) => {
+                let (default, max) = (
+                    self.config.trades_default_limit,
+                    self.config.trades_max_limit,
+                );
+                api::limit_param(request.query, default, max)
+                    .and_then(|limit| Ok((limit, api::order_id_param(request.query)?)))
+                    .and_then(|(limit, order)| {
+                        let awaiting = Awaiting::Trades { limit, order };
+                        self.submit_barrier(slot, BarrierPurpose::Trades, awaiting, keep_alive)
+                    })
+            }
             ("/book", Method::Get) => {
                 api::depth_param(request.query, self.config.feed.default_depth)
                     .map_err(|detail| ApiError::new(422, detail))
@@ -1126,6 +1127,16 @@ impl Front {
         }
     }
 
+    /// Trade objects joined by commas.
+    fn write_trades<'t>(&self, body: &mut String, trades: impl Iterator<Item = &'t TradeRecord>) {
+        for (i, trade) in trades.enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
+            self.wire.trade(body, trade);
+        }
+    }
+
     /// The `GET /metrics` text.
     fn metrics_text(&self) -> String {
         let mut out = String::with_capacity(4096);
@@ -1264,14 +1275,25 @@ impl Front {
                 body.push_str("{\"success\":true,\"message\":\"Order cancelled\"}");
                 200
             }
-            (Awaiting::Trades { limit }, Output::Barrier(_)) => {
+            (Awaiting::Trades { limit, order }, Output::Barrier(_)) => {
                 body.push('[');
                 let skip = self.trades.len().saturating_sub(limit);
-                for (i, trade) in self.trades.iter().skip(skip).enumerate() {
-                    if i > 0 {
-                        body.push(',');
+                match order {
+                    None => self.write_trades(&mut body, self.trades.iter().skip(skip)),
+                    Some(id) => {
+                        // The newest `limit` of its trades, oldest first.
+                        let of_order =
+                            |t: &&TradeRecord| t.trade.taker == id || t.trade.maker == id;
+                        let mut newest: Vec<&TradeRecord> = self
+                            .trades
+                            .iter()
+                            .rev()
+                            .filter(of_order)
+                            .take(limit)
+                            .collect();
+                        newest.reverse();
+                        self.write_trades(&mut body, newest.into_iter());
                     }
-                    self.wire.trade(&mut body, trade);
                 }
                 body.push(']');
                 200
