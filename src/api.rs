@@ -367,9 +367,13 @@ pub struct Wire {
     pub max_quantity: Qty,
 }
 
-/// The `?limit=` of a query (how many items at most, 1 to `max`), or
-/// `default` without one. With no `max` (`usize::MAX`) the error says so.
-pub fn limit_param(query: Option<&str>, default: usize, max: usize) -> Result<usize, ApiError> {
+/// The `?limit=` of a query (how many items at most: 1 to `max`, or any
+/// number from 1 without one), or `default` without a `limit`.
+pub fn limit_param(
+    query: Option<&str>,
+    default: usize,
+    max: Option<usize>,
+) -> Result<usize, ApiError> {
     let mut limit = default;
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -377,10 +381,12 @@ pub fn limit_param(query: Option<&str>, default: usize, max: usize) -> Result<us
             limit = value
                 .parse::<usize>()
                 .ok()
-                .filter(|&n| n >= 1 && n <= max)
+                .filter(|&n| n >= 1 && max.is_none_or(|max| n <= max))
                 .ok_or_else(|| match max {
-                    usize::MAX => ApiError::field("limit", "must be a whole number, at least 1"),
-                    max => ApiError::field("limit", &format!("must be an integer from 1 to {max}")),
+                    None => ApiError::field("limit", "must be a whole number, at least 1"),
+                    Some(max) => {
+                        ApiError::field("limit", &format!("must be an integer from 1 to {max}"))
+                    }
                 })?;
         }
     }

@@ -72,9 +72,7 @@ pub fn write_summary(out: &mut String, name: &str, help: &str, histogram: &Histo
             micros as f64 / 1e6
         );
     }
-    let sum = histogram.mean() * histogram.len() as f64 / 1e6;
-    let _ = writeln!(out, "{name}_sum {sum}");
-    let _ = writeln!(out, "{name}_count {}", histogram.len());
+    write_sum_and_count(out, name, histogram);
 }
 
 /// The `le` bounds of the latency histograms, in µs: 10 µs to 10 s, about
@@ -105,6 +103,12 @@ pub fn write_histogram(out: &mut String, name: &str, help: &str, histogram: &His
         );
     }
     let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", histogram.len());
+    write_sum_and_count(out, name, histogram);
+}
+
+/// The `_sum` (seconds) and `_count` lines that end a summary and a
+/// histogram alike.
+fn write_sum_and_count(out: &mut String, name: &str, histogram: &Histogram<u64>) {
     let sum = histogram.mean() * histogram.len() as f64 / 1e6;
     let _ = writeln!(out, "{name}_sum {sum}");
     let _ = writeln!(out, "{name}_count {}", histogram.len());

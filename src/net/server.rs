@@ -873,17 +873,18 @@ impl Front {
                 json_body(request).and_then(|body| self.place(slot, body, keep_alive))
             }
             ("/order", _) => Err(method_not_allowed("POST")),
-            ("/orders", Method::Get) => api::limit_param(request.query, usize::MAX, usize::MAX)
-                .and_then(|limit| {
+            ("/orders", Method::Get) => {
+                api::limit_param(request.query, usize::MAX, None).and_then(|limit| {
                     let purpose = BarrierPurpose::Orders { limit };
                     self.submit_barrier(slot, purpose, Awaiting::Replica, keep_alive)
-                }),
+                })
+            }
             ("/trades", Method::Get) => {
                 let (default, max) = (
                     self.config.trades_default_limit,
                     self.config.trades_max_limit,
                 );
-                api::limit_param(request.query, default, max)
+                api::limit_param(request.query, default, Some(max))
                     .and_then(|limit| Ok((limit, api::order_id_param(request.query)?)))
                     .and_then(|(limit, order)| {
                         let awaiting = Awaiting::Trades { limit, order };
@@ -1277,9 +1278,11 @@ impl Front {
             }
             (Awaiting::Trades { limit, order }, Output::Barrier(_)) => {
                 body.push('[');
-                let skip = self.trades.len().saturating_sub(limit);
                 match order {
-                    None => self.write_trades(&mut body, self.trades.iter().skip(skip)),
+                    None => {
+                        let skip = self.trades.len().saturating_sub(limit);
+                        self.write_trades(&mut body, self.trades.iter().skip(skip));
+                    }
                     Some(id) => {
                         // The newest `limit` of its trades, oldest first.
                         let of_order =
