@@ -109,21 +109,26 @@ fn channels_of(query: Option<&str>) -> Result<u8, ApiError> {
     else {
         return Ok(TRADES | BOOK | SNAPSHOT);
     };
-    let mut bits = 0;
-    for name in list.split(',') {
-        match CHANNELS.iter().find(|(_, known)| *known == name) {
-            Some((bit, _)) => bits |= bit,
-            None => {
-                return Err(ApiError::new(
-                    400,
-                    format!(
-                        "channels: unknown channel {name:?}; the channels are trades, book, snapshot and bbo"
-                    ),
-                ))
-            }
-        }
-    }
-    Ok(bits)
+    channel_bits(list.split(',')).map_err(|name| {
+        ApiError::new(
+            400,
+            format!("channels: unknown channel {name:?}; the channels are {CHANNEL_NAMES}"),
+        )
+    })
+}
+
+/// The channels' names as the errors list them.
+const CHANNEL_NAMES: &str = "trades, book, snapshot and bbo";
+
+/// The bits of the named channels, or the first name that is none.
+fn channel_bits<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<u8, &'a str> {
+    names.into_iter().try_fold(0, |bits, name| {
+        CHANNELS
+            .iter()
+            .find(|(_, known)| *known == name)
+            .map(|(bit, _)| bits | bit)
+            .ok_or(name)
+    })
 }
 
 /// The `?depth=` of a `/ws` query, or the default; 400 before the upgrade.
@@ -271,18 +276,15 @@ impl Front {
                 return;
             }
         };
-        let mut bits = 0;
-        for name in &op.channels {
-            match CHANNELS.iter().find(|(_, n)| n == name) {
-                Some((bit, _)) => bits |= bit,
-                None => {
-                    sub.push(error_frame(&format!(
-                        "unknown channel {name:?}: the channels are trades, book, snapshot and bbo"
-                    )));
-                    return;
-                }
+        let bits = match channel_bits(op.channels.iter().map(String::as_str)) {
+            Ok(bits) => bits,
+            Err(name) => {
+                sub.push(error_frame(&format!(
+                    "unknown channel {name:?}: the channels are {CHANNEL_NAMES}"
+                )));
+                return;
             }
-        }
+        };
         let fresh_snapshot = match op.op.as_str() {
             "subscribe" => {
                 sub.channels |= bits;
