@@ -52,6 +52,12 @@ pub struct Config {
     #[arg(long)]
     pub health_check: bool,
 
+    /// Instead of serving: print every command of the journal in
+    /// `--data-dir` as JSON lines, oldest first, and exit (0, or 1 on a
+    /// damaged journal). It only reads, so it may run beside the service.
+    #[arg(long)]
+    pub print_journal: bool,
+
     /// Price grid step; prices must be positive multiples of it.
     #[arg(long, env = "ORDERBOOK_TICK_SIZE", default_value = "0.01", value_parser = TickSize::parse)]
     pub tick_size: TickSize,
@@ -150,6 +156,14 @@ pub struct Config {
     /// kernel: survives a power cut, not only a crash.
     #[arg(long, env = "ORDERBOOK_FSYNC", num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set)]
     pub fsync: bool,
+
+    /// Delete the journal files a saved state file covers. By default the
+    /// journal keeps every command ever accepted (SPEC §4: finished orders
+    /// past `--finished-orders` live on only there), so its files grow
+    /// without bound; with this, disk use stays near one
+    /// `--journal-segment-bytes` file, and those commands are gone.
+    #[arg(long, env = "ORDERBOOK_PRUNE_JOURNAL", num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set)]
+    pub prune_journal: bool,
 
     /// Bytes after which the journal starts a new file.
     #[arg(long, env = "ORDERBOOK_JOURNAL_SEGMENT_BYTES", default_value_t = 64 << 20)]

@@ -19,7 +19,7 @@ use orderbook::matching::{self, Output, Request};
 use orderbook::metrics;
 use orderbook::net::server::{Front, FrontJournal, LoopWaker};
 use orderbook::persist::segments::{SegmentWriter, Syncer};
-use orderbook::persist::{recovery, snapshot};
+use orderbook::persist::{export, recovery, snapshot};
 use orderbook::publisher;
 use orderbook::replica::{self, Snapshots};
 use orderbook::ring::{broadcast_with, spsc_with};
@@ -37,8 +37,28 @@ fn main() -> ExitCode {
             }
         };
     }
+    if config.print_journal {
+        return print_journal(&config);
+    }
     match run(config) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("orderbook: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--print-journal`: the journal to stdout, warnings to stderr.
+fn print_journal(config: &Config) -> ExitCode {
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    match export::print_journal(&config.data_dir, &config.wire(), &mut out) {
+        Ok(warnings) => {
+            for warning in warnings {
+                eprintln!("orderbook: {warning}");
+            }
+            ExitCode::SUCCESS
+        }
         Err(message) => {
             eprintln!("orderbook: {message}");
             ExitCode::FAILURE
@@ -255,6 +275,7 @@ fn run(config: Config) -> Result<(), String> {
             state_path: config.state_path(),
             seq: recovered.seq,
             saved_seq: recovered.saved_seq,
+            prune_journal: config.prune_journal,
             feed_seq: recovered.feed_seq,
             trades: recovered.trades,
             trade_history: config.trade_history,

@@ -97,6 +97,9 @@ pub struct Snapshots {
     pub seq: u64,
     /// The sequence number the state file on disk covers.
     pub saved_seq: u64,
+    /// Whether to delete the journal files a written state file covers
+    /// (`--prune-journal`).
+    pub prune_journal: bool,
     /// The market-data feed's `seq` as of `seq` (see [`crate::publisher`]).
     pub feed_seq: u64,
     /// The newest trades, oldest first, as many as the front keeps.
@@ -108,10 +111,10 @@ pub struct Snapshots {
 }
 
 impl Snapshots {
-    /// Writes the state file if anything changed since the last one, then
-    /// deletes the journal files it makes unnecessary. A failure is
-    /// reported and the journal kept: nothing is lost, the next snapshot
-    /// tries again.
+    /// Writes the state file if anything changed since the last one, then,
+    /// under `--prune-journal`, deletes the journal files it covers. A
+    /// failure is reported and the journal kept: nothing is lost, the next
+    /// snapshot tries again.
     fn save(&mut self, book: &OrderBook, wire: &Wire) {
         if self.seq == self.saved_seq && self.state_path.exists() {
             return;
@@ -126,8 +129,10 @@ impl Snapshots {
             return;
         }
         self.saved_seq = self.seq;
-        if let Err(error) = segments::prune(&self.dir, self.seq) {
-            eprintln!("orderbook: cannot remove old journal files: {error}");
+        if self.prune_journal {
+            if let Err(error) = segments::prune(&self.dir, self.seq) {
+                eprintln!("orderbook: cannot remove old journal files: {error}");
+            }
         }
         let took = started.elapsed();
         let metrics = &self.metrics;

@@ -36,6 +36,7 @@ fn help_lists_every_setting_with_its_environment_variable() {
         ("--huge-pages", "ORDERBOOK_HUGE_PAGES"),
         ("--snapshot-interval", "ORDERBOOK_SNAPSHOT_INTERVAL"),
         ("--fsync", "ORDERBOOK_FSYNC"),
+        ("--prune-journal", "ORDERBOOK_PRUNE_JOURNAL"),
         ("--journal-segment-bytes", "ORDERBOOK_JOURNAL_SEGMENT_BYTES"),
     ] {
         assert!(help.contains(flag), "--help names {flag}:\n{help}");

@@ -815,3 +815,188 @@ fn crash_loop(cycles: usize, extra: &[&str]) {
         history.len()
     );
 }
+
+/// `orderbook --print-journal` run in `dir`: its exit status, stdout and
+/// stderr.
+fn print_journal(dir: &std::path::Path) -> (std::process::ExitStatus, String, String) {
+    let output = std::process::Command::new(support::BIN)
+        .arg("--print-journal")
+        .current_dir(dir)
+        .output()
+        .expect("run orderbook --print-journal");
+    (
+        output.status,
+        String::from_utf8(output.stdout).expect("UTF-8 output"),
+        String::from_utf8(output.stderr).expect("UTF-8 errors"),
+    )
+}
+
+/// The journal printed, each line parsed, with its timestamp taken out
+/// (checked as RFC 3339 and returned beside it).
+fn journal_lines(stdout: &str) -> Vec<(String, Value)> {
+    stdout
+        .lines()
+        .map(|line| {
+            let mut value: Value = serde_json::from_str(line).expect("a JSON line");
+            let stamp = value
+                .as_object_mut()
+                .unwrap()
+                .remove("timestamp")
+                .expect("a timestamp");
+            let stamp = stamp.as_str().unwrap().to_string();
+            assert!(api::parse_timestamp(&stamp).is_some(), "{stamp}");
+            (stamp, value)
+        })
+        .collect()
+}
+
+/// Places 30 bids, crosses 3 with an IOC sell, modifies, cancels, and
+/// tries a cancel the engine refuses; returns every command as
+/// `--print-journal` should show it, the ids, and the IOC's timestamp as
+/// its trades carry it.
+fn journaled_session(client: &mut Client) -> (Vec<Value>, Vec<String>, String) {
+    let mut lines = Vec::new();
+    let mut ids = Vec::new();
+    for i in 0..30u64 {
+        let id = id_of(
+            &client
+                .post("/order/", &place_body(Side::Buy, 9_000 + i, 1 + i))
+                .expect(200),
+        );
+        lines.push(
+            serde_json::json!({"seq": i + 1, "command": "place", "order_id": id,
+            "side": 1, "price": (9_000 + i) as f64 / 100.0, "quantity": 1 + i,
+            "time_in_force": "GTC", "post_only": false}),
+        );
+        ids.push(id);
+    }
+    let ioc = client
+        .post(
+            "/order/",
+            "{\"side\":\"sell\",\"price\":90.27,\"quantity\":100,\"time_in_force\":\"IOC\"}",
+        )
+        .expect(200);
+    assert_eq!(ioc["filled_quantity"], 30 + 29 + 28);
+    let ioc_id = id_of(&ioc);
+    lines.push(
+        serde_json::json!({"seq": 31, "command": "place", "order_id": ioc_id,
+        "side": -1, "price": 90.27, "quantity": 100, "time_in_force": "IOC", "post_only": false}),
+    );
+    client
+        .put(&format!("/order/{}", ids[0]), "{\"price\":80.5}")
+        .expect(200);
+    lines.push(
+        serde_json::json!({"seq": 32, "command": "modify", "order_id": ids[0], "price": 80.5}),
+    );
+    client.delete(&format!("/order/{}", ids[1])).expect(200);
+    lines.push(serde_json::json!({"seq": 33, "command": "cancel", "order_id": ids[1]}));
+    // Refused by the engine (the IOC is finished), journaled all the same.
+    client.delete(&format!("/order/{ioc_id}")).expect(404);
+    lines.push(serde_json::json!({"seq": 34, "command": "cancel", "order_id": ioc_id}));
+    let trades = client.trades(&format!("?order_id={ioc_id}"));
+    assert_eq!(trades.len(), 3);
+    let stamp = trades[0]["execution_timestamp"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ids.push(ioc_id);
+    (lines, ids, stamp)
+}
+
+#[test]
+fn the_journal_keeps_every_command_past_snapshots_and_prints_them_as_json_lines() {
+    let dir = TempDir::new("journal-kept");
+    // Small files, frequent state files, and only 2 finished orders kept.
+    let args = [
+        "--snapshot-interval",
+        "1",
+        "--journal-segment-bytes",
+        "600",
+        "--finished-orders",
+        "2",
+    ];
+    let mut server = Server::start_in(&dir.0, &args);
+    let mut client = server.connect();
+    let (expected, ids, ioc_stamp) = journaled_session(&mut client);
+    // The bid filled first left the history: the journal alone has it.
+    client
+        .get(&format!("/order/{}", ids[29]))
+        .expect_detail(404, "Order not found");
+    let before = observe(&server, &ids);
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(10)).unwrap().success());
+
+    let files = journal_files(&dir.0);
+    assert!(files.len() >= 4, "rotated into several files: {files:?}");
+    assert!(
+        files[0].ends_with("journal-00000000000000000001.log"),
+        "the first file is kept after state files covered it: {files:?}"
+    );
+    let (status, stdout, stderr) = print_journal(&dir.0);
+    assert!(status.success(), "{stderr}");
+    assert_eq!(stderr, "");
+    let lines = journal_lines(&stdout);
+    let values: Vec<&Value> = lines.iter().map(|(_, value)| value).collect();
+    assert_eq!(values, expected.iter().collect::<Vec<_>>());
+    assert!(
+        lines.windows(2).all(|pair| pair[0].0 <= pair[1].0),
+        "in time order"
+    );
+    assert_eq!(lines[30].0, ioc_stamp, "the IOC's time is its trades' time");
+
+    // A start reads only what the state file does not cover: damage in a
+    // covered file does not stop it, and the book is as it was. The
+    // printer reads everything and names the damage.
+    let mut bytes = fs::read(&files[0]).unwrap();
+    let last = bytes.len() - 3;
+    bytes[last] ^= 0xff;
+    fs::write(&files[0], &bytes).unwrap();
+    let server = Server::start_in(&dir.0, &args);
+    assert_eq!(observe(&server, &ids), before);
+    let (status, stdout, stderr) = print_journal(&dir.0);
+    assert!(!status.success(), "a damaged journal prints with exit 1");
+    assert!(
+        stderr.contains("journal-00000000000000000001.log is corrupt"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.is_empty(),
+        "the damage is in the first file: {stdout}"
+    );
+}
+
+#[test]
+fn under_prune_journal_the_files_a_state_file_covers_are_deleted() {
+    let dir = TempDir::new("journal-pruned");
+    let args = [
+        "--snapshot-interval",
+        "1",
+        "--journal-segment-bytes",
+        "600",
+        "--prune-journal",
+    ];
+    let mut server = Server::start_in(&dir.0, &args);
+    let mut client = server.connect();
+    let (expected, ids, _) = journaled_session(&mut client);
+    let before = observe(&server, &ids);
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(10)).unwrap().success());
+    // The state file at shutdown covers every record: only the newest file,
+    // which the front was writing, is left.
+    let files = journal_files(&dir.0);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let (status, stdout, stderr) = print_journal(&dir.0);
+    assert!(status.success(), "{stderr}");
+    let lines = journal_lines(&stdout);
+    let first = lines
+        .first()
+        .map_or(35, |(_, value)| value["seq"].as_u64().unwrap());
+    assert!(first > 1, "the older records are gone");
+    let kept: Vec<&Value> = lines.iter().map(|(_, value)| value).collect();
+    assert_eq!(
+        kept,
+        expected[first as usize - 1..].iter().collect::<Vec<_>>()
+    );
+    let server = Server::start_in(&dir.0, &args);
+    assert_eq!(observe(&server, &ids), before);
+}

@@ -1,9 +1,10 @@
 //! The journal's files: `journal-<first seq, 20 digits>.log` in the data
 //! directory, each a header and framed records ([`super::journal`]). The
 //! front appends to the newest and starts a new one once it passes
-//! `--journal-segment-bytes`; a segment whose records are all covered by a
-//! saved state file is deleted. Reading them back at start is
-//! [`read_after`].
+//! `--journal-segment-bytes`. The files are kept (the journal is the whole
+//! history), unless `--prune-journal` deletes those a saved state file
+//! covers. Reading back what a state file does not cover, at start, is
+//! [`read_after`]; reading everything is [`read_all`].
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -269,26 +270,100 @@ pub struct Replay {
 }
 
 /// Reads every record of the journal in `dir` after `covered` (what the
-/// state file already holds). A torn tail of the newest segment is cut off
-/// the file (with a warning); a damaged record anywhere else, a bad header,
-/// or a gap in the sequence is an error naming the file and the problem,
-/// and no file is changed then.
+/// state file already holds); files wholly at or before it are not read.
+/// A torn tail of the newest segment is cut off the file (with a warning);
+/// a damaged record anywhere else, a bad header, or a gap in the sequence
+/// is an error naming the file and the problem, and no file is changed
+/// then.
 pub fn read_after(dir: &Path, covered: u64) -> Result<Replay, String> {
-    let segments = list(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
     let mut replay = Replay::default();
+    let (warnings, cut) = walk(dir, covered, true, |record| {
+        if record.seq > covered {
+            replay.records.push(record);
+        }
+        true
+    })?;
+    replay.warnings = warnings;
+    if let Some(first) = replay.records.first() {
+        if first.seq != covered + 1 {
+            return Err(format!(
+                "the journal in {} resumes at record {}, but the state file covers only up to {covered}: records are missing",
+                dir.display(),
+                first.seq
+            ));
+        }
+    }
+    if let Some((path, keep, torn)) = cut {
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("cannot open {} to cut its torn tail: {e}", path.display()))?;
+        file.set_len(keep)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| format!("cannot cut the torn tail of {}: {e}", path.display()))?;
+        replay.warnings.push(format!(
+            "journal file {}: cut a torn last record ({torn} bytes) left by a crash in mid-write",
+            path.display()
+        ));
+    }
+    Ok(replay)
+}
+
+/// Hands every record of the journal in `dir` to `each`, oldest first,
+/// until it returns false, changing no file: a service may be writing the
+/// newest one, so an unfinished record at its end is a warning, not an
+/// error. Damage before good data, a bad header or a gap is an error, as at
+/// start. Returns the warnings.
+pub fn read_all(dir: &Path, each: impl FnMut(Record) -> bool) -> Result<Vec<String>, String> {
+    let (mut warnings, cut) = walk(dir, 0, false, each)?;
+    if let Some((path, _, torn)) = cut {
+        warnings.push(format!(
+            "journal file {}: ends in {torn} bytes that are not a whole record (a crash in mid-write, or a write in progress)",
+            path.display()
+        ));
+    }
+    Ok(warnings)
+}
+
+/// A torn tail found: the file, the length to keep, the bytes past it.
+type Cut = (PathBuf, u64, usize);
+
+/// Checks and hands to `each` the records of every segment of `dir` but
+/// those wholly at or before `covered`, until it returns false. With
+/// `repair`, a newest file cut short before its header is removed;
+/// without, it is reported.
+fn walk(
+    dir: &Path,
+    covered: u64,
+    repair: bool,
+    mut each: impl FnMut(Record) -> bool,
+) -> Result<(Vec<String>, Option<Cut>), String> {
+    let segments = list(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    let mut warnings = Vec::new();
     let mut expected = None::<u64>;
-    let mut cut: Option<(PathBuf, u64, usize)> = None;
+    let mut cut = None;
     for (i, (named_first, path)) in segments.iter().enumerate() {
         let newest = i + 1 == segments.len();
+        if !newest && segments[i + 1].0 <= covered + 1 {
+            // Every record of this file is in the state file: the journal
+            // keeps all history, and a start must not read all of it.
+            continue;
+        }
         let data = fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let problem = |what: String| format!("journal file {} is corrupt: {what}", path.display());
         if newest && (data.len() < journal::HEADER_LEN || data.iter().all(|&b| b == 0)) {
             // A crash while the newest file was being started, before its
             // header was whole (or, preallocated, written at all): no
             // record was ever in it.
-            fs::remove_file(path).map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
-            replay.warnings.push(format!(
-                "journal file {}: removed, it was cut short ({} bytes, no header) before its first record",
+            let done = if repair {
+                fs::remove_file(path)
+                    .map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
+                "removed, it was"
+            } else {
+                "it is"
+            };
+            warnings.push(format!(
+                "journal file {}: {done} cut short ({} bytes, no header) before its first record",
                 path.display(),
                 data.len()
             ));
@@ -330,35 +405,13 @@ pub fn read_after(dir: &Path, covered: u64) -> Result<Replay, String> {
                 )));
             }
             next += 1;
-            if record.seq > covered {
-                replay.records.push(record);
+            if !each(record) {
+                return Ok((warnings, None));
             }
         }
         expected = Some(next);
     }
-    if let Some(first) = replay.records.first() {
-        if first.seq != covered + 1 {
-            return Err(format!(
-                "the journal in {} resumes at record {}, but the state file covers only up to {covered}: records are missing",
-                dir.display(),
-                first.seq
-            ));
-        }
-    }
-    if let Some((path, keep, torn)) = cut {
-        let file = OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .map_err(|e| format!("cannot open {} to cut its torn tail: {e}", path.display()))?;
-        file.set_len(keep)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| format!("cannot cut the torn tail of {}: {e}", path.display()))?;
-        replay.warnings.push(format!(
-            "journal file {}: cut a torn last record ({torn} bytes) left by a crash in mid-write",
-            path.display()
-        ));
-    }
-    Ok(replay)
+    Ok((warnings, cut))
 }
 
 #[cfg(test)]
@@ -416,6 +469,75 @@ mod tests {
         // A state file older than the journal's start means lost records.
         let error = read_after(&dir, 10).unwrap_err();
         assert!(error.contains("records are missing"), "{error}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_start_skips_covered_files_and_read_all_reads_everything_changing_nothing() {
+        let dir = temp_dir("read-all");
+        let mut writer = SegmentWriter::create(&dir, 1, 200, false).unwrap();
+        for batch in 0..3u64 {
+            let first = batch * 10 + 1;
+            writer
+                .append(&encoded(first..=first + 9), first + 10)
+                .unwrap();
+        }
+        let mut half = encoded(31..=31);
+        half.truncate(half.len() / 2);
+        writer.append(&half, 32).unwrap();
+        drop(writer);
+        // Damage in the covered first file: a start never reads it.
+        let oldest = dir.join(segment_name(1));
+        let original = fs::read(&oldest).unwrap();
+        let mut damaged = original.clone();
+        damaged[original.len() / 2] ^= 0xff;
+        fs::write(&oldest, &damaged).unwrap();
+        let newest = list(&dir).unwrap().last().unwrap().1.clone();
+        let torn_len = fs::metadata(&newest).unwrap().len();
+
+        let mut seen = Vec::new();
+        let error = read_all(&dir, |record| {
+            seen.push(record.seq);
+            true
+        })
+        .unwrap_err();
+        assert!(
+            error.contains("journal-00000000000000000001.log is corrupt"),
+            "{error}"
+        );
+        assert!(seen.is_empty());
+
+        fs::write(&oldest, &original).unwrap();
+        let warnings = read_all(&dir, |record| {
+            seen.push(record.seq);
+            true
+        })
+        .unwrap();
+        assert_eq!(seen, (1..=30).collect::<Vec<_>>());
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("a write in progress"), "{warnings:?}");
+        assert_eq!(
+            fs::metadata(&newest).unwrap().len(),
+            torn_len,
+            "nothing cut"
+        );
+        // Stopping early hands no more records.
+        seen.clear();
+        read_all(&dir, |record| {
+            seen.push(record.seq);
+            record.seq < 12
+        })
+        .unwrap();
+        assert_eq!(seen, (1..=12).collect::<Vec<_>>());
+
+        fs::write(&oldest, &damaged).unwrap();
+        let replay = read_after(&dir, 10).unwrap();
+        let seqs: Vec<u64> = replay.records.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, (11..=30).collect::<Vec<_>>());
+        assert!(
+            fs::metadata(&newest).unwrap().len() < torn_len,
+            "the start cut the tail"
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 
