@@ -19,8 +19,9 @@ pub struct ApiError {
     pub status: u16,
     /// Why, for a person reading it.
     pub detail: String,
-    /// For a 405: the methods the path takes, for the `Allow` header.
-    pub allow: Option<&'static str>,
+    /// A header the status calls for, as (name, value): `Allow` on a 405,
+    /// `Retry-After` on a 503.
+    pub header: Option<(&'static str, &'static str)>,
 }
 
 impl ApiError {
@@ -29,8 +30,26 @@ impl ApiError {
         ApiError {
             status,
             detail: detail.into(),
-            allow: None,
+            header: None,
         }
+    }
+
+    /// 503: the service cannot take the request now; a client may retry
+    /// after a second (`Retry-After: 1`, which HTTP client libraries'
+    /// retry policies read).
+    pub fn unavailable(detail: &str) -> Self {
+        ApiError {
+            header: Some(("Retry-After", "1")),
+            ..ApiError::new(503, detail)
+        }
+    }
+
+    /// The error's extra header as a whole header line (`\r\nName: value`),
+    /// or nothing.
+    pub fn header_line(&self) -> String {
+        self.header.map_or(String::new(), |(name, value)| {
+            format!("\r\n{name}: {value}")
+        })
     }
 
     /// 422 naming the field at fault.

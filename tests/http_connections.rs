@@ -1094,6 +1094,7 @@ fn connections_over_the_cap_get_503_and_are_closed() {
         .read_response()
         .expect("the fifth connection is answered");
     response.expect_detail(503, "Too many connections");
+    assert_eq!(response.header("Retry-After"), Some("1"));
     assert!(response.closes());
     fifth.expect_closed();
     // The four still work.
@@ -1557,6 +1558,7 @@ fn a_full_command_ring_answers_503_and_drops_nothing_silently() {
             200 => placed += 1,
             503 => {
                 response.expect_detail(503, "Engine overloaded; retry shortly");
+                assert_eq!(response.header("Retry-After"), Some("1"));
                 refused += 1;
             }
             other => panic!("unexpected status {other}: {}", response.text()),

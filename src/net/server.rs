@@ -647,8 +647,16 @@ impl Front {
             if self.open >= self.config.max_connections {
                 // Refuse cleanly: a best-effort 503, then close.
                 let mut out = Vec::new();
-                let body = ApiError::new(503, "Too many connections").body();
-                http::write_response(&mut out, 503, &body, false);
+                let error = ApiError::unavailable("Too many connections");
+                let body = http::Body::Bytes(&error.body());
+                http::write_typed_response(
+                    &mut out,
+                    503,
+                    http::JSON,
+                    body,
+                    false,
+                    &error.header_line(),
+                );
                 let _ = stream.write(&out);
                 continue;
             }
@@ -940,16 +948,13 @@ impl Front {
             },
         };
         if let Err(error) = result {
-            let allow = error
-                .allow
-                .map_or(String::new(), |methods| format!("\r\nAllow: {methods}"));
             self.answer_now_typed(
                 slot,
                 error.status,
                 http::JSON,
                 &error.body(),
                 keep_alive,
-                &allow,
+                &error.header_line(),
             );
         }
         self.head_only = false;
@@ -1048,7 +1053,7 @@ impl Front {
     ) -> Result<(), ApiError> {
         if self.requests.stage(request).is_err() {
             self.stats.overloaded += 1;
-            return Err(ApiError::new(503, "Engine overloaded; retry shortly"));
+            return Err(ApiError::unavailable("Engine overloaded; retry shortly"));
         }
         let seq = match request {
             Request::Apply(command) => {
@@ -1555,7 +1560,7 @@ fn json_body<'r>(request: &'r http::Request<'_>) -> Result<&'r [u8], ApiError> {
 /// §15.5.6 requires it; clients and proxies read it to correct the call).
 fn method_not_allowed(allow: &'static str) -> ApiError {
     ApiError {
-        allow: Some(allow),
+        header: Some(("Allow", allow)),
         ..ApiError::new(405, "Method Not Allowed")
     }
 }
