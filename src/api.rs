@@ -414,11 +414,21 @@ pub fn limit_param(
 
 /// The `?order_id=` of a query, if given; 422 if it is not a UUID.
 pub fn order_id_param(query: Option<&str>) -> Result<Option<OrderId>, ApiError> {
+    uuid_param(query, "order_id")
+}
+
+/// The `?after=` of `GET /trades`: a trade's `unique_id`, if given.
+pub fn after_param(query: Option<&str>) -> Result<Option<u128>, ApiError> {
+    uuid_param(query, "after")
+}
+
+/// The UUID in the query parameter `name`, if given.
+fn uuid_param(query: Option<&str>, name: &str) -> Result<Option<u128>, ApiError> {
     query
         .unwrap_or("")
         .split('&')
-        .find_map(|pair| pair.strip_prefix("order_id="))
-        .map(|text| parse_uuid(text).ok_or_else(|| ApiError::field("order_id", "must be a UUID")))
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+        .map(|text| parse_uuid(text).ok_or_else(|| ApiError::field(name, "must be a UUID")))
         .transpose()
 }
 

@@ -794,6 +794,58 @@ fn get_trades_of_one_order_lists_its_fills() {
 }
 
 #[test]
+fn get_trades_after_a_trade_pages_forward_from_it() {
+    let server = Server::start_with(&["--trade-history", "5"]);
+    let mut client = server.connect();
+    let unique_ids = |trades: &[Value]| -> Vec<String> {
+        trades.iter().map(|t| string(t, "unique_id")).collect()
+    };
+    client.place_id(-1, 100.0, 100);
+    let mut buys = Vec::new();
+    for _ in 0..2 {
+        buys.push(client.place_id(1, 100.0, 1));
+    }
+    let first = unique_ids(&client.trades(""));
+    assert_eq!(first.len(), 2);
+    for _ in 0..5 {
+        buys.push(client.place_id(1, 100.0, 1));
+    }
+    // The newest 5 are kept: trades 3 to 7.
+    let kept = unique_ids(&client.trades(""));
+    assert_eq!(kept.len(), 5);
+    let after = |client: &mut Client, query: &str| unique_ids(&client.trades(query));
+    assert_eq!(
+        after(&mut client, &format!("?after={}", kept[0])),
+        kept[1..]
+    );
+    assert_eq!(
+        after(&mut client, &format!("?after={}&limit=2", kept[0])),
+        kept[1..3],
+        "the oldest 2 after it"
+    );
+    assert_eq!(
+        after(&mut client, &format!("?limit=2&after={}", kept[2])),
+        kept[3..5]
+    );
+    assert!(after(&mut client, &format!("?after={}", kept[4])).is_empty());
+    // With ?order_id=, that order's trades after it.
+    let query = format!("?after={}&order_id={}", kept[0], buys[5]);
+    assert_eq!(after(&mut client, &query), kept[3..4]);
+    let query = format!("?after={}&order_id={}", kept[4], buys[5]);
+    assert!(after(&mut client, &query).is_empty());
+    // A trade no longer kept, or never made: an empty list would hide a gap.
+    for gone in [&first[1], UNKNOWN_ID] {
+        client.get(&format!("/trades?after={gone}")).expect_detail(
+            404,
+            "Trade not found: after names none of the 5 trades kept",
+        );
+    }
+    client
+        .get("/trades?after=7")
+        .expect_detail(422, "after: must be a UUID");
+}
+
+#[test]
 fn health_unknown_paths_and_wrong_methods() {
     let server = Server::start();
     let mut client = server.connect();

@@ -352,6 +352,8 @@ enum Awaiting {
         limit: usize,
         /// Only this order's trades (`?order_id=`).
         order: Option<OrderId>,
+        /// Only the trades after this one (`?after=`, a `unique_id`).
+        after: Option<u128>,
     },
     /// `GET /orders` or `GET /order/{id}`: the replica answers.
     Replica,
@@ -892,10 +894,18 @@ impl Front {
                     self.config.trades_default_limit,
                     self.config.trades_max_limit,
                 );
-                api::limit_param(request.query, default, Some(max))
-                    .and_then(|limit| Ok((limit, api::order_id_param(request.query)?)))
-                    .and_then(|(limit, order)| {
-                        let awaiting = Awaiting::Trades { limit, order };
+                let query = request.query;
+                api::limit_param(query, default, Some(max))
+                    .and_then(|limit| {
+                        let order = api::order_id_param(query)?;
+                        Ok((limit, order, api::after_param(query)?))
+                    })
+                    .and_then(|(limit, order, after)| {
+                        let awaiting = Awaiting::Trades {
+                            limit,
+                            order,
+                            after,
+                        };
                         self.submit_barrier(slot, BarrierPurpose::Trades, awaiting, keep_alive)
                     })
             }
@@ -1281,7 +1291,44 @@ impl Front {
                 body.push_str("{\"success\":true,\"message\":\"Order cancelled\"}");
                 200
             }
-            (Awaiting::Trades { limit, order }, Output::Barrier(_)) => {
+            (
+                Awaiting::Trades {
+                    limit,
+                    order,
+                    after: Some(unique_id),
+                },
+                Output::Barrier(_),
+            ) => {
+                match self.trades.iter().rposition(|t| t.unique_id == unique_id) {
+                    None => {
+                        let text = format!(
+                            "Trade not found: after names none of the {} trades kept",
+                            self.trades.len()
+                        );
+                        detail(&mut body, 404, &text)
+                    }
+                    Some(at) => {
+                        // The oldest `limit` after it, so a client pages
+                        // forward from the last trade it has.
+                        let of_order = |t: &&TradeRecord| {
+                            order.is_none_or(|id| t.trade.taker == id || t.trade.maker == id)
+                        };
+                        let later = self.trades.range(at + 1..).filter(of_order).take(limit);
+                        body.push('[');
+                        self.write_trades(&mut body, later);
+                        body.push(']');
+                        200
+                    }
+                }
+            }
+            (
+                Awaiting::Trades {
+                    limit,
+                    order,
+                    after: None,
+                },
+                Output::Barrier(_),
+            ) => {
                 body.push('[');
                 match order {
                     None => {
