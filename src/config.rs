@@ -9,6 +9,7 @@ use clap::Parser;
 
 use crate::api::{Symbol, TickSize, Wire};
 use crate::engine::BookConfig;
+use crate::net::auth::ApiToken;
 use crate::net::http::Limits;
 use crate::net::server::{FeedSettings, FrontConfig};
 use crate::persist::snapshot::STATE_FILE;
@@ -57,6 +58,15 @@ pub struct Config {
     /// damaged journal). It only reads, so it may run beside the service.
     #[arg(long)]
     pub print_journal: bool,
+
+    /// A secret that placing, modifying and cancelling orders need, sent
+    /// as `Authorization: Bearer <token>` (16 to 256 characters; `openssl
+    /// rand -hex 32` makes one). Without it anyone who can reach the port
+    /// can trade. Reads (the book, trades, orders by id, the feed, health,
+    /// metrics) stay open. Better given by the environment than the command
+    /// line, which other users of the machine can read.
+    #[arg(long, env = "ORDERBOOK_API_TOKEN", value_parser = ApiToken::parse, hide_env_values = true)]
+    pub api_token: Option<ApiToken>,
 
     /// Price grid step; prices must be positive multiples of it.
     #[arg(long, env = "ORDERBOOK_TICK_SIZE", default_value = "0.01", value_parser = TickSize::parse)]
@@ -234,6 +244,7 @@ impl Config {
                 pong_timeout: Duration::from_secs(self.ws_pong_timeout),
                 close_grace: Duration::from_secs(2),
             },
+            api_token: self.api_token.clone(),
         }
     }
 

@@ -37,6 +37,7 @@ fn help_lists_every_setting_with_its_environment_variable() {
         ("--snapshot-interval", "ORDERBOOK_SNAPSHOT_INTERVAL"),
         ("--fsync", "ORDERBOOK_FSYNC"),
         ("--prune-journal", "ORDERBOOK_PRUNE_JOURNAL"),
+        ("--api-token", "ORDERBOOK_API_TOKEN"),
         ("--journal-segment-bytes", "ORDERBOOK_JOURNAL_SEGMENT_BYTES"),
     ] {
         assert!(help.contains(flag), "--help names {flag}:\n{help}");

@@ -845,6 +845,108 @@ fn get_trades_after_a_trade_pages_forward_from_it() {
         .expect_detail(422, "after: must be a UUID");
 }
 
+/// Sends one request with an `Authorization` header (or none) and reads
+/// its answer.
+fn authorized(
+    client: &mut Client,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    authorization: Option<&str>,
+) -> Response {
+    let mut bytes = String::from_utf8(request_bytes(method, path, body)).unwrap();
+    if let Some(value) = authorization {
+        let end_of_line = bytes.find("\r\n").unwrap() + 2;
+        bytes.insert_str(end_of_line, &format!("Authorization: {value}\r\n"));
+    }
+    client.send_raw(bytes.as_bytes()).unwrap();
+    client.read_response().unwrap()
+}
+
+#[test]
+fn under_api_token_placing_modifying_and_cancelling_need_the_bearer_token() {
+    const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+    let server = Server::start_with(&["--api-token", TOKEN]);
+    let mut client = server.connect();
+    let bearer = format!("Bearer {TOKEN}");
+    let place = r#"{"quantity": 5, "price": 100.0, "side": 1}"#;
+    let missing =
+        "Authorization: send `Authorization: Bearer <token>` to place, modify or cancel orders";
+    let challenge = "Bearer realm=\"orderbook\"";
+    let invalid = "Bearer realm=\"orderbook\", error=\"invalid_token\"";
+    let refused = |response: Response, detail: &str, header: &str| {
+        response.expect_detail(401, detail);
+        assert_eq!(response.header("WWW-Authenticate"), Some(header));
+        assert!(!response.closes(), "the connection stays");
+    };
+    refused(
+        authorized(&mut client, "POST", "/order/", Some(place), None),
+        missing,
+        challenge,
+    );
+    let wrong = format!("Bearer {TOKEN}0");
+    refused(
+        authorized(&mut client, "POST", "/order/", Some(place), Some(&wrong)),
+        "Authorization: the token is not valid",
+        invalid,
+    );
+    refused(
+        authorized(&mut client, "POST", "/order/", Some(place), Some(TOKEN)),
+        "Authorization: must be `Bearer <token>`",
+        challenge,
+    );
+    // Refused before the body is read: not even a bad body gets further.
+    refused(
+        authorized(&mut client, "POST", "/order/", Some("{"), None),
+        missing,
+        challenge,
+    );
+    assert_eq!(client.orders(), (vec![], vec![]), "nothing was placed");
+
+    let order = authorized(&mut client, "POST", "/order/", Some(place), Some(&bearer)).expect(200);
+    let id = string(&order, "id");
+    let path = format!("/order/{id}");
+    let modify = Some(r#"{"quantity": 3}"#);
+    refused(
+        authorized(&mut client, "PUT", &path, modify, None),
+        missing,
+        challenge,
+    );
+    refused(
+        authorized(&mut client, "DELETE", &path, None, Some(&wrong)),
+        "Authorization: the token is not valid",
+        invalid,
+    );
+    assert_eq!(uint(&client.order(&id), "order_quantity"), 5, "unchanged");
+    assert_eq!(client.order(&id)["order_alive"], json!(true));
+
+    // Reads need no token.
+    for read in ["/orders", "/trades", "/book", "/health", path.as_str()] {
+        assert_eq!(client.get(read).status, 200, "{read}");
+    }
+    assert!(client.metrics_text().contains("orderbook_"));
+    let lower = format!("bearer {TOKEN}");
+    authorized(&mut client, "PUT", &path, modify, Some(&lower)).expect(200);
+    assert_eq!(uint(&client.order(&id), "order_quantity"), 3);
+    authorized(&mut client, "DELETE", &path, None, Some(&bearer)).expect(200);
+    assert_eq!(client.order(&id)["order_alive"], json!(false));
+}
+
+#[test]
+fn without_api_token_an_authorization_header_is_ignored() {
+    let server = Server::start();
+    let mut client = server.connect();
+    let place = r#"{"quantity": 5, "price": 100.0, "side": 1}"#;
+    authorized(
+        &mut client,
+        "POST",
+        "/order/",
+        Some(place),
+        Some("Bearer anything"),
+    )
+    .expect(200);
+}
+
 #[test]
 fn health_unknown_paths_and_wrong_methods() {
     let server = Server::start();

@@ -26,6 +26,7 @@ fn settings(
         mid_ticks: 10_000,
         tick: 0.01,
         seed: 7,
+        extra_headers: String::new(),
     }
 }
 
@@ -104,6 +105,28 @@ fn a_counted_run_of_places_rests_exactly_what_it_reports() {
     assert_eq!((report.transport_errors, report.unexpected()), (0, 0));
     assert_latency_counts(&report);
     assert_eq!(resting(&server), 2_000);
+}
+
+#[test]
+fn against_a_service_with_an_api_token_the_token_is_sent() {
+    const TOKEN: &str = "loadgen-token-0123456789";
+    let server = Server::start_with(&["--api-token", TOKEN]);
+    let mix = "place=50,cancel=20,modify=10,cross=10,fetch=10";
+    let mut run = settings(&server, 4, 1, Stop::Requests(1_000), mix);
+    run.extra_headers = format!("Authorization: Bearer {TOKEN}\r\n");
+    let report = loadgen::run(&run).unwrap();
+    assert_eq!((report.transport_errors, report.unexpected()), (0, 0));
+    assert_eq!(report.statuses.values().sum::<u64>(), 1_000);
+    assert!(report.placed > 0 && report.cancelled > 0);
+    // Without it every place is refused, and nothing rests.
+    let before = resting(&server);
+    let run = settings(&server, 2, 1, Stop::Requests(200), "place=1");
+    let report = loadgen::run(&run).unwrap();
+    assert_eq!(
+        report.statuses.iter().collect::<Vec<_>>(),
+        vec![(&401, &200)]
+    );
+    assert_eq!(resting(&server), before);
 }
 
 #[test]

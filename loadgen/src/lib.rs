@@ -60,6 +60,9 @@ pub struct Settings {
     pub tick: f64,
     /// Seed of the request stream (each connection derives its own).
     pub seed: u64,
+    /// Header lines sent with every request, each ending `\r\n`: the
+    /// `Authorization` of a service run with `--api-token`, or nothing.
+    pub extra_headers: String,
 }
 
 /// When a run ends.
@@ -629,6 +632,7 @@ fn start_request(settings: &Settings, connection: &mut Connection, since: Instan
     };
     let rng = &mut connection.rng;
     let out = &mut connection.out;
+    let extra = &settings.extra_headers;
     match kind {
         Kind::Cancel | Kind::Modify => {
             let at = rng.random_range(0..connection.resting.len());
@@ -636,7 +640,7 @@ fn start_request(settings: &Settings, connection: &mut Connection, since: Instan
             if kind == Kind::Cancel {
                 let _ = write!(
                     out,
-                    "DELETE /order/{} HTTP/1.1\r\nHost: loadgen\r\nContent-Length: 0\r\n\r\n",
+                    "DELETE /order/{} HTTP/1.1\r\nHost: loadgen\r\n{extra}Content-Length: 0\r\n\r\n",
                     held.id
                 );
             } else {
@@ -647,7 +651,7 @@ fn start_request(settings: &Settings, connection: &mut Connection, since: Instan
                 );
                 let _ = write!(
                     out,
-                    "PUT /order/{} HTTP/1.1\r\nHost: loadgen\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    "PUT /order/{} HTTP/1.1\r\nHost: loadgen\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
                     held.id,
                     body.len()
                 );
@@ -658,12 +662,12 @@ fn start_request(settings: &Settings, connection: &mut Connection, since: Instan
             let at = rng.random_range(0..connection.resting.len());
             let _ = write!(
                 out,
-                "GET /order/{} HTTP/1.1\r\nHost: loadgen\r\n\r\n",
+                "GET /order/{} HTTP/1.1\r\nHost: loadgen\r\n{extra}\r\n",
                 connection.resting[at].id
             );
         }
         Kind::Book => {
-            let _ = write!(out, "GET /book HTTP/1.1\r\nHost: loadgen\r\n\r\n");
+            let _ = write!(out, "GET /book HTTP/1.1\r\nHost: loadgen\r\n{extra}\r\n");
         }
         Kind::Place | Kind::Cross | Kind::Ioc => {
             let buy = rng.random_bool(0.5);
@@ -682,7 +686,7 @@ fn start_request(settings: &Settings, connection: &mut Connection, since: Instan
             );
             let _ = write!(
                 out,
-                "POST /order/ HTTP/1.1\r\nHost: loadgen\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                "POST /order/ HTTP/1.1\r\nHost: loadgen\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
                 body.len()
             );
         }

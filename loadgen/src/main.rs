@@ -55,6 +55,10 @@ struct Cli {
     /// clock).
     #[arg(long, default_value_t = 0)]
     subscribers: usize,
+    /// The service's `--api-token`, sent as `Authorization: Bearer` with
+    /// every request (the same environment variable as the service's).
+    #[arg(long, env = "ORDERBOOK_API_TOKEN", hide_env_values = true)]
+    api_token: Option<String>,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
@@ -91,6 +95,9 @@ fn main() -> ExitCode {
         mid_ticks: (cli.mid / cli.tick).round() as u64,
         tick: cli.tick,
         seed: cli.seed,
+        extra_headers: cli.api_token.as_ref().map_or(String::new(), |token| {
+            format!("Authorization: Bearer {token}\r\n")
+        }),
     };
     // Made before any load, so a path that cannot be written costs no run.
     let mut hgrm = match &cli.hgrm {

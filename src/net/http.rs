@@ -69,6 +69,8 @@ pub struct Request<'a> {
     pub websocket_version: Option<&'a [u8]>,
     /// The `Content-Type` header, if sent.
     pub content_type: Option<&'a [u8]>,
+    /// The `Authorization` header, if sent.
+    pub authorization: Option<&'a [u8]>,
     /// Bytes of the buffer this request used.
     pub len: usize,
 }
@@ -202,6 +204,7 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
     let mut websocket_version = None;
     let mut expects_continue = false;
     let mut content_type = None;
+    let mut authorization = None;
     let mut chunked = false;
     for header in parsed.headers.iter() {
         let name = header.name;
@@ -243,6 +246,8 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
             expects_continue = header_is(header.value, "100-continue");
         } else if name.eq_ignore_ascii_case("content-type") {
             content_type = Some(header.value);
+        } else if name.eq_ignore_ascii_case("authorization") {
+            authorization = Some(header.value);
         }
     }
     // An HTTP/1.0 client must not be sent an interim answer.
@@ -282,6 +287,7 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
         websocket_key,
         websocket_version,
         content_type,
+        authorization,
         len,
     }))
 }
@@ -385,6 +391,7 @@ pub fn reason(status: u16) -> &'static str {
         101 => "Switching Protocols",
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",

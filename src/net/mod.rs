@@ -3,6 +3,7 @@
 //! for the matching thread, and writes the answers back in request order.
 
 pub mod api_docs;
+pub mod auth;
 pub mod http;
 pub mod server;
 pub mod ws;

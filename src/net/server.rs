@@ -24,6 +24,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::api_docs;
+use super::auth::ApiToken;
 use super::http::{self, Limits, Method};
 use crate::api::{self, ApiError, TradeRecord, Wire};
 use crate::engine::{Command, CommandKind, Event, OrderId, RejectReason};
@@ -81,6 +82,8 @@ pub struct FrontConfig {
     pub snapshot_interval: Option<Duration>,
     /// The WebSocket feed's settings.
     pub feed: FeedSettings,
+    /// `--api-token`: what placing, modifying and cancelling need.
+    pub api_token: Option<ApiToken>,
 }
 
 /// The WebSocket feed's settings on the front.
@@ -879,9 +882,10 @@ impl Front {
             request.method
         };
         let result = match (path, method) {
-            ("/order", Method::Post) => {
-                json_body(request).and_then(|body| self.place(slot, body, keep_alive))
-            }
+            ("/order", Method::Post) => self
+                .authorize(request)
+                .and_then(|()| json_body(request))
+                .and_then(|body| self.place(slot, body, keep_alive)),
             ("/order", _) => Err(method_not_allowed("POST")),
             ("/orders", Method::Get) => {
                 api::limit_param(request.query, usize::MAX, None).and_then(|limit| {
@@ -994,6 +998,9 @@ impl Front {
         if !matches!(method, Method::Get | Method::Put | Method::Delete) {
             return Err(method_not_allowed("GET, HEAD, PUT, DELETE"));
         }
+        if method != Method::Get {
+            self.authorize(request)?;
+        }
         let id =
             api::parse_uuid(id).ok_or_else(|| ApiError::new(422, "order_id: must be a UUID"))?;
         match method {
@@ -1018,6 +1025,14 @@ impl Front {
                 Awaiting::Cancel,
                 keep_alive,
             ),
+        }
+    }
+
+    /// Under `--api-token`, order entry needs the token (`net::auth`).
+    fn authorize(&self, request: &http::Request<'_>) -> Result<(), ApiError> {
+        match &self.config.api_token {
+            Some(token) => token.check(request.authorization),
+            None => Ok(()),
         }
     }
 
