@@ -529,13 +529,33 @@ struct Fields<'a> {
     post_only: Option<&'a RawValue>,
 }
 
+const NOT_AN_OBJECT: &str = "Request body must be a JSON object";
+
 fn fields(body: &[u8]) -> Result<Fields<'_>, ApiError> {
-    let not_an_object = || ApiError::new(422, "Request body must be a JSON object");
+    object(body, || ApiError::new(422, NOT_AN_OBJECT))
+}
+
+/// A `POST /orders/batch` body: `{"orders": [order, ...]}`.
+#[derive(Deserialize)]
+struct BatchFields<'a> {
+    #[serde(borrow)]
+    orders: Option<Vec<&'a RawValue>>,
+}
+
+/// Most orders one `POST /orders/batch` may carry.
+pub const MAX_BATCH: usize = 100;
+
+/// Reads a JSON object into `T`: 400 for malformed JSON, 422 naming a
+/// field given twice, `wrong_shape` for anything else that is not `T`.
+fn object<'a, T: Deserialize<'a>>(
+    body: &'a [u8],
+    wrong_shape: impl Fn() -> ApiError,
+) -> Result<T, ApiError> {
     if body.trim_ascii_start().first() != Some(&b'{') {
         // Serde would read an array as the fields in order; only an object
-        // is an order. Still tell malformed JSON (400) from the wrong shape.
+        // will do. Still tell malformed JSON (400) from the wrong shape.
         return match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
-            Ok(_) => Err(not_an_object()),
+            Ok(_) => Err(wrong_shape()),
             Err(error) => Err(ApiError::new(400, format!("Malformed JSON body: {error}"))),
         };
     }
@@ -550,7 +570,7 @@ fn fields(body: &[u8]) -> Result<Fields<'_>, ApiError> {
         if let Some(field) = duplicate {
             ApiError::field(&field, "given more than once")
         } else if error.is_data() {
-            not_an_object()
+            wrong_shape()
         } else {
             ApiError::new(400, format!("Malformed JSON body: {error}"))
         }
@@ -652,6 +672,38 @@ impl Wire {
             quantity,
             tif: time_in_force(fields.time_in_force, fields.post_only)?,
         })
+    }
+
+    /// Decodes and checks a `POST /orders/batch` body: 1 to [`MAX_BATCH`]
+    /// orders, each as `POST /order/` takes it. One bad order refuses the
+    /// batch, naming it: `orders[2].price: ...`.
+    pub fn new_orders(&self, body: &[u8]) -> Result<Vec<NewOrder>, ApiError> {
+        let shape = || {
+            ApiError::new(
+                422,
+                "Request body must be a JSON object {\"orders\": [order, ...]}",
+            )
+        };
+        let batch: BatchFields<'_> = object(body, shape)?;
+        let orders = batch
+            .orders
+            .ok_or_else(|| ApiError::field("orders", "field required"))?;
+        if orders.is_empty() || orders.len() > MAX_BATCH {
+            let why = format!("must hold 1 to {MAX_BATCH} orders, not {}", orders.len());
+            return Err(ApiError::field("orders", &why));
+        }
+        let at = |i: usize, error: ApiError| {
+            let detail = match error.detail.as_str() {
+                NOT_AN_OBJECT => format!("orders[{i}]: must be a JSON object"),
+                detail => format!("orders[{i}].{detail}"),
+            };
+            ApiError { detail, ..error }
+        };
+        orders
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| self.new_order(raw.get().as_bytes()).map_err(|e| at(i, e)))
+            .collect()
     }
 
     /// Decodes and checks a `PUT /order/{id}` body.

@@ -62,6 +62,7 @@ fn it_lists_exactly_the_routes_served_with_their_methods() {
             "/order/",
             "/order/{order_id}",
             "/orders",
+            "/orders/batch",
             "/trades",
             "/ws",
         ]),

@@ -845,6 +845,138 @@ fn get_trades_after_a_trade_pages_forward_from_it() {
         .expect_detail(422, "after: must be a UUID");
 }
 
+#[test]
+fn a_batch_places_its_orders_in_turn_and_answers_them_in_one_list() {
+    let server = Server::start();
+    let mut client = server.connect();
+    let batch = r#"{"orders": [
+        {"quantity": 5, "price": 100.0, "side": "sell"},
+        {"quantity": 3, "price": 101.0, "side": -1},
+        {"quantity": 6, "price": 101.0, "side": 1, "time_in_force": "IOC"},
+        {"quantity": 1, "price": 101.0, "side": 1, "post_only": true},
+        {"quantity": 2, "price": 99.0, "side": "buy"}
+    ]}"#;
+    let answer = client.post("/orders/batch", batch).expect(200);
+    let answers = answer.as_array().expect("a list");
+    assert_eq!(answers.len(), 5);
+    let ids: Vec<String> = [0, 1, 2, 4]
+        .iter()
+        .map(|&i| string(&answers[i], "id"))
+        .collect();
+    let placed = |i: usize, quantity: u64, price: f64, side: i8, status: &str, filled: u64| {
+        json!({"id": ids[i], "quantity": quantity, "price": price, "side": side,
+            "status": status, "filled_quantity": filled})
+    };
+    assert_eq!(answers[0], placed(0, 5, 100.0, -1, "open", 0));
+    assert_eq!(answers[1], placed(1, 3, 101.0, -1, "open", 0));
+    // The IOC took the first sell whole and 1 of the second, in turn.
+    assert_eq!(answers[2], placed(2, 6, 101.0, 1, "filled", 6));
+    // The post-only buy would take what is left at 101: refused alone.
+    assert_eq!(
+        answers[3],
+        json!({"status_code": 422,
+            "detail": "post_only: the order would trade on arrival; it was not placed"})
+    );
+    assert_eq!(answers[4], placed(3, 2, 99.0, 1, "open", 0));
+    let (buys, sells) = client.orders();
+    let resting = |orders: &[Value]| -> Vec<(String, u64)> {
+        orders
+            .iter()
+            .map(|o| (string(o, "id"), uint(o, "filled_quantity")))
+            .collect()
+    };
+    assert_eq!(resting(&buys), [(ids[3].clone(), 0)]);
+    assert_eq!(resting(&sells), [(ids[1].clone(), 1)]);
+    let trades = client.trades("");
+    let fills: Vec<(String, String, u64)> = trades
+        .iter()
+        .map(|t| {
+            (
+                string(t, "buy_order_id"),
+                string(t, "sell_order_id"),
+                uint(t, "quantity"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        fills,
+        [
+            (ids[2].clone(), ids[0].clone(), 5),
+            (ids[2].clone(), ids[1].clone(), 1)
+        ]
+    );
+    for id in &ids {
+        assert_eq!(client.order(id)["order_id"], json!(id));
+    }
+}
+
+#[test]
+fn a_batch_with_one_bad_order_is_refused_whole() {
+    let server = Server::start_with(&["--command-ring", "4"]);
+    let mut client = server.connect();
+    let order = r#"{"quantity": 1, "price": 10.0, "side": 1}"#;
+    let many = |n: usize| format!("{{\"orders\": [{}]}}", vec![order; n].join(","));
+    for (body, status, detail) in [
+        (
+            format!(r#"{{"orders": [{order}, {{"quantity": 1, "price": 10.001, "side": 1}}]}}"#),
+            422,
+            "orders[1].price: must be a multiple of the tick size",
+        ),
+        (
+            format!(r#"{{"orders": [{order}, {{"price": 10.0, "side": 1}}]}}"#),
+            422,
+            "orders[1].quantity: field required",
+        ),
+        (
+            format!(r#"{{"orders": [{order}, 7]}}"#),
+            422,
+            "orders[1]: must be a JSON object",
+        ),
+        (many(0), 422, "orders: must hold 1 to 100 orders, not 0"),
+        (many(101), 422, "orders: must hold 1 to 100 orders, not 101"),
+        (
+            many(5),
+            422,
+            "orders: at most 4 fit the command ring (--command-ring)",
+        ),
+        ("{}".into(), 422, "orders: field required"),
+        (
+            format!(r#"{{"orders": [{order}], "orders": [{order}]}}"#),
+            422,
+            "orders: given more than once",
+        ),
+        (
+            format!("[{order}]"),
+            422,
+            r#"Request body must be a JSON object {"orders": [order, ...]}"#,
+        ),
+        (
+            r#"{"orders": 3}"#.into(),
+            422,
+            r#"Request body must be a JSON object {"orders": [order, ...]}"#,
+        ),
+    ] {
+        let response = client.post("/orders/batch", &body);
+        assert_eq!(
+            (response.status, response.detail(status)),
+            (status, detail.to_string()),
+            "{body}"
+        );
+    }
+    assert!(client
+        .post("/orders/batch", r#"{"orders": [1"#)
+        .detail(400)
+        .starts_with("Malformed JSON body"));
+    assert_eq!(client.orders(), (vec![], vec![]), "nothing was placed");
+    let response = client.get("/orders/batch");
+    response.expect_detail(405, "Method Not Allowed");
+    assert_eq!(response.header("Allow"), Some("POST"));
+    // What fits the ring is placed.
+    let answer = client.post("/orders/batch", &many(4)).expect(200);
+    assert_eq!(answer.as_array().unwrap().len(), 4);
+    assert_eq!(client.orders().0.len(), 4);
+}
+
 /// Sends one request with an `Authorization` header (or none) and reads
 /// its answer.
 fn authorized(
@@ -901,7 +1033,29 @@ fn under_api_token_placing_modifying_and_cancelling_need_the_bearer_token() {
         missing,
         challenge,
     );
+    let batch = format!(r#"{{"orders": [{place}]}}"#);
+    refused(
+        authorized(&mut client, "POST", "/orders/batch", Some(&batch), None),
+        missing,
+        challenge,
+    );
     assert_eq!(client.orders(), (vec![], vec![]), "nothing was placed");
+    let batch = authorized(
+        &mut client,
+        "POST",
+        "/orders/batch",
+        Some(&batch),
+        Some(&bearer),
+    );
+    let placed = &batch.expect(200)[0];
+    authorized(
+        &mut client,
+        "DELETE",
+        &format!("/order/{}", string(placed, "id")),
+        None,
+        Some(&bearer),
+    )
+    .expect(200);
 
     let order = authorized(&mut client, "POST", "/order/", Some(place), Some(&bearer)).expect(200);
     let id = string(&order, "id");

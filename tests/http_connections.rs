@@ -1540,6 +1540,49 @@ fn a_large_listing_keeps_its_place_among_pipelined_answers() {
 /// A full command ring is back-pressure the client sees: 503 with a
 /// reason, never a silent drop; what was refused is not in the book.
 #[test]
+fn a_batch_that_does_not_fit_the_ring_now_is_refused_whole_with_503() {
+    // Two slots, and pipelined batches of two: each fits alone, not with
+    // the one before it still unread by the matching thread.
+    let server = Server::start_with(&["--command-ring", "2"]);
+    let mut client = server.connect();
+    client.set_read_timeout(Duration::from_secs(5));
+    let mut burst = Vec::new();
+    for i in 0..20u64 {
+        let body = format!(
+            r#"{{"orders": [{{"quantity": 1, "price": {}.0, "side": 1}}, {{"quantity": 1, "price": {}.5, "side": 1}}]}}"#,
+            10 + i,
+            10 + i
+        );
+        burst.extend(request_bytes("POST", "/orders/batch", Some(&body)));
+    }
+    client.send_raw(&burst).unwrap();
+    let (mut placed, mut refused) = (0, 0);
+    for _ in 0..20 {
+        let response = client.read_response().unwrap();
+        match response.status {
+            200 => {
+                let answers = response.json();
+                assert_eq!(answers.as_array().unwrap().len(), 2, "{answers}");
+                placed += 2;
+            }
+            503 => {
+                response.expect_detail(503, "Engine overloaded; retry shortly");
+                refused += 1;
+            }
+            other => panic!("unexpected status {other}: {}", response.text()),
+        }
+    }
+    assert!(
+        refused > 0,
+        "a 2-slot ring cannot take a burst of 40 orders"
+    );
+    assert!(placed >= 2, "what fits is placed");
+    // Whole batches only: the book holds exactly the answered orders.
+    let (buys, sells) = client.orders();
+    assert_eq!((buys.len(), sells.len()), (placed, 0));
+}
+
+#[test]
 fn a_full_command_ring_answers_503_and_drops_nothing_silently() {
     // Two slots: a pipelined burst fills it before the loop publishes.
     let server = Server::start_with(&["--command-ring", "2"]);

@@ -1000,3 +1000,28 @@ fn under_prune_journal_the_files_a_state_file_covers_are_deleted() {
     let server = Server::start_in(&dir.0, &args);
     assert_eq!(observe(&server, &ids), before);
 }
+
+#[test]
+fn batched_orders_survive_kill_9_as_single_ones_do() {
+    for extra in [&[][..], &["--fsync"][..]] {
+        let dir = TempDir::new("batch-kill");
+        let mut server = Server::start_in(&dir.0, extra);
+        let mut client = server.connect();
+        let mut ids = Vec::new();
+        for round in 0..10u64 {
+            // Five bids, then a sell that crosses two of them.
+            let mut orders: Vec<String> = (0..5)
+                .map(|i| place_body(Side::Buy, 9_000 + round * 10 + i, 1 + i))
+                .collect();
+            orders.push(place_body(Side::Sell, 9_000 + round * 10 + 3, 9));
+            let body = format!("{{\"orders\": [{}]}}", orders.join(","));
+            let answers = client.post("/orders/batch", &body).expect(200);
+            ids.extend(answers.as_array().unwrap().iter().map(id_of));
+        }
+        let before = observe(&server, &ids);
+        assert_eq!(client.trades("?limit=1000").len(), 20, "two fills a round");
+        server.kill9();
+        let server = Server::start_in(&dir.0, extra);
+        assert_eq!(observe(&server, &ids), before, "{extra:?}");
+    }
+}

@@ -349,6 +349,13 @@ struct InFlight {
 #[derive(Clone, Copy)]
 enum Awaiting {
     Place,
+    /// One order of a `POST /orders/batch`. The orders of a batch are
+    /// staged back to back, so their outcomes come back back to back: the
+    /// first starts the answer, the last sends it.
+    BatchItem {
+        first: bool,
+        last: bool,
+    },
     Modify,
     Cancel,
     Trades {
@@ -422,6 +429,9 @@ pub struct Front {
     /// The request being routed is a `HEAD`: its answers go head only.
     head_only: bool,
     scratch: String,
+    /// The answer of the `POST /orders/batch` whose orders' outcomes are
+    /// being read.
+    batch_body: String,
 }
 
 impl Front {
@@ -487,6 +497,7 @@ impl Front {
             staged: false,
             head_only: false,
             scratch: String::new(),
+            batch_body: String::new(),
         };
         Ok((front, waker))
     }
@@ -887,6 +898,11 @@ impl Front {
                 .and_then(|()| json_body(request))
                 .and_then(|body| self.place(slot, body, keep_alive)),
             ("/order", _) => Err(method_not_allowed("POST")),
+            ("/orders/batch", Method::Post) => self
+                .authorize(request)
+                .and_then(|()| json_body(request))
+                .and_then(|body| self.place_batch(slot, body, keep_alive)),
+            ("/orders/batch", _) => Err(method_not_allowed("POST")),
             ("/orders", Method::Get) => {
                 api::limit_param(request.query, usize::MAX, None).and_then(|limit| {
                     let purpose = BarrierPurpose::Orders { limit };
@@ -985,6 +1001,65 @@ impl Front {
             tif: order.tif,
         };
         self.submit_command(slot, kind, Awaiting::Place, keep_alive)
+    }
+
+    /// `POST /orders/batch`: every order is checked first, and the batch
+    /// is staged only if all of it fits on the command ring, so a batch is
+    /// placed whole or refused whole (422, 503), never in part. Each order
+    /// is then its own command, journaled as `POST /order/` journals it.
+    fn place_batch(&mut self, slot: usize, body: &[u8], keep_alive: bool) -> Result<(), ApiError> {
+        let orders = self.wire.new_orders(body)?;
+        let capacity = self.requests.capacity();
+        if orders.len() > capacity {
+            // A 503 would ask for a retry that can never succeed.
+            let why = format!("at most {capacity} fit the command ring (--command-ring)");
+            return Err(ApiError::new(422, format!("orders: {why}")));
+        }
+        if self.requests.free_len() < orders.len() {
+            self.stats.overloaded += 1;
+            return Err(ApiError::unavailable("Engine overloaded; retry shortly"));
+        }
+        let Some(conn) = self.connections[slot].as_mut() else {
+            return Ok(());
+        };
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        conn.answers.push_back(Answer::Waiting(ticket));
+        let serial = conn.serial;
+        let ts = api::now_micros() * 1_000;
+        for (i, order) in orders.iter().enumerate() {
+            let command = Command {
+                ts,
+                kind: CommandKind::Place {
+                    id: api::uuid_v4(self.rng.random()),
+                    side: order.side,
+                    price: order.price,
+                    quantity: order.quantity,
+                    tif: order.tif,
+                },
+            };
+            if self.requests.stage(Request::Apply(command)).is_err() {
+                // free_len counted every staged item, and only this thread
+                // stages: the room checked above is still there.
+                unreachable!("the command ring lost room it was seen to have");
+            }
+            self.journal.append(command);
+            self.in_flight.push_back(InFlight {
+                ticket,
+                slot,
+                serial,
+                keep_alive,
+                head_only: false,
+                kind: Awaiting::BatchItem {
+                    first: i == 0,
+                    last: i + 1 == orders.len(),
+                },
+                ts,
+                seq: self.journal.next_seq - 1,
+            });
+        }
+        self.staged = true;
+        Ok(())
     }
 
     fn by_id(
@@ -1291,6 +1366,9 @@ impl Front {
     }
 
     fn answer(&mut self, waiting: InFlight, output: Output) {
+        if let Awaiting::BatchItem { first, last } = waiting.kind {
+            return self.answer_batch_item(&waiting, output, first, last);
+        }
         self.scratch.clear();
         let mut body = std::mem::take(&mut self.scratch);
         let status = match (waiting.kind, output) {
@@ -1387,6 +1465,41 @@ impl Front {
         };
         self.complete(&waiting, status, body.as_bytes());
         self.scratch = body;
+    }
+
+    /// Adds one order's outcome to its batch's answer, a JSON list in the
+    /// batch's order: the order as `POST /order/` answers it, or
+    /// `{"status_code": 422, "detail": "..."}` for one the engine refused.
+    /// The last sends the whole list.
+    fn answer_batch_item(&mut self, waiting: &InFlight, output: Output, first: bool, last: bool) {
+        let mut body = std::mem::take(&mut self.batch_body);
+        if first {
+            body.clear();
+            body.push('[');
+        } else {
+            body.push(',');
+        }
+        let refused = |body: &mut String, write: &dyn Fn(&mut String) -> u16| {
+            let start = body.len();
+            let status = write(body);
+            // `{"detail":...}` becomes `{"status_code":N,"detail":...}`.
+            body.insert_str(start + 1, &format!("\"status_code\":{status},"));
+        };
+        match output {
+            Output::Event(Event::Accepted(order)) => self.wire.placed(&mut body, &order),
+            Output::Event(Event::Rejected { reason, .. }) => {
+                refused(&mut body, &|body| rejection(body, Awaiting::Place, reason));
+            }
+            other => {
+                eprintln!("orderbook: unexpected answer {other:?}");
+                refused(&mut body, &|body| detail(body, 500, "Internal error"));
+            }
+        }
+        if last {
+            body.push(']');
+            self.complete(waiting, 200, body.as_bytes());
+        }
+        self.batch_body = body;
     }
 
     /// Puts a finished answer in its place in the connection's queue and
