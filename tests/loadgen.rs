@@ -26,6 +26,7 @@ fn settings(
         mid_ticks: 10_000,
         tick: 0.01,
         seed: 7,
+        batch: 1,
         extra_headers: String::new(),
     }
 }
@@ -105,6 +106,27 @@ fn a_counted_run_of_places_rests_exactly_what_it_reports() {
     assert_eq!((report.transport_errors, report.unexpected()), (0, 0));
     assert_latency_counts(&report);
     assert_eq!(resting(&server), 2_000);
+}
+
+#[test]
+fn a_batched_run_places_its_orders_by_the_hundred() {
+    let server = Server::start();
+    let mut run = settings(&server, 4, 1, Stop::Requests(60), "place=1");
+    run.batch = 100;
+    let report = loadgen::run(&run).unwrap();
+    assert_all_200(&report, 60);
+    assert_eq!((report.placed, report.rested), (6_000, 6_000));
+    assert_eq!(resting(&server), 6_000);
+    // What a batch rests is cancelled one by one: nothing crosses, so
+    // every cancel finds its order.
+    let mut run = settings(&server, 4, 1, Stop::Requests(400), "place=1,cancel=1");
+    run.batch = 10;
+    let report = loadgen::run(&run).unwrap();
+    assert_all_200(&report, 400);
+    assert!(report.cancelled > 0, "the mix cancels");
+    assert_eq!(report.placed, 10 * (400 - report.cancelled));
+    assert_eq!(report.rested, report.placed);
+    assert_eq!(resting(&server), 6_000 + report.placed - report.cancelled);
 }
 
 #[test]
@@ -303,7 +325,7 @@ fn subscribers_receive_every_trade_of_the_run_and_time_each() {
         "place=1,cross=1",
     ))
     .unwrap();
-    let feed = subscribers.finish();
+    let feed = subscribers.finish(loadgen::feed::last_trade(server.addr).unwrap());
     assert_eq!((report.transport_errors, report.unexpected()), (0, 0));
     let trades = server.connect().trades("?limit=100000").len() as u64;
     assert!(trades > 100, "{trades} trades");

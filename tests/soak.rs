@@ -172,6 +172,7 @@ fn every_part_under_sustained_load_stays_consistent_bounded_and_recoverable() {
         mid_ticks: 10_000,
         tick: 0.01,
         seed: 11,
+        batch: 1,
         extra_headers: String::new(),
     };
     let load = thread::spawn(move || loadgen::run(&settings).unwrap());

@@ -7,14 +7,15 @@
 //!
 //! Each subscriber is a thread with a blocking `tungstenite` client; it
 //! joins before the load starts (its `subscribed` answer is in), and after
-//! the load it reads on until the feed has been quiet for [`QUIET`], so it
-//! has every trade the load made.
+//! the load it reads on until the last trade the service made (its
+//! `GET /trades?limit=1`) has arrived, so it has every trade the load made;
+//! a timer could not tell a busy machine's late publisher from an end.
 
-use std::io;
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -22,8 +23,11 @@ use hdrhistogram::Histogram;
 use tungstenite::{Message, WebSocket};
 
 /// How long the feed must stay silent after the load before a subscriber
-/// stops.
+/// stops, when the load made no trade at all.
 pub const QUIET: Duration = Duration::from_millis(300);
+
+/// Longest a subscriber waits after the load for the last trade.
+pub const LAST_TRADE_WAIT: Duration = Duration::from_secs(30);
 
 /// What the subscribers measured.
 #[derive(Debug)]
@@ -42,6 +46,8 @@ pub struct FeedReport {
 /// Subscribers reading the feed on their own threads.
 pub struct Subscribers {
     stop: Arc<AtomicBool>,
+    /// The `unique_id` of the last trade of the load, set before `stop`.
+    last_trade: Arc<OnceLock<Option<String>>>,
     threads: Vec<JoinHandle<Result<Tally, String>>>,
 }
 
@@ -60,10 +66,12 @@ impl Subscribers {
     /// subscribed to trades only.
     pub fn start(addr: SocketAddr, count: usize) -> io::Result<Subscribers> {
         let stop = Arc::new(AtomicBool::new(false));
+        let last_trade = Arc::new(OnceLock::new());
         let (joined, joins) = mpsc::channel();
         let threads: Vec<_> = (0..count)
             .map(|_| {
                 let (stop, joined) = (Arc::clone(&stop), joined.clone());
+                let last_trade = Arc::clone(&last_trade);
                 std::thread::spawn(move || {
                     let mut ws = match join(addr) {
                         Ok(ws) => {
@@ -75,12 +83,16 @@ impl Subscribers {
                             return Err(error);
                         }
                     };
-                    read_trades(&mut ws, &stop)
+                    read_trades(&mut ws, &stop, &last_trade)
                 })
             })
             .collect();
         drop(joined);
-        let subscribers = Subscribers { stop, threads };
+        let subscribers = Subscribers {
+            stop,
+            last_trade,
+            threads,
+        };
         for _ in 0..count {
             match joins.recv() {
                 Ok(Ok(())) => {}
@@ -96,9 +108,12 @@ impl Subscribers {
         Ok(subscribers)
     }
 
-    /// Tells the subscribers the load is over, and collects what they saw
-    /// once each has had [`QUIET`] with no message.
-    pub fn finish(self) -> FeedReport {
+    /// Tells the subscribers the load is over and which trade was its last
+    /// (its `unique_id`; `None` if the service made none: then each stops
+    /// after [`QUIET`] with no message), and collects what they saw once
+    /// each has it.
+    pub fn finish(self, last_trade: Option<String>) -> FeedReport {
+        let _ = self.last_trade.set(last_trade);
         self.stop.store(true, Ordering::SeqCst);
         let mut report = FeedReport {
             subscribers: self.threads.len(),
@@ -160,21 +175,42 @@ fn is_timeout(error: &io::Error) -> bool {
     )
 }
 
-/// Reads trades until `stop` is set and the feed has been quiet for
-/// [`QUIET`].
-fn read_trades(ws: &mut WebSocket<TcpStream>, stop: &AtomicBool) -> Result<Tally, String> {
+/// Reads trades until `stop` is set and the last trade has arrived (or,
+/// with no trade to wait for, the feed has been quiet for [`QUIET`]).
+fn read_trades(
+    ws: &mut WebSocket<TcpStream>,
+    stop: &AtomicBool,
+    last_trade: &OnceLock<Option<String>>,
+) -> Result<Tally, String> {
     let mut tally = Tally {
         trades: 0,
         delay_us: histogram(),
     };
     let mut last_message = Instant::now();
+    let mut newest = String::new();
+    let mut stopped_at = None;
     loop {
+        if stop.load(Ordering::SeqCst) {
+            let since = *stopped_at.get_or_insert_with(Instant::now);
+            match last_trade.get() {
+                Some(Some(last)) if *last == newest => return Ok(tally),
+                Some(Some(last)) if since.elapsed() > LAST_TRADE_WAIT => {
+                    return Err(format!(
+                        "the load's last trade {last} did not arrive in {LAST_TRADE_WAIT:?}"
+                    ))
+                }
+                Some(None) if last_message.elapsed() >= QUIET => return Ok(tally),
+                _ => {}
+            }
+        }
         match ws.read() {
             Ok(Message::Text(text)) => {
                 last_message = Instant::now();
                 let Some(stamp) = execution_micros(&text) else {
                     continue;
                 };
+                newest.clear();
+                newest.push_str(unique_id(&text).unwrap_or_default());
                 let now = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_micros() as i64);
@@ -187,14 +223,41 @@ fn read_trades(ws: &mut WebSocket<TcpStream>, stop: &AtomicBool) -> Result<Tally
                 return Err(format!("closed by the service: {frame:?}"));
             }
             Ok(_) => last_message = Instant::now(),
-            Err(tungstenite::Error::Io(e)) if is_timeout(&e) => {
-                if stop.load(Ordering::SeqCst) && last_message.elapsed() >= QUIET {
-                    return Ok(tally);
-                }
-            }
+            Err(tungstenite::Error::Io(e)) if is_timeout(&e) => {}
             Err(e) => return Err(format!("reading the feed: {e}")),
         }
     }
+}
+
+/// The `unique_id` of a trade message.
+fn unique_id(message: &str) -> Option<&str> {
+    const KEY: &str = r#""unique_id":""#;
+    let at = message.find(KEY)? + KEY.len();
+    message.get(at..at + 36)
+}
+
+/// The `unique_id` of the newest trade the service at `addr` made
+/// (`GET /trades?limit=1`), or `None` if it made none: what subscribers
+/// wait for after a load.
+pub fn last_trade(addr: SocketAddr) -> io::Result<Option<String>> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream
+        .write_all(b"GET /trades?limit=1 HTTP/1.1\r\nHost: loadgen\r\nConnection: close\r\n\r\n")?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer)?;
+    let body = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|at| &answer[at + 4..])
+        .ok_or_else(|| io::Error::other("GET /trades: no answer"))?;
+    let trades: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| io::Error::other(format!("GET /trades: {e}")))?;
+    Ok(trades
+        .as_array()
+        .and_then(|trades| trades.first())
+        .and_then(|trade| trade["unique_id"].as_str())
+        .map(str::to_owned))
 }
 
 /// The `execution_timestamp` of a trade message, in microseconds since the

@@ -60,6 +60,10 @@ pub struct Settings {
     pub tick: f64,
     /// Seed of the request stream (each connection derives its own).
     pub seed: u64,
+    /// Orders per place request: 1 sends `POST /order/`, more send them
+    /// together as one `POST /orders/batch` (placed, crossing and IOC
+    /// orders alike; at most 100).
+    pub batch: usize,
     /// Header lines sent with every request, each ending `\r\n`: the
     /// `Authorization` of a service run with `--api-token`, or nothing.
     pub extra_headers: String,
@@ -670,23 +674,34 @@ fn start_request(settings: &Settings, connection: &mut Connection, since: Instan
             let _ = write!(out, "GET /book HTTP/1.1\r\nHost: loadgen\r\n{extra}\r\n");
         }
         Kind::Place | Kind::Cross | Kind::Ioc => {
-            let buy = rng.random_bool(0.5);
-            // A place rests on its own side of the mid; a cross or an IOC
-            // is priced on the other.
-            let price = price(rng, buy == (kind == Kind::Place));
-            let quantity = rng.random_range(1..=100u32);
-            let tif = if kind == Kind::Ioc {
-                ",\"time_in_force\":\"IOC\""
-            } else {
-                ""
+            let mut order = || {
+                let buy = rng.random_bool(0.5);
+                // A place rests on its own side of the mid; a cross or an
+                // IOC is priced on the other.
+                let price = price(rng, buy == (kind == Kind::Place));
+                let quantity = rng.random_range(1..=100u32);
+                let tif = if kind == Kind::Ioc {
+                    ",\"time_in_force\":\"IOC\""
+                } else {
+                    ""
+                };
+                format!(
+                    "{{\"quantity\":{quantity},\"price\":{price},\"side\":{}{tif}}}",
+                    if buy { 1 } else { -1 }
+                )
             };
-            let body = format!(
-                "{{\"quantity\":{quantity},\"price\":{price},\"side\":{}{tif}}}",
-                if buy { 1 } else { -1 }
-            );
+            let (path, body) = if settings.batch > 1 {
+                let orders: Vec<String> = (0..settings.batch).map(|_| order()).collect();
+                (
+                    "/orders/batch",
+                    format!("{{\"orders\":[{}]}}", orders.join(",")),
+                )
+            } else {
+                ("/order/", order())
+            };
             let _ = write!(
                 out,
-                "POST /order/ HTTP/1.1\r\nHost: loadgen\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                "POST {path} HTTP/1.1\r\nHost: loadgen\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
                 body.len()
             );
         }
@@ -752,11 +767,19 @@ fn read_answers(
         let acted_on = connection.acting_on.take();
         match (kind, status) {
             (Kind::Place | Kind::Cross | Kind::Ioc, 200) => {
-                report.placed += 1;
-                report.ioc += u64::from(kind == Kind::Ioc);
-                if let Some(held) = resting(body) {
-                    report.rested += 1;
-                    connection.resting.push(held);
+                let orders = match serde_json::from_slice(body) {
+                    Ok(serde_json::Value::Array(orders)) => orders,
+                    Ok(order) => vec![order],
+                    Err(_) => Vec::new(),
+                };
+                // A batch's refused orders (`status_code`) have no id.
+                for order in orders.iter().filter(|order| order["id"].is_string()) {
+                    report.placed += 1;
+                    report.ioc += u64::from(kind == Kind::Ioc);
+                    if let Some(held) = resting(order) {
+                        report.rested += 1;
+                        connection.resting.push(held);
+                    }
                 }
             }
             (Kind::Cancel, 200) => report.cancelled += 1,
@@ -808,9 +831,9 @@ fn parse_answer(input: &[u8]) -> io::Result<Option<(u16, &[u8], usize)>> {
     Ok(Some((status, &input[head..head + length], head + length)))
 }
 
-/// A placed order that rests, from the `POST /order/` answer.
-fn resting(body: &[u8]) -> Option<Held> {
-    let order: serde_json::Value = serde_json::from_slice(body).ok()?;
+/// A placed order that rests, from its `POST /order/` answer (or its
+/// place in a batch's).
+fn resting(order: &serde_json::Value) -> Option<Held> {
     match order["status"].as_str()? {
         "open" | "partially filled" => Some(Held {
             id: order["id"].as_str()?.to_owned(),

@@ -55,6 +55,10 @@ struct Cli {
     /// clock).
     #[arg(long, default_value_t = 0)]
     subscribers: usize,
+    /// Orders per place request (placed, crossing and IOC alike): more
+    /// than 1 sends them together as one `POST /orders/batch`.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
+    batch: u16,
     /// The service's `--api-token`, sent as `Authorization: Bearer` with
     /// every request (the same environment variable as the service's).
     #[arg(long, env = "ORDERBOOK_API_TOKEN", hide_env_values = true)]
@@ -95,6 +99,7 @@ fn main() -> ExitCode {
         mid_ticks: (cli.mid / cli.tick).round() as u64,
         tick: cli.tick,
         seed: cli.seed,
+        batch: usize::from(cli.batch),
         extra_headers: cli.api_token.as_ref().map_or(String::new(), |token| {
             format!("Authorization: Bearer {token}\r\n")
         }),
@@ -128,7 +133,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let feed = subscribers.map(Subscribers::finish);
+    let feed = match subscribers {
+        Some(subscribers) => match loadgen::feed::last_trade(cli.addr) {
+            Ok(last) => Some(subscribers.finish(last)),
+            Err(error) => {
+                eprintln!(
+                    "loadgen: cannot ask {} for its last trade: {error}",
+                    cli.addr
+                );
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     if let Some(file) = &mut hgrm {
         let text = loadgen::hgrm::percentile_distribution(&report.latency_us);
         if let Err(error) = file.write_all(text.as_bytes()) {
@@ -178,6 +195,13 @@ fn print_report(settings: &Settings, report: &Report) {
         report.throughput(),
         statuses.join(", ")
     );
+    if settings.batch > 1 {
+        println!(
+            "batches of {} orders: {:.1} orders placed/s",
+            settings.batch,
+            report.placed as f64 / report.elapsed.as_secs_f64()
+        );
+    }
     println!(
         "placed {} (rested {}, IOC {}), cancelled {}, modified {}, fetched {}, book reads {}; cancels and modifies of orders no longer resting {}; transport errors {}",
         report.placed,
