@@ -217,6 +217,7 @@ fn run(config: Config) -> Result<(), String> {
     let (answers_tx, answers_rx) = crossbeam_channel::unbounded();
     let shutdown = Arc::new(AtomicBool::new(false));
     let metrics = Arc::new(metrics::Shared::default());
+    metrics.count_journal(&config.data_dir);
 
     let (mut front, waker) = Front::bind(
         config.listen,

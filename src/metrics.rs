@@ -37,6 +37,11 @@ pub struct Shared {
     pub last_snapshot_ms: AtomicU64,
     /// Size of the last state file written, in bytes.
     pub last_snapshot_bytes: AtomicU64,
+    /// Journal files in the data directory, as last counted (at start and
+    /// at each state file written).
+    pub journal_files_on_disk: AtomicU64,
+    /// Their total size in bytes.
+    pub journal_bytes_on_disk: AtomicU64,
 }
 
 impl Default for Shared {
@@ -52,6 +57,8 @@ impl Default for Shared {
             snapshots: AtomicU64::new(0),
             last_snapshot_ms: AtomicU64::new(0),
             last_snapshot_bytes: AtomicU64::new(0),
+            journal_files_on_disk: AtomicU64::new(0),
+            journal_bytes_on_disk: AtomicU64::new(0),
         }
     }
 }
@@ -204,6 +211,29 @@ impl Shared {
             "Size of the last state file.",
             load(&self.last_snapshot_bytes),
         );
+        write_value(
+            out,
+            "orderbook_journal_files",
+            "gauge",
+            "Journal files in the data directory (counted at start and at each state file).",
+            load(&self.journal_files_on_disk),
+        );
+        write_value(
+            out,
+            "orderbook_journal_disk_bytes",
+            "gauge",
+            "Their size: the journal keeps every command unless --prune-journal.",
+            load(&self.journal_bytes_on_disk),
+        );
+    }
+
+    /// Counts the journal files in `dir` and their bytes for the gauges;
+    /// a directory that cannot be read leaves them as they were.
+    pub fn count_journal(&self, dir: &std::path::Path) {
+        if let Ok((files, bytes)) = crate::persist::segments::disk_usage(dir) {
+            self.journal_files_on_disk.store(files, Ordering::Relaxed);
+            self.journal_bytes_on_disk.store(bytes, Ordering::Relaxed);
+        }
     }
 }
 

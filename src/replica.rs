@@ -134,6 +134,7 @@ impl Snapshots {
                 eprintln!("orderbook: cannot remove old journal files: {error}");
             }
         }
+        self.metrics.count_journal(&self.dir);
         let took = started.elapsed();
         let metrics = &self.metrics;
         metrics.snapshots.fetch_add(1, Ordering::Relaxed);

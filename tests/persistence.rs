@@ -953,6 +953,18 @@ fn the_journal_keeps_every_command_past_snapshots_and_prints_them_as_json_lines(
     fs::write(&files[0], &bytes).unwrap();
     let server = Server::start_in(&dir.0, &args);
     assert_eq!(observe(&server, &ids), before);
+    // The gauges count what is on disk.
+    let on_disk = journal_files(&dir.0);
+    let bytes: u64 = on_disk.iter().map(|f| fs::metadata(f).unwrap().len()).sum();
+    let metrics = server.connect().metrics_text();
+    assert_eq!(
+        support::metric(&metrics, "orderbook_journal_files") as usize,
+        on_disk.len()
+    );
+    assert_eq!(
+        support::metric(&metrics, "orderbook_journal_disk_bytes") as u64,
+        bytes
+    );
     let (status, stdout, stderr) = print_journal(&dir.0);
     assert!(!status.success(), "a damaged journal prints with exit 1");
     assert!(

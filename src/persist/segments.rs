@@ -49,6 +49,16 @@ pub fn list(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     Ok(segments)
 }
 
+/// How many journal segments `dir` holds, and their total size in bytes.
+pub fn disk_usage(dir: &Path) -> io::Result<(u64, u64)> {
+    let segments = list(dir)?;
+    let mut bytes = 0;
+    for (_, path) in &segments {
+        bytes += fs::metadata(path)?.len();
+    }
+    Ok((segments.len() as u64, bytes))
+}
+
 /// Deletes the segments of `dir` whose every record is at or before
 /// `covered` (a durable state file holds them). The newest segment is
 /// always kept: the front may be writing it.
