@@ -150,20 +150,34 @@ fn join(addr: SocketAddr) -> Result<WebSocket<TcpStream>, String> {
         .map_err(|e| e.to_string())?;
     let (mut ws, _) = tungstenite::client(format!("ws://{addr}/ws?depth=1"), stream)
         .map_err(|e| format!("upgrade: {e}"))?;
+    // The first snapshot comes from the publisher once it counts this
+    // subscriber: trades before it are in the snapshot's book, not sent.
+    // So the load must not start before it.
+    wait_for(&mut ws, r#""type":"snapshot""#, "the first snapshot")?;
     ws.send(Message::text(
         r#"{"op":"unsubscribe","channels":["book","snapshot"]}"#,
     ))
     .map_err(|e| format!("unsubscribe: {e}"))?;
+    wait_for(
+        &mut ws,
+        r#""type":"subscribed""#,
+        "the answer to the unsubscribe op",
+    )?;
+    Ok(ws)
+}
+
+/// Reads until a text message containing `mark` arrives (10 s at most).
+fn wait_for(ws: &mut WebSocket<TcpStream>, mark: &str, what: &str) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match ws.read() {
-            Ok(Message::Text(text)) if text.contains(r#""type":"subscribed""#) => return Ok(ws),
+            Ok(Message::Text(text)) if text.contains(mark) => return Ok(()),
             Ok(_) => {}
             Err(tungstenite::Error::Io(e)) if is_timeout(&e) => {}
             Err(e) => return Err(format!("joining: {e}")),
         }
         if Instant::now() > deadline {
-            return Err("no answer to the unsubscribe op in 10 s".to_owned());
+            return Err(format!("no {what} in 10 s"));
         }
     }
 }
