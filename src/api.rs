@@ -542,6 +542,41 @@ struct BatchFields<'a> {
     orders: Option<Vec<&'a RawValue>>,
 }
 
+/// A `POST /orders/cancel` body: `{"order_ids": [id, ...]}`.
+#[derive(Deserialize)]
+struct CancelFields<'a> {
+    #[serde(borrow)]
+    order_ids: Option<Vec<&'a RawValue>>,
+}
+
+/// Decodes a `POST /orders/cancel` body: 1 to [`MAX_BATCH`] order ids.
+/// One that is not a UUID refuses them all, naming it.
+pub fn order_ids(body: &[u8]) -> Result<Vec<OrderId>, ApiError> {
+    let shape = || {
+        ApiError::new(
+            422,
+            "Request body must be a JSON object {\"order_ids\": [id, ...]}",
+        )
+    };
+    let fields: CancelFields<'_> = object(body, shape)?;
+    let ids = fields
+        .order_ids
+        .ok_or_else(|| ApiError::field("order_ids", "field required"))?;
+    if ids.is_empty() || ids.len() > MAX_BATCH {
+        let why = format!("must hold 1 to {MAX_BATCH} ids, not {}", ids.len());
+        return Err(ApiError::field("order_ids", &why));
+    }
+    ids.iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            serde_json::from_str::<&str>(raw.get())
+                .ok()
+                .and_then(parse_uuid)
+                .ok_or_else(|| ApiError::field(&format!("order_ids[{i}]"), "must be a UUID"))
+        })
+        .collect()
+}
+
 /// Most orders one `POST /orders/batch` may carry.
 pub const MAX_BATCH: usize = 100;
 

@@ -63,6 +63,7 @@ fn it_lists_exactly_the_routes_served_with_their_methods() {
             "/order/{order_id}",
             "/orders",
             "/orders/batch",
+            "/orders/cancel",
             "/trades",
             "/ws",
         ]),

@@ -911,6 +911,64 @@ fn a_batch_places_its_orders_in_turn_and_answers_them_in_one_list() {
 }
 
 #[test]
+fn a_cancel_batch_cancels_each_id_in_turn_and_answers_them_in_one_list() {
+    let server = Server::start();
+    let mut client = server.connect();
+    let a = client.place_id(1, 99.0, 5);
+    let b = client.place_id(-1, 101.0, 5);
+    let filled = client.place_id(-1, 99.0, 5); // trades a away whole
+    let c = client.place_id(1, 98.0, 2);
+    let body =
+        format!(r#"{{"order_ids": ["{b}", "{a}", "{UNKNOWN_ID}", "{c}", "{b}", "{filled}"]}}"#);
+    let answer = client.post("/orders/cancel", &body).expect(200);
+    let cancelled = json!({"success": true, "message": "Order cancelled"});
+    let gone = json!({"status_code": 404, "detail": "Order not found"});
+    assert_eq!(
+        answer,
+        json!([cancelled, gone, gone, cancelled, gone, gone]),
+        "b and c were resting; a and the sell traded away; b once only"
+    );
+    assert_eq!(client.orders(), (vec![], vec![]));
+    for id in [&b, &c] {
+        assert_eq!(client.order(id)["status"], json!("cancelled"));
+    }
+
+    for (body, detail) in [
+        (
+            r#"{"order_ids": []}"#.to_string(),
+            "order_ids: must hold 1 to 100 ids, not 0",
+        ),
+        (
+            format!(r#"{{"order_ids": ["{a}", "12"]}}"#),
+            "order_ids[1]: must be a UUID",
+        ),
+        (
+            format!(r#"{{"order_ids": ["{a}", 7]}}"#),
+            "order_ids[1]: must be a UUID",
+        ),
+        ("{}".to_string(), "order_ids: field required"),
+        (
+            r#"{"order_ids": "x"}"#.to_string(),
+            r#"Request body must be a JSON object {"order_ids": [id, ...]}"#,
+        ),
+    ] {
+        client
+            .post("/orders/cancel", &body)
+            .expect_detail(422, detail);
+    }
+    let ids: Vec<String> = (0..101).map(|_| format!("\"{UNKNOWN_ID}\"")).collect();
+    client
+        .post(
+            "/orders/cancel",
+            &format!(r#"{{"order_ids": [{}]}}"#, ids.join(",")),
+        )
+        .expect_detail(422, "order_ids: must hold 1 to 100 ids, not 101");
+    let response = client.delete("/orders/cancel");
+    assert_eq!(response.header("Allow"), Some("POST"));
+    response.expect_detail(405, "Method Not Allowed");
+}
+
+#[test]
 fn a_batch_with_one_bad_order_is_refused_whole() {
     let server = Server::start_with(&["--command-ring", "4"]);
     let mut client = server.connect();
@@ -1047,15 +1105,21 @@ fn under_api_token_placing_modifying_and_cancelling_need_the_bearer_token() {
         Some(&batch),
         Some(&bearer),
     );
-    let placed = &batch.expect(200)[0];
-    authorized(
+    let placed = string(&batch.expect(200)[0], "id");
+    let cancels = format!(r#"{{"order_ids": ["{placed}"]}}"#);
+    refused(
+        authorized(&mut client, "POST", "/orders/cancel", Some(&cancels), None),
+        missing,
+        challenge,
+    );
+    let cancelled = authorized(
         &mut client,
-        "DELETE",
-        &format!("/order/{}", string(placed, "id")),
-        None,
+        "POST",
+        "/orders/cancel",
+        Some(&cancels),
         Some(&bearer),
-    )
-    .expect(200);
+    );
+    assert_eq!(cancelled.expect(200)[0]["success"], json!(true));
 
     let order = authorized(&mut client, "POST", "/order/", Some(place), Some(&bearer)).expect(200);
     let id = string(&order, "id");

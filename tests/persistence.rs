@@ -1014,7 +1014,7 @@ fn under_prune_journal_the_files_a_state_file_covers_are_deleted() {
 }
 
 #[test]
-fn batched_orders_survive_kill_9_as_single_ones_do() {
+fn batched_places_and_cancels_survive_kill_9_as_single_ones_do() {
     for extra in [&[][..], &["--fsync"][..]] {
         let dir = TempDir::new("batch-kill");
         let mut server = Server::start_in(&dir.0, extra);
@@ -1030,8 +1030,21 @@ fn batched_orders_survive_kill_9_as_single_ones_do() {
             let answers = client.post("/orders/batch", &body).expect(200);
             ids.extend(answers.as_array().unwrap().iter().map(id_of));
         }
-        let before = observe(&server, &ids);
         assert_eq!(client.trades("?limit=1000").len(), 20, "two fills a round");
+        // Cancel a bid of each round in one request.
+        let cancels: Vec<String> = ids
+            .iter()
+            .step_by(6)
+            .map(|id| format!("\"{id}\""))
+            .collect();
+        let body = format!("{{\"order_ids\": [{}]}}", cancels.join(","));
+        let answers = client.post("/orders/cancel", &body).expect(200);
+        assert!(answers
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["success"] == true));
+        let before = observe(&server, &ids);
         server.kill9();
         let server = Server::start_in(&dir.0, extra);
         assert_eq!(observe(&server, &ids), before, "{extra:?}");

@@ -349,9 +349,10 @@ struct InFlight {
 #[derive(Clone, Copy)]
 enum Awaiting {
     Place,
-    /// One order of a `POST /orders/batch`. The orders of a batch are
-    /// staged back to back, so their outcomes come back back to back: the
-    /// first starts the answer, the last sends it.
+    /// One command of a `POST /orders/batch` (a place) or
+    /// `POST /orders/cancel` (a cancel). The commands of a batch are staged
+    /// back to back, so their outcomes come back back to back: the first
+    /// starts the answer, the last sends it.
     BatchItem {
         first: bool,
         last: bool,
@@ -902,7 +903,11 @@ impl Front {
                 .authorize(request)
                 .and_then(|()| json_body(request))
                 .and_then(|body| self.place_batch(slot, body, keep_alive)),
-            ("/orders/batch", _) => Err(method_not_allowed("POST")),
+            ("/orders/cancel", Method::Post) => self
+                .authorize(request)
+                .and_then(|()| json_body(request))
+                .and_then(|body| self.cancel_batch(slot, body, keep_alive)),
+            ("/orders/batch" | "/orders/cancel", _) => Err(method_not_allowed("POST")),
             ("/orders", Method::Get) => {
                 api::limit_param(request.query, usize::MAX, None).and_then(|limit| {
                     let purpose = BarrierPurpose::Orders { limit };
@@ -1009,13 +1014,44 @@ impl Front {
     /// is then its own command, journaled as `POST /order/` journals it.
     fn place_batch(&mut self, slot: usize, body: &[u8], keep_alive: bool) -> Result<(), ApiError> {
         let orders = self.wire.new_orders(body)?;
+        let places: Vec<CommandKind> = orders
+            .iter()
+            .map(|order| CommandKind::Place {
+                id: api::uuid_v4(self.rng.random()),
+                side: order.side,
+                price: order.price,
+                quantity: order.quantity,
+                tif: order.tif,
+            })
+            .collect();
+        self.submit_batch(slot, &places, false, keep_alive)
+    }
+
+    /// `POST /orders/cancel`: cancels by id, as `place_batch` places.
+    fn cancel_batch(&mut self, slot: usize, body: &[u8], keep_alive: bool) -> Result<(), ApiError> {
+        let cancels: Vec<CommandKind> = api::order_ids(body)?
+            .into_iter()
+            .map(|id| CommandKind::Cancel { id })
+            .collect();
+        self.submit_batch(slot, &cancels, true, keep_alive)
+    }
+
+    /// Stages `commands` as one batch with one answer, or none of them.
+    fn submit_batch(
+        &mut self,
+        slot: usize,
+        commands: &[CommandKind],
+        cancel: bool,
+        keep_alive: bool,
+    ) -> Result<(), ApiError> {
         let capacity = self.requests.capacity();
-        if orders.len() > capacity {
+        if commands.len() > capacity {
             // A 503 would ask for a retry that can never succeed.
             let why = format!("at most {capacity} fit the command ring (--command-ring)");
-            return Err(ApiError::new(422, format!("orders: {why}")));
+            let field = if cancel { "order_ids" } else { "orders" };
+            return Err(ApiError::new(422, format!("{field}: {why}")));
         }
-        if self.requests.free_len() < orders.len() {
+        if self.requests.free_len() < commands.len() {
             self.stats.overloaded += 1;
             return Err(ApiError::unavailable("Engine overloaded; retry shortly"));
         }
@@ -1027,17 +1063,8 @@ impl Front {
         conn.answers.push_back(Answer::Waiting(ticket));
         let serial = conn.serial;
         let ts = api::now_micros() * 1_000;
-        for (i, order) in orders.iter().enumerate() {
-            let command = Command {
-                ts,
-                kind: CommandKind::Place {
-                    id: api::uuid_v4(self.rng.random()),
-                    side: order.side,
-                    price: order.price,
-                    quantity: order.quantity,
-                    tif: order.tif,
-                },
-            };
+        for (i, &kind) in commands.iter().enumerate() {
+            let command = Command { ts, kind };
             if self.requests.stage(Request::Apply(command)).is_err() {
                 // free_len counted every staged item, and only this thread
                 // stages: the room checked above is still there.
@@ -1052,7 +1079,7 @@ impl Front {
                 head_only: false,
                 kind: Awaiting::BatchItem {
                     first: i == 0,
-                    last: i + 1 == orders.len(),
+                    last: i + 1 == commands.len(),
                 },
                 ts,
                 seq: self.journal.next_seq - 1,
@@ -1381,7 +1408,7 @@ impl Front {
                 200
             }
             (Awaiting::Cancel, Output::Event(Event::Cancelled(_))) => {
-                body.push_str("{\"success\":true,\"message\":\"Order cancelled\"}");
+                body.push_str(CANCELLED);
                 200
             }
             (
@@ -1467,10 +1494,10 @@ impl Front {
         self.scratch = body;
     }
 
-    /// Adds one order's outcome to its batch's answer, a JSON list in the
-    /// batch's order: the order as `POST /order/` answers it, or
-    /// `{"status_code": 422, "detail": "..."}` for one the engine refused.
-    /// The last sends the whole list.
+    /// Adds one command's outcome to its batch's answer, a JSON list in the
+    /// batch's order: as `POST /order/` or `DELETE /order/{id}` answers
+    /// it, or `{"status_code": 422, "detail": "..."}` for one the engine
+    /// refused. The last sends the whole list.
     fn answer_batch_item(&mut self, waiting: &InFlight, output: Output, first: bool, last: bool) {
         let mut body = std::mem::take(&mut self.batch_body);
         if first {
@@ -1487,8 +1514,9 @@ impl Front {
         };
         match output {
             Output::Event(Event::Accepted(order)) => self.wire.placed(&mut body, &order),
+            Output::Event(Event::Cancelled(_)) => body.push_str(CANCELLED),
             Output::Event(Event::Rejected { reason, .. }) => {
-                refused(&mut body, &|body| rejection(body, Awaiting::Place, reason));
+                refused(&mut body, &|body| rejection(body, waiting.kind, reason));
             }
             other => {
                 eprintln!("orderbook: unexpected answer {other:?}");
@@ -1746,6 +1774,9 @@ fn detail(body: &mut String, status: u16, text: &str) -> u16 {
     ));
     status
 }
+
+/// The answer to a cancel that cancelled.
+const CANCELLED: &str = "{\"success\":true,\"message\":\"Order cancelled\"}";
 
 /// Maps an engine rejection to the contract's status and detail.
 fn rejection(body: &mut String, kind: Awaiting, reason: RejectReason) -> u16 {
