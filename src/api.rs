@@ -552,21 +552,9 @@ struct CancelFields<'a> {
 /// Decodes a `POST /orders/cancel` body: 1 to [`MAX_BATCH`] order ids.
 /// One that is not a UUID refuses them all, naming it.
 pub fn order_ids(body: &[u8]) -> Result<Vec<OrderId>, ApiError> {
-    let shape = || {
-        ApiError::new(
-            422,
-            "Request body must be a JSON object {\"order_ids\": [id, ...]}",
-        )
-    };
-    let fields: CancelFields<'_> = object(body, shape)?;
-    let ids = fields
-        .order_ids
-        .ok_or_else(|| ApiError::field("order_ids", "field required"))?;
-    if ids.is_empty() || ids.len() > MAX_BATCH {
-        let why = format!("must hold 1 to {MAX_BATCH} ids, not {}", ids.len());
-        return Err(ApiError::field("order_ids", &why));
-    }
-    ids.iter()
+    let fields: CancelFields<'_> = object(body, || batch_shape("order_ids", "id"))?;
+    batch_items(fields.order_ids, "order_ids", "ids")?
+        .iter()
         .enumerate()
         .map(|(i, raw)| {
             serde_json::from_str::<&str>(raw.get())
@@ -577,8 +565,30 @@ pub fn order_ids(body: &[u8]) -> Result<Vec<OrderId>, ApiError> {
         .collect()
 }
 
-/// Most orders one `POST /orders/batch` may carry.
+/// Most orders one `POST /orders/batch` or `POST /orders/cancel` may
+/// carry.
 pub const MAX_BATCH: usize = 100;
+
+/// The 422 of a batch body of the wrong shape: `{"<field>": [<item>, ...]}`.
+fn batch_shape(field: &str, item: &str) -> ApiError {
+    let shape = format!("{{\"{field}\": [{item}, ...]}}");
+    ApiError::new(422, format!("Request body must be a JSON object {shape}"))
+}
+
+/// A batch body's list (`field`, of `noun`), which must hold 1 to
+/// [`MAX_BATCH`] items.
+fn batch_items<'a>(
+    items: Option<Vec<&'a RawValue>>,
+    field: &str,
+    noun: &str,
+) -> Result<Vec<&'a RawValue>, ApiError> {
+    let items = items.ok_or_else(|| ApiError::field(field, "field required"))?;
+    if items.is_empty() || items.len() > MAX_BATCH {
+        let why = format!("must hold 1 to {MAX_BATCH} {noun}, not {}", items.len());
+        return Err(ApiError::field(field, &why));
+    }
+    Ok(items)
+}
 
 /// Reads a JSON object into `T`: 400 for malformed JSON, 422 naming a
 /// field given twice, `wrong_shape` for anything else that is not `T`.
@@ -713,20 +723,8 @@ impl Wire {
     /// orders, each as `POST /order/` takes it. One bad order refuses the
     /// batch, naming it: `orders[2].price: ...`.
     pub fn new_orders(&self, body: &[u8]) -> Result<Vec<NewOrder>, ApiError> {
-        let shape = || {
-            ApiError::new(
-                422,
-                "Request body must be a JSON object {\"orders\": [order, ...]}",
-            )
-        };
-        let batch: BatchFields<'_> = object(body, shape)?;
-        let orders = batch
-            .orders
-            .ok_or_else(|| ApiError::field("orders", "field required"))?;
-        if orders.is_empty() || orders.len() > MAX_BATCH {
-            let why = format!("must hold 1 to {MAX_BATCH} orders, not {}", orders.len());
-            return Err(ApiError::field("orders", &why));
-        }
+        let batch: BatchFields<'_> = object(body, || batch_shape("orders", "order"))?;
+        let orders = batch_items(batch.orders, "orders", "orders")?;
         let at = |i: usize, error: ApiError| {
             let detail = match error.detail.as_str() {
                 NOT_AN_OBJECT => format!("orders[{i}]: must be a JSON object"),
