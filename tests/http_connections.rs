@@ -1540,6 +1540,69 @@ fn a_large_listing_keeps_its_place_among_pipelined_answers() {
 /// A full command ring is back-pressure the client sees: 503 with a
 /// reason, never a silent drop; what was refused is not in the book.
 #[test]
+fn pipelined_batches_and_single_requests_are_answered_in_order() {
+    let server = Server::start();
+    let mut client = server.connect();
+    client.set_read_timeout(Duration::from_secs(5));
+    let order = |price: u64| format!(r#"{{"quantity": 1, "price": {price}.0, "side": 1}}"#);
+    let batch = |prices: &[u64]| {
+        let orders: Vec<String> = prices.iter().map(|&p| order(p)).collect();
+        format!(r#"{{"orders": [{}]}}"#, orders.join(","))
+    };
+    let mut burst = Vec::new();
+    burst.extend(request_bytes(
+        "POST",
+        "/orders/batch",
+        Some(&batch(&[10, 11, 12])),
+    ));
+    burst.extend(request_bytes("GET", "/orders", None));
+    burst.extend(request_bytes("POST", "/order/", Some(&order(13))));
+    burst.extend(request_bytes(
+        "POST",
+        "/orders/batch",
+        Some(&batch(&[14, 15])),
+    ));
+    burst.extend(request_bytes("GET", "/health", None));
+    burst.extend(request_bytes("POST", "/orders/batch", Some("{")));
+    burst.extend(request_bytes("GET", "/orders", None));
+    client.send_raw(&burst).unwrap();
+    let prices = |value: &Value| -> Vec<f64> {
+        value
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["price"].as_f64().unwrap())
+            .collect()
+    };
+    let listed = |value: &Value| -> Vec<f64> {
+        let mut listed = prices(&value["buy_orders"]);
+        listed.sort_by(f64::total_cmp);
+        listed
+    };
+    let first = client.read_response().unwrap().expect(200);
+    assert_eq!(prices(&first), [10.0, 11.0, 12.0]);
+    let orders = client.read_response().unwrap().expect(200);
+    assert_eq!(
+        listed(&orders),
+        [10.0, 11.0, 12.0],
+        "the batch before it, whole"
+    );
+    assert_eq!(client.read_response().unwrap().expect(200)["price"], 13.0);
+    assert_eq!(
+        prices(&client.read_response().unwrap().expect(200)),
+        [14.0, 15.0]
+    );
+    assert_eq!(client.read_response().unwrap().expect(200)["status"], "ok");
+    assert!(client
+        .read_response()
+        .unwrap()
+        .detail(400)
+        .starts_with("Malformed JSON body"));
+    let orders = client.read_response().unwrap().expect(200);
+    assert_eq!(listed(&orders), [10.0, 11.0, 12.0, 13.0, 14.0, 15.0]);
+}
+
+#[test]
 fn a_batch_that_does_not_fit_the_ring_now_is_refused_whole_with_503() {
     // Two slots, and pipelined batches of two: each fits alone, not with
     // the one before it still unread by the matching thread.
