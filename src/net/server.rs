@@ -430,8 +430,8 @@ pub struct Front {
     /// The request being routed is a `HEAD`: its answers go head only.
     head_only: bool,
     scratch: String,
-    /// The answer of the `POST /orders/batch` whose orders' outcomes are
-    /// being read.
+    /// The answer of the batch (`POST /orders/batch` or
+    /// `POST /orders/cancel`) whose outcomes are being read.
     batch_body: String,
 }
 
@@ -1430,9 +1430,7 @@ impl Front {
                     Some(at) => {
                         // The oldest `limit` after it, so a client pages
                         // forward from the last trade it has.
-                        let of_order = |t: &&TradeRecord| {
-                            order.is_none_or(|id| t.trade.taker == id || t.trade.maker == id)
-                        };
+                        let of_order = |t: &&TradeRecord| order.is_none_or(|id| involves(t, id));
                         let later = self.trades.range(at + 1..).filter(of_order).take(limit);
                         body.push('[');
                         self.write_trades(&mut body, later);
@@ -1457,8 +1455,7 @@ impl Front {
                     }
                     Some(id) => {
                         // The newest `limit` of its trades, oldest first.
-                        let of_order =
-                            |t: &&TradeRecord| t.trade.taker == id || t.trade.maker == id;
+                        let of_order = |t: &&TradeRecord| involves(t, id);
                         let mut newest: Vec<&TradeRecord> = self
                             .trades
                             .iter()
@@ -1506,22 +1503,27 @@ impl Front {
         } else {
             body.push(',');
         }
-        let refused = |body: &mut String, write: &dyn Fn(&mut String) -> u16| {
-            let start = body.len();
-            let status = write(body);
-            // `{"detail":...}` becomes `{"status_code":N,"detail":...}`.
-            body.insert_str(start + 1, &format!("\"status_code\":{status},"));
-        };
-        match output {
-            Output::Event(Event::Accepted(order)) => self.wire.placed(&mut body, &order),
-            Output::Event(Event::Cancelled(_)) => body.push_str(CANCELLED),
+        let start = body.len();
+        let refused = match output {
+            Output::Event(Event::Accepted(order)) => {
+                self.wire.placed(&mut body, &order);
+                None
+            }
+            Output::Event(Event::Cancelled(_)) => {
+                body.push_str(CANCELLED);
+                None
+            }
             Output::Event(Event::Rejected { reason, .. }) => {
-                refused(&mut body, &|body| rejection(body, waiting.kind, reason));
+                Some(rejection(&mut body, waiting.kind, reason))
             }
             other => {
                 eprintln!("orderbook: unexpected answer {other:?}");
-                refused(&mut body, &|body| detail(body, 500, "Internal error"));
+                Some(detail(&mut body, 500, "Internal error"))
             }
+        };
+        if let Some(status) = refused {
+            // `{"detail":...}` becomes `{"status_code":N,"detail":...}`.
+            body.insert_str(start + 1, &format!("\"status_code\":{status},"));
         }
         if last {
             body.push(']');
@@ -1773,6 +1775,11 @@ fn detail(body: &mut String, status: u16, text: &str) -> u16 {
         &ApiError::new(status, text).body(),
     ));
     status
+}
+
+/// Whether order `id` took part in the trade, as taker or maker.
+fn involves(record: &TradeRecord, id: OrderId) -> bool {
+    record.trade.taker == id || record.trade.maker == id
 }
 
 /// The answer to a cancel that cancelled.
