@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::candles::Candle;
 use crate::engine::{OrderId, OrderView, Qty, Side, Ticks, TimeInForce, Timestamp, Trade};
 
 /// A request the API refuses: its status and the reason shown to the client.
@@ -393,23 +394,40 @@ pub fn limit_param(
     default: usize,
     max: Option<usize>,
 ) -> Result<usize, ApiError> {
-    let mut limit = default;
+    count_param(query, "limit", default, max)
+}
+
+/// The `?interval=` of `GET /candles`: seconds, 1 to a day; a minute
+/// without one.
+pub fn interval_param(query: Option<&str>) -> Result<u64, ApiError> {
+    count_param(query, "interval", 60, Some(86_400)).map(|seconds| seconds as u64)
+}
+
+/// The whole number from 1 (to `max`) in the query parameter `name`, or
+/// `default` without one.
+fn count_param(
+    query: Option<&str>,
+    name: &str,
+    default: usize,
+    max: Option<usize>,
+) -> Result<usize, ApiError> {
+    let mut count = default;
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if key == "limit" {
-            limit = value
+        if key == name {
+            count = value
                 .parse::<usize>()
                 .ok()
                 .filter(|&n| n >= 1 && max.is_none_or(|max| n <= max))
                 .ok_or_else(|| match max {
-                    None => ApiError::field("limit", "must be a whole number, at least 1"),
+                    None => ApiError::field(name, "must be a whole number, at least 1"),
                     Some(max) => {
-                        ApiError::field("limit", &format!("must be an integer from 1 to {max}"))
+                        ApiError::field(name, &format!("must be an integer from 1 to {max}"))
                     }
                 })?;
         }
     }
-    Ok(limit)
+    Ok(count)
 }
 
 /// The `?order_id=` of a query, if given; 422 if it is not a UUID.
@@ -851,6 +869,27 @@ impl Wire {
             self.tick.write_price(out, price);
             let _ = write!(out, ",\"quantity\":{quantity}}}");
         }
+    }
+
+    /// One candle of `GET /candles`.
+    pub fn candle(&self, out: &mut String, candle: &Candle) {
+        out.push_str("{\"start\":\"");
+        write_timestamp(out, candle.start);
+        out.push('"');
+        for (name, price) in [
+            ("open", candle.open),
+            ("high", candle.high),
+            ("low", candle.low),
+            ("close", candle.close),
+        ] {
+            let _ = write!(out, ",\"{name}\":");
+            self.tick.write_price(out, price);
+        }
+        let _ = write!(
+            out,
+            ",\"volume\":{},\"trades\":{}}}",
+            candle.volume, candle.trades
+        );
     }
 
     /// One trade object of `GET /trades`.

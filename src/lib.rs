@@ -14,6 +14,7 @@
 #![deny(unsafe_code)]
 
 pub mod api;
+pub mod candles;
 pub mod config;
 pub mod engine;
 pub mod matching;

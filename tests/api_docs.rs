@@ -57,6 +57,7 @@ fn it_lists_exactly_the_routes_served_with_their_methods() {
         documented,
         BTreeSet::from([
             "/book",
+            "/candles",
             "/health",
             "/metrics",
             "/order/",

@@ -1165,6 +1165,132 @@ fn without_api_token_an_authorization_header_is_ignored() {
     .expect(200);
 }
 
+/// Candles of `trades` (as `GET /trades` lists them) by the naive route:
+/// group by interval, in order.
+fn naive_candles(trades: &[Value], interval: i64) -> Vec<Value> {
+    let mut out: Vec<(i64, Vec<&Value>)> = Vec::new();
+    for trade in trades {
+        let micros = parse_micros(trades_stamp(trade)).unwrap();
+        let start = micros.div_euclid(interval * 1_000_000) * interval * 1_000_000;
+        match out.last_mut() {
+            Some((at, group)) if *at == start => group.push(trade),
+            _ => out.push((start, vec![trade])),
+        }
+    }
+    out.iter()
+        .map(|(start, group)| {
+            let prices: Vec<f64> = group.iter().map(|t| num(t, "price")).collect();
+            let seconds = start / 1_000_000;
+            json!({
+                "start_seconds": seconds,
+                "open": prices[0],
+                "high": prices.iter().cloned().fold(f64::MIN, f64::max),
+                "low": prices.iter().cloned().fold(f64::MAX, f64::min),
+                "close": prices[prices.len() - 1],
+                "volume": group.iter().map(|t| uint(t, "quantity")).sum::<u64>(),
+                "trades": group.len(),
+            })
+        })
+        .collect()
+}
+
+fn trades_stamp(trade: &Value) -> &str {
+    trade["execution_timestamp"].as_str().unwrap()
+}
+
+/// A candle as served, its start as whole seconds.
+fn served_candle(candle: &Value) -> Value {
+    let mut candle = candle.clone();
+    let start = candle["start"].as_str().unwrap().to_string();
+    let micros = parse_micros(&start).unwrap();
+    assert_eq!(micros % 1_000_000, 0, "{start}");
+    let object = candle.as_object_mut().unwrap();
+    object.remove("start");
+    object.insert("start_seconds".into(), json!(micros / 1_000_000));
+    candle
+}
+
+#[test]
+fn get_candles_sums_the_kept_trades_by_interval() {
+    let server = Server::start();
+    let mut client = server.connect();
+    for (price, quantity) in [(100.0, 1), (102.0, 2), (99.0, 3), (101.0, 4)] {
+        client.place_id(-1, price, quantity);
+        client.place_id(1, price, quantity);
+    }
+    let trades = client.trades("");
+    assert_eq!(trades.len(), 4);
+    for interval in [1, 60, 86_400] {
+        let served = client
+            .get(&format!("/candles?interval={interval}"))
+            .expect(200);
+        let served: Vec<Value> = served
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(served_candle)
+            .collect();
+        assert_eq!(
+            served,
+            naive_candles(&trades, interval),
+            "interval {interval}"
+        );
+    }
+    // A day: one candle, but on the stroke of midnight.
+    let day = client.get("/candles?interval=86400").expect(200);
+    if day.as_array().unwrap().len() == 1 {
+        let candle = &day[0];
+        assert_eq!(
+            (
+                num(candle, "open"),
+                num(candle, "high"),
+                num(candle, "low"),
+                num(candle, "close")
+            ),
+            (100.0, 102.0, 99.0, 101.0)
+        );
+        assert_eq!((uint(candle, "volume"), uint(candle, "trades")), (10, 4));
+    }
+    // ?limit keeps the newest; a minute is the default.
+    let newest = client.get("/candles?limit=1").expect(200);
+    let minutes = naive_candles(&trades, 60);
+    assert_eq!(served_candle(&newest[0]), minutes[minutes.len() - 1]);
+    for (query, detail) in [
+        ("interval=0", "interval: must be an integer from 1 to 86400"),
+        (
+            "interval=86401",
+            "interval: must be an integer from 1 to 86400",
+        ),
+        (
+            "interval=1.5",
+            "interval: must be an integer from 1 to 86400",
+        ),
+        ("limit=1001", "limit: must be an integer from 1 to 1000"),
+    ] {
+        client
+            .get(&format!("/candles?{query}"))
+            .expect_detail(422, detail);
+    }
+}
+
+#[test]
+fn get_candles_leaves_out_an_interval_whose_older_trades_are_gone() {
+    let server = Server::start_with(&["--trade-history", "3"]);
+    let mut client = server.connect();
+    for price in [100.0, 101.0, 102.0, 103.0] {
+        client.place_id(-1, price, 1);
+        client.place_id(1, price, 1);
+    }
+    // Four trades in a day, the first no longer kept: the day's candle
+    // would be wrong, so there is none.
+    let day = client.get("/candles?interval=86400").expect(200);
+    let kept = client.trades("");
+    let days = naive_candles(&kept, 86_400);
+    let expected = &days[1..];
+    let served: Vec<Value> = day.as_array().unwrap().iter().map(served_candle).collect();
+    assert_eq!(served, expected);
+}
+
 #[test]
 fn health_unknown_paths_and_wrong_methods() {
     let server = Server::start();

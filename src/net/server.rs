@@ -27,6 +27,7 @@ use super::api_docs;
 use super::auth::ApiToken;
 use super::http::{self, Limits, Method};
 use crate::api::{self, ApiError, TradeRecord, Wire};
+use crate::candles;
 use crate::engine::{Command, CommandKind, Event, OrderId, RejectReason};
 use crate::matching::{Barrier, BarrierPurpose, Output, Request};
 use crate::metrics;
@@ -365,6 +366,12 @@ enum Awaiting {
         order: Option<OrderId>,
         /// Only the trades after this one (`?after=`, a `unique_id`).
         after: Option<u128>,
+    },
+    /// `GET /candles`: from the trades kept, as `GET /trades`.
+    Candles {
+        /// Seconds a candle covers.
+        interval: u64,
+        limit: usize,
     },
     /// `GET /orders` or `GET /order/{id}`: the replica answers.
     Replica,
@@ -934,6 +941,15 @@ impl Front {
                         self.submit_barrier(slot, BarrierPurpose::Trades, awaiting, keep_alive)
                     })
             }
+            ("/candles", Method::Get) => {
+                let query = request.query;
+                api::interval_param(query)
+                    .and_then(|interval| Ok((interval, api::limit_param(query, 100, Some(1000))?)))
+                    .and_then(|(interval, limit)| {
+                        let awaiting = Awaiting::Candles { interval, limit };
+                        self.submit_barrier(slot, BarrierPurpose::Trades, awaiting, keep_alive)
+                    })
+            }
             ("/book", Method::Get) => {
                 api::depth_param(request.query, self.config.feed.default_depth)
                     .map_err(|detail| ApiError::new(422, detail))
@@ -972,8 +988,8 @@ impl Front {
                 Ok(())
             }
             (
-                "/orders" | "/book" | "/trades" | "/health" | "/metrics" | "/openapi.json"
-                | "/docs",
+                "/orders" | "/book" | "/trades" | "/candles" | "/health" | "/metrics"
+                | "/openapi.json" | "/docs",
                 _,
             ) => Err(method_not_allowed("GET, HEAD")),
             ("/ws", _) => Err(method_not_allowed("GET")),
@@ -1466,6 +1482,21 @@ impl Front {
                         newest.reverse();
                         self.write_trades(&mut body, newest.into_iter());
                     }
+                }
+                body.push(']');
+                200
+            }
+            (Awaiting::Candles { interval, limit }, Output::Barrier(_)) => {
+                let trades = self.trades.iter().map(|record| &record.trade);
+                // A full history has dropped older trades.
+                let dropped = self.trades.len() == self.config.trade_history;
+                let candles = candles::candles(trades, interval * 1_000_000_000, limit, dropped);
+                body.push('[');
+                for (i, candle) in candles.iter().enumerate() {
+                    if i > 0 {
+                        body.push(',');
+                    }
+                    self.wire.candle(&mut body, candle);
                 }
                 body.push(']');
                 200
