@@ -583,8 +583,24 @@ pub fn order_ids(body: &[u8]) -> Result<Vec<OrderId>, ApiError> {
         .collect()
 }
 
-/// Most orders one `POST /orders/batch` or `POST /orders/cancel` may
-/// carry.
+/// The order a `POST /orders/modify` change is for.
+#[derive(Deserialize)]
+struct IdField<'a> {
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+}
+
+/// An error of the `i`-th order of a batch, named so: `orders[2].price: ...`.
+fn at_order(i: usize, error: ApiError) -> ApiError {
+    let detail = match error.detail.as_str() {
+        NOT_AN_OBJECT => format!("orders[{i}]: must be a JSON object"),
+        detail => format!("orders[{i}].{detail}"),
+    };
+    ApiError { detail, ..error }
+}
+
+/// Most orders one `POST /orders/batch`, `/orders/modify` or
+/// `/orders/cancel` may carry.
 pub const MAX_BATCH: usize = 100;
 
 /// The 422 of a batch body of the wrong shape: `{"<field>": [<item>, ...]}`.
@@ -743,17 +759,39 @@ impl Wire {
     pub fn new_orders(&self, body: &[u8]) -> Result<Vec<NewOrder>, ApiError> {
         let batch: BatchFields<'_> = object(body, || batch_shape("orders", "order"))?;
         let orders = batch_items(batch.orders, "orders", "orders")?;
-        let at = |i: usize, error: ApiError| {
-            let detail = match error.detail.as_str() {
-                NOT_AN_OBJECT => format!("orders[{i}]: must be a JSON object"),
-                detail => format!("orders[{i}].{detail}"),
-            };
-            ApiError { detail, ..error }
-        };
         orders
             .iter()
             .enumerate()
-            .map(|(i, raw)| self.new_order(raw.get().as_bytes()).map_err(|e| at(i, e)))
+            .map(|(i, raw)| {
+                self.new_order(raw.get().as_bytes())
+                    .map_err(|e| at_order(i, e))
+            })
+            .collect()
+    }
+
+    /// Decodes and checks a `POST /orders/modify` body: 1 to
+    /// [`MAX_BATCH`] changes `{"id", "quantity", "price"}`, each as
+    /// `PUT /order/{id}` takes it. One bad change refuses them all.
+    pub fn amendments(&self, body: &[u8]) -> Result<Vec<(OrderId, Amendment)>, ApiError> {
+        let shape = || batch_shape("orders", r#"{"id", "quantity", "price"}"#);
+        let batch: BatchFields<'_> = object(body, shape)?;
+        let changes = batch_items(batch.orders, "orders", "orders")?;
+        let change = |raw: &RawValue| -> Result<(OrderId, Amendment), ApiError> {
+            let named: IdField<'_> =
+                object(raw.get().as_bytes(), || ApiError::new(422, NOT_AN_OBJECT))?;
+            let id = named
+                .id
+                .ok_or_else(|| ApiError::field("id", "field required"))?;
+            let id = serde_json::from_str::<&str>(id.get())
+                .ok()
+                .and_then(parse_uuid)
+                .ok_or_else(|| ApiError::field("id", "must be a UUID"))?;
+            Ok((id, self.amendment(raw.get().as_bytes())?))
+        };
+        changes
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| change(raw).map_err(|e| at_order(i, e)))
             .collect()
     }
 

@@ -65,6 +65,7 @@ fn it_lists_exactly_the_routes_served_with_their_methods() {
             "/orders",
             "/orders/batch",
             "/orders/cancel",
+            "/orders/modify",
             "/trades",
             "/ws",
         ]),

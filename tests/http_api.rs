@@ -969,6 +969,73 @@ fn a_cancel_batch_cancels_each_id_in_turn_and_answers_them_in_one_list() {
 }
 
 #[test]
+fn a_modify_batch_modifies_each_order_in_turn_as_put_would() {
+    let server = Server::start();
+    let mut client = server.connect();
+    let a = client.place_id(1, 99.0, 5);
+    let b = client.place_id(1, 98.0, 3);
+    let sell = client.place_id(-1, 101.0, 4);
+    let body = format!(
+        r#"{{"orders": [{{"id": "{a}", "quantity": 4}}, {{"id": "{b}", "price": 101.0}}, {{"id": "{UNKNOWN_ID}", "quantity": 1}}, {{"id": "{b}", "quantity": 9}}]}}"#
+    );
+    let answer = client.post("/orders/modify", &body).expect(200);
+    let modified = json!({"success": true, "message": "Order modified"});
+    let gone = json!({"status_code": 404, "detail": "Order not found or unable to modify"});
+    assert_eq!(
+        answer,
+        json!([modified, modified, gone, gone]),
+        "b crossed and filled, so its second change finds it gone"
+    );
+    let order = |client: &mut Client, id: &str| {
+        let order = client.order(id);
+        (
+            uint(&order, "order_quantity"),
+            uint(&order, "traded_quantity"),
+            order["order_alive"].as_bool().unwrap(),
+        )
+    };
+    assert_eq!(order(&mut client, &a), (4, 0, true));
+    assert_eq!(order(&mut client, &b), (3, 3, false));
+    assert_eq!(order(&mut client, &sell), (4, 3, true));
+    assert_eq!(client.trades("").len(), 1);
+
+    let refusals = [
+        (
+            r#"{"orders": [{"quantity": 1}]}"#.to_string(),
+            "orders[0].id: field required",
+        ),
+        (
+            format!(r#"{{"orders": [{{"id": "{a}", "quantity": 1}}, {{"id": "7"}}]}}"#),
+            "orders[1].id: must be a UUID",
+        ),
+        (
+            format!(r#"{{"orders": [{{"id": "{a}", "quantity": 0}}]}}"#),
+            "orders[0].quantity: must be positive",
+        ),
+        (
+            format!(r#"{{"orders": [{{"id": "{a}", "time_in_force": "IOC"}}]}}"#),
+            "orders[0].time_in_force: is set when an order is placed; a modify cannot change it",
+        ),
+        (
+            r#"{"orders": [3]}"#.to_string(),
+            "orders[0]: must be a JSON object",
+        ),
+        (
+            r#"{"orders": []}"#.to_string(),
+            "orders: must hold 1 to 100 orders, not 0",
+        ),
+    ];
+    for (body, detail) in refusals {
+        client
+            .post("/orders/modify", &body)
+            .expect_detail(422, detail);
+    }
+    assert_eq!(order(&mut client, &a), (4, 0, true), "unchanged");
+    let response = client.get("/orders/modify");
+    assert_eq!(response.header("Allow"), Some("POST"));
+}
+
+#[test]
 fn a_batch_with_one_bad_order_is_refused_whole() {
     let server = Server::start_with(&["--command-ring", "4"]);
     let mut client = server.connect();
@@ -1112,6 +1179,26 @@ fn under_api_token_placing_modifying_and_cancelling_need_the_bearer_token() {
         missing,
         challenge,
     );
+    let modifies = format!(r#"{{"orders": [{{"id": "{placed}", "quantity": 4}}]}}"#);
+    refused(
+        authorized(
+            &mut client,
+            "POST",
+            "/orders/modify",
+            Some(&modifies),
+            Some(&wrong),
+        ),
+        "Authorization: the token is not valid",
+        invalid,
+    );
+    let modified = authorized(
+        &mut client,
+        "POST",
+        "/orders/modify",
+        Some(&modifies),
+        Some(&bearer),
+    );
+    assert_eq!(modified.expect(200)[0]["success"], json!(true));
     let cancelled = authorized(
         &mut client,
         "POST",

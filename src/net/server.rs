@@ -350,13 +350,15 @@ struct InFlight {
 #[derive(Clone, Copy)]
 enum Awaiting {
     Place,
-    /// One command of a `POST /orders/batch` (a place) or
-    /// `POST /orders/cancel` (a cancel). The commands of a batch are staged
-    /// back to back, so their outcomes come back back to back: the first
-    /// starts the answer, the last sends it.
+    /// One command of a `POST /orders/batch` (a place),
+    /// `POST /orders/modify` (a modify) or `POST /orders/cancel` (a
+    /// cancel). The commands of a batch are staged back to back, so their
+    /// outcomes come back back to back: the first starts the answer, the
+    /// last sends it.
     BatchItem {
         first: bool,
         last: bool,
+        modify: bool,
     },
     Modify,
     Cancel,
@@ -910,11 +912,17 @@ impl Front {
                 .authorize(request)
                 .and_then(|()| json_body(request))
                 .and_then(|body| self.place_batch(slot, body, keep_alive)),
+            ("/orders/modify", Method::Post) => self
+                .authorize(request)
+                .and_then(|()| json_body(request))
+                .and_then(|body| self.modify_batch(slot, body, keep_alive)),
             ("/orders/cancel", Method::Post) => self
                 .authorize(request)
                 .and_then(|()| json_body(request))
                 .and_then(|body| self.cancel_batch(slot, body, keep_alive)),
-            ("/orders/batch" | "/orders/cancel", _) => Err(method_not_allowed("POST")),
+            ("/orders/batch" | "/orders/modify" | "/orders/cancel", _) => {
+                Err(method_not_allowed("POST"))
+            }
             ("/orders", Method::Get) => {
                 api::limit_param(request.query, usize::MAX, None).and_then(|limit| {
                     let purpose = BarrierPurpose::Orders { limit };
@@ -1040,7 +1048,22 @@ impl Front {
                 tif: order.tif,
             })
             .collect();
-        self.submit_batch(slot, &places, false, keep_alive)
+        self.submit_batch(slot, &places, "orders", keep_alive)
+    }
+
+    /// `POST /orders/modify`: modifies by id, as `place_batch` places.
+    fn modify_batch(&mut self, slot: usize, body: &[u8], keep_alive: bool) -> Result<(), ApiError> {
+        let modifies: Vec<CommandKind> = self
+            .wire
+            .amendments(body)?
+            .into_iter()
+            .map(|(id, change)| CommandKind::Modify {
+                id,
+                price: change.price,
+                quantity: change.quantity,
+            })
+            .collect();
+        self.submit_batch(slot, &modifies, "orders", keep_alive)
     }
 
     /// `POST /orders/cancel`: cancels by id, as `place_batch` places.
@@ -1049,22 +1072,22 @@ impl Front {
             .into_iter()
             .map(|id| CommandKind::Cancel { id })
             .collect();
-        self.submit_batch(slot, &cancels, true, keep_alive)
+        self.submit_batch(slot, &cancels, "order_ids", keep_alive)
     }
 
-    /// Stages `commands` as one batch with one answer, or none of them.
+    /// Stages `commands` (the body's `field`) as one batch with one
+    /// answer, or none of them.
     fn submit_batch(
         &mut self,
         slot: usize,
         commands: &[CommandKind],
-        cancel: bool,
+        field: &str,
         keep_alive: bool,
     ) -> Result<(), ApiError> {
         let capacity = self.requests.capacity();
         if commands.len() > capacity {
             // A 503 would ask for a retry that can never succeed.
             let why = format!("at most {capacity} fit the command ring (--command-ring)");
-            let field = if cancel { "order_ids" } else { "orders" };
             return Err(ApiError::new(422, format!("{field}: {why}")));
         }
         if self.requests.free_len() < commands.len() {
@@ -1096,6 +1119,7 @@ impl Front {
                 kind: Awaiting::BatchItem {
                     first: i == 0,
                     last: i + 1 == commands.len(),
+                    modify: matches!(kind, CommandKind::Modify { .. }),
                 },
                 ts,
                 seq: self.journal.next_seq - 1,
@@ -1409,8 +1433,19 @@ impl Front {
     }
 
     fn answer(&mut self, waiting: InFlight, output: Output) {
-        if let Awaiting::BatchItem { first, last } = waiting.kind {
-            return self.answer_batch_item(&waiting, output, first, last);
+        if let Awaiting::BatchItem {
+            first,
+            last,
+            modify,
+        } = waiting.kind
+        {
+            // Each is answered as its single request would be.
+            let single = if modify {
+                Awaiting::Modify
+            } else {
+                Awaiting::Place
+            };
+            return self.answer_batch_item(&waiting, output, single, (first, last));
         }
         self.scratch.clear();
         let mut body = std::mem::take(&mut self.scratch);
@@ -1420,7 +1455,7 @@ impl Front {
                 200
             }
             (Awaiting::Modify, Output::Event(Event::Modified(_))) => {
-                body.push_str("{\"success\":true,\"message\":\"Order modified\"}");
+                body.push_str(MODIFIED);
                 200
             }
             (Awaiting::Cancel, Output::Event(Event::Cancelled(_))) => {
@@ -1523,10 +1558,16 @@ impl Front {
     }
 
     /// Adds one command's outcome to its batch's answer, a JSON list in the
-    /// batch's order: as `POST /order/` or `DELETE /order/{id}` answers
-    /// it, or `{"status_code": 422, "detail": "..."}` for one the engine
-    /// refused. The last sends the whole list.
-    fn answer_batch_item(&mut self, waiting: &InFlight, output: Output, first: bool, last: bool) {
+    /// batch's order: as its `single` request would be answered, a refusal
+    /// as `{"status_code": 422, "detail": "..."}`. The last sends the whole
+    /// list.
+    fn answer_batch_item(
+        &mut self,
+        waiting: &InFlight,
+        output: Output,
+        single: Awaiting,
+        (first, last): (bool, bool),
+    ) {
         let mut body = std::mem::take(&mut self.batch_body);
         if first {
             body.clear();
@@ -1544,8 +1585,12 @@ impl Front {
                 body.push_str(CANCELLED);
                 None
             }
+            Output::Event(Event::Modified(_)) => {
+                body.push_str(MODIFIED);
+                None
+            }
             Output::Event(Event::Rejected { reason, .. }) => {
-                Some(rejection(&mut body, waiting.kind, reason))
+                Some(rejection(&mut body, single, reason))
             }
             other => {
                 eprintln!("orderbook: unexpected answer {other:?}");
@@ -1812,6 +1857,9 @@ fn detail(body: &mut String, status: u16, text: &str) -> u16 {
 fn involves(record: &TradeRecord, id: OrderId) -> bool {
     record.trade.taker == id || record.trade.maker == id
 }
+
+/// The answer to a modify that modified.
+const MODIFIED: &str = "{\"success\":true,\"message\":\"Order modified\"}";
 
 /// The answer to a cancel that cancelled.
 const CANCELLED: &str = "{\"success\":true,\"message\":\"Order cancelled\"}";
