@@ -171,6 +171,22 @@ fn places_and_cancels_over_threads_leave_the_book_the_report_implies() {
     assert_eq!((report.not_resting, report.transport_errors), (0, 0));
     assert_latency_counts(&report);
     assert_eq!(resting(&server), report.placed - report.cancelled);
+    // By kind, merged over both threads.
+    let counts: Vec<(&str, u64)> = report
+        .latency_by_kind_us
+        .iter()
+        .map(|(kind, histogram)| (*kind, histogram.len()))
+        .collect();
+    assert_eq!(
+        counts,
+        [("cancel", report.cancelled), ("place", report.placed)]
+    );
+    let json = report.to_json();
+    assert_eq!(
+        json["latency_by_kind_us"]["cancel"]["count"],
+        report.cancelled
+    );
+    assert!(json["latency_by_kind_us"]["place"]["p50"].as_u64().unwrap() >= 1);
 }
 
 #[test]

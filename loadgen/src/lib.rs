@@ -175,6 +175,25 @@ enum Kind {
     Book,
 }
 
+impl Kind {
+    /// Its name in `--mix` and in the report.
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Place => "place",
+            Kind::Cancel => "cancel",
+            Kind::Cross => "cross",
+            Kind::Modify => "modify",
+            Kind::Fetch => "fetch",
+            Kind::Ioc => "ioc",
+            Kind::Book => "book",
+        }
+    }
+}
+
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
 /// An order this connection placed and last saw resting.
 struct Held {
     id: String,
@@ -214,6 +233,9 @@ pub struct Report {
     /// Answer latency in microseconds (from when each request was due,
     /// under a rate).
     pub latency_us: Histogram<u64>,
+    /// The same, by the kind of request (`place`, `cancel`, ... as in
+    /// `--mix`): a cancel's latency is not a place's.
+    pub latency_by_kind_us: BTreeMap<&'static str, Histogram<u64>>,
 }
 
 impl Report {
@@ -251,6 +273,13 @@ impl Report {
         self.latency_us
             .add(&other.latency_us)
             .expect("histograms with the same bounds");
+        for (kind, histogram) in other.latency_by_kind_us {
+            self.latency_by_kind_us
+                .entry(kind)
+                .or_insert_with(latency_histogram)
+                .add(&histogram)
+                .expect("histograms with the same bounds");
+        }
     }
 
     fn empty() -> Report {
@@ -267,8 +296,8 @@ impl Report {
             not_resting: 0,
             transport_errors: 0,
             elapsed: Duration::ZERO,
-            latency_us: Histogram::new_with_bounds(1, 60_000_000, 3)
-                .expect("valid histogram bounds"),
+            latency_us: latency_histogram(),
+            latency_by_kind_us: BTreeMap::new(),
         }
     }
 
@@ -284,13 +313,20 @@ impl Report {
 
     /// The report as one JSON object, for scripts.
     pub fn to_json(&self) -> serde_json::Value {
-        let latency: serde_json::Map<String, serde_json::Value> = Self::PERCENTILES
+        let percentiles = |histogram: &Histogram<u64>| -> serde_json::Value {
+            Self::PERCENTILES
+                .iter()
+                .map(|&(label, q)| (label.to_owned(), histogram.value_at_quantile(q).into()))
+                .collect::<serde_json::Map<String, serde_json::Value>>()
+                .into()
+        };
+        let by_kind: serde_json::Map<String, serde_json::Value> = self
+            .latency_by_kind_us
             .iter()
-            .map(|&(label, q)| {
-                (
-                    label.to_owned(),
-                    self.latency_us.value_at_quantile(q).into(),
-                )
+            .map(|(kind, histogram)| {
+                let mut entry = percentiles(histogram);
+                entry["count"] = histogram.len().into();
+                ((*kind).to_owned(), entry)
             })
             .collect();
         serde_json::json!({
@@ -307,7 +343,8 @@ impl Report {
             "book_reads": self.book_reads,
             "not_resting": self.not_resting,
             "transport_errors": self.transport_errors,
-            "latency_us": latency,
+            "latency_us": percentiles(&self.latency_us),
+            "latency_by_kind_us": by_kind,
         })
     }
 }
@@ -762,6 +799,11 @@ fn read_answers(
         *last = now;
         let micros = now.duration_since(due).as_micros().max(1) as u64;
         report.latency_us.saturating_record(micros);
+        report
+            .latency_by_kind_us
+            .entry(kind.name())
+            .or_insert_with(latency_histogram)
+            .saturating_record(micros);
         report.requests += 1;
         *report.statuses.entry(status).or_default() += 1;
         let acted_on = connection.acting_on.take();

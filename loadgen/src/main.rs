@@ -219,6 +219,15 @@ fn print_report(settings: &Settings, report: &Report) {
         .map(|(label, value)| format!("{label} {value}"))
         .collect();
     println!("latency (µs): {}", latency.join("  "));
+    if report.latency_by_kind_us.len() > 1 {
+        for (kind, histogram) in &report.latency_by_kind_us {
+            let latency: Vec<String> = percentiles(histogram)
+                .iter()
+                .map(|(label, value)| format!("{label} {value}"))
+                .collect();
+            println!("  {kind} ({}): {}", histogram.len(), latency.join("  "));
+        }
+    }
 }
 
 fn percentiles(histogram: &hdrhistogram::Histogram<u64>) -> Vec<(&'static str, u64)> {
