@@ -79,7 +79,7 @@ pub fn write_summary(out: &mut String, name: &str, help: &str, histogram: &Histo
             micros as f64 / 1e6
         );
     }
-    write_sum_and_count(out, name, histogram);
+    write_sum_and_count(out, name, "", histogram);
 }
 
 /// The `le` bounds of the latency histograms, in µs: 10 µs to 10 s, about
@@ -95,30 +95,55 @@ const BUCKETS_MICROS: [u64; 19] = [
 /// value counts under a bound when its HDR bucket lies wholly at or below
 /// it; values under 2,048 µs are recorded exactly.
 pub fn write_histogram(out: &mut String, name: &str, help: &str, histogram: &Histogram<u64>) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} histogram");
-    let mut recorded = histogram.iter_recorded().peekable();
-    let mut cumulative = 0;
-    for bound in BUCKETS_MICROS {
-        while let Some(step) = recorded.next_if(|step| step.value_iterated_to() <= bound) {
-            cumulative += step.count_at_value();
-        }
-        let _ = writeln!(
-            out,
-            "{name}_bucket{{le=\"{}\"}} {cumulative}",
-            bound as f64 / 1e6
-        );
-    }
-    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", histogram.len());
-    write_sum_and_count(out, name, histogram);
+    write_histograms(out, name, help, &[("", histogram)]);
 }
 
-/// The `_sum` (seconds) and `_count` lines that end a summary and a
-/// histogram alike.
-fn write_sum_and_count(out: &mut String, name: &str, histogram: &Histogram<u64>) {
+/// Writes one Prometheus histogram family: a series for each
+/// `(labels, histogram)`, `labels` as `command="place"` (or empty).
+pub fn write_histograms<L: AsRef<str>>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    series: &[(L, &Histogram<u64>)],
+) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    for (labels, histogram) in series {
+        let labels = labels.as_ref();
+        let before_le = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{labels},")
+        };
+        let mut recorded = histogram.iter_recorded().peekable();
+        let mut cumulative = 0;
+        for bound in BUCKETS_MICROS {
+            while let Some(step) = recorded.next_if(|step| step.value_iterated_to() <= bound) {
+                cumulative += step.count_at_value();
+            }
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{before_le}le=\"{}\"}} {cumulative}",
+                bound as f64 / 1e6
+            );
+        }
+        let total = histogram.len();
+        let _ = writeln!(out, "{name}_bucket{{{before_le}le=\"+Inf\"}} {total}");
+        let braced = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        write_sum_and_count(out, name, &braced, histogram);
+    }
+}
+
+/// The `_sum` (seconds) and `_count` lines, with `labels` (`{...}` or
+/// nothing), that end a summary and a histogram alike.
+fn write_sum_and_count(out: &mut String, name: &str, labels: &str, histogram: &Histogram<u64>) {
     let sum = histogram.mean() * histogram.len() as f64 / 1e6;
-    let _ = writeln!(out, "{name}_sum {sum}");
-    let _ = writeln!(out, "{name}_count {}", histogram.len());
+    let _ = writeln!(out, "{name}_sum{labels} {sum}");
+    let _ = writeln!(out, "{name}_count{labels} {}", histogram.len());
 }
 
 /// Writes one counter or gauge.

@@ -1873,6 +1873,41 @@ fn metrics_count_answers_and_time_commands_in_prometheus_text() {
 }
 
 #[test]
+fn metrics_time_each_command_apart_batch_items_included() {
+    let server = Server::start();
+    let mut client = server.connect();
+    let a = client.place_id(1, 90.0, 1);
+    let b = client.place_id(1, 91.0, 1);
+    client
+        .put(&format!("/order/{a}"), r#"{"quantity": 2}"#)
+        .expect(200);
+    client.delete(&format!("/order/{b}")).expect(200);
+    client.delete(&format!("/order/{b}")).expect(404);
+    let batch = r#"{"orders": [{"quantity": 1, "price": 80.0, "side": 1}, {"quantity": 1, "price": 81.0, "side": 1}]}"#;
+    client.post("/orders/batch", batch).expect(200);
+    let cancels = format!(r#"{{"order_ids": ["{a}"]}}"#);
+    client.post("/orders/cancel", &cancels).expect(200);
+    client.get("/orders").expect(200);
+    let text = client.metrics_text();
+    let name = "orderbook_command_latency_by_command_histogram_seconds";
+    assert!(text.contains(&format!("# TYPE {name} histogram\n")));
+    let count = |command: &str| metric(&text, &format!("{name}_count{{command=\"{command}\"}}"));
+    // Refused commands are timed too (the second cancel's 404); reads are not.
+    assert_eq!(
+        (count("place"), count("modify"), count("cancel")),
+        (4.0, 1.0, 3.0)
+    );
+    for command in ["place", "modify", "cancel"] {
+        let infinity = format!("{name}_bucket{{command=\"{command}\",le=\"+Inf\"}}");
+        assert_eq!(metric(&text, &infinity), count(command), "{command}");
+    }
+    assert_eq!(
+        metric(&text, "orderbook_command_latency_seconds_count"),
+        8.0
+    );
+}
+
+#[test]
 fn under_fsync_metrics_time_every_journal_sync() {
     let server = Server::start_with(&["--fsync"]);
     let mut client = server.connect();

@@ -302,9 +302,11 @@ impl FrontJournal {
     }
 }
 
-/// The I/O thread's counters and its latency histogram.
+/// The I/O thread's counters and its latency histograms.
 struct FrontStats {
     command_latency: hdrhistogram::Histogram<u64>,
+    /// The same, by command (in `CommandName::ALL`'s order).
+    latency_by_command: [hdrhistogram::Histogram<u64>; 3],
     /// Responses by status / 100.
     responses: [u64; 6],
     overloaded: u64,
@@ -316,6 +318,7 @@ impl Default for FrontStats {
     fn default() -> Self {
         FrontStats {
             command_latency: metrics::latency_histogram(),
+            latency_by_command: std::array::from_fn(|_| metrics::latency_histogram()),
             responses: [0; 6],
             overloaded: 0,
             accepted: 0,
@@ -347,6 +350,57 @@ struct InFlight {
     seq: u64,
 }
 
+/// Which command a request sent, for the answer's wording and the latency
+/// by command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CommandName {
+    Place,
+    Modify,
+    Cancel,
+}
+
+impl Awaiting {
+    /// The command this waits for the outcome of, if any.
+    fn command(self) -> Option<CommandName> {
+        match self {
+            Awaiting::Place => Some(CommandName::Place),
+            Awaiting::Modify => Some(CommandName::Modify),
+            Awaiting::Cancel => Some(CommandName::Cancel),
+            Awaiting::BatchItem { of, .. } => Some(of),
+            _ => None,
+        }
+    }
+}
+
+impl CommandName {
+    const ALL: [CommandName; 3] = [CommandName::Place, CommandName::Modify, CommandName::Cancel];
+
+    fn of(kind: &CommandKind) -> Self {
+        match kind {
+            CommandKind::Place { .. } => CommandName::Place,
+            CommandKind::Modify { .. } => CommandName::Modify,
+            CommandKind::Cancel { .. } => CommandName::Cancel,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            CommandName::Place => "place",
+            CommandName::Modify => "modify",
+            CommandName::Cancel => "cancel",
+        }
+    }
+
+    /// How its single request (`POST /order/`, `PUT`, `DELETE`) waits.
+    fn single(self) -> Awaiting {
+        match self {
+            CommandName::Place => Awaiting::Place,
+            CommandName::Modify => Awaiting::Modify,
+            CommandName::Cancel => Awaiting::Cancel,
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Awaiting {
     Place,
@@ -358,7 +412,7 @@ enum Awaiting {
     BatchItem {
         first: bool,
         last: bool,
-        modify: bool,
+        of: CommandName,
     },
     Modify,
     Cancel,
@@ -1119,7 +1173,7 @@ impl Front {
                 kind: Awaiting::BatchItem {
                     first: i == 0,
                     last: i + 1 == commands.len(),
-                    modify: matches!(kind, CommandKind::Modify { .. }),
+                    of: CommandName::of(&kind),
                 },
                 ts,
                 seq: self.journal.next_seq - 1,
@@ -1325,6 +1379,17 @@ impl Front {
             "orderbook_command_latency_seconds as histogram buckets.",
             &self.stats.command_latency,
         );
+        let by_command: Vec<(String, &hdrhistogram::Histogram<u64>)> = CommandName::ALL
+            .iter()
+            .zip(&self.stats.latency_by_command)
+            .map(|(name, histogram)| (format!("command=\"{}\"", name.label()), histogram))
+            .collect();
+        metrics::write_histograms(
+            &mut out,
+            "orderbook_command_latency_by_command_histogram_seconds",
+            "orderbook_command_latency_histogram_seconds by command: place, modify, cancel (batch items each as its command).",
+            &by_command,
+        );
         let _ = writeln!(
             out,
             "# HELP orderbook_responses_total Responses by status class."
@@ -1409,11 +1474,12 @@ impl Front {
                 continue;
             }
             if waiting.ts != 0 {
-                let now = api::now_micros();
-                let _ = self
-                    .stats
-                    .command_latency
-                    .record(now.saturating_sub(waiting.ts / 1_000).max(1));
+                let micros = api::now_micros().saturating_sub(waiting.ts / 1_000).max(1);
+                let stats = &mut self.stats;
+                let _ = stats.command_latency.record(micros);
+                if let Some(name) = waiting.kind.command() {
+                    let _ = stats.latency_by_command[name as usize].record(micros);
+                }
             }
             self.answer(waiting, output);
         }
@@ -1433,19 +1499,9 @@ impl Front {
     }
 
     fn answer(&mut self, waiting: InFlight, output: Output) {
-        if let Awaiting::BatchItem {
-            first,
-            last,
-            modify,
-        } = waiting.kind
-        {
+        if let Awaiting::BatchItem { first, last, of } = waiting.kind {
             // Each is answered as its single request would be.
-            let single = if modify {
-                Awaiting::Modify
-            } else {
-                Awaiting::Place
-            };
-            return self.answer_batch_item(&waiting, output, single, (first, last));
+            return self.answer_batch_item(&waiting, output, of.single(), (first, last));
         }
         self.scratch.clear();
         let mut body = std::mem::take(&mut self.scratch);
