@@ -292,6 +292,33 @@ pub fn now_micros() -> u64 {
         .unwrap_or(0)
 }
 
+/// Stamps for commands: the wall clock in whole microseconds (as ns), but
+/// never below the last stamp, so that order and trade times never run
+/// backwards when the clock is stepped back (NTP, a VM resumed).
+#[derive(Clone, Copy, Debug)]
+pub struct Stamps {
+    last: Timestamp,
+}
+
+impl Stamps {
+    /// Stamps from now on, none before `last` (the newest time already
+    /// shown, say the last trade's).
+    pub fn after(last: Timestamp) -> Self {
+        Stamps { last }
+    }
+
+    /// The next stamp.
+    pub fn stamp(&mut self) -> Timestamp {
+        self.stamp_at(now_micros() * 1_000)
+    }
+
+    /// The next stamp when the clock reads `now`.
+    pub fn stamp_at(&mut self, now: Timestamp) -> Timestamp {
+        self.last = self.last.max(now);
+        self.last
+    }
+}
+
 /// The (year, month 1..=12, day 1..=31) of a day counted from 1970-01-01
 /// (Howard Hinnant's `civil_from_days`).
 pub fn civil_date(days: i64) -> (i64, i64, i64) {
@@ -1162,5 +1189,14 @@ mod tests {
             out,
             r#"{"order_id":"01234567-89ab-4def-8123-456789abcdef","order_price":100.5,"order_quantity":10,"average_traded_price":100.0,"traded_quantity":3,"order_alive":true,"side":-1,"status":"partially filled"}"#
         );
+    }
+
+    #[test]
+    fn stamps_never_run_backwards_when_the_clock_does() {
+        let mut stamps = Stamps::after(5_000);
+        assert_eq!(stamps.stamp_at(4_000), 5_000, "not before the last shown");
+        assert_eq!(stamps.stamp_at(7_000), 7_000);
+        assert_eq!(stamps.stamp_at(6_000), 7_000, "the clock stepped back");
+        assert_eq!(stamps.stamp_at(9_000), 9_000);
     }
 }

@@ -493,6 +493,8 @@ pub struct Front {
     /// The request being routed is a `HEAD`: its answers go head only.
     head_only: bool,
     scratch: String,
+    /// Command stamps, never running backwards.
+    stamps: api::Stamps,
     /// The answer of the batch (`POST /orders/batch` or
     /// `POST /orders/cancel`) whose outcomes are being read.
     batch_body: String,
@@ -536,6 +538,7 @@ impl Front {
             awaiting_replica: Vec::new(),
             early_answers: Vec::new(),
             drained: VecDeque::with_capacity(1024),
+            stamps: api::Stamps::after(trades.last().map_or(0, |t| t.trade.ts)),
             trades: {
                 let mut history = VecDeque::with_capacity(config.trade_history.min(1 << 20));
                 let skip = trades.len().saturating_sub(config.trade_history);
@@ -1155,7 +1158,7 @@ impl Front {
         self.next_ticket += 1;
         conn.answers.push_back(Answer::Waiting(ticket));
         let serial = conn.serial;
-        let ts = api::now_micros() * 1_000;
+        let ts = self.stamps.stamp();
         for (i, &kind) in commands.iter().enumerate() {
             let command = Command { ts, kind };
             if self.requests.stage(Request::Apply(command)).is_err() {
@@ -1241,7 +1244,7 @@ impl Front {
     ) -> Result<(), ApiError> {
         // Whole microseconds: the wire and the state file show microseconds,
         // so a restart restores exactly the timestamps that were stamped.
-        let ts = api::now_micros() * 1_000;
+        let ts = self.stamps.stamp();
         self.submit(
             slot,
             Request::Apply(Command { ts, kind }),
