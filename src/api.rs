@@ -3,6 +3,7 @@
 //! field; responses written as JSON. One error type, [`ApiError`], carries
 //! the HTTP status and the human-readable `detail`.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -22,7 +23,7 @@ pub struct ApiError {
     pub detail: String,
     /// A header the status calls for, as (name, value): `Allow` on a 405,
     /// `Retry-After` on a 503.
-    pub header: Option<(&'static str, &'static str)>,
+    pub header: Option<(&'static str, Cow<'static, str>)>,
 }
 
 impl ApiError {
@@ -40,7 +41,7 @@ impl ApiError {
     /// retry policies read).
     pub fn unavailable(detail: &str) -> Self {
         ApiError {
-            header: Some(("Retry-After", "1")),
+            header: Some(("Retry-After", "1".into())),
             ..ApiError::new(503, detail)
         }
     }
@@ -48,7 +49,7 @@ impl ApiError {
     /// The error's extra header as a whole header line (`\r\nName: value`),
     /// or nothing.
     pub fn header_line(&self) -> String {
-        self.header.map_or(String::new(), |(name, value)| {
+        self.header.as_ref().map_or(String::new(), |(name, value)| {
             format!("\r\n{name}: {value}")
         })
     }

@@ -11,6 +11,7 @@ use crate::api::{Symbol, TickSize, Wire};
 use crate::engine::BookConfig;
 use crate::net::auth::ApiToken;
 use crate::net::http::Limits;
+use crate::net::rate_limit::RateLimit;
 use crate::net::server::{FeedSettings, FrontConfig};
 use crate::persist::snapshot::STATE_FILE;
 use crate::publisher::FeedConfig;
@@ -67,6 +68,17 @@ pub struct Config {
     /// line, which other users of the machine can read.
     #[arg(long, env = "ORDERBOOK_API_TOKEN", value_parser = ApiToken::parse, hide_env_values = true)]
     pub api_token: Option<ApiToken>,
+
+    /// Orders a second one client address may send, on average (each
+    /// order of a batch counts; reads are never limited); more are
+    /// answered 429 with `Retry-After`. 0: no limit.
+    #[arg(long, env = "ORDERBOOK_RATE_LIMIT", default_value_t = 0)]
+    pub rate_limit: u32,
+
+    /// Orders one client address may send at once under `--rate-limit`
+    /// (the bucket's depth). 0: as many as the rate.
+    #[arg(long, env = "ORDERBOOK_RATE_LIMIT_BURST", default_value_t = 0)]
+    pub rate_limit_burst: u32,
 
     /// Price grid step; prices must be positive multiples of it.
     #[arg(long, env = "ORDERBOOK_TICK_SIZE", default_value = "0.01", value_parser = TickSize::parse)]
@@ -245,6 +257,13 @@ impl Config {
                 close_grace: Duration::from_secs(2),
             },
             api_token: self.api_token.clone(),
+            rate_limit: (self.rate_limit > 0).then(|| RateLimit {
+                per_second: f64::from(self.rate_limit),
+                burst: f64::from(match self.rate_limit_burst {
+                    0 => self.rate_limit,
+                    burst => burst,
+                }),
+            }),
         }
     }
 

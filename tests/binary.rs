@@ -38,6 +38,8 @@ fn help_lists_every_setting_with_its_environment_variable() {
         ("--fsync", "ORDERBOOK_FSYNC"),
         ("--prune-journal", "ORDERBOOK_PRUNE_JOURNAL"),
         ("--api-token", "ORDERBOOK_API_TOKEN"),
+        ("--rate-limit", "ORDERBOOK_RATE_LIMIT"),
+        ("--rate-limit-burst", "ORDERBOOK_RATE_LIMIT_BURST"),
         ("--journal-segment-bytes", "ORDERBOOK_JOURNAL_SEGMENT_BYTES"),
     ] {
         assert!(help.contains(flag), "--help names {flag}:\n{help}");

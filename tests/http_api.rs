@@ -4,6 +4,8 @@
 mod support;
 
 use loadgen::feed::parse_micros;
+use std::time::Duration;
+
 use serde_json::{json, Value};
 use support::*;
 
@@ -1100,6 +1102,46 @@ fn a_batch_with_one_bad_order_is_refused_whole() {
     let answer = client.post("/orders/batch", &many(4)).expect(200);
     assert_eq!(answer.as_array().unwrap().len(), 4);
     assert_eq!(client.orders().0.len(), 4);
+}
+
+#[test]
+fn under_rate_limit_orders_past_the_burst_get_429_and_reads_do_not_count() {
+    let server = Server::start_with(&["--rate-limit", "1", "--rate-limit-burst", "5"]);
+    let mut client = server.connect();
+    let ids: Vec<String> = (0..5)
+        .map(|i| client.place_id(1, 90.0 + i as f64, 1))
+        .collect();
+    let refused = client.post("/order/", r#"{"quantity": 1, "price": 80.0, "side": 1}"#);
+    refused.expect_detail(
+        429,
+        "Too many orders: at most 1 a second (5 at once) from one address; retry in 1 s",
+    );
+    assert_eq!(refused.header("Retry-After"), Some("1"));
+    client.delete(&format!("/order/{}", ids[0])).expect_detail(
+        429,
+        "Too many orders: at most 1 a second (5 at once) from one address; retry in 1 s",
+    );
+    // Reads never count, and refused orders did nothing.
+    for _ in 0..20 {
+        client.get("/orders").expect(200);
+    }
+    assert_eq!(client.orders().0.len(), 5);
+    // More at once than the burst can ever be is not worth a retry.
+    let orders: Vec<&str> = vec![r#"{"quantity": 1, "price": 70.0, "side": 1}"#; 6];
+    client
+        .post(
+            "/orders/batch",
+            &format!(r#"{{"orders": [{}]}}"#, orders.join(",")),
+        )
+        .expect_detail(
+            422,
+            "orders: at most 5 at once from one address (--rate-limit-burst)",
+        );
+    let metrics = client.metrics_text();
+    assert_eq!(metric(&metrics, "orderbook_rate_limited_orders_total"), 2.0);
+    // A second later there is room for one again.
+    std::thread::sleep(Duration::from_millis(1_100));
+    client.delete(&format!("/order/{}", ids[0])).expect(200);
 }
 
 /// Sends one request with an `Authorization` header (or none) and reads

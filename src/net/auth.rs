@@ -77,7 +77,7 @@ impl ApiToken {
 
 fn unauthorized(detail: &str, challenge: &'static str) -> ApiError {
     ApiError {
-        header: Some(("WWW-Authenticate", challenge)),
+        header: Some(("WWW-Authenticate", challenge.into())),
         ..ApiError::new(401, detail)
     }
 }
@@ -102,12 +102,13 @@ mod tests {
 
     const TOKEN: &str = "s3cr3t-t0ken_0123456789";
 
-    fn refusal(header: Option<&str>) -> (u16, String, Option<(&'static str, &'static str)>) {
+    fn refusal(header: Option<&str>) -> (u16, String, Option<(&'static str, String)>) {
         let error = ApiToken::parse(TOKEN)
             .unwrap()
             .check(header.map(str::as_bytes))
             .unwrap_err();
-        (error.status, error.detail, error.header)
+        let header = error.header.map(|(name, value)| (name, value.into_owned()));
+        (error.status, error.detail, header)
     }
 
     #[test]
@@ -120,13 +121,13 @@ mod tests {
         ] {
             assert_eq!(token.check(Some(good.as_bytes())), Ok(()), "{good}");
         }
-        let challenge = Some(("WWW-Authenticate", "Bearer realm=\"orderbook\""));
+        let challenge = Some(("WWW-Authenticate", "Bearer realm=\"orderbook\"".to_string()));
         assert_eq!(
             refusal(None),
             (
                 401,
                 "Authorization: send `Authorization: Bearer <token>` to place, modify or cancel orders".into(),
-                challenge
+                challenge.clone()
             )
         );
         for scheme in [format!("Basic {TOKEN}"), TOKEN.to_string(), "Bearer".into()] {
@@ -135,14 +136,14 @@ mod tests {
                 (
                     401,
                     "Authorization: must be `Bearer <token>`".into(),
-                    challenge
+                    challenge.clone()
                 ),
                 "{scheme}"
             );
         }
         let invalid = Some((
             "WWW-Authenticate",
-            "Bearer realm=\"orderbook\", error=\"invalid_token\"",
+            "Bearer realm=\"orderbook\", error=\"invalid_token\"".to_string(),
         ));
         for wrong in [
             format!("Bearer {TOKEN}x"),
@@ -151,7 +152,11 @@ mod tests {
         ] {
             assert_eq!(
                 refusal(Some(&wrong)),
-                (401, "Authorization: the token is not valid".into(), invalid),
+                (
+                    401,
+                    "Authorization: the token is not valid".into(),
+                    invalid.clone()
+                ),
                 "{wrong}"
             );
         }

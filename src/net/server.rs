@@ -12,7 +12,7 @@
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +26,7 @@ use rand::{Rng, SeedableRng};
 use super::api_docs;
 use super::auth::ApiToken;
 use super::http::{self, Limits, Method};
+use super::rate_limit::{RateLimit, RateLimiter, Refusal};
 use crate::api::{self, ApiError, TradeRecord, Wire};
 use crate::candles;
 use crate::engine::{Command, CommandKind, Event, OrderId, RejectReason};
@@ -85,6 +86,8 @@ pub struct FrontConfig {
     pub feed: FeedSettings,
     /// `--api-token`: what placing, modifying and cancelling need.
     pub api_token: Option<ApiToken>,
+    /// `--rate-limit`: orders a second from one client address.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// The WebSocket feed's settings on the front.
@@ -170,6 +173,8 @@ struct Connection {
     lingering_since: Option<Instant>,
     /// `100 Continue` went out for the request still being received.
     continue_sent: bool,
+    /// The client's address, whose orders `--rate-limit` counts.
+    peer: IpAddr,
 }
 
 /// How often the loop looks for quiet connections (subscribers to ping,
@@ -310,6 +315,8 @@ struct FrontStats {
     /// Responses by status / 100.
     responses: [u64; 6],
     overloaded: u64,
+    /// Orders refused by `--rate-limit`.
+    rate_limited: u64,
     accepted: u64,
     timed_out: timeouts::TimedOut,
 }
@@ -321,6 +328,7 @@ impl Default for FrontStats {
             latency_by_command: std::array::from_fn(|_| metrics::latency_histogram()),
             responses: [0; 6],
             overloaded: 0,
+            rate_limited: 0,
             accepted: 0,
             timed_out: timeouts::TimedOut::default(),
         }
@@ -495,6 +503,8 @@ pub struct Front {
     scratch: String,
     /// Command stamps, never running backwards.
     stamps: api::Stamps,
+    /// Order buckets by client address, under `--rate-limit`.
+    limiter: Option<RateLimiter>,
     /// The answer of the batch (`POST /orders/batch` or
     /// `POST /orders/cancel`) whose outcomes are being read.
     batch_body: String,
@@ -539,6 +549,7 @@ impl Front {
             early_answers: Vec::new(),
             drained: VecDeque::with_capacity(1024),
             stamps: api::Stamps::after(trades.last().map_or(0, |t| t.trade.ts)),
+            limiter: config.rate_limit.map(RateLimiter::new),
             trades: {
                 let mut history = VecDeque::with_capacity(config.trade_history.min(1 << 20));
                 let skip = trades.len().saturating_sub(config.trade_history);
@@ -650,6 +661,9 @@ impl Front {
             if self.now >= self.next_check {
                 self.check_subscribers();
                 self.check_connections();
+                if let Some(limiter) = &mut self.limiter {
+                    limiter.forget_full(self.now);
+                }
                 self.next_check = self.now + CHECK_EVERY;
             }
             self.publish_staged();
@@ -718,7 +732,7 @@ impl Front {
             let Some(listener) = &self.listener else {
                 return;
             };
-            let (mut stream, _) = match listener.accept() {
+            let (mut stream, peer) = match listener.accept() {
                 Ok(accepted) => accepted,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
@@ -776,6 +790,7 @@ impl Front {
                 request_started: self.now,
                 lingering_since: None,
                 continue_sent: false,
+                peer: peer.ip(),
             });
             self.open += 1;
             self.stats.accepted += 1;
@@ -1147,6 +1162,7 @@ impl Front {
             let why = format!("at most {capacity} fit the command ring (--command-ring)");
             return Err(ApiError::new(422, format!("{field}: {why}")));
         }
+        self.admit(slot, commands.len())?;
         if self.requests.free_len() < commands.len() {
             self.stats.overloaded += 1;
             return Err(ApiError::unavailable("Engine overloaded; retry shortly"));
@@ -1227,6 +1243,36 @@ impl Front {
         }
     }
 
+    /// Under `--rate-limit`, takes `orders` from the client's bucket, or
+    /// refuses them all: 429 with `Retry-After` (whole seconds, at least
+    /// one), or 422 for more at once than the burst ever allows.
+    fn admit(&mut self, slot: usize, orders: usize) -> Result<(), ApiError> {
+        let (Some(limiter), Some(conn)) = (&mut self.limiter, &self.connections[slot]) else {
+            return Ok(());
+        };
+        let RateLimit { per_second, burst } = limiter.limit();
+        match limiter.admit(conn.peer, orders, self.now) {
+            Ok(()) => Ok(()),
+            Err(Refusal::OverBurst) => Err(ApiError::new(
+                422,
+                format!("orders: at most {burst} at once from one address (--rate-limit-burst)"),
+            )),
+            Err(Refusal::Wait(wait)) => {
+                self.stats.rate_limited += orders as u64;
+                let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+                Err(ApiError {
+                    header: Some(("Retry-After", seconds.to_string().into())),
+                    ..ApiError::new(
+                        429,
+                        format!(
+                            "Too many orders: at most {per_second} a second ({burst} at once) from one address; retry in {seconds} s"
+                        ),
+                    )
+                })
+            }
+        }
+    }
+
     /// Under `--api-token`, order entry needs the token (`net::auth`).
     fn authorize(&self, request: &http::Request<'_>) -> Result<(), ApiError> {
         match &self.config.api_token {
@@ -1244,6 +1290,7 @@ impl Front {
     ) -> Result<(), ApiError> {
         // Whole microseconds: the wire and the state file show microseconds,
         // so a restart restores exactly the timestamps that were stamped.
+        self.admit(slot, 1)?;
         let ts = self.stamps.stamp();
         self.submit(
             slot,
@@ -1410,6 +1457,13 @@ impl Front {
             "counter",
             "Requests answered 503 because the command ring was full.",
             self.stats.overloaded,
+        );
+        metrics::write_value(
+            &mut out,
+            "orderbook_rate_limited_orders_total",
+            "counter",
+            "Orders answered 429 by --rate-limit (each order of a batch counted).",
+            self.stats.rate_limited,
         );
         metrics::write_value(
             &mut out,
@@ -1900,7 +1954,7 @@ fn json_body<'r>(request: &'r http::Request<'_>) -> Result<&'r [u8], ApiError> {
 /// §15.5.6 requires it; clients and proxies read it to correct the call).
 fn method_not_allowed(allow: &'static str) -> ApiError {
     ApiError {
-        header: Some(("Allow", allow)),
+        header: Some(("Allow", allow.into())),
         ..ApiError::new(405, "Method Not Allowed")
     }
 }
