@@ -60,6 +60,16 @@ pub struct Config {
     #[arg(long)]
     pub print_journal: bool,
 
+    /// With `--print-journal`: start at this record (`seq`); the files
+    /// wholly before it are not read.
+    #[arg(
+        long,
+        requires = "print_journal",
+        default_value_t = 1,
+        value_name = "SEQ"
+    )]
+    pub from_seq: u64,
+
     /// A secret that placing, modifying and cancelling orders need, sent
     /// as `Authorization: Bearer <token>` (16 to 256 characters; `openssl
     /// rand -hex 32` makes one). Without it anyone who can reach the port

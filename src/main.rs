@@ -52,7 +52,7 @@ fn main() -> ExitCode {
 /// `--print-journal`: the journal to stdout, warnings to stderr.
 fn print_journal(config: &Config) -> ExitCode {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    match export::print_journal(&config.data_dir, &config.wire(), &mut out) {
+    match export::print_journal(&config.data_dir, config.from_seq, &config.wire(), &mut out) {
         Ok(warnings) => {
             for warning in warnings {
                 eprintln!("orderbook: {warning}");

@@ -819,8 +819,17 @@ fn crash_loop(cycles: usize, extra: &[&str]) {
 /// `orderbook --print-journal` run in `dir`: its exit status, stdout and
 /// stderr.
 fn print_journal(dir: &std::path::Path) -> (std::process::ExitStatus, String, String) {
+    print_journal_with(dir, &[])
+}
+
+/// `orderbook --print-journal` with more flags.
+fn print_journal_with(
+    dir: &std::path::Path,
+    args: &[&str],
+) -> (std::process::ExitStatus, String, String) {
     let output = std::process::Command::new(support::BIN)
         .arg("--print-journal")
+        .args(args)
         .current_dir(dir)
         .output()
         .expect("run orderbook --print-journal");
@@ -943,6 +952,11 @@ fn the_journal_keeps_every_command_past_snapshots_and_prints_them_as_json_lines(
         "in time order"
     );
     assert_eq!(lines[30].0, ioc_stamp, "the IOC's time is its trades' time");
+    // From record 31: the IOC and what followed it.
+    let (status, stdout, stderr) = print_journal_with(&dir.0, &["--from-seq", "31"]);
+    assert!(status.success(), "{stderr}");
+    let tail: Vec<Value> = journal_lines(&stdout).into_iter().map(|(_, v)| v).collect();
+    assert_eq!(tail, expected[30..]);
 
     // A start reads only what the state file does not cover: damage in a
     // covered file does not stop it, and the book is as it was. The

@@ -67,13 +67,18 @@ pub fn write_line(out: &mut String, wire: &Wire, record: &Record) {
     out.push_str("}\n");
 }
 
-/// Writes every record of the journal in `dir` to `out` as JSON lines and
-/// returns the reader's warnings. A reader that goes away (a closed pipe,
-/// as under `| head`) ends the listing quietly.
-pub fn print_journal(dir: &Path, wire: &Wire, out: &mut impl Write) -> Result<Vec<String>, String> {
+/// Writes every record of the journal in `dir` from record `from` on to
+/// `out` as JSON lines and returns the reader's warnings. A reader that
+/// goes away (a closed pipe, as under `| head`) ends the listing quietly.
+pub fn print_journal(
+    dir: &Path,
+    from: u64,
+    wire: &Wire,
+    out: &mut impl Write,
+) -> Result<Vec<String>, String> {
     let mut line = String::with_capacity(256);
     let mut failed: Option<io::Error> = None;
-    let warnings = segments::read_all(dir, |record| {
+    let warnings = segments::read_all(dir, from, |record| {
         line.clear();
         write_line(&mut line, wire, &record);
         if let Err(error) = out.write_all(line.as_bytes()) {

@@ -319,13 +319,21 @@ pub fn read_after(dir: &Path, covered: u64) -> Result<Replay, String> {
     Ok(replay)
 }
 
-/// Hands every record of the journal in `dir` to `each`, oldest first,
-/// until it returns false, changing no file: a service may be writing the
-/// newest one, so an unfinished record at its end is a warning, not an
-/// error. Damage before good data, a bad header or a gap is an error, as at
-/// start. Returns the warnings.
-pub fn read_all(dir: &Path, each: impl FnMut(Record) -> bool) -> Result<Vec<String>, String> {
-    let (mut warnings, cut) = walk(dir, 0, false, each)?;
+/// Hands every record of the journal in `dir` from record `from` on to
+/// `each`, oldest first, until it returns false, changing no file: a
+/// service may be writing the newest one, so an unfinished record at its
+/// end is a warning, not an error. Files wholly before `from` are not read;
+/// in those that are, damage before good data, a bad header or a gap is an
+/// error, as at start. Returns the warnings.
+pub fn read_all(
+    dir: &Path,
+    from: u64,
+    mut each: impl FnMut(Record) -> bool,
+) -> Result<Vec<String>, String> {
+    let covered = from.saturating_sub(1);
+    let (mut warnings, cut) = walk(dir, covered, false, |record| {
+        record.seq <= covered || each(record)
+    })?;
     if let Some((path, _, torn)) = cut {
         warnings.push(format!(
             "journal file {}: ends in {torn} bytes that are not a whole record (a crash in mid-write, or a write in progress)",
@@ -506,7 +514,7 @@ mod tests {
         let torn_len = fs::metadata(&newest).unwrap().len();
 
         let mut seen = Vec::new();
-        let error = read_all(&dir, |record| {
+        let error = read_all(&dir, 0, |record| {
             seen.push(record.seq);
             true
         })
@@ -518,7 +526,7 @@ mod tests {
         assert!(seen.is_empty());
 
         fs::write(&oldest, &original).unwrap();
-        let warnings = read_all(&dir, |record| {
+        let warnings = read_all(&dir, 0, |record| {
             seen.push(record.seq);
             true
         })
@@ -533,12 +541,22 @@ mod tests {
         );
         // Stopping early hands no more records.
         seen.clear();
-        read_all(&dir, |record| {
+        read_all(&dir, 0, |record| {
             seen.push(record.seq);
             record.seq < 12
         })
         .unwrap();
         assert_eq!(seen, (1..=12).collect::<Vec<_>>());
+        // From record 15: the first file (1 to 10) is not even read.
+        fs::write(&oldest, &damaged).unwrap();
+        seen.clear();
+        read_all(&dir, 15, |record| {
+            seen.push(record.seq);
+            true
+        })
+        .unwrap();
+        assert_eq!(seen, (15..=30).collect::<Vec<_>>());
+        fs::write(&oldest, &original).unwrap();
 
         fs::write(&oldest, &damaged).unwrap();
         let replay = read_after(&dir, 10).unwrap();
