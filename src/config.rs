@@ -79,6 +79,13 @@ pub struct Config {
     #[arg(long, env = "ORDERBOOK_API_TOKEN", value_parser = ApiToken::parse, hide_env_values = true)]
     pub api_token: Option<ApiToken>,
 
+    /// Lets web pages from this origin (`*`: any) read the service's
+    /// answers (`Access-Control-Allow-Origin` on every answer), for a
+    /// market-data dashboard served elsewhere. Order entry from such a page
+    /// stays refused: no preflight is ever granted.
+    #[arg(long, env = "ORDERBOOK_CORS_ORIGIN", value_parser = crate::net::http::parse_origin)]
+    pub cors_origin: Option<String>,
+
     /// Orders a second one client address may send, on average (each
     /// order of a batch counts; reads are never limited); more are
     /// answered 429 with `Retry-After`. 0: no limit.

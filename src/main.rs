@@ -150,6 +150,9 @@ fn take_lock(path: &std::path::Path, what: impl Fn() -> String) -> Result<File, 
 
 fn run(config: Config) -> Result<(), String> {
     let _locks = lock_state(&config)?;
+    if let Some(origin) = &config.cors_origin {
+        orderbook::net::http::allow_origin(origin);
+    }
     let mut signals = Signals::new([SIGINT, SIGTERM])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let started = std::time::Instant::now();

@@ -39,6 +39,7 @@ fn help_lists_every_setting_with_its_environment_variable() {
         ("--prune-journal", "ORDERBOOK_PRUNE_JOURNAL"),
         ("--api-token", "ORDERBOOK_API_TOKEN"),
         ("--rate-limit", "ORDERBOOK_RATE_LIMIT"),
+        ("--cors-origin", "ORDERBOOK_CORS_ORIGIN"),
         ("--rate-limit-burst", "ORDERBOOK_RATE_LIMIT_BURST"),
         ("--journal-segment-bytes", "ORDERBOOK_JOURNAL_SEGMENT_BYTES"),
     ] {

@@ -1144,6 +1144,39 @@ fn under_rate_limit_orders_past_the_burst_get_429_and_reads_do_not_count() {
     client.delete(&format!("/order/{}", ids[0])).expect(200);
 }
 
+#[test]
+fn under_cors_origin_pages_from_it_may_read_but_no_preflight_is_granted() {
+    let origin = "https://dash.example.com";
+    let server = Server::start_with(&["--cors-origin", origin]);
+    let mut client = server.connect();
+    let id = client.place_id(1, 99.0, 1);
+    for path in [
+        "/book",
+        "/trades",
+        "/candles",
+        "/orders",
+        &format!("/order/{id}"),
+    ] {
+        let response = client.get(path);
+        assert_eq!(response.status, 200, "{path}");
+        assert_eq!(
+            response.header("Access-Control-Allow-Origin"),
+            Some(origin),
+            "{path}"
+        );
+    }
+    // A browser asks before sending JSON across origins; it is not told
+    // yes, so it sends nothing.
+    let preflight = client.request("OPTIONS", "/order/", None);
+    assert_eq!(preflight.status, 405);
+    assert_eq!(preflight.header("Access-Control-Allow-Methods"), None);
+    assert_eq!(preflight.header("Access-Control-Allow-Headers"), None);
+    // Without the setting, no such header.
+    let plain = Server::start();
+    let response = plain.connect().get("/book");
+    assert_eq!(response.header("Access-Control-Allow-Origin"), None);
+}
+
 /// Sends one request with an `Authorization` header (or none) and reads
 /// its answer.
 fn authorized(

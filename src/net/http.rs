@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
+use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::api::civil_date;
@@ -504,6 +505,9 @@ fn write_head_of_type(
     push_decimal(out, body_len as u64);
     out.extend_from_slice(b"\r\nDate: ");
     push_date_now(out);
+    if let Some(line) = ALLOW_ORIGIN.get() {
+        out.extend_from_slice(line);
+    }
     out.extend_from_slice(extra_headers.as_bytes());
     // Said either way: an HTTP/1.0 client that asked for keep-alive takes
     // a response without `Connection: keep-alive` as the last on the
@@ -515,6 +519,39 @@ fn write_head_of_type(
         out.extend_from_slice(b"\r\nConnection: close");
     }
     out.extend_from_slice(b"\r\n\r\n");
+}
+
+/// `--cors-origin`'s header line, sent on every answer once set.
+static ALLOW_ORIGIN: OnceLock<Box<[u8]>> = OnceLock::new();
+
+/// Sends `Access-Control-Allow-Origin: origin` on every answer from now
+/// on, so pages served from `origin` (`*`: any) may read the service's
+/// answers. Nothing else of CORS is granted: a preflight is never allowed,
+/// so such a page still cannot send a JSON body (an order) here. The
+/// first call wins.
+pub fn allow_origin(origin: &str) {
+    let line = format!("\r\nAccess-Control-Allow-Origin: {origin}");
+    let _ = ALLOW_ORIGIN.set(line.into_bytes().into_boxed_slice());
+}
+
+/// Checks a `--cors-origin` value: `*`, or a scheme, host and optional
+/// port (`https://dash.example.com:8443`), nothing that could break the
+/// header.
+pub fn parse_origin(text: &str) -> Result<String, String> {
+    let valid = text == "*"
+        || ["http://", "https://"].iter().any(|scheme| {
+            text.strip_prefix(scheme).is_some_and(|host| {
+                !host.is_empty()
+                    && host
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+            })
+        });
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err("must be * or an origin such as https://dash.example.com".to_owned())
+    }
 }
 
 /// The `Date` of an answer made now (RFC 9110 §6.6.1: a server with a
@@ -873,5 +910,27 @@ mod tests {
         write_response(&mut out, 404, b"{}", false);
         assert!(out.starts_with(b"HTTP/1.1 404 Not Found\r\n"));
         assert!(out.windows(19).any(|w| w == b"Connection: close\r\n"));
+    }
+
+    #[test]
+    fn a_cors_origin_is_star_or_a_plain_origin() {
+        for good in [
+            "*",
+            "https://dash.example.com",
+            "http://localhost:3000",
+            "http://[::1]:8080",
+        ] {
+            assert_eq!(parse_origin(good), Ok(good.to_owned()), "{good}");
+        }
+        for bad in [
+            "",
+            "dash.example.com",
+            "https://",
+            "https://a.com/path",
+            "https://a.com\r\nX: y",
+            "ftp://a.com",
+        ] {
+            assert!(parse_origin(bad).is_err(), "{bad:?}");
+        }
     }
 }
