@@ -371,10 +371,7 @@ impl Awaiting {
     /// The command this waits for the outcome of, if any.
     fn command(self) -> Option<CommandName> {
         match self {
-            Awaiting::Place => Some(CommandName::Place),
-            Awaiting::Modify => Some(CommandName::Modify),
-            Awaiting::Cancel => Some(CommandName::Cancel),
-            Awaiting::BatchItem { of, .. } => Some(of),
+            Awaiting::Command(name) | Awaiting::BatchItem { of: name, .. } => Some(name),
             _ => None,
         }
     }
@@ -398,20 +395,12 @@ impl CommandName {
             CommandName::Cancel => "cancel",
         }
     }
-
-    /// How its single request (`POST /order/`, `PUT`, `DELETE`) waits.
-    fn single(self) -> Awaiting {
-        match self {
-            CommandName::Place => Awaiting::Place,
-            CommandName::Modify => Awaiting::Modify,
-            CommandName::Cancel => Awaiting::Cancel,
-        }
-    }
 }
 
 #[derive(Clone, Copy)]
 enum Awaiting {
-    Place,
+    /// `POST /order/`, `PUT` or `DELETE /order/{id}`: the command's outcome.
+    Command(CommandName),
     /// One command of a `POST /orders/batch` (a place),
     /// `POST /orders/modify` (a modify) or `POST /orders/cancel` (a
     /// cancel). The commands of a batch are staged back to back, so their
@@ -422,8 +411,6 @@ enum Awaiting {
         last: bool,
         of: CommandName,
     },
-    Modify,
-    Cancel,
     Trades {
         limit: usize,
         /// Only this order's trades (`?order_id=`).
@@ -1101,7 +1088,7 @@ impl Front {
             quantity: order.quantity,
             tif: order.tif,
         };
-        self.submit_command(slot, kind, Awaiting::Place, keep_alive)
+        self.submit_command(slot, kind, keep_alive)
     }
 
     /// `POST /orders/batch`: every order is checked first, and the batch
@@ -1232,14 +1219,9 @@ impl Front {
                     price: change.price,
                     quantity: change.quantity,
                 };
-                self.submit_command(slot, kind, Awaiting::Modify, keep_alive)
+                self.submit_command(slot, kind, keep_alive)
             }
-            _ => self.submit_command(
-                slot,
-                CommandKind::Cancel { id },
-                Awaiting::Cancel,
-                keep_alive,
-            ),
+            _ => self.submit_command(slot, CommandKind::Cancel { id }, keep_alive),
         }
     }
 
@@ -1285,13 +1267,13 @@ impl Front {
         &mut self,
         slot: usize,
         kind: CommandKind,
-        awaiting: Awaiting,
         keep_alive: bool,
     ) -> Result<(), ApiError> {
+        self.admit(slot, 1)?;
         // Whole microseconds: the wire and the state file show microseconds,
         // so a restart restores exactly the timestamps that were stamped.
-        self.admit(slot, 1)?;
         let ts = self.stamps.stamp();
+        let awaiting = Awaiting::Command(CommandName::of(&kind));
         self.submit(
             slot,
             Request::Apply(Command { ts, kind }),
@@ -1557,24 +1539,12 @@ impl Front {
 
     fn answer(&mut self, waiting: InFlight, output: Output) {
         if let Awaiting::BatchItem { first, last, of } = waiting.kind {
-            // Each is answered as its single request would be.
-            return self.answer_batch_item(&waiting, output, of.single(), (first, last));
+            return self.answer_batch_item(&waiting, output, of, (first, last));
         }
         self.scratch.clear();
         let mut body = std::mem::take(&mut self.scratch);
         let status = match (waiting.kind, output) {
-            (Awaiting::Place, Output::Event(Event::Accepted(order))) => {
-                self.wire.placed(&mut body, &order);
-                200
-            }
-            (Awaiting::Modify, Output::Event(Event::Modified(_))) => {
-                body.push_str(MODIFIED);
-                200
-            }
-            (Awaiting::Cancel, Output::Event(Event::Cancelled(_))) => {
-                body.push_str(CANCELLED);
-                200
-            }
+            (Awaiting::Command(name), output) => self.write_outcome(&mut body, name, output),
             (
                 Awaiting::Trades {
                     limit,
@@ -1658,9 +1628,6 @@ impl Front {
                 }
                 return;
             }
-            (kind, Output::Event(Event::Rejected { reason, .. })) => {
-                rejection(&mut body, kind, reason)
-            }
             (_, other) => {
                 eprintln!("orderbook: unexpected answer {other:?}");
                 detail(&mut body, 500, "Internal error")
@@ -1670,15 +1637,40 @@ impl Front {
         self.scratch = body;
     }
 
+    /// Writes a command's outcome as its single request (`POST /order/`,
+    /// `PUT`, `DELETE`) answers it: the order, a success message, or a
+    /// refusal's `{"detail"}`; returns the status.
+    fn write_outcome(&self, body: &mut String, name: CommandName, output: Output) -> u16 {
+        match (name, output) {
+            (CommandName::Place, Output::Event(Event::Accepted(order))) => {
+                self.wire.placed(body, &order);
+                200
+            }
+            (CommandName::Modify, Output::Event(Event::Modified(_))) => {
+                body.push_str(MODIFIED);
+                200
+            }
+            (CommandName::Cancel, Output::Event(Event::Cancelled(_))) => {
+                body.push_str(CANCELLED);
+                200
+            }
+            (name, Output::Event(Event::Rejected { reason, .. })) => rejection(body, name, reason),
+            (_, other) => {
+                eprintln!("orderbook: unexpected answer {other:?}");
+                detail(body, 500, "Internal error")
+            }
+        }
+    }
+
     /// Adds one command's outcome to its batch's answer, a JSON list in the
-    /// batch's order: as its `single` request would be answered, a refusal
+    /// batch's order: as its single request would be answered, a refusal
     /// as `{"status_code": 422, "detail": "..."}`. The last sends the whole
     /// list.
     fn answer_batch_item(
         &mut self,
         waiting: &InFlight,
         output: Output,
-        single: Awaiting,
+        of: CommandName,
         (first, last): (bool, bool),
     ) {
         let mut body = std::mem::take(&mut self.batch_body);
@@ -1689,28 +1681,8 @@ impl Front {
             body.push(',');
         }
         let start = body.len();
-        let refused = match output {
-            Output::Event(Event::Accepted(order)) => {
-                self.wire.placed(&mut body, &order);
-                None
-            }
-            Output::Event(Event::Cancelled(_)) => {
-                body.push_str(CANCELLED);
-                None
-            }
-            Output::Event(Event::Modified(_)) => {
-                body.push_str(MODIFIED);
-                None
-            }
-            Output::Event(Event::Rejected { reason, .. }) => {
-                Some(rejection(&mut body, single, reason))
-            }
-            other => {
-                eprintln!("orderbook: unexpected answer {other:?}");
-                Some(detail(&mut body, 500, "Internal error"))
-            }
-        };
-        if let Some(status) = refused {
+        let status = self.write_outcome(&mut body, of, output);
+        if status != 200 {
             // `{"detail":...}` becomes `{"status_code":N,"detail":...}`.
             body.insert_str(start + 1, &format!("\"status_code\":{status},"));
         }
@@ -1978,9 +1950,9 @@ const MODIFIED: &str = "{\"success\":true,\"message\":\"Order modified\"}";
 const CANCELLED: &str = "{\"success\":true,\"message\":\"Order cancelled\"}";
 
 /// Maps an engine rejection to the contract's status and detail.
-fn rejection(body: &mut String, kind: Awaiting, reason: RejectReason) -> u16 {
-    match (kind, reason) {
-        (Awaiting::Modify, RejectReason::NotResting) => {
+fn rejection(body: &mut String, name: CommandName, reason: RejectReason) -> u16 {
+    match (name, reason) {
+        (CommandName::Modify, RejectReason::NotResting) => {
             detail(body, 404, "Order not found or unable to modify")
         }
         (_, RejectReason::NotResting) => detail(body, 404, "Order not found"),
