@@ -7,7 +7,11 @@
 //!   batch). Reported per item; the summary also gives items/s.
 //!   `array_queue` spins on both sides, like `ours_spin`;
 //!   `array_queue_adaptive` adds the sleep protocol ours uses under
-//!   `WaitStrategy::Adaptive` (and its fences), like `ours_adaptive`.
+//!   `WaitStrategy::Adaptive` (and its fences), like `ours_adaptive`;
+//!   `array_queue_membarrier` the same protocol with the barrier pair of
+//!   `WaitStrategy::Membarrier`, like `ours_membarrier` (both need Linux's
+//!   private expedited `membarrier`; ours falls back to `Adaptive` without
+//!   it, the ArrayQueue case panics).
 //! - `ring_handoff`: a ping-pong between two threads over two rings; the round
 //!   trip divided by 2, so the time is one one-way hand-off. Ours spins
 //!   (`WaitStrategy::Spin`), as does the ArrayQueue loop; mpsc blocks.
@@ -142,37 +146,51 @@ fn array_queue_throughput(items: u64, burst: usize) -> Duration {
     elapsed
 }
 
-/// `ArrayQueue` given the waiting ours does under `WaitStrategy::Adaptive`,
-/// so the two are compared like for like: each side spins with `Backoff`,
-/// then parks after raising a flag and re-checking the queue (Dekker), and
-/// the other side, after a `SeqCst` fence, unparks it if the flag is up.
-/// The producer pays the fence once per burst (and before it waits for
-/// room), the consumer once per drain of everything it found: the fewest
-/// fences this protocol allows a queue that publishes item by item.
-fn array_queue_adaptive_throughput(items: u64, burst: usize) -> Duration {
+/// `ArrayQueue` given the waiting ours does under `WaitStrategy::Adaptive`
+/// (or, with `asymmetric`, `WaitStrategy::Membarrier`), so the two are
+/// compared like for like: each side spins with `Backoff`, then parks after
+/// raising a flag and re-checking the queue (Dekker), and the other side,
+/// after a `SeqCst` fence, unparks it if the flag is up. The producer pays
+/// the fence once per burst (and before it waits for room), the consumer
+/// once per drain of everything it found: the fewest fences this protocol
+/// allows a queue that publishes item by item. `asymmetric` swaps the two
+/// fences for a compiler barrier on the notifying side and `membarrier(2)`
+/// on the sleeping side, as `Membarrier` does.
+fn array_queue_adaptive_throughput(items: u64, burst: usize, asymmetric: bool) -> Duration {
     use crossbeam_utils::{Backoff, CachePadded};
-    use std::sync::atomic::{fence, AtomicBool, Ordering};
+    use rustix::thread::{membarrier, MembarrierCommand};
+    use std::sync::atomic::{compiler_fence, fence, AtomicBool, Ordering};
 
     struct Shared {
         queue: ArrayQueue<u64>,
         consumer_sleeping: CachePadded<AtomicBool>,
         producer_sleeping: CachePadded<AtomicBool>,
+        asymmetric: bool,
     }
-    /// After a publish (or a drain): fence, then wake the other side if it
-    /// sleeps.
-    fn notify(sleeping: &AtomicBool, whom: &thread::Thread) {
-        fence(Ordering::SeqCst);
+    /// After a publish (or a drain): the notifier's barrier, then wake the
+    /// other side if it sleeps.
+    fn notify(shared: &Shared, sleeping: &AtomicBool, whom: &thread::Thread) {
+        if shared.asymmetric {
+            compiler_fence(Ordering::SeqCst);
+        } else {
+            fence(Ordering::SeqCst);
+        }
         if sleeping.load(Ordering::Relaxed) {
             whom.unpark();
         }
     }
-    /// Spins, then sleeps until `ready()` (re-checked after the flag is up).
-    fn wait_until(sleeping: &AtomicBool, ready: impl Fn() -> bool) {
+    /// Spins, then sleeps until `ready()` (re-checked after the flag is up
+    /// and the sleeper's barrier).
+    fn wait_until(asymmetric: bool, sleeping: &AtomicBool, ready: impl Fn() -> bool) {
         let backoff = Backoff::new();
         while !ready() {
             if backoff.is_completed() {
                 sleeping.store(true, Ordering::Relaxed);
-                fence(Ordering::SeqCst);
+                if asymmetric {
+                    membarrier(MembarrierCommand::PrivateExpedited).expect("membarrier");
+                } else {
+                    fence(Ordering::SeqCst);
+                }
                 if !ready() {
                     thread::park();
                 }
@@ -183,10 +201,14 @@ fn array_queue_adaptive_throughput(items: u64, burst: usize) -> Duration {
         }
     }
 
+    if asymmetric {
+        membarrier(MembarrierCommand::RegisterPrivateExpedited).expect("membarrier registration");
+    }
     let shared = Arc::new(Shared {
         queue: ArrayQueue::new(CAPACITY),
         consumer_sleeping: CachePadded::new(AtomicBool::new(false)),
         producer_sleeping: CachePadded::new(AtomicBool::new(false)),
+        asymmetric,
     });
     let consumer = thread::current();
     let started = Instant::now();
@@ -199,11 +221,13 @@ fn array_queue_adaptive_throughput(items: u64, burst: usize) -> Duration {
                 &mut (),
                 |_, item| {
                     push_retrying(&shared.queue, item, || {
-                        notify(&shared.consumer_sleeping, &consumer);
-                        wait_until(&shared.producer_sleeping, || !shared.queue.is_full());
+                        notify(&shared, &shared.consumer_sleeping, &consumer);
+                        wait_until(asymmetric, &shared.producer_sleeping, || {
+                            !shared.queue.is_full()
+                        });
                     })
                 },
-                |_| notify(&shared.consumer_sleeping, &consumer),
+                |_| notify(&shared, &shared.consumer_sleeping, &consumer),
             )
         })
     };
@@ -216,10 +240,12 @@ fn array_queue_adaptive_throughput(items: u64, burst: usize) -> Duration {
             drained += 1;
         }
         if drained == 0 {
-            wait_until(&shared.consumer_sleeping, || !shared.queue.is_empty());
+            wait_until(asymmetric, &shared.consumer_sleeping, || {
+                !shared.queue.is_empty()
+            });
         } else {
             received += drained;
-            notify(&shared.producer_sleeping, &producer);
+            notify(&shared, &shared.producer_sleeping, &producer);
         }
     }
     let elapsed = started.elapsed();
@@ -256,16 +282,22 @@ fn throughput(c: &mut Criterion) {
     for burst in BURSTS {
         let mut group = c.benchmark_group(format!("ring_throughput/burst_{burst}"));
         group.throughput(Throughput::Elements(1));
-        let cases: [Case; 5] = [
+        let cases: [Case; 7] = [
             ("ours_adaptive", &|n| {
                 ours_throughput(n, burst, WaitStrategy::Adaptive)
+            }),
+            ("ours_membarrier", &|n| {
+                ours_throughput(n, burst, WaitStrategy::Membarrier)
             }),
             ("ours_spin", &|n| {
                 ours_throughput(n, burst, WaitStrategy::Spin)
             }),
             ("array_queue", &|n| array_queue_throughput(n, burst)),
             ("array_queue_adaptive", &|n| {
-                array_queue_adaptive_throughput(n, burst)
+                array_queue_adaptive_throughput(n, burst, false)
+            }),
+            ("array_queue_membarrier", &|n| {
+                array_queue_adaptive_throughput(n, burst, true)
             }),
             ("mpsc_sync_channel", &|n| mpsc_throughput(n, burst)),
         ];

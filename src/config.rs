@@ -153,7 +153,11 @@ pub struct Config {
     pub matching_core: Option<usize>,
 
     /// How idle threads wait for work: `adaptive` spins briefly then parks
-    /// (for shared machines), `spin` never parks (for dedicated cores).
+    /// (for shared machines), `spin` never parks (for dedicated cores),
+    /// `membarrier` waits as `adaptive` does with no fence on publish but a
+    /// `membarrier(2)` (an interrupt to the other cores) each time a thread
+    /// goes to sleep; it cost this service more CPU per request than
+    /// `adaptive` (README.md, Benchmarks).
     #[arg(long, env = "ORDERBOOK_WAIT_STRATEGY", default_value = "adaptive")]
     pub wait_strategy: WaitStrategy,
 

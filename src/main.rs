@@ -208,6 +208,14 @@ fn run(config: Config) -> Result<(), String> {
     };
     let (requests_in, requests_out) =
         spsc_with::<Request>(config.command_ring, config.wait_strategy);
+    if requests_in.strategy() != config.wait_strategy {
+        // Only `membarrier` falls back, where the kernel refuses the call.
+        eprintln!(
+            "orderbook: --wait-strategy {}: not offered by this kernel, the rings wait {}",
+            config.wait_strategy,
+            requests_in.strategy()
+        );
+    }
     // Readers of the output ring: the front (answers), the replica, the
     // publisher.
     let (outputs, mut readers) =

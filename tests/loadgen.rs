@@ -331,10 +331,28 @@ fn connections_the_service_closes_while_idle_are_reopened_without_error() {
 /// each timed from its execution stamp.
 #[test]
 fn subscribers_receive_every_trade_of_the_run_and_time_each() {
-    let server = Server::start();
+    every_trade_reaches_every_subscriber(&Server::start());
+}
+
+/// The same run with every ring of the service waiting under `membarrier`
+/// (the I/O thread's mio waker, the matching thread, the persister and the
+/// publisher all sleep with the asymmetric barrier): nothing is lost.
+#[test]
+fn a_service_whose_rings_wait_with_membarrier_loses_nothing() {
+    let server = Server::start_with(&["--wait-strategy", "membarrier"]);
+    let report = loadgen::run(&settings(&server, 4, 1, Stop::Requests(2_000), "place=1")).unwrap();
+    assert_all_200(&report, 2_000);
+    assert_eq!(report.rested, 2_000);
+    assert_eq!(resting(&server), 2_000);
+    every_trade_reaches_every_subscriber(&server);
+}
+
+/// A crossing run with three subscribers: each gets every trade the service
+/// kept, each with a delay.
+fn every_trade_reaches_every_subscriber(server: &Server) {
     let subscribers = loadgen::feed::Subscribers::start(server.addr, 3).unwrap();
     let report = loadgen::run(&settings(
-        &server,
+        server,
         8,
         1,
         Stop::Requests(3_000),

@@ -79,12 +79,11 @@ fn spsc_try_push_and_pop_keep_order_through_a_full_ring() {
     });
 }
 
-#[test]
-fn spsc_blocking_push_and_wait_park_and_wake_each_other() {
-    // Capacity 2, four items: the producer parks on a full ring, the consumer
-    // parks on an empty one; a lost wake-up would deadlock the model.
-    model(3, || {
-        let (mut producer, mut consumer) = spsc::<u32>(2);
+/// Capacity 2, four items: the producer parks on a full ring, the consumer
+/// parks on an empty one; a lost wake-up would deadlock the model.
+fn blocking_push_and_wait_park_and_wake_each_other(strategy: WaitStrategy) {
+    model(3, move || {
+        let (mut producer, mut consumer) = spsc_with::<u32>(2, strategy);
         let writer = thread::spawn(move || {
             for i in 0..4 {
                 producer.push(i).unwrap();
@@ -94,6 +93,19 @@ fn spsc_blocking_push_and_wait_park_and_wake_each_other() {
         writer.join().unwrap();
         assert_eq!(reader.join().unwrap(), [0, 1, 2, 3]);
     });
+}
+
+#[test]
+fn spsc_blocking_push_and_wait_park_and_wake_each_other() {
+    blocking_push_and_wait_park_and_wake_each_other(WaitStrategy::Adaptive);
+}
+
+/// The same protocol with `Membarrier`'s barrier pair, which the model
+/// stands in for with a `SeqCst` fence on each side (`ring::sync::barrier`):
+/// this checks the strategy's own paths through the protocol.
+#[test]
+fn spsc_blocking_push_and_wait_park_and_wake_each_other_membarrier() {
+    blocking_push_and_wait_park_and_wake_each_other(WaitStrategy::Membarrier);
 }
 
 #[test]

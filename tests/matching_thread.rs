@@ -155,6 +155,11 @@ fn readers_see_exactly_the_engines_events_spin() {
 }
 
 #[test]
+fn readers_see_exactly_the_engines_events_membarrier() {
+    run_through_the_thread(WaitStrategy::Membarrier);
+}
+
+#[test]
 fn barriers_answer_in_stream_order() {
     let (mut producer, consumer) = spsc_with::<Request>(16, WaitStrategy::Adaptive);
     let (publisher, mut subscribers) = broadcast_with::<Output>(64, 1, WaitStrategy::Adaptive);

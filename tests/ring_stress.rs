@@ -1,5 +1,5 @@
 //! Millions of items through the rings between real threads: strict order,
-//! nothing lost, nothing duplicated, under both wait strategies and with the
+//! nothing lost, nothing duplicated, under every wait strategy and with the
 //! batch APIs, and the broadcast ring with readers of very different speeds.
 #![cfg(not(loom))]
 
@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use orderbook::ring::{broadcast, spsc_with, Subscriber, WaitResult, WaitStrategy, Wake};
+use orderbook::ring::{broadcast_with, spsc_with, Subscriber, WaitResult, WaitStrategy, Wake};
+use rustix::thread::{membarrier_query, MembarrierCommand};
 
 const SPSC_ITEMS: u64 = 10_000_000;
 const BROADCAST_ITEMS: u64 = 2_000_000;
@@ -18,6 +19,16 @@ const BROADCAST_ITEMS: u64 = 2_000_000;
 fn one_at_a_time() -> MutexGuard<'static, ()> {
     static TURN: Mutex<()> = Mutex::new(());
     TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The strategy a ring asked for `Membarrier` must run with here: itself
+/// where the kernel offers private expedited barriers, else `Adaptive`.
+fn membarrier_as_run() -> WaitStrategy {
+    if membarrier_query().contains_command(MembarrierCommand::PrivateExpedited) {
+        WaitStrategy::Membarrier
+    } else {
+        WaitStrategy::Adaptive
+    }
 }
 
 /// Checks that `item` is exactly the next one expected.
@@ -34,6 +45,9 @@ fn expect_next(expected: &mut u64, item: u64) {
 fn spsc_one_by_one(strategy: WaitStrategy) {
     let started = Instant::now();
     let (mut producer, mut consumer) = spsc_with::<u64>(1024, strategy);
+    if strategy == WaitStrategy::Membarrier {
+        assert_eq!(consumer.strategy(), membarrier_as_run());
+    }
     let writer = thread::spawn(move || {
         for i in 0..SPSC_ITEMS {
             producer.push(i).unwrap();
@@ -62,6 +76,12 @@ fn spsc_ten_million_items_in_order_adaptive() {
 fn spsc_ten_million_items_in_order_spin() {
     let _turn = one_at_a_time();
     spsc_one_by_one(WaitStrategy::Spin);
+}
+
+#[test]
+fn spsc_ten_million_items_in_order_membarrier() {
+    let _turn = one_at_a_time();
+    spsc_one_by_one(WaitStrategy::Membarrier);
 }
 
 #[test]
@@ -118,11 +138,12 @@ impl Wake for CountingWaker {
     }
 }
 
-#[test]
-fn spsc_external_sleeper_gets_every_item() {
-    let _turn = one_at_a_time();
+/// A consumer that sleeps in `thread::park` of its own accord (as a mio loop
+/// sleeps in `Poll::poll`) after `prepare_sleep`, and a producer that pauses
+/// now and then so that it does fall asleep.
+fn spsc_external_sleeper(strategy: WaitStrategy) {
     const ITEMS: u64 = 1_000_000;
-    let (mut producer, mut consumer) = spsc_with::<u64>(256, WaitStrategy::Adaptive);
+    let (mut producer, mut consumer) = spsc_with::<u64>(256, strategy);
     let waker = Arc::new(CountingWaker {
         wakes: AtomicUsize::new(0),
         sleeper: thread::current(),
@@ -150,6 +171,18 @@ fn spsc_external_sleeper_gets_every_item() {
     assert_eq!(expected, ITEMS, "items lost");
     writer.join().unwrap();
     assert!(waker.wakes.load(Ordering::Relaxed) > 0);
+}
+
+#[test]
+fn spsc_external_sleeper_gets_every_item() {
+    let _turn = one_at_a_time();
+    spsc_external_sleeper(WaitStrategy::Adaptive);
+}
+
+#[test]
+fn spsc_external_sleeper_gets_every_item_membarrier() {
+    let _turn = one_at_a_time();
+    spsc_external_sleeper(WaitStrategy::Membarrier);
 }
 
 /// Reads everything with the given reading style, checking order.
@@ -195,11 +228,11 @@ enum ReaderStyle {
     SmallBatches,
 }
 
-#[test]
-fn broadcast_three_readers_at_different_speeds_each_see_every_item() {
-    let _turn = one_at_a_time();
+/// Three readers (fast, sleepy, small batches) each read every item of a
+/// writer that pushes some items and stages others.
+fn broadcast_three_readers_at_different_speeds(strategy: WaitStrategy) {
     let started = Instant::now();
-    let (mut publisher, readers) = broadcast::<u64>(1024, 3);
+    let (mut publisher, readers) = broadcast_with::<u64>(1024, 3, strategy);
     let styles = [
         ReaderStyle::Fast,
         ReaderStyle::Sleepy,
@@ -234,9 +267,21 @@ fn broadcast_three_readers_at_different_speeds_each_see_every_item() {
     // The sleepy reader holds the writer back: back-pressure is visible.
     assert!(full_events > 0, "the writer never found the ring full");
     eprintln!(
-        "broadcast: {BROADCAST_ITEMS} items to 3 readers in {:?}, writer full {full_events} times",
+        "broadcast {strategy}: {BROADCAST_ITEMS} items to 3 readers in {:?}, writer full {full_events} times",
         started.elapsed()
     );
+}
+
+#[test]
+fn broadcast_three_readers_at_different_speeds_each_see_every_item() {
+    let _turn = one_at_a_time();
+    broadcast_three_readers_at_different_speeds(WaitStrategy::Adaptive);
+}
+
+#[test]
+fn broadcast_three_readers_at_different_speeds_each_see_every_item_membarrier() {
+    let _turn = one_at_a_time();
+    broadcast_three_readers_at_different_speeds(WaitStrategy::Membarrier);
 }
 
 #[test]
@@ -244,8 +289,7 @@ fn broadcast_spin_reader_sees_every_item() {
     let _turn = one_at_a_time();
     const ITEMS: u64 = 1_000_000;
     // One reader: writer and reader each spin on one of the two cores.
-    let (mut publisher, mut readers) =
-        orderbook::ring::broadcast_with::<u64>(256, 1, WaitStrategy::Spin);
+    let (mut publisher, mut readers) = broadcast_with::<u64>(256, 1, WaitStrategy::Spin);
     let reader = readers.pop().unwrap();
     let handle = thread::spawn(move || read_everything(reader, ReaderStyle::SmallBatches));
     for i in 0..ITEMS {

@@ -12,7 +12,7 @@ use core::fmt;
 use crossbeam_utils::CachePadded;
 
 use super::buffer::Buffer;
-use super::sync::{fence, spin_hint, Arc, AtomicBool, AtomicU64, AtomicUsize, Backoff, Ordering};
+use super::sync::{spin_hint, Arc, AtomicBool, AtomicU64, AtomicUsize, Backoff, Ordering};
 use super::wait::{park, Installed, Sleeper, WaitResult, WaitStrategy, Wake};
 
 /// Creates a broadcast ring of at least `capacity` slots (rounded up to a
@@ -75,7 +75,7 @@ pub fn broadcast_with<T: Copy + Send + Sync>(
             readers: (0..readers).map(|_| Sleeper::new()).collect(),
         }),
         buffer: Buffer::with_capacity(capacity),
-        strategy,
+        strategy: strategy.effective(),
     });
     let subscribers = (0..readers)
         .map(|index| Subscriber {
@@ -316,9 +316,9 @@ impl<T: Copy> Publisher<T> {
     }
 
     fn notify_readers(&self) {
-        fence(Ordering::SeqCst);
+        Sleeper::barrier_before_notify(self.shared.strategy);
         for sleeper in self.shared.sleepers.readers.iter() {
-            sleeper.notify_after_fence();
+            sleeper.notify_after_barrier();
         }
     }
 
@@ -362,13 +362,14 @@ impl<T: Copy> Publisher<T> {
             }
             match self.shared.strategy {
                 WaitStrategy::Spin => spin_hint(),
-                WaitStrategy::Adaptive if !backoff.is_completed() => backoff.snooze(),
-                WaitStrategy::Adaptive => {
+                // The strategies that sleep: spin for a while first.
+                _ if !backoff.is_completed() => backoff.snooze(),
+                _ => {
                     let sleeper = &self.shared.sleepers.writer;
                     // SAFETY: `installed` is the writer's record for its own
                     // sleeper, and we hold `&mut self`.
                     unsafe { self.installed.ensure_thread(sleeper) };
-                    sleeper.announce();
+                    sleeper.announce(self.shared.strategy);
                     // Re-scan after raising the flag: either we see a reader's
                     // progress (or its drop) here, or it sees our flag and
                     // unparks us.
@@ -398,9 +399,9 @@ impl<T> Drop for Publisher<T> {
         }
         self.shared.tail.closed.store(true, Ordering::Release);
         if self.shared.strategy.may_sleep() {
-            fence(Ordering::SeqCst);
+            Sleeper::barrier_before_notify(self.shared.strategy);
             for sleeper in self.shared.sleepers.readers.iter() {
-                sleeper.notify_after_fence();
+                sleeper.notify_after_barrier();
             }
         }
     }
@@ -499,7 +500,7 @@ impl<T: Copy> Subscriber<T> {
             .position
             .store(self.cursor, Ordering::Release);
         if self.shared.strategy.may_sleep() {
-            self.shared.sleepers.writer.notify();
+            self.shared.sleepers.writer.notify(self.shared.strategy);
         }
     }
 
@@ -581,8 +582,9 @@ impl<T: Copy> Subscriber<T> {
             }
             match self.shared.strategy {
                 WaitStrategy::Spin => spin_hint(),
-                WaitStrategy::Adaptive if !backoff.is_completed() => backoff.snooze(),
-                WaitStrategy::Adaptive => {
+                // The strategies that sleep: spin for a while first.
+                _ if !backoff.is_completed() => backoff.snooze(),
+                _ => {
                     // SAFETY: `installed` is this reader's record for its own
                     // sleeper, and we hold `&mut self`.
                     unsafe {
@@ -636,7 +638,7 @@ impl<T: Copy> Subscriber<T> {
             return false;
         }
         let sleeper = &self.shared.sleepers.readers[self.index];
-        sleeper.announce();
+        sleeper.announce(self.shared.strategy);
         let caught_up = self.shared.tail.position.load(Ordering::Acquire) == self.cursor;
         if caught_up && !self.is_closed() {
             true
@@ -658,7 +660,7 @@ impl<T> Drop for Subscriber<T> {
             .live
             .store(false, Ordering::Release);
         if self.shared.strategy.may_sleep() {
-            self.shared.sleepers.writer.notify();
+            self.shared.sleepers.writer.notify(self.shared.strategy);
         }
     }
 }

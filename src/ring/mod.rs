@@ -17,7 +17,8 @@
 //!   clones the waiting thread's handle, which is a reference count).
 //! - **Lock-free.** No locks. Pushing and popping are wait-free: a few loads,
 //!   one store, and under [`WaitStrategy::Adaptive`] one `SeqCst` fence and
-//!   one load per publish (or per drain). The only blocking calls are the ones
+//!   one load per publish (or per drain); under [`WaitStrategy::Membarrier`]
+//!   the load alone. The only blocking calls are the ones
 //!   named so: `push` and `wait`.
 //! - **Full.** `try_push` and `stage` hand the item back in `Err`; `push`
 //!   waits until there is room (back-pressure, never a drop). Each time a
@@ -46,7 +47,10 @@
 //!   `Adaptive` (the default) spins briefly with `crossbeam_utils::Backoff`,
 //!   then parks; the other side wakes it after its next publish, using a
 //!   Dekker handshake on a `sleeping` flag, so no wake-up is ever lost and an
-//!   awake peer costs no system call. `Spin` never parks. A reader that sleeps
+//!   awake peer costs no system call. `Membarrier` waits the same way but
+//!   makes the handshake's barrier asymmetric: nothing on publish, one
+//!   `membarrier(2)` system call each time a side goes to sleep. `Spin`
+//!   never parks. A reader that sleeps
 //!   somewhere other than `thread::park` (a mio loop in `Poll::poll`) installs
 //!   a [`Wake`] with `set_waker` and brackets its blocking call with
 //!   `prepare_sleep` / `finish_sleep`.

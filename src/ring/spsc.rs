@@ -56,7 +56,7 @@ pub fn spsc_with<T: Send>(capacity: usize, strategy: WaitStrategy) -> (Producer<
             producer: Sleeper::new(),
         }),
         buffer: Buffer::with_capacity(capacity),
-        strategy,
+        strategy: strategy.effective(),
     });
     let producer = Producer {
         shared: Arc::clone(&shared),
@@ -290,7 +290,7 @@ impl<T> Producer<T> {
             .store(self.tail, Ordering::Release);
         self.published = self.tail;
         if self.shared.strategy.may_sleep() {
-            self.shared.sleepers.consumer.notify();
+            self.shared.sleepers.consumer.notify(self.shared.strategy);
         }
     }
 
@@ -346,13 +346,14 @@ impl<T> Producer<T> {
             }
             match self.shared.strategy {
                 WaitStrategy::Spin => spin_hint(),
-                WaitStrategy::Adaptive if !backoff.is_completed() => backoff.snooze(),
-                WaitStrategy::Adaptive => {
+                // The strategies that sleep: spin for a while first.
+                _ if !backoff.is_completed() => backoff.snooze(),
+                _ => {
                     let sleeper = &self.shared.sleepers.producer;
                     // SAFETY: `installed` is this producer's record for its
                     // own sleeper, and we hold `&mut self`.
                     unsafe { self.installed.ensure_thread(sleeper) };
-                    sleeper.announce();
+                    sleeper.announce(self.shared.strategy);
                     // Re-check after raising the flag: either we see the
                     // consumer's progress here, or it sees our flag and
                     // unparks us.
@@ -377,7 +378,7 @@ impl<T> Drop for Producer<T> {
         self.publish();
         self.shared.tail.closed.store(true, Ordering::Release);
         if self.shared.strategy.may_sleep() {
-            self.shared.sleepers.consumer.notify();
+            self.shared.sleepers.consumer.notify(self.shared.strategy);
         }
     }
 }
@@ -464,7 +465,7 @@ impl<T> Consumer<T> {
             .position
             .store(self.head, Ordering::Release);
         if self.shared.strategy.may_sleep() {
-            self.shared.sleepers.producer.notify();
+            self.shared.sleepers.producer.notify(self.shared.strategy);
         }
     }
 
@@ -550,8 +551,9 @@ impl<T> Consumer<T> {
             }
             match self.shared.strategy {
                 WaitStrategy::Spin => spin_hint(),
-                WaitStrategy::Adaptive if !backoff.is_completed() => backoff.snooze(),
-                WaitStrategy::Adaptive => {
+                // The strategies that sleep: spin for a while first.
+                _ if !backoff.is_completed() => backoff.snooze(),
+                _ => {
                     // SAFETY: `installed` is this consumer's record for its
                     // own sleeper, and we hold `&mut self`.
                     unsafe { self.installed.ensure_thread(&self.shared.sleepers.consumer) };
@@ -618,7 +620,7 @@ impl<T> Consumer<T> {
             return false;
         }
         let sleeper = &self.shared.sleepers.consumer;
-        sleeper.announce();
+        sleeper.announce(self.shared.strategy);
         let empty = self.shared.tail.position.load(Ordering::Acquire) == self.head;
         if empty && !self.is_closed() {
             true
@@ -654,7 +656,7 @@ impl<T> Drop for Consumer<T> {
     fn drop(&mut self) {
         self.shared.head.closed.store(true, Ordering::Release);
         if self.shared.strategy.may_sleep() {
-            self.shared.sleepers.producer.notify();
+            self.shared.sleepers.producer.notify(self.shared.strategy);
         }
     }
 }

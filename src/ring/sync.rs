@@ -48,6 +48,79 @@ impl<T> UnsafeCell<T> {
     }
 }
 
+/// The asymmetric store-load barrier of [`WaitStrategy::Membarrier`]
+/// (`wait.rs` says why): a publisher's half costs nothing at run time, and a
+/// sleeper's half is the `membarrier(2)` system call, which makes every
+/// running thread of the process execute a full barrier before it returns.
+/// The Linux kernel's own pairing of `membarrier` with compiler barriers in
+/// user space (`man 2 membarrier`) is what makes the pair as strong as a
+/// `SeqCst` fence on both sides.
+///
+/// Under `loom` both halves are `SeqCst` fences: the model checks the sleep
+/// protocol's logic as it stands with symmetric fences, which is what the
+/// pair stands for; it cannot model the system call itself.
+///
+/// [`WaitStrategy::Membarrier`]: super::WaitStrategy::Membarrier
+#[cfg(not(loom))]
+pub(crate) mod barrier {
+    use std::sync::atomic::{compiler_fence, Ordering};
+    use std::sync::OnceLock;
+
+    use rustix::thread::{membarrier, membarrier_query, MembarrierCommand};
+
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+
+    /// Registers the process for private expedited barriers, once; true if
+    /// the kernel offers them (Linux 4.14 and later, unless a seccomp
+    /// profile forbids the call). Every ring that uses the pair calls this
+    /// when it is built, so the registration happens before any `heavy`.
+    pub(crate) fn register() -> bool {
+        *REGISTERED.get_or_init(|| {
+            membarrier_query().contains_command(MembarrierCommand::PrivateExpedited)
+                && membarrier(MembarrierCommand::RegisterPrivateExpedited).is_ok()
+        })
+    }
+
+    /// The publisher's half: only keeps the compiler from moving the
+    /// sleeping-flag load above the publishing store. The CPU may still
+    /// hold the store in its store buffer; `heavy` drains it.
+    #[inline(always)]
+    pub(crate) fn light() {
+        compiler_fence(Ordering::SeqCst);
+    }
+
+    /// The sleeper's half: a full barrier on every CPU that runs a thread of
+    /// this process (an interrupt to each), so whatever a publisher stored
+    /// before its `light` is visible once this returns, or the publisher
+    /// sees the flag stored before this.
+    ///
+    /// # Panics
+    ///
+    /// If the kernel refuses the barrier after `register` succeeded, which
+    /// it documents as impossible: carrying on would allow a lost wake-up.
+    pub(crate) fn heavy() {
+        membarrier(MembarrierCommand::PrivateExpedited)
+            .expect("membarrier(PRIVATE_EXPEDITED) after a successful registration");
+    }
+}
+
+#[cfg(loom)]
+pub(crate) mod barrier {
+    use loom::sync::atomic::{fence, Ordering};
+
+    pub(crate) fn register() -> bool {
+        true
+    }
+
+    pub(crate) fn light() {
+        fence(Ordering::SeqCst);
+    }
+
+    pub(crate) fn heavy() {
+        fence(Ordering::SeqCst);
+    }
+}
+
 /// One turn of a busy-wait loop: the CPU's spin-loop hint, or under `loom` a
 /// yield, so that the model checker schedules the other threads instead of
 /// running the spinner forever.

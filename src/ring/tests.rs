@@ -231,8 +231,13 @@ fn push_to_a_full_ring_fails_once_the_consumer_is_gone() {
 fn wait_strategy_parses_and_prints_its_name() {
     assert_eq!("adaptive".parse(), Ok(WaitStrategy::Adaptive));
     assert_eq!(" Spin ".parse(), Ok(WaitStrategy::Spin));
+    assert_eq!("MEMBARRIER".parse(), Ok(WaitStrategy::Membarrier));
     assert_eq!(WaitStrategy::default(), WaitStrategy::Adaptive);
-    for strategy in [WaitStrategy::Adaptive, WaitStrategy::Spin] {
+    for strategy in [
+        WaitStrategy::Adaptive,
+        WaitStrategy::Spin,
+        WaitStrategy::Membarrier,
+    ] {
         assert_eq!(strategy.to_string().parse(), Ok(strategy));
     }
     let error = "yield".parse::<WaitStrategy>().unwrap_err();
@@ -271,6 +276,26 @@ fn blocking_push_and_wait_hand_everything_over_adaptive() {
 #[test]
 fn blocking_push_and_wait_hand_everything_over_spin() {
     blocking_hand_off(WaitStrategy::Spin);
+}
+
+#[test]
+fn blocking_push_and_wait_hand_everything_over_membarrier() {
+    blocking_hand_off(WaitStrategy::Membarrier);
+}
+
+#[test]
+fn a_membarrier_ring_runs_as_adaptive_only_where_the_kernel_refuses() {
+    let (producer, consumer) = spsc_with::<u8>(2, WaitStrategy::Membarrier);
+    let expected = if super::sync::barrier::register() {
+        WaitStrategy::Membarrier
+    } else {
+        WaitStrategy::Adaptive
+    };
+    assert_eq!(producer.strategy(), expected);
+    assert_eq!(consumer.strategy(), expected);
+    let (publisher, readers) = broadcast_with::<u8>(2, 1, WaitStrategy::Membarrier);
+    assert_eq!(publisher.strategy(), expected);
+    assert_eq!(readers[0].strategy(), expected);
 }
 
 /// A waker of the kind a mio loop installs: it counts, and unparks a thread.

@@ -21,19 +21,28 @@
 //! reads the lines the producer writes next, and each fence waits for them
 //! to come back (README.md, Benchmarks). Bursts share one fence. Publishing
 //! with a `SeqCst` store (`xchg`) instead of a `Release` store and a fence
-//! measured the same, so the fence stays.
+//! measured the same.
+//!
+//! `Membarrier` moves the whole cost onto the side that sleeps: the notifier
+//! pays only a compiler barrier, and the waiter, after raising its flag,
+//! calls `membarrier(2)`, which runs a full barrier on every CPU that runs a
+//! thread of this process, the notifier's among them (`sync::barrier`). The
+//! argument above holds with that pair in place of the two fences. It wins
+//! when sleeps are rare next to publishes, and loses when they are not: each
+//! sleep interrupts the other CPUs (README.md, Benchmarks, has both).
 
 use core::fmt;
 use core::str::FromStr;
 
-use super::sync::{fence, thread, AtomicBool, Ordering, UnsafeCell};
+use super::sync::{barrier, fence, thread, AtomicBool, Ordering, UnsafeCell};
 
 /// How a side of a ring waits when it cannot go on (the consumer on an empty
 /// ring, the producer on a full one).
 ///
 /// The strategy is chosen for the whole ring when it is built, because the
 /// other side's cost depends on it: only under [`Adaptive`](Self::Adaptive)
-/// does a publisher have to check for a sleeper after each publish.
+/// and [`Membarrier`](Self::Membarrier) does a publisher have to check for a
+/// sleeper after each publish.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum WaitStrategy {
     /// Spin briefly (`crossbeam_utils::Backoff`: a few exponentially longer
@@ -48,6 +57,15 @@ pub enum WaitStrategy {
     /// no fence on publish. Under this strategy `prepare_sleep` always
     /// answers `false`: an external sleeper has to poll.
     Spin,
+    /// Wait as `Adaptive` does, with the sleep protocol's barrier made
+    /// asymmetric: a publish costs a load and no fence, and each time a side
+    /// goes to sleep it calls `membarrier(2)`, which interrupts every other
+    /// CPU running a thread of the process. For rings whose sides publish
+    /// far more often than they sleep. A ring built with it on a kernel
+    /// without private expedited `membarrier` (before Linux 4.14, or a
+    /// seccomp profile that forbids it) runs as `Adaptive`; its `strategy()`
+    /// says which.
+    Membarrier,
 }
 
 impl WaitStrategy {
@@ -56,13 +74,42 @@ impl WaitStrategy {
         match self {
             WaitStrategy::Adaptive => "adaptive",
             WaitStrategy::Spin => "spin",
+            WaitStrategy::Membarrier => "membarrier",
         }
     }
 
     /// True if a waiter may sleep, so a publisher must look for one.
     #[inline(always)]
     pub(crate) fn may_sleep(self) -> bool {
-        matches!(self, WaitStrategy::Adaptive)
+        !matches!(self, WaitStrategy::Spin)
+    }
+
+    /// The strategy a ring asked for `self` runs with: `Membarrier` where
+    /// the kernel offers it, else `Adaptive`.
+    pub(crate) fn effective(self) -> Self {
+        match self {
+            WaitStrategy::Membarrier if !barrier::register() => WaitStrategy::Adaptive,
+            other => other,
+        }
+    }
+
+    /// The notifier's half of the store-load barrier, between its publish
+    /// and its look at the sleeping flags.
+    #[inline(always)]
+    fn publish_barrier(self) {
+        match self {
+            WaitStrategy::Membarrier => barrier::light(),
+            _ => fence(Ordering::SeqCst),
+        }
+    }
+
+    /// The waiter's half, between raising its flag and re-checking the ring.
+    #[inline]
+    fn sleep_barrier(self) {
+        match self {
+            WaitStrategy::Membarrier => barrier::heavy(),
+            _ => fence(Ordering::SeqCst),
+        }
     }
 }
 
@@ -72,8 +119,8 @@ impl fmt::Display for WaitStrategy {
     }
 }
 
-/// The error of parsing a [`WaitStrategy`] from a name other than `adaptive`
-/// or `spin`.
+/// The error of parsing a [`WaitStrategy`] from a name other than `adaptive`,
+/// `spin` or `membarrier`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParseWaitStrategyError {
     /// The name that was given.
@@ -84,7 +131,7 @@ impl fmt::Display for ParseWaitStrategyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "unknown wait strategy {:?}: expected \"adaptive\" or \"spin\"",
+            "unknown wait strategy {:?}: expected \"adaptive\", \"spin\" or \"membarrier\"",
             self.given
         )
     }
@@ -95,19 +142,20 @@ impl std::error::Error for ParseWaitStrategyError {}
 impl FromStr for WaitStrategy {
     type Err = ParseWaitStrategyError;
 
-    /// Parses `adaptive` or `spin` (ASCII case ignored, surrounding spaces
-    /// trimmed).
+    /// Parses `adaptive`, `spin` or `membarrier` (ASCII case ignored,
+    /// surrounding spaces trimmed).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let name = s.trim();
-        if name.eq_ignore_ascii_case("adaptive") {
-            Ok(WaitStrategy::Adaptive)
-        } else if name.eq_ignore_ascii_case("spin") {
-            Ok(WaitStrategy::Spin)
-        } else {
-            Err(ParseWaitStrategyError {
-                given: s.to_owned(),
-            })
-        }
+        [
+            WaitStrategy::Adaptive,
+            WaitStrategy::Spin,
+            WaitStrategy::Membarrier,
+        ]
+        .into_iter()
+        .find(|strategy| name.eq_ignore_ascii_case(strategy.as_str()))
+        .ok_or_else(|| ParseWaitStrategyError {
+            given: s.to_owned(),
+        })
     }
 }
 
@@ -169,7 +217,7 @@ pub(crate) struct Sleeper {
     /// Up while the waiting side is asleep or about to block.
     ///
     /// Written only by the waiting side: `true` with `SeqCst` in
-    /// [`announce`](Self::announce) (followed by a `SeqCst` fence), `false`
+    /// [`announce`](Self::announce) (followed by the waiter's barrier), `false`
     /// with `Relaxed` in [`retract`](Self::retract) (a stale `true` seen by
     /// the notifier costs at most one spurious wake-up, which every waiter
     /// tolerates). Read only by the notifier, with `Acquire`, after the
@@ -211,11 +259,11 @@ impl Sleeper {
     /// this side. The caller must re-check the ring afterwards and block only
     /// if there is still nothing to do, then [`retract`](Self::retract).
     #[inline]
-    pub(crate) fn announce(&self) {
+    pub(crate) fn announce(&self, strategy: WaitStrategy) {
         self.sleeping.store(true, Ordering::SeqCst);
         // Orders the store before the caller's re-check of the ring (a plain
         // `SeqCst` store could be reordered after a later `Acquire` load).
-        fence(Ordering::SeqCst);
+        strategy.sleep_barrier();
     }
 
     /// Lowers the flag after waking (or after deciding not to sleep).
@@ -224,19 +272,26 @@ impl Sleeper {
         self.sleeping.store(false, Ordering::Relaxed);
     }
 
-    /// The notifier's half: after a `Release` publish, fence, and wake the
-    /// waiting side if its flag is up.
+    /// The notifier's half: after a `Release` publish, the strategy's
+    /// barrier, then wake the waiting side if its flag is up.
     #[inline]
-    pub(crate) fn notify(&self) {
-        fence(Ordering::SeqCst);
-        self.notify_after_fence();
+    pub(crate) fn notify(&self, strategy: WaitStrategy) {
+        strategy.publish_barrier();
+        self.notify_after_barrier();
+    }
+
+    /// Issues the notifier's barrier once, for a caller that then checks
+    /// several sleepers with [`notify_after_barrier`](Self::notify_after_barrier)
+    /// (a broadcast writer and its readers).
+    #[inline]
+    pub(crate) fn barrier_before_notify(strategy: WaitStrategy) {
+        strategy.publish_barrier();
     }
 
     /// [`notify`](Self::notify) for a caller that has already issued the
-    /// `SeqCst` fence after its publish (a broadcast writer checking several
-    /// readers after one fence).
+    /// notifier's barrier after its publish.
     #[inline]
-    pub(crate) fn notify_after_fence(&self) {
+    pub(crate) fn notify_after_barrier(&self) {
         if self.sleeping.load(Ordering::Acquire) {
             self.waiter.with(|waiter| {
                 // SAFETY: we saw `sleeping == true` with `Acquire`, so the
