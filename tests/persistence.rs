@@ -1064,3 +1064,86 @@ fn batched_places_and_cancels_survive_kill_9_as_single_ones_do() {
         assert_eq!(observe(&server, &ids), before, "{extra:?}");
     }
 }
+
+/// A batch of `count` buys at 90.00 and below, each of `quantity`, which
+/// names the batch: no batch's orders trade.
+fn buy_batch(count: u64, quantity: u64) -> String {
+    let orders: Vec<String> = (0..count)
+        .map(|i| place_body(Side::Buy, 9_000 - i, quantity))
+        .collect();
+    format!("{{\"orders\":[{}]}}", orders.join(","))
+}
+
+/// A journal that cannot be written (here a file-size limit, failing the
+/// write with `EFBIG` as a full disk fails it with `ENOSPC`) stops the
+/// service with exit 1 before the command in that write is applied or
+/// answered. The failed write left the first records of a batch in the
+/// file: the next start drops that batch whole, and the book is exactly the
+/// batches that were answered.
+#[test]
+fn a_journal_that_cannot_be_written_stops_the_service_and_a_cut_batch_is_dropped_whole() {
+    const PER_BATCH: u64 = 50;
+    let dir = TempDir::new("journal-full");
+    // About 1,130 records of 58 bytes fit: the 23rd batch of 50 is cut
+    // after its 29th record.
+    let mut server = Server::start_in_with_file_size_limit(&dir.0, &[], 64 * 1024);
+    let mut client = server.connect();
+    let mut answered = HashSet::new();
+    let mut refused_at = None;
+    for batch in 1..=40 {
+        let body = buy_batch(PER_BATCH, batch);
+        client
+            .send_raw(&request_bytes("POST", "/orders/batch", Some(&body)))
+            .unwrap();
+        match client.read_response() {
+            Ok(response) => {
+                let items = response.expect(200);
+                let items = items.as_array().expect("a list");
+                assert_eq!(items.len() as u64, PER_BATCH);
+                answered.extend(items.iter().map(id_of));
+            }
+            Err(_) => {
+                refused_at = Some(batch);
+                break;
+            }
+        }
+    }
+    assert_eq!(refused_at, Some(23), "the write that failed");
+    assert_eq!(answered.len() as u64, 22 * PER_BATCH);
+    let status = server.wait_exit(Duration::from_secs(10)).expect("it stops");
+    assert_eq!(status.code(), Some(1));
+    let stderr = server.final_stderr();
+    assert!(
+        stderr.contains("orderbook: cannot write the journal: File too large"),
+        "{stderr}"
+    );
+    drop(server);
+
+    // The printer, which changes no file, leaves the cut batch out too.
+    let (status, stdout, stderr) = print_journal(&dir.0);
+    assert!(status.success(), "{stderr}");
+    assert_eq!(stdout.lines().count() as u64, 22 * PER_BATCH);
+    assert!(
+        stderr.contains("ends in the first 29 records of a batch whose last was never written"),
+        "{stderr}"
+    );
+
+    let mut server = Server::start_in(&dir.0, &[]);
+    let stderr = server.stderr();
+    assert!(
+        stderr.contains("cut the first 29 records of a batch whose last was never written"),
+        "{stderr}"
+    );
+    let (buys, sells) = server.connect().orders();
+    assert!(sells.is_empty());
+    let resting: HashSet<String> = buys.iter().map(id_of).collect();
+    assert_eq!(resting, answered, "exactly the answered batches");
+    // And the journal now ends with the last answered batch: orders placed
+    // after the start follow it, and survive another start.
+    let after = server.connect().place_id(1, 80.0, 1);
+    server.kill9();
+    let server = Server::start_in(&dir.0, &[]);
+    let (buys, _) = server.connect().orders();
+    assert_eq!(buys.len() as u64, 22 * PER_BATCH + 1);
+    assert!(buys.iter().any(|order| id_of(order) == after));
+}

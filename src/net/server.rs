@@ -253,13 +253,17 @@ impl FrontJournal {
         self.syncer.as_ref().map_or(u64::MAX, Syncer::durable)
     }
 
-    fn append(&mut self, command: Command) {
-        journal::write_record(
+    /// Appends a command's record; `batch_continues` on every command of a
+    /// batch but its last, so that a crash or a failed write in the middle
+    /// of the batch's records drops the whole batch at the next start.
+    fn append(&mut self, command: Command, batch_continues: bool) {
+        journal::write_batch_record(
             &mut self.buffer,
             &Record {
                 seq: self.next_seq,
                 command,
             },
+            batch_continues,
         );
         self.next_seq += 1;
         self.records += 1;
@@ -1169,7 +1173,7 @@ impl Front {
                 // stages: the room checked above is still there.
                 unreachable!("the command ring lost room it was seen to have");
             }
-            self.journal.append(command);
+            self.journal.append(command, i + 1 < commands.len());
             self.in_flight.push_back(InFlight {
                 ticket,
                 slot,
@@ -1310,7 +1314,7 @@ impl Front {
         }
         let seq = match request {
             Request::Apply(command) => {
-                self.journal.append(command);
+                self.journal.append(command, false);
                 self.journal.next_seq - 1
             }
             Request::Barrier(_) => 0,

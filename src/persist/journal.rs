@@ -8,6 +8,14 @@
 //! middle of a write): recovery cuts it. A bad record with good data after
 //! it is *corruption*: recovery refuses to start.
 //!
+//! A batch (`POST /orders/batch`, `/orders/modify`, `/orders/cancel`) is
+//! one record per command, back to back, each but the last marked "the
+//! batch continues" (the top bit of its kind byte, which records outside a
+//! batch, and every journal written before batches, leave clear). A batch
+//! whose last record is missing at the end of the data was cut by a crash
+//! or a failed write before any of it was applied or answered: it is part
+//! of the torn tail, so a batch comes back whole or not at all.
+//!
 //! Two file layouts share the record format. An *appended* file (version 1)
 //! ends where its records end. A *preallocated* file (version 2, written
 //! under `--fsync`) was allocated to its full size up front, so that
@@ -126,7 +134,11 @@ pub fn read_header(data: &[u8]) -> Result<Header, JournalError> {
     })
 }
 
-fn encode_payload(record: &Record, out: &mut Vec<u8>) {
+/// The kind byte's flag: the next record belongs to the same batch.
+const BATCH_CONTINUES: u8 = 0x80;
+
+fn encode_payload(record: &Record, batch_continues: bool, out: &mut Vec<u8>) {
+    let flag = if batch_continues { BATCH_CONTINUES } else { 0 };
     out.extend_from_slice(&record.seq.to_le_bytes());
     out.extend_from_slice(&record.command.ts.to_le_bytes());
     match record.command.kind {
@@ -146,7 +158,7 @@ fn encode_payload(record: &Record, out: &mut Vec<u8>) {
                 TimeInForce::FillOrKill => Some(2),
                 TimeInForce::PostOnly => Some(3),
             };
-            out.push(if tif_code.is_some() { 4 } else { 1 });
+            out.push(if tif_code.is_some() { 4 } else { 1 } | flag);
             out.extend_from_slice(&id.to_le_bytes());
             out.push(side as i8 as u8);
             out.extend_from_slice(&price.to_le_bytes());
@@ -158,24 +170,30 @@ fn encode_payload(record: &Record, out: &mut Vec<u8>) {
             price,
             quantity,
         } => {
-            out.push(2);
+            out.push(2 | flag);
             out.extend_from_slice(&id.to_le_bytes());
             out.push(u8::from(price.is_some()) | u8::from(quantity.is_some()) << 1);
             out.extend_from_slice(&price.unwrap_or(0).to_le_bytes());
             out.extend_from_slice(&quantity.unwrap_or(0).to_le_bytes());
         }
         CommandKind::Cancel { id } => {
-            out.push(3);
+            out.push(3 | flag);
             out.extend_from_slice(&id.to_le_bytes());
         }
     }
 }
 
-/// Appends one framed record.
+/// Appends one framed record of a command on its own.
 pub fn write_record(out: &mut Vec<u8>, record: &Record) {
+    write_batch_record(out, record, false);
+}
+
+/// Appends one framed record of a batch: `continues` on every record of the
+/// batch but its last.
+pub fn write_batch_record(out: &mut Vec<u8>, record: &Record, continues: bool) {
     let frame_at = out.len();
     out.extend_from_slice(&[0; FRAME_LEN]);
-    encode_payload(record, out);
+    encode_payload(record, continues, out);
     let payload = &out[frame_at + FRAME_LEN..];
     let length = payload.len() as u32;
     let crc = crc32fast::hash(payload);
@@ -203,11 +221,14 @@ impl Fields<'_> {
     }
 }
 
-fn decode_payload(payload: &[u8]) -> Option<Record> {
+/// The record, and whether its batch continues in the next one.
+fn decode_payload(payload: &[u8]) -> Option<(Record, bool)> {
     let mut fields = Fields(payload);
     let seq = fields.u64()?;
     let ts = fields.u64()?;
-    let kind = match fields.u8()? {
+    let kind_byte = fields.u8()?;
+    let batch_continues = kind_byte & BATCH_CONTINUES != 0;
+    let kind = match kind_byte & !BATCH_CONTINUES {
         kind @ (1 | 4) => {
             let id = fields.u128()?;
             let side = match fields.u8()? as i8 {
@@ -249,10 +270,13 @@ fn decode_payload(payload: &[u8]) -> Option<Record> {
         3 => CommandKind::Cancel { id: fields.u128()? },
         _ => return None,
     };
-    fields.0.is_empty().then_some(Record {
-        seq,
-        command: Command { ts, kind },
-    })
+    fields.0.is_empty().then_some((
+        Record {
+            seq,
+            command: Command { ts, kind },
+        },
+        batch_continues,
+    ))
 }
 
 /// What reading the records of a journal file found.
@@ -266,6 +290,9 @@ pub struct Scan {
     /// Bytes of torn tail after the good records (0 if none); in a
     /// preallocated file, up to its last non-zero byte.
     pub torn_bytes: usize,
+    /// Whole records at the start of the torn tail: those of a batch whose
+    /// last record is missing (0 if none).
+    pub unfinished_batch: usize,
 }
 
 /// Reads the records that follow the header of a file of `layout`. A
@@ -280,14 +307,13 @@ pub fn scan_records(data: &[u8], layout: Layout) -> Result<Scan, JournalError> {
         Layout::Preallocated => data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1),
     };
     let mut records = Vec::new();
+    // Where the batch being read started (its offset and its first
+    // record's index), until its last record is read.
+    let mut batch: Option<(usize, usize)> = None;
     let mut at = 0;
     while at < written {
         let rest = &data[at..];
-        let torn = |records: Vec<Record>| Scan {
-            records,
-            good_len: at,
-            torn_bytes: written - at,
-        };
+        let torn = |records: Vec<Record>| torn_from(records, batch, at, written);
         if layout == Layout::Preallocated
             && rest[..FRAME_LEN.min(rest.len())].iter().all(|&b| b == 0)
         {
@@ -326,7 +352,14 @@ pub fn scan_records(data: &[u8], layout: Layout) -> Result<Scan, JournalError> {
             .then(|| decode_payload(payload))
             .flatten();
         match decoded {
-            Some(record) => records.push(record),
+            Some((record, continues)) => {
+                if continues && batch.is_none() {
+                    batch = Some((at, records.len()));
+                } else if !continues {
+                    batch = None;
+                }
+                records.push(record);
+            }
             None if is_last => return Ok(torn(records)),
             None => {
                 return Err(JournalError::Corrupt {
@@ -341,11 +374,33 @@ pub fn scan_records(data: &[u8], layout: Layout) -> Result<Scan, JournalError> {
         }
         at += FRAME_LEN + length;
     }
-    Ok(Scan {
+    Ok(torn_from(records, batch, at, written))
+}
+
+/// The scan's result when the good data ends at `at`: what follows up to
+/// `written` is torn, and so is an unfinished `batch` before it.
+fn torn_from(
+    mut records: Vec<Record>,
+    batch: Option<(usize, usize)>,
+    at: usize,
+    written: usize,
+) -> Scan {
+    let (good_len, unfinished_batch) = match batch {
+        Some((offset, first)) => {
+            let unfinished = records.len() - first;
+            records.truncate(first);
+            (offset, unfinished)
+        }
+        None => (at, 0),
+    };
+    Scan {
         records,
-        good_len: at,
-        torn_bytes: 0,
-    })
+        good_len,
+        // A preallocated file's last record may end in zeros, past the
+        // last byte written.
+        torn_bytes: written.saturating_sub(good_len),
+        unfinished_batch,
+    }
 }
 
 #[cfg(test)]
@@ -589,6 +644,110 @@ mod tests {
         assert!(matches!(
             scan_records(&zero_filled(&data, 512), Layout::Preallocated),
             Err(JournalError::Corrupt { offset: 0, .. })
+        ));
+    }
+
+    /// One single command, then a batch of the four sample commands, then
+    /// another single: the bytes, and where the batch starts and ends.
+    fn single_batch_single() -> (Vec<Record>, Vec<u8>, usize, usize) {
+        let mut records = sample();
+        for record in &mut records {
+            record.seq += 1;
+        }
+        let single = |seq| Record {
+            seq,
+            command: Command {
+                ts: 1,
+                kind: CommandKind::Cancel { id: 7 },
+            },
+        };
+        records.insert(0, single(1));
+        records.push(single(6));
+        let mut data = Vec::new();
+        write_record(&mut data, &records[0]);
+        let batch_start = data.len();
+        for (i, record) in records[1..5].iter().enumerate() {
+            write_batch_record(&mut data, record, i < 3);
+        }
+        let batch_end = data.len();
+        write_record(&mut data, &records[5]);
+        (records, data, batch_start, batch_end)
+    }
+
+    #[test]
+    fn a_whole_batch_reads_back_as_its_commands() {
+        let (records, data, _, batch_end) = single_batch_single();
+        for layout in [Layout::Appended, Layout::Preallocated] {
+            let file = match layout {
+                Layout::Appended => data.clone(),
+                Layout::Preallocated => zero_filled(&data, 2 * MAX_PAYLOAD),
+            };
+            let scan = scan_records(&file, layout).unwrap();
+            assert_eq!(scan.records, records);
+            assert_eq!((scan.good_len, scan.torn_bytes), (data.len(), 0));
+            assert_eq!(scan.unfinished_batch, 0);
+        }
+        // Ending right after the batch is ending cleanly too.
+        let scan = scan_records(&data[..batch_end], Layout::Appended).unwrap();
+        assert_eq!(scan.records, records[..5]);
+        assert_eq!((scan.good_len, scan.torn_bytes), (batch_end, 0));
+    }
+
+    #[test]
+    fn a_batch_cut_anywhere_before_its_last_record_is_dropped_whole() {
+        let (records, data, batch_start, batch_end) = single_batch_single();
+        let ends: Vec<usize> = {
+            let mut at = batch_start;
+            let mut ends = Vec::new();
+            for record in &records[1..5] {
+                let mut one = Vec::new();
+                write_record(&mut one, record);
+                at += one.len();
+                ends.push(at);
+            }
+            ends
+        };
+        assert_eq!(ends[3], batch_end);
+        for cut in batch_start + 1..batch_end {
+            for layout in [Layout::Appended, Layout::Preallocated] {
+                // Zero-filled, a record whose missing bytes are all zeros
+                // is whole.
+                let whole_records = ends
+                    .iter()
+                    .filter(|&&end| {
+                        end <= cut
+                            || layout == Layout::Preallocated
+                                && data[cut..end].iter().all(|&b| b == 0)
+                    })
+                    .count();
+                let file = match layout {
+                    Layout::Appended => data[..cut].to_vec(),
+                    Layout::Preallocated => zero_filled(&data[..cut], 2 * MAX_PAYLOAD),
+                };
+                let scan = scan_records(&file, layout).unwrap();
+                assert_eq!(scan.records, records[..1], "cut at {cut}, {layout:?}");
+                assert_eq!(scan.good_len, batch_start, "cut at {cut}, {layout:?}");
+                let written = data[..cut].iter().rposition(|&b| b != 0).unwrap() + 1;
+                let written = if layout == Layout::Appended {
+                    cut
+                } else {
+                    written
+                };
+                assert_eq!(scan.torn_bytes, written - batch_start, "cut at {cut}");
+                assert_eq!(scan.unfinished_batch, whole_records, "cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_batch_flag_is_under_the_checksum() {
+        let (_, mut data, batch_start, _) = single_batch_single();
+        // Clear the first batch record's flag and leave its checksum: the
+        // record is damaged, and with good records after it, corruption.
+        data[batch_start + FRAME_LEN + 16] &= !BATCH_CONTINUES;
+        assert!(matches!(
+            scan_records(&data, Layout::Appended),
+            Err(JournalError::Corrupt { offset, .. }) if offset == batch_start
         ));
     }
 }

@@ -303,7 +303,13 @@ pub fn read_after(dir: &Path, covered: u64) -> Result<Replay, String> {
             ));
         }
     }
-    if let Some((path, keep, torn)) = cut {
+    if let Some(Cut {
+        path,
+        keep,
+        torn,
+        unfinished_batch,
+    }) = cut
+    {
         let file = OpenOptions::new()
             .write(true)
             .open(&path)
@@ -312,8 +318,9 @@ pub fn read_after(dir: &Path, covered: u64) -> Result<Replay, String> {
             .and_then(|()| file.sync_all())
             .map_err(|e| format!("cannot cut the torn tail of {}: {e}", path.display()))?;
         replay.warnings.push(format!(
-            "journal file {}: cut a torn last record ({torn} bytes) left by a crash in mid-write",
-            path.display()
+            "journal file {}: cut {} ({torn} bytes) left by a crash or a failed write in mid-write",
+            path.display(),
+            torn_tail(unfinished_batch)
         ));
     }
     Ok(replay)
@@ -334,17 +341,40 @@ pub fn read_all(
     let (mut warnings, cut) = walk(dir, covered, false, |record| {
         record.seq <= covered || each(record)
     })?;
-    if let Some((path, _, torn)) = cut {
+    if let Some(Cut {
+        path,
+        torn,
+        unfinished_batch,
+        ..
+    }) = cut
+    {
         warnings.push(format!(
-            "journal file {}: ends in {torn} bytes that are not a whole record (a crash in mid-write, or a write in progress)",
-            path.display()
+            "journal file {}: ends in {} ({torn} bytes; a crash in mid-write, or a write in progress), not printed",
+            path.display(),
+            torn_tail(unfinished_batch)
         ));
     }
     Ok(warnings)
 }
 
-/// A torn tail found: the file, the length to keep, the bytes past it.
-type Cut = (PathBuf, u64, usize);
+/// A torn tail found at the end of the newest file.
+struct Cut {
+    path: PathBuf,
+    /// The file's length without it.
+    keep: u64,
+    /// Its bytes.
+    torn: usize,
+    /// Whole records in it: those of a batch whose last record is missing.
+    unfinished_batch: usize,
+}
+
+/// What a torn tail holds, in words.
+fn torn_tail(unfinished_batch: usize) -> String {
+    match unfinished_batch {
+        0 => "a torn last record".to_owned(),
+        n => format!("the first {n} records of a batch whose last was never written"),
+    }
+}
 
 /// Checks and hands to `each` the records of every segment of `dir` but
 /// those wholly at or before `covered`, until it returns false. With
@@ -403,11 +433,12 @@ fn walk(
                     scan.torn_bytes
                 )));
             }
-            cut = Some((
-                path.clone(),
-                (journal::HEADER_LEN + scan.good_len) as u64,
-                scan.torn_bytes,
-            ));
+            cut = Some(Cut {
+                path: path.clone(),
+                keep: (journal::HEADER_LEN + scan.good_len) as u64,
+                torn: scan.torn_bytes,
+                unfinished_batch: scan.unfinished_batch,
+            });
         }
         let mut next = expected.unwrap_or(first);
         if first != next {

@@ -62,8 +62,26 @@ impl Server {
         Server::spawn_in(dir.to_path_buf(), args, false)
     }
 
+    /// Starts the service in `dir` under a limit on the size of any file it
+    /// writes (`prlimit --fsize`), with `SIGXFSZ` ignored so that a write
+    /// past the limit fails with `EFBIG`, as one to a full disk fails with
+    /// `ENOSPC`.
+    pub fn start_in_with_file_size_limit(
+        dir: &std::path::Path,
+        args: &[&str],
+        bytes: u64,
+    ) -> Server {
+        let limited = format!("trap '' XFSZ; exec prlimit --fsize={bytes} -- \"$@\"");
+        let wrapper = ["sh", "-c", limited.as_str(), "sh", BIN];
+        Server::spawn_with(&wrapper, dir.to_path_buf(), args, false)
+    }
+
     fn spawn_in(dir: PathBuf, args: &[&str], owns_dir: bool) -> Server {
-        let mut child = spawn_service(&dir, args);
+        Server::spawn_with(&[BIN], dir, args, owns_dir)
+    }
+
+    fn spawn_with(command: &[&str], dir: PathBuf, args: &[&str], owns_dir: bool) -> Server {
+        let mut child = spawn_service(command, &dir, args);
         let stderr_pipe = child.stderr.take().expect("piped stderr");
         let stderr = Arc::new(Mutex::new(String::new()));
         let stderr_closed = Arc::new(AtomicBool::new(false));
@@ -228,8 +246,12 @@ impl Drop for TempDir {
 }
 
 /// Starts the binary in `dir` on an ephemeral loopback port, stderr piped.
-fn spawn_service(dir: &std::path::Path, args: &[&str]) -> Child {
-    Command::new(BIN)
+/// Starts the binary, `command` (the binary, or a wrapper and its arguments
+/// that ends by running the binary with the arguments that follow), then
+/// `--listen 127.0.0.1:0` and `args`.
+fn spawn_service(command: &[&str], dir: &std::path::Path, args: &[&str]) -> Child {
+    Command::new(command[0])
+        .args(&command[1..])
         .args(["--listen", "127.0.0.1:0"])
         .args(args)
         .current_dir(dir)
@@ -244,7 +266,7 @@ fn spawn_service(dir: &std::path::Path, args: &[&str]) -> Child {
 /// Runs the service in `dir` expecting it to refuse to start: returns its
 /// exit status and stderr (fails the test if it is still running after 10 s).
 pub fn refused_start(dir: &std::path::Path, args: &[&str]) -> (ExitStatus, String) {
-    let mut child = spawn_service(dir, args);
+    let mut child = spawn_service(&[BIN], dir, args);
     let deadline = Instant::now() + IO_TIMEOUT;
     loop {
         if let Some(status) = child.try_wait().expect("try_wait") {
