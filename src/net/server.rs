@@ -153,6 +153,16 @@ struct Connection {
     /// The peer closed its side: nothing more to read, but requests
     /// already buffered are still served.
     peer_done: bool,
+    /// The last read emptied the socket's receive queue: it said
+    /// `WouldBlock`, or gave fewer bytes than asked for, which on a stream
+    /// socket proves the queue was empty (epoll(7), question 9). Until the
+    /// next readable event, another read would only cost a system call
+    /// that says `WouldBlock`; new data always brings that event.
+    socket_drained: bool,
+    /// An event said the peer closed its side. The end of the stream is
+    /// not data: a short read does not show it was read, so from here on
+    /// reads go on until they see it (`Ok(0)`).
+    read_closed: bool,
     /// Parse no further requests (one said `Connection: close`, or could
     /// not be parsed, or the peer is done and no whole request is left).
     /// The connection closes once every answer is written.
@@ -603,8 +613,12 @@ impl Front {
                 drain_deadline = Some(Instant::now() + self.config.drain_timeout);
                 self.close_subscribers();
                 // Requests already in the sockets were sent before the
-                // signal: read and serve them too.
+                // signal: read and serve them too, whether or not their
+                // readable events have been taken yet.
                 for slot in 0..self.connections.len() {
+                    if let Some(conn) = self.connections[slot].as_mut() {
+                        conn.socket_drained = false;
+                    }
                     self.pump(slot);
                 }
                 self.publish_staged();
@@ -643,7 +657,16 @@ impl Front {
                 match event.token() {
                     LISTENER => self.accept_all(),
                     WAKER => {}
-                    Token(token) => self.pump(token - FIRST_CONNECTION),
+                    Token(token) => {
+                        let slot = token - FIRST_CONNECTION;
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            if let Some(conn) = self.connections[slot].as_mut() {
+                                conn.socket_drained = false;
+                                conn.read_closed |= event.is_read_closed() || event.is_error();
+                            }
+                        }
+                        self.pump(slot);
+                    }
                 }
             }
             self.take_outputs();
@@ -775,6 +798,8 @@ impl Front {
                 spill_written: 0,
                 answers: VecDeque::new(),
                 peer_done: false,
+                socket_drained: false,
+                read_closed: false,
                 last_request_seen: false,
                 ws: None,
                 last_progress: self.now,
@@ -826,7 +851,7 @@ impl Front {
         let Some(conn) = self.connections[slot].as_mut() else {
             return false;
         };
-        if conn.peer_done || conn.last_request_seen {
+        if conn.peer_done || conn.last_request_seen || conn.socket_drained {
             return false;
         }
         let mut read_any = false;
@@ -841,6 +866,7 @@ impl Front {
                 let grown = (conn.read_buf.len() * 2).min(cap);
                 conn.read_buf.resize(grown, 0);
             }
+            let room = conn.read_buf.len() - conn.read_len;
             match conn.stream.read(&mut conn.read_buf[conn.read_len..]) {
                 Ok(0) => {
                     conn.peer_done = true;
@@ -853,8 +879,15 @@ impl Front {
                     conn.read_len += n;
                     conn.last_progress = now;
                     read_any = true;
+                    if n < room && !conn.read_closed {
+                        conn.socket_drained = true;
+                        return true;
+                    }
                 }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return read_any,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    conn.socket_drained = true;
+                    return read_any;
+                }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
                     conn.peer_done = true;
