@@ -468,6 +468,24 @@ pub fn after_param(query: Option<&str>) -> Result<Option<u128>, ApiError> {
     uuid_param(query, "after")
 }
 
+/// The `?side=` of `DELETE /orders`: `buy` or `1`, `sell` or `-1` (any
+/// case), or none for both sides.
+pub fn side_param(query: Option<&str>) -> Result<Option<Side>, ApiError> {
+    query
+        .unwrap_or("")
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("side="))
+        .map(|text| match text.to_ascii_lowercase().as_str() {
+            "buy" | "1" => Ok(Side::Buy),
+            "sell" | "-1" => Ok(Side::Sell),
+            _ => Err(ApiError::field(
+                "side",
+                "must be buy or 1, sell or -1 (or left out for both sides)",
+            )),
+        })
+        .transpose()
+}
+
 /// The UUID in the query parameter `name`, if given.
 fn uuid_param(query: Option<&str>, name: &str) -> Result<Option<u128>, ApiError> {
     query

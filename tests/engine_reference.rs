@@ -1,6 +1,6 @@
 //! The real book against a deliberately naive one: sorted vectors and
 //! linear scans that follow SPEC §1 word for word. Random sequences of
-//! place, modify and cancel must give the same trades, outcomes, level
+//! place, modify, cancel and cancel-all must give the same trades, outcomes, level
 //! changes, order states and resting book after every step.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -252,6 +252,23 @@ impl NaiveBook {
                     reason: RejectReason::NotResting,
                 },
             },
+            CommandKind::CancelAll { side } => {
+                // Buys, then sells; each best first, then in time priority:
+                // the order they join the finished history in.
+                let mut count = 0;
+                for s in [Side::Buy, Side::Sell] {
+                    if side.is_some_and(|only| only != s) {
+                        continue;
+                    }
+                    for order in self.resting(s) {
+                        let at = self.position(order.id).unwrap();
+                        self.orders[at].status = OrderStatus::Cancelled;
+                        self.finish(order.id);
+                        count += 1;
+                    }
+                }
+                Event::CancelledAll { count }
+            }
         };
         (trades, outcome)
     }
@@ -278,6 +295,7 @@ fn command() -> impl Strategy<Value = CommandKind> {
         2 => (id.clone(), proptest::option::of(94u64..=106), proptest::option::of(1u64..=30))
             .prop_map(|(id, price, quantity)| CommandKind::Modify { id, price, quantity }),
         2 => id.prop_map(|id| CommandKind::Cancel { id }),
+        1 => proptest::option::of(side()).prop_map(|side| CommandKind::CancelAll { side }),
         1 => (id_or_zero(), side(), 0u64..=2, 0u64..=2, tif())
             .prop_map(|(id, side, price, quantity, tif)| CommandKind::Place { id, side, price, quantity, tif }),
     ]

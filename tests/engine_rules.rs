@@ -657,3 +657,50 @@ fn post_only_that_does_not_cross_rests_and_keeps_its_place_in_time() {
     let makers: Vec<u128> = trades(&events).iter().map(|t| t.maker).collect();
     assert_eq!(makers, vec![2, 3]);
 }
+
+#[test]
+fn cancel_all_of_one_side_takes_every_order_best_level_first_and_leaves_the_other() {
+    let mut book = OrderBook::default();
+    place(&mut book, 1, Side::Buy, 99, 5);
+    place(&mut book, 2, Side::Buy, 100, 3);
+    place(&mut book, 3, Side::Buy, 100, 2);
+    place(&mut book, 4, Side::Sell, 101, 7);
+    place(&mut book, 5, Side::Sell, 100, 4); // fills order 2, 1 of order 3
+    let events = run(
+        &mut book,
+        CommandKind::CancelAll {
+            side: Some(Side::Buy),
+        },
+    );
+    assert_eq!(outcome(&events), Event::CancelledAll { count: 2 });
+    // The best level first (100, order 3), then 99 (order 1).
+    assert_eq!(
+        level_events(&events),
+        [(Side::Buy, 100, 0), (Side::Buy, 99, 0)]
+    );
+    assert_eq!(book.levels(Side::Buy).count(), 0);
+    assert_eq!(resting_ids(&book, Side::Sell), [4]);
+    for (id, status, filled) in [
+        (1, OrderStatus::Cancelled, 0),
+        (2, OrderStatus::Filled, 3),
+        (3, OrderStatus::Cancelled, 1),
+    ] {
+        let order = book.order(id).expect("a finished order stays fetchable");
+        assert_eq!((order.status, order.filled), (status, filled), "order {id}");
+    }
+}
+
+#[test]
+fn cancel_all_of_both_sides_empties_the_book_and_an_empty_book_cancels_nothing() {
+    let mut book = OrderBook::default();
+    place(&mut book, 1, Side::Buy, 99, 5);
+    place(&mut book, 2, Side::Sell, 101, 7);
+    let events = run(&mut book, CommandKind::CancelAll { side: None });
+    assert_eq!(outcome(&events), Event::CancelledAll { count: 2 });
+    assert_eq!(book.resting_count(), 0);
+    let events = run(&mut book, CommandKind::CancelAll { side: None });
+    assert_eq!(events, [Event::CancelledAll { count: 0 }]);
+    // The book takes orders as before.
+    place(&mut book, 3, Side::Buy, 100, 1);
+    assert_eq!(book.resting_count(), 1);
+}

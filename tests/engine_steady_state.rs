@@ -6,7 +6,9 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use orderbook::engine::{BookConfig, Command, CommandKind, Event, OrderBook, Side, TimeInForce};
+use orderbook::engine::{
+    BookConfig, Command, CommandKind, Event, EventSink, OrderBook, Side, TimeInForce,
+};
 
 struct CountingAllocator;
 
@@ -157,8 +159,18 @@ fn run(
     }
 }
 
+/// An event sink that hands each event to a closure.
+struct FnSink<'a, F: FnMut(Event)>(&'a mut F);
+
+impl<F: FnMut(Event)> EventSink for FnSink<'_, F> {
+    fn emit(&mut self, event: Event) {
+        (self.0)(event);
+    }
+}
+
 /// Warms a book of up to `depth` resting orders with a full history, then
-/// counts the heap allocations of 200,000 more commands.
+/// counts the heap allocations of 200,000 more commands and of a cancel-all
+/// of what then rests.
 fn steady_state_allocations(depth: usize, batched: bool) -> u64 {
     let mut book = OrderBook::new(BookConfig {
         order_capacity: 1 << 15,
@@ -199,13 +211,35 @@ fn steady_state_allocations(depth: usize, batched: bool) -> u64 {
         200_000,
         &mut events,
     );
+    // Then every resting order cancelled by one command, into a sink that
+    // only counts (a `Vec` of its events would allocate, not the book).
+    let resting = book.resting_count();
+    let mut outcome = None;
+    let mut sink = |event: Event| {
+        if event.is_outcome() {
+            outcome = Some(event);
+        }
+    };
+    book.apply(
+        &Command {
+            ts: u64::MAX / 2,
+            kind: CommandKind::CancelAll { side: None },
+        },
+        &mut FnSink(&mut sink),
+    );
     COUNTING.with(|c| c.set(false));
+    assert_eq!(
+        outcome,
+        Some(Event::CancelledAll {
+            count: resting as u64
+        })
+    );
+    assert_eq!(book.resting_count(), 0);
     assert!(book.last_trade_id() > 1_000, "the stream trades");
     if batched {
         assert!(
-            book.resting_count() > 1 << 14,
-            "the book is past the lookahead threshold: {}",
-            book.resting_count()
+            resting > 1 << 14,
+            "the book was past the lookahead threshold: {resting}"
         );
     }
     ALLOCATIONS.with(Cell::get)

@@ -1310,6 +1310,77 @@ fn under_api_token_placing_modifying_and_cancelling_need_the_bearer_token() {
     assert_eq!(uint(&client.order(&id), "order_quantity"), 3);
     authorized(&mut client, "DELETE", &path, None, Some(&bearer)).expect(200);
     assert_eq!(client.order(&id)["order_alive"], json!(false));
+
+    // Cancelling every order needs it too.
+    authorized(&mut client, "POST", "/order/", Some(place), Some(&bearer)).expect(200);
+    refused(
+        authorized(&mut client, "DELETE", "/orders", None, None),
+        missing,
+        challenge,
+    );
+    assert_eq!(client.orders().0.len(), 1, "nothing was cancelled");
+    let all = authorized(&mut client, "DELETE", "/orders", None, Some(&bearer)).expect(200);
+    assert_eq!(all["cancelled"], json!(1));
+}
+
+#[test]
+fn delete_orders_cancels_every_resting_order_of_a_side_or_of_both() {
+    let server = Server::start();
+    let mut client = server.connect();
+    let buys: Vec<String> = [99.0, 99.5, 99.5]
+        .iter()
+        .map(|&price| client.place_id(1, price, 2))
+        .collect();
+    let sells: Vec<String> = [101.0, 102.0]
+        .iter()
+        .map(|&price| client.place_id(-1, price, 3))
+        .collect();
+    let done = client.delete("/orders?side=sell").expect(200);
+    assert_eq!(
+        done,
+        json!({"success": true, "message": "Orders cancelled", "cancelled": 2})
+    );
+    let (resting_buys, resting_sells) = client.orders();
+    assert!(resting_sells.is_empty());
+    let resting: Vec<String> = resting_buys.iter().map(|o| string(o, "id")).collect();
+    assert_eq!(
+        resting,
+        [buys[1].clone(), buys[2].clone(), buys[0].clone()],
+        "buys untouched"
+    );
+    for id in &sells {
+        let order = client.order(id);
+        assert_eq!(order["order_alive"], json!(false));
+        assert_eq!(string(&order, "status"), "cancelled");
+    }
+    // `buy` or `1`, `sell` or `-1`, any case; nothing left of a side is 0.
+    assert_eq!(
+        client.delete("/orders?side=SELL").expect(200)["cancelled"],
+        json!(0)
+    );
+    assert_eq!(
+        client.delete("/orders?side=1").expect(200)["cancelled"],
+        json!(3)
+    );
+    client.place_id(1, 98.0, 1);
+    client.place_id(-1, 103.0, 1);
+    assert_eq!(client.delete("/orders").expect(200)["cancelled"], json!(2));
+    assert_eq!(client.orders(), (vec![], vec![]));
+    let book = client.get("/book").expect(200);
+    assert_eq!(
+        (book["bids"].clone(), book["asks"].clone()),
+        (json!([]), json!([]))
+    );
+    client.delete("/orders?side=up").expect_detail(
+        422,
+        "side: must be buy or 1, sell or -1 (or left out for both sides)",
+    );
+    // A cancel-all is one command: its latency is labelled as one.
+    let metrics = client.metrics_text();
+    assert!(
+        metrics.contains("orderbook_command_latency_by_command_histogram_seconds_count{command=\"cancel_all\"} 4"),
+        "{metrics}"
+    );
 }
 
 #[test]
@@ -1479,7 +1550,7 @@ fn health_unknown_paths_and_wrong_methods() {
     }
     for (method, path, body) in [
         ("PATCH", "/orders", None),
-        ("DELETE", "/orders", None),
+        ("PUT", "/orders", Some("{}")),
         ("POST", "/orders", Some("{}")),
         ("GET", "/order/", None),
         ("GET", "/order", None),
@@ -1498,7 +1569,8 @@ fn health_unknown_paths_and_wrong_methods() {
         let allow = match path.trim_end_matches('/') {
             "/order" => "POST",
             "/ws" => "GET",
-            "/orders" | "/book" | "/health" | "/trades" | "/metrics" => "GET, HEAD",
+            "/orders" => "GET, HEAD, DELETE",
+            "/book" | "/health" | "/trades" | "/metrics" => "GET, HEAD",
             _ => "GET, HEAD, PUT, DELETE",
         };
         assert_eq!(response.header("allow"), Some(allow), "{method} {path}");

@@ -1147,3 +1147,33 @@ fn a_journal_that_cannot_be_written_stops_the_service_and_a_cut_batch_is_dropped
     assert_eq!(buys.len() as u64, 22 * PER_BATCH + 1);
     assert!(buys.iter().any(|order| id_of(order) == after));
 }
+
+/// `DELETE /orders` is one journaled command: after `kill -9` the side it
+/// emptied stays empty (its orders cancelled and fetchable), and the
+/// journal prints it.
+#[test]
+fn a_cancel_all_survives_kill_9_and_prints_as_one_command() {
+    let dir = TempDir::new("cancel-all");
+    let mut server = Server::start_in(&dir.0, &[]);
+    let mut client = server.connect();
+    let buy = client.place_id(1, 99.0, 2);
+    let sell = client.place_id(-1, 101.0, 3);
+    let done = client.delete("/orders?side=buy").expect(200);
+    assert_eq!(done["cancelled"], serde_json::json!(1));
+    server.kill9();
+
+    let server = Server::start_in(&dir.0, &[]);
+    let mut client = server.connect();
+    let (buys, sells) = client.orders();
+    assert!(buys.is_empty());
+    assert_eq!(sells.iter().map(id_of).collect::<Vec<_>>(), [sell]);
+    assert_eq!(client.order(&buy)["status"], serde_json::json!("cancelled"));
+    drop(server);
+    let (status, stdout, stderr) = print_journal(&dir.0);
+    assert!(status.success(), "{stderr}");
+    let last: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["seq"], serde_json::json!(3));
+    assert_eq!(last["command"], serde_json::json!("cancel_all"));
+    assert_eq!(last["side"], serde_json::json!(1));
+    assert!(last.get("order_id").is_none());
+}

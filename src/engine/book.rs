@@ -343,6 +343,7 @@ impl OrderBook {
                 quantity,
             } => self.modify(id, price, quantity, command.ts, out),
             CommandKind::Cancel { id } => self.cancel(id, out),
+            CommandKind::CancelAll { side } => self.cancel_all(side, out),
         }
     }
 
@@ -413,7 +414,9 @@ impl OrderBook {
     /// command's order id.
     #[inline]
     fn prefetch_index(&self, command: &Command) {
-        self.index.prefetch_home(order_id_hash(command.kind.id()));
+        if let Some(id) = command.kind.id() {
+            self.index.prefetch_home(order_id_hash(id));
+        }
     }
 
     /// Lookahead, stage two, once stage one's bucket has arrived: starts
@@ -429,6 +432,7 @@ impl OrderBook {
                 .peek(order_id_hash(id))
                 .filter(|value| value & IN_HISTORY == 0)
                 .map_or(Touched::Nothing, Touched::Order),
+            CommandKind::CancelAll { .. } => Touched::Nothing,
         };
         if let Touched::Order(slot) | Touched::Tail(slot) | Touched::Maker(slot) = touched {
             if let Some(order) = self.orders.try_get(slot) {
@@ -686,6 +690,29 @@ impl OrderBook {
         let view = self.view(slot);
         self.retire(slot, Some(at));
         out.emit(Event::Cancelled(view));
+    }
+
+    /// Cancels every resting order of `side` (of both for `None`), buys
+    /// first: from the best level, each level's orders in time priority.
+    /// Each order leaves its level's event and joins the finished history
+    /// as a cancel does; one `CancelledAll` closes the command. No
+    /// allocation: the best level is always one with orders (`close_level`
+    /// drops empty ones behind it).
+    fn cancel_all<S: EventSink>(&mut self, only: Option<Side>, out: &mut S) {
+        let mut count = 0;
+        for side in [Side::Buy, Side::Sell] {
+            if only.is_some_and(|only| only != side) {
+                continue;
+            }
+            while let Some((_, level)) = self.ladders[side.index()].best() {
+                let slot = self.levels.get(level).head;
+                self.unlink(slot, out);
+                self.orders.get_mut(slot).status = OrderStatus::Cancelled;
+                self.retire(slot, None);
+                count += 1;
+            }
+        }
+        out.emit(Event::CancelledAll { count });
     }
 
     /// Whether an order on `side` at `limit` would meet the opposite side.

@@ -121,16 +121,24 @@ pub enum CommandKind {
         /// The resting order.
         id: OrderId,
     },
+    /// Take every resting order of one side (or of both) out of the book, as
+    /// that many cancels would: best level first, in time priority within a
+    /// level.
+    CancelAll {
+        /// The side to empty, or both.
+        side: Option<Side>,
+    },
 }
 
 impl CommandKind {
-    /// The order the command places or acts on.
+    /// The order the command places or acts on (none for a cancel-all).
     #[inline]
-    pub fn id(&self) -> OrderId {
+    pub fn id(&self) -> Option<OrderId> {
         match *self {
             CommandKind::Place { id, .. }
             | CommandKind::Modify { id, .. }
-            | CommandKind::Cancel { id } => id,
+            | CommandKind::Cancel { id } => Some(id),
+            CommandKind::CancelAll { .. } => None,
         }
     }
 
@@ -293,6 +301,12 @@ pub enum Event {
     Modified(OrderView),
     /// Outcome of a cancel: the order as it was taken out.
     Cancelled(OrderView),
+    /// Outcome of a cancel-all: how many orders it took out (0 on an empty
+    /// side). Each of them also left a `Level` event.
+    CancelledAll {
+        /// Orders cancelled.
+        count: u64,
+    },
     /// Outcome of a command that changed nothing.
     Rejected {
         /// The id the command named.

@@ -325,7 +325,7 @@ impl FrontJournal {
 struct FrontStats {
     command_latency: hdrhistogram::Histogram<u64>,
     /// The same, by command (in `CommandName::ALL`'s order).
-    latency_by_command: [hdrhistogram::Histogram<u64>; 3],
+    latency_by_command: [hdrhistogram::Histogram<u64>; CommandName::ALL.len()],
     /// Responses by status / 100.
     responses: [u64; 6],
     overloaded: u64,
@@ -379,6 +379,7 @@ enum CommandName {
     Place,
     Modify,
     Cancel,
+    CancelAll,
 }
 
 impl Awaiting {
@@ -392,13 +393,19 @@ impl Awaiting {
 }
 
 impl CommandName {
-    const ALL: [CommandName; 3] = [CommandName::Place, CommandName::Modify, CommandName::Cancel];
+    const ALL: [CommandName; 4] = [
+        CommandName::Place,
+        CommandName::Modify,
+        CommandName::Cancel,
+        CommandName::CancelAll,
+    ];
 
     fn of(kind: &CommandKind) -> Self {
         match kind {
             CommandKind::Place { .. } => CommandName::Place,
             CommandKind::Modify { .. } => CommandName::Modify,
             CommandKind::Cancel { .. } => CommandName::Cancel,
+            CommandKind::CancelAll { .. } => CommandName::CancelAll,
         }
     }
 
@@ -407,6 +414,7 @@ impl CommandName {
             CommandName::Place => "place",
             CommandName::Modify => "modify",
             CommandName::Cancel => "cancel",
+            CommandName::CancelAll => "cancel_all",
         }
     }
 }
@@ -1025,6 +1033,12 @@ impl Front {
                     self.submit_barrier(slot, purpose, Awaiting::Replica, keep_alive)
                 })
             }
+            ("/orders", Method::Delete) => self
+                .authorize(request)
+                .and_then(|()| api::side_param(request.query))
+                .and_then(|side| {
+                    self.submit_command(slot, CommandKind::CancelAll { side }, keep_alive)
+                }),
             ("/trades", Method::Get) => {
                 let (default, max) = (
                     self.config.trades_default_limit,
@@ -1091,9 +1105,10 @@ impl Front {
                 self.answer_now_typed(slot, 200, api_docs::HTML, page, keep_alive, "");
                 Ok(())
             }
+            ("/orders", _) => Err(method_not_allowed("GET, HEAD, DELETE")),
             (
-                "/orders" | "/book" | "/trades" | "/candles" | "/health" | "/metrics"
-                | "/openapi.json" | "/docs",
+                "/book" | "/trades" | "/candles" | "/health" | "/metrics" | "/openapi.json"
+                | "/docs",
                 _,
             ) => Err(method_not_allowed("GET, HEAD")),
             ("/ws", _) => Err(method_not_allowed("GET")),
@@ -1689,6 +1704,13 @@ impl Front {
             }
             (CommandName::Cancel, Output::Event(Event::Cancelled(_))) => {
                 body.push_str(CANCELLED);
+                200
+            }
+            (CommandName::CancelAll, Output::Event(Event::CancelledAll { count })) => {
+                let _ = write!(
+                    body,
+                    "{{\"success\":true,\"message\":\"Orders cancelled\",\"cancelled\":{count}}}"
+                );
                 200
             }
             (name, Output::Event(Event::Rejected { reason, .. })) => rejection(body, name, reason),

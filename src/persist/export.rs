@@ -15,6 +15,7 @@ use super::segments;
 
 /// Writes `record` as one JSON object and a newline:
 /// `{"seq","timestamp","command":"place"|"modify"|"cancel","order_id",...}`
+/// (`"cancel_all"` has no `order_id`, and `side` when it emptied one side)
 /// with, for a place, `side`, `price`, `quantity`, `time_in_force` and
 /// `post_only` as a client sends them, and for a modify the fields it
 /// changes.
@@ -26,10 +27,14 @@ pub fn write_line(out: &mut String, wire: &Wire, record: &Record) {
         CommandKind::Place { .. } => "place",
         CommandKind::Modify { .. } => "modify",
         CommandKind::Cancel { .. } => "cancel",
+        CommandKind::CancelAll { .. } => "cancel_all",
     };
-    let _ = write!(out, "\",\"command\":\"{name}\",\"order_id\":\"");
-    write_uuid(out, command.kind.id());
-    out.push('"');
+    let _ = write!(out, "\",\"command\":\"{name}\"");
+    if let Some(id) = command.kind.id() {
+        out.push_str(",\"order_id\":\"");
+        write_uuid(out, id);
+        out.push('"');
+    }
     match command.kind {
         CommandKind::Place {
             side,
@@ -62,7 +67,10 @@ pub fn write_line(out: &mut String, wire: &Wire, record: &Record) {
                 let _ = write!(out, ",\"quantity\":{quantity}");
             }
         }
-        CommandKind::Cancel { .. } => {}
+        CommandKind::Cancel { .. } | CommandKind::CancelAll { side: None } => {}
+        CommandKind::CancelAll { side: Some(side) } => {
+            let _ = write!(out, ",\"side\":{}", side as i8);
+        }
     }
     out.push_str("}\n");
 }

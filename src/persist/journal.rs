@@ -180,6 +180,10 @@ fn encode_payload(record: &Record, batch_continues: bool, out: &mut Vec<u8>) {
             out.push(3 | flag);
             out.extend_from_slice(&id.to_le_bytes());
         }
+        CommandKind::CancelAll { side } => {
+            out.push(5 | flag);
+            out.push(side.map_or(0, |side| side as i8 as u8));
+        }
     }
 }
 
@@ -268,6 +272,14 @@ fn decode_payload(payload: &[u8]) -> Option<(Record, bool)> {
             }
         }
         3 => CommandKind::Cancel { id: fields.u128()? },
+        5 => CommandKind::CancelAll {
+            side: match fields.u8()? as i8 {
+                0 => None,
+                1 => Some(Side::Buy),
+                -1 => Some(Side::Sell),
+                _ => return None,
+            },
+        },
         _ => return None,
     };
     fields.0.is_empty().then_some((
@@ -456,6 +468,37 @@ mod tests {
         let scan = scan_records(&data, Layout::Appended).unwrap();
         assert_eq!(scan.records, records);
         assert_eq!((scan.good_len, scan.torn_bytes), (data.len(), 0));
+    }
+
+    #[test]
+    fn a_cancel_all_round_trips_with_and_without_a_side() {
+        let records: Vec<Record> = [None, Some(Side::Buy), Some(Side::Sell)]
+            .into_iter()
+            .enumerate()
+            .map(|(i, side)| Record {
+                seq: i as u64 + 1,
+                command: Command {
+                    ts: 7,
+                    kind: CommandKind::CancelAll { side },
+                },
+            })
+            .collect();
+        let data = encoded(&records);
+        // Frame, seq, ts, kind 5 and one side byte.
+        assert_eq!(data.len(), 3 * (FRAME_LEN + 8 + 8 + 2));
+        let scan = scan_records(&data, Layout::Appended).unwrap();
+        assert_eq!(scan.records, records);
+        // A side byte this build does not know is a damaged record.
+        let mut bad = encoded(&records[..1]);
+        let last = bad.len() - 1;
+        bad[last] = 2;
+        let crc = crc32fast::hash(&bad[FRAME_LEN..]);
+        bad[4..8].copy_from_slice(&crc.to_le_bytes());
+        bad.extend(encoded(&records));
+        assert!(matches!(
+            scan_records(&bad, Layout::Appended),
+            Err(JournalError::Corrupt { offset: 0, .. })
+        ));
     }
 
     #[test]
