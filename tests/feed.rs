@@ -97,6 +97,7 @@ fn a_subscriber_gets_a_snapshot_then_trades_equal_to_get_trades_with_no_gap() {
 
 #[test]
 fn ten_thousand_random_commands_replayed_on_a_snapshot_give_the_new_snapshot() {
+    // Places, modifies, cancels and the odd `DELETE /orders` of one side.
     let server = Server::start_with(&["--feed-snapshot-ms", "60000"]);
     let mut ws = connect(&server, "?depth=0");
     let mut book = Book::from_snapshot(&next(&mut ws));
@@ -110,6 +111,7 @@ fn ten_thousand_random_commands_replayed_on_a_snapshot_give_the_new_snapshot() {
     };
     let mut ids: Vec<String> = Vec::new();
     let mut sent = 0;
+    let mut cancel_alls = 0;
     while sent < 10_000 {
         // Bursts of pipelined places, then some modifies and cancels.
         let mut burst = Vec::new();
@@ -130,6 +132,14 @@ fn ten_thousand_random_commands_replayed_on_a_snapshot_give_the_new_snapshot() {
             }
         }
         sent += 50;
+        if random(30) == 0 {
+            // Now and then one side emptied at once: a level event for each
+            // of its levels.
+            let side = ["buy", "sell"][random(2) as usize];
+            rest.delete(&format!("/orders?side={side}")).expect(200);
+            cancel_alls += 1;
+            sent += 1;
+        }
         for _ in 0..25 {
             if ids.is_empty() {
                 break;
@@ -187,6 +197,7 @@ fn ten_thousand_random_commands_replayed_on_a_snapshot_give_the_new_snapshot() {
         book.bids.len() + book.asks.len() > 10,
         "a real book: {book:?}"
     );
+    assert!(cancel_alls > 0, "the stream emptied a side at least once");
 }
 
 #[test]
