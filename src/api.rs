@@ -471,10 +471,7 @@ pub fn after_param(query: Option<&str>) -> Result<Option<u128>, ApiError> {
 /// The `?side=` of `DELETE /orders`: `buy` or `1`, `sell` or `-1` (any
 /// case), or none for both sides.
 pub fn side_param(query: Option<&str>) -> Result<Option<Side>, ApiError> {
-    query
-        .unwrap_or("")
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("side="))
+    query_value(query, "side")
         .map(|text| match text.to_ascii_lowercase().as_str() {
             "buy" | "1" => Ok(Side::Buy),
             "sell" | "-1" => Ok(Side::Sell),
@@ -488,12 +485,17 @@ pub fn side_param(query: Option<&str>) -> Result<Option<Side>, ApiError> {
 
 /// The UUID in the query parameter `name`, if given.
 fn uuid_param(query: Option<&str>, name: &str) -> Result<Option<u128>, ApiError> {
+    query_value(query, name)
+        .map(|text| parse_uuid(text).ok_or_else(|| ApiError::field(name, "must be a UUID")))
+        .transpose()
+}
+
+/// The value of the first `name=` in a query string, if any.
+fn query_value<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
     query
         .unwrap_or("")
         .split('&')
         .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
-        .map(|text| parse_uuid(text).ok_or_else(|| ApiError::field(name, "must be a UUID")))
-        .transpose()
 }
 
 /// Deepest `?depth=` of a book snapshot (`/ws`, `GET /book`); 0 asks for
@@ -503,17 +505,15 @@ pub const MAX_DEPTH: usize = 1000;
 /// The `?depth=` of a query (levels per side, 0 = every level), or
 /// `default` without one; the error is the detail to answer with.
 pub fn depth_param(query: Option<&str>, default: usize) -> Result<usize, String> {
-    for pair in query.unwrap_or("").split('&') {
-        if let Some(value) = pair.strip_prefix("depth=") {
-            return match value.parse::<usize>() {
-                Ok(depth) if depth <= MAX_DEPTH => Ok(depth),
-                _ => Err(format!(
-                    "depth: must be a whole number from 0 to {MAX_DEPTH} (0 = every level)"
-                )),
-            };
-        }
+    let Some(value) = query_value(query, "depth") else {
+        return Ok(default);
+    };
+    match value.parse::<usize>() {
+        Ok(depth) if depth <= MAX_DEPTH => Ok(depth),
+        _ => Err(format!(
+            "depth: must be a whole number from 0 to {MAX_DEPTH} (0 = every level)"
+        )),
     }
-    Ok(default)
 }
 
 /// A place's `time_in_force` (`"GTC"`, the default, `"IOC"` or `"FOK"`,

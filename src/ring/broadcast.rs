@@ -315,13 +315,6 @@ impl<T: Copy> Publisher<T> {
         }
     }
 
-    fn notify_readers(&self) {
-        Sleeper::barrier_before_notify(self.shared.strategy);
-        for sleeper in self.shared.sleepers.readers.iter() {
-            sleeper.notify_after_barrier();
-        }
-    }
-
     /// Pushes `item` and publishes it (with anything staged before it).
     ///
     /// # Errors
@@ -399,10 +392,18 @@ impl<T> Drop for Publisher<T> {
         }
         self.shared.tail.closed.store(true, Ordering::Release);
         if self.shared.strategy.may_sleep() {
-            Sleeper::barrier_before_notify(self.shared.strategy);
-            for sleeper in self.shared.sleepers.readers.iter() {
-                sleeper.notify_after_barrier();
-            }
+            self.notify_readers();
+        }
+    }
+}
+
+impl<T> Publisher<T> {
+    /// After a publish (or the close): the strategy's barrier once, then
+    /// wakes every reader that is asleep.
+    fn notify_readers(&self) {
+        self.shared.strategy.publish_barrier();
+        for sleeper in self.shared.sleepers.readers.iter() {
+            sleeper.notify_after_barrier();
         }
     }
 }

@@ -94,9 +94,10 @@ impl WaitStrategy {
     }
 
     /// The notifier's half of the store-load barrier, between its publish
-    /// and its look at the sleeping flags.
+    /// and its look at the sleeping flags (once for all of them: a
+    /// broadcast writer checks every reader after one).
     #[inline(always)]
-    fn publish_barrier(self) {
+    pub(crate) fn publish_barrier(self) {
         match self {
             WaitStrategy::Membarrier => barrier::light(),
             _ => fence(Ordering::SeqCst),
@@ -280,16 +281,9 @@ impl Sleeper {
         self.notify_after_barrier();
     }
 
-    /// Issues the notifier's barrier once, for a caller that then checks
-    /// several sleepers with [`notify_after_barrier`](Self::notify_after_barrier)
-    /// (a broadcast writer and its readers).
-    #[inline]
-    pub(crate) fn barrier_before_notify(strategy: WaitStrategy) {
-        strategy.publish_barrier();
-    }
-
     /// [`notify`](Self::notify) for a caller that has already issued the
-    /// notifier's barrier after its publish.
+    /// notifier's barrier ([`WaitStrategy::publish_barrier`]) after its
+    /// publish.
     #[inline]
     pub(crate) fn notify_after_barrier(&self) {
         if self.sleeping.load(Ordering::Acquire) {
