@@ -107,8 +107,72 @@ impl TickSize {
         self.mantissa as f64 / 10f64.powi(self.scale as i32)
     }
 
+    /// Converts a price written in decimal (a JSON number's text, or a
+    /// numeric string's) to ticks, if it is a positive finite multiple of
+    /// the tick.
+    ///
+    /// Read exactly first, so that every price on the grid is taken,
+    /// however many digits it has: through a float, `138017625.33` at a
+    /// tick of `0.01`, or `76771.77748507` at `0.00000001` (and one in
+    /// seven such prices between 10,000 and 100,000), landed further than
+    /// the float check's millionth of a tick from the grid and were
+    /// refused, as was a state file holding them. A decimal off the grid
+    /// then goes through the float check, which takes what a client's
+    /// float arithmetic left within a millionth of a tick of it
+    /// (`0.30000000000000004`), as before.
+    pub fn ticks_of(&self, text: &str) -> Result<Ticks, &'static str> {
+        let value: f64 = text.trim().parse().map_err(|_| "must be a number")?;
+        match self.exact_ticks(text.trim()) {
+            Some(ticks) => Ok(ticks),
+            None => self.to_ticks(value),
+        }
+    }
+
+    /// The ticks of a plain decimal (`digits[.digits][e[+-]digits]`) that
+    /// lies exactly on the grid, within range; `None` for anything else.
+    fn exact_ticks(&self, text: &str) -> Option<Ticks> {
+        let (number, exponent) = match text.find(['e', 'E']) {
+            Some(at) => (&text[..at], text[at + 1..].parse::<i32>().ok()?),
+            None => (text, 0),
+        };
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        let digits = || whole.bytes().chain(fraction.bytes());
+        if whole.is_empty() || !digits().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        // value = significand * 10^power
+        let mut significand: u128 = 0;
+        for digit in digits() {
+            significand = significand
+                .checked_mul(10)?
+                .checked_add(u128::from(digit - b'0'))?;
+        }
+        let power = i64::from(exponent) - fraction.len() as i64;
+        // ticks = value / (mantissa * 10^-scale) = significand * 10^shift / mantissa
+        let shift = power + i64::from(self.scale);
+        let ten_to = |n: i64| u32::try_from(n).ok().and_then(|n| 10u128.checked_pow(n));
+        let (numerator, denominator) = if shift >= 0 {
+            (
+                significand.checked_mul(ten_to(shift)?)?,
+                u128::from(self.mantissa),
+            )
+        } else {
+            (
+                significand,
+                ten_to(-shift)?.checked_mul(u128::from(self.mantissa))?,
+            )
+        };
+        if !numerator.is_multiple_of(denominator) {
+            return None;
+        }
+        let ticks = numerator / denominator;
+        (1..=MAX_PRICE_TICKS)
+            .contains(&ticks)
+            .then_some(ticks as Ticks)
+    }
+
     /// Converts a wire price to ticks, if it is a positive finite multiple
-    /// of the tick.
+    /// of the tick (within a millionth of a tick: see [`ticks_of`](Self::ticks_of)).
     pub fn to_ticks(&self, price: f64) -> Result<Ticks, &'static str> {
         if !price.is_finite() {
             return Err("must be a finite number");
@@ -118,7 +182,7 @@ impl TickSize {
         }
         let units = price * 10f64.powi(self.scale as i32) / self.mantissa as f64;
         let ticks = units.round();
-        if ticks < 1.0 || ticks > (1u64 << 52) as f64 {
+        if ticks < 1.0 || ticks > MAX_PRICE_TICKS as f64 {
             return Err("is out of range");
         }
         // Decimal inputs such as 100.01 are not exact in binary; accept what
@@ -155,6 +219,10 @@ impl TickSize {
         }
     }
 }
+
+/// The highest price in ticks: 2^52, past which a price's float (in
+/// averages and the original's state file) no longer holds every tick.
+const MAX_PRICE_TICKS: u128 = 1 << 52;
 
 /// Formats an order id as a lowercase hyphenated UUID.
 pub fn write_uuid(out: &mut String, id: u128) {
@@ -704,11 +772,20 @@ fn object<'a, T: Deserialize<'a>>(
 
 /// Reads a JSON number or a numeric string (as the original accepted).
 fn number(raw: &RawValue) -> Option<f64> {
+    number_text(raw)?.parse().ok()
+}
+
+/// The text of a JSON number, or of a numeric string's contents (as the
+/// original accepted), for reading exactly.
+pub fn number_text(raw: &RawValue) -> Option<Cow<'_, str>> {
     let text = raw.get();
-    if let Ok(value) = serde_json::from_str::<f64>(text) {
-        return Some(value);
+    if serde_json::from_str::<f64>(text).is_ok() {
+        return Some(Cow::Borrowed(text));
     }
-    serde_json::from_str::<&str>(text).ok()?.trim().parse().ok()
+    let inner = serde_json::from_str::<Cow<'_, str>>(text).ok()?;
+    let trimmed = inner.trim();
+    trimmed.parse::<f64>().ok()?;
+    Some(Cow::Owned(trimmed.to_owned()))
 }
 
 impl Wire {
@@ -737,9 +814,9 @@ impl Wire {
         let Some(raw) = raw.filter(|raw| raw.get() != "null") else {
             return Ok(None);
         };
-        let price = number(raw).ok_or_else(|| ApiError::field("price", "must be a number"))?;
+        let price = number_text(raw).ok_or_else(|| ApiError::field("price", "must be a number"))?;
         self.tick
-            .to_ticks(price)
+            .ticks_of(&price)
             .map(Some)
             .map_err(|why| ApiError::field("price", why))
     }
@@ -1077,6 +1154,36 @@ mod tests {
         let quarter = TickSize::parse("0.25").unwrap();
         assert_eq!(quarter.to_ticks(1.75), Ok(7));
         assert!(quarter.to_ticks(1.1).is_err());
+    }
+
+    #[test]
+    fn prices_on_the_grid_are_read_exactly_however_many_digits_they_have() {
+        let cent = TickSize::parse("0.01").unwrap();
+        // Through a float alone these were refused as off the grid.
+        assert_eq!(cent.ticks_of("138017625.33"), Ok(13_801_762_533));
+        assert_eq!(cent.ticks_of("45035996273704.96"), Ok(1 << 52));
+        let satoshi = TickSize::parse("0.00000001").unwrap();
+        assert_eq!(satoshi.ticks_of("76771.77748507"), Ok(7_677_177_748_507));
+        assert_eq!(satoshi.ticks_of("21113.8194938"), Ok(2_111_381_949_380));
+        // Exponents, trailing zeros, spaces of a numeric string.
+        assert_eq!(cent.ticks_of("1e2"), Ok(10_000));
+        assert_eq!(cent.ticks_of("1.2345E+2"), Ok(12_345));
+        assert_eq!(cent.ticks_of("100.0100000"), Ok(10_001));
+        assert_eq!(cent.ticks_of(" 7 "), Ok(700));
+        assert_eq!(TickSize::parse("0.05").unwrap().ticks_of("15e-2"), Ok(3));
+        // What a client's float arithmetic leaves next to the grid is
+        // still taken, as before.
+        assert_eq!(cent.ticks_of("0.30000000000000004"), Ok(30));
+        // Refusals keep their reasons.
+        let refused = |text| cent.ticks_of(text).unwrap_err();
+        assert_eq!(refused("100.005"), "must be a multiple of the tick size");
+        assert_eq!(refused("0"), "must be positive");
+        assert_eq!(refused("-1.00"), "must be positive");
+        assert_eq!(refused("45035996273704.97"), "is out of range");
+        assert_eq!(refused("1e300"), "is out of range");
+        assert_eq!(refused("NaN"), "must be a finite number");
+        assert_eq!(refused("ten"), "must be a number");
+        assert_eq!(refused("1e999999999999"), "must be a finite number");
         assert!(TickSize::parse("0").is_err());
         assert!(TickSize::parse("abc").is_err());
     }

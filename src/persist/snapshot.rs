@@ -20,9 +20,10 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use crate::api::{self, TradeRecord, Wire};
-use crate::engine::{OrderBook, OrderStatus, OrderView, Side, Trade};
+use crate::engine::{OrderBook, OrderStatus, OrderView, Side, Ticks, Trade};
 
 /// The state file's name, the original service's: the default of
 /// `--state-file`, inside the data directory.
@@ -142,13 +143,15 @@ pub fn save_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 #[derive(Deserialize)]
-struct FileLayout {
-    buy_orders: Vec<SavedOrder>,
-    sell_orders: Vec<SavedOrder>,
-    #[serde(default)]
-    trades: Vec<SavedTrade>,
-    #[serde(default)]
-    finished_orders: Vec<SavedOrder>,
+struct FileLayout<'a> {
+    #[serde(borrow)]
+    buy_orders: Vec<SavedOrder<'a>>,
+    #[serde(borrow)]
+    sell_orders: Vec<SavedOrder<'a>>,
+    #[serde(default, borrow)]
+    trades: Vec<SavedTrade<'a>>,
+    #[serde(default, borrow)]
+    finished_orders: Vec<SavedOrder<'a>>,
     #[serde(default)]
     seq: u64,
     #[serde(default)]
@@ -156,11 +159,15 @@ struct FileLayout {
     last_trade_id: Option<u64>,
 }
 
+/// A price as written, read exactly (`TickSize::ticks_of`).
+type SavedPrice<'a> = &'a RawValue;
+
 #[derive(Deserialize)]
-struct SavedOrder {
+struct SavedOrder<'a> {
     id: String,
     quantity: u64,
-    price: f64,
+    #[serde(borrow)]
+    price: SavedPrice<'a>,
     side: serde_json::Value,
     status: Option<String>,
     filled_quantity: Option<u64>,
@@ -170,12 +177,13 @@ struct SavedOrder {
 }
 
 #[derive(Deserialize)]
-struct SavedTrade {
+struct SavedTrade<'a> {
     unique_id: String,
     execution_timestamp: String,
     buy_order_id: String,
     sell_order_id: String,
-    price: f64,
+    #[serde(borrow)]
+    price: SavedPrice<'a>,
     quantity: u64,
     taker_side: Option<serde_json::Value>,
 }
@@ -204,14 +212,20 @@ fn parse_status(text: &str) -> Result<OrderStatus, String> {
     })
 }
 
-impl SavedOrder {
+/// The ticks of a saved price: a JSON number, or a numeric string.
+fn saved_ticks(wire: &Wire, price: SavedPrice<'_>) -> Result<Ticks, String> {
+    let text =
+        api::number_text(price).ok_or_else(|| format!("price {} is not a number", price.get()))?;
+    wire.tick
+        .ticks_of(&text)
+        .map_err(|e| format!("price {} {e}", price.get()))
+}
+
+impl SavedOrder<'_> {
     fn decode(&self, wire: &Wire, list: &str, index: usize) -> Result<OrderView, String> {
         let fail = |problem: String| format!("{list}[{index}]: {problem}");
         let id = parse_id(&self.id, "id").map_err(fail)?;
-        let price = wire
-            .tick
-            .to_ticks(self.price)
-            .map_err(|e| fail(format!("price {} {e}", self.price)))?;
+        let price = saved_ticks(wire, self.price).map_err(fail)?;
         let side = parse_side(&self.side).map_err(fail)?;
         let filled = self.filled_quantity.or(self.traded_quantity).unwrap_or(0);
         let status = match &self.status {
@@ -239,7 +253,7 @@ impl SavedOrder {
     }
 }
 
-impl SavedTrade {
+impl SavedTrade<'_> {
     fn decode(&self, wire: &Wire, index: usize) -> Result<TradeRecord, String> {
         let fail = |problem: String| format!("trades[{index}]: {problem}");
         let unique_id = parse_id(&self.unique_id, "unique_id").map_err(fail)?;
@@ -251,10 +265,7 @@ impl SavedTrade {
                 self.execution_timestamp
             ))
         })?;
-        let price = wire
-            .tick
-            .to_ticks(self.price)
-            .map_err(|e| fail(format!("price {} {e}", self.price)))?;
+        let price = saved_ticks(wire, self.price).map_err(fail)?;
         let taker_side = match &self.taker_side {
             Some(value) => parse_side(value).map_err(fail)?,
             None => Side::Buy,
@@ -418,6 +429,53 @@ mod tests {
         );
         assert_eq!(restored.last_trade_id(), book.last_trade_id());
         assert_eq!(write_state(&restored, trades.iter(), 42, 7, &wire()), bytes);
+    }
+
+    #[test]
+    fn prices_of_many_digits_load_back_exactly() {
+        // Read through a float, 76771.77748507 lands 0.001 ticks off a
+        // satoshi's grid, and this file could not be loaded.
+        let satoshi = Wire {
+            tick: TickSize::parse("0.00000001").unwrap(),
+            ..wire()
+        };
+        let config = BookConfig {
+            order_capacity: 16,
+            level_capacity: 8,
+            finished_capacity: 4,
+            resident: false,
+            sparse_index: false,
+        };
+        let mut book = OrderBook::new(config);
+        let mut trades = Vec::new();
+        for (id, side, price) in [
+            (1, Side::Sell, 7_677_177_748_507),
+            (2, Side::Buy, 7_078_379_813_945),
+            (3, Side::Buy, 7_677_177_748_507),
+        ] {
+            for event in place(&mut book, id, side, price, 3 + id as u64) {
+                if let Event::Trade(trade) = event {
+                    trades.push(TradeRecord::from(trade));
+                }
+            }
+        }
+        assert_eq!(trades.len(), 1);
+        let bytes = write_state(&book, trades.iter(), 3, 1, &satoshi);
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.contains("\"price\":76771.77748507"), "{text}");
+        let state = decode(&bytes, &satoshi).unwrap();
+        assert_eq!(state.trades, trades);
+        let mut restored = OrderBook::new(config);
+        state.restore_into(&mut restored).unwrap();
+        assert_eq!(write_state(&restored, trades.iter(), 3, 1, &satoshi), bytes);
+        // A price a float would round onto the grid, written off it, is
+        // still refused, and named.
+        let off_grid = text.replacen("\"price\":76771.77748507,", "\"price\":76771.777485075,", 1);
+        let error = decode(off_grid.as_bytes(), &satoshi).unwrap_err();
+        assert!(
+            error.contains("price 76771.777485075 must be a multiple of the tick size"),
+            "{error}"
+        );
     }
 
     #[test]
