@@ -56,6 +56,7 @@ pub fn broadcast_with<T: Copy + Send + Sync>(
     readers: usize,
     strategy: WaitStrategy,
 ) -> (Publisher<T>, Vec<Subscriber<T>>) {
+    let strategy = strategy.effective();
     let shared = Arc::new(Shared {
         tail: CachePadded::new(WriterLine {
             position: AtomicUsize::new(0),
@@ -74,8 +75,8 @@ pub fn broadcast_with<T: Copy + Send + Sync>(
             writer: Sleeper::new(),
             readers: (0..readers).map(|_| Sleeper::new()).collect(),
         }),
-        buffer: Buffer::with_capacity(capacity),
-        strategy: strategy.effective(),
+        buffer: Buffer::with_capacity(capacity, strategy.spreads_items()),
+        strategy,
     });
     let subscribers = (0..readers)
         .map(|index| Subscriber {

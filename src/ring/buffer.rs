@@ -9,37 +9,91 @@ use core::mem::MaybeUninit;
 
 use super::sync::UnsafeCell;
 
+/// The cache line size the slots are laid out for (x86-64 and most ARM).
+const LINE: usize = 64;
+
 /// A fixed array of possibly-uninitialised slots.
 pub(crate) struct Buffer<T> {
-    /// The slots. Its length is `mask + 1`, a power of two, and never changes.
+    /// The slots: `mask + 1` of them (a power of two) from `first` on; the
+    /// `first` before them and any after them are padding, never touched.
     slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
-    /// `slots.len() - 1`: `position & mask` is the slot of a cursor position.
+    /// The index in `slots` of the ring's first slot: the first on a line
+    /// boundary if the ring is spread, else 0.
+    first: usize,
+    /// `slots.len() - 1`: `position & mask` is a cursor position's place in
+    /// the ring, before [`spread`](Self::spread) moves it to its slot.
     mask: usize,
+    /// How many low bits of a place swap with the bits above them, so that
+    /// neighbouring places land on different cache lines: 0 (no swap), or
+    /// `log2(64 / size_of::<T>())` in a ring built [`spread`](Self::with_capacity)
+    /// of items at most 32 bytes long and aligned to their size (`u64`,
+    /// `u32`, a `Box` or an `Arc`), at least `(64 / size)²` slots.
+    ///
+    /// Packed, eight `u64`s share a line, and a consumer reading item `i`
+    /// holds the line its producer is writing item `i + 1` into: the line
+    /// crosses between the two cores for every item. Spread, item `i + 1`
+    /// is 64 bytes from item `i`, and a line is written again only
+    /// `64 / size` items later (the swap of `atomic_queue`'s index
+    /// remapping).
+    spread: u32,
 }
 
 impl<T> Buffer<T> {
     /// Allocates `capacity` rounded up to a power of two slots, all
     /// uninitialised. This is the only allocation a ring ever makes.
+    /// `spread`: lay small items out one to a line among their neighbours
+    /// (see [`spread`](Self::spread)); it changes where items live, never
+    /// which positions the cursors allow.
     ///
     /// # Panics
     ///
     /// If `capacity` is 0 or larger than `usize::MAX / 4` (past that, the
     /// distance between two cursors would no longer fit the arithmetic).
-    pub(crate) fn with_capacity(capacity: usize) -> Self {
+    pub(crate) fn with_capacity(capacity: usize, spread: bool) -> Self {
         assert!(capacity > 0, "a ring needs a capacity of at least 1");
         assert!(
             capacity <= usize::MAX / 4,
             "ring capacity {capacity} is too large"
         );
         let len = capacity.next_power_of_two();
-        let slots = (0..len)
+        let spread = if spread { Self::spread_for(len) } else { 0 };
+        let size = core::mem::size_of::<T>();
+        // A spread ring gets one line's worth of slots more, to start its
+        // first slot on a line boundary: the swap assumes whole lines.
+        let pad = if spread > 0 { LINE / size } else { 0 };
+        let slots = (0..len + pad)
             .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
             .collect::<Vec<_>>()
             .into_boxed_slice();
+        // The slots' address is a multiple of `size` (`spread_for` asks for
+        // an alignment of `size`), and so is a line.
+        let first = if spread > 0 {
+            (LINE - slots.as_ptr() as usize % LINE) % LINE / size
+        } else {
+            0
+        };
         Self {
             slots,
+            first,
             mask: len - 1,
+            spread,
         }
+    }
+
+    /// The [`spread`](Self::spread) of a ring of `len` slots of `T`.
+    fn spread_for(len: usize) -> u32 {
+        let size = core::mem::size_of::<T>();
+        // Aligned to its size, a slot can start a line: no item straddles
+        // two lines. (A power of two at most `LINE / 2` divides `LINE`.)
+        let aligned = size == core::mem::align_of::<T>();
+        if size == 0 || size > LINE / 2 || !aligned {
+            return 0;
+        }
+        let bits = (LINE / size).trailing_zeros();
+        if len >> (2 * bits) == 0 {
+            return 0; // too small to spread over whole blocks
+        }
+        bits
     }
 
     /// The number of slots (a power of two).
@@ -48,12 +102,35 @@ impl<T> Buffer<T> {
         self.mask + 1
     }
 
+    /// The index of cursor position `position`'s slot: its place in the
+    /// ring with the low `spread` bits swapped with the `spread` bits above
+    /// them (a permutation of each block of `2^(2 * spread)` places).
+    #[inline(always)]
+    fn index(&self, position: usize) -> usize {
+        let place = position & self.mask;
+        let bits = self.spread;
+        let field = (1 << bits) - 1;
+        let block = !((1 << (2 * bits)) - 1);
+        self.first + ((place & block) | ((place & field) << bits) | ((place >> bits) & field))
+    }
+
+    /// Where the slot of `position` is in memory, for the layout's tests.
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn slot_address(&self, position: usize) -> usize {
+        self.slot(position) as *const UnsafeCell<MaybeUninit<T>> as usize
+    }
+
     /// The slot of cursor position `position`.
     #[inline(always)]
     fn slot(&self, position: usize) -> &UnsafeCell<MaybeUninit<T>> {
-        // SAFETY: `position & mask <= mask = slots.len() - 1`: the index is
-        // always in bounds, whatever `position` is.
-        unsafe { self.slots.get_unchecked(position & self.mask) }
+        let index = self.index(position);
+        debug_assert!(index < self.slots.len());
+        // SAFETY: `index` is `first` plus a permutation of the bits of
+        // `position & mask` below the ring's length (a power of two at least
+        // `2^(2 * spread)`), so at most `first + mask`, and `slots` holds
+        // `first + mask + 1` slots or more: always in bounds, whatever
+        // `position` is.
+        unsafe { self.slots.get_unchecked(index) }
     }
 
     /// Moves `value` into the slot of `position`, without dropping what the

@@ -15,6 +15,12 @@
 //!   of two and allocated when the ring is built. Nothing allocates after
 //!   that: not pushing, not popping, not waiting (the first blocking wait
 //!   clones the waiting thread's handle, which is a reference count).
+//! - **Layout.** Under `Spin` and `Membarrier`, small items (up to 32
+//!   bytes, aligned to their size: `u64`, a `Box`) are laid out one to a
+//!   cache line among their neighbours, so that a reader and the writer
+//!   never share the line of two consecutive items; under `Adaptive` they
+//!   stay packed (`WaitStrategy::spreads_items` has the figures). Larger
+//!   items, such as the service's commands and events, are always packed.
 //! - **Lock-free.** No locks. Pushing and popping are wait-free: a few loads,
 //!   one store, and under [`WaitStrategy::Adaptive`] one `SeqCst` fence and
 //!   one load per publish (or per drain); under [`WaitStrategy::Membarrier`]

@@ -41,6 +41,7 @@ pub fn spsc<T: Send>(capacity: usize) -> (Producer<T>, Consumer<T>) {
 ///
 /// As for [`spsc`].
 pub fn spsc_with<T: Send>(capacity: usize, strategy: WaitStrategy) -> (Producer<T>, Consumer<T>) {
+    let strategy = strategy.effective();
     let shared = Arc::new(Shared {
         tail: CachePadded::new(ProducerLine {
             position: AtomicUsize::new(0),
@@ -55,8 +56,8 @@ pub fn spsc_with<T: Send>(capacity: usize, strategy: WaitStrategy) -> (Producer<
             consumer: Sleeper::new(),
             producer: Sleeper::new(),
         }),
-        buffer: Buffer::with_capacity(capacity),
-        strategy: strategy.effective(),
+        buffer: Buffer::with_capacity(capacity, strategy.spreads_items()),
+        strategy,
     });
     let producer = Producer {
         shared: Arc::clone(&shared),

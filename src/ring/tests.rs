@@ -70,11 +70,72 @@ fn items_come_out_in_order_across_many_wrap_arounds() {
     assert_eq!(next_out, 1000);
 }
 
+/// The slots of positions `0..len` of a `len`-slot buffer of `T`, spread
+/// or not: every slot once, and, spread, each position's neighbour on
+/// another cache line and the first slot on a line boundary.
+fn check_layout<T>(len: usize, spread: bool, expect_spread: bool) {
+    let buffer = super::buffer::Buffer::<T>::with_capacity(len, spread);
+    let size = std::mem::size_of::<T>();
+    let addresses: Vec<usize> = (0..len).map(|p| buffer.slot_address(p)).collect();
+    let base = *addresses.iter().min().unwrap();
+    let mut offsets: Vec<usize> = addresses.iter().map(|a| (a - base) / size).collect();
+    for (p, &address) in addresses.iter().enumerate() {
+        // Positions wrap: `p` and `p + len` share a slot.
+        assert_eq!(buffer.slot_address(p + len), address);
+    }
+    let line = |address: usize| address / 64;
+    let neighbours_apart = (1..len).all(|p| line(addresses[p]) != line(addresses[p - 1]));
+    if expect_spread {
+        assert!(neighbours_apart, "{size}-byte items, {len} slots");
+        assert_eq!(base % 64, 0, "the first slot starts a line");
+    } else {
+        // Packed: position `p` is slot `p`.
+        assert!(offsets.iter().enumerate().all(|(p, &slot)| slot == p));
+    }
+    offsets.sort_unstable();
+    assert_eq!(offsets, (0..len).collect::<Vec<_>>(), "a permutation");
+}
+
+#[test]
+fn spread_rings_put_neighbouring_items_on_different_lines() {
+    for len in [64, 128, 1024, 4096] {
+        check_layout::<u64>(len, true, true);
+        check_layout::<u64>(len, false, false);
+        check_layout::<Box<u8>>(len, true, true);
+    }
+    for len in [16, 64, 1024] {
+        check_layout::<u128>(len, true, true);
+    }
+    check_layout::<u8>(4096, true, true);
+    check_layout::<u32>(256, true, true);
+    // Too few slots for whole blocks, or items of 64 bytes or more, or not
+    // aligned to their size (a slot could straddle two lines): packed.
+    check_layout::<u64>(32, true, false);
+    check_layout::<u8>(2048, true, false);
+    check_layout::<[u64; 8]>(1024, true, false);
+    check_layout::<[u64; 2]>(1024, true, false);
+    check_layout::<[u8; 24]>(1024, true, false);
+}
+
+#[test]
+fn only_adaptive_rings_keep_small_items_packed() {
+    assert!(!WaitStrategy::Adaptive.spreads_items());
+    assert!(WaitStrategy::Spin.spreads_items());
+    assert!(WaitStrategy::Membarrier.spreads_items());
+}
+
 #[test]
 fn batches_and_drains_of_every_size_keep_order_over_many_laps() {
+    laps_of_every_batch_size(spsc::<u64>(8));
+    // Spread (a spin ring of small items), with batches across the blocks.
+    let spread = spsc_with::<u64>(64, WaitStrategy::Spin);
+    laps_of_every_batch_size(spread);
+}
+
+fn laps_of_every_batch_size((mut producer, mut consumer): (Producer<u64>, Consumer<u64>)) {
     // Batch and drain sizes that do not divide the capacity put every
     // batch boundary and every drain stop at every slot, lap after lap.
-    let (mut producer, mut consumer) = spsc::<u64>(8);
+    let capacity = producer.capacity();
     let (mut next_in, mut next_out) = (0u64, 0u64);
     let mut size = 1;
     while next_out < 100_000 {
@@ -84,9 +145,9 @@ fn batches_and_drains_of_every_size_keep_order_over_many_laps() {
                 next_in += 1;
             }
             producer.publish();
-            size = size % 8 + 1;
+            size = size % (capacity - 1) + 1;
         }
-        let max = (next_in % 5 + 1) as usize;
+        let max = (next_in % (capacity as u64 - 3) + 1) as usize;
         let before = next_out;
         let taken = consumer.drain(max, |item| {
             assert_eq!(item, next_out);
@@ -95,7 +156,10 @@ fn batches_and_drains_of_every_size_keep_order_over_many_laps() {
         assert_eq!(taken as u64, next_out - before);
         assert_eq!(taken, max.min((next_in - before) as usize));
     }
-    assert_eq!(producer.free_len(), 8 - (next_in - next_out) as usize);
+    assert_eq!(
+        producer.free_len(),
+        capacity - (next_in - next_out) as usize
+    );
 }
 
 #[test]
@@ -160,21 +224,33 @@ fn unconsumed_items_are_dropped_with_the_ring() {
 
 #[test]
 fn items_are_dropped_exactly_once_when_the_ring_has_wrapped() {
+    dropped_once_after_wrapping(spsc::<Counted>(4), 3, 2);
+    // Spread: 8-byte items in a spin ring, left over across two blocks.
+    dropped_once_after_wrapping(spsc_with::<Counted>(128, WaitStrategy::Spin), 50, 100);
+}
+
+/// Ten laps of `per_lap` items through the ring, then `left` more left in
+/// it: each dropped once, the last `left` with the ring.
+fn dropped_once_after_wrapping(
+    (mut producer, mut consumer): (Producer<Counted>, Consumer<Counted>),
+    per_lap: usize,
+    left: usize,
+) {
     let drops = Arc::new(AtomicUsize::new(0));
-    let (mut producer, mut consumer) = spsc::<Counted>(4);
     for _ in 0..10 {
-        for _ in 0..3 {
+        for _ in 0..per_lap {
             producer.try_push(Counted(drops.clone())).unwrap();
         }
-        assert_eq!(consumer.drain(usize::MAX, drop), 3);
+        assert_eq!(consumer.drain(usize::MAX, drop), per_lap);
     }
-    producer.try_push(Counted(drops.clone())).unwrap();
-    producer.try_push(Counted(drops.clone())).unwrap();
-    assert_eq!(drops.load(Ordering::SeqCst), 30);
+    for _ in 0..left {
+        producer.try_push(Counted(drops.clone())).unwrap();
+    }
+    assert_eq!(drops.load(Ordering::SeqCst), 10 * per_lap);
     drop(consumer);
-    assert_eq!(drops.load(Ordering::SeqCst), 30);
+    assert_eq!(drops.load(Ordering::SeqCst), 10 * per_lap);
     drop(producer);
-    assert_eq!(drops.load(Ordering::SeqCst), 32);
+    assert_eq!(drops.load(Ordering::SeqCst), 10 * per_lap + left);
 }
 
 #[test]

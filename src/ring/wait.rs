@@ -93,6 +93,22 @@ impl WaitStrategy {
         }
     }
 
+    /// Whether a ring waiting this way lays small items out spread, one to
+    /// a cache line among their neighbours (`Buffer`'s `spread`).
+    ///
+    /// Not under `Adaptive`. In `benches/ring.rs` (`u64` items, two-core
+    /// VM, alternating builds) spreading took one item at a time from
+    /// 22–27 ns to 5–8 under `Spin` and from 21–30 to 5–10 under
+    /// `Membarrier`, but from 47–63 to 74–88 under `Adaptive`, whose
+    /// publish waits in its fence for the stores to leave the core; why
+    /// the spread lines are slower to leave, the VM (no performance
+    /// counters) cannot show. Bursts of 16 and 256 cost 2.5 ns an item
+    /// packed and 3.2–3.4 spread under `Spin`, and no more under the others.
+    #[inline]
+    pub(crate) fn spreads_items(self) -> bool {
+        !matches!(self, WaitStrategy::Adaptive)
+    }
+
     /// The notifier's half of the store-load barrier, between its publish
     /// and its look at the sleeping flags (once for all of them: a
     /// broadcast writer checks every reader after one).
