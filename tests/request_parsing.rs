@@ -4,6 +4,10 @@
 //!   well-formed request, sized or chunked in any split, parses to exactly
 //!   what was sent, whatever follows it; every strict prefix of it waits
 //!   for more rather than guessing.
+//! - The WebSocket frames clients send: any bytes get a frame, a wait or
+//!   a close code, never a panic; a masked frame in any of the three
+//!   length forms parses to exactly its payload, whatever follows it, and
+//!   every strict prefix of it waits.
 //! - The order bodies of `POST /order/` and `PUT /order/{id}`: any bytes get
 //!   an order or a 400 or 422, never a panic; a well-formed body, its fields
 //!   in any order and spacing, decodes to exactly what it says; and every
@@ -12,7 +16,9 @@
 use orderbook::api::{Amendment, Symbol, TickSize, Wire};
 use orderbook::engine::{Side, TimeInForce};
 use orderbook::net::http::{parse_request, HttpError, Limits, Method, Parsed};
+use orderbook::net::ws::{parse_client_frame, ClientFrame, MAX_CLIENT_MESSAGE};
 use proptest::prelude::*;
+use tungstenite::protocol::frame::coding::Data;
 
 const LIMITS: Limits = Limits {
     max_head_bytes: 8 * 1024,
@@ -250,6 +256,133 @@ fn a_body_of_exactly_the_limit_is_taken_and_one_byte_more_is_refused() {
                 assert_eq!(parsed, Err(HttpError::BodyTooLarge), "chunked: {chunked}");
             }
         }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// WebSocket frames from clients
+// ---------------------------------------------------------------------------
+
+/// A client frame, encoded here by RFC 6455 §5.2 (not by the parser's
+/// header code): FIN and opcode, the mask bit and the shortest length
+/// form, the mask key, the masked payload.
+fn client_frame(fin: bool, opcode: u8, mask: [u8; 4], payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![if fin { 0x80 } else { 0 } | opcode];
+    match payload.len() {
+        len @ 0..=125 => out.push(0x80 | len as u8),
+        len @ 126..=0xFFFF => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        len => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    out
+}
+
+/// A frame a client may send: (fin, opcode, payload), control frames
+/// final and at most 125 bytes.
+fn sendable_frame() -> impl Strategy<Value = (bool, u8, Vec<u8>)> {
+    let data = (
+        any::<bool>(),
+        prop::sample::select(vec![0x0u8, 0x1, 0x2]),
+        prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..=125),
+            prop::collection::vec(any::<u8>(), 126..=300),
+            // The 64-bit length form starts past 65,535 bytes.
+            (65_536usize..=MAX_CLIENT_MESSAGE).prop_map(|len| vec![0x5A; len]),
+        ],
+    );
+    let control = (
+        Just(true),
+        prop::sample::select(vec![0x8u8, 0x9, 0xA]),
+        prop::collection::vec(any::<u8>(), 0..=125),
+    );
+    prop_oneof![3 => data, 1 => control]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Any bytes: a frame that used no more bytes than there were, a wait,
+    /// or a close code of 1002 or 1009; never a panic.
+    #[test]
+    fn any_bytes_from_a_client_get_a_frame_a_wait_or_a_close_code(
+        bytes in prop::collection::vec(any::<u8>(), 0..512),
+    ) {
+        match parse_client_frame(&bytes) {
+            Ok(Some((_, used))) => prop_assert!(used >= 6 && used <= bytes.len()),
+            Ok(None) => {}
+            Err(error) => prop_assert!(error.code == 1002 || error.code == 1009),
+        }
+    }
+
+    /// A masked frame parses to its payload, unmasked, and exactly its own
+    /// length, whatever follows it; every strict prefix of it waits.
+    #[test]
+    fn a_masked_frame_parses_to_its_payload_and_its_prefixes_wait(
+        (fin, opcode, payload) in sendable_frame(),
+        mask in any::<[u8; 4]>(),
+        after in prop::collection::vec(any::<u8>(), 0..16),
+    ) {
+        let wire = client_frame(fin, opcode, mask, &payload);
+        let mut buffer = wire.clone();
+        buffer.extend_from_slice(&after);
+        let (frame, used) = parse_client_frame(&buffer).unwrap().unwrap();
+        prop_assert_eq!(used, wire.len());
+        let expected = match opcode {
+            0x0 => ClientFrame::Data { kind: Data::Continue, fin, payload },
+            0x1 => ClientFrame::Data { kind: Data::Text, fin, payload },
+            0x2 => ClientFrame::Data { kind: Data::Binary, fin, payload },
+            0x8 => ClientFrame::Close(
+                (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]])),
+            ),
+            0x9 => ClientFrame::Ping(payload),
+            _ => ClientFrame::Pong,
+        };
+        prop_assert_eq!(frame, expected);
+        // Every prefix up to the header, then a sample of the payload's.
+        let step = (wire.len() / 64).max(1);
+        for end in (0..wire.len().min(16)).chain((16..wire.len()).step_by(step)) {
+            prop_assert_eq!(parse_client_frame(&wire[..end]), Ok(None), "prefix {}", end);
+        }
+    }
+
+    /// What a client must not send closes the connection with its code: an
+    /// unmasked frame, reserved bits or opcodes, a fragmented or long
+    /// control frame (1002), a frame over the message bound (1009).
+    #[test]
+    fn frames_a_client_must_not_send_get_their_close_code(
+        payload in prop::collection::vec(any::<u8>(), 0..=125),
+        mask in any::<[u8; 4]>(),
+        case in 0usize..6,
+    ) {
+        let (wire, code) = match case {
+            0 => {
+                let mut wire = client_frame(true, 0x1, mask, &payload);
+                wire[1] &= 0x7F; // unmasked
+                wire.drain(2..6);
+                (wire, 1002)
+            }
+            1 => {
+                let mut wire = client_frame(true, 0x1, mask, &payload);
+                wire[0] |= 0x40; // RSV1 without an extension
+                (wire, 1002)
+            }
+            2 => (client_frame(true, 0x3, mask, &payload), 1002),
+            3 => (client_frame(false, 0x9, mask, &payload), 1002),
+            4 => (client_frame(true, 0x9, mask, &[0; 126]), 1002),
+            _ => {
+                // Only the header is needed to refuse it.
+                let wire = client_frame(true, 0x2, mask, &vec![0; MAX_CLIENT_MESSAGE + 1]);
+                (wire[..14].to_vec(), 1009)
+            }
+        };
+        prop_assert_eq!(parse_client_frame(&wire).map(|_| ()).unwrap_err().code, code);
     }
 }
 
