@@ -128,29 +128,12 @@ impl TickSize {
         }
     }
 
-    /// The ticks of a plain decimal (`digits[.digits][e[+-]digits]`) that
-    /// lies exactly on the grid, within range; `None` for anything else.
+    /// The ticks of a plain decimal (see [`plain_decimal`]) that lies
+    /// exactly on the grid, within range; `None` for anything else.
     fn exact_ticks(&self, text: &str) -> Option<Ticks> {
-        let (number, exponent) = match text.find(['e', 'E']) {
-            Some(at) => (&text[..at], text[at + 1..].parse::<i32>().ok()?),
-            None => (text, 0),
-        };
-        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-        let digits = || whole.bytes().chain(fraction.bytes());
-        if whole.is_empty() || !digits().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        // value = significand * 10^power
-        let mut significand: u128 = 0;
-        for digit in digits() {
-            significand = significand
-                .checked_mul(10)?
-                .checked_add(u128::from(digit - b'0'))?;
-        }
-        let power = i64::from(exponent) - fraction.len() as i64;
+        let (significand, power) = plain_decimal(text)?;
         // ticks = value / (mantissa * 10^-scale) = significand * 10^shift / mantissa
         let shift = power + i64::from(self.scale);
-        let ten_to = |n: i64| u32::try_from(n).ok().and_then(|n| 10u128.checked_pow(n));
         let (numerator, denominator) = if shift >= 0 {
             (
                 significand.checked_mul(ten_to(shift)?)?,
@@ -218,6 +201,48 @@ impl TickSize {
             out.push_str(&serde_json::to_string(&value).unwrap_or_else(|_| "0".into()));
         }
     }
+}
+
+/// A plain decimal, `[+]digits[.digits][(e|E)[+-]digits]` (a JSON number
+/// without a minus), as `(significand, power)` with `value = significand *
+/// 10^power`, read exactly; `None` for anything else, or past `u128`.
+fn plain_decimal(text: &str) -> Option<(u128, i64)> {
+    let text = text.strip_prefix('+').unwrap_or(text);
+    let (number, exponent) = match text.find(['e', 'E']) {
+        Some(at) => (&text[..at], text[at + 1..].parse::<i32>().ok()?),
+        None => (text, 0),
+    };
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let digits = || whole.bytes().chain(fraction.bytes());
+    if whole.is_empty() || !digits().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut significand: u128 = 0;
+    for digit in digits() {
+        significand = significand
+            .checked_mul(10)?
+            .checked_add(u128::from(digit - b'0'))?;
+    }
+    Some((significand, i64::from(exponent) - fraction.len() as i64))
+}
+
+/// The integer a plain decimal is exactly (`12`, `12.0`, `1.2e1`), if it
+/// is one and fits `u128`.
+fn exact_integer(text: &str) -> Option<u128> {
+    let (significand, power) = plain_decimal(text)?;
+    if power >= 0 {
+        significand.checked_mul(ten_to(power)?)
+    } else {
+        let divisor = ten_to(-power)?;
+        significand
+            .is_multiple_of(divisor)
+            .then(|| significand / divisor)
+    }
+}
+
+/// `10^n`, if it fits `u128`.
+fn ten_to(n: i64) -> Option<u128> {
+    u32::try_from(n).ok().and_then(|n| 10u128.checked_pow(n))
 }
 
 /// The highest price in ticks: 2^52, past which a price's float (in
@@ -770,11 +795,6 @@ fn object<'a, T: Deserialize<'a>>(
     })
 }
 
-/// Reads a JSON number or a numeric string (as the original accepted).
-fn number(raw: &RawValue) -> Option<f64> {
-    number_text(raw)?.parse().ok()
-}
-
 /// The text of a JSON number, or of a numeric string's contents (as the
 /// original accepted), for reading exactly.
 pub fn number_text(raw: &RawValue) -> Option<Cow<'_, str>> {
@@ -825,20 +845,36 @@ impl Wire {
         let Some(raw) = raw.filter(|raw| raw.get() != "null") else {
             return Ok(None);
         };
-        let value = number(raw).ok_or_else(|| ApiError::field("quantity", "must be an integer"))?;
-        if !value.is_finite() || value.fract() != 0.0 {
-            return Err(ApiError::field("quantity", "must be an integer"));
+        let bad = |why: &str| ApiError::field("quantity", why);
+        let text = number_text(raw).ok_or_else(|| bad("must be an integer"))?;
+        let text = text.trim();
+        // Read exactly where the text is a plain decimal: through a float,
+        // 9007199254740993 was taken as 9007199254740992 under a
+        // `--max-quantity` past 2^53.
+        let quantity = match exact_integer(text) {
+            Some(quantity) => quantity,
+            None if plain_decimal(text).is_some() => return Err(bad("must be an integer")),
+            // Negative, or written oddly (`.5e1`): a float holds it
+            // exactly below 2^53.
+            None => {
+                let value: f64 = text.parse().map_err(|_| bad("must be an integer"))?;
+                let exact = value.abs() < (1u64 << 53) as f64;
+                if !value.is_finite() || value.fract() != 0.0 || !exact {
+                    return Err(bad("must be an integer"));
+                }
+                if value <= 0.0 {
+                    return Err(bad("must be positive"));
+                }
+                value as u128
+            }
+        };
+        if quantity == 0 {
+            return Err(bad("must be positive"));
         }
-        if value <= 0.0 {
-            return Err(ApiError::field("quantity", "must be positive"));
+        if quantity > u128::from(self.max_quantity) {
+            return Err(bad(&format!("must be at most {}", self.max_quantity)));
         }
-        if value > self.max_quantity as f64 {
-            return Err(ApiError::field(
-                "quantity",
-                &format!("must be at most {}", self.max_quantity),
-            ));
-        }
-        Ok(Some(value as Qty))
+        Ok(Some(quantity as Qty))
     }
 
     /// Decodes and checks a `POST /order/` body.
@@ -1154,6 +1190,51 @@ mod tests {
         let quarter = TickSize::parse("0.25").unwrap();
         assert_eq!(quarter.to_ticks(1.75), Ok(7));
         assert!(quarter.to_ticks(1.1).is_err());
+    }
+
+    #[test]
+    fn quantities_are_read_exactly_past_two_to_the_53() {
+        let wire = Wire {
+            max_quantity: u64::MAX,
+            ..wire()
+        };
+        let quantity = |text: &str| {
+            let body = format!(r#"{{"quantity": {text}}}"#);
+            wire.amendment(body.as_bytes()).map(|a| a.quantity.unwrap())
+        };
+        // Through a float this was 9007199254740992.
+        assert_eq!(quantity("9007199254740993"), Ok(9_007_199_254_740_993));
+        assert_eq!(quantity("\"9007199254740993\""), Ok(9_007_199_254_740_993));
+        assert_eq!(quantity("18446744073709551615"), Ok(u64::MAX));
+        assert_eq!(quantity("12.0"), Ok(12));
+        assert_eq!(quantity("1.2e1"), Ok(12));
+        assert_eq!(quantity("\"+12\""), Ok(12));
+        assert_eq!(quantity("\".5e1\""), Ok(5));
+        let refused = |text: &str| quantity(text).unwrap_err().detail;
+        assert_eq!(
+            refused("18446744073709551616"),
+            format!("quantity: must be at most {}", u64::MAX)
+        );
+        assert_eq!(
+            refused("9007199254740993.5"),
+            "quantity: must be an integer"
+        );
+        assert_eq!(refused("0.5"), "quantity: must be an integer");
+        assert_eq!(
+            refused("\".9007199254740993e16\""),
+            "quantity: must be an integer"
+        );
+        assert_eq!(refused("-3"), "quantity: must be positive");
+        assert_eq!(refused("0"), "quantity: must be positive");
+        assert_eq!(refused("0.0e5"), "quantity: must be positive");
+        assert_eq!(refused("\"ten\""), "quantity: must be an integer");
+        assert_eq!(refused("true"), "quantity: must be an integer");
+        // The default maximum, as before.
+        let body = br#"{"quantity": 1000000001}"#;
+        assert_eq!(
+            super::tests::wire().amendment(body).unwrap_err().detail,
+            "quantity: must be at most 1000000000"
+        );
     }
 
     #[test]
