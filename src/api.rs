@@ -111,47 +111,60 @@ impl TickSize {
     /// numeric string's) to ticks, if it is a positive finite multiple of
     /// the tick.
     ///
-    /// Read exactly first, so that every price on the grid is taken,
+    /// Read in exact arithmetic, so that every price on the grid is taken,
     /// however many digits it has: through a float, `138017625.33` at a
     /// tick of `0.01`, or `76771.77748507` at `0.00000001` (and one in
     /// seven such prices between 10,000 and 100,000), landed further than
-    /// the float check's millionth of a tick from the grid and were
-    /// refused, as was a state file holding them. A decimal off the grid
-    /// then goes through the float check, which takes what a client's
-    /// float arithmetic left within a millionth of a tick of it
-    /// (`0.30000000000000004`), as before.
+    /// a millionth of a tick from the grid and were refused, as was a
+    /// state file holding them; and from 10^14 ticks up, a float took one
+    /// price in eleven half a tick off the grid (`42250470938136.685` at
+    /// `0.01`) as a neighbouring tick. What a
+    /// client's float arithmetic leaves within a millionth of a tick of
+    /// the grid (`0.30000000000000004`) is still that tick.
     pub fn ticks_of(&self, text: &str) -> Result<Ticks, &'static str> {
-        let value: f64 = text.trim().parse().map_err(|_| "must be a number")?;
-        match self.exact_ticks(text.trim()) {
-            Some(ticks) => Ok(ticks),
+        let text = text.trim();
+        let value: f64 = text.parse().map_err(|_| "must be a number")?;
+        match self.decimal_ticks(text) {
+            Some(ticks) => ticks,
+            // Not a plain decimal (negative, `NaN`, `.5`), or too long for
+            // exact arithmetic.
             None => self.to_ticks(value),
         }
     }
 
-    /// The ticks of a plain decimal (see [`plain_decimal`]) that lies
-    /// exactly on the grid, within range; `None` for anything else.
-    fn exact_ticks(&self, text: &str) -> Option<Ticks> {
+    /// The ticks of a plain decimal (see [`plain_decimal`]), in exact
+    /// arithmetic: its nearest tick if it lies within a millionth of a
+    /// tick of it, as [`to_ticks`](Self::to_ticks) allows; `None` if the
+    /// text is no plain decimal or the arithmetic would overflow.
+    fn decimal_ticks(&self, text: &str) -> Option<Result<Ticks, &'static str>> {
         let (significand, power) = plain_decimal(text)?;
-        // ticks = value / (mantissa * 10^-scale) = significand * 10^shift / mantissa
+        // ticks = value / (mantissa * 10^-scale) = numerator / denominator
         let shift = power + i64::from(self.scale);
+        let mantissa = u128::from(self.mantissa);
         let (numerator, denominator) = if shift >= 0 {
-            (
-                significand.checked_mul(ten_to(shift)?)?,
-                u128::from(self.mantissa),
-            )
+            (significand.checked_mul(ten_to(shift)?)?, mantissa)
         } else {
-            (
-                significand,
-                ten_to(-shift)?.checked_mul(u128::from(self.mantissa))?,
-            )
+            (significand, ten_to(-shift)?.checked_mul(mantissa)?)
         };
-        if !numerator.is_multiple_of(denominator) {
-            return None;
+        if numerator == 0 {
+            return Some(Err("must be positive"));
         }
-        let ticks = numerator / denominator;
-        (1..=MAX_PRICE_TICKS)
-            .contains(&ticks)
-            .then_some(ticks as Ticks)
+        let (below, rest) = (numerator / denominator, numerator % denominator);
+        let (nearest, off) = if rest >= denominator - rest {
+            (below + 1, denominator - rest)
+        } else {
+            (below, rest)
+        };
+        if !(1..=MAX_PRICE_TICKS).contains(&nearest) {
+            return Some(Err("is out of range"));
+        }
+        if off
+            .checked_mul(1_000_000)
+            .is_none_or(|off| off > denominator)
+        {
+            return Some(Err("must be a multiple of the tick size"));
+        }
+        Some(Ok(nearest as Ticks))
     }
 
     /// Converts a wire price to ticks, if it is a positive finite multiple
@@ -1261,6 +1274,14 @@ mod tests {
         assert_eq!(refused("0"), "must be positive");
         assert_eq!(refused("-1.00"), "must be positive");
         assert_eq!(refused("45035996273704.97"), "is out of range");
+        // A float holds no half cents up there: it took this as
+        // 42250470938136.69.
+        assert_eq!(
+            refused("42250470938136.685"),
+            "must be a multiple of the tick size"
+        );
+        assert_eq!(refused("1e-40"), "is out of range");
+        assert_eq!(refused("0.000"), "must be positive");
         assert_eq!(refused("1e300"), "is out of range");
         assert_eq!(refused("NaN"), "must be a finite number");
         assert_eq!(refused("ten"), "must be a number");

@@ -517,6 +517,24 @@ proptest! {
         prop_assert!(error.detail.starts_with("quantity"), "{}", error.detail);
     }
 
+    /// A price half a tick off the grid is refused at every magnitude:
+    /// through a float, from 10^14 ticks up, one in eleven was taken as a
+    /// neighbouring tick.
+    #[test]
+    fn a_price_half_a_tick_off_the_grid_is_refused_at_every_magnitude(
+        ticks in prop_oneof![1u64..10_000, 1u64..1 << 52],
+        (tick, scale) in prop::sample::select(vec![("0.01", 2usize), ("1", 0), ("0.00000001", 8)]),
+    ) {
+        let wire = wire(tick);
+        // The price with its fraction written to the tick's decimals, then
+        // a 5 after them.
+        let units = ticks.to_string();
+        let units = format!("{units:0>width$}", width = scale + 1);
+        let (whole, fraction) = units.split_at(units.len() - scale);
+        let text = format!("{whole}.{fraction}5");
+        prop_assert_eq!(wire.tick.ticks_of(&text), Err("must be a multiple of the tick size"), "{}", text);
+    }
+
     /// Every quantity up to the largest `--max-quantity` reads back as
     /// itself, however it is written: through a float, those past 2^53
     /// were rounded to a neighbour.
