@@ -48,6 +48,17 @@ fn observe(server: &Server, ids: &[String]) -> Vec<(String, u16, Vec<u8>)> {
         .collect()
 }
 
+/// Two [`observe`]s read the same bytes, path by path.
+fn assert_same_reads(before: &[(String, u16, Vec<u8>)], after: &[(String, u16, Vec<u8>)]) {
+    assert_eq!(before.len(), after.len());
+    for (b, a) in before.iter().zip(after) {
+        assert_eq!(
+            (b.0.as_str(), b.1, String::from_utf8_lossy(&b.2)),
+            (a.0.as_str(), a.1, String::from_utf8_lossy(&a.2))
+        );
+    }
+}
+
 #[test]
 fn a_restart_after_sigterm_shows_the_same_orders_trades_and_finished_orders() {
     let dir = TempDir::new("restart");
@@ -93,12 +104,7 @@ fn a_restart_after_sigterm_shows_the_same_orders_trades_and_finished_orders() {
 
     let server = Server::start_in(&dir.0, &[]);
     let after = observe(&server, &ids);
-    for (b, a) in before.iter().zip(&after) {
-        assert_eq!(
-            (b.0.as_str(), b.1, String::from_utf8_lossy(&b.2)),
-            (a.0.as_str(), a.1, String::from_utf8_lossy(&a.2))
-        );
-    }
+    assert_same_reads(&before, &after);
     // Trade numbering goes on where it stopped.
     let mut client = server.connect();
     client
@@ -149,12 +155,7 @@ fn prices_of_many_digits_are_placed_saved_and_restored_exactly() {
     // The journal has nothing past the state file: the start loads it alone.
     let server = Server::start_in(&dir.0, &args);
     let after = observe(&server, &ids);
-    for (b, a) in before.iter().zip(&after) {
-        assert_eq!(
-            (b.0.as_str(), b.1, String::from_utf8_lossy(&b.2)),
-            (a.0.as_str(), a.1, String::from_utf8_lossy(&a.2))
-        );
-    }
+    assert_same_reads(&before, &after);
     let mut client = server.connect();
     assert_eq!(client.get("/trades").expect(200), trades);
 }
