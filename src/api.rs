@@ -123,12 +123,11 @@ impl TickSize {
     /// the grid (`0.30000000000000004`) is still that tick.
     pub fn ticks_of(&self, text: &str) -> Result<Ticks, &'static str> {
         let text = text.trim();
-        let value: f64 = text.parse().map_err(|_| "must be a number")?;
         match self.decimal_ticks(text) {
             Some(ticks) => ticks,
             // Not a plain decimal (negative, `NaN`, `.5`), or too long for
             // exact arithmetic.
-            None => self.to_ticks(value),
+            None => self.to_ticks(text.parse().map_err(|_| "must be a number")?),
         }
     }
 
@@ -149,7 +148,7 @@ impl TickSize {
         if numerator == 0 {
             return Some(Err("must be positive"));
         }
-        let (below, rest) = (numerator / denominator, numerator % denominator);
+        let (below, rest) = divide(numerator, denominator);
         let (nearest, off) = if rest >= denominator - rest {
             (below + 1, denominator - rest)
         } else {
@@ -246,10 +245,18 @@ fn exact_integer(text: &str) -> Option<u128> {
     if power >= 0 {
         significand.checked_mul(ten_to(power)?)
     } else {
-        let divisor = ten_to(-power)?;
-        significand
-            .is_multiple_of(divisor)
-            .then(|| significand / divisor)
+        let (quotient, rest) = divide(significand, ten_to(-power)?);
+        (rest == 0).then_some(quotient)
+    }
+}
+
+/// Quotient and remainder, in 64-bit arithmetic where both fit: a
+/// division of `u128`s is a library call, several times slower, and
+/// prices and quantities almost always fit.
+fn divide(numerator: u128, denominator: u128) -> (u128, u128) {
+    match (u64::try_from(numerator), u64::try_from(denominator)) {
+        (Ok(n), Ok(d)) => (u128::from(n / d), u128::from(n % d)),
+        _ => (numerator / denominator, numerator % denominator),
     }
 }
 
@@ -812,7 +819,8 @@ fn object<'a, T: Deserialize<'a>>(
 /// original accepted), for reading exactly.
 pub fn number_text(raw: &RawValue) -> Option<Cow<'_, str>> {
     let text = raw.get();
-    if serde_json::from_str::<f64>(text).is_ok() {
+    // A raw value is valid JSON: one that starts so is a number.
+    if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
         return Some(Cow::Borrowed(text));
     }
     let inner = serde_json::from_str::<Cow<'_, str>>(text).ok()?;
