@@ -12,11 +12,15 @@ use super::sync::UnsafeCell;
 /// The cache line size the slots are laid out for (x86-64 and most ARM).
 const LINE: usize = 64;
 
+/// One slot: as large as `T` and aligned as `T` (both wrappers are
+/// transparent), except under `loom`, whose cell tracks accesses.
+type Slot<T> = UnsafeCell<MaybeUninit<T>>;
+
 /// A fixed array of possibly-uninitialised slots.
 pub(crate) struct Buffer<T> {
     /// The slots: `mask + 1` of them (a power of two) from `first` on; the
     /// `first` before them and any after them are padding, never touched.
-    slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
+    slots: Box<[Slot<T>]>,
     /// The index in `slots` of the ring's first slot: the first on a line
     /// boundary if the ring is spread, else 0.
     first: usize,
@@ -57,7 +61,7 @@ impl<T> Buffer<T> {
         );
         let len = capacity.next_power_of_two();
         let spread = if spread { Self::spread_for(len) } else { 0 };
-        let size = core::mem::size_of::<T>();
+        let size = core::mem::size_of::<Slot<T>>();
         // A spread ring gets one line's worth of slots more, to start its
         // first slot on a line boundary: the swap assumes whole lines.
         let pad = if spread > 0 { LINE / size } else { 0 };
@@ -82,10 +86,10 @@ impl<T> Buffer<T> {
 
     /// The [`spread`](Self::spread) of a ring of `len` slots of `T`.
     fn spread_for(len: usize) -> u32 {
-        let size = core::mem::size_of::<T>();
+        let size = core::mem::size_of::<Slot<T>>();
         // Aligned to its size, a slot can start a line: no item straddles
         // two lines. (A power of two at most `LINE / 2` divides `LINE`.)
-        let aligned = size == core::mem::align_of::<T>();
+        let aligned = size == core::mem::align_of::<Slot<T>>();
         if size == 0 || size > LINE / 2 || !aligned {
             return 0;
         }
@@ -117,12 +121,12 @@ impl<T> Buffer<T> {
     /// Where the slot of `position` is in memory, for the layout's tests.
     #[cfg(all(test, not(loom)))]
     pub(crate) fn slot_address(&self, position: usize) -> usize {
-        self.slot(position) as *const UnsafeCell<MaybeUninit<T>> as usize
+        self.slot(position) as *const Slot<T> as usize
     }
 
     /// The slot of cursor position `position`.
     #[inline(always)]
-    fn slot(&self, position: usize) -> &UnsafeCell<MaybeUninit<T>> {
+    fn slot(&self, position: usize) -> &Slot<T> {
         let index = self.index(position);
         debug_assert!(index < self.slots.len());
         // SAFETY: `index` is `first` plus a permutation of the bits of
