@@ -118,9 +118,9 @@ impl TickSize {
     /// a millionth of a tick from the grid and were refused, as was a
     /// state file holding them; and from 10^14 ticks up, a float took one
     /// price in eleven half a tick off the grid (`42250470938136.685` at
-    /// `0.01`) as a neighbouring tick. What a
-    /// client's float arithmetic leaves within a millionth of a tick of
-    /// the grid (`0.30000000000000004`) is still that tick.
+    /// `0.01`) as a neighbouring tick. What a client's float arithmetic
+    /// leaves within a millionth of a tick of the grid
+    /// (`0.30000000000000004`) is still that tick.
     pub fn ticks_of(&self, text: &str) -> Result<Ticks, &'static str> {
         let text = text.trim();
         match self.decimal_ticks(text) {
