@@ -98,7 +98,7 @@ impl WaitStrategy {
     ///
     /// Not under `Adaptive`. In `benches/ring.rs` (`u64` items, two-core
     /// VM, alternating builds) spreading took one item at a time from
-    /// 22–27 ns to 5–11 under `Spin` and from 21–30 to 6–11 under
+    /// 22–27 ns to 5–11 under `Spin` and from 21–30 to 5–11 under
     /// `Membarrier`, but from 47–63 to 74–88 under `Adaptive`, whose
     /// publish waits in its fence for the stores to leave the core; why
     /// the spread lines are slower to leave, the VM (no performance
