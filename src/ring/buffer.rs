@@ -24,8 +24,9 @@ pub(crate) struct Buffer<T> {
     /// The index in `slots` of the ring's first slot: the first on a line
     /// boundary if the ring is spread, else 0.
     first: usize,
-    /// `slots.len() - 1`: `position & mask` is a cursor position's place in
-    /// the ring, before [`spread`](Self::spread) moves it to its slot.
+    /// The ring's length less one: `position & mask` is a cursor
+    /// position's place in the ring, before [`spread`](Self::spread) moves
+    /// it to its slot.
     mask: usize,
     /// How many low bits of a place swap with the bits above them, so that
     /// neighbouring places land on different cache lines: 0 (no swap), or
@@ -70,7 +71,8 @@ impl<T> Buffer<T> {
             .collect::<Vec<_>>()
             .into_boxed_slice();
         // The slots' address is a multiple of `size` (`spread_for` asks for
-        // an alignment of `size`), and so is a line.
+        // an alignment of `size`), and so is a line: `first` is a whole
+        // number of slots, less than `pad`.
         let first = if spread > 0 {
             (LINE - slots.as_ptr() as usize % LINE) % LINE / size
         } else {
