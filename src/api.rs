@@ -225,12 +225,14 @@ fn plain_decimal(text: &str) -> Option<(u128, i64)> {
         None => (text, 0),
     };
     let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-    let digits = || whole.bytes().chain(fraction.bytes());
-    if whole.is_empty() || !digits().all(|b| b.is_ascii_digit()) {
+    if whole.is_empty() {
         return None;
     }
     let mut significand: u128 = 0;
-    for digit in digits() {
+    for digit in whole.bytes().chain(fraction.bytes()) {
+        if !digit.is_ascii_digit() {
+            return None;
+        }
         significand = significand
             .checked_mul(10)?
             .checked_add(u128::from(digit - b'0'))?;
@@ -238,10 +240,9 @@ fn plain_decimal(text: &str) -> Option<(u128, i64)> {
     Some((significand, i64::from(exponent) - fraction.len() as i64))
 }
 
-/// The integer a plain decimal is exactly (`12`, `12.0`, `1.2e1`), if it
-/// is one and fits `u128`.
-fn exact_integer(text: &str) -> Option<u128> {
-    let (significand, power) = plain_decimal(text)?;
+/// The integer a plain decimal (from [`plain_decimal`]) is exactly
+/// (`12`, `12.0`, `1.2e1`), if it is one and fits `u128`.
+fn exact_integer((significand, power): (u128, i64)) -> Option<u128> {
     if power >= 0 {
         significand.checked_mul(ten_to(power)?)
     } else {
@@ -872,9 +873,8 @@ impl Wire {
         // Read exactly where the text is a plain decimal: through a float,
         // 9007199254740993 was taken as 9007199254740992 under a
         // `--max-quantity` past 2^53.
-        let quantity = match exact_integer(text) {
-            Some(quantity) => quantity,
-            None if plain_decimal(text).is_some() => return Err(bad("must be an integer")),
+        let quantity = match plain_decimal(text) {
+            Some(decimal) => exact_integer(decimal).ok_or_else(|| bad("must be an integer"))?,
             // Negative, or written oddly (`.5e1`): a float holds it
             // exactly below 2^53.
             None => {

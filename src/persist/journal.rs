@@ -225,6 +225,15 @@ impl Fields<'_> {
     }
 }
 
+/// The side a byte written as `side as i8 as u8` stands for.
+fn side_of(byte: u8) -> Option<Side> {
+    match byte as i8 {
+        1 => Some(Side::Buy),
+        -1 => Some(Side::Sell),
+        _ => None,
+    }
+}
+
 /// The record, and whether its batch continues in the next one.
 fn decode_payload(payload: &[u8]) -> Option<(Record, bool)> {
     let mut fields = Fields(payload);
@@ -235,11 +244,7 @@ fn decode_payload(payload: &[u8]) -> Option<(Record, bool)> {
     let kind = match kind_byte & !BATCH_CONTINUES {
         kind @ (1 | 4) => {
             let id = fields.u128()?;
-            let side = match fields.u8()? as i8 {
-                1 => Side::Buy,
-                -1 => Side::Sell,
-                _ => return None,
-            };
+            let side = side_of(fields.u8()?)?;
             let price = fields.u64()?;
             let quantity = fields.u64()?;
             let tif = if kind == 1 {
@@ -273,11 +278,9 @@ fn decode_payload(payload: &[u8]) -> Option<(Record, bool)> {
         }
         3 => CommandKind::Cancel { id: fields.u128()? },
         5 => CommandKind::CancelAll {
-            side: match fields.u8()? as i8 {
+            side: match fields.u8()? {
                 0 => None,
-                1 => Some(Side::Buy),
-                -1 => Some(Side::Sell),
-                _ => return None,
+                byte => Some(side_of(byte)?),
             },
         },
         _ => return None,
