@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use orderbook::engine::{
     BookConfig, Command, CommandKind, Event, EventSink, OrderBook, OrderStatus, OrderView,
-    RejectReason, Side, TimeInForce, Trade,
+    RejectReason, Side, TimeInForce, Trade, MARKET,
 };
 use proptest::prelude::*;
 
@@ -80,9 +80,11 @@ impl NaiveBook {
         }
     }
 
-    /// Whether `price` on `side` meets `other`'s price.
+    /// Whether `price` on `side` meets `other`'s price. A market order
+    /// (price 0) meets every price.
     fn crosses(side: Side, price: u64, other: u64) -> bool {
         match side {
+            _ if price == 0 => true,
             Side::Buy => other <= price,
             Side::Sell => other >= price,
         }
@@ -159,7 +161,8 @@ impl NaiveBook {
                 let crossed = opposite
                     .iter()
                     .filter(|o| Self::crosses(side, price, o.price));
-                if price == 0 {
+                let may_rest = matches!(tif, TimeInForce::GoodTillCancel | TimeInForce::PostOnly);
+                if price == 0 && may_rest {
                     Event::Rejected {
                         id,
                         reason: RejectReason::ZeroPrice,
@@ -201,8 +204,6 @@ impl NaiveBook {
                         self.finish(id);
                         return (trades, Event::Accepted(order));
                     }
-                    let may_rest =
-                        matches!(tif, TimeInForce::GoodTillCancel | TimeInForce::PostOnly);
                     self.take(id, command.ts, may_rest, &mut trades);
                     Event::Accepted(self.orders[self.position(id).unwrap()])
                 }
@@ -294,10 +295,12 @@ fn command() -> impl Strategy<Value = CommandKind> {
             .prop_map(|(id, side, price, quantity, tif)| CommandKind::Place { id, side, price, quantity, tif }),
         2 => (id.clone(), proptest::option::of(94u64..=106), proptest::option::of(1u64..=30))
             .prop_map(|(id, price, quantity)| CommandKind::Modify { id, price, quantity }),
-        2 => id.prop_map(|id| CommandKind::Cancel { id }),
+        2 => id.clone().prop_map(|id| CommandKind::Cancel { id }),
         1 => proptest::option::of(side()).prop_map(|side| CommandKind::CancelAll { side }),
         1 => (id_or_zero(), side(), 0u64..=2, 0u64..=2, tif())
             .prop_map(|(id, side, price, quantity, tif)| CommandKind::Place { id, side, price, quantity, tif }),
+        1 => (id, side(), 1u64..=60, tif())
+            .prop_map(|(id, side, quantity, tif)| CommandKind::Place { id, side, price: MARKET, quantity, tif }),
     ]
 }
 
@@ -506,6 +509,7 @@ fn check_batches_against_one_by_one(finished_capacity: usize, resident: bool) {
                     id: next_id,
                     side,
                     price: match side {
+                        _ if reach == 0 => MARKET,
                         Side::Buy => 10_001 + reach,
                         Side::Sell => 9_999 - reach,
                     },

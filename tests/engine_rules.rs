@@ -2,7 +2,7 @@
 
 use orderbook::engine::{
     BookConfig, Command, CommandKind, Event, OrderBook, OrderStatus, OrderView, RejectReason, Side,
-    TimeInForce, Trade,
+    TimeInForce, Trade, MARKET,
 };
 
 fn run(book: &mut OrderBook, kind: CommandKind) -> Vec<Event> {
@@ -623,6 +623,124 @@ fn fill_or_kill_fills_whole_across_levels_when_it_can() {
     assert!(matches!(outcome(&events), Event::Accepted(v) if v.status == OrderStatus::Cancelled));
     let events = place_with(&mut book, 8, Side::Sell, 90, 2, TimeInForce::FillOrKill);
     assert!(matches!(outcome(&events), Event::Accepted(v) if v.status == OrderStatus::Filled));
+}
+
+#[test]
+fn market_order_sweeps_every_level_at_the_makers_prices_and_cancels_the_rest() {
+    let mut book = asks_of_3_4_and_50();
+    let events = place_with(
+        &mut book,
+        4,
+        Side::Buy,
+        MARKET,
+        60,
+        TimeInForce::ImmediateOrCancel,
+    );
+    assert_eq!(
+        trades(&events)
+            .iter()
+            .map(|t| (t.maker, t.price, t.quantity))
+            .collect::<Vec<_>>(),
+        vec![(1, 100, 3), (2, 101, 4), (3, 102, 50)]
+    );
+    assert_eq!(
+        level_events(&events),
+        vec![
+            (Side::Sell, 100, 0),
+            (Side::Sell, 101, 0),
+            (Side::Sell, 102, 0)
+        ]
+    );
+    let Event::Accepted(order) = outcome(&events) else {
+        panic!("{events:?}")
+    };
+    assert_eq!(
+        (order.price, order.filled, order.status),
+        (MARKET, 57, OrderStatus::Cancelled),
+        "what the book could not fill is cancelled, never rested"
+    );
+    assert_eq!(order.notional, 3 * 100 + 4 * 101 + 50 * 102);
+    assert!(levels(&book, Side::Buy).is_empty() && levels(&book, Side::Sell).is_empty());
+    assert_eq!(
+        view(&book, 4),
+        order,
+        "it stays fetchable as a finished order"
+    );
+}
+
+#[test]
+fn market_sell_takes_the_best_bids_first_and_fills_when_they_hold_enough() {
+    let mut book = OrderBook::default();
+    place(&mut book, 1, Side::Buy, 90, 5);
+    place(&mut book, 2, Side::Buy, 99, 2);
+    place(&mut book, 3, Side::Buy, 99, 2);
+    let events = place_with(
+        &mut book,
+        4,
+        Side::Sell,
+        MARKET,
+        6,
+        TimeInForce::ImmediateOrCancel,
+    );
+    assert_eq!(
+        trades(&events)
+            .iter()
+            .map(|t| (t.maker, t.price, t.quantity))
+            .collect::<Vec<_>>(),
+        vec![(2, 99, 2), (3, 99, 2), (1, 90, 2)]
+    );
+    assert!(
+        matches!(outcome(&events), Event::Accepted(v) if v.status == OrderStatus::Filled && v.filled == 6)
+    );
+    assert_eq!(levels(&book, Side::Buy), vec![(90, 3)]);
+    // Into an empty side it meets nothing and is cancelled whole.
+    let events = place_with(
+        &mut book,
+        5,
+        Side::Buy,
+        MARKET,
+        1,
+        TimeInForce::ImmediateOrCancel,
+    );
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(
+        matches!(outcome(&events), Event::Accepted(v) if v.status == OrderStatus::Cancelled && v.filled == 0)
+    );
+}
+
+#[test]
+fn market_fill_or_kill_fills_whole_or_trades_nothing() {
+    let mut book = asks_of_3_4_and_50();
+    let events = place_with(&mut book, 4, Side::Buy, MARKET, 58, TimeInForce::FillOrKill);
+    assert_eq!(events.len(), 1, "57 on offer, 58 asked: {events:?}");
+    assert!(
+        matches!(outcome(&events), Event::Accepted(v) if v.status == OrderStatus::Cancelled && v.filled == 0)
+    );
+    assert_eq!(
+        levels(&book, Side::Sell),
+        vec![(100, 3), (101, 4), (102, 50)]
+    );
+    let events = place_with(&mut book, 5, Side::Buy, MARKET, 57, TimeInForce::FillOrKill);
+    assert_eq!(trades(&events).len(), 3);
+    assert!(matches!(outcome(&events), Event::Accepted(v) if v.status == OrderStatus::Filled));
+}
+
+#[test]
+fn market_order_that_could_rest_is_rejected() {
+    let mut book = asks_of_3_4_and_50();
+    for (id, tif) in [(4, TimeInForce::GoodTillCancel), (5, TimeInForce::PostOnly)] {
+        assert_eq!(
+            place_with(&mut book, id, Side::Buy, MARKET, 1, tif),
+            vec![Event::Rejected {
+                id,
+                reason: RejectReason::ZeroPrice
+            }]
+        );
+    }
+    assert_eq!(
+        levels(&book, Side::Sell),
+        vec![(100, 3), (101, 4), (102, 50)]
+    );
 }
 
 #[test]

@@ -19,7 +19,7 @@ use super::index::{IdIndex, Probe, DENSE, SPARSE};
 use super::prefetch::prefetch;
 use super::types::{
     Command, CommandKind, Event, EventSink, LevelView, OrderId, OrderStatus, OrderView, Qty,
-    RejectReason, Side, Ticks, TimeInForce, Timestamp, Trade,
+    RejectReason, Side, Ticks, TimeInForce, Timestamp, Trade, MARKET,
 };
 
 /// Sizes the book is prepared for; exceeding them allocates more, it never
@@ -102,6 +102,16 @@ struct Level {
     orders: u32,
     head: u32,
     tail: u32,
+}
+
+/// The limit a taker on `side` at `price` trades within: its price, or for
+/// a market order the far end of the price range, which every level meets.
+#[inline]
+fn limit_of(side: Side, price: Ticks) -> Ticks {
+    match (price, side) {
+        (MARKET, Side::Buy) => Ticks::MAX,
+        (price, _) => price,
+    }
 }
 
 /// Whether a taker on `side` with `limit` meets a maker level at `level`.
@@ -505,11 +515,7 @@ impl OrderBook {
     #[inline]
     fn first_touched(&self, side: Side, price: Ticks) -> Touched {
         if let Some((best, level)) = self.ladders[side.opposite().index()].best() {
-            let crosses = match side {
-                Side::Buy => best <= price,
-                Side::Sell => best >= price,
-            };
-            if crosses {
+            if crosses(side, limit_of(side, price), best) {
                 return self
                     .levels
                     .try_get(level)
@@ -538,7 +544,8 @@ impl OrderBook {
         ts: Timestamp,
         out: &mut S,
     ) {
-        let reject = if price == 0 {
+        let may_rest = matches!(tif, TimeInForce::GoodTillCancel | TimeInForce::PostOnly);
+        let reject = if price == MARKET && may_rest {
             Some(RejectReason::ZeroPrice)
         } else if quantity == 0 {
             Some(RejectReason::ZeroQuantity)
@@ -586,7 +593,6 @@ impl OrderBook {
             self.orders.get_mut(slot).status = OrderStatus::Cancelled;
             false
         } else {
-            let may_rest = matches!(tif, TimeInForce::GoodTillCancel | TimeInForce::PostOnly);
             self.take_and_rest(slot, ts, may_rest, out)
         };
         let view = self.view(slot);
@@ -722,10 +728,11 @@ impl OrderBook {
             .is_some_and(|(best, _)| crosses(side, limit, best))
     }
 
-    /// Whether the opposite side holds `quantity` within `limit`: a
-    /// fill-or-kill order's test. Walks the crossed levels from the best,
-    /// stopping as soon as they hold enough.
-    fn fillable(&self, side: Side, limit: Ticks, quantity: Qty) -> bool {
+    /// Whether the opposite side holds `quantity` within the limit of a
+    /// price of `price`: a fill-or-kill order's test. Walks the crossed
+    /// levels from the best, stopping as soon as they hold enough.
+    fn fillable(&self, side: Side, price: Ticks, quantity: Qty) -> bool {
+        let limit = limit_of(side, price);
         let mut within: Qty = 0;
         for &(price, level_slot) in self.ladders[side.opposite().index()].sorted.iter().rev() {
             if !crosses(side, limit, price) {
@@ -754,7 +761,7 @@ impl OrderBook {
     ) -> bool {
         let (taker_id, side, limit) = {
             let taker = self.orders.get(slot);
-            (taker.id, taker.side, taker.price)
+            (taker.id, taker.side, limit_of(taker.side, taker.price))
         };
         let opposite = side.opposite();
         let mut remaining = self.orders.get(slot).remaining();
@@ -1200,8 +1207,11 @@ impl OrderBook {
         if self.find(order.id).is_some() {
             return Err(RestoreError::DuplicateId);
         }
-        if order.price == 0 || order.quantity == 0 || order.filled > order.quantity {
+        if order.quantity == 0 || order.filled > order.quantity {
             return Err(RestoreError::BadQuantities);
+        }
+        if order.price == MARKET && order.status.is_resting() {
+            return Err(RestoreError::RestingMarket);
         }
         if order.status.is_resting() {
             if order.filled == order.quantity {
@@ -1248,16 +1258,19 @@ impl EventSink for IgnoreEvents {
 pub enum RestoreError {
     /// The book already knows this id.
     DuplicateId,
-    /// Zero price or quantity, more filled than ordered, or resting with
-    /// nothing left.
+    /// Zero quantity, more filled than ordered, or resting with nothing
+    /// left.
     BadQuantities,
+    /// Resting at the market price: a market order never rests.
+    RestingMarket,
 }
 
 impl std::fmt::Display for RestoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             RestoreError::DuplicateId => "the order id appears twice",
-            RestoreError::BadQuantities => "the order's price or quantities are impossible",
+            RestoreError::BadQuantities => "the order's quantities are impossible",
+            RestoreError::RestingMarket => "a market order (price 0) cannot be resting",
         })
     }
 }

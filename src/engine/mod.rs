@@ -18,5 +18,5 @@ mod types;
 pub use book::{BookConfig, OrderBook, RestoreError};
 pub use types::{
     Command, CommandKind, Event, EventSink, LevelView, OrderId, OrderStatus, OrderView, Qty,
-    RejectReason, Side, Ticks, TimeInForce, Timestamp, Trade,
+    RejectReason, Side, Ticks, TimeInForce, Timestamp, Trade, MARKET,
 };

@@ -11,6 +11,11 @@ pub type Qty = u64;
 /// Nanoseconds since the Unix epoch, stamped by the front.
 pub type Timestamp = u64;
 
+/// The price of a market order: no limit at all. It meets every opposite
+/// level, best first, at the makers' prices, so it may only be immediate
+/// (`ImmediateOrCancel` or `FillOrKill`): a market order never rests.
+pub const MARKET: Ticks = 0;
+
 /// The side of an order; the numbers are the wire's (`1` buy, `-1` sell).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(i8)]
@@ -100,7 +105,8 @@ pub enum CommandKind {
         id: OrderId,
         /// Buy or sell.
         side: Side,
-        /// Limit price in ticks, above zero.
+        /// Limit price in ticks, above zero; or [`MARKET`] for an
+        /// immediate order with no limit.
         price: Ticks,
         /// Total quantity, above zero.
         quantity: Qty,
@@ -203,7 +209,7 @@ pub struct OrderView {
     pub id: OrderId,
     /// Buy or sell.
     pub side: Side,
-    /// Limit price in ticks.
+    /// Limit price in ticks ([`MARKET`] for a market order).
     pub price: Ticks,
     /// Total quantity as placed or last modified; what rests is `quantity - filled`.
     pub quantity: Qty,
@@ -254,7 +260,8 @@ pub enum RejectReason {
     NotResting,
     /// Place with an id the book already knows.
     DuplicateId,
-    /// A price of zero ticks.
+    /// A price of zero ticks on a modify, or on a place that may rest
+    /// (only an immediate order may be a [`MARKET`] order).
     ZeroPrice,
     /// A quantity of zero.
     ZeroQuantity,
