@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::candles::Candle;
-use crate::engine::{OrderId, OrderView, Qty, Side, Ticks, TimeInForce, Timestamp, Trade};
+use crate::engine::{OrderId, OrderView, Qty, Side, Ticks, TimeInForce, Timestamp, Trade, MARKET};
 
 /// A request the API refuses: its status and the reason shown to the client.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -630,17 +630,34 @@ pub fn depth_param(query: Option<&str>, default: usize) -> Result<usize, String>
     }
 }
 
+/// A field's raw value unless it is absent or `null` (which mean the
+/// default).
+fn given(raw: Option<&RawValue>) -> Option<&str> {
+    raw.map(RawValue::get).filter(|text| *text != "null")
+}
+
+/// A place's `type`: `"limit"` (the default) or `"market"`, in any case,
+/// as exchange APIs spell them. True for a market order.
+fn is_market(kind: Option<&RawValue>) -> Result<bool, ApiError> {
+    match given(kind).map(|text| serde_json::from_str::<&str>(text).map(str::to_ascii_lowercase)) {
+        None => Ok(false),
+        Some(Ok(word)) if word == "limit" => Ok(false),
+        Some(Ok(word)) if word == "market" => Ok(true),
+        _ => Err(ApiError::field("type", "must be \"limit\" or \"market\"")),
+    }
+}
+
 /// A place's `time_in_force` (`"GTC"`, the default, `"IOC"` or `"FOK"`,
 /// in any case) and `post_only` (`true` or `false`, the default; only
-/// with GTC), as exchange APIs spell them; `null` is the default.
+/// with GTC), as exchange APIs spell them; `null` is the default. A market
+/// order never rests: it is IOC unless it says FOK.
 fn time_in_force(
     tif: Option<&RawValue>,
     post_only: Option<&RawValue>,
+    market: bool,
 ) -> Result<TimeInForce, ApiError> {
-    fn given(raw: Option<&RawValue>) -> Option<&str> {
-        raw.map(RawValue::get).filter(|text| *text != "null")
-    }
     let tif = match given(tif) {
+        None if market => TimeInForce::ImmediateOrCancel,
         None => TimeInForce::GoodTillCancel,
         Some(text) => match serde_json::from_str::<&str>(text).map(str::to_ascii_uppercase) {
             Ok(word) if word == "GTC" => TimeInForce::GoodTillCancel,
@@ -659,6 +676,17 @@ fn time_in_force(
         Some("true") => true,
         Some(_) => return Err(ApiError::field("post_only", "must be true or false")),
     };
+    if market && (post_only || tif == TimeInForce::GoodTillCancel) {
+        let field = if post_only {
+            "post_only"
+        } else {
+            "time_in_force"
+        };
+        return Err(ApiError::field(
+            field,
+            "a market order never rests: it is \"IOC\" (the default) or \"FOK\"",
+        ));
+    }
     match (post_only, tif) {
         (false, tif) => Ok(tif),
         (true, TimeInForce::GoodTillCancel) => Ok(TimeInForce::PostOnly),
@@ -674,12 +702,20 @@ fn time_in_force(
 pub struct NewOrder {
     /// Buy or sell.
     pub side: Side,
-    /// Limit price in ticks.
+    /// Limit price in ticks, or [`MARKET`] for a market order.
     pub price: Ticks,
     /// Total quantity.
     pub quantity: Qty,
     /// `time_in_force` and `post_only`.
     pub tif: TimeInForce,
+}
+
+/// Marks a market order's answer `"type":"market"`: its price (`0`) is
+/// no limit. A limit order's answers stay as the original's were.
+fn write_market(out: &mut String, order: &OrderView) {
+    if order.price == MARKET {
+        out.push_str(",\"type\":\"market\"");
+    }
 }
 
 /// A checked `PUT /order/{id}` body.
@@ -705,6 +741,8 @@ struct Fields<'a> {
     time_in_force: Option<&'a RawValue>,
     #[serde(borrow)]
     post_only: Option<&'a RawValue>,
+    #[serde(borrow, rename = "type")]
+    kind: Option<&'a RawValue>,
 }
 
 const NOT_AN_OBJECT: &str = "Request body must be a JSON object";
@@ -905,9 +943,18 @@ impl Wire {
         let quantity = self
             .quantity(fields.quantity)?
             .ok_or_else(|| ApiError::field("quantity", "field required"))?;
-        let price = self
-            .price(fields.price)?
-            .ok_or_else(|| ApiError::field("price", "field required"))?;
+        let market = is_market(fields.kind)?;
+        let price = match self.price(fields.price)? {
+            Some(_) if market => {
+                return Err(ApiError::field(
+                    "price",
+                    "a market order has none: it trades at the resting orders' prices",
+                ))
+            }
+            Some(price) => price,
+            None if market => MARKET,
+            None => return Err(ApiError::field("price", "field required")),
+        };
         let side_raw = fields
             .side
             .ok_or_else(|| ApiError::field("side", "field required"))?;
@@ -929,7 +976,7 @@ impl Wire {
             side,
             price,
             quantity,
-            tif: time_in_force(fields.time_in_force, fields.post_only)?,
+            tif: time_in_force(fields.time_in_force, fields.post_only, market)?,
         })
     }
 
@@ -983,6 +1030,7 @@ impl Wire {
         for (name, raw) in [
             ("time_in_force", fields.time_in_force),
             ("post_only", fields.post_only),
+            ("type", fields.kind),
         ] {
             if raw.is_some_and(|raw| raw.get() != "null") {
                 return Err(ApiError::field(
@@ -1011,6 +1059,7 @@ impl Wire {
             order.status.as_str(),
             order.filled
         );
+        write_market(out, order);
     }
 
     /// The `POST /order/` answer: the order as it stands after matching.
@@ -1052,12 +1101,14 @@ impl Wire {
         self.tick.write_average(out, order);
         let _ = write!(
             out,
-            ",\"traded_quantity\":{},\"order_alive\":{},\"side\":{},\"status\":\"{}\"}}",
+            ",\"traded_quantity\":{},\"order_alive\":{},\"side\":{},\"status\":\"{}\"",
             order.filled,
             order.status.is_resting(),
             order.side as i8,
             order.status.as_str()
         );
+        write_market(out, order);
+        out.push('}');
     }
 
     /// One trade as `GET /trades` and the feed show it.
@@ -1424,6 +1475,80 @@ mod tests {
         assert_eq!(
             out,
             r#"{"order_id":"01234567-89ab-4def-8123-456789abcdef","order_price":100.5,"order_quantity":10,"average_traded_price":100.0,"traded_quantity":3,"order_alive":true,"side":-1,"status":"partially filled"}"#
+        );
+    }
+
+    #[test]
+    fn a_market_order_has_no_price_and_never_rests() {
+        let wire = wire();
+        let order = |body: &str| wire.new_order(body.as_bytes());
+        assert_eq!(
+            order(r#"{"type": "market", "quantity": 5, "side": "buy"}"#),
+            Ok(NewOrder {
+                side: Side::Buy,
+                price: MARKET,
+                quantity: 5,
+                tif: TimeInForce::ImmediateOrCancel,
+            })
+        );
+        let fok = order(
+            r#"{"type": "MARKET", "quantity": 5, "side": -1, "time_in_force": "fok", "price": null}"#,
+        );
+        assert_eq!(
+            fok.map(|o| (o.side, o.price, o.tif)),
+            Ok((Side::Sell, MARKET, TimeInForce::FillOrKill))
+        );
+        assert_eq!(
+            order(r#"{"type": "limit", "quantity": 5, "price": 1, "side": 1}"#).map(|o| o.price),
+            Ok(100)
+        );
+        let refused = |body: &str| order(body).unwrap_err().detail;
+        assert_eq!(
+            refused(r#"{"type": "market", "quantity": 5, "price": 1, "side": 1}"#),
+            "price: a market order has none: it trades at the resting orders' prices"
+        );
+        let never_rests = "a market order never rests: it is \"IOC\" (the default) or \"FOK\"";
+        assert_eq!(
+            refused(r#"{"type": "market", "quantity": 5, "side": 1, "time_in_force": "GTC"}"#),
+            format!("time_in_force: {never_rests}")
+        );
+        assert_eq!(
+            refused(r#"{"type": "market", "quantity": 5, "side": 1, "post_only": true}"#),
+            format!("post_only: {never_rests}")
+        );
+        assert_eq!(
+            refused(r#"{"type": "stop", "quantity": 5, "price": 1, "side": 1}"#),
+            "type: must be \"limit\" or \"market\""
+        );
+        assert_eq!(
+            refused(r#"{"type": "limit", "quantity": 5, "side": 1}"#),
+            "price: field required"
+        );
+        assert_eq!(
+            wire.amendment(br#"{"type": "market"}"#).unwrap_err().detail,
+            "type: is set when an order is placed; a modify cannot change it"
+        );
+        // Its answers say what it is; its price is no limit.
+        let filled = OrderView {
+            id: 7,
+            side: Side::Buy,
+            price: MARKET,
+            quantity: 5,
+            filled: 5,
+            notional: 5 * 10_050,
+            status: OrderStatus::Filled,
+        };
+        let mut out = String::new();
+        wire.placed(&mut out, &filled);
+        assert_eq!(
+            out,
+            r#"{"id":"00000000-0000-0000-0000-000000000007","quantity":5,"price":0.0,"side":1,"status":"filled","filled_quantity":5,"type":"market"}"#
+        );
+        out.clear();
+        wire.fetched(&mut out, &filled);
+        assert_eq!(
+            out,
+            r#"{"order_id":"00000000-0000-0000-0000-000000000007","order_price":0.0,"order_quantity":5,"average_traded_price":100.5,"traded_quantity":5,"order_alive":false,"side":1,"status":"filled","type":"market"}"#
         );
     }
 

@@ -305,6 +305,106 @@ fn time_in_force_and_post_only_are_taken_and_checked() {
 }
 
 #[test]
+fn market_orders_take_the_book_at_the_makers_prices_and_never_rest() {
+    let server = Server::start();
+    let mut client = server.connect();
+    let cheap = client.place_id(-1, 100.0, 3);
+    let dear = client.place_id(-1, 101.5, 4);
+    client.place(1, 99.0, 2);
+    let market = client
+        .post(
+            "/order/",
+            r#"{"type": "market", "quantity": 9, "side": "buy"}"#,
+        )
+        .expect(200);
+    assert_eq!(
+        market,
+        json!({"id": market["id"], "quantity": 9, "price": 0.0, "side": 1,
+               "status": "cancelled", "filled_quantity": 7, "type": "market"}),
+        "it swept both asks; the 2 the book could not fill are cancelled"
+    );
+    let id = market["id"].as_str().unwrap();
+    let fills: Vec<(Value, Value, Value)> = client
+        .trades(&format!("?order_id={id}"))
+        .iter()
+        .map(|t| {
+            (
+                t["sell_order_id"].clone(),
+                t["price"].clone(),
+                t["quantity"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        fills,
+        [
+            (json!(cheap), json!(100.0), json!(3)),
+            (json!(dear), json!(101.5), json!(4))
+        ]
+    );
+    let fetched = client.order(id);
+    assert_eq!(
+        (
+            &fetched["order_price"],
+            &fetched["average_traded_price"],
+            &fetched["traded_quantity"],
+            &fetched["order_alive"],
+            &fetched["type"]
+        ),
+        (
+            &json!(0.0),
+            &json!(706.0 / 7.0),
+            &json!(7),
+            &json!(false),
+            &json!("market")
+        )
+    );
+    // A market sell fills from the best bid; FOK fills whole or not at all.
+    let fok = client
+        .post(
+            "/order/",
+            r#"{"type": "market", "quantity": 3, "side": -1, "time_in_force": "FOK"}"#,
+        )
+        .expect(200);
+    assert_eq!(
+        (&fok["status"], &fok["filled_quantity"]),
+        (&json!("cancelled"), &json!(0))
+    );
+    let sell = client
+        .post(
+            "/order/",
+            r#"{"type": "market", "quantity": 2, "side": -1}"#,
+        )
+        .expect(200);
+    assert_eq!(
+        (&sell["status"], &sell["filled_quantity"]),
+        (&json!("filled"), &json!(2))
+    );
+    let (buys, sells) = client.orders();
+    assert!(buys.is_empty() && sells.is_empty(), "{buys:?} {sells:?}");
+    // What a market order cannot be is refused by name, and nothing rests.
+    client.place(1, 98.0, 1);
+    for (body, detail) in [
+        (
+            r#"{"type": "market", "quantity": 1, "price": 98.0, "side": -1}"#,
+            "price: a market order has none: it trades at the resting orders' prices",
+        ),
+        (
+            r#"{"type": "market", "quantity": 1, "side": -1, "time_in_force": "GTC"}"#,
+            r#"time_in_force: a market order never rests: it is "IOC" (the default) or "FOK""#,
+        ),
+        (
+            r#"{"type": "stop", "quantity": 1, "price": 98.0, "side": -1}"#,
+            r#"type: must be "limit" or "market""#,
+        ),
+    ] {
+        client.post("/order/", body).expect_detail(422, detail);
+    }
+    let (buys, _) = client.orders();
+    assert_eq!(buys.len(), 1, "the bid is still there: {buys:?}");
+}
+
+#[test]
 fn a_json_array_body_is_not_an_order() {
     let server = Server::start();
     let mut client = server.connect();

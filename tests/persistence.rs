@@ -161,7 +161,7 @@ fn prices_of_many_digits_are_placed_saved_and_restored_exactly() {
 }
 
 #[test]
-fn time_in_force_outcomes_are_restored_after_kill_9_and_after_sigterm() {
+fn time_in_force_and_market_outcomes_are_restored_after_kill_9_and_after_sigterm() {
     let dir = TempDir::new("time-in-force");
     let mut server = Server::start_in(&dir.0, &[]);
     let mut client = server.connect();
@@ -199,6 +199,14 @@ fn time_in_force_outcomes_are_restored_after_kill_9_and_after_sigterm() {
         );
     let maker = r#"{"side":-1,"price":100.75,"quantity":2,"post_only":true}"#;
     assert_eq!(place(&mut client, maker)["status"], "open");
+    // Market orders: one sweeping 100.5 and into 100.75, one meeting no bid.
+    let market = place(&mut client, r#"{"type":"market","side":1,"quantity":8}"#);
+    assert_eq!(
+        (&market["status"], &market["filled_quantity"]),
+        (&"filled".into(), &8.into())
+    );
+    let unmet = r#"{"type":"market","side":-1,"quantity":1,"time_in_force":"FOK"}"#;
+    assert_eq!(place(&mut client, unmet)["status"], "cancelled");
 
     let before = observe(&server, &ids);
     assert!(before.iter().all(|(_, status, _)| *status == 200));

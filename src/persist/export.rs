@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use crate::api::{write_timestamp, write_uuid, Wire};
-use crate::engine::{CommandKind, TimeInForce};
+use crate::engine::{CommandKind, TimeInForce, MARKET};
 
 use super::journal::Record;
 use super::segments;
@@ -16,9 +16,9 @@ use super::segments;
 /// Writes `record` as one JSON object and a newline:
 /// `{"seq","timestamp","command":"place"|"modify"|"cancel","order_id",...}`
 /// (`"cancel_all"` has no `order_id`, and `side` when it emptied one side)
-/// with, for a place, `side`, `price`, `quantity`, `time_in_force` and
-/// `post_only` as a client sends them, and for a modify the fields it
-/// changes.
+/// with, for a place, `side`, `price` (or `"type":"market"`), `quantity`,
+/// `time_in_force` and `post_only` as a client sends them, and for a modify
+/// the fields it changes.
 pub fn write_line(out: &mut String, wire: &Wire, record: &Record) {
     let command = &record.command;
     let _ = write!(out, "{{\"seq\":{},\"timestamp\":\"", record.seq);
@@ -43,8 +43,13 @@ pub fn write_line(out: &mut String, wire: &Wire, record: &Record) {
             tif,
             ..
         } => {
-            let _ = write!(out, ",\"side\":{},\"price\":", side as i8);
-            wire.tick.write_price(out, price);
+            let _ = write!(out, ",\"side\":{}", side as i8);
+            if price == MARKET {
+                out.push_str(",\"type\":\"market\"");
+            } else {
+                out.push_str(",\"price\":");
+                wire.tick.write_price(out, price);
+            }
             let (time_in_force, post_only) = match tif {
                 TimeInForce::GoodTillCancel => ("GTC", false),
                 TimeInForce::ImmediateOrCancel => ("IOC", false),
@@ -149,6 +154,18 @@ mod tests {
             line(2, place(TimeInForce::FillOrKill)),
             head(2, "place")
                 + ",\"side\":-1,\"price\":100.05,\"quantity\":7,\"time_in_force\":\"FOK\",\"post_only\":false}\n"
+        );
+        let market = CommandKind::Place {
+            id,
+            side: Side::Buy,
+            price: MARKET,
+            quantity: 7,
+            tif: TimeInForce::ImmediateOrCancel,
+        };
+        assert_eq!(
+            line(2, market),
+            head(2, "place")
+                + ",\"side\":1,\"type\":\"market\",\"quantity\":7,\"time_in_force\":\"IOC\",\"post_only\":false}\n"
         );
         let modify = |price, quantity| CommandKind::Modify {
             id,

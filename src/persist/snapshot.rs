@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::api::{self, TradeRecord, Wire};
-use crate::engine::{OrderBook, OrderStatus, OrderView, Side, Ticks, Trade};
+use crate::engine::{OrderBook, OrderStatus, OrderView, Side, Ticks, Trade, MARKET};
 
 /// The state file's name, the original service's: the default of
 /// `--state-file`, inside the data directory.
@@ -174,6 +174,10 @@ struct SavedOrder<'a> {
     traded_quantity: Option<u64>,
     average_traded_price: Option<f64>,
     notional: Option<u128>,
+    /// `"market"` on a market order (`Wire::placed` writes it), whose
+    /// price is 0: no limit.
+    #[serde(rename = "type")]
+    kind: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -221,11 +225,24 @@ fn saved_ticks(wire: &Wire, price: SavedPrice<'_>) -> Result<Ticks, String> {
         .map_err(|e| format!("price {} {e}", price.get()))
 }
 
+/// The ticks of a saved market order's price, which must read as 0.
+fn market_ticks(price: SavedPrice<'_>) -> Result<Ticks, String> {
+    match api::number_text(price).map(|text| text.trim().parse::<f64>()) {
+        Some(Ok(0.0)) => Ok(MARKET),
+        _ => Err(format!("a market order's price {} is not 0", price.get())),
+    }
+}
+
 impl SavedOrder<'_> {
     fn decode(&self, wire: &Wire, list: &str, index: usize) -> Result<OrderView, String> {
         let fail = |problem: String| format!("{list}[{index}]: {problem}");
         let id = parse_id(&self.id, "id").map_err(fail)?;
-        let price = saved_ticks(wire, self.price).map_err(fail)?;
+        let price = match self.kind.as_deref() {
+            None | Some("limit") => saved_ticks(wire, self.price),
+            Some("market") => market_ticks(self.price),
+            Some(other) => Err(format!("unknown order type {other:?}")),
+        }
+        .map_err(fail)?;
         let side = parse_side(&self.side).map_err(fail)?;
         let filled = self.filled_quantity.or(self.traded_quantity).unwrap_or(0);
         let status = match &self.status {
@@ -429,6 +446,60 @@ mod tests {
         );
         assert_eq!(restored.last_trade_id(), book.last_trade_id());
         assert_eq!(write_state(&restored, trades.iter(), 42, 7, &wire()), bytes);
+    }
+
+    #[test]
+    fn a_finished_market_order_loads_back_and_a_resting_one_is_refused() {
+        let config = BookConfig {
+            order_capacity: 16,
+            level_capacity: 8,
+            finished_capacity: 4,
+            resident: false,
+            sparse_index: false,
+        };
+        let mut book = OrderBook::new(config);
+        place(&mut book, 1, Side::Sell, 10_000, 5);
+        let market = Command {
+            ts: 2,
+            kind: CommandKind::Place {
+                id: 2,
+                side: Side::Buy,
+                price: MARKET,
+                quantity: 3,
+                tif: TimeInForce::ImmediateOrCancel,
+            },
+        };
+        book.apply(&market, &mut Vec::new());
+        let text =
+            String::from_utf8(write_state(&book, std::iter::empty(), 1, 1, &wire())).unwrap();
+        let saved = r#"{"id":"00000000-0000-0000-0000-000000000002","quantity":3,"price":0.0,"side":1,"status":"filled","filled_quantity":3,"type":"market","average_traded_price":100.0"#;
+        assert!(text.contains(saved), "{text}");
+        let mut restored = OrderBook::new(config);
+        decode(text.as_bytes(), &wire())
+            .unwrap()
+            .restore_into(&mut restored)
+            .unwrap();
+        assert_eq!(restored.order(2), book.order(2));
+        assert_eq!(restored.order(2).map(|o| o.price), Some(MARKET));
+
+        let priced = text.replacen(
+            "\"price\":0.0,\"side\":1,\"status\":\"filled\"",
+            "\"price\":1.0,\"side\":1,\"status\":\"filled\"",
+            1,
+        );
+        assert_eq!(
+            decode(priced.as_bytes(), &wire()).err().as_deref(),
+            Some("finished_orders[0]: a market order's price 1.0 is not 0")
+        );
+        let resting = r#"{"buy_orders":[{"id":"00000000-0000-0000-0000-000000000009","quantity":3,"price":0,"side":1,"status":"open","filled_quantity":0,"type":"market"}],"sell_orders":[]}"#;
+        let error = decode(resting.as_bytes(), &wire())
+            .unwrap()
+            .restore_into(&mut OrderBook::new(config))
+            .unwrap_err();
+        assert!(
+            error.contains("a market order (price 0) cannot be resting"),
+            "{error}"
+        );
     }
 
     #[test]
