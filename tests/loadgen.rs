@@ -246,6 +246,53 @@ fn ioc_orders_trade_and_never_rest_and_book_reads_are_counted() {
     );
 }
 
+/// What rests in the book on each side, in units.
+fn resting_units(server: &Server) -> [u64; 2] {
+    let book = server.connect().get("/orders").expect(200);
+    ["buy_orders", "sell_orders"].map(|side| {
+        book[side]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["quantity"].as_u64().unwrap() - o["filled_quantity"].as_u64().unwrap())
+            .sum()
+    })
+}
+
+#[test]
+fn market_orders_take_what_rests_and_never_rest() {
+    let server = Server::start();
+    let makers = loadgen::run(&settings(&server, 4, 1, Stop::Requests(1_000), "place=1")).unwrap();
+    assert_all_200(&makers, 1_000);
+    let before = resting_units(&server);
+    let report = loadgen::run(&settings(&server, 4, 1, Stop::Requests(500), "market=1")).unwrap();
+    assert_all_200(&report, 500);
+    assert_eq!((report.placed, report.market, report.rested), (500, 500, 0));
+    assert_eq!(report.latency_by_kind_us["market"].len(), 500);
+    let trades = server.connect().get("/trades?limit=100000").expect(200);
+    let trades = trades.as_array().unwrap();
+    assert!(
+        trades.len() >= 500,
+        "each market order traded: {}",
+        trades.len()
+    );
+    // The makers rest on their own sides of the mid and never trade with
+    // each other: every trade took a maker's units out of the book.
+    let after = resting_units(&server);
+    let traded: u64 = trades.iter().map(|t| t["quantity"].as_u64().unwrap()).sum();
+    assert_eq!(before[0] + before[1] - after[0] - after[1], traded);
+    let book = server.connect().get("/orders").expect(200);
+    for side in ["buy_orders", "sell_orders"] {
+        for order in book[side].as_array().unwrap() {
+            assert!(order["price"].as_f64().unwrap() > 0.0, "{order}");
+            assert!(
+                order.get("type").is_none(),
+                "no market order rests: {order}"
+            );
+        }
+    }
+}
+
 #[test]
 fn crossing_orders_trade_and_their_cancels_of_filled_orders_are_not_errors() {
     let server = Server::start();

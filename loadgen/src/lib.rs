@@ -98,13 +98,16 @@ pub struct Mix {
     /// Immediate-or-cancel orders priced through the mid (`"time_in_force":
     /// "IOC"`): they trade what they meet and never rest.
     pub ioc: u32,
+    /// Market orders (`"type": "market"`, no price): they trade what the
+    /// other side holds, best price first, and never rest.
+    pub market: u32,
     /// Reads of the book's top levels (`GET /book`).
     pub book: u32,
 }
 
 impl Mix {
     /// Parses `place=50,cancel=35,cross=15` (kinds left out weigh 0; the
-    /// kinds are place, cancel, cross, modify, fetch, ioc and book).
+    /// kinds are place, cancel, cross, modify, fetch, ioc, market and book).
     pub fn parse(text: &str) -> Result<Mix, String> {
         let mut mix = Mix::default();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -122,10 +125,11 @@ impl Mix {
                 "modify" => mix.modify = weight,
                 "fetch" => mix.fetch = weight,
                 "ioc" => mix.ioc = weight,
+                "market" => mix.market = weight,
                 "book" => mix.book = weight,
                 other => {
                     return Err(format!(
-                        "{other:?}: unknown kind (place, cancel, cross, modify, fetch, ioc or book)"
+                        "{other:?}: unknown kind (place, cancel, cross, modify, fetch, ioc, market or book)"
                     ))
                 }
             }
@@ -136,7 +140,7 @@ impl Mix {
         Ok(mix)
     }
 
-    fn weights(&self) -> [(Kind, u64); 7] {
+    fn weights(&self) -> [(Kind, u64); 8] {
         [
             (Kind::Place, self.place as u64),
             (Kind::Cancel, self.cancel as u64),
@@ -144,6 +148,7 @@ impl Mix {
             (Kind::Modify, self.modify as u64),
             (Kind::Fetch, self.fetch as u64),
             (Kind::Ioc, self.ioc as u64),
+            (Kind::Market, self.market as u64),
             (Kind::Book, self.book as u64),
         ]
     }
@@ -172,6 +177,7 @@ enum Kind {
     Modify,
     Fetch,
     Ioc,
+    Market,
     Book,
 }
 
@@ -185,6 +191,7 @@ impl Kind {
             Kind::Modify => "modify",
             Kind::Fetch => "fetch",
             Kind::Ioc => "ioc",
+            Kind::Market => "market",
             Kind::Book => "book",
         }
     }
@@ -221,6 +228,9 @@ pub struct Report {
     pub fetched: u64,
     /// Of the places, the IOC ones (each answered `filled` or `cancelled`).
     pub ioc: u64,
+    /// Of the places, the market ones (each answered `filled` or
+    /// `cancelled`).
+    pub market: u64,
     /// Book reads answered 200.
     pub book_reads: u64,
     /// Cancels and modifies answered 404: the order had traded away.
@@ -266,6 +276,7 @@ impl Report {
         self.modified += other.modified;
         self.fetched += other.fetched;
         self.ioc += other.ioc;
+        self.market += other.market;
         self.book_reads += other.book_reads;
         self.not_resting += other.not_resting;
         self.transport_errors += other.transport_errors;
@@ -292,6 +303,7 @@ impl Report {
             modified: 0,
             fetched: 0,
             ioc: 0,
+            market: 0,
             book_reads: 0,
             not_resting: 0,
             transport_errors: 0,
@@ -340,6 +352,7 @@ impl Report {
             "modified": self.modified,
             "fetched": self.fetched,
             "ioc": self.ioc,
+            "market": self.market,
             "book_reads": self.book_reads,
             "not_resting": self.not_resting,
             "transport_errors": self.transport_errors,
@@ -710,22 +723,25 @@ fn start_request(settings: &Settings, connection: &mut Connection, since: Instan
         Kind::Book => {
             let _ = write!(out, "GET /book HTTP/1.1\r\nHost: loadgen\r\n{extra}\r\n");
         }
-        Kind::Place | Kind::Cross | Kind::Ioc => {
+        Kind::Place | Kind::Cross | Kind::Ioc | Kind::Market => {
             let mut order = || {
                 let buy = rng.random_bool(0.5);
+                let side = if buy { 1 } else { -1 };
+                let quantity = rng.random_range(1..=100u32);
+                if kind == Kind::Market {
+                    return format!(
+                        "{{\"type\":\"market\",\"quantity\":{quantity},\"side\":{side}}}"
+                    );
+                }
                 // A place rests on its own side of the mid; a cross or an
                 // IOC is priced on the other.
                 let price = price(rng, buy == (kind == Kind::Place));
-                let quantity = rng.random_range(1..=100u32);
                 let tif = if kind == Kind::Ioc {
                     ",\"time_in_force\":\"IOC\""
                 } else {
                     ""
                 };
-                format!(
-                    "{{\"quantity\":{quantity},\"price\":{price},\"side\":{}{tif}}}",
-                    if buy { 1 } else { -1 }
-                )
+                format!("{{\"quantity\":{quantity},\"price\":{price},\"side\":{side}{tif}}}")
             };
             let (path, body) = if settings.batch > 1 {
                 let orders: Vec<String> = (0..settings.batch).map(|_| order()).collect();
@@ -808,7 +824,7 @@ fn read_answers(
         *report.statuses.entry(status).or_default() += 1;
         let acted_on = connection.acting_on.take();
         match (kind, status) {
-            (Kind::Place | Kind::Cross | Kind::Ioc, 200) => {
+            (Kind::Place | Kind::Cross | Kind::Ioc | Kind::Market, 200) => {
                 let orders = match serde_json::from_slice(body) {
                     Ok(serde_json::Value::Array(orders)) => orders,
                     Ok(order) => vec![order],
@@ -818,6 +834,7 @@ fn read_answers(
                 for order in orders.iter().filter(|order| order["id"].is_string()) {
                     report.placed += 1;
                     report.ioc += u64::from(kind == Kind::Ioc);
+                    report.market += u64::from(kind == Kind::Market);
                     if let Some(held) = resting(order) {
                         report.rested += 1;
                         connection.resting.push(held);
@@ -911,10 +928,11 @@ mod tests {
             })
         );
         assert_eq!(
-            Mix::parse("ioc=2,book=1"),
+            Mix::parse("ioc=2,book=1,market=3"),
             Ok(Mix {
                 ioc: 2,
                 book: 1,
+                market: 3,
                 ..Mix::default()
             })
         );
@@ -925,7 +943,7 @@ mod tests {
         assert_eq!(
             Mix::parse("amend=3"),
             Err(
-                "\"amend\": unknown kind (place, cancel, cross, modify, fetch, ioc or book)"
+                "\"amend\": unknown kind (place, cancel, cross, modify, fetch, ioc, market or book)"
                     .to_owned()
             )
         );

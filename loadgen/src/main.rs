@@ -37,7 +37,8 @@ struct Cli {
     #[arg(long, short = 'R')]
     rate: Option<f64>,
     /// Weights of the request kinds: place, cancel, cross, modify, fetch,
-    /// ioc (a crossing immediate-or-cancel order), book (`GET /book`).
+    /// ioc (a crossing immediate-or-cancel order), market (a market order),
+    /// book (`GET /book`).
     #[arg(long, default_value = "place=50,cancel=35,cross=15", value_parser = Mix::parse)]
     mix: Mix,
     /// The mid price: buys rest 1 to 10 ticks below it, sells above.
@@ -203,10 +204,11 @@ fn print_report(settings: &Settings, report: &Report) {
         );
     }
     println!(
-        "placed {} (rested {}, IOC {}), cancelled {}, modified {}, fetched {}, book reads {}; cancels and modifies of orders no longer resting {}; transport errors {}",
+        "placed {} (rested {}, IOC {}, market {}), cancelled {}, modified {}, fetched {}, book reads {}; cancels and modifies of orders no longer resting {}; transport errors {}",
         report.placed,
         report.rested,
         report.ioc,
+        report.market,
         report.cancelled,
         report.modified,
         report.fetched,
