@@ -956,12 +956,13 @@ fn a_batch_places_its_orders_in_turn_and_answers_them_in_one_list() {
         {"quantity": 3, "price": 101.0, "side": -1},
         {"quantity": 6, "price": 101.0, "side": 1, "time_in_force": "IOC"},
         {"quantity": 1, "price": 101.0, "side": 1, "post_only": true},
-        {"quantity": 2, "price": 99.0, "side": "buy"}
+        {"quantity": 2, "price": 99.0, "side": "buy"},
+        {"type": "market", "quantity": 3, "side": "sell"}
     ]}"#;
     let answer = client.post("/orders/batch", batch).expect(200);
     let answers = answer.as_array().expect("a list");
-    assert_eq!(answers.len(), 5);
-    let ids: Vec<String> = [0, 1, 2, 4]
+    assert_eq!(answers.len(), 6);
+    let ids: Vec<String> = [0, 1, 2, 4, 5]
         .iter()
         .map(|&i| string(&answers[i], "id"))
         .collect();
@@ -980,6 +981,10 @@ fn a_batch_places_its_orders_in_turn_and_answers_them_in_one_list() {
             "detail": "post_only: the order would trade on arrival; it was not placed"})
     );
     assert_eq!(answers[4], placed(3, 2, 99.0, 1, "open", 0));
+    // The market sell took that buy and cancelled the 1 nothing met.
+    let mut market = placed(4, 3, 0.0, -1, "cancelled", 2);
+    market["type"] = json!("market");
+    assert_eq!(answers[5], market);
     let (buys, sells) = client.orders();
     let resting = |orders: &[Value]| -> Vec<(String, u64)> {
         orders
@@ -987,7 +992,7 @@ fn a_batch_places_its_orders_in_turn_and_answers_them_in_one_list() {
             .map(|o| (string(o, "id"), uint(o, "filled_quantity")))
             .collect()
     };
-    assert_eq!(resting(&buys), [(ids[3].clone(), 0)]);
+    assert!(buys.is_empty(), "{buys:?}");
     assert_eq!(resting(&sells), [(ids[1].clone(), 1)]);
     let trades = client.trades("");
     let fills: Vec<(String, String, u64)> = trades
@@ -1004,7 +1009,8 @@ fn a_batch_places_its_orders_in_turn_and_answers_them_in_one_list() {
         fills,
         [
             (ids[2].clone(), ids[0].clone(), 5),
-            (ids[2].clone(), ids[1].clone(), 1)
+            (ids[2].clone(), ids[1].clone(), 1),
+            (ids[3].clone(), ids[4].clone(), 2)
         ]
     );
     for id in &ids {
@@ -1158,6 +1164,13 @@ fn a_batch_with_one_bad_order_is_refused_whole() {
             format!(r#"{{"orders": [{order}, 7]}}"#),
             422,
             "orders[1]: must be a JSON object",
+        ),
+        (
+            format!(
+                r#"{{"orders": [{order}, {{"type": "market", "quantity": 1, "side": 1, "time_in_force": "GTC"}}]}}"#
+            ),
+            422,
+            r#"orders[1].time_in_force: a market order never rests: it is "IOC" (the default) or "FOK""#,
         ),
         (many(0), 422, "orders: must hold 1 to 100 orders, not 0"),
         (many(101), 422, "orders: must hold 1 to 100 orders, not 101"),
