@@ -12,7 +12,7 @@ use std::time::Duration;
 use orderbook::api;
 use orderbook::engine::{
     BookConfig, Command, CommandKind, Event, OrderBook, OrderId, OrderView, Side, TimeInForce,
-    Trade,
+    Trade, MARKET,
 };
 use orderbook::persist::journal;
 use serde_json::Value;
@@ -22,7 +22,14 @@ fn price_text(ticks: u64) -> String {
     format!("{}.{:02}", ticks / 100, ticks % 100)
 }
 
+/// A place's body; at `MARKET` ticks, a market order's.
 fn place_body(side: Side, ticks: u64, quantity: u64) -> String {
+    if ticks == MARKET {
+        return format!(
+            "{{\"type\":\"market\",\"side\":{},\"quantity\":{quantity}}}",
+            side as i8
+        );
+    }
     format!(
         "{{\"side\":{},\"price\":{},\"quantity\":{quantity}}}",
         side as i8,
@@ -480,7 +487,11 @@ fn replay(ops: &[Op]) -> (OrderBook, Vec<Trade>) {
                 side,
                 price: ticks,
                 quantity,
-                tif: TimeInForce::GoodTillCancel,
+                tif: if ticks == MARKET {
+                    TimeInForce::ImmediateOrCancel
+                } else {
+                    TimeInForce::GoodTillCancel
+                },
             },
             Op::Cancel(id) => CommandKind::Cancel { id },
             Op::Modify {
@@ -630,8 +641,13 @@ impl Shared {
         } else {
             Side::Sell
         };
-        // Prices straddle 100.00, so about half the places cross.
-        let ticks = 9_995 + self.next() % 10;
+        // Prices straddle 100.00, so about half the places cross; one in
+        // ten is a market order.
+        let ticks = if self.next().is_multiple_of(10) {
+            MARKET
+        } else {
+            9_995 + self.next() % 10
+        };
         Op::Place {
             id: None,
             side,

@@ -5,7 +5,9 @@
 //! answer further commands identically.
 
 use orderbook::api::{TickSize, TradeRecord, Wire};
-use orderbook::engine::{BookConfig, Command, CommandKind, Event, OrderBook, Side, TimeInForce};
+use orderbook::engine::{
+    BookConfig, Command, CommandKind, Event, OrderBook, Side, TimeInForce, MARKET,
+};
 use orderbook::persist::journal::{self, Record};
 use orderbook::persist::snapshot;
 use proptest::prelude::*;
@@ -41,6 +43,15 @@ fn command() -> impl Strategy<Value = CommandKind> {
                 price,
                 quantity,
                 tif: TimeInForce::GoodTillCancel,
+            }
+        }),
+        1 => (id.clone(), any::<bool>(), 1u64..30, any::<bool>()).prop_map(|(id, buy, quantity, fok)| {
+            CommandKind::Place {
+                id,
+                side: if buy { Side::Buy } else { Side::Sell },
+                price: MARKET,
+                quantity,
+                tif: if fok { TimeInForce::FillOrKill } else { TimeInForce::ImmediateOrCancel },
             }
         }),
         1 => id.clone().prop_map(|id| CommandKind::Cancel { id }),
