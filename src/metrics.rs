@@ -9,6 +9,8 @@ use std::sync::Mutex;
 
 use hdrhistogram::Histogram;
 
+use crate::engine::{Event, OrderStatus};
+
 /// A latency histogram in microseconds, 1 µs to 100 s, 3 significant digits.
 pub fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 100_000_000, 3).expect("valid histogram bounds")
@@ -42,6 +44,8 @@ pub struct Shared {
     pub journal_files_on_disk: AtomicU64,
     /// Their total size in bytes.
     pub journal_bytes_on_disk: AtomicU64,
+    /// Orders resting in the book, as of the replica's last batch.
+    pub resting_orders: AtomicU64,
 }
 
 impl Default for Shared {
@@ -59,6 +63,73 @@ impl Default for Shared {
             last_snapshot_bytes: AtomicU64::new(0),
             journal_files_on_disk: AtomicU64::new(0),
             journal_bytes_on_disk: AtomicU64::new(0),
+            resting_orders: AtomicU64::new(0),
+        }
+    }
+}
+
+/// What the market did since the start: trades, units traded, and the
+/// orders placed by where matching left them. Counted by the front from
+/// the matching thread's events as it reads them.
+#[derive(Debug, Default)]
+pub struct Activity {
+    trades: u64,
+    traded_quantity: u64,
+    /// Accepted places by their status after matching, in
+    /// [`PLACED_STATUSES`]'s order.
+    placed: [u64; 4],
+}
+
+/// The statuses a place may leave its order in, as the wire spells them.
+const PLACED_STATUSES: [OrderStatus; 4] = [
+    OrderStatus::Open,
+    OrderStatus::PartiallyFilled,
+    OrderStatus::Filled,
+    OrderStatus::Cancelled,
+];
+
+impl Activity {
+    /// Counts one event of the matching thread's output.
+    #[inline]
+    pub fn count(&mut self, event: &Event) {
+        match event {
+            Event::Trade(trade) => {
+                self.trades += 1;
+                self.traded_quantity += trade.quantity;
+            }
+            Event::Accepted(order) => {
+                if let Some(at) = PLACED_STATUSES.iter().position(|s| *s == order.status) {
+                    self.placed[at] += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Appends the counters.
+    pub fn write(&self, out: &mut String) {
+        write_value(
+            out,
+            "orderbook_trades_total",
+            "counter",
+            "Trades executed since the start.",
+            self.trades,
+        );
+        write_value(
+            out,
+            "orderbook_traded_quantity_total",
+            "counter",
+            "Units traded since the start (each trade's quantity once).",
+            self.traded_quantity,
+        );
+        let name = "orderbook_placed_orders_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Orders placed since the start, by their status once matched: open and partially filled ones rest; cancelled ones were IOC, FOK or market orders whose rest was cancelled."
+        );
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for (status, count) in PLACED_STATUSES.iter().zip(self.placed) {
+            let _ = writeln!(out, "{name}{{status=\"{}\"}} {count}", status.as_str());
         }
     }
 }
@@ -187,6 +258,13 @@ impl Shared {
             );
         }
         let load = |value: &AtomicU64| value.load(Ordering::Relaxed);
+        write_value(
+            out,
+            "orderbook_resting_orders",
+            "gauge",
+            "Orders resting in the book.",
+            load(&self.resting_orders),
+        );
         write_value(
             out,
             "orderbook_journal_records_total",

@@ -155,6 +155,13 @@ impl Snapshots {
     }
 }
 
+/// Shows `GET /metrics` how many orders rest in the replica's book.
+fn count_resting(metrics: &metrics::Shared, book: &OrderBook) {
+    metrics
+        .resting_orders
+        .store(book.resting_count() as u64, Ordering::Relaxed);
+}
+
 /// Runs the replica on a thread named `replica`. It applies a command once
 /// the matching thread's outcome shows it was not rejected (so the copy
 /// agrees with the matching thread's book whatever either keeps of finished
@@ -174,6 +181,7 @@ pub fn spawn(
         .spawn(move || {
             let mut pending: Option<Command> = None;
             let mut events = Vec::new();
+            count_resting(&snapshots.metrics, &book);
             loop {
                 let read = outputs.drain(usize::MAX, |output| match *output {
                     Output::Command(command) => pending = Some(command),
@@ -192,6 +200,8 @@ pub fn spawn(
                         }
                     }
                     Output::Barrier(barrier) => {
+                        // A read answered after this sees the gauge as of it.
+                        count_resting(&snapshots.metrics, &book);
                         let (status, body) = match barrier.purpose {
                             BarrierPurpose::Orders { limit } => {
                                 (200, orders_json(&book, &wire, limit))
@@ -216,6 +226,9 @@ pub fn spawn(
                     }
                     _ => {}
                 });
+                if read > 0 {
+                    count_resting(&snapshots.metrics, &book);
+                }
                 if read == 0 && outputs.wait() == WaitResult::Closed {
                     snapshots.save(&book, &wire);
                     return book;

@@ -2168,6 +2168,48 @@ fn metrics_time_each_command_apart_batch_items_included() {
 }
 
 #[test]
+fn metrics_count_trades_units_traded_placed_orders_by_status_and_resting_orders() {
+    let server = Server::start();
+    let mut client = server.connect();
+    client.place(-1, 100.0, 3);
+    client.place(-1, 101.0, 4);
+    client.place(1, 99.0, 2);
+    client.place(1, 100.5, 5); // takes 3 at 100.0, rests 2: partially filled
+    let ioc = r#"{"quantity": 9, "price": 101.0, "side": 1, "time_in_force": "IOC"}"#;
+    client.post("/order/", ioc).expect(200); // takes 4 at 101.0, cancels 5
+    let market = r#"{"type": "market", "quantity": 3, "side": -1}"#;
+    client.post("/order/", market).expect(200); // takes 2 at 100.5 and 1 at 99.0
+    let text = client.metrics_text();
+    assert!(text.contains("# TYPE orderbook_trades_total counter\n"));
+    assert!(text.contains("# TYPE orderbook_resting_orders gauge\n"));
+    let placed = |status: &str| {
+        metric(
+            &text,
+            &format!("orderbook_placed_orders_total{{status=\"{status}\"}}"),
+        )
+    };
+    assert_eq!(
+        (
+            placed("open"),
+            placed("partially filled"),
+            placed("filled"),
+            placed("cancelled")
+        ),
+        (3.0, 1.0, 1.0, 1.0)
+    );
+    assert_eq!(metric(&text, "orderbook_trades_total"), 4.0);
+    assert_eq!(metric(&text, "orderbook_traded_quantity_total"), 10.0);
+    // Only the bid at 99.0 rests, 1 of its 2 left. The gauge is the
+    // replica's, which the GET /orders barrier waits for.
+    let (buys, sells) = client.orders();
+    assert_eq!((buys.len(), sells.len()), (1, 0));
+    assert_eq!(
+        metric(&client.metrics_text(), "orderbook_resting_orders"),
+        1.0
+    );
+}
+
+#[test]
 fn under_fsync_metrics_time_every_journal_sync() {
     let server = Server::start_with(&["--fsync"]);
     let mut client = server.connect();

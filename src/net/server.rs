@@ -333,6 +333,8 @@ struct FrontStats {
     rate_limited: u64,
     accepted: u64,
     timed_out: timeouts::TimedOut,
+    /// Trades and placed orders, from the matching thread's events.
+    activity: metrics::Activity,
 }
 
 impl Default for FrontStats {
@@ -345,6 +347,7 @@ impl Default for FrontStats {
             rate_limited: 0,
             accepted: 0,
             timed_out: timeouts::TimedOut::default(),
+            activity: metrics::Activity::default(),
         }
     }
 }
@@ -1522,6 +1525,7 @@ impl Front {
             "Trades kept for GET /trades.",
             self.trades.len() as u64,
         );
+        self.stats.activity.write(&mut out);
         for (name, kind, help, value) in [
             ("orderbook_feed_subscribers", "gauge", "WebSocket subscribers connected.", self.subscribers.len() as u64),
             ("orderbook_feed_frames_queued_total", "counter", "Feed frames queued to subscribers (one frame shared by many, counted per subscriber).", self.feed_stats.frames_queued),
@@ -1540,10 +1544,16 @@ impl Front {
     fn take_outputs(&mut self) {
         let mut drained = std::mem::take(&mut self.drained);
         let history = self.config.trade_history;
-        self.outputs.drain(usize::MAX, |output| match output {
-            Output::Event(Event::Trade(_)) if history > 0 => drained.push_back(*output),
-            output if output.is_closing() => drained.push_back(*output),
-            _ => {}
+        let activity = &mut self.stats.activity;
+        self.outputs.drain(usize::MAX, |output| {
+            if let Output::Event(event) = output {
+                activity.count(event);
+            }
+            match output {
+                Output::Event(Event::Trade(_)) if history > 0 => drained.push_back(*output),
+                output if output.is_closing() => drained.push_back(*output),
+                _ => {}
+            }
         });
         // Under --fsync an answer waits until its record is on disk, and
         // everything after it waits behind it, so order is kept.
