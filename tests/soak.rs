@@ -1,8 +1,8 @@
 //! A bounded soak: every part of the service at once, for `SOAK_SECONDS`
 //! (15 by default), against the real binary on 127.0.0.1.
 //!
-//! - the load generator places, cancels, crosses and modifies over 16
-//!   connections, closed loop;
+//! - the load generator places, cancels, crosses, modifies and sends
+//!   market orders over 16 connections, closed loop;
 //! - a market-data client keeps the whole book (`?depth=0`) from the feed
 //!   and checks every `seq` follows the last, and that each periodic
 //!   snapshot (every 200 ms) equals the book it kept, at that `seq`;
@@ -168,7 +168,7 @@ fn every_part_under_sustained_load_stays_consistent_bounded_and_recoverable() {
         // No fetches: with finished orders bounded at 20,000, a fetch of an
         // order that traded away long ago is rightly 404, which the load
         // generator would count as unexpected.
-        mix: Mix::parse("place=40,cancel=30,cross=25,modify=5").unwrap(),
+        mix: Mix::parse("place=40,cancel=30,cross=20,modify=5,market=5").unwrap(),
         mid_ticks: 10_000,
         tick: 0.01,
         seed: 11,
@@ -200,15 +200,17 @@ fn every_part_under_sustained_load_stays_consistent_bounded_and_recoverable() {
     let rounds = side.join().unwrap();
     assert!(rounds >= 2, "{rounds} rounds of side checks");
     eprintln!(
-        "soak: {} requests in {:?} ({:.0}/s), {} placed, {} cancelled, {} modified",
+        "soak: {} requests in {:?} ({:.0}/s), {} placed ({} market), {} cancelled, {} modified",
         report.requests,
         report.elapsed,
         report.requests as f64 / report.elapsed.as_secs_f64(),
         report.placed,
+        report.market,
         report.cancelled,
         report.modified
     );
     assert!(report.requests > 10_000, "{} requests", report.requests);
+    assert!(report.market > 100, "{} market orders", report.market);
     assert_eq!(report.transport_errors, 0);
     assert_eq!(report.unexpected(), 0, "{:?}", report.statuses);
     assert_eq!(report.statuses.get(&503), None, "{:?}", report.statuses);
