@@ -943,18 +943,18 @@ impl Wire {
         let quantity = self
             .quantity(fields.quantity)?
             .ok_or_else(|| ApiError::field("quantity", "field required"))?;
-        let market = is_market(fields.kind)?;
-        let price = match self.price(fields.price)? {
-            Some(_) if market => {
-                return Err(ApiError::field(
-                    "price",
-                    "a market order has none: it trades at the resting orders' prices",
-                ))
-            }
-            Some(price) => price,
-            None if market => MARKET,
-            None => return Err(ApiError::field("price", "field required")),
+        let price = if !is_market(fields.kind)? {
+            self.price(fields.price)?
+                .ok_or_else(|| ApiError::field("price", "field required"))?
+        } else if given(fields.price).is_none() {
+            MARKET
+        } else {
+            return Err(ApiError::field(
+                "price",
+                "a market order has none: it trades at the resting orders' prices",
+            ));
         };
+        let market = price == MARKET;
         let side_raw = fields
             .side
             .ok_or_else(|| ApiError::field("side", "field required"))?;
@@ -1503,10 +1503,14 @@ mod tests {
             Ok(100)
         );
         let refused = |body: &str| order(body).unwrap_err().detail;
-        assert_eq!(
-            refused(r#"{"type": "market", "quantity": 5, "price": 1, "side": 1}"#),
-            "price: a market order has none: it trades at the resting orders' prices"
-        );
+        for price in ["1", "0", "\"abc\""] {
+            assert_eq!(
+                refused(&format!(
+                    r#"{{"type": "market", "quantity": 5, "price": {price}, "side": 1}}"#
+                )),
+                "price: a market order has none: it trades at the resting orders' prices"
+            );
+        }
         let never_rests = "a market order never rests: it is \"IOC\" (the default) or \"FOK\"";
         assert_eq!(
             refused(r#"{"type": "market", "quantity": 5, "side": 1, "time_in_force": "GTC"}"#),
