@@ -718,6 +718,22 @@ fn write_market(out: &mut String, order: &OrderView) {
     }
 }
 
+/// What `GET /ticker` shows (see [`Wire::ticker`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Ticker<'a> {
+    /// The feed `seq` the figures are as of.
+    pub seq: u64,
+    /// The best bid: price and total quantity there.
+    pub best_bid: Option<(Ticks, Qty)>,
+    /// The best ask: price and total quantity there.
+    pub best_ask: Option<(Ticks, Qty)>,
+    /// The newest trade.
+    pub last_trade: Option<&'a TradeRecord>,
+    /// The trades of the last 24 hours as one candle, its `start` the
+    /// window's (see [`crate::candles::since`]).
+    pub last_24h: Option<Candle>,
+}
+
 /// A checked `PUT /order/{id}` body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Amendment {
@@ -1140,9 +1156,44 @@ impl Wire {
         }
     }
 
+    /// The `GET /ticker` answer: the best bid and ask (`price`,
+    /// `quantity`), the last trade, and the candle of the last 24 hours
+    /// (`from` its start), each `null` when there is none, with the feed
+    /// `seq` they are as of.
+    pub fn ticker(&self, out: &mut String, ticker: &Ticker<'_>) {
+        let _ = write!(out, "{{\"seq\":{}", ticker.seq);
+        for (name, level) in [("best_bid", ticker.best_bid), ("best_ask", ticker.best_ask)] {
+            let _ = write!(out, ",\"{name}\":");
+            match level {
+                Some((price, quantity)) => {
+                    out.push_str("{\"price\":");
+                    self.tick.write_price(out, price);
+                    let _ = write!(out, ",\"quantity\":{quantity}}}");
+                }
+                None => out.push_str("null"),
+            }
+        }
+        out.push_str(",\"last_trade\":");
+        match ticker.last_trade {
+            Some(record) => self.trade(out, record),
+            None => out.push_str("null"),
+        }
+        out.push_str(",\"last_24h\":");
+        match &ticker.last_24h {
+            Some(candle) => self.candle_from(out, "from", candle),
+            None => out.push_str("null"),
+        }
+        out.push('}');
+    }
+
     /// One candle of `GET /candles`.
     pub fn candle(&self, out: &mut String, candle: &Candle) {
-        out.push_str("{\"start\":\"");
+        self.candle_from(out, "start", candle);
+    }
+
+    /// A candle, its `start` written under the key `start`.
+    fn candle_from(&self, out: &mut String, start: &str, candle: &Candle) {
+        let _ = write!(out, "{{\"{start}\":\"");
         write_timestamp(out, candle.start);
         out.push('"');
         for (name, price) in [

@@ -1,6 +1,7 @@
 //! Candles (open, high, low, close, volume) over fixed intervals, made from
-//! a run of trades on request: what a chart of the market reads. Pure: the
-//! front calls it on the trades it keeps for `GET /trades`.
+//! a run of trades on request: what a chart of the market reads; and one
+//! over a moving window, for `GET /ticker`'s last 24 hours. Pure: the front
+//! (candles) and the replica (the ticker) call it on the trades they keep.
 
 use crate::engine::{Qty, Ticks, Timestamp, Trade};
 
@@ -68,6 +69,54 @@ pub fn candles<'t>(
     }
     out.reverse();
     out
+}
+
+/// One candle of the trades at or after `from` (`trades` oldest first),
+/// or `None` if there are none. Its `start` is `from`, unless
+/// `older_trades_dropped` and the kept trades all lie inside the window:
+/// then older ones in it may be gone, and `start` is the oldest kept
+/// trade's time, the start of what the candle covers for sure.
+pub fn since<'t>(
+    trades: impl DoubleEndedIterator<Item = &'t Trade>,
+    from: Timestamp,
+    older_trades_dropped: bool,
+) -> Option<Candle> {
+    let mut window: Option<Candle> = None;
+    let mut reached_older = false;
+    for trade in trades.rev() {
+        if trade.ts < from {
+            reached_older = true;
+            break;
+        }
+        match window.as_mut() {
+            // Walking back in time: this trade came before the others.
+            Some(candle) => {
+                candle.open = trade.price;
+                candle.high = candle.high.max(trade.price);
+                candle.low = candle.low.min(trade.price);
+                candle.volume += trade.quantity;
+                candle.trades += 1;
+                candle.start = trade.ts;
+            }
+            None => {
+                window = Some(Candle {
+                    start: trade.ts,
+                    open: trade.price,
+                    high: trade.price,
+                    low: trade.price,
+                    close: trade.price,
+                    volume: trade.quantity,
+                    trades: 1,
+                })
+            }
+        }
+    }
+    if let Some(candle) = window.as_mut() {
+        if reached_older || !older_trades_dropped {
+            candle.start = from;
+        }
+    }
+    window
 }
 
 #[cfg(test)]
@@ -145,5 +194,40 @@ mod tests {
         assert_eq!(candles(trades.iter(), MINUTE, 2, true), all[1..]);
         assert_eq!(candles(trades[1..].iter(), MINUTE, 3, true), all[1..]);
         assert!(candles([].iter(), MINUTE, 3, false).is_empty());
+    }
+
+    #[test]
+    fn a_window_sums_the_trades_from_its_start_and_says_when_it_is_partial() {
+        let trades = [
+            trade(0, 100, 5),
+            trade(10, 103, 1),
+            trade(59, 99, 2),
+            trade(60, 101, 4),
+        ];
+        let from = trades[1].ts;
+        let window = Candle {
+            start: from,
+            open: 103,
+            high: 103,
+            low: 99,
+            close: 101,
+            volume: 7,
+            trades: 3,
+        };
+        assert_eq!(since(trades.iter(), from, false), Some(window));
+        // A trade before the window shows it whole even if older ones went.
+        assert_eq!(since(trades.iter(), from, true), Some(window));
+        // Every kept trade inside the window, older ones dropped: the
+        // window is only sure from the oldest kept trade on.
+        let earlier = trades[0].ts - 1;
+        let partial = since(trades.iter(), earlier, true).unwrap();
+        assert_eq!(
+            (partial.start, partial.trades, partial.volume),
+            (trades[0].ts, 4, 12)
+        );
+        let whole = since(trades.iter(), earlier, false).unwrap();
+        assert_eq!((whole.start, whole.open, whole.trades), (earlier, 100, 4));
+        assert_eq!(since(trades.iter(), trades[3].ts + 1, false), None);
+        assert_eq!(since([].iter(), 0, true), None);
     }
 }

@@ -11,7 +11,7 @@
 use std::io;
 use std::thread::{self, JoinHandle};
 
-use crate::engine::{Command, Event, EventSink, OrderBook, OrderId};
+use crate::engine::{Command, Event, EventSink, OrderBook, OrderId, Timestamp};
 
 use crate::ring::{Consumer, Publisher, WaitResult};
 
@@ -54,6 +54,13 @@ pub enum BarrierPurpose {
     Book {
         /// Levels per side, 0 for every level.
         depth: usize,
+    },
+    /// The best bid and ask, the last trade and the last 24 hours' trading
+    /// as of this point, `now` being the front's clock at the request (the
+    /// book replica answers: it has both the book and the trades).
+    Ticker {
+        /// When the request came, in ns since the epoch.
+        now: Timestamp,
     },
     /// Write the state file as of this point (the replica acts; nobody is
     /// answered).

@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
-use crate::api::{ApiError, TradeRecord, Wire};
-use crate::engine::{Command, Event, LevelView, OrderBook, OrderId, Side};
+use crate::api::{ApiError, Ticker, TradeRecord, Wire};
+use crate::candles;
+use crate::engine::{Command, Event, LevelView, OrderBook, OrderId, Side, Timestamp};
 use crate::matching::{BarrierPurpose, Output};
 use crate::metrics;
 use crate::persist::snapshot;
@@ -83,6 +84,26 @@ pub fn book_json(book: &OrderBook, wire: &Wire, feed_seq: u64, depth: usize) -> 
     out.push_str("],\"asks\":[");
     wire.levels(&mut out, book.levels(Side::Sell).map(aggregated).take(take));
     out.push_str("]}");
+    out.into_bytes()
+}
+
+/// The body of `GET /ticker`: the best bid and ask, the last trade and
+/// the last 24 hours (from `now`) of the trades kept, with the feed `seq`.
+fn ticker_json(book: &OrderBook, wire: &Wire, kept: &Snapshots, now: Timestamp) -> Vec<u8> {
+    const DAY: Timestamp = 24 * 60 * 60 * 1_000_000_000;
+    let best = |side| book.levels(side).next().map(|l| (l.price, l.quantity));
+    // A full history has dropped older trades.
+    let dropped = kept.trades.len() == kept.trade_history;
+    let trades = kept.trades.iter().map(|record| &record.trade);
+    let ticker = Ticker {
+        seq: kept.feed_seq,
+        best_bid: best(Side::Buy),
+        best_ask: best(Side::Sell),
+        last_trade: kept.trades.back(),
+        last_24h: candles::since(trades, now.saturating_sub(DAY), dropped),
+    };
+    let mut out = String::with_capacity(512);
+    wire.ticker(&mut out, &ticker);
     out.into_bytes()
 }
 
@@ -209,6 +230,9 @@ pub fn spawn(
                             BarrierPurpose::Order(id) => order_json(&book, &wire, id),
                             BarrierPurpose::Book { depth } => {
                                 (200, book_json(&book, &wire, snapshots.feed_seq, depth))
+                            }
+                            BarrierPurpose::Ticker { now } => {
+                                (200, ticker_json(&book, &wire, &snapshots, now))
                             }
                             BarrierPurpose::Snapshot => {
                                 snapshots.save(&book, &wire);

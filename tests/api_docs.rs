@@ -66,6 +66,7 @@ fn it_lists_exactly_the_routes_served_with_their_methods() {
             "/orders/batch",
             "/orders/cancel",
             "/orders/modify",
+            "/ticker",
             "/trades",
             "/ws",
         ]),

@@ -1557,6 +1557,85 @@ fn served_candle(candle: &Value) -> Value {
 }
 
 #[test]
+fn get_ticker_shows_the_best_bid_and_ask_the_last_trade_and_the_last_24_hours() {
+    let server = Server::start();
+    let mut client = server.connect();
+    assert_eq!(
+        client.get("/ticker").expect(200),
+        json!({"seq": 0, "best_bid": null, "best_ask": null, "last_trade": null, "last_24h": null})
+    );
+    client.place(-1, 100.0, 3);
+    client.place(-1, 101.5, 4);
+    client.place(1, 99.0, 2);
+    let before = now_micros();
+    client
+        .post("/order/", r#"{"type": "market", "quantity": 5, "side": 1}"#)
+        .expect(200);
+    client.place(1, 98.5, 6);
+    let ticker = client.get("/ticker").expect(200);
+    let trades = client.trades("");
+    assert_eq!(trades.len(), 2);
+    assert_eq!(ticker["last_trade"], trades[1]);
+    assert_eq!(
+        (&ticker["best_bid"], &ticker["best_ask"]),
+        (
+            &json!({"price": 99.0, "quantity": 2}),
+            &json!({"price": 101.5, "quantity": 2})
+        )
+    );
+    // The feed's seq: 2 trades and 5 book messages (one per command).
+    let book = client.get("/book").expect(200);
+    assert_eq!((&ticker["seq"], &book["seq"]), (&json!(7), &json!(7)));
+    let day = &ticker["last_24h"];
+    assert_eq!(
+        (
+            &day["open"],
+            &day["high"],
+            &day["low"],
+            &day["close"],
+            &day["volume"],
+            &day["trades"]
+        ),
+        (
+            &json!(100.0),
+            &json!(101.5),
+            &json!(100.0),
+            &json!(101.5),
+            &json!(5),
+            &json!(2)
+        )
+    );
+    let from = parse_micros(day["from"].as_str().unwrap()).unwrap();
+    let day_micros = 86_400_000_000;
+    assert!(
+        before - day_micros <= from && from <= now_micros() - day_micros,
+        "the window starts 24 hours before the request: {day}"
+    );
+    client
+        .post("/ticker", "{}")
+        .expect_detail(405, "Method Not Allowed");
+}
+
+#[test]
+fn get_ticker_over_a_history_that_dropped_trades_says_where_it_starts() {
+    let server = Server::start_with(&["--trade-history", "2"]);
+    let mut client = server.connect();
+    for price in [100.0, 101.0, 102.0] {
+        client.place(-1, price, 1);
+        client.place(1, price, 1);
+    }
+    let kept = client.trades("");
+    assert_eq!(kept.len(), 2);
+    let day = client.get("/ticker").expect(200)["last_24h"].clone();
+    // The first trade is gone: the window is only sure from the oldest kept.
+    assert_eq!(day["from"], kept[0]["execution_timestamp"]);
+    assert_eq!(
+        (&day["open"], &day["volume"], &day["trades"]),
+        (&json!(101.0), &json!(2), &json!(2))
+    );
+}
+
+#[test]
 fn get_candles_sums_the_kept_trades_by_interval() {
     let server = Server::start();
     let mut client = server.connect();

@@ -1079,6 +1079,12 @@ impl Front {
                         self.submit_barrier(slot, purpose, Awaiting::Replica, keep_alive)
                     })
             }
+            ("/ticker", Method::Get) => {
+                let purpose = BarrierPurpose::Ticker {
+                    now: api::now_micros() * 1_000,
+                };
+                self.submit_barrier(slot, purpose, Awaiting::Replica, keep_alive)
+            }
             ("/health", Method::Get) => {
                 let body = self.wire.health();
                 self.answer_now(slot, 200, body.as_bytes(), keep_alive);
@@ -1110,8 +1116,8 @@ impl Front {
             }
             ("/orders", _) => Err(method_not_allowed("GET, HEAD, DELETE")),
             (
-                "/book" | "/trades" | "/candles" | "/health" | "/metrics" | "/openapi.json"
-                | "/docs",
+                "/book" | "/trades" | "/candles" | "/ticker" | "/health" | "/metrics"
+                | "/openapi.json" | "/docs",
                 _,
             ) => Err(method_not_allowed("GET, HEAD")),
             ("/ws", _) => Err(method_not_allowed("GET")),
