@@ -24,6 +24,31 @@ pub struct Candle {
     pub trades: u64,
 }
 
+impl Candle {
+    /// A candle of one trade, starting at `start`.
+    fn of(start: Timestamp, trade: &Trade) -> Candle {
+        Candle {
+            start,
+            open: trade.price,
+            high: trade.price,
+            low: trade.price,
+            close: trade.price,
+            volume: trade.quantity,
+            trades: 1,
+        }
+    }
+
+    /// Adds a trade that came before every trade in it (candles are built
+    /// walking back in time).
+    fn add_earlier(&mut self, trade: &Trade) {
+        self.open = trade.price;
+        self.high = self.high.max(trade.price);
+        self.low = self.low.min(trade.price);
+        self.volume += trade.quantity;
+        self.trades += 1;
+    }
+}
+
 /// The newest `limit` candles of `interval` ns (oldest first) over
 /// `trades` (oldest first), one per interval that holds a trade. When
 /// `older_trades_dropped` (the history lost its oldest trades), the
@@ -41,27 +66,12 @@ pub fn candles<'t>(
         let start = trade.ts - trade.ts % interval;
         let full = out.len() == limit;
         match out.last_mut() {
-            Some(candle) if candle.start == start => {
-                // Walking back in time: this trade came before the others.
-                candle.open = trade.price;
-                candle.high = candle.high.max(trade.price);
-                candle.low = candle.low.min(trade.price);
-                candle.volume += trade.quantity;
-                candle.trades += 1;
-            }
+            Some(candle) if candle.start == start => candle.add_earlier(trade),
             _ if full => {
                 whole = true;
                 break;
             }
-            _ => out.push(Candle {
-                start,
-                open: trade.price,
-                high: trade.price,
-                low: trade.price,
-                close: trade.price,
-                volume: trade.quantity,
-                trades: 1,
-            }),
+            _ => out.push(Candle::of(start, trade)),
         }
     }
     if older_trades_dropped && !whole {
@@ -89,26 +99,11 @@ pub fn since<'t>(
             break;
         }
         match window.as_mut() {
-            // Walking back in time: this trade came before the others.
             Some(candle) => {
-                candle.open = trade.price;
-                candle.high = candle.high.max(trade.price);
-                candle.low = candle.low.min(trade.price);
-                candle.volume += trade.quantity;
-                candle.trades += 1;
+                candle.add_earlier(trade);
                 candle.start = trade.ts;
             }
-            None => {
-                window = Some(Candle {
-                    start: trade.ts,
-                    open: trade.price,
-                    high: trade.price,
-                    low: trade.price,
-                    close: trade.price,
-                    volume: trade.quantity,
-                    trades: 1,
-                })
-            }
+            None => window = Some(Candle::of(trade.ts, trade)),
         }
     }
     if let Some(candle) = window.as_mut() {

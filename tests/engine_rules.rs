@@ -66,6 +66,14 @@ fn trades(events: &[Event]) -> Vec<Trade> {
 }
 
 /// The level changes among `events`, as (side, price, new total).
+/// Each trade's maker, price and quantity, in order.
+fn maker_fills(events: &[Event]) -> Vec<(u128, u64, u64)> {
+    trades(events)
+        .iter()
+        .map(|t| (t.maker, t.price, t.quantity))
+        .collect()
+}
+
 fn level_events(events: &[Event]) -> Vec<(Side, u64, u64)> {
     events
         .iter()
@@ -637,10 +645,7 @@ fn market_order_sweeps_every_level_at_the_makers_prices_and_cancels_the_rest() {
         TimeInForce::ImmediateOrCancel,
     );
     assert_eq!(
-        trades(&events)
-            .iter()
-            .map(|t| (t.maker, t.price, t.quantity))
-            .collect::<Vec<_>>(),
+        maker_fills(&events),
         vec![(1, 100, 3), (2, 101, 4), (3, 102, 50)]
     );
     assert_eq!(
@@ -683,10 +688,7 @@ fn market_sell_takes_the_best_bids_first_and_fills_when_they_hold_enough() {
         TimeInForce::ImmediateOrCancel,
     );
     assert_eq!(
-        trades(&events)
-            .iter()
-            .map(|t| (t.maker, t.price, t.quantity))
-            .collect::<Vec<_>>(),
+        maker_fills(&events),
         vec![(2, 99, 2), (3, 99, 2), (1, 90, 2)]
     );
     assert!(

@@ -400,6 +400,17 @@ mod tests {
         events
     }
 
+    /// A small book that keeps 4 finished orders.
+    fn small_book() -> BookConfig {
+        BookConfig {
+            order_capacity: 16,
+            level_capacity: 8,
+            finished_capacity: 4,
+            resident: false,
+            sparse_index: false,
+        }
+    }
+
     #[test]
     fn a_saved_book_loads_back_identical() {
         let config = BookConfig {
@@ -450,13 +461,7 @@ mod tests {
 
     #[test]
     fn a_finished_market_order_loads_back_and_a_resting_one_is_refused() {
-        let config = BookConfig {
-            order_capacity: 16,
-            level_capacity: 8,
-            finished_capacity: 4,
-            resident: false,
-            sparse_index: false,
-        };
+        let config = small_book();
         let mut book = OrderBook::new(config);
         place(&mut book, 1, Side::Sell, 10_000, 5);
         let market = Command {
@@ -510,13 +515,7 @@ mod tests {
             tick: TickSize::parse("0.00000001").unwrap(),
             ..wire()
         };
-        let config = BookConfig {
-            order_capacity: 16,
-            level_capacity: 8,
-            finished_capacity: 4,
-            resident: false,
-            sparse_index: false,
-        };
+        let config = small_book();
         let mut book = OrderBook::new(config);
         let mut trades = Vec::new();
         for (id, side, price) in [
