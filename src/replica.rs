@@ -89,17 +89,17 @@ pub fn book_json(book: &OrderBook, wire: &Wire, feed_seq: u64, depth: usize) -> 
 
 /// The body of `GET /ticker`: the best bid and ask, the last trade and
 /// the last 24 hours (from `now`) of the trades kept, with the feed `seq`.
-fn ticker_json(book: &OrderBook, wire: &Wire, kept: &Snapshots, now: Timestamp) -> Vec<u8> {
+fn ticker_json(book: &OrderBook, wire: &Wire, snapshots: &Snapshots, now: Timestamp) -> Vec<u8> {
     const DAY: Timestamp = 24 * 60 * 60 * 1_000_000_000;
     let best = |side| book.levels(side).next().map(|l| (l.price, l.quantity));
     // A full history has dropped older trades.
-    let dropped = kept.trades.len() == kept.trade_history;
-    let trades = kept.trades.iter().map(|record| &record.trade);
+    let dropped = snapshots.trades.len() == snapshots.trade_history;
+    let trades = snapshots.trades.iter().map(|record| &record.trade);
     let ticker = Ticker {
-        seq: kept.feed_seq,
+        seq: snapshots.feed_seq,
         best_bid: best(Side::Buy),
         best_ask: best(Side::Sell),
-        last_trade: kept.trades.back(),
+        last_trade: snapshots.trades.back(),
         last_24h: candles::since(trades, now.saturating_sub(DAY), dropped),
     };
     let mut out = String::with_capacity(512);
