@@ -1,7 +1,10 @@
 //! Candles (open, high, low, close, volume) over fixed intervals, made from
 //! a run of trades on request: what a chart of the market reads; and one
-//! over a moving window, for `GET /ticker`'s last 24 hours. Pure: the front
-//! (candles) and the replica (the ticker) call it on the trades they keep.
+//! over a moving window ([`Rolling`]), kept up as trades arrive, for
+//! `GET /ticker`'s last 24 hours. Pure: the front (candles) and the replica
+//! (the ticker) use it with the trades they keep.
+
+use std::collections::VecDeque;
 
 use crate::engine::{Qty, Ticks, Timestamp, Trade};
 
@@ -81,37 +84,129 @@ pub fn candles<'t>(
     out
 }
 
-/// One candle of the trades at or after `from` (`trades` oldest first),
-/// or `None` if there are none. Its `start` is `from`, unless
-/// `older_trades_dropped` and the kept trades all lie inside the window:
-/// then older ones in it may be gone, and `start` is the oldest kept
-/// trade's time, the start of what the candle covers for sure.
-pub fn since<'t>(
-    trades: impl DoubleEndedIterator<Item = &'t Trade>,
-    from: Timestamp,
-    older_trades_dropped: bool,
-) -> Option<Candle> {
-    let mut window: Option<Candle> = None;
-    let mut reached_older = false;
-    for trade in trades.rev() {
-        if trade.ts < from {
-            reached_older = true;
-            break;
+/// The trades of the last `span` ns as one candle, kept up as trades
+/// arrive and time passes (`GET /ticker`'s last 24 hours): each trade is
+/// added once and dropped once, so a read costs no walk over the history.
+/// It holds at most `keep` trades, as the trade history does; while a
+/// trade it had to drop for room would still be inside the window, the
+/// candle starts at the oldest trade it holds, the start of what it
+/// covers for sure.
+#[derive(Debug)]
+pub struct Rolling {
+    span: u64,
+    keep: usize,
+    /// The trades in the window (time, price, quantity), oldest first.
+    window: VecDeque<(Timestamp, Ticks, Qty)>,
+    volume: Qty,
+    /// The number the next trade pushed gets; the window's oldest is
+    /// `next - window.len()`.
+    next: u64,
+    /// Candidates for the high: (number, price), prices falling.
+    highs: VecDeque<(u64, Ticks)>,
+    /// Candidates for the low: (number, price), prices rising.
+    lows: VecDeque<(u64, Ticks)>,
+    /// The newest time of a trade dropped for room, if any was.
+    dropped_until: Option<Timestamp>,
+    /// The latest time asked about: the window never moves back.
+    now: Timestamp,
+}
+
+impl Rolling {
+    /// An empty window of `span` ns holding at most `keep` trades.
+    pub fn new(span: u64, keep: usize) -> Self {
+        Rolling {
+            span,
+            keep,
+            window: VecDeque::new(),
+            volume: 0,
+            next: 0,
+            highs: VecDeque::new(),
+            lows: VecDeque::new(),
+            dropped_until: None,
+            now: 0,
         }
-        match window.as_mut() {
-            Some(candle) => {
-                candle.add_earlier(trade);
-                candle.start = trade.ts;
+    }
+
+    /// A window over `kept` (oldest first), a history kept to its newest
+    /// `keep`: a full one may have dropped older trades, taken to be as
+    /// new as its oldest.
+    pub fn over<'t>(
+        span: u64,
+        keep: usize,
+        kept: impl ExactSizeIterator<Item = &'t Trade>,
+    ) -> Self {
+        let full = kept.len() >= keep;
+        let mut rolling = Rolling::new(span, keep);
+        for trade in kept {
+            rolling.push(trade);
+        }
+        if full {
+            rolling.dropped_until = rolling.window.front().map(|&(ts, _, _)| ts);
+        }
+        rolling
+    }
+
+    /// Adds the newest trade.
+    pub fn push(&mut self, trade: &Trade) {
+        if self.keep == 0 {
+            return;
+        }
+        if self.window.len() == self.keep {
+            if let Some(&(ts, _, _)) = self.window.front() {
+                self.dropped_until = Some(ts);
             }
-            None => window = Some(Candle::of(trade.ts, trade)),
+            self.pop_oldest();
+        }
+        let number = self.next;
+        self.next += 1;
+        self.window
+            .push_back((trade.ts, trade.price, trade.quantity));
+        self.volume += trade.quantity;
+        while self.highs.back().is_some_and(|&(_, p)| p <= trade.price) {
+            self.highs.pop_back();
+        }
+        self.highs.push_back((number, trade.price));
+        while self.lows.back().is_some_and(|&(_, p)| p >= trade.price) {
+            self.lows.pop_back();
+        }
+        self.lows.push_back((number, trade.price));
+    }
+
+    fn pop_oldest(&mut self) {
+        let Some((_, _, quantity)) = self.window.pop_front() else {
+            return;
+        };
+        let number = self.next - self.window.len() as u64 - 1;
+        self.volume -= quantity;
+        if self.highs.front().is_some_and(|&(n, _)| n == number) {
+            self.highs.pop_front();
+        }
+        if self.lows.front().is_some_and(|&(n, _)| n == number) {
+            self.lows.pop_front();
         }
     }
-    if let Some(candle) = window.as_mut() {
-        if reached_older || !older_trades_dropped {
-            candle.start = from;
+
+    /// The candle of the trades at or after `now - span`, or `None` if
+    /// there are none (see the type's notes for its `start`).
+    pub fn at(&mut self, now: Timestamp) -> Option<Candle> {
+        self.now = self.now.max(now);
+        let from = self.now.saturating_sub(self.span);
+        while self.window.front().is_some_and(|&(ts, _, _)| ts < from) {
+            self.pop_oldest();
         }
+        let &(oldest, open, _) = self.window.front()?;
+        let &(_, close, _) = self.window.back()?;
+        let partial = self.dropped_until.is_some_and(|ts| ts >= from);
+        Some(Candle {
+            start: if partial { oldest } else { from },
+            open,
+            high: self.highs.front()?.1,
+            low: self.lows.front()?.1,
+            close,
+            volume: self.volume,
+            trades: self.window.len() as u64,
+        })
     }
-    window
 }
 
 #[cfg(test)]
@@ -191,38 +286,102 @@ mod tests {
         assert!(candles([].iter(), MINUTE, 3, false).is_empty());
     }
 
+    /// The window as the trades pushed say it, the slow way: the newest
+    /// `keep` are held, and the candle is partial while a dropped one is
+    /// in the window.
+    fn naive(pushed: &[Trade], keep: usize, now: Timestamp, span: u64) -> Option<Candle> {
+        let from = now.saturating_sub(span);
+        let held = &pushed[pushed.len().saturating_sub(keep)..];
+        let dropped = &pushed[..pushed.len() - held.len()];
+        let inside: Vec<&Trade> = held.iter().filter(|t| t.ts >= from).collect();
+        let first = inside.first()?;
+        let partial = dropped.iter().any(|t| t.ts >= from);
+        Some(Candle {
+            start: if partial { first.ts } else { from },
+            open: first.price,
+            high: inside.iter().map(|t| t.price).max()?,
+            low: inside.iter().map(|t| t.price).min()?,
+            close: inside.last()?.price,
+            volume: inside.iter().map(|t| t.quantity).sum(),
+            trades: inside.len() as u64,
+        })
+    }
+
     #[test]
-    fn a_window_sums_the_trades_from_its_start_and_says_when_it_is_partial() {
+    fn a_rolling_window_sums_its_trades_and_says_when_it_is_partial() {
+        const SECOND: u64 = 1_000_000_000;
         let trades = [
             trade(0, 100, 5),
             trade(10, 103, 1),
             trade(59, 99, 2),
             trade(60, 101, 4),
         ];
-        let from = trades[1].ts;
-        let window = Candle {
-            start: from,
-            open: 103,
-            high: 103,
-            low: 99,
-            close: 101,
-            volume: 7,
-            trades: 3,
-        };
-        assert_eq!(since(trades.iter(), from, false), Some(window));
-        // A trade before the window shows it whole even if older ones went.
-        assert_eq!(since(trades.iter(), from, true), Some(window));
-        // Every kept trade inside the window, older ones dropped: the
-        // window is only sure from the oldest kept trade on.
-        let earlier = trades[0].ts - 1;
-        let partial = since(trades.iter(), earlier, true).unwrap();
+        let mut rolling = Rolling::new(60 * SECOND, 10);
+        assert_eq!(rolling.at(trades[0].ts), None);
+        for t in &trades {
+            rolling.push(t);
+        }
+        let now = trades[0].ts + 70 * SECOND; // the first trade has left
         assert_eq!(
-            (partial.start, partial.trades, partial.volume),
-            (trades[0].ts, 4, 12)
+            rolling.at(now),
+            Some(Candle {
+                start: now - 60 * SECOND,
+                open: 103,
+                high: 103,
+                low: 99,
+                close: 101,
+                volume: 7,
+                trades: 3
+            })
         );
-        let whole = since(trades.iter(), earlier, false).unwrap();
-        assert_eq!((whole.start, whole.open, whole.trades), (earlier, 100, 4));
-        assert_eq!(since(trades.iter(), trades[3].ts + 1, false), None);
-        assert_eq!(since([].iter(), 0, true), None);
+        // Time does not run back: the first trade stays out.
+        assert_eq!(rolling.at(trades[0].ts).map(|c| c.trades), Some(3));
+        assert_eq!(rolling.at(now + 60 * SECOND), None);
+        // Room for 2: the trade at 0 s is dropped while still in the
+        // window, so the candle starts at the oldest held, 10 s; once the
+        // window has passed 0 s, it starts where the window does.
+        let mut small = Rolling::new(60 * SECOND, 2);
+        for t in &trades[..3] {
+            small.push(t);
+        }
+        let partial = small.at(trades[0].ts + 30 * SECOND).unwrap();
+        assert_eq!(
+            (partial.start, partial.trades, partial.high),
+            (trades[1].ts, 2, 103)
+        );
+        let whole = small.at(trades[0].ts + 65 * SECOND).unwrap();
+        assert_eq!((whole.start, whole.trades), (trades[0].ts + 5 * SECOND, 2));
+        // Rebuilt over a full history: its oldest is taken as the last dropped.
+        let mut over = Rolling::over(60 * SECOND, 2, trades[1..3].iter());
+        assert_eq!(over.at(trades[2].ts).unwrap().start, trades[1].ts);
+        assert_eq!(Rolling::over(60 * SECOND, 0, trades.iter()).at(0), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_rolling_window_equals_the_naive_one_at_every_read(
+            steps in proptest::collection::vec((0u64..30, proptest::option::of((90u64..110, 1u64..9))), 1..200),
+            keep in 0usize..12,
+            span in 1u64..60,
+        ) {
+            let second = 1_000_000_000;
+            let mut rolling = Rolling::new(span * second, keep);
+            let mut pushed = Vec::new();
+            let mut now = 1_700_000_000 * second;
+            for (advance, trade_of) in steps {
+                now += advance * second / 3;
+                match trade_of {
+                    Some((price, quantity)) => {
+                        let t = Trade { ts: now, price, quantity, ..trade(0, 0, 0) };
+                        rolling.push(&t);
+                        pushed.push(t);
+                    }
+                    None => proptest::prop_assert_eq!(
+                        rolling.at(now),
+                        naive(&pushed, keep, now, span * second)
+                    ),
+                }
+            }
+        }
     }
 }

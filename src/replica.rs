@@ -87,20 +87,25 @@ pub fn book_json(book: &OrderBook, wire: &Wire, feed_seq: u64, depth: usize) -> 
     out.into_bytes()
 }
 
+/// The ticker's window: a day, in ns.
+const DAY: Timestamp = 24 * 60 * 60 * 1_000_000_000;
+
 /// The body of `GET /ticker`: the best bid and ask, the last trade and
-/// the last 24 hours (from `now`) of the trades kept, with the feed `seq`.
-fn ticker_json(book: &OrderBook, wire: &Wire, snapshots: &Snapshots, now: Timestamp) -> Vec<u8> {
-    const DAY: Timestamp = 24 * 60 * 60 * 1_000_000_000;
+/// the last 24 hours (to `now`, from `day`), with the feed `seq`.
+fn ticker_json(
+    book: &OrderBook,
+    wire: &Wire,
+    snapshots: &Snapshots,
+    day: &mut candles::Rolling,
+    now: Timestamp,
+) -> Vec<u8> {
     let best = |side| book.levels(side).next().map(|l| (l.price, l.quantity));
-    // A full history has dropped older trades.
-    let dropped = snapshots.trades.len() == snapshots.trade_history;
-    let trades = snapshots.trades.iter().map(|record| &record.trade);
     let ticker = Ticker {
         seq: snapshots.feed_seq,
         best_bid: best(Side::Buy),
         best_ask: best(Side::Sell),
         last_trade: snapshots.trades.back(),
-        last_24h: candles::since(trades, now.saturating_sub(DAY), dropped),
+        last_24h: day.at(now),
     };
     let mut out = String::with_capacity(512);
     wire.ticker(&mut out, &ticker);
@@ -202,6 +207,8 @@ pub fn spawn(
         .spawn(move || {
             let mut pending: Option<Command> = None;
             let mut events = Vec::new();
+            let kept = snapshots.trades.iter().map(|record| &record.trade);
+            let mut day = candles::Rolling::over(DAY, snapshots.trade_history, kept);
             count_resting(&snapshots.metrics, &book);
             loop {
                 let read = outputs.drain(usize::MAX, |output| match *output {
@@ -217,6 +224,11 @@ pub fn spawn(
                                     &mut snapshots.trades,
                                     snapshots.trade_history,
                                 );
+                                for event in &events {
+                                    if let Event::Trade(trade) = event {
+                                        day.push(trade);
+                                    }
+                                }
                             }
                         }
                     }
@@ -232,7 +244,7 @@ pub fn spawn(
                                 (200, book_json(&book, &wire, snapshots.feed_seq, depth))
                             }
                             BarrierPurpose::Ticker { now } => {
-                                (200, ticker_json(&book, &wire, &snapshots, now))
+                                (200, ticker_json(&book, &wire, &snapshots, &mut day, now))
                             }
                             BarrierPurpose::Snapshot => {
                                 snapshots.save(&book, &wire);

@@ -251,6 +251,43 @@ fn time_in_force_and_market_outcomes_are_restored_after_kill_9_and_after_sigterm
 }
 
 #[test]
+fn the_ticker_reads_the_same_after_kill_9_and_after_sigterm() {
+    let dir = TempDir::new("ticker");
+    let mut server = Server::start_in(&dir.0, &[]);
+    let mut client = server.connect();
+    for (side, ticks, quantity) in [
+        (Side::Sell, 10_000, 3),
+        (Side::Sell, 10_150, 4),
+        (Side::Buy, 9_900, 2),
+    ] {
+        client
+            .post("/order/", &place_body(side, ticks, quantity))
+            .expect(200);
+    }
+    client
+        .post("/order/", r#"{"type":"market","side":1,"quantity":5}"#)
+        .expect(200);
+    // The window's start moves with the clock; the rest must not.
+    let read = |server: &Server| {
+        let mut ticker = server.connect().get("/ticker").expect(200);
+        ticker["last_24h"].as_object_mut().unwrap().remove("from");
+        ticker
+    };
+    let before = read(&server);
+    assert_eq!(before["last_24h"]["volume"], 5);
+    server.kill9();
+    let mut server = Server::start_in(&dir.0, &[]);
+    assert_eq!(read(&server), before, "after kill -9 (the journal)");
+    server.signal("TERM");
+    assert!(server
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits")
+        .success());
+    let server = Server::start_in(&dir.0, &[]);
+    assert_eq!(read(&server), before, "after SIGTERM (the state file)");
+}
+
+#[test]
 fn a_state_file_of_the_original_service_is_loaded() {
     let dir = TempDir::new("original");
     let original = r#"{"buy_orders": [{"id": "0b9f6a9e-4a3c-4c1e-9c1d-2b7d1f0e6a11", "quantity": 10, "price": 99.5, "side": 1, "status": "partially filled", "filled_quantity": 4, "average_traded_price": 99.5, "traded_quantity": 4, "order_alive": true}],
