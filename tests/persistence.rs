@@ -170,7 +170,7 @@ fn prices_of_many_digits_are_placed_saved_and_restored_exactly() {
 #[test]
 fn time_in_force_and_market_outcomes_are_restored_after_kill_9_and_after_sigterm() {
     let dir = TempDir::new("time-in-force");
-    let mut server = Server::start_in(&dir.0, &[]);
+    let server = Server::start_in(&dir.0, &[]);
     let mut client = server.connect();
     let mut ids = Vec::new();
     let mut place = |client: &mut Client, body: &str| -> Value {
@@ -236,24 +236,31 @@ fn time_in_force_and_market_outcomes_are_restored_after_kill_9_and_after_sigterm
             );
         }
     };
-    // The journal alone (the refused post-only place is in it too).
+    // The journal alone (the refused post-only place is in it too), then
+    // the state file.
+    after_kill_9_and_sigterm(server, &dir, same_as_before);
+}
+
+/// Kills `server` (running in `dir` with no flags) with `kill -9`,
+/// restarts it and runs `check` (the journal alone), then stops it with
+/// SIGTERM, restarts it and runs `check` again (the state file).
+fn after_kill_9_and_sigterm(mut server: Server, dir: &TempDir, check: impl Fn(&Server, &str)) {
     server.kill9();
     let mut server = Server::start_in(&dir.0, &[]);
-    same_as_before(&server, "after kill -9");
-    // The state file.
+    check(&server, "after kill -9");
     server.signal("TERM");
     assert!(server
         .wait_exit(Duration::from_secs(10))
         .expect("exits")
         .success());
     let server = Server::start_in(&dir.0, &[]);
-    same_as_before(&server, "after SIGTERM");
+    check(&server, "after SIGTERM");
 }
 
 #[test]
 fn the_ticker_reads_the_same_after_kill_9_and_after_sigterm() {
     let dir = TempDir::new("ticker");
-    let mut server = Server::start_in(&dir.0, &[]);
+    let server = Server::start_in(&dir.0, &[]);
     let mut client = server.connect();
     for (side, ticks, quantity) in [
         (Side::Sell, 10_000, 3),
@@ -275,16 +282,9 @@ fn the_ticker_reads_the_same_after_kill_9_and_after_sigterm() {
     };
     let before = read(&server);
     assert_eq!(before["last_24h"]["volume"], 5);
-    server.kill9();
-    let mut server = Server::start_in(&dir.0, &[]);
-    assert_eq!(read(&server), before, "after kill -9 (the journal)");
-    server.signal("TERM");
-    assert!(server
-        .wait_exit(Duration::from_secs(10))
-        .expect("exits")
-        .success());
-    let server = Server::start_in(&dir.0, &[]);
-    assert_eq!(read(&server), before, "after SIGTERM (the state file)");
+    after_kill_9_and_sigterm(server, &dir, |server, when| {
+        assert_eq!(read(server), before, "{when}");
+    });
 }
 
 #[test]
