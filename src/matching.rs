@@ -55,6 +55,16 @@ pub enum BarrierPurpose {
         /// Levels per side, 0 for every level.
         depth: usize,
     },
+    /// The newest `limit` candles of `interval` seconds over the trades
+    /// kept, as of this point (the book replica answers: it keeps the same
+    /// trades as the front, and summing them there holds no HTTP
+    /// connection up).
+    Candles {
+        /// Seconds a candle covers.
+        interval: u64,
+        /// Candles at most.
+        limit: usize,
+    },
     /// The best bid and ask, the last trade and the last 24 hours' trading
     /// as of this point, `now` being the front's clock at the request (the
     /// book replica answers: it has both the book and the trades).

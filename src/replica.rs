@@ -87,6 +87,25 @@ pub fn book_json(book: &OrderBook, wire: &Wire, feed_seq: u64, depth: usize) -> 
     out.into_bytes()
 }
 
+/// The body of `GET /candles`: the newest `limit` candles of `interval`
+/// seconds over the trades kept, oldest first.
+fn candles_json(snapshots: &Snapshots, wire: &Wire, interval: u64, limit: usize) -> Vec<u8> {
+    let trades = snapshots.trades.iter().map(|record| &record.trade);
+    // A full history has dropped older trades.
+    let dropped = snapshots.trades.len() == snapshots.trade_history;
+    let candles = candles::candles(trades, interval * 1_000_000_000, limit, dropped);
+    let mut out = String::with_capacity(2 + candles.len() * 160);
+    out.push('[');
+    for (i, candle) in candles.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        wire.candle(&mut out, candle);
+    }
+    out.push(']');
+    out.into_bytes()
+}
+
 /// The ticker's window: a day, in ns.
 const DAY: Timestamp = 24 * 60 * 60 * 1_000_000_000;
 
@@ -242,6 +261,9 @@ pub fn spawn(
                             BarrierPurpose::Order(id) => order_json(&book, &wire, id),
                             BarrierPurpose::Book { depth } => {
                                 (200, book_json(&book, &wire, snapshots.feed_seq, depth))
+                            }
+                            BarrierPurpose::Candles { interval, limit } => {
+                                (200, candles_json(&snapshots, &wire, interval, limit))
                             }
                             BarrierPurpose::Ticker { now } => {
                                 (200, ticker_json(&book, &wire, &snapshots, &mut day, now))

@@ -28,7 +28,6 @@ use super::auth::ApiToken;
 use super::http::{self, Limits, Method};
 use super::rate_limit::{RateLimit, RateLimiter, Refusal};
 use crate::api::{self, ApiError, TradeRecord, Wire};
-use crate::candles;
 use crate::engine::{Command, CommandKind, Event, OrderId, RejectReason};
 use crate::matching::{Barrier, BarrierPurpose, Output, Request};
 use crate::metrics;
@@ -442,12 +441,6 @@ enum Awaiting {
         order: Option<OrderId>,
         /// Only the trades after this one (`?after=`, a `unique_id`).
         after: Option<u128>,
-    },
-    /// `GET /candles`: from the trades kept, as `GET /trades`.
-    Candles {
-        /// Seconds a candle covers.
-        interval: u64,
-        limit: usize,
     },
     /// `GET /orders` or `GET /order/{id}`: the replica answers.
     Replica,
@@ -1067,8 +1060,8 @@ impl Front {
                 api::interval_param(query)
                     .and_then(|interval| Ok((interval, api::limit_param(query, 100, Some(1000))?)))
                     .and_then(|(interval, limit)| {
-                        let awaiting = Awaiting::Candles { interval, limit };
-                        self.submit_barrier(slot, BarrierPurpose::Trades, awaiting, keep_alive)
+                        let purpose = BarrierPurpose::Candles { interval, limit };
+                        self.submit_barrier(slot, purpose, Awaiting::Replica, keep_alive)
                     })
             }
             ("/book", Method::Get) => {
@@ -1668,21 +1661,6 @@ impl Front {
                         newest.reverse();
                         self.write_trades(&mut body, newest.into_iter());
                     }
-                }
-                body.push(']');
-                200
-            }
-            (Awaiting::Candles { interval, limit }, Output::Barrier(_)) => {
-                let trades = self.trades.iter().map(|record| &record.trade);
-                // A full history has dropped older trades.
-                let dropped = self.trades.len() == self.config.trade_history;
-                let candles = candles::candles(trades, interval * 1_000_000_000, limit, dropped);
-                body.push('[');
-                for (i, candle) in candles.iter().enumerate() {
-                    if i > 0 {
-                        body.push(',');
-                    }
-                    self.wire.candle(&mut body, candle);
                 }
                 body.push(']');
                 200
