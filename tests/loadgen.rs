@@ -294,6 +294,43 @@ fn market_orders_take_what_rests_and_never_rest() {
 }
 
 #[test]
+fn ticker_and_candle_reads_are_counted_and_the_ticker_sums_every_trade() {
+    let server = Server::start();
+    let makers = loadgen::run(&settings(&server, 4, 1, Stop::Requests(500), "place=1")).unwrap();
+    assert_all_200(&makers, 500);
+    let report = loadgen::run(&settings(
+        &server,
+        4,
+        1,
+        Stop::Requests(2_000),
+        "cross=2,ticker=1,candles=1",
+    ))
+    .unwrap();
+    assert_all_200(&report, 2_000);
+    assert_eq!(
+        report.placed + report.ticker_reads + report.candle_reads,
+        2_000
+    );
+    assert!(
+        report.ticker_reads > 300 && report.candle_reads > 300,
+        "{report:?}"
+    );
+    for kind in ["ticker", "candles"] {
+        assert!(report.latency_by_kind_us[kind].len() > 300, "{kind}");
+    }
+    let mut client = server.connect();
+    let trades = client.get("/trades?limit=100000").expect(200);
+    let trades = trades.as_array().unwrap();
+    let day = client.get("/ticker").expect(200)["last_24h"].clone();
+    let volume: u64 = trades.iter().map(|t| t["quantity"].as_u64().unwrap()).sum();
+    assert!(!trades.is_empty());
+    assert_eq!(
+        (day["trades"].as_u64(), day["volume"].as_u64()),
+        (Some(trades.len() as u64), Some(volume))
+    );
+}
+
+#[test]
 fn crossing_orders_trade_and_their_cancels_of_filled_orders_are_not_errors() {
     let server = Server::start();
     let report = loadgen::run(&settings(

@@ -103,11 +103,16 @@ pub struct Mix {
     pub market: u32,
     /// Reads of the book's top levels (`GET /book`).
     pub book: u32,
+    /// Reads of the ticker (`GET /ticker`).
+    pub ticker: u32,
+    /// Reads of the last hundred one-minute candles (`GET /candles`).
+    pub candles: u32,
 }
 
 impl Mix {
     /// Parses `place=50,cancel=35,cross=15` (kinds left out weigh 0; the
-    /// kinds are place, cancel, cross, modify, fetch, ioc, market and book).
+    /// kinds are place, cancel, cross, modify, fetch, ioc, market, book,
+    /// ticker and candles).
     pub fn parse(text: &str) -> Result<Mix, String> {
         let mut mix = Mix::default();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -127,9 +132,11 @@ impl Mix {
                 "ioc" => mix.ioc = weight,
                 "market" => mix.market = weight,
                 "book" => mix.book = weight,
+                "ticker" => mix.ticker = weight,
+                "candles" => mix.candles = weight,
                 other => {
                     return Err(format!(
-                        "{other:?}: unknown kind (place, cancel, cross, modify, fetch, ioc, market or book)"
+                        "{other:?}: unknown kind (place, cancel, cross, modify, fetch, ioc, market, book, ticker or candles)"
                     ))
                 }
             }
@@ -140,7 +147,7 @@ impl Mix {
         Ok(mix)
     }
 
-    fn weights(&self) -> [(Kind, u64); 8] {
+    fn weights(&self) -> [(Kind, u64); 10] {
         [
             (Kind::Place, self.place as u64),
             (Kind::Cancel, self.cancel as u64),
@@ -150,6 +157,8 @@ impl Mix {
             (Kind::Ioc, self.ioc as u64),
             (Kind::Market, self.market as u64),
             (Kind::Book, self.book as u64),
+            (Kind::Ticker, self.ticker as u64),
+            (Kind::Candles, self.candles as u64),
         ]
     }
 
@@ -179,6 +188,8 @@ enum Kind {
     Ioc,
     Market,
     Book,
+    Ticker,
+    Candles,
 }
 
 impl Kind {
@@ -193,6 +204,8 @@ impl Kind {
             Kind::Ioc => "ioc",
             Kind::Market => "market",
             Kind::Book => "book",
+            Kind::Ticker => "ticker",
+            Kind::Candles => "candles",
         }
     }
 }
@@ -233,6 +246,10 @@ pub struct Report {
     pub market: u64,
     /// Book reads answered 200.
     pub book_reads: u64,
+    /// Ticker reads answered 200.
+    pub ticker_reads: u64,
+    /// Candle reads answered 200.
+    pub candle_reads: u64,
     /// Cancels and modifies answered 404: the order had traded away.
     pub not_resting: u64,
     /// Connections that failed (refused, reset, closed mid-answer,
@@ -278,6 +295,8 @@ impl Report {
         self.ioc += other.ioc;
         self.market += other.market;
         self.book_reads += other.book_reads;
+        self.ticker_reads += other.ticker_reads;
+        self.candle_reads += other.candle_reads;
         self.not_resting += other.not_resting;
         self.transport_errors += other.transport_errors;
         self.elapsed = self.elapsed.max(other.elapsed);
@@ -305,6 +324,8 @@ impl Report {
             ioc: 0,
             market: 0,
             book_reads: 0,
+            ticker_reads: 0,
+            candle_reads: 0,
             not_resting: 0,
             transport_errors: 0,
             elapsed: Duration::ZERO,
@@ -354,6 +375,8 @@ impl Report {
             "ioc": self.ioc,
             "market": self.market,
             "book_reads": self.book_reads,
+            "ticker_reads": self.ticker_reads,
+            "candle_reads": self.candle_reads,
             "not_resting": self.not_resting,
             "transport_errors": self.transport_errors,
             "latency_us": percentiles(&self.latency_us),
@@ -720,8 +743,13 @@ fn start_request(settings: &Settings, connection: &mut Connection, since: Instan
                 connection.resting[at].id
             );
         }
-        Kind::Book => {
-            let _ = write!(out, "GET /book HTTP/1.1\r\nHost: loadgen\r\n{extra}\r\n");
+        Kind::Book | Kind::Ticker | Kind::Candles => {
+            let path = match kind {
+                Kind::Book => "/book",
+                Kind::Ticker => "/ticker",
+                _ => "/candles",
+            };
+            let _ = write!(out, "GET {path} HTTP/1.1\r\nHost: loadgen\r\n{extra}\r\n");
         }
         Kind::Place | Kind::Cross | Kind::Ioc | Kind::Market => {
             let mut order = || {
@@ -849,6 +877,8 @@ fn read_answers(
             (Kind::Cancel | Kind::Modify, 404) => report.not_resting += 1,
             (Kind::Fetch, 200) => report.fetched += 1,
             (Kind::Book, 200) => report.book_reads += 1,
+            (Kind::Ticker, 200) => report.ticker_reads += 1,
+            (Kind::Candles, 200) => report.candle_reads += 1,
             _ => {}
         }
         connection.input.drain(..used);
@@ -928,11 +958,13 @@ mod tests {
             })
         );
         assert_eq!(
-            Mix::parse("ioc=2,book=1,market=3"),
+            Mix::parse("ioc=2,book=1,market=3,ticker=4,candles=5"),
             Ok(Mix {
                 ioc: 2,
                 book: 1,
                 market: 3,
+                ticker: 4,
+                candles: 5,
                 ..Mix::default()
             })
         );
@@ -943,7 +975,7 @@ mod tests {
         assert_eq!(
             Mix::parse("amend=3"),
             Err(
-                "\"amend\": unknown kind (place, cancel, cross, modify, fetch, ioc, market or book)"
+                "\"amend\": unknown kind (place, cancel, cross, modify, fetch, ioc, market, book, ticker or candles)"
                     .to_owned()
             )
         );

@@ -38,7 +38,7 @@ struct Cli {
     rate: Option<f64>,
     /// Weights of the request kinds: place, cancel, cross, modify, fetch,
     /// ioc (a crossing immediate-or-cancel order), market (a market order),
-    /// book (`GET /book`).
+    /// book (`GET /book`), ticker (`GET /ticker`), candles (`GET /candles`).
     #[arg(long, default_value = "place=50,cancel=35,cross=15", value_parser = Mix::parse)]
     mix: Mix,
     /// The mid price: buys rest 1 to 10 ticks below it, sells above.
@@ -204,7 +204,7 @@ fn print_report(settings: &Settings, report: &Report) {
         );
     }
     println!(
-        "placed {} (rested {}, IOC {}, market {}), cancelled {}, modified {}, fetched {}, book reads {}; cancels and modifies of orders no longer resting {}; transport errors {}",
+        "placed {} (rested {}, IOC {}, market {}), cancelled {}, modified {}, fetched {}, book reads {}, ticker reads {}, candle reads {}; cancels and modifies of orders no longer resting {}; transport errors {}",
         report.placed,
         report.rested,
         report.ioc,
@@ -213,6 +213,8 @@ fn print_report(settings: &Settings, report: &Report) {
         report.modified,
         report.fetched,
         report.book_reads,
+        report.ticker_reads,
+        report.candle_reads,
         report.not_resting,
         report.transport_errors
     );
