@@ -730,7 +730,7 @@ pub struct Ticker<'a> {
     /// The newest trade.
     pub last_trade: Option<&'a TradeRecord>,
     /// The trades of the last 24 hours as one candle, its `start` the
-    /// window's (see [`crate::candles::since`]).
+    /// window's (see [`crate::candles::Rolling`]).
     pub last_24h: Option<Candle>,
 }
 
