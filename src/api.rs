@@ -1165,11 +1165,7 @@ impl Wire {
         for (name, level) in [("best_bid", ticker.best_bid), ("best_ask", ticker.best_ask)] {
             let _ = write!(out, ",\"{name}\":");
             match level {
-                Some((price, quantity)) => {
-                    out.push_str("{\"price\":");
-                    self.tick.write_price(out, price);
-                    let _ = write!(out, ",\"quantity\":{quantity}}}");
-                }
+                Some(level) => self.levels(out, std::iter::once(level)),
                 None => out.push_str("null"),
             }
         }
@@ -1191,7 +1187,7 @@ impl Wire {
         self.candle_from(out, "start", candle);
     }
 
-    /// A candle, its `start` written under the key `start`.
+    /// A candle, its start time written under the key named by `start`.
     fn candle_from(&self, out: &mut String, start: &str, candle: &Candle) {
         let _ = write!(out, "{{\"{start}\":\"");
         write_timestamp(out, candle.start);

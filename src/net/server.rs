@@ -442,7 +442,8 @@ enum Awaiting {
         /// Only the trades after this one (`?after=`, a `unique_id`).
         after: Option<u128>,
     },
-    /// `GET /orders` or `GET /order/{id}`: the replica answers.
+    /// A read the replica answers (`GET /orders`, `/order/{id}`,
+    /// `/book`, `/candles`, `/ticker`).
     Replica,
     /// The front's own snapshot barrier: nobody to answer.
     Snapshot,
