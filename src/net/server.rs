@@ -38,9 +38,11 @@ use crate::publisher::{FeedMessage, FeedRequest};
 mod linger;
 mod subscribers;
 mod timeouts;
+mod trade_history;
 use crate::replica::ReplicaAnswer;
 use crate::ring::{Producer, Subscriber, Wake};
 use subscribers::Subscription;
+use trade_history::TradeHistory;
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -471,7 +473,7 @@ pub struct Front {
     /// Outputs read off the ring and not yet handled (under --fsync, those
     /// waiting for their record to reach the disk).
     drained: VecDeque<Output>,
-    trades: VecDeque<TradeRecord>,
+    trades: TradeHistory,
     /// The journal: every command staged on the ring is appended here and
     /// written before the ring is published, so no command reaches the
     /// engine (and no answer can leave) before its record is in the kernel.
@@ -556,12 +558,7 @@ impl Front {
             drained: VecDeque::with_capacity(1024),
             stamps: api::Stamps::after(trades.last().map_or(0, |t| t.trade.ts)),
             limiter: config.rate_limit.map(RateLimiter::new),
-            trades: {
-                let mut history = VecDeque::with_capacity(config.trade_history.min(1 << 20));
-                let skip = trades.len().saturating_sub(config.trade_history);
-                history.extend(trades.into_iter().skip(skip));
-                history
-            },
+            trades: TradeHistory::new(config.trade_history, trades),
             journal,
             stats: FrontStats::default(),
             shared_metrics,
@@ -1564,7 +1561,7 @@ impl Front {
             }
             drained.pop_front();
             if let Output::Event(Event::Trade(trade)) = output {
-                api::keep_trade(&mut self.trades, history, trade);
+                self.trades.push(trade.into());
                 continue;
             }
             let Some(waiting) = self.in_flight.pop_front() else {
@@ -1615,7 +1612,7 @@ impl Front {
                 },
                 Output::Barrier(_),
             ) => {
-                match self.trades.iter().rposition(|t| t.unique_id == unique_id) {
+                match self.trades.find(unique_id) {
                     None => {
                         let text = format!(
                             "Trade not found: after names none of the {} trades kept",
@@ -1626,10 +1623,18 @@ impl Front {
                     Some(at) => {
                         // The oldest `limit` after it, so a client pages
                         // forward from the last trade it has.
-                        let of_order = |t: &&TradeRecord| order.is_none_or(|id| involves(t, id));
-                        let later = self.trades.range(at + 1..).filter(of_order).take(limit);
                         body.push('[');
-                        self.write_trades(&mut body, later);
+                        match order {
+                            None => self.write_trades(&mut body, self.trades.after(at, limit)),
+                            Some(id) => {
+                                let mut later: Vec<&TradeRecord> =
+                                    self.trades.of_order_after(id, at).collect();
+                                let skip = later.len().saturating_sub(limit);
+                                later.drain(..skip);
+                                later.reverse();
+                                self.write_trades(&mut body, later.into_iter());
+                            }
+                        }
                         body.push(']');
                         200
                     }
@@ -1645,20 +1650,11 @@ impl Front {
             ) => {
                 body.push('[');
                 match order {
-                    None => {
-                        let skip = self.trades.len().saturating_sub(limit);
-                        self.write_trades(&mut body, self.trades.iter().skip(skip));
-                    }
+                    None => self.write_trades(&mut body, self.trades.newest(limit)),
                     Some(id) => {
                         // The newest `limit` of its trades, oldest first.
-                        let of_order = |t: &&TradeRecord| involves(t, id);
-                        let mut newest: Vec<&TradeRecord> = self
-                            .trades
-                            .iter()
-                            .rev()
-                            .filter(of_order)
-                            .take(limit)
-                            .collect();
+                        let mut newest: Vec<&TradeRecord> =
+                            self.trades.of_order(id).take(limit).collect();
                         newest.reverse();
                         self.write_trades(&mut body, newest.into_iter());
                     }
@@ -1990,11 +1986,6 @@ fn detail(body: &mut String, status: u16, text: &str) -> u16 {
         &ApiError::new(status, text).body(),
     ));
     status
-}
-
-/// Whether order `id` took part in the trade, as taker or maker.
-fn involves(record: &TradeRecord, id: OrderId) -> bool {
-    record.trade.taker == id || record.trade.maker == id
 }
 
 /// The answer to a modify that modified.
