@@ -10,7 +10,7 @@
 
 mod arena;
 mod book;
-mod hash;
+pub(crate) mod hash;
 mod index;
 mod prefetch;
 mod types;

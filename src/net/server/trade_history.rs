@@ -15,9 +15,11 @@
 //! kept is 1, the next 2, ...), so they stay valid as old trades drop off
 //! the front; a link older than the front is the end of the chain.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 
 use crate::api::{self, TradeRecord};
+use crate::engine::hash::FoldBuildHasher;
 use crate::engine::OrderId;
 
 /// The newest trades, up to a bound, indexed by order.
@@ -27,8 +29,9 @@ pub(super) struct TradeHistory {
     kept: VecDeque<Kept>,
     /// Trades ever pushed; the newest kept is number `pushed`.
     pushed: u64,
-    /// Each order with a kept trade: the number of its newest.
-    newest_of: HashMap<OrderId, u64>,
+    /// Each order with a kept trade: the number of its newest. Order ids
+    /// are the server's random UUIDs, so the engine's cheap hash serves.
+    newest_of: HashMap<OrderId, u64, FoldBuildHasher>,
 }
 
 struct Kept {
@@ -46,7 +49,7 @@ impl TradeHistory {
             keep,
             kept: VecDeque::with_capacity(keep.min(1 << 20)),
             pushed: 0,
-            newest_of: HashMap::new(),
+            newest_of: HashMap::default(),
         };
         let skip = recovered.len().saturating_sub(keep);
         for record in recovered.into_iter().skip(skip) {
@@ -73,8 +76,10 @@ impl TradeHistory {
                     oldest.record.trade.sell_order(),
                 ] {
                     // The order has no later kept trade: its chain ends here.
-                    if self.newest_of.get(&order) == Some(&number) {
-                        self.newest_of.remove(&order);
+                    if let Entry::Occupied(newest) = self.newest_of.entry(order) {
+                        if *newest.get() == number {
+                            newest.remove();
+                        }
                     }
                 }
             }
