@@ -1,8 +1,8 @@
-//! Candles (open, high, low, close, volume) over fixed intervals, made from
-//! a run of trades on request: what a chart of the market reads; and one
-//! over a moving window ([`Rolling`]), kept up as trades arrive, for
-//! `GET /ticker`'s last 24 hours. Pure: the front (candles) and the replica
-//! (the ticker) use it with the trades they keep.
+//! Candles (open, high, low, close, volume): over fixed intervals, merged
+//! on request from candles of each second kept up as trades arrive
+//! ([`BySecond`]), what a chart of the market reads; and one over a moving
+//! window ([`Rolling`]), for `GET /ticker`'s last 24 hours. Pure: the
+//! replica keeps both over the trades it keeps.
 
 use std::collections::VecDeque;
 
@@ -41,47 +41,123 @@ impl Candle {
         }
     }
 
-    /// Adds a trade that came before every trade in it (candles are built
-    /// walking back in time).
-    fn add_earlier(&mut self, trade: &Trade) {
-        self.open = trade.price;
+    /// Adds a trade that came after every trade in it.
+    fn add_later(&mut self, trade: &Trade) {
+        self.close = trade.price;
         self.high = self.high.max(trade.price);
         self.low = self.low.min(trade.price);
         self.volume += trade.quantity;
         self.trades += 1;
     }
+
+    /// Adds the trades of `earlier`, which all came before those in it
+    /// (candles are merged walking back in time).
+    fn add_earlier(&mut self, earlier: &Candle) {
+        self.open = earlier.open;
+        self.high = self.high.max(earlier.high);
+        self.low = self.low.min(earlier.low);
+        self.volume += earlier.volume;
+        self.trades += earlier.trades;
+    }
 }
 
-/// The newest `limit` candles of `interval` ns (oldest first) over
-/// `trades` (oldest first), one per interval that holds a trade. When
-/// `older_trades_dropped` (the history lost its oldest trades), the
-/// oldest interval reached may be missing some, so it is left out unless
-/// a trade before it shows it whole.
-pub fn candles<'t>(
-    trades: impl DoubleEndedIterator<Item = &'t Trade>,
-    interval: u64,
-    limit: usize,
-    older_trades_dropped: bool,
-) -> Vec<Candle> {
-    let mut out: Vec<Candle> = Vec::with_capacity(limit.min(1024));
-    let mut whole = false;
-    for trade in trades.rev() {
-        let start = trade.ts - trade.ts % interval;
-        let full = out.len() == limit;
-        match out.last_mut() {
-            Some(candle) if candle.start == start => candle.add_earlier(trade),
-            _ if full => {
-                whole = true;
-                break;
-            }
-            _ => out.push(Candle::of(start, trade)),
+/// A second in ns: the grain [`BySecond`] keeps.
+const SECOND: u64 = 1_000_000_000;
+
+/// One candle for each second that holds a trade, over the newest `keep`
+/// trades, kept up as trades arrive: a read of any whole number of seconds
+/// merges seconds, newest first, instead of walking the trades (which a
+/// busy day makes 100,000 steps). A second that loses its oldest trade to
+/// the bound is dropped whole (a candle cannot give a trade back), and a
+/// candle whose interval reaches back to a dropped second is left out, so
+/// every candle shown is whole.
+#[derive(Debug)]
+pub struct BySecond {
+    keep: usize,
+    /// Each second's candle and the number of its first trade, oldest first.
+    seconds: VecDeque<(u64, Candle)>,
+    /// Trades pushed; the newest is number `pushed`.
+    pushed: u64,
+    /// The start of the newest second dropped, if any was.
+    dropped: Option<Timestamp>,
+}
+
+impl BySecond {
+    /// No trades yet; at most `keep` to be held.
+    pub fn new(keep: usize) -> Self {
+        BySecond {
+            keep,
+            seconds: VecDeque::new(),
+            pushed: 0,
+            dropped: None,
         }
     }
-    if older_trades_dropped && !whole {
-        out.pop();
+
+    /// The seconds of `kept` (oldest first), a history kept to its newest
+    /// `keep`: a full one may have dropped trades of its oldest second,
+    /// which is dropped too.
+    pub fn over<'t>(keep: usize, kept: impl ExactSizeIterator<Item = &'t Trade>) -> Self {
+        let full = kept.len() >= keep;
+        let mut by_second = BySecond::new(keep);
+        for trade in kept {
+            by_second.push(trade);
+        }
+        if full {
+            if let Some((_, oldest)) = by_second.seconds.pop_front() {
+                by_second.dropped = Some(oldest.start);
+            }
+        }
+        by_second
     }
-    out.reverse();
-    out
+
+    /// Adds the newest trade.
+    pub fn push(&mut self, trade: &Trade) {
+        if self.keep == 0 {
+            return;
+        }
+        self.pushed += 1;
+        let start = trade.ts - trade.ts % SECOND;
+        match self.seconds.back_mut() {
+            Some((_, candle)) if candle.start == start => candle.add_later(trade),
+            _ => self
+                .seconds
+                .push_back((self.pushed, Candle::of(start, trade))),
+        }
+        let oldest_held = (self.pushed + 1).saturating_sub(self.keep as u64);
+        while let Some(&(first, candle)) = self.seconds.front() {
+            if first >= oldest_held {
+                break;
+            }
+            self.seconds.pop_front();
+            self.dropped = Some(candle.start);
+        }
+    }
+
+    /// The newest `limit` candles of `interval` ns (a whole number of
+    /// seconds), oldest first, one per interval that holds a trade.
+    pub fn candles(&self, interval: u64, limit: usize) -> Vec<Candle> {
+        let mut out: Vec<Candle> = Vec::with_capacity(limit.min(1024));
+        for (_, second) in self.seconds.iter().rev() {
+            let start = second.start - second.start % interval;
+            let full = out.len() == limit;
+            match out.last_mut() {
+                Some(candle) if candle.start == start => candle.add_earlier(second),
+                _ if full => break,
+                _ => out.push(Candle { start, ..*second }),
+            }
+        }
+        // Only the oldest can reach back to a dropped second: any other
+        // has a held second before it.
+        if out
+            .last()
+            .zip(self.dropped)
+            .is_some_and(|(oldest, dropped)| oldest.start <= dropped)
+        {
+            out.pop();
+        }
+        out.reverse();
+        out
+    }
 }
 
 /// The trades of the last `span` ns as one candle, kept up as trades
@@ -243,7 +319,7 @@ mod tests {
             trade(185, 98, 3), // two minutes later, none between
             trade(190, 97, 1),
         ];
-        let all = candles(trades.iter(), MINUTE, 10, false);
+        let all = BySecond::over(100, trades.iter()).candles(MINUTE, 10);
         assert_eq!(
             all,
             [
@@ -277,13 +353,95 @@ mod tests {
             ]
         );
         // The newest two.
-        assert_eq!(candles(trades.iter(), MINUTE, 2, false), all[1..]);
-        // With older trades gone, the oldest interval may be partial: left
-        // out, unless an earlier trade shows it complete.
-        assert_eq!(candles(trades.iter(), MINUTE, 10, true), all[1..]);
-        assert_eq!(candles(trades.iter(), MINUTE, 2, true), all[1..]);
-        assert_eq!(candles(trades[1..].iter(), MINUTE, 3, true), all[1..]);
-        assert!(candles([].iter(), MINUTE, 3, false).is_empty());
+        assert_eq!(
+            BySecond::over(100, trades.iter()).candles(MINUTE, 2),
+            all[1..]
+        );
+        // Seconds merge into any whole number of them.
+        let seconds = BySecond::over(100, trades.iter()).candles(SECOND, 10);
+        assert_eq!(seconds.len(), 6);
+        assert_eq!(
+            (seconds[4].start, seconds[4].volume),
+            (start(0) + 185 * SECOND, 3)
+        );
+        // Rebuilt over a full history, whose oldest second may have lost
+        // trades: the interval reaching back to it is left out, unless a
+        // held second before it shows it whole.
+        let full = BySecond::over(6, trades.iter());
+        assert_eq!(full.candles(MINUTE, 10), all[1..]);
+        assert_eq!(full.candles(MINUTE, 2), all[1..]);
+        assert_eq!(
+            BySecond::over(5, trades[1..].iter()).candles(MINUTE, 3),
+            all[1..]
+        );
+        assert!(BySecond::over(3, [].iter()).candles(MINUTE, 3).is_empty());
+        assert!(BySecond::over(0, trades.iter())
+            .candles(MINUTE, 3)
+            .is_empty());
+    }
+
+    #[test]
+    fn a_second_that_loses_a_trade_to_the_bound_is_dropped_whole() {
+        let second = |s: u64, nanos: u64| Trade {
+            ts: start(0) + s * SECOND + nanos,
+            ..trade(0, 100 + nanos as Ticks, 1)
+        };
+        let mut by_second = BySecond::new(3);
+        for t in [second(0, 1), second(0, 2), second(1, 3), second(1, 4)] {
+            by_second.push(&t);
+        }
+        // The trade at 0 s + 1 ns is gone: second 0 goes with it, and the
+        // minute reaching back to it is left out.
+        let seconds = by_second.candles(SECOND, 10);
+        assert_eq!(seconds.len(), 1);
+        assert_eq!(
+            seconds[0],
+            Candle {
+                start: start(0) + SECOND,
+                open: 103,
+                high: 104,
+                low: 103,
+                close: 104,
+                volume: 2,
+                trades: 2
+            }
+        );
+        assert!(by_second.candles(MINUTE, 10).is_empty());
+        // The next minute is whole.
+        by_second.push(&second(60, 5));
+        assert_eq!(by_second.candles(MINUTE, 10).len(), 1);
+        assert_eq!(by_second.candles(MINUTE, 10)[0].start, start(1));
+    }
+
+    /// Candles the slow way: the newest `keep` of `pushed` held, each
+    /// second at or before the newest dropped trade's left out, the rest
+    /// grouped by interval, the newest `limit`, and the oldest left out if
+    /// its interval reaches back to a dropped second.
+    fn naive_candles(pushed: &[Trade], keep: usize, interval: u64, limit: usize) -> Vec<Candle> {
+        let held = &pushed[pushed.len().saturating_sub(keep)..];
+        let dropped = pushed[..pushed.len() - held.len()]
+            .last()
+            .map(|t| t.ts - t.ts % SECOND);
+        let mut out: Vec<Candle> = Vec::new();
+        for t in held
+            .iter()
+            .filter(|t| dropped.is_none_or(|d| t.ts - t.ts % SECOND > d))
+        {
+            let start = t.ts - t.ts % interval;
+            match out.last_mut() {
+                Some(candle) if candle.start == start => candle.add_later(t),
+                _ => out.push(Candle::of(start, t)),
+            }
+        }
+        let mut newest = out.split_off(out.len().saturating_sub(limit));
+        if newest
+            .first()
+            .zip(dropped)
+            .is_some_and(|(oldest, d)| oldest.start <= d)
+        {
+            newest.remove(0);
+        }
+        newest
     }
 
     /// The window as the trades pushed say it, the slow way: the newest
@@ -358,6 +516,32 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn candles_by_second_equal_the_naive_ones_at_every_read(
+            steps in proptest::collection::vec((0u64..30, proptest::option::of((90u64..110, 1u64..9))), 1..200),
+            keep in 0usize..12,
+            interval in proptest::sample::select(vec![1u64, 2, 5, 60]),
+            limit in 1usize..5,
+        ) {
+            let mut by_second = BySecond::new(keep);
+            let mut pushed = Vec::new();
+            let mut now = 1_700_000_000 * SECOND;
+            for (advance, trade_of) in steps {
+                now += advance * SECOND / 7;
+                match trade_of {
+                    Some((price, quantity)) => {
+                        let t = Trade { ts: now, price, quantity, ..trade(0, 0, 0) };
+                        by_second.push(&t);
+                        pushed.push(t);
+                    }
+                    None => proptest::prop_assert_eq!(
+                        by_second.candles(interval * SECOND, limit),
+                        naive_candles(&pushed, keep, interval * SECOND, limit)
+                    ),
+                }
+            }
+        }
+
         #[test]
         fn a_rolling_window_equals_the_naive_one_at_every_read(
             steps in proptest::collection::vec((0u64..30, proptest::option::of((90u64..110, 1u64..9))), 1..200),

@@ -89,11 +89,13 @@ pub fn book_json(book: &OrderBook, wire: &Wire, feed_seq: u64, depth: usize) -> 
 
 /// The body of `GET /candles`: the newest `limit` candles of `interval`
 /// seconds over the trades kept, oldest first.
-fn candles_json(snapshots: &Snapshots, wire: &Wire, interval: u64, limit: usize) -> Vec<u8> {
-    let trades = snapshots.trades.iter().map(|record| &record.trade);
-    // A full history has dropped older trades.
-    let dropped = snapshots.trades.len() == snapshots.trade_history;
-    let candles = candles::candles(trades, interval * 1_000_000_000, limit, dropped);
+fn candles_json(
+    by_second: &candles::BySecond,
+    wire: &Wire,
+    interval: u64,
+    limit: usize,
+) -> Vec<u8> {
+    let candles = by_second.candles(interval * 1_000_000_000, limit);
     let mut out = String::with_capacity(2 + candles.len() * 160);
     out.push('[');
     for (i, candle) in candles.iter().enumerate() {
@@ -228,6 +230,8 @@ pub fn spawn(
             let mut events = Vec::new();
             let kept = snapshots.trades.iter().map(|record| &record.trade);
             let mut day = candles::Rolling::over(DAY, snapshots.trade_history, kept);
+            let kept = snapshots.trades.iter().map(|record| &record.trade);
+            let mut by_second = candles::BySecond::over(snapshots.trade_history, kept);
             count_resting(&snapshots.metrics, &book);
             loop {
                 let read = outputs.drain(usize::MAX, |output| match *output {
@@ -246,6 +250,7 @@ pub fn spawn(
                                 for event in &events {
                                     if let Event::Trade(trade) = event {
                                         day.push(trade);
+                                        by_second.push(trade);
                                     }
                                 }
                             }
@@ -263,7 +268,7 @@ pub fn spawn(
                                 (200, book_json(&book, &wire, snapshots.feed_seq, depth))
                             }
                             BarrierPurpose::Candles { interval, limit } => {
-                                (200, candles_json(&snapshots, &wire, interval, limit))
+                                (200, candles_json(&by_second, &wire, interval, limit))
                             }
                             BarrierPurpose::Ticker { now } => {
                                 (200, ticker_json(&book, &wire, &snapshots, &mut day, now))

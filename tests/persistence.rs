@@ -258,7 +258,7 @@ fn after_kill_9_and_sigterm(mut server: Server, dir: &TempDir, check: impl Fn(&S
 }
 
 #[test]
-fn the_ticker_reads_the_same_after_kill_9_and_after_sigterm() {
+fn the_ticker_and_candles_read_the_same_after_kill_9_and_after_sigterm() {
     let dir = TempDir::new("ticker");
     let server = Server::start_in(&dir.0, &[]);
     let mut client = server.connect();
@@ -274,14 +274,20 @@ fn the_ticker_reads_the_same_after_kill_9_and_after_sigterm() {
     client
         .post("/order/", r#"{"type":"market","side":1,"quantity":5}"#)
         .expect(200);
-    // The window's start moves with the clock; the rest must not.
+    // The window's start moves with the clock; the rest must not. The
+    // candles are rebuilt from the kept trades too.
     let read = |server: &Server| {
-        let mut ticker = server.connect().get("/ticker").expect(200);
+        let mut client = server.connect();
+        let mut ticker = client.get("/ticker").expect(200);
         ticker["last_24h"].as_object_mut().unwrap().remove("from");
-        ticker
+        let seconds = client.get("/candles?interval=1").expect(200);
+        (ticker, seconds)
     };
     let before = read(&server);
-    assert_eq!(before["last_24h"]["volume"], 5);
+    assert_eq!(before.0["last_24h"]["volume"], 5);
+    let seconds = before.1.as_array().unwrap();
+    let traded: u64 = seconds.iter().map(|c| c["volume"].as_u64().unwrap()).sum();
+    assert_eq!(traded, 5);
     after_kill_9_and_sigterm(server, &dir, |server, when| {
         assert_eq!(read(server), before, "{when}");
     });
