@@ -18,7 +18,7 @@
 //!   `atomic_floor` is the same ping-pong over two bare atomics, one cache
 //!   line each: the time one line takes to cross between the two cores,
 //!   which every queue's hand-off pays at least. It depends on the machine
-//!   far more than on any queue (README.md has the figures per machine).
+//!   far more than on any queue (docs/BENCHMARKS.md has the figures per machine).
 //!
 //! The machine has two cores: both threads of a benchmark run at once, so
 //! anything else running skews the numbers.

@@ -14,7 +14,7 @@
 //!
 //! The engine's cost at depth is bounded below by its cold lines per
 //! command times the `independent` figure of a buffer its size (a 1M-order
-//! book: 64 MiB of slots and a 16 MiB id index); README.md's Benchmarks
+//! book: 64 MiB of slots and a 16 MiB id index); docs/BENCHMARKS.md
 //! uses this to say how flat in depth a book with a hashed id index can be
 //! on a given machine. 4 KiB pages by default; `MEMORY_FLOOR_HUGE=1`
 //! advises each buffer `MADV_HUGEPAGE` first, as the matching thread's

@@ -157,7 +157,7 @@ pub struct Config {
     /// `membarrier` waits as `adaptive` does with no fence on publish but a
     /// `membarrier(2)` (an interrupt to the other cores) each time a thread
     /// goes to sleep; it cost this service more CPU per request than
-    /// `adaptive` (README.md, Benchmarks).
+    /// `adaptive` (docs/BENCHMARKS.md).
     #[arg(long, env = "ORDERBOOK_WAIT_STRATEGY", default_value = "adaptive")]
     pub wait_strategy: WaitStrategy,
 

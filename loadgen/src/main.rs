@@ -1,6 +1,6 @@
 //! `loadgen`: drives the orderbook service with a mix of order commands and
 //! prints throughput and the latency distribution (see the library's docs,
-//! and README.md, Benchmarks).
+//! and docs/BENCHMARKS.md).
 
 use std::io::Write as _;
 use std::net::SocketAddr;

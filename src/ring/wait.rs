@@ -19,7 +19,7 @@
 //! two-core development VM, one item at a time costs about 55 ns an item
 //! under `Adaptive` against about 25 under `Spin`: a consumer that keeps up
 //! reads the lines the producer writes next, and each fence waits for them
-//! to come back (README.md, Benchmarks). Bursts share one fence. Publishing
+//! to come back (docs/BENCHMARKS.md). Bursts share one fence. Publishing
 //! with a `SeqCst` store (`xchg`) instead of a `Release` store and a fence
 //! measured the same.
 //!
@@ -29,7 +29,7 @@
 //! thread of this process, the notifier's among them (`sync::barrier`). The
 //! argument above holds with that pair in place of the two fences. It wins
 //! when sleeps are rare next to publishes, and loses when they are not: each
-//! sleep interrupts the other CPUs (README.md, Benchmarks, has both).
+//! sleep interrupts the other CPUs (docs/BENCHMARKS.md has both).
 
 use core::fmt;
 use core::str::FromStr;
