@@ -1,0 +1,279 @@
+//! Answers from the matching thread's outputs: the closing item of each
+//! request, read off the output ring in the order requests were sent,
+//! finds its ticket at the head of `in_flight`; a command's outcome is
+//! written as the contract says, a `GET /trades` barrier is answered from
+//! the trade history, and reads the replica builds are matched with its
+//! answer whichever arrives first.
+
+use std::fmt::Write as _;
+
+use crate::api::{self, ApiError, TradeRecord};
+use crate::engine::{Event, RejectReason};
+use crate::matching::Output;
+
+use super::{take_ticket, Awaiting, CommandName, Front, InFlight};
+
+impl Front {
+    /// Reads the matching thread's outputs in order: trades into the
+    /// history, each closing item answered for its ticket (so a
+    /// `GET /trades` sees exactly the trades of the requests before it).
+    pub(super) fn take_outputs(&mut self) {
+        let mut drained = std::mem::take(&mut self.drained);
+        let history = self.config.trade_history;
+        let activity = &mut self.stats.activity;
+        self.outputs.drain(usize::MAX, |output| {
+            if let Output::Event(event) = output {
+                activity.count(event);
+            }
+            match output {
+                Output::Event(Event::Trade(_)) if history > 0 => drained.push_back(*output),
+                output if output.is_closing() => drained.push_back(*output),
+                _ => {}
+            }
+        });
+        // Under --fsync an answer waits until its record is on disk, and
+        // everything after it waits behind it, so order is kept.
+        let durable = self.journal.durable();
+        while let Some(&output) = drained.front() {
+            if output.is_closing() && self.in_flight.front().is_some_and(|w| w.seq > durable) {
+                break;
+            }
+            drained.pop_front();
+            if let Output::Event(Event::Trade(trade)) = output {
+                self.trades.push(trade.into());
+                continue;
+            }
+            let Some(waiting) = self.in_flight.pop_front() else {
+                eprintln!("orderbook: an answer arrived with no request waiting");
+                continue;
+            };
+            if matches!(waiting.kind, Awaiting::Snapshot) {
+                continue;
+            }
+            if waiting.ts != 0 {
+                let micros = api::now_micros().saturating_sub(waiting.ts / 1_000).max(1);
+                let stats = &mut self.stats;
+                let _ = stats.command_latency.record(micros);
+                if let Some(name) = waiting.kind.command() {
+                    let _ = stats.latency_by_command[name as usize].record(micros);
+                }
+            }
+            self.answer(waiting, output);
+        }
+        self.drained = drained;
+    }
+
+    /// Answers `GET /orders` and `GET /order/{id}` requests the replica finished.
+    /// The replica may finish before this thread has read the barrier; such
+    /// an answer waits in `early_answers`.
+    pub(super) fn take_replica_answers(&mut self) {
+        while let Ok(answer) = self.answers.try_recv() {
+            match take_ticket(&mut self.awaiting_replica, answer.ticket, |w| w.ticket) {
+                Some(waiting) => self.complete_large(&waiting, answer.status, answer.body),
+                None => self.early_answers.push(answer),
+            }
+        }
+    }
+
+    pub(super) fn answer(&mut self, waiting: InFlight, output: Output) {
+        if let Awaiting::BatchItem { first, last, of } = waiting.kind {
+            return self.answer_batch_item(&waiting, output, of, (first, last));
+        }
+        self.scratch.clear();
+        let mut body = std::mem::take(&mut self.scratch);
+        let status = match (waiting.kind, output) {
+            (Awaiting::Command(name), output) => self.write_outcome(&mut body, name, output),
+            (
+                Awaiting::Trades {
+                    limit,
+                    order,
+                    after: Some(unique_id),
+                },
+                Output::Barrier(_),
+            ) => {
+                match self.trades.find(unique_id) {
+                    None => {
+                        let text = format!(
+                            "Trade not found: after names none of the {} trades kept",
+                            self.trades.len()
+                        );
+                        detail(&mut body, 404, &text)
+                    }
+                    Some(at) => {
+                        // The oldest `limit` after it, so a client pages
+                        // forward from the last trade it has.
+                        body.push('[');
+                        match order {
+                            None => self.write_trades(&mut body, self.trades.after(at, limit)),
+                            Some(id) => {
+                                let mut later: Vec<&TradeRecord> =
+                                    self.trades.of_order_after(id, at).collect();
+                                let skip = later.len().saturating_sub(limit);
+                                later.drain(..skip);
+                                later.reverse();
+                                self.write_trades(&mut body, later.into_iter());
+                            }
+                        }
+                        body.push(']');
+                        200
+                    }
+                }
+            }
+            (
+                Awaiting::Trades {
+                    limit,
+                    order,
+                    after: None,
+                },
+                Output::Barrier(_),
+            ) => {
+                body.push('[');
+                match order {
+                    None => self.write_trades(&mut body, self.trades.newest(limit)),
+                    Some(id) => {
+                        // The newest `limit` of its trades, oldest first.
+                        let mut newest: Vec<&TradeRecord> =
+                            self.trades.of_order(id).take(limit).collect();
+                        newest.reverse();
+                        self.write_trades(&mut body, newest.into_iter());
+                    }
+                }
+                body.push(']');
+                200
+            }
+            (Awaiting::Replica, Output::Barrier(_)) => {
+                // The replica builds this one; it arrives through `answers`.
+                self.scratch = body;
+                match take_ticket(&mut self.early_answers, waiting.ticket, |l| l.ticket) {
+                    Some(answer) => self.complete_large(&waiting, answer.status, answer.body),
+                    None => self.awaiting_replica.push(waiting),
+                }
+                return;
+            }
+            (_, other) => {
+                eprintln!("orderbook: unexpected answer {other:?}");
+                detail(&mut body, 500, "Internal error")
+            }
+        };
+        self.complete(&waiting, status, body.as_bytes());
+        self.scratch = body;
+    }
+
+    /// Writes a command's outcome as its single request (`POST /order/`,
+    /// `PUT`, `DELETE`) answers it: the order, a success message, or a
+    /// refusal's `{"detail"}`; returns the status.
+    pub(super) fn write_outcome(
+        &self,
+        body: &mut String,
+        name: CommandName,
+        output: Output,
+    ) -> u16 {
+        match (name, output) {
+            (CommandName::Place, Output::Event(Event::Accepted(order))) => {
+                self.wire.placed(body, &order);
+                200
+            }
+            (CommandName::Modify, Output::Event(Event::Modified(_))) => {
+                body.push_str(MODIFIED);
+                200
+            }
+            (CommandName::Cancel, Output::Event(Event::Cancelled(_))) => {
+                body.push_str(CANCELLED);
+                200
+            }
+            (CommandName::CancelAll, Output::Event(Event::CancelledAll { count })) => {
+                let _ = write!(
+                    body,
+                    "{{\"success\":true,\"message\":\"Orders cancelled\",\"cancelled\":{count}}}"
+                );
+                200
+            }
+            (name, Output::Event(Event::Rejected { reason, .. })) => rejection(body, name, reason),
+            (_, other) => {
+                eprintln!("orderbook: unexpected answer {other:?}");
+                detail(body, 500, "Internal error")
+            }
+        }
+    }
+
+    /// Adds one command's outcome to its batch's answer, a JSON list in the
+    /// batch's order: as its single request would be answered, a refusal
+    /// as `{"status_code": 422, "detail": "..."}`. The last sends the whole
+    /// list.
+    pub(super) fn answer_batch_item(
+        &mut self,
+        waiting: &InFlight,
+        output: Output,
+        of: CommandName,
+        (first, last): (bool, bool),
+    ) {
+        let mut body = std::mem::take(&mut self.batch_body);
+        if first {
+            body.clear();
+            body.push('[');
+        } else {
+            body.push(',');
+        }
+        let start = body.len();
+        let status = self.write_outcome(&mut body, of, output);
+        if status != 200 {
+            // `{"detail":...}` becomes `{"status_code":N,"detail":...}`.
+            body.insert_str(start + 1, &format!("\"status_code\":{status},"));
+        }
+        if last {
+            body.push(']');
+            self.complete(waiting, 200, body.as_bytes());
+        }
+        self.batch_body = body;
+    }
+
+    /// Trade objects joined by commas.
+    pub(super) fn write_trades<'t>(
+        &self,
+        body: &mut String,
+        trades: impl Iterator<Item = &'t TradeRecord>,
+    ) {
+        for (i, trade) in trades.enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
+            self.wire.trade(body, trade);
+        }
+    }
+}
+
+fn detail(body: &mut String, status: u16, text: &str) -> u16 {
+    body.push_str(&String::from_utf8_lossy(
+        &ApiError::new(status, text).body(),
+    ));
+    status
+}
+
+/// The answer to a modify that modified.
+const MODIFIED: &str = "{\"success\":true,\"message\":\"Order modified\"}";
+
+/// The answer to a cancel that cancelled.
+const CANCELLED: &str = "{\"success\":true,\"message\":\"Order cancelled\"}";
+
+/// Maps an engine rejection to the contract's status and detail.
+fn rejection(body: &mut String, name: CommandName, reason: RejectReason) -> u16 {
+    match (name, reason) {
+        (CommandName::Modify, RejectReason::NotResting) => {
+            detail(body, 404, "Order not found or unable to modify")
+        }
+        (_, RejectReason::NotResting) => detail(body, 404, "Order not found"),
+        (_, RejectReason::QuantityNotAboveFilled) => detail(
+            body,
+            422,
+            "quantity: must be above the quantity already filled",
+        ),
+        (_, RejectReason::ZeroPrice) => detail(body, 422, "price: must be positive"),
+        (_, RejectReason::ZeroQuantity) => detail(body, 422, "quantity: must be positive"),
+        (_, RejectReason::DuplicateId) => detail(body, 500, "Order id collision; retry"),
+        (_, RejectReason::WouldTake) => detail(
+            body,
+            422,
+            "post_only: the order would trade on arrival; it was not placed",
+        ),
+    }
+}

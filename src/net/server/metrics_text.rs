@@ -1,0 +1,98 @@
+//! `GET /metrics`: the I/O thread's counters and histograms, the
+//! market's activity, the feed's and the shared (matching thread,
+//! journal, replica) metrics, in the Prometheus text format.
+
+use std::fmt::Write as _;
+
+use crate::metrics;
+
+use super::{CommandName, Front};
+
+impl Front {
+    /// The `GET /metrics` text.
+    pub(super) fn metrics_text(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        metrics::write_summary(
+            &mut out,
+            "orderbook_command_latency_seconds",
+            "From a command's stamp at the front to its answer being ready there (matching and journal included).",
+            &self.stats.command_latency,
+        );
+        metrics::write_histogram(
+            &mut out,
+            "orderbook_command_latency_histogram_seconds",
+            "orderbook_command_latency_seconds as histogram buckets.",
+            &self.stats.command_latency,
+        );
+        let by_command: Vec<(String, &hdrhistogram::Histogram<u64>)> = CommandName::ALL
+            .iter()
+            .zip(&self.stats.latency_by_command)
+            .map(|(name, histogram)| (format!("command=\"{}\"", name.label()), histogram))
+            .collect();
+        metrics::write_histograms(
+            &mut out,
+            "orderbook_command_latency_by_command_histogram_seconds",
+            "orderbook_command_latency_histogram_seconds by command: place, modify, cancel (batch items each as its command).",
+            &by_command,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP orderbook_responses_total Responses by status class."
+        );
+        let _ = writeln!(out, "# TYPE orderbook_responses_total counter");
+        for (class, count) in self.stats.responses.iter().enumerate().skip(1) {
+            let _ = writeln!(
+                out,
+                "orderbook_responses_total{{class=\"{class}xx\"}} {count}"
+            );
+        }
+        metrics::write_value(
+            &mut out,
+            "orderbook_overloaded_total",
+            "counter",
+            "Requests answered 503 because the command ring was full.",
+            self.stats.overloaded,
+        );
+        metrics::write_value(
+            &mut out,
+            "orderbook_rate_limited_orders_total",
+            "counter",
+            "Orders answered 429 by --rate-limit (each order of a batch counted).",
+            self.stats.rate_limited,
+        );
+        metrics::write_value(
+            &mut out,
+            "orderbook_connections_accepted_total",
+            "counter",
+            "Connections accepted.",
+            self.stats.accepted,
+        );
+        metrics::write_value(
+            &mut out,
+            "orderbook_connections_open",
+            "gauge",
+            "Connections open now.",
+            self.open as u64,
+        );
+        self.write_timeout_metrics(&mut out);
+        metrics::write_value(&mut out, "orderbook_output_ring_full_total", "counter", "Times the matching thread waited for room on the output ring (back-pressure from its slowest reader).", self.outputs.writer_full_events());
+        metrics::write_value(
+            &mut out,
+            "orderbook_trades_kept",
+            "gauge",
+            "Trades kept for GET /trades.",
+            self.trades.len() as u64,
+        );
+        self.stats.activity.write(&mut out);
+        for (name, kind, help, value) in [
+            ("orderbook_feed_subscribers", "gauge", "WebSocket subscribers connected.", self.subscribers.len() as u64),
+            ("orderbook_feed_frames_queued_total", "counter", "Feed frames queued to subscribers (one frame shared by many, counted per subscriber).", self.feed_stats.frames_queued),
+            ("orderbook_feed_slow_closed_total", "counter", "Subscribers closed (1008) because their send queue passed its bound.", self.feed_stats.slow_closed),
+            ("orderbook_feed_unresponsive_closed_total", "counter", "Subscribers closed because a ping went unanswered.", self.feed_stats.unresponsive_closed),
+        ] {
+            metrics::write_value(&mut out, name, kind, help, value);
+        }
+        self.shared_metrics.write(&mut out);
+        out
+    }
+}

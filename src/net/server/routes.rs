@@ -1,0 +1,476 @@
+//! Routing: each parsed request is matched on its path and method,
+//! checked (token, rate limit, body, query), and either answered at once
+//! or turned into a command or a barrier on the ring, with its ticket
+//! queued in `in_flight` to be answered in order (`answers.rs`).
+
+use rand::Rng;
+
+use crate::api::{self, ApiError};
+use crate::engine::{Command, CommandKind};
+use crate::matching::{Barrier, BarrierPurpose, Request};
+use crate::net::api_docs;
+use crate::net::http::{self, Method};
+use crate::net::rate_limit::{RateLimit, Refusal};
+
+use super::{Answer, Awaiting, CommandName, Front, InFlight};
+
+impl Front {
+    /// Routes one request: answers it at once, or sends it to the engine.
+    pub(super) fn dispatch(&mut self, slot: usize, request: &http::Request<'_>) {
+        let keep_alive = request.keep_alive;
+        let path = match request.path.strip_suffix('/') {
+            Some(stripped) if !stripped.is_empty() => stripped,
+            _ => request.path,
+        };
+        // HEAD is GET without the body (RFC 9110 requires both of every
+        // server; uptime monitors probe with HEAD). Every answer to this
+        // request, now or from the engine, is then written head only.
+        self.head_only = request.method == Method::Head;
+        let method = if self.head_only {
+            Method::Get
+        } else {
+            request.method
+        };
+        let result = match (path, method) {
+            ("/order", Method::Post) => self
+                .authorize(request)
+                .and_then(|()| json_body(request))
+                .and_then(|body| self.place(slot, body, keep_alive)),
+            ("/order", _) => Err(method_not_allowed("POST")),
+            ("/orders/batch", Method::Post) => self
+                .authorize(request)
+                .and_then(|()| json_body(request))
+                .and_then(|body| self.place_batch(slot, body, keep_alive)),
+            ("/orders/modify", Method::Post) => self
+                .authorize(request)
+                .and_then(|()| json_body(request))
+                .and_then(|body| self.modify_batch(slot, body, keep_alive)),
+            ("/orders/cancel", Method::Post) => self
+                .authorize(request)
+                .and_then(|()| json_body(request))
+                .and_then(|body| self.cancel_batch(slot, body, keep_alive)),
+            ("/orders/batch" | "/orders/modify" | "/orders/cancel", _) => {
+                Err(method_not_allowed("POST"))
+            }
+            ("/orders", Method::Get) => {
+                api::limit_param(request.query, usize::MAX, None).and_then(|limit| {
+                    let purpose = BarrierPurpose::Orders { limit };
+                    self.submit_barrier(slot, purpose, Awaiting::Replica, keep_alive)
+                })
+            }
+            ("/orders", Method::Delete) => self
+                .authorize(request)
+                .and_then(|()| api::side_param(request.query))
+                .and_then(|side| {
+                    self.submit_command(slot, CommandKind::CancelAll { side }, keep_alive)
+                }),
+            ("/trades", Method::Get) => {
+                let (default, max) = (
+                    self.config.trades_default_limit,
+                    self.config.trades_max_limit,
+                );
+                let query = request.query;
+                api::limit_param(query, default, Some(max))
+                    .and_then(|limit| {
+                        let order = api::order_id_param(query)?;
+                        Ok((limit, order, api::after_param(query)?))
+                    })
+                    .and_then(|(limit, order, after)| {
+                        let awaiting = Awaiting::Trades {
+                            limit,
+                            order,
+                            after,
+                        };
+                        self.submit_barrier(slot, BarrierPurpose::Trades, awaiting, keep_alive)
+                    })
+            }
+            ("/candles", Method::Get) => {
+                let query = request.query;
+                api::interval_param(query)
+                    .and_then(|interval| Ok((interval, api::limit_param(query, 100, Some(1000))?)))
+                    .and_then(|(interval, limit)| {
+                        let purpose = BarrierPurpose::Candles { interval, limit };
+                        self.submit_barrier(slot, purpose, Awaiting::Replica, keep_alive)
+                    })
+            }
+            ("/book", Method::Get) => {
+                api::depth_param(request.query, self.config.feed.default_depth)
+                    .map_err(|detail| ApiError::new(422, detail))
+                    .and_then(|depth| {
+                        let purpose = BarrierPurpose::Book { depth };
+                        self.submit_barrier(slot, purpose, Awaiting::Replica, keep_alive)
+                    })
+            }
+            ("/ticker", Method::Get) => {
+                let purpose = BarrierPurpose::Ticker {
+                    now: api::now_micros() * 1_000,
+                };
+                self.submit_barrier(slot, purpose, Awaiting::Replica, keep_alive)
+            }
+            ("/health", Method::Get) => {
+                let body = self.wire.health();
+                self.answer_now(slot, 200, body.as_bytes(), keep_alive);
+                Ok(())
+            }
+            // The WebSocket handshake is a GET only.
+            ("/ws", Method::Get) if !self.head_only => self.upgrade(slot, request),
+            ("/metrics", Method::Get) => {
+                let text = self.metrics_text();
+                self.answer_now_typed(
+                    slot,
+                    200,
+                    "text/plain; version=0.0.4",
+                    text.as_bytes(),
+                    keep_alive,
+                    "",
+                );
+                Ok(())
+            }
+            ("/openapi.json", Method::Get) => {
+                let document = api_docs::OPENAPI_JSON.as_bytes();
+                self.answer_now(slot, 200, document, keep_alive);
+                Ok(())
+            }
+            ("/docs", Method::Get) => {
+                let page = api_docs::DOCS_HTML.as_bytes();
+                self.answer_now_typed(slot, 200, api_docs::HTML, page, keep_alive, "");
+                Ok(())
+            }
+            ("/orders", _) => Err(method_not_allowed("GET, HEAD, DELETE")),
+            (
+                "/book" | "/trades" | "/candles" | "/ticker" | "/health" | "/metrics"
+                | "/openapi.json" | "/docs",
+                _,
+            ) => Err(method_not_allowed("GET, HEAD")),
+            ("/ws", _) => Err(method_not_allowed("GET")),
+            _ => match path.strip_prefix("/order/") {
+                Some(id) => self.by_id(slot, method, id, request, keep_alive),
+                None => Err(ApiError::new(404, "Not Found")),
+            },
+        };
+        if let Err(error) = result {
+            self.answer_now_typed(
+                slot,
+                error.status,
+                http::JSON,
+                &error.body(),
+                keep_alive,
+                &error.header_line(),
+            );
+        }
+        self.head_only = false;
+    }
+
+    pub(super) fn place(
+        &mut self,
+        slot: usize,
+        body: &[u8],
+        keep_alive: bool,
+    ) -> Result<(), ApiError> {
+        let order = self.wire.new_order(body)?;
+        let id = api::uuid_v4(self.rng.random());
+        let kind = CommandKind::Place {
+            id,
+            side: order.side,
+            price: order.price,
+            quantity: order.quantity,
+            tif: order.tif,
+        };
+        self.submit_command(slot, kind, keep_alive)
+    }
+
+    /// `POST /orders/batch`: every order is checked first, and the batch
+    /// is staged only if all of it fits on the command ring, so a batch is
+    /// placed whole or refused whole (422, 503), never in part. Each order
+    /// is then its own command, journaled as `POST /order/` journals it.
+    pub(super) fn place_batch(
+        &mut self,
+        slot: usize,
+        body: &[u8],
+        keep_alive: bool,
+    ) -> Result<(), ApiError> {
+        let orders = self.wire.new_orders(body)?;
+        let places: Vec<CommandKind> = orders
+            .iter()
+            .map(|order| CommandKind::Place {
+                id: api::uuid_v4(self.rng.random()),
+                side: order.side,
+                price: order.price,
+                quantity: order.quantity,
+                tif: order.tif,
+            })
+            .collect();
+        self.submit_batch(slot, &places, "orders", keep_alive)
+    }
+
+    /// `POST /orders/modify`: modifies by id, as `place_batch` places.
+    pub(super) fn modify_batch(
+        &mut self,
+        slot: usize,
+        body: &[u8],
+        keep_alive: bool,
+    ) -> Result<(), ApiError> {
+        let modifies: Vec<CommandKind> = self
+            .wire
+            .amendments(body)?
+            .into_iter()
+            .map(|(id, change)| CommandKind::Modify {
+                id,
+                price: change.price,
+                quantity: change.quantity,
+            })
+            .collect();
+        self.submit_batch(slot, &modifies, "orders", keep_alive)
+    }
+
+    /// `POST /orders/cancel`: cancels by id, as `place_batch` places.
+    pub(super) fn cancel_batch(
+        &mut self,
+        slot: usize,
+        body: &[u8],
+        keep_alive: bool,
+    ) -> Result<(), ApiError> {
+        let cancels: Vec<CommandKind> = api::order_ids(body)?
+            .into_iter()
+            .map(|id| CommandKind::Cancel { id })
+            .collect();
+        self.submit_batch(slot, &cancels, "order_ids", keep_alive)
+    }
+
+    /// Stages `commands` (the body's `field`) as one batch with one
+    /// answer, or none of them.
+    pub(super) fn submit_batch(
+        &mut self,
+        slot: usize,
+        commands: &[CommandKind],
+        field: &str,
+        keep_alive: bool,
+    ) -> Result<(), ApiError> {
+        let capacity = self.requests.capacity();
+        if commands.len() > capacity {
+            // A 503 would ask for a retry that can never succeed.
+            let why = format!("at most {capacity} fit the command ring (--command-ring)");
+            return Err(ApiError::new(422, format!("{field}: {why}")));
+        }
+        self.admit(slot, commands.len())?;
+        if self.requests.free_len() < commands.len() {
+            self.stats.overloaded += 1;
+            return Err(ApiError::unavailable("Engine overloaded; retry shortly"));
+        }
+        let Some(conn) = self.connections[slot].as_mut() else {
+            return Ok(());
+        };
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        conn.answers.push_back(Answer::Waiting(ticket));
+        let serial = conn.serial;
+        let ts = self.stamps.stamp();
+        for (i, &kind) in commands.iter().enumerate() {
+            let command = Command { ts, kind };
+            if self.requests.stage(Request::Apply(command)).is_err() {
+                // free_len counted every staged item, and only this thread
+                // stages: the room checked above is still there.
+                unreachable!("the command ring lost room it was seen to have");
+            }
+            self.journal.append(command, i + 1 < commands.len());
+            self.in_flight.push_back(InFlight {
+                ticket,
+                slot,
+                serial,
+                keep_alive,
+                head_only: false,
+                kind: Awaiting::BatchItem {
+                    first: i == 0,
+                    last: i + 1 == commands.len(),
+                    of: CommandName::of(&kind),
+                },
+                ts,
+                seq: self.journal.last_seq(),
+            });
+        }
+        self.staged = true;
+        Ok(())
+    }
+
+    pub(super) fn by_id(
+        &mut self,
+        slot: usize,
+        method: Method,
+        id: &str,
+        request: &http::Request<'_>,
+        keep_alive: bool,
+    ) -> Result<(), ApiError> {
+        if !matches!(method, Method::Get | Method::Put | Method::Delete) {
+            return Err(method_not_allowed("GET, HEAD, PUT, DELETE"));
+        }
+        if method != Method::Get {
+            self.authorize(request)?;
+        }
+        let id =
+            api::parse_uuid(id).ok_or_else(|| ApiError::new(422, "order_id: must be a UUID"))?;
+        match method {
+            Method::Get => self.submit_barrier(
+                slot,
+                BarrierPurpose::Order(id),
+                Awaiting::Replica,
+                keep_alive,
+            ),
+            Method::Put => {
+                let change = self.wire.amendment(json_body(request)?)?;
+                let kind = CommandKind::Modify {
+                    id,
+                    price: change.price,
+                    quantity: change.quantity,
+                };
+                self.submit_command(slot, kind, keep_alive)
+            }
+            _ => self.submit_command(slot, CommandKind::Cancel { id }, keep_alive),
+        }
+    }
+
+    /// Under `--rate-limit`, takes `orders` from the client's bucket, or
+    /// refuses them all: 429 with `Retry-After` (whole seconds, at least
+    /// one), or 422 for more at once than the burst ever allows.
+    pub(super) fn admit(&mut self, slot: usize, orders: usize) -> Result<(), ApiError> {
+        let (Some(limiter), Some(conn)) = (&mut self.limiter, &self.connections[slot]) else {
+            return Ok(());
+        };
+        let RateLimit { per_second, burst } = limiter.limit();
+        match limiter.admit(conn.peer, orders, self.now) {
+            Ok(()) => Ok(()),
+            Err(Refusal::OverBurst) => Err(ApiError::new(
+                422,
+                format!("orders: at most {burst} at once from one address (--rate-limit-burst)"),
+            )),
+            Err(Refusal::Wait(wait)) => {
+                self.stats.rate_limited += orders as u64;
+                let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+                Err(ApiError {
+                    header: Some(("Retry-After", seconds.to_string().into())),
+                    ..ApiError::new(
+                        429,
+                        format!(
+                            "Too many orders: at most {per_second} a second ({burst} at once) from one address; retry in {seconds} s"
+                        ),
+                    )
+                })
+            }
+        }
+    }
+
+    /// Under `--api-token`, order entry needs the token (`net::auth`).
+    pub(super) fn authorize(&self, request: &http::Request<'_>) -> Result<(), ApiError> {
+        match &self.config.api_token {
+            Some(token) => token.check(request.authorization),
+            None => Ok(()),
+        }
+    }
+
+    pub(super) fn submit_command(
+        &mut self,
+        slot: usize,
+        kind: CommandKind,
+        keep_alive: bool,
+    ) -> Result<(), ApiError> {
+        self.admit(slot, 1)?;
+        // Whole microseconds: the wire and the state file show microseconds,
+        // so a restart restores exactly the timestamps that were stamped.
+        let ts = self.stamps.stamp();
+        let awaiting = Awaiting::Command(CommandName::of(&kind));
+        self.submit(
+            slot,
+            Request::Apply(Command { ts, kind }),
+            awaiting,
+            keep_alive,
+        )
+    }
+
+    pub(super) fn submit_barrier(
+        &mut self,
+        slot: usize,
+        purpose: BarrierPurpose,
+        awaiting: Awaiting,
+        keep_alive: bool,
+    ) -> Result<(), ApiError> {
+        let barrier = Barrier {
+            ticket: self.next_ticket,
+            purpose,
+        };
+        self.submit(slot, Request::Barrier(barrier), awaiting, keep_alive)
+    }
+
+    /// Stages `request` on the command ring; a full ring is answered 503.
+    pub(super) fn submit(
+        &mut self,
+        slot: usize,
+        request: Request,
+        kind: Awaiting,
+        keep_alive: bool,
+    ) -> Result<(), ApiError> {
+        if self.requests.stage(request).is_err() {
+            self.stats.overloaded += 1;
+            return Err(ApiError::unavailable("Engine overloaded; retry shortly"));
+        }
+        let seq = match request {
+            Request::Apply(command) => {
+                self.journal.append(command, false);
+                self.journal.last_seq()
+            }
+            Request::Barrier(_) => 0,
+        };
+        self.staged = true;
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        let Some(conn) = self.connections[slot].as_mut() else {
+            return Ok(());
+        };
+        conn.answers.push_back(Answer::Waiting(ticket));
+        let ts = match request {
+            Request::Apply(command) => command.ts,
+            Request::Barrier(_) => 0,
+        };
+        self.in_flight.push_back(InFlight {
+            ticket,
+            slot,
+            serial: conn.serial,
+            keep_alive,
+            head_only: self.head_only,
+            kind,
+            ts,
+            seq,
+        });
+        Ok(())
+    }
+}
+
+/// The body of a request that must be JSON. A body sent as another media
+/// type is refused before it is read: a web page can make a browser send
+/// `text/plain`, form or multipart bodies to any address without asking
+/// (CORS lets such "simple" requests through), so taking those as JSON
+/// would let any page the user opens place orders on a service on their
+/// machine or network. FastAPI, the original's framework, refuses them
+/// too since CVE-2021-32677. No `Content-Type` at all is taken as JSON
+/// (wrk, netcat and the original's clients), as FastAPI does: a browser
+/// never sends a body without one.
+fn json_body<'r>(request: &'r http::Request<'_>) -> Result<&'r [u8], ApiError> {
+    match request.content_type {
+        Some(value) if !http::is_json_media_type(value) => {
+            let sent = String::from_utf8_lossy(value);
+            let sent: String = sent.chars().take(64).collect();
+            Err(ApiError::new(
+                415,
+                format!("Content-Type: must be application/json, not {sent:?}"),
+            ))
+        }
+        _ => Ok(&request.body),
+    }
+}
+
+/// 405, with the methods `path` takes for the `Allow` header (RFC 9110
+/// §15.5.6 requires it; clients and proxies read it to correct the call).
+fn method_not_allowed(allow: &'static str) -> ApiError {
+    ApiError {
+        header: Some(("Allow", allow.into())),
+        ..ApiError::new(405, "Method Not Allowed")
+    }
+}
