@@ -154,8 +154,11 @@ impl TickSize {
         } else {
             (below, rest)
         };
-        if !(1..=MAX_PRICE_TICKS).contains(&nearest) {
-            return Some(Err("is out of range"));
+        if nearest == 0 {
+            return Some(Err(BELOW_ONE_TICK));
+        }
+        if nearest > MAX_PRICE_TICKS {
+            return Some(Err(ABOVE_MAX_TICKS));
         }
         if off
             .checked_mul(1_000_000)
@@ -177,8 +180,11 @@ impl TickSize {
         }
         let units = price * 10f64.powi(self.scale as i32) / self.mantissa as f64;
         let ticks = units.round();
-        if ticks < 1.0 || ticks > MAX_PRICE_TICKS as f64 {
-            return Err("is out of range");
+        if ticks < 1.0 {
+            return Err(BELOW_ONE_TICK);
+        }
+        if ticks > MAX_PRICE_TICKS as f64 {
+            return Err(ABOVE_MAX_TICKS);
         }
         // Decimal inputs such as 100.01 are not exact in binary; accept what
         // is within a millionth of a tick of the grid.
@@ -269,6 +275,12 @@ fn ten_to(n: i64) -> Option<u128> {
 /// The highest price in ticks: 2^52, past which a price's float (in
 /// averages and the original's state file) no longer holds every tick.
 const MAX_PRICE_TICKS: u128 = 1 << 52;
+
+/// Why a positive price nearer 0 than one tick is refused.
+const BELOW_ONE_TICK: &str = "must be at least the tick size";
+
+/// Why a price past [`MAX_PRICE_TICKS`] is refused.
+const ABOVE_MAX_TICKS: &str = "must be at most 2^52 ticks";
 
 /// Formats an order id as a lowercase hyphenated UUID.
 pub fn write_uuid(out: &mut String, id: u128) {
@@ -1379,16 +1391,19 @@ mod tests {
         assert_eq!(refused("100.005"), "must be a multiple of the tick size");
         assert_eq!(refused("0"), "must be positive");
         assert_eq!(refused("-1.00"), "must be positive");
-        assert_eq!(refused("45035996273704.97"), "is out of range");
+        assert_eq!(refused("45035996273704.97"), "must be at most 2^52 ticks");
         // A float holds no half cents up there: it took this as
         // 42250470938136.69.
         assert_eq!(
             refused("42250470938136.685"),
             "must be a multiple of the tick size"
         );
-        assert_eq!(refused("1e-40"), "is out of range");
+        assert_eq!(refused("1e-40"), "must be at least the tick size");
+        assert_eq!(refused("0.004"), "must be at least the tick size");
+        // Half a tick and more is a tick, off the grid.
+        assert_eq!(refused("0.005"), "must be a multiple of the tick size");
         assert_eq!(refused("0.000"), "must be positive");
-        assert_eq!(refused("1e300"), "is out of range");
+        assert_eq!(refused("1e300"), "must be at most 2^52 ticks");
         assert_eq!(refused("NaN"), "must be a finite number");
         assert_eq!(refused("ten"), "must be a number");
         assert_eq!(refused("1e999999999999"), "must be a finite number");

@@ -168,6 +168,14 @@ fn post_order_rejects_each_bad_field_with_422_naming_it() {
             "price: must be a multiple of the tick size",
         ),
         (
+            r#"{"quantity": 10, "price": 0.001, "side": 1}"#,
+            "price: must be at least the tick size",
+        ),
+        (
+            r#"{"quantity": 10, "price": 45035996273704.97, "side": 1}"#,
+            "price: must be at most 2^52 ticks",
+        ),
+        (
             r#"{"quantity": 10, "price": 0, "side": 1}"#,
             "price: must be positive",
         ),
