@@ -2255,6 +2255,40 @@ fn metrics_time_each_command_apart_batch_items_included() {
 }
 
 #[test]
+fn metrics_time_each_read_by_its_name() {
+    let server = Server::start();
+    let mut client = server.connect();
+    let id = client.place_id(1, 90.0, 1);
+    for path in ["/orders", "/orders?limit=1", "/book", "/ticker", "/candles"] {
+        client.get(path).expect(200);
+    }
+    client.get(&format!("/order/{id}")).expect(200);
+    client.get(&format!("/order/{UNKNOWN_ID}")).expect(404);
+    for query in ["", "?limit=1", &format!("?order_id={id}")] {
+        client.get(&format!("/trades{query}")).expect(200);
+    }
+    // Answered at the front without the matching thread: not timed.
+    client.get("/health").expect(200);
+    client.get("/order/not-a-uuid").expect(422);
+    let text = client.metrics_text();
+    let name = "orderbook_read_latency_histogram_seconds";
+    assert!(text.contains(&format!("# TYPE {name} histogram\n")));
+    let count = |read: &str| metric(&text, &format!("{name}_count{{read=\"{read}\"}}"));
+    let counts: Vec<f64> = ["orders", "order", "book", "trades", "candles", "ticker"]
+        .iter()
+        .map(|read| count(read))
+        .collect();
+    assert_eq!(counts, [2.0, 2.0, 1.0, 3.0, 1.0, 1.0]);
+    let infinity = format!("{name}_bucket{{read=\"trades\",le=\"+Inf\"}}");
+    assert_eq!(metric(&text, &infinity), 3.0);
+    // The one place is the only command timed.
+    assert_eq!(
+        metric(&text, "orderbook_command_latency_seconds_count"),
+        1.0
+    );
+}
+
+#[test]
 fn metrics_count_trades_units_traded_placed_orders_by_status_and_resting_orders() {
     let server = Server::start();
     let mut client = server.connect();

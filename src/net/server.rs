@@ -237,6 +237,9 @@ struct FrontStats {
     command_latency: hdrhistogram::Histogram<u64>,
     /// The same, by command (in `CommandName::ALL`'s order).
     latency_by_command: [hdrhistogram::Histogram<u64>; CommandName::ALL.len()],
+    /// Reads, from sending their barrier to their answer being ready (in
+    /// `ReadName::ALL`'s order).
+    latency_by_read: [hdrhistogram::Histogram<u64>; ReadName::ALL.len()],
     /// Responses by status / 100.
     responses: [u64; 6],
     overloaded: u64,
@@ -253,6 +256,7 @@ impl Default for FrontStats {
         FrontStats {
             command_latency: metrics::latency_histogram(),
             latency_by_command: std::array::from_fn(|_| metrics::latency_histogram()),
+            latency_by_read: std::array::from_fn(|_| metrics::latency_histogram()),
             responses: [0; 6],
             overloaded: 0,
             rate_limited: 0,
@@ -284,6 +288,8 @@ struct InFlight {
     ts: u64,
     /// The command's journal record, or 0 for a read.
     seq: u64,
+    /// A read, and when it was sent (µs since the epoch).
+    read: Option<(ReadName, u64)>,
 }
 
 /// Which command a request sent, for the answer's wording and the latency
@@ -329,6 +335,53 @@ impl CommandName {
             CommandName::Modify => "modify",
             CommandName::Cancel => "cancel",
             CommandName::CancelAll => "cancel_all",
+        }
+    }
+}
+
+/// The reads timed in `GET /metrics`, each a barrier through the matching
+/// thread answered by the front (`/trades`) or the replica (the others).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReadName {
+    Orders,
+    Order,
+    Book,
+    Trades,
+    Candles,
+    Ticker,
+}
+
+impl ReadName {
+    const ALL: [ReadName; 6] = [
+        ReadName::Orders,
+        ReadName::Order,
+        ReadName::Book,
+        ReadName::Trades,
+        ReadName::Candles,
+        ReadName::Ticker,
+    ];
+
+    /// The read a barrier is for; `None` for the front's own snapshots.
+    fn of(purpose: &BarrierPurpose) -> Option<Self> {
+        Some(match purpose {
+            BarrierPurpose::Orders { .. } => ReadName::Orders,
+            BarrierPurpose::Order(_) => ReadName::Order,
+            BarrierPurpose::Book { .. } => ReadName::Book,
+            BarrierPurpose::Trades => ReadName::Trades,
+            BarrierPurpose::Candles { .. } => ReadName::Candles,
+            BarrierPurpose::Ticker { .. } => ReadName::Ticker,
+            BarrierPurpose::Snapshot => return None,
+        })
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            ReadName::Orders => "orders",
+            ReadName::Order => "order",
+            ReadName::Book => "book",
+            ReadName::Trades => "trades",
+            ReadName::Candles => "candles",
+            ReadName::Ticker => "ticker",
         }
     }
 }
@@ -633,6 +686,7 @@ impl Front {
             kind: Awaiting::Snapshot,
             ts: 0,
             seq: 0,
+            read: None,
         });
         self.snapshot_due = Some(now + every);
         self.publish_staged();
@@ -1003,6 +1057,10 @@ impl Front {
         waiting: &InFlight,
         write: impl FnOnce(&mut Connection, bool) -> Option<Answer>,
     ) {
+        if let Some((name, since)) = waiting.read {
+            let micros = api::now_micros().saturating_sub(since).max(1);
+            let _ = self.stats.latency_by_read[name as usize].record(micros);
+        }
         let Some(conn) = self.connections[waiting.slot].as_mut() else {
             return;
         };

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use crate::metrics;
 
-use super::{CommandName, Front};
+use super::{CommandName, Front, ReadName};
 
 impl Front {
     /// The `GET /metrics` text.
@@ -34,6 +34,17 @@ impl Front {
             "orderbook_command_latency_by_command_histogram_seconds",
             "orderbook_command_latency_histogram_seconds by command: place, modify, cancel (batch items each as its command).",
             &by_command,
+        );
+        let by_read: Vec<(String, &hdrhistogram::Histogram<u64>)> = ReadName::ALL
+            .iter()
+            .zip(&self.stats.latency_by_read)
+            .map(|(name, histogram)| (format!("read=\"{}\"", name.label()), histogram))
+            .collect();
+        metrics::write_histograms(
+            &mut out,
+            "orderbook_read_latency_histogram_seconds",
+            "Reads that pass through the matching thread (GET /orders, /order/{id}, /book, /trades, /candles, /ticker), from sending it there to the answer being ready at the front, by read.",
+            &by_read,
         );
         let _ = writeln!(
             out,

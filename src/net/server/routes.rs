@@ -12,7 +12,7 @@ use crate::net::api_docs;
 use crate::net::http::{self, Method};
 use crate::net::rate_limit::{RateLimit, Refusal};
 
-use super::{Answer, Awaiting, CommandName, Front, InFlight};
+use super::{Answer, Awaiting, CommandName, Front, InFlight, ReadName};
 
 impl Front {
     /// Routes one request: answers it at once, or sends it to the engine.
@@ -286,6 +286,7 @@ impl Front {
                 },
                 ts,
                 seq: self.journal.last_seq(),
+                read: None,
             });
         }
         self.staged = true;
@@ -425,9 +426,12 @@ impl Front {
             return Ok(());
         };
         conn.answers.push_back(Answer::Waiting(ticket));
-        let ts = match request {
-            Request::Apply(command) => command.ts,
-            Request::Barrier(_) => 0,
+        let (ts, read) = match request {
+            Request::Apply(command) => (command.ts, None),
+            Request::Barrier(barrier) => {
+                let read = ReadName::of(&barrier.purpose);
+                (0, read.map(|name| (name, api::now_micros())))
+            }
         };
         self.in_flight.push_back(InFlight {
             ticket,
@@ -438,6 +442,7 @@ impl Front {
             kind,
             ts,
             seq,
+            read,
         });
         Ok(())
     }
