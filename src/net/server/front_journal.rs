@@ -29,7 +29,7 @@ pub struct FrontJournal {
 
 impl FrontJournal {
     /// Journals into `writer`, numbering records from `next_seq`. Under
-    /// `--fsync`, [`Front::set_syncer`] then makes answers wait until their
+    /// `--fsync`, [`Front::set_syncer`](super::Front::set_syncer) then makes answers wait until their
     /// record is on disk.
     pub fn new(writer: SegmentWriter, next_seq: u64) -> Self {
         FrontJournal {

@@ -1,0 +1,107 @@
+//! Query parameters (`?limit=`, `?depth=`, `?order_id=`, ...), each
+//! checked with a 422 that names it.
+
+use super::ids::parse_uuid;
+use super::ApiError;
+use crate::engine::{OrderId, Side};
+
+/// The `?limit=` of a query (how many items at most: 1 to `max`, or any
+/// number from 1 without one), or `default` without a `limit`.
+pub fn limit_param(
+    query: Option<&str>,
+    default: usize,
+    max: Option<usize>,
+) -> Result<usize, ApiError> {
+    count_param(query, "limit", default, max)
+}
+
+/// The `?interval=` of `GET /candles`: seconds, 1 to a day; a minute
+/// without one.
+pub fn interval_param(query: Option<&str>) -> Result<u64, ApiError> {
+    count_param(query, "interval", 60, Some(86_400)).map(|seconds| seconds as u64)
+}
+
+/// The whole number from 1 (to `max`) in the query parameter `name`, or
+/// `default` without one.
+fn count_param(
+    query: Option<&str>,
+    name: &str,
+    default: usize,
+    max: Option<usize>,
+) -> Result<usize, ApiError> {
+    let mut count = default;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key == name {
+            count = value
+                .parse::<usize>()
+                .ok()
+                .filter(|&n| n >= 1 && max.is_none_or(|max| n <= max))
+                .ok_or_else(|| match max {
+                    None => ApiError::field(name, "must be a whole number, at least 1"),
+                    Some(max) => {
+                        ApiError::field(name, &format!("must be an integer from 1 to {max}"))
+                    }
+                })?;
+        }
+    }
+    Ok(count)
+}
+
+/// The `?order_id=` of a query, if given; 422 if it is not a UUID.
+pub fn order_id_param(query: Option<&str>) -> Result<Option<OrderId>, ApiError> {
+    uuid_param(query, "order_id")
+}
+
+/// The `?after=` of `GET /trades`: a trade's `unique_id`, if given.
+pub fn after_param(query: Option<&str>) -> Result<Option<u128>, ApiError> {
+    uuid_param(query, "after")
+}
+
+/// The `?side=` of `DELETE /orders`: `buy` or `1`, `sell` or `-1` (any
+/// case), or none for both sides.
+pub fn side_param(query: Option<&str>) -> Result<Option<Side>, ApiError> {
+    query_value(query, "side")
+        .map(|text| match text.to_ascii_lowercase().as_str() {
+            "buy" | "1" => Ok(Side::Buy),
+            "sell" | "-1" => Ok(Side::Sell),
+            _ => Err(ApiError::field(
+                "side",
+                "must be buy or 1, sell or -1 (or left out for both sides)",
+            )),
+        })
+        .transpose()
+}
+
+/// The UUID in the query parameter `name`, if given.
+fn uuid_param(query: Option<&str>, name: &str) -> Result<Option<u128>, ApiError> {
+    query_value(query, name)
+        .map(|text| parse_uuid(text).ok_or_else(|| ApiError::field(name, "must be a UUID")))
+        .transpose()
+}
+
+/// The value of the first `name=` in a query string, if any.
+fn query_value<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
+    query
+        .unwrap_or("")
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// Deepest `?depth=` of a book snapshot (`/ws`, `GET /book`); 0 asks for
+/// every level.
+pub const MAX_DEPTH: usize = 1000;
+
+/// The `?depth=` of a query (levels per side, 0 = every level), or
+/// `default` without one; the error is the detail to answer with.
+pub fn depth_param(query: Option<&str>, default: usize) -> Result<usize, String> {
+    let Some(value) = query_value(query, "depth") else {
+        return Ok(default);
+    };
+    match value.parse::<usize>() {
+        Ok(depth) if depth <= MAX_DEPTH => Ok(depth),
+        _ => Err(format!(
+            "depth: must be a whole number from 0 to {MAX_DEPTH} (0 = every level)"
+        )),
+    }
+}

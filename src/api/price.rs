@@ -1,0 +1,222 @@
+//! Prices: the tick grid, decimals read exactly into ticks, and ticks
+//! written back as decimals.
+
+use std::fmt::Write as _;
+
+use crate::engine::{OrderView, Ticks};
+
+/// The price grid: a tick of `mantissa * 10^-scale` (0.01 = 1 × 10^-2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TickSize {
+    mantissa: u64,
+    scale: u32,
+}
+
+impl TickSize {
+    /// Parses a positive decimal such as `0.01`, `0.5` or `1`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+        let digits_ok = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if whole.is_empty() && fraction.is_empty() || !digits_ok(whole) || !digits_ok(fraction) {
+            return Err(format!(
+                "tick size {text:?} is not a plain positive decimal"
+            ));
+        }
+        let fraction = fraction.trim_end_matches('0');
+        if fraction.len() > 12 {
+            return Err(format!(
+                "tick size {text:?} has too many decimals (12 at most)"
+            ));
+        }
+        let mantissa: u64 = format!("{whole}{fraction}")
+            .parse()
+            .map_err(|_| format!("tick size {text:?} is out of range"))?;
+        if mantissa == 0 {
+            return Err(format!("tick size {text:?} must be positive"));
+        }
+        Ok(TickSize {
+            mantissa,
+            scale: fraction.len() as u32,
+        })
+    }
+
+    /// The tick as a float, for averages.
+    pub fn as_f64(&self) -> f64 {
+        self.mantissa as f64 / 10f64.powi(self.scale as i32)
+    }
+
+    /// Converts a price written in decimal (a JSON number's text, or a
+    /// numeric string's) to ticks, if it is a positive finite multiple of
+    /// the tick.
+    ///
+    /// Read in exact arithmetic, so that every price on the grid is taken,
+    /// however many digits it has: through a float, `138017625.33` at a
+    /// tick of `0.01`, or `76771.77748507` at `0.00000001` (and one in
+    /// seven such prices between 10,000 and 100,000), landed further than
+    /// a millionth of a tick from the grid and were refused, as was a
+    /// state file holding them; and from 10^14 ticks up, a float took one
+    /// price in eleven half a tick off the grid (`42250470938136.685` at
+    /// `0.01`) as a neighbouring tick. What a client's float arithmetic
+    /// leaves within a millionth of a tick of the grid
+    /// (`0.30000000000000004`) is still that tick.
+    pub fn ticks_of(&self, text: &str) -> Result<Ticks, &'static str> {
+        let text = text.trim();
+        match self.decimal_ticks(text) {
+            Some(ticks) => ticks,
+            // Not a plain decimal (negative, `NaN`, `.5`), or too long for
+            // exact arithmetic.
+            None => self.to_ticks(text.parse().map_err(|_| "must be a number")?),
+        }
+    }
+
+    /// The ticks of a plain decimal (see [`plain_decimal`]), in exact
+    /// arithmetic: its nearest tick if it lies within a millionth of a
+    /// tick of it, as [`to_ticks`](Self::to_ticks) allows; `None` if the
+    /// text is no plain decimal or the arithmetic would overflow.
+    fn decimal_ticks(&self, text: &str) -> Option<Result<Ticks, &'static str>> {
+        let (significand, power) = plain_decimal(text)?;
+        // ticks = value / (mantissa * 10^-scale) = numerator / denominator
+        let shift = power + i64::from(self.scale);
+        let mantissa = u128::from(self.mantissa);
+        let (numerator, denominator) = if shift >= 0 {
+            (significand.checked_mul(ten_to(shift)?)?, mantissa)
+        } else {
+            (significand, ten_to(-shift)?.checked_mul(mantissa)?)
+        };
+        if numerator == 0 {
+            return Some(Err("must be positive"));
+        }
+        let (below, rest) = divide(numerator, denominator);
+        let (nearest, off) = if rest >= denominator - rest {
+            (below + 1, denominator - rest)
+        } else {
+            (below, rest)
+        };
+        if nearest == 0 {
+            return Some(Err(BELOW_ONE_TICK));
+        }
+        if nearest > MAX_PRICE_TICKS {
+            return Some(Err(ABOVE_MAX_TICKS));
+        }
+        if off
+            .checked_mul(1_000_000)
+            .is_none_or(|off| off > denominator)
+        {
+            return Some(Err("must be a multiple of the tick size"));
+        }
+        Some(Ok(nearest as Ticks))
+    }
+
+    /// Converts a wire price to ticks, if it is a positive finite multiple
+    /// of the tick (within a millionth of a tick: see [`ticks_of`](Self::ticks_of)).
+    pub fn to_ticks(&self, price: f64) -> Result<Ticks, &'static str> {
+        if !price.is_finite() {
+            return Err("must be a finite number");
+        }
+        if price <= 0.0 {
+            return Err("must be positive");
+        }
+        let units = price * 10f64.powi(self.scale as i32) / self.mantissa as f64;
+        let ticks = units.round();
+        if ticks < 1.0 {
+            return Err(BELOW_ONE_TICK);
+        }
+        if ticks > MAX_PRICE_TICKS as f64 {
+            return Err(ABOVE_MAX_TICKS);
+        }
+        // Decimal inputs such as 100.01 are not exact in binary; accept what
+        // is within a millionth of a tick of the grid.
+        if (units - ticks).abs() > 1e-6 {
+            return Err("must be a multiple of the tick size");
+        }
+        Ok(ticks as Ticks)
+    }
+
+    /// Writes `ticks` as a JSON decimal number: `100.0`, `100.01`.
+    pub fn write_price(&self, out: &mut String, ticks: Ticks) {
+        let scaled = ticks as u128 * self.mantissa as u128;
+        let unit = 10u128.pow(self.scale);
+        let (whole, fraction) = (scaled / unit, scaled % unit);
+        let _ = write!(out, "{whole}.");
+        if self.scale == 0 || fraction == 0 {
+            out.push('0');
+        } else {
+            let digits = format!("{:0width$}", fraction, width = self.scale as usize);
+            out.push_str(digits.trim_end_matches('0'));
+        }
+    }
+
+    /// Writes a quantity-weighted average price: `0` before any fill.
+    pub(super) fn write_average(&self, out: &mut String, order: &OrderView) {
+        if order.filled == 0 {
+            out.push('0');
+        } else if order.notional.is_multiple_of(order.filled as u128) {
+            self.write_price(out, (order.notional / order.filled as u128) as Ticks);
+        } else {
+            let value = order.average_price_ticks() * self.as_f64();
+            out.push_str(&serde_json::to_string(&value).unwrap_or_else(|_| "0".into()));
+        }
+    }
+}
+
+/// A plain decimal, `[+]digits[.digits][(e|E)[+-]digits]` (a JSON number
+/// without a minus), as `(significand, power)` with `value = significand *
+/// 10^power`, read exactly; `None` for anything else, or past `u128`.
+pub(super) fn plain_decimal(text: &str) -> Option<(u128, i64)> {
+    let text = text.strip_prefix('+').unwrap_or(text);
+    let (number, exponent) = match text.find(['e', 'E']) {
+        Some(at) => (&text[..at], text[at + 1..].parse::<i32>().ok()?),
+        None => (text, 0),
+    };
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() {
+        return None;
+    }
+    let mut significand: u128 = 0;
+    for digit in whole.bytes().chain(fraction.bytes()) {
+        if !digit.is_ascii_digit() {
+            return None;
+        }
+        significand = significand
+            .checked_mul(10)?
+            .checked_add(u128::from(digit - b'0'))?;
+    }
+    Some((significand, i64::from(exponent) - fraction.len() as i64))
+}
+
+/// The integer a plain decimal (from [`plain_decimal`]) is exactly
+/// (`12`, `12.0`, `1.2e1`), if it is one and fits `u128`.
+pub(super) fn exact_integer((significand, power): (u128, i64)) -> Option<u128> {
+    if power >= 0 {
+        significand.checked_mul(ten_to(power)?)
+    } else {
+        let (quotient, rest) = divide(significand, ten_to(-power)?);
+        (rest == 0).then_some(quotient)
+    }
+}
+
+/// Quotient and remainder, in 64-bit arithmetic where both fit: a
+/// division of `u128`s is a library call, several times slower, and
+/// prices and quantities almost always fit.
+fn divide(numerator: u128, denominator: u128) -> (u128, u128) {
+    match (u64::try_from(numerator), u64::try_from(denominator)) {
+        (Ok(n), Ok(d)) => (u128::from(n / d), u128::from(n % d)),
+        _ => (numerator / denominator, numerator % denominator),
+    }
+}
+
+/// `10^n`, if it fits `u128`.
+fn ten_to(n: i64) -> Option<u128> {
+    u32::try_from(n).ok().and_then(|n| 10u128.checked_pow(n))
+}
+
+/// The highest price in ticks: 2^52, past which a price's float (in
+/// averages and the original's state file) no longer holds every tick.
+const MAX_PRICE_TICKS: u128 = 1 << 52;
+
+/// Why a positive price nearer 0 than one tick is refused.
+const BELOW_ONE_TICK: &str = "must be at least the tick size";
+
+/// Why a price past [`MAX_PRICE_TICKS`] is refused.
+const ABOVE_MAX_TICKS: &str = "must be at most 2^52 ticks";

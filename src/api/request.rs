@@ -1,0 +1,415 @@
+//! Request bodies decoded and checked field by field: places (one or a
+//! batch), modifies and cancels, each refusal a 422 naming its field.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::ids::parse_uuid;
+use super::price::{exact_integer, plain_decimal};
+use super::{ApiError, Wire};
+use crate::engine::{OrderId, Qty, Side, Ticks, TimeInForce, MARKET};
+
+/// A field's raw value unless it is absent or `null` (which mean the
+/// default).
+fn given(raw: Option<&RawValue>) -> Option<&str> {
+    raw.map(RawValue::get).filter(|text| *text != "null")
+}
+
+/// A place's `type`: `"limit"` (the default) or `"market"`, in any case,
+/// as exchange APIs spell them. True for a market order.
+fn is_market(kind: Option<&RawValue>) -> Result<bool, ApiError> {
+    match given(kind).map(|text| serde_json::from_str::<&str>(text).map(str::to_ascii_lowercase)) {
+        None => Ok(false),
+        Some(Ok(word)) if word == "limit" => Ok(false),
+        Some(Ok(word)) if word == "market" => Ok(true),
+        _ => Err(ApiError::field("type", "must be \"limit\" or \"market\"")),
+    }
+}
+
+/// A place's `time_in_force` (`"GTC"`, the default, `"IOC"` or `"FOK"`,
+/// in any case) and `post_only` (`true` or `false`, the default; only
+/// with GTC), as exchange APIs spell them; `null` is the default. A market
+/// order never rests: it is IOC unless it says FOK.
+fn time_in_force(
+    tif: Option<&RawValue>,
+    post_only: Option<&RawValue>,
+    market: bool,
+) -> Result<TimeInForce, ApiError> {
+    let tif = match given(tif) {
+        None if market => TimeInForce::ImmediateOrCancel,
+        None => TimeInForce::GoodTillCancel,
+        Some(text) => match serde_json::from_str::<&str>(text).map(str::to_ascii_uppercase) {
+            Ok(word) if word == "GTC" => TimeInForce::GoodTillCancel,
+            Ok(word) if word == "IOC" => TimeInForce::ImmediateOrCancel,
+            Ok(word) if word == "FOK" => TimeInForce::FillOrKill,
+            _ => {
+                return Err(ApiError::field(
+                    "time_in_force",
+                    "must be \"GTC\", \"IOC\" or \"FOK\"",
+                ))
+            }
+        },
+    };
+    let post_only = match given(post_only) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(ApiError::field("post_only", "must be true or false")),
+    };
+    if market && (post_only || tif == TimeInForce::GoodTillCancel) {
+        let field = if post_only {
+            "post_only"
+        } else {
+            "time_in_force"
+        };
+        return Err(ApiError::field(
+            field,
+            "a market order never rests: it is \"IOC\" (the default) or \"FOK\"",
+        ));
+    }
+    match (post_only, tif) {
+        (false, tif) => Ok(tif),
+        (true, TimeInForce::GoodTillCancel) => Ok(TimeInForce::PostOnly),
+        (true, _) => Err(ApiError::field(
+            "post_only",
+            "only with time_in_force \"GTC\": an order that must rest cannot be immediate",
+        )),
+    }
+}
+
+/// A checked `POST /order/` body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NewOrder {
+    /// Buy or sell.
+    pub side: Side,
+    /// Limit price in ticks, or [`MARKET`] for a market order.
+    pub price: Ticks,
+    /// Total quantity.
+    pub quantity: Qty,
+    /// `time_in_force` and `post_only`.
+    pub tif: TimeInForce,
+}
+
+/// A checked `PUT /order/{id}` body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Amendment {
+    /// New limit price in ticks, if given.
+    pub price: Option<Ticks>,
+    /// New total quantity, if given.
+    pub quantity: Option<Qty>,
+}
+
+#[derive(Deserialize)]
+struct Fields<'a> {
+    #[serde(borrow)]
+    quantity: Option<&'a RawValue>,
+    #[serde(borrow)]
+    price: Option<&'a RawValue>,
+    #[serde(borrow)]
+    side: Option<&'a RawValue>,
+    #[serde(borrow)]
+    symbol: Option<&'a RawValue>,
+    #[serde(borrow)]
+    time_in_force: Option<&'a RawValue>,
+    #[serde(borrow)]
+    post_only: Option<&'a RawValue>,
+    #[serde(borrow, rename = "type")]
+    kind: Option<&'a RawValue>,
+}
+
+const NOT_AN_OBJECT: &str = "Request body must be a JSON object";
+
+fn fields(body: &[u8]) -> Result<Fields<'_>, ApiError> {
+    object(body, || ApiError::new(422, NOT_AN_OBJECT))
+}
+
+/// A `POST /orders/batch` body: `{"orders": [order, ...]}`.
+#[derive(Deserialize)]
+struct BatchFields<'a> {
+    #[serde(borrow)]
+    orders: Option<Vec<&'a RawValue>>,
+}
+
+/// A `POST /orders/cancel` body: `{"order_ids": [id, ...]}`.
+#[derive(Deserialize)]
+struct CancelFields<'a> {
+    #[serde(borrow)]
+    order_ids: Option<Vec<&'a RawValue>>,
+}
+
+/// Decodes a `POST /orders/cancel` body: 1 to [`MAX_BATCH`] order ids.
+/// One that is not a UUID refuses them all, naming it.
+pub fn order_ids(body: &[u8]) -> Result<Vec<OrderId>, ApiError> {
+    let fields: CancelFields<'_> = object(body, || batch_shape("order_ids", "id"))?;
+    batch_items(fields.order_ids, "order_ids", "ids")?
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            serde_json::from_str::<&str>(raw.get())
+                .ok()
+                .and_then(parse_uuid)
+                .ok_or_else(|| ApiError::field(&format!("order_ids[{i}]"), "must be a UUID"))
+        })
+        .collect()
+}
+
+/// The order a `POST /orders/modify` change is for.
+#[derive(Deserialize)]
+struct IdField<'a> {
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+}
+
+/// An error of the `i`-th order of a batch, named so: `orders[2].price: ...`.
+fn at_order(i: usize, error: ApiError) -> ApiError {
+    let detail = match error.detail.as_str() {
+        NOT_AN_OBJECT => format!("orders[{i}]: must be a JSON object"),
+        detail => format!("orders[{i}].{detail}"),
+    };
+    ApiError { detail, ..error }
+}
+
+/// Most orders one `POST /orders/batch`, `/orders/modify` or
+/// `/orders/cancel` may carry.
+pub const MAX_BATCH: usize = 100;
+
+/// The 422 of a batch body of the wrong shape: `{"<field>": [<item>, ...]}`.
+fn batch_shape(field: &str, item: &str) -> ApiError {
+    let shape = format!("{{\"{field}\": [{item}, ...]}}");
+    ApiError::new(422, format!("Request body must be a JSON object {shape}"))
+}
+
+/// A batch body's list (`field`, of `noun`), which must hold 1 to
+/// [`MAX_BATCH`] items.
+fn batch_items<'a>(
+    items: Option<Vec<&'a RawValue>>,
+    field: &str,
+    noun: &str,
+) -> Result<Vec<&'a RawValue>, ApiError> {
+    let items = items.ok_or_else(|| ApiError::field(field, "field required"))?;
+    if items.is_empty() || items.len() > MAX_BATCH {
+        let why = format!("must hold 1 to {MAX_BATCH} {noun}, not {}", items.len());
+        return Err(ApiError::field(field, &why));
+    }
+    Ok(items)
+}
+
+/// Reads a JSON object into `T`: 400 for malformed JSON, 422 naming a
+/// field given twice, `wrong_shape` for anything else that is not `T`.
+fn object<'a, T: Deserialize<'a>>(
+    body: &'a [u8],
+    wrong_shape: impl Fn() -> ApiError,
+) -> Result<T, ApiError> {
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        // Serde would read an array as the fields in order; only an object
+        // will do. Still tell malformed JSON (400) from the wrong shape.
+        return match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+            Ok(_) => Err(wrong_shape()),
+            Err(error) => Err(ApiError::new(400, format!("Malformed JSON body: {error}"))),
+        };
+    }
+    serde_json::from_slice(body).map_err(|error| {
+        // `{"quantity": 1, "quantity": 2}` is ambiguous (Python's json
+        // takes the last): name the field instead of the object.
+        let duplicate = error.to_string();
+        let duplicate = duplicate
+            .strip_prefix("duplicate field `")
+            .and_then(|rest| rest.split_once('`'))
+            .map(|(field, _)| field.to_owned());
+        if let Some(field) = duplicate {
+            ApiError::field(&field, "given more than once")
+        } else if error.is_data() {
+            wrong_shape()
+        } else {
+            ApiError::new(400, format!("Malformed JSON body: {error}"))
+        }
+    })
+}
+
+/// The text of a JSON number, or of a numeric string's contents (as the
+/// original accepted), for reading exactly.
+pub fn number_text(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let text = raw.get();
+    // A raw value is valid JSON: one that starts so is a number.
+    if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+        return Some(Cow::Borrowed(text));
+    }
+    let inner = serde_json::from_str::<Cow<'_, str>>(text).ok()?;
+    let trimmed = inner.trim();
+    trimmed.parse::<f64>().ok()?;
+    Some(Cow::Owned(trimmed.to_owned()))
+}
+
+impl Wire {
+    /// Checks an order's `symbol`, if it names one: it must be ours.
+    fn symbol(&self, raw: Option<&RawValue>) -> Result<(), ApiError> {
+        let Some(raw) = raw.filter(|raw| raw.get() != "null") else {
+            return Ok(());
+        };
+        let ours = self.symbol.as_str();
+        match serde_json::from_str::<std::borrow::Cow<'_, str>>(raw.get()) {
+            Ok(name) if name == ours => Ok(()),
+            Ok(name) => Err(ApiError::field(
+                "symbol",
+                &format!("unknown symbol {name:?}: this service trades {ours:?}"),
+            )),
+            Err(_) => Err(ApiError::field("symbol", "must be a string")),
+        }
+    }
+
+    fn price(&self, raw: Option<&RawValue>) -> Result<Option<Ticks>, ApiError> {
+        let Some(raw) = raw.filter(|raw| raw.get() != "null") else {
+            return Ok(None);
+        };
+        let price = number_text(raw).ok_or_else(|| ApiError::field("price", "must be a number"))?;
+        self.tick
+            .ticks_of(&price)
+            .map(Some)
+            .map_err(|why| ApiError::field("price", why))
+    }
+
+    fn quantity(&self, raw: Option<&RawValue>) -> Result<Option<Qty>, ApiError> {
+        let Some(raw) = raw.filter(|raw| raw.get() != "null") else {
+            return Ok(None);
+        };
+        let bad = |why: &str| ApiError::field("quantity", why);
+        let text = number_text(raw).ok_or_else(|| bad("must be an integer"))?;
+        let text = text.trim();
+        // Read exactly where the text is a plain decimal: through a float,
+        // 9007199254740993 was taken as 9007199254740992 under a
+        // `--max-quantity` past 2^53.
+        let quantity = match plain_decimal(text) {
+            Some(decimal) => exact_integer(decimal).ok_or_else(|| bad("must be an integer"))?,
+            // Negative, or written oddly (`.5e1`): a float holds it
+            // exactly below 2^53.
+            None => {
+                let value: f64 = text.parse().map_err(|_| bad("must be an integer"))?;
+                let exact = value.abs() < (1u64 << 53) as f64;
+                if !value.is_finite() || value.fract() != 0.0 || !exact {
+                    return Err(bad("must be an integer"));
+                }
+                if value <= 0.0 {
+                    return Err(bad("must be positive"));
+                }
+                value as u128
+            }
+        };
+        if quantity == 0 {
+            return Err(bad("must be positive"));
+        }
+        if quantity > u128::from(self.max_quantity) {
+            return Err(bad(&format!("must be at most {}", self.max_quantity)));
+        }
+        Ok(Some(quantity as Qty))
+    }
+
+    /// Decodes and checks a `POST /order/` body.
+    pub fn new_order(&self, body: &[u8]) -> Result<NewOrder, ApiError> {
+        let fields = fields(body)?;
+        self.symbol(fields.symbol)?;
+        let quantity = self
+            .quantity(fields.quantity)?
+            .ok_or_else(|| ApiError::field("quantity", "field required"))?;
+        let price = if !is_market(fields.kind)? {
+            self.price(fields.price)?
+                .ok_or_else(|| ApiError::field("price", "field required"))?
+        } else if given(fields.price).is_none() {
+            MARKET
+        } else {
+            return Err(ApiError::field(
+                "price",
+                "a market order has none: it trades at the resting orders' prices",
+            ));
+        };
+        let market = price == MARKET;
+        let side_raw = fields
+            .side
+            .ok_or_else(|| ApiError::field("side", "field required"))?;
+        let side = match side_raw.get().trim() {
+            "1" | "1.0" | "\"1\"" => Side::Buy,
+            "-1" | "-1.0" | "\"-1\"" => Side::Sell,
+            text => match serde_json::from_str::<&str>(text).map(str::to_ascii_lowercase) {
+                Ok(word) if word == "buy" => Side::Buy,
+                Ok(word) if word == "sell" => Side::Sell,
+                _ => {
+                    return Err(ApiError::field(
+                        "side",
+                        "must be 1 or \"buy\" (buy), -1 or \"sell\" (sell)",
+                    ))
+                }
+            },
+        };
+        Ok(NewOrder {
+            side,
+            price,
+            quantity,
+            tif: time_in_force(fields.time_in_force, fields.post_only, market)?,
+        })
+    }
+
+    /// Decodes and checks a `POST /orders/batch` body: 1 to [`MAX_BATCH`]
+    /// orders, each as `POST /order/` takes it. One bad order refuses the
+    /// batch, naming it: `orders[2].price: ...`.
+    pub fn new_orders(&self, body: &[u8]) -> Result<Vec<NewOrder>, ApiError> {
+        let batch: BatchFields<'_> = object(body, || batch_shape("orders", "order"))?;
+        let orders = batch_items(batch.orders, "orders", "orders")?;
+        orders
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| {
+                self.new_order(raw.get().as_bytes())
+                    .map_err(|e| at_order(i, e))
+            })
+            .collect()
+    }
+
+    /// Decodes and checks a `POST /orders/modify` body: 1 to
+    /// [`MAX_BATCH`] changes `{"id", "quantity", "price"}`, each as
+    /// `PUT /order/{id}` takes it. One bad change refuses them all.
+    pub fn amendments(&self, body: &[u8]) -> Result<Vec<(OrderId, Amendment)>, ApiError> {
+        let shape = || batch_shape("orders", r#"{"id", "quantity", "price"}"#);
+        let batch: BatchFields<'_> = object(body, shape)?;
+        let changes = batch_items(batch.orders, "orders", "orders")?;
+        let change = |raw: &RawValue| -> Result<(OrderId, Amendment), ApiError> {
+            let named: IdField<'_> =
+                object(raw.get().as_bytes(), || ApiError::new(422, NOT_AN_OBJECT))?;
+            let id = named
+                .id
+                .ok_or_else(|| ApiError::field("id", "field required"))?;
+            let id = serde_json::from_str::<&str>(id.get())
+                .ok()
+                .and_then(parse_uuid)
+                .ok_or_else(|| ApiError::field("id", "must be a UUID"))?;
+            Ok((id, self.amendment(raw.get().as_bytes())?))
+        };
+        changes
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| change(raw).map_err(|e| at_order(i, e)))
+            .collect()
+    }
+
+    /// Decodes and checks a `PUT /order/{id}` body.
+    pub fn amendment(&self, body: &[u8]) -> Result<Amendment, ApiError> {
+        let fields = fields(body)?;
+        self.symbol(fields.symbol)?;
+        // Said in a modify, they would read as taking effect; they cannot.
+        for (name, raw) in [
+            ("time_in_force", fields.time_in_force),
+            ("post_only", fields.post_only),
+            ("type", fields.kind),
+        ] {
+            if raw.is_some_and(|raw| raw.get() != "null") {
+                return Err(ApiError::field(
+                    name,
+                    "is set when an order is placed; a modify cannot change it",
+                ));
+            }
+        }
+        Ok(Amendment {
+            price: self.price(fields.price)?,
+            quantity: self.quantity(fields.quantity)?,
+        })
+    }
+}

@@ -1,0 +1,120 @@
+//! Time on the wire: RFC 3339 timestamps, read and written, and the
+//! stamps commands carry (the wall clock, never running backwards).
+
+use std::fmt::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::engine::Timestamp;
+
+/// Parses an RFC 3339 / ISO 8601 timestamp such as
+/// `2026-11-25T08:00:00.123456Z` (as written by [`write_timestamp`]) or
+/// `2024-05-01T12:00:00.5` (Python's `isoformat()`, taken as UTC), to
+/// nanoseconds since the epoch. An offset other than UTC is refused.
+pub fn parse_timestamp(text: &str) -> Option<Timestamp> {
+    let text = text
+        .strip_suffix('Z')
+        .or_else(|| text.strip_suffix("+00:00"))
+        .unwrap_or(text);
+    let (date, time) = text.split_once(['T', ' '])?;
+    let mut date_parts = date.splitn(3, '-');
+    let year: i64 = date_parts.next()?.parse().ok()?;
+    let month: i64 = date_parts.next()?.parse().ok()?;
+    let day: i64 = date_parts.next()?.parse().ok()?;
+    let (clock, fraction) = time.split_once('.').unwrap_or((time, ""));
+    let mut clock_parts = clock.splitn(3, ':');
+    let hour: u64 = clock_parts.next()?.parse().ok()?;
+    let minute: u64 = clock_parts.next()?.parse().ok()?;
+    let second: u64 = clock_parts.next()?.parse().ok()?;
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+        || fraction.len() > 9
+        || !fraction.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let nanos: u64 = if fraction.is_empty() {
+        0
+    } else {
+        format!("{fraction:0<9}").parse().ok()?
+    };
+    // Days since 1970-01-01 from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let seconds = u64::try_from(days).ok()? * 86_400 + hour * 3_600 + minute * 60 + second;
+    seconds.checked_mul(1_000_000_000)?.checked_add(nanos)
+}
+
+/// The wall clock in whole microseconds since the epoch: the resolution of
+/// every stamp the service makes and shows.
+pub fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// Stamps for commands: the wall clock in whole microseconds (as ns), but
+/// never below the last stamp, so that order and trade times never run
+/// backwards when the clock is stepped back (NTP, a VM resumed).
+#[derive(Clone, Copy, Debug)]
+pub struct Stamps {
+    last: Timestamp,
+}
+
+impl Stamps {
+    /// Stamps from now on, none before `last` (the newest time already
+    /// shown, say the last trade's).
+    pub fn after(last: Timestamp) -> Self {
+        Stamps { last }
+    }
+
+    /// The next stamp.
+    pub fn stamp(&mut self) -> Timestamp {
+        self.stamp_at(now_micros() * 1_000)
+    }
+
+    /// The next stamp when the clock reads `now`.
+    pub fn stamp_at(&mut self, now: Timestamp) -> Timestamp {
+        self.last = self.last.max(now);
+        self.last
+    }
+}
+
+/// The (year, month 1..=12, day 1..=31) of a day counted from 1970-01-01
+/// (Howard Hinnant's `civil_from_days`).
+pub fn civil_date(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// Writes a timestamp as RFC 3339 UTC with microseconds.
+pub fn write_timestamp(out: &mut String, ts: Timestamp) {
+    let micros = ts / 1_000;
+    let seconds = micros / 1_000_000;
+    let days = (seconds / 86_400) as i64;
+    let in_day = seconds % 86_400;
+    let (year, month, day) = civil_date(days);
+    let _ = write!(
+        out,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        in_day / 3_600,
+        in_day / 60 % 60,
+        in_day % 60,
+        micros % 1_000_000
+    );
+}
