@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use loadgen::{Mix, Settings, Stop};
 use serde_json::Value;
 use support::feed_book::Book;
-use support::{resident_kib, Client, Server, TempDir};
+use support::{naive_candles, resident_kib, served_candle, Client, Server, TempDir};
 use tungstenite::Message;
 
 const ARGS: &[&str] = &[
@@ -168,7 +168,8 @@ fn every_part_under_sustained_load_stays_consistent_bounded_and_recoverable() {
         // No fetches: with finished orders bounded at 20,000, a fetch of an
         // order that traded away long ago is rightly 404, which the load
         // generator would count as unexpected.
-        mix: Mix::parse("place=40,cancel=30,cross=20,modify=5,market=5").unwrap(),
+        mix: Mix::parse("place=40,cancel=30,cross=20,modify=5,market=5,ticker=2,candles=2")
+            .unwrap(),
         mid_ticks: 10_000,
         tick: 0.01,
         seed: 11,
@@ -211,6 +212,16 @@ fn every_part_under_sustained_load_stays_consistent_bounded_and_recoverable() {
     );
     assert!(report.requests > 10_000, "{} requests", report.requests);
     assert!(report.market > 100, "{} market orders", report.market);
+    assert!(
+        report.ticker_reads > 100,
+        "{} ticker reads",
+        report.ticker_reads
+    );
+    assert!(
+        report.candle_reads > 100,
+        "{} candle reads",
+        report.candle_reads
+    );
     assert_eq!(report.transport_errors, 0);
     assert_eq!(report.unexpected(), 0, "{:?}", report.statuses);
     assert_eq!(report.statuses.get(&503), None, "{:?}", report.statuses);
@@ -269,6 +280,45 @@ fn every_part_under_sustained_load_stays_consistent_bounded_and_recoverable() {
             + listing["sell_orders"].as_array().unwrap().len()
     );
 
+    // The candles, kept up second by second on the replica while the
+    // history dropped trades, are the kept trades grouped by interval; but
+    // for the oldest interval, whose oldest second may have lost trades.
+    let trades = client.trades("?limit=20000");
+    let candles = |client: &mut Client, interval: i64| -> Vec<Value> {
+        let served = client
+            .get(&format!("/candles?interval={interval}&limit=1000"))
+            .expect(200);
+        served
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(served_candle)
+            .collect()
+    };
+    let whole_intervals = |served: Vec<Value>, interval: i64| -> Vec<Value> {
+        let naive = naive_candles(&trades, interval);
+        let oldest = &naive[0]["start_seconds"];
+        let shown: Vec<Value> = served
+            .into_iter()
+            .filter(|candle| trades.len() < 20_000 || candle["start_seconds"] != *oldest)
+            .collect();
+        let whole = if trades.len() < 20_000 { 0 } else { 1 };
+        assert_eq!(shown, naive[whole..], "interval {interval}");
+        shown
+    };
+    let mut seconds_before = Vec::new();
+    for interval in [1, 60] {
+        let shown = whole_intervals(candles(&mut client, interval), interval);
+        if interval == 1 {
+            seconds_before = shown;
+        }
+    }
+    eprintln!(
+        "soak: {} trades kept, {} whole seconds of candles",
+        trades.len(),
+        seconds_before.len()
+    );
+
     // A clean stop, and a restart that shows the same book and goes on
     // with the same feed.
     server.signal("TERM");
@@ -281,6 +331,10 @@ fn every_part_under_sustained_load_stays_consistent_bounded_and_recoverable() {
         after.body == before.body,
         "GET /orders differs after the restart"
     );
+    // The seconds are rebuilt from the kept trades (the oldest dropped,
+    // since a full history may have lost some of it).
+    let seconds_after = whole_intervals(candles(&mut server.connect(), 1), 1);
+    assert_eq!(seconds_after, seconds_before);
     let stream = TcpStream::connect(server.addr).unwrap();
     let url = format!("ws://{}/ws?depth=0", server.addr);
     let (mut ws, _) = tungstenite::client(url, stream).unwrap();

@@ -775,3 +775,51 @@ pub fn string(value: &Value, key: &str) -> String {
         .unwrap_or_else(|| panic!("{key} is a string: {value}"))
         .to_string()
 }
+
+/// Candles of `trades` (as `GET /trades` lists them) by the naive route:
+/// group by interval, in order.
+pub fn naive_candles(trades: &[Value], interval: i64) -> Vec<Value> {
+    let mut out: Vec<(i64, Vec<&Value>)> = Vec::new();
+    for trade in trades {
+        let micros = loadgen::feed::parse_micros(trades_stamp(trade)).unwrap();
+        let start = micros.div_euclid(interval * 1_000_000) * interval * 1_000_000;
+        match out.last_mut() {
+            Some((at, group)) if *at == start => group.push(trade),
+            _ => out.push((start, vec![trade])),
+        }
+    }
+    out.iter()
+        .map(|(start, group)| {
+            let prices: Vec<f64> = group.iter().map(|t| num(t, "price")).collect();
+            let seconds = start / 1_000_000;
+            serde_json::json!({
+                "start_seconds": seconds,
+                "open": prices[0],
+                "high": prices.iter().cloned().fold(f64::MIN, f64::max),
+                "low": prices.iter().cloned().fold(f64::MAX, f64::min),
+                "close": prices[prices.len() - 1],
+                "volume": group.iter().map(|t| uint(t, "quantity")).sum::<u64>(),
+                "trades": group.len(),
+            })
+        })
+        .collect()
+}
+
+pub fn trades_stamp(trade: &Value) -> &str {
+    trade["execution_timestamp"].as_str().unwrap()
+}
+
+/// A candle as served, its start as whole seconds.
+pub fn served_candle(candle: &Value) -> Value {
+    let mut candle = candle.clone();
+    let start = candle["start"].as_str().unwrap().to_string();
+    let micros = loadgen::feed::parse_micros(&start).unwrap();
+    assert_eq!(micros % 1_000_000, 0, "{start}");
+    let object = candle.as_object_mut().unwrap();
+    object.remove("start");
+    object.insert(
+        "start_seconds".into(),
+        serde_json::json!(micros / 1_000_000),
+    );
+    candle
+}
