@@ -4,6 +4,8 @@
 
 use std::fmt::Write as _;
 
+use hdrhistogram::Histogram;
+
 use crate::metrics;
 
 use super::{CommandName, Front, ReadName};
@@ -24,22 +26,16 @@ impl Front {
             "orderbook_command_latency_seconds as histogram buckets.",
             &self.stats.command_latency,
         );
-        let by_command: Vec<(String, &hdrhistogram::Histogram<u64>)> = CommandName::ALL
-            .iter()
-            .zip(&self.stats.latency_by_command)
-            .map(|(name, histogram)| (format!("command=\"{}\"", name.label()), histogram))
-            .collect();
+        let labels = CommandName::ALL.map(CommandName::label);
+        let by_command = labelled("command", &labels, &self.stats.latency_by_command);
         metrics::write_histograms(
             &mut out,
             "orderbook_command_latency_by_command_histogram_seconds",
             "orderbook_command_latency_histogram_seconds by command: place, modify, cancel (batch items each as its command).",
             &by_command,
         );
-        let by_read: Vec<(String, &hdrhistogram::Histogram<u64>)> = ReadName::ALL
-            .iter()
-            .zip(&self.stats.latency_by_read)
-            .map(|(name, histogram)| (format!("read=\"{}\"", name.label()), histogram))
-            .collect();
+        let labels = ReadName::ALL.map(ReadName::label);
+        let by_read = labelled("read", &labels, &self.stats.latency_by_read);
         metrics::write_histograms(
             &mut out,
             "orderbook_read_latency_histogram_seconds",
@@ -106,4 +102,18 @@ impl Front {
         self.shared_metrics.write(&mut out);
         out
     }
+}
+
+/// Each histogram with its label (`key="value"`), for
+/// [`metrics::write_histograms`].
+fn labelled<'h>(
+    key: &str,
+    values: &[&str],
+    histograms: &'h [Histogram<u64>],
+) -> Vec<(String, &'h Histogram<u64>)> {
+    values
+        .iter()
+        .zip(histograms)
+        .map(|(value, histogram)| (format!("{key}=\"{value}\""), histogram))
+        .collect()
 }
