@@ -327,6 +327,65 @@ mod tests {
         assert_eq!(parse_uuid(&text.replace('-', "")), Some(id));
         assert_eq!(parse_uuid("not-a-uuid"), None);
         assert_eq!(parse_uuid("zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz"), None);
+        assert_eq!(parse_uuid("+0000000-0000-4000-8000-000000000001"), None);
+        assert_eq!(parse_uuid("00000000-0000-4000-8000-00000000000"), None);
+        assert_eq!(parse_uuid("000000000-000-4000-8000-000000000001"), None);
+        let mut zero = String::new();
+        write_uuid(&mut zero, 1);
+        assert_eq!(zero, "00000000-0000-0000-0000-000000000001");
+    }
+
+    /// The slow way, with `format!` and a filtered `String`, as these were.
+    fn formatted_uuid(id: u128) -> String {
+        let hex = format!("{id:032x}");
+        format!(
+            "{}-{}-{}-{}-{}",
+            &hex[..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..]
+        )
+    }
+
+    fn filtered_parse(text: &str) -> Option<u128> {
+        let bytes = text.as_bytes();
+        let hex: String = match bytes.len() {
+            36 if [8, 13, 18, 23].iter().all(|&i| bytes[i] == b'-') => {
+                text.chars().filter(|&c| c != '-').collect()
+            }
+            32 => text.to_owned(),
+            _ => return None,
+        };
+        if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        u128::from_str_radix(&hex, 16).ok()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn uuids_are_written_and_read_as_the_slow_way_does(
+            id in proptest::num::u128::ANY,
+            text in "[0-9a-fA-F+-]{30,38}",
+            at in 0usize..36,
+            with in proptest::sample::select(b"0aF-+gZ ".to_vec()),
+        ) {
+            let mut written = String::new();
+            write_uuid(&mut written, id);
+            proptest::prop_assert_eq!(&written, &formatted_uuid(id));
+            proptest::prop_assert_eq!(parse_uuid(&written), Some(id));
+            proptest::prop_assert_eq!(parse_uuid(&written.to_uppercase()), Some(id));
+            proptest::prop_assert_eq!(parse_uuid(&text), filtered_parse(&text));
+            // One byte changed, in either form.
+            for form in [written.clone(), written.replace('-', "")] {
+                let mut bytes = form.into_bytes();
+                let at = at % bytes.len();
+                bytes[at] = with;
+                let changed = String::from_utf8(bytes).unwrap();
+                proptest::prop_assert_eq!(parse_uuid(&changed), filtered_parse(&changed), "{}", changed);
+            }
+        }
     }
 
     #[test]
