@@ -12,6 +12,9 @@ pub struct TickSize {
     scale: u32,
 }
 
+/// The most decimals a tick size may have.
+const MAX_SCALE: usize = 12;
+
 impl TickSize {
     /// Parses a positive decimal such as `0.01`, `0.5` or `1`.
     pub fn parse(text: &str) -> Result<Self, String> {
@@ -24,9 +27,9 @@ impl TickSize {
             ));
         }
         let fraction = fraction.trim_end_matches('0');
-        if fraction.len() > 12 {
+        if fraction.len() > MAX_SCALE {
             return Err(format!(
-                "tick size {text:?} has too many decimals (12 at most)"
+                "tick size {text:?} has too many decimals ({MAX_SCALE} at most)"
             ));
         }
         let mantissa: u64 = format!("{whole}{fraction}")
@@ -141,10 +144,24 @@ impl TickSize {
         let _ = write!(out, "{whole}.");
         if self.scale == 0 || fraction == 0 {
             out.push('0');
-        } else {
-            let digits = format!("{:0width$}", fraction, width = self.scale as usize);
-            out.push_str(digits.trim_end_matches('0'));
+            return;
         }
+        // The fraction's `scale` digits (12 at most), zero-padded, without
+        // trailing zeros; on the stack, since a listing writes one a order.
+        let mut digits = [b'0'; MAX_SCALE];
+        let width = self.scale as usize;
+        let mut rest = fraction;
+        for digit in digits[..width].iter_mut().rev() {
+            *digit = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        let end = width
+            - digits[..width]
+                .iter()
+                .rev()
+                .take_while(|&&d| d == b'0')
+                .count();
+        out.push_str(std::str::from_utf8(&digits[..end]).expect("ASCII digits"));
     }
 
     /// Writes a quantity-weighted average price: `0` before any fill.
@@ -220,3 +237,33 @@ const BELOW_ONE_TICK: &str = "must be at least the tick size";
 
 /// Why a price past [`MAX_PRICE_TICKS`] is refused.
 const ABOVE_MAX_TICKS: &str = "must be at most 2^52 ticks";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// Against the slow way (`format!` of the zero-padded fraction),
+        /// and read back to the same ticks, at every grid up to 12 decimals.
+        #[test]
+        fn prices_are_written_as_formatting_writes_them(
+            ticks in 1u64..=1 << 52,
+            tick in proptest::sample::select(vec!["1", "0.5", "0.01", "0.25", "0.001", "0.00000001", "0.000000000001", "2.5"]),
+        ) {
+            let grid = TickSize::parse(tick).unwrap();
+            let mut written = String::new();
+            grid.write_price(&mut written, ticks as Ticks);
+            let scaled = u128::from(ticks) * u128::from(grid.mantissa);
+            let unit = 10u128.pow(grid.scale);
+            let (whole, fraction) = (scaled / unit, scaled % unit);
+            let slow = if grid.scale == 0 || fraction == 0 {
+                format!("{whole}.0")
+            } else {
+                let digits = format!("{:0width$}", fraction, width = grid.scale as usize);
+                format!("{whole}.{}", digits.trim_end_matches('0'))
+            };
+            proptest::prop_assert_eq!(&written, &slow);
+            proptest::prop_assert_eq!(grid.ticks_of(&written), Ok(ticks as Ticks));
+        }
+    }
+}
