@@ -15,6 +15,7 @@
 //! Writing is atomic: a temporary file, fsync, rename, fsync of the
 //! directory, so a crash leaves the old file or the new one, never half.
 
+use std::borrow::Cow;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -162,30 +163,38 @@ struct FileLayout<'a> {
 /// A price as written, read exactly (`TickSize::ticks_of`).
 type SavedPrice<'a> = &'a RawValue;
 
+// Text fields borrow from the file where they can (ids, statuses: no
+// escapes), so a million orders load without a million small allocations.
 #[derive(Deserialize)]
 struct SavedOrder<'a> {
-    id: String,
+    #[serde(borrow)]
+    id: Cow<'a, str>,
     quantity: u64,
     #[serde(borrow)]
     price: SavedPrice<'a>,
     side: serde_json::Value,
-    status: Option<String>,
+    #[serde(borrow)]
+    status: Option<Cow<'a, str>>,
     filled_quantity: Option<u64>,
     traded_quantity: Option<u64>,
     average_traded_price: Option<f64>,
     notional: Option<u128>,
     /// `"market"` on a market order (`Wire::placed` writes it), whose
     /// price is 0: no limit.
-    #[serde(rename = "type")]
-    kind: Option<String>,
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 struct SavedTrade<'a> {
-    unique_id: String,
-    execution_timestamp: String,
-    buy_order_id: String,
-    sell_order_id: String,
+    #[serde(borrow)]
+    unique_id: Cow<'a, str>,
+    #[serde(borrow)]
+    execution_timestamp: Cow<'a, str>,
+    #[serde(borrow)]
+    buy_order_id: Cow<'a, str>,
+    #[serde(borrow)]
+    sell_order_id: Cow<'a, str>,
     #[serde(borrow)]
     price: SavedPrice<'a>,
     quantity: u64,
