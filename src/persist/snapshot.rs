@@ -163,6 +163,32 @@ struct FileLayout<'a> {
 /// A price as written, read exactly (`TickSize::ticks_of`).
 type SavedPrice<'a> = &'a RawValue;
 
+/// A text field, borrowed from the file unless escapes make it a copy.
+/// (serde borrows a `Cow<str>` field itself, but not one inside an
+/// `Option`, which it always copies.)
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Borrowing<'a>(std::marker::PhantomData<&'a str>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Borrowing<'a> {
+            type Value = Cow<'a, str>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
+                Ok(Cow::Borrowed(text))
+            }
+            fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(text.to_owned()))
+            }
+        }
+        deserializer
+            .deserialize_str(Borrowing(std::marker::PhantomData))
+            .map(Text)
+    }
+}
+
 // Text fields borrow from the file where they can (ids, statuses: no
 // escapes), so a million orders load without a million small allocations.
 #[derive(Deserialize)]
@@ -174,7 +200,7 @@ struct SavedOrder<'a> {
     price: SavedPrice<'a>,
     side: serde_json::Value,
     #[serde(borrow)]
-    status: Option<Cow<'a, str>>,
+    status: Option<Text<'a>>,
     filled_quantity: Option<u64>,
     traded_quantity: Option<u64>,
     average_traded_price: Option<f64>,
@@ -182,7 +208,7 @@ struct SavedOrder<'a> {
     /// `"market"` on a market order (`Wire::placed` writes it), whose
     /// price is 0: no limit.
     #[serde(rename = "type", borrow)]
-    kind: Option<Cow<'a, str>>,
+    kind: Option<Text<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -246,7 +272,7 @@ impl SavedOrder<'_> {
     fn decode(&self, wire: &Wire, list: &str, index: usize) -> Result<OrderView, String> {
         let fail = |problem: String| format!("{list}[{index}]: {problem}");
         let id = parse_id(&self.id, "id").map_err(fail)?;
-        let price = match self.kind.as_deref() {
+        let price = match self.kind.as_ref().map(|kind| &*kind.0) {
             None | Some("limit") => saved_ticks(wire, self.price),
             Some("market") => market_ticks(self.price),
             Some(other) => Err(format!("unknown order type {other:?}")),
@@ -255,7 +281,7 @@ impl SavedOrder<'_> {
         let side = parse_side(&self.side).map_err(fail)?;
         let filled = self.filled_quantity.or(self.traded_quantity).unwrap_or(0);
         let status = match &self.status {
-            Some(text) => parse_status(text).map_err(fail)?,
+            Some(text) => parse_status(&text.0).map_err(fail)?,
             None if filled > 0 => OrderStatus::PartiallyFilled,
             None => OrderStatus::Open,
         };
@@ -418,6 +444,21 @@ mod tests {
             resident: false,
             sparse_index: false,
         }
+    }
+
+    #[test]
+    fn text_fields_borrow_from_the_file_unless_escaped() {
+        let plain: Text<'_> = serde_json::from_str(r#""partially filled""#).unwrap();
+        assert!(matches!(plain.0, Cow::Borrowed("partially filled")));
+        let escaped: Text<'_> = serde_json::from_str(r#""partially\u0020filled""#).unwrap();
+        assert!(matches!(&escaped.0, Cow::Owned(text) if text == "partially filled"));
+        assert!(serde_json::from_str::<Text<'_>>("5").is_err());
+        // An escaped status still loads.
+        let order = r#"{"id": "0b9f6a9e-4a3c-4c1e-9c1d-2b7d1f0e6a11", "quantity": 10,
+            "price": 99.5, "side": 1, "status": "partially\u0020filled", "filled_quantity": 4}"#;
+        let saved: SavedOrder<'_> = serde_json::from_str(order).unwrap();
+        let view = saved.decode(&wire(), "buy_orders", 0).unwrap();
+        assert_eq!(view.status, OrderStatus::PartiallyFilled);
     }
 
     #[test]
