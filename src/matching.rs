@@ -11,7 +11,7 @@
 use std::io;
 use std::thread::{self, JoinHandle};
 
-use crate::engine::{Command, Event, EventSink, OrderBook, OrderId, Timestamp};
+use crate::engine::{Command, Event, EventSink, OrderBook, OrderId, Side, Timestamp};
 
 use crate::ring::{Consumer, Publisher, WaitResult};
 
@@ -44,6 +44,8 @@ pub enum BarrierPurpose {
     Orders {
         /// Orders per side at most (`usize::MAX`: all).
         limit: usize,
+        /// Only this side's (the other listed empty), or both.
+        side: Option<Side>,
     },
     /// One order, resting or finished, as of this point (the book replica
     /// answers: it keeps the finished-order history, so the matching

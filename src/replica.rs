@@ -40,14 +40,18 @@ pub struct ReplicaAnswer {
 }
 
 /// Writes `{"buy_orders":[...],"sell_orders":[...]}`, best price first,
-/// then earliest first, at most `limit` a side.
-pub fn orders_json(book: &OrderBook, wire: &Wire, limit: usize) -> Vec<u8> {
+/// then earliest first, at most `limit` a side; with `only`, the other
+/// side's list is empty (the shape stays the same for clients).
+pub fn orders_json(book: &OrderBook, wire: &Wire, limit: usize, only: Option<Side>) -> Vec<u8> {
     let mut out = String::with_capacity(64 + book.resting_count().min(limit) * 200);
     for (side, key) in [
         (Side::Buy, "{\"buy_orders\":["),
         (Side::Sell, "],\"sell_orders\":["),
     ] {
         out.push_str(key);
+        if only.is_some_and(|only| only != side) {
+            continue;
+        }
         for (i, order) in book.resting(side).take(limit).enumerate() {
             if i > 0 {
                 out.push(',');
@@ -260,8 +264,8 @@ pub fn spawn(
                         // A read answered after this sees the gauge as of it.
                         count_resting(&snapshots.metrics, &book);
                         let (status, body) = match barrier.purpose {
-                            BarrierPurpose::Orders { limit } => {
-                                (200, orders_json(&book, &wire, limit))
+                            BarrierPurpose::Orders { limit, side } => {
+                                (200, orders_json(&book, &wire, limit, side))
                             }
                             BarrierPurpose::Order(id) => order_json(&book, &wire, id),
                             BarrierPurpose::Book { depth } => {

@@ -753,6 +753,17 @@ fn get_orders_lists_resting_orders_best_price_first() {
             .get(&format!("/orders?{bad}"))
             .expect_detail(422, "limit: must be a whole number, at least 1");
     }
+    // ?side=: one side's list, the other empty; with ?limit= too.
+    let only_sells = client.get("/orders?side=sell").expect(200);
+    assert_eq!(only_sells["buy_orders"], json!([]));
+    assert_eq!(only_sells["sell_orders"], json!(sells));
+    let best_buy = client.get("/orders?side=1&limit=1").expect(200);
+    assert_eq!(best_buy["buy_orders"], json!([buys[0]]));
+    assert_eq!(best_buy["sell_orders"], json!([]));
+    client.get("/orders?side=up").expect_detail(
+        422,
+        "side: must be buy or 1, sell or -1 (or left out for both sides)",
+    );
     assert_eq!(
         buys[0],
         json!({

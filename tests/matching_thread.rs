@@ -176,7 +176,10 @@ fn barriers_answer_in_stream_order() {
     };
     let barrier = matching::Barrier {
         ticket: 9,
-        purpose: matching::BarrierPurpose::Orders { limit: usize::MAX },
+        purpose: matching::BarrierPurpose::Orders {
+            limit: usize::MAX,
+            side: None,
+        },
     };
     let lookup = |ticket| matching::Barrier {
         ticket,

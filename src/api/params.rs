@@ -58,8 +58,8 @@ pub fn after_param(query: Option<&str>) -> Result<Option<u128>, ApiError> {
     uuid_param(query, "after")
 }
 
-/// The `?side=` of `DELETE /orders`: `buy` or `1`, `sell` or `-1` (any
-/// case), or none for both sides.
+/// The `?side=` of `GET` and `DELETE /orders`: `buy` or `1`, `sell` or
+/// `-1` (any case), or none for both sides.
 pub fn side_param(query: Option<&str>) -> Result<Option<Side>, ApiError> {
     query_value(query, "side")
         .map(|text| match text.to_ascii_lowercase().as_str() {

@@ -53,10 +53,13 @@ impl Front {
                 Err(method_not_allowed("POST"))
             }
             ("/orders", Method::Get) => {
-                api::limit_param(request.query, usize::MAX, None).and_then(|limit| {
-                    let purpose = BarrierPurpose::Orders { limit };
-                    self.submit_barrier(slot, purpose, Awaiting::Replica, keep_alive)
-                })
+                let query = request.query;
+                api::limit_param(query, usize::MAX, None)
+                    .and_then(|limit| Ok((limit, api::side_param(query)?)))
+                    .and_then(|(limit, side)| {
+                        let purpose = BarrierPurpose::Orders { limit, side };
+                        self.submit_barrier(slot, purpose, Awaiting::Replica, keep_alive)
+                    })
             }
             ("/orders", Method::Delete) => self
                 .authorize(request)
