@@ -915,7 +915,7 @@ fn get_trades_of_one_order_lists_its_fills() {
 }
 
 #[test]
-fn get_trades_after_a_trade_pages_forward_from_it() {
+fn get_trades_after_or_before_a_trade_pages_forward_or_back_from_it() {
     let server = Server::start_with(&["--trade-history", "5"]);
     let mut client = server.connect();
     let unique_ids = |trades: &[Value]| -> Vec<String> {
@@ -964,6 +964,36 @@ fn get_trades_after_a_trade_pages_forward_from_it() {
     client
         .get("/trades?after=7")
         .expect_detail(422, "after: must be a UUID");
+
+    // ?before= pages back: the newest N before it, oldest first.
+    let before = after;
+    assert_eq!(
+        before(&mut client, &format!("?before={}", kept[4])),
+        kept[..4]
+    );
+    assert_eq!(
+        before(&mut client, &format!("?before={}&limit=2", kept[4])),
+        kept[2..4],
+        "the newest 2 before it"
+    );
+    assert!(before(&mut client, &format!("?before={}", kept[0])).is_empty());
+    // Buyer 5 made trade 6 (kept[3]) alone; seller 0 made them all.
+    let query = format!("?before={}&order_id={}", kept[4], buys[5]);
+    assert_eq!(before(&mut client, &query), kept[3..4]);
+    let query = format!("?before={}&order_id={}", kept[3], buys[5]);
+    assert!(before(&mut client, &query).is_empty());
+    client
+        .get(&format!("/trades?before={}", first[0]))
+        .expect_detail(
+            404,
+            "Trade not found: before names none of the 5 trades kept",
+        );
+    client
+        .get(&format!("/trades?before={}&after={}", kept[4], kept[0]))
+        .expect_detail(
+            422,
+            "before: cannot be given with after: page one way at a time",
+        );
 }
 
 #[test]

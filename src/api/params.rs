@@ -53,9 +53,31 @@ pub fn order_id_param(query: Option<&str>) -> Result<Option<OrderId>, ApiError> 
     uuid_param(query, "order_id")
 }
 
-/// The `?after=` of `GET /trades`: a trade's `unique_id`, if given.
-pub fn after_param(query: Option<&str>) -> Result<Option<u128>, ApiError> {
-    uuid_param(query, "after")
+/// Which page of the kept trades `GET /trades` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TradesPage {
+    /// The newest (no `?after=` or `?before=`).
+    Newest,
+    /// The oldest after this trade's `unique_id` (`?after=`: paging
+    /// forward, as a client does after a feed gap).
+    After(u128),
+    /// The newest before this trade's `unique_id` (`?before=`: paging
+    /// back through the history).
+    Before(u128),
+}
+
+/// The `?after=` or `?before=` of `GET /trades` (a trade's `unique_id`);
+/// both at once is refused.
+pub fn trades_page(query: Option<&str>) -> Result<TradesPage, ApiError> {
+    match (uuid_param(query, "after")?, uuid_param(query, "before")?) {
+        (None, None) => Ok(TradesPage::Newest),
+        (Some(after), None) => Ok(TradesPage::After(after)),
+        (None, Some(before)) => Ok(TradesPage::Before(before)),
+        (Some(_), Some(_)) => Err(ApiError::field(
+            "before",
+            "cannot be given with after: page one way at a time",
+        )),
+    }
 }
 
 /// The `?side=` of `GET` and `DELETE /orders`: `buy` or `1`, `sell` or

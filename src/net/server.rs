@@ -25,7 +25,7 @@ use rand::SeedableRng;
 use super::auth::ApiToken;
 use super::http::{self, Limits};
 use super::rate_limit::{RateLimit, RateLimiter};
-use crate::api::{self, ApiError, TradeRecord, Wire};
+use crate::api::{self, ApiError, TradeRecord, TradesPage, Wire};
 use crate::engine::{CommandKind, OrderId};
 use crate::matching::{Barrier, BarrierPurpose, Output, Request};
 use crate::metrics;
@@ -404,8 +404,8 @@ enum Awaiting {
         limit: usize,
         /// Only this order's trades (`?order_id=`).
         order: Option<OrderId>,
-        /// Only the trades after this one (`?after=`, a `unique_id`).
-        after: Option<u128>,
+        /// Which page: the newest, or from a trade (`?after=`, `?before=`).
+        page: TradesPage,
     },
     /// A read the replica answers (`GET /orders`, `/order/{id}`,
     /// `/book`, `/candles`, `/ticker`).

@@ -7,8 +7,8 @@
 
 use std::fmt::Write as _;
 
-use crate::api::{self, ApiError, TradeRecord};
-use crate::engine::{Event, RejectReason};
+use crate::api::{self, ApiError, TradeRecord, TradesPage};
+use crate::engine::{Event, OrderId, RejectReason};
 use crate::matching::Output;
 
 use super::{take_ticket, Awaiting, CommandName, Front, InFlight};
@@ -83,63 +83,8 @@ impl Front {
         let mut body = std::mem::take(&mut self.scratch);
         let status = match (waiting.kind, output) {
             (Awaiting::Command(name), output) => self.write_outcome(&mut body, name, output),
-            (
-                Awaiting::Trades {
-                    limit,
-                    order,
-                    after: Some(unique_id),
-                },
-                Output::Barrier(_),
-            ) => {
-                match self.trades.find(unique_id) {
-                    None => {
-                        let text = format!(
-                            "Trade not found: after names none of the {} trades kept",
-                            self.trades.len()
-                        );
-                        detail(&mut body, 404, &text)
-                    }
-                    Some(at) => {
-                        // The oldest `limit` after it, so a client pages
-                        // forward from the last trade it has.
-                        body.push('[');
-                        match order {
-                            None => self.write_trades(&mut body, self.trades.after(at, limit)),
-                            Some(id) => {
-                                let mut later: Vec<&TradeRecord> =
-                                    self.trades.of_order_after(id, at).collect();
-                                let skip = later.len().saturating_sub(limit);
-                                later.drain(..skip);
-                                later.reverse();
-                                self.write_trades(&mut body, later.into_iter());
-                            }
-                        }
-                        body.push(']');
-                        200
-                    }
-                }
-            }
-            (
-                Awaiting::Trades {
-                    limit,
-                    order,
-                    after: None,
-                },
-                Output::Barrier(_),
-            ) => {
-                body.push('[');
-                match order {
-                    None => self.write_trades(&mut body, self.trades.newest(limit)),
-                    Some(id) => {
-                        // The newest `limit` of its trades, oldest first.
-                        let mut newest: Vec<&TradeRecord> =
-                            self.trades.of_order(id).take(limit).collect();
-                        newest.reverse();
-                        self.write_trades(&mut body, newest.into_iter());
-                    }
-                }
-                body.push(']');
-                200
+            (Awaiting::Trades { limit, order, page }, Output::Barrier(_)) => {
+                self.write_trades_page(&mut body, limit, order, page)
             }
             (Awaiting::Replica, Output::Barrier(_)) => {
                 // The replica builds this one; it arrives through `answers`.
@@ -225,6 +170,63 @@ impl Front {
             self.complete(waiting, 200, body.as_bytes());
         }
         self.batch_body = body;
+    }
+
+    /// The `GET /trades` answer: a page of at most `limit` kept trades
+    /// (of `order` only, if given), oldest first; 404 if the trade a page
+    /// starts from is no longer kept, never an empty list that would hide
+    /// the gap.
+    fn write_trades_page(
+        &self,
+        body: &mut String,
+        limit: usize,
+        order: Option<OrderId>,
+        page: TradesPage,
+    ) -> u16 {
+        let from = match page {
+            TradesPage::Newest => None,
+            TradesPage::After(unique_id) | TradesPage::Before(unique_id) => {
+                match self.trades.find(unique_id) {
+                    Some(number) => Some(number),
+                    None => {
+                        let name = if matches!(page, TradesPage::After(_)) {
+                            "after"
+                        } else {
+                            "before"
+                        };
+                        let text = format!(
+                            "Trade not found: {name} names none of the {} trades kept",
+                            self.trades.len()
+                        );
+                        return detail(body, 404, &text);
+                    }
+                }
+            }
+        };
+        let mut chosen: Vec<&TradeRecord> = match (page, from, order) {
+            // The oldest `limit` after it, so a client pages forward from
+            // the last trade it has.
+            (TradesPage::After(_), Some(at), None) => self.trades.after(at, limit).collect(),
+            (TradesPage::After(_), Some(at), Some(id)) => {
+                let mut later: Vec<&TradeRecord> = self.trades.of_order_after(id, at).collect();
+                later.drain(..later.len().saturating_sub(limit));
+                later.reverse();
+                later
+            }
+            // The newest `limit` before it (or of all), so a client pages
+            // back through the history.
+            (_, at, None) => self.trades.newest_before(at, limit).collect(),
+            (_, at, Some(id)) => {
+                let mut earlier: Vec<&TradeRecord> =
+                    self.trades.of_order_before(id, at).take(limit).collect();
+                earlier.reverse();
+                earlier
+            }
+        };
+        body.push('[');
+        self.write_trades(body, chosen.drain(..));
+        body.push(']');
+        200
     }
 
     /// Trade objects joined by commas.

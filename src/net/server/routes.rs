@@ -76,14 +76,10 @@ impl Front {
                 api::limit_param(query, default, Some(max))
                     .and_then(|limit| {
                         let order = api::order_id_param(query)?;
-                        Ok((limit, order, api::after_param(query)?))
+                        Ok((limit, order, api::trades_page(query)?))
                     })
-                    .and_then(|(limit, order, after)| {
-                        let awaiting = Awaiting::Trades {
-                            limit,
-                            order,
-                            after,
-                        };
+                    .and_then(|(limit, order, page)| {
+                        let awaiting = Awaiting::Trades { limit, order, page };
                         self.submit_barrier(slot, BarrierPurpose::Trades, awaiting, keep_alive)
                     })
             }

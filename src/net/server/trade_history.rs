@@ -102,15 +102,19 @@ impl TradeHistory {
         });
     }
 
-    /// The newest `limit` trades, oldest first.
-    pub(super) fn newest(&self, limit: usize) -> impl Iterator<Item = &TradeRecord> {
-        let skip = self.kept.len().saturating_sub(limit);
-        self.kept.iter().skip(skip).map(|k| &k.record)
-    }
-
-    /// `order`'s kept trades, newest first.
-    pub(super) fn of_order(&self, order: OrderId) -> impl Iterator<Item = &TradeRecord> {
-        self.chain(order).map(|(_, record)| record)
+    /// The newest `limit` trades before trade number `before` (or of all
+    /// with `None`), oldest first.
+    pub(super) fn newest_before(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> impl Iterator<Item = &TradeRecord> {
+        let end = before.map_or(self.kept.len(), |number| {
+            (number.saturating_sub(self.first_number()) as usize).min(self.kept.len())
+        });
+        self.kept
+            .range(end.saturating_sub(limit)..end)
+            .map(|k| &k.record)
     }
 
     /// `order`'s kept trades after trade number `after`, newest first.
@@ -121,6 +125,18 @@ impl TradeHistory {
     ) -> impl Iterator<Item = &TradeRecord> {
         self.chain(order)
             .take_while(move |&(number, _)| number > after)
+            .map(|(_, record)| record)
+    }
+
+    /// `order`'s kept trades before trade number `before` (all with
+    /// `None`), newest first.
+    pub(super) fn of_order_before(
+        &self,
+        order: OrderId,
+        before: Option<u64>,
+    ) -> impl Iterator<Item = &TradeRecord> {
+        self.chain(order)
+            .skip_while(move |&(number, _)| before.is_some_and(|before| number >= before))
             .map(|(_, record)| record)
     }
 
@@ -195,6 +211,12 @@ mod tests {
         })
     }
 
+    impl TradeHistory {
+        fn of_order_before_all(&self, order: OrderId) -> impl Iterator<Item = &TradeRecord> {
+            self.of_order_before(order, None)
+        }
+    }
+
     fn ids<'a>(records: impl Iterator<Item = &'a TradeRecord>) -> Vec<u64> {
         records.map(|r| r.trade.trade_id).collect()
     }
@@ -206,9 +228,9 @@ mod tests {
         history.push(trade(2, 8, 2, Side::Sell));
         history.push(trade(3, 9, 7, Side::Sell));
         history.push(trade(4, 7, 3, Side::Buy));
-        assert_eq!(ids(history.of_order(7)), [4, 3, 1]);
-        assert_eq!(ids(history.of_order(8)), [2]);
-        assert!(ids(history.of_order(5)).is_empty());
+        assert_eq!(ids(history.of_order_before_all(7)), [4, 3, 1]);
+        assert_eq!(ids(history.of_order_before_all(8)), [2]);
+        assert!(ids(history.of_order_before_all(5)).is_empty());
     }
 
     #[test]
@@ -217,9 +239,9 @@ mod tests {
         history.push(trade(1, 7, 1, Side::Buy));
         history.push(trade(2, 7, 2, Side::Buy));
         history.push(trade(3, 7, 3, Side::Buy));
-        assert_eq!(ids(history.of_order(7)), [3, 2]);
+        assert_eq!(ids(history.of_order_before_all(7)), [3, 2]);
         // Order 1's only trade dropped off: no entry is left behind for it.
-        assert!(ids(history.of_order(1)).is_empty());
+        assert!(ids(history.of_order_before_all(1)).is_empty());
         assert!(!history.newest_of.contains_key(&1));
         assert_eq!(history.newest_of.len(), 3);
     }
@@ -250,7 +272,7 @@ mod tests {
         assert_eq!(ids(history.after(first, 10)), [0, 1]);
         assert_eq!(ids(history.after(history.find(0xbbbb).unwrap(), 10)), [1]);
         assert_eq!(history.find(0xcccc), None);
-        assert_eq!(ids(history.of_order(1)), [0, 0]);
+        assert_eq!(ids(history.of_order_before_all(1)), [0, 0]);
     }
 
     #[test]
@@ -258,7 +280,7 @@ mod tests {
         let mut history = TradeHistory::new(0, vec![trade(1, 1, 2, Side::Buy)]);
         history.push(trade(2, 1, 2, Side::Buy));
         assert_eq!(history.len(), 0);
-        assert!(ids(history.of_order(1)).is_empty());
+        assert!(ids(history.of_order_before_all(1)).is_empty());
         assert_eq!(history.find(api::trade_uuid(2)), None);
     }
 
@@ -290,7 +312,7 @@ mod tests {
                         .filter(|r| r.trade.taker == order || r.trade.maker == order)
                         .map(|r| r.trade.trade_id)
                         .collect();
-                    proptest::prop_assert_eq!(ids(history.of_order(order)), expected);
+                    proptest::prop_assert_eq!(ids(history.of_order_before_all(order)), expected);
                 }
                 for trade_id in 0..=i as u64 + 2 {
                     let at = naive.iter().position(|r| r.trade.trade_id == trade_id);
@@ -300,6 +322,23 @@ mod tests {
                         let expected: Vec<u64> =
                             naive.range(at + 1..).take(3).map(|r| r.trade.trade_id).collect();
                         proptest::prop_assert_eq!(ids(history.after(number, 3)), expected);
+                        let expected: Vec<u64> = naive
+                            .range(..at)
+                            .rev()
+                            .take(3)
+                            .rev()
+                            .map(|r| r.trade.trade_id)
+                            .collect();
+                        proptest::prop_assert_eq!(ids(history.newest_before(Some(number), 3)), expected);
+                        for order in [0, 10] {
+                            let expected: Vec<u64> = naive
+                                .range(..at)
+                                .rev()
+                                .filter(|r| r.trade.taker == order || r.trade.maker == order)
+                                .map(|r| r.trade.trade_id)
+                                .collect();
+                            proptest::prop_assert_eq!(ids(history.of_order_before(order, Some(number))), expected);
+                        }
                         for order in [0, 10] {
                             let expected: Vec<u64> = naive
                                 .range(at + 1..)
@@ -312,7 +351,7 @@ mod tests {
                     }
                 }
                 let newest: Vec<u64> = naive.iter().rev().take(4).rev().map(|r| r.trade.trade_id).collect();
-                proptest::prop_assert_eq!(ids(history.newest(4)), newest);
+                proptest::prop_assert_eq!(ids(history.newest_before(None, 4)), newest);
             }
         }
     }
