@@ -183,50 +183,65 @@ impl Front {
         order: Option<OrderId>,
         page: TradesPage,
     ) -> u16 {
-        let from = match page {
-            TradesPage::Newest => None,
-            TradesPage::After(unique_id) | TradesPage::Before(unique_id) => {
-                match self.trades.find(unique_id) {
-                    Some(number) => Some(number),
-                    None => {
-                        let name = if matches!(page, TradesPage::After(_)) {
-                            "after"
-                        } else {
-                            "before"
-                        };
-                        let text = format!(
-                            "Trade not found: {name} names none of the {} trades kept",
-                            self.trades.len()
-                        );
-                        return detail(body, 404, &text);
+        let not_kept = |body: &mut String, name: &str| {
+            let text = format!(
+                "Trade not found: {name} names none of the {} trades kept",
+                self.trades.len()
+            );
+            detail(body, 404, &text)
+        };
+        let chosen: Vec<&TradeRecord> = match page {
+            // The oldest `limit` after it, so a client pages forward from
+            // the last trade it has.
+            TradesPage::After(unique_id) => {
+                let Some(at) = self.trades.find(unique_id) else {
+                    return not_kept(body, "after");
+                };
+                match order {
+                    None => self.trades.after(at, limit).collect(),
+                    Some(id) => {
+                        let mut later: Vec<_> = self.trades.of_order_after(id, at).collect();
+                        later.drain(..later.len().saturating_sub(limit));
+                        later.reverse();
+                        later
                     }
                 }
             }
-        };
-        let mut chosen: Vec<&TradeRecord> = match (page, from, order) {
-            // The oldest `limit` after it, so a client pages forward from
-            // the last trade it has.
-            (TradesPage::After(_), Some(at), None) => self.trades.after(at, limit).collect(),
-            (TradesPage::After(_), Some(at), Some(id)) => {
-                let mut later: Vec<&TradeRecord> = self.trades.of_order_after(id, at).collect();
-                later.drain(..later.len().saturating_sub(limit));
-                later.reverse();
-                later
+            // The newest `limit` before it, so a client pages back.
+            TradesPage::Before(unique_id) => {
+                let Some(at) = self.trades.find(unique_id) else {
+                    return not_kept(body, "before");
+                };
+                self.newest_trades(Some(at), order, limit)
             }
-            // The newest `limit` before it (or of all), so a client pages
-            // back through the history.
-            (_, at, None) => self.trades.newest_before(at, limit).collect(),
-            (_, at, Some(id)) => {
-                let mut earlier: Vec<&TradeRecord> =
-                    self.trades.of_order_before(id, at).take(limit).collect();
+            TradesPage::Newest => self.newest_trades(None, order, limit),
+        };
+        body.push('[');
+        self.write_trades(body, chosen.into_iter());
+        body.push(']');
+        200
+    }
+
+    /// The newest `limit` kept trades before trade number `before` (or of
+    /// all), of `order` only if given, oldest first.
+    fn newest_trades(
+        &self,
+        before: Option<u64>,
+        order: Option<OrderId>,
+        limit: usize,
+    ) -> Vec<&TradeRecord> {
+        match order {
+            None => self.trades.newest_before(before, limit).collect(),
+            Some(id) => {
+                let mut earlier: Vec<_> = self
+                    .trades
+                    .of_order_before(id, before)
+                    .take(limit)
+                    .collect();
                 earlier.reverse();
                 earlier
             }
-        };
-        body.push('[');
-        self.write_trades(body, chosen.drain(..));
-        body.push(']');
-        200
+        }
     }
 
     /// Trade objects joined by commas.
