@@ -134,11 +134,16 @@ impl BySecond {
     }
 
     /// The newest `limit` candles of `interval` ns (a whole number of
-    /// seconds), oldest first, one per interval that holds a trade.
-    pub fn candles(&self, interval: u64, limit: usize) -> Vec<Candle> {
+    /// seconds), oldest first, one per interval that holds a trade; with
+    /// `end`, only those that start before it (whole candles: a page
+    /// back from the oldest one a client has).
+    pub fn candles(&self, interval: u64, limit: usize, end: Option<Timestamp>) -> Vec<Candle> {
         let mut out: Vec<Candle> = Vec::with_capacity(limit.min(1024));
         for (_, second) in self.seconds.iter().rev() {
             let start = second.start - second.start % interval;
+            if end.is_some_and(|end| start >= end) {
+                continue;
+            }
             let full = out.len() == limit;
             match out.last_mut() {
                 Some(candle) if candle.start == start => candle.add_earlier(second),
@@ -319,7 +324,7 @@ mod tests {
             trade(185, 98, 3), // two minutes later, none between
             trade(190, 97, 1),
         ];
-        let all = BySecond::over(100, trades.iter()).candles(MINUTE, 10);
+        let all = BySecond::over(100, trades.iter()).candles(MINUTE, 10, None);
         assert_eq!(
             all,
             [
@@ -354,11 +359,11 @@ mod tests {
         );
         // The newest two.
         assert_eq!(
-            BySecond::over(100, trades.iter()).candles(MINUTE, 2),
+            BySecond::over(100, trades.iter()).candles(MINUTE, 2, None),
             all[1..]
         );
         // Seconds merge into any whole number of them.
-        let seconds = BySecond::over(100, trades.iter()).candles(SECOND, 10);
+        let seconds = BySecond::over(100, trades.iter()).candles(SECOND, 10, None);
         assert_eq!(seconds.len(), 6);
         assert_eq!(
             (seconds[4].start, seconds[4].volume),
@@ -368,15 +373,17 @@ mod tests {
         // trades: the interval reaching back to it is left out, unless a
         // held second before it shows it whole.
         let full = BySecond::over(6, trades.iter());
-        assert_eq!(full.candles(MINUTE, 10), all[1..]);
-        assert_eq!(full.candles(MINUTE, 2), all[1..]);
+        assert_eq!(full.candles(MINUTE, 10, None), all[1..]);
+        assert_eq!(full.candles(MINUTE, 2, None), all[1..]);
         assert_eq!(
-            BySecond::over(5, trades[1..].iter()).candles(MINUTE, 3),
+            BySecond::over(5, trades[1..].iter()).candles(MINUTE, 3, None),
             all[1..]
         );
-        assert!(BySecond::over(3, [].iter()).candles(MINUTE, 3).is_empty());
+        assert!(BySecond::over(3, [].iter())
+            .candles(MINUTE, 3, None)
+            .is_empty());
         assert!(BySecond::over(0, trades.iter())
-            .candles(MINUTE, 3)
+            .candles(MINUTE, 3, None)
             .is_empty());
     }
 
@@ -392,7 +399,7 @@ mod tests {
         }
         // The trade at 0 s + 1 ns is gone: second 0 goes with it, and the
         // minute reaching back to it is left out.
-        let seconds = by_second.candles(SECOND, 10);
+        let seconds = by_second.candles(SECOND, 10, None);
         assert_eq!(seconds.len(), 1);
         assert_eq!(
             seconds[0],
@@ -406,18 +413,24 @@ mod tests {
                 trades: 2
             }
         );
-        assert!(by_second.candles(MINUTE, 10).is_empty());
+        assert!(by_second.candles(MINUTE, 10, None).is_empty());
         // The next minute is whole.
         by_second.push(&second(60, 5));
-        assert_eq!(by_second.candles(MINUTE, 10).len(), 1);
-        assert_eq!(by_second.candles(MINUTE, 10)[0].start, start(1));
+        assert_eq!(by_second.candles(MINUTE, 10, None).len(), 1);
+        assert_eq!(by_second.candles(MINUTE, 10, None)[0].start, start(1));
     }
 
     /// Candles the slow way: the newest `keep` of `pushed` held, each
     /// second at or before the newest dropped trade's left out, the rest
     /// grouped by interval, the newest `limit`, and the oldest left out if
     /// its interval reaches back to a dropped second.
-    fn naive_candles(pushed: &[Trade], keep: usize, interval: u64, limit: usize) -> Vec<Candle> {
+    fn naive_candles(
+        pushed: &[Trade],
+        keep: usize,
+        interval: u64,
+        limit: usize,
+        end: Option<Timestamp>,
+    ) -> Vec<Candle> {
         let held = &pushed[pushed.len().saturating_sub(keep)..];
         let dropped = pushed[..pushed.len() - held.len()]
             .last()
@@ -433,6 +446,7 @@ mod tests {
                 _ => out.push(Candle::of(start, t)),
             }
         }
+        out.retain(|candle| end.is_none_or(|end| candle.start < end));
         let mut newest = out.split_off(out.len().saturating_sub(limit));
         if newest
             .first()
@@ -522,6 +536,7 @@ mod tests {
             keep in 0usize..12,
             interval in proptest::sample::select(vec![1u64, 2, 5, 60]),
             limit in 1usize..5,
+            end in proptest::option::of(0u64..400),
         ) {
             let mut by_second = BySecond::new(keep);
             let mut pushed = Vec::new();
@@ -534,10 +549,13 @@ mod tests {
                         by_second.push(&t);
                         pushed.push(t);
                     }
-                    None => proptest::prop_assert_eq!(
-                        by_second.candles(interval * SECOND, limit),
-                        naive_candles(&pushed, keep, interval * SECOND, limit)
-                    ),
+                    None => {
+                        let end = end.map(|seconds| 1_700_000_000 * SECOND + seconds * SECOND);
+                        proptest::prop_assert_eq!(
+                            by_second.candles(interval * SECOND, limit, end),
+                            naive_candles(&pushed, keep, interval * SECOND, limit, end)
+                        )
+                    }
                 }
             }
         }

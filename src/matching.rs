@@ -66,6 +66,8 @@ pub enum BarrierPurpose {
         interval: u64,
         /// Candles at most.
         limit: usize,
+        /// Only candles that start before this time (ns), if given.
+        end: Option<Timestamp>,
     },
     /// The best bid and ask, the last trade and the last 24 hours' trading
     /// as of this point, `now` being the front's clock at the request (the

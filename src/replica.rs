@@ -92,14 +92,16 @@ pub fn book_json(book: &OrderBook, wire: &Wire, feed_seq: u64, depth: usize) -> 
 }
 
 /// The body of `GET /candles`: the newest `limit` candles of `interval`
-/// seconds over the trades kept, oldest first.
+/// seconds over the trades kept (those starting before `end`, if given),
+/// oldest first.
 fn candles_json(
     by_second: &candles::BySecond,
     wire: &Wire,
     interval: u64,
     limit: usize,
+    end: Option<Timestamp>,
 ) -> Vec<u8> {
-    let candles = by_second.candles(interval * 1_000_000_000, limit);
+    let candles = by_second.candles(interval * 1_000_000_000, limit, end);
     let mut out = String::with_capacity(2 + candles.len() * 160);
     out.push('[');
     for (i, candle) in candles.iter().enumerate() {
@@ -271,9 +273,11 @@ pub fn spawn(
                             BarrierPurpose::Book { depth } => {
                                 (200, book_json(&book, &wire, snapshots.feed_seq, depth))
                             }
-                            BarrierPurpose::Candles { interval, limit } => {
-                                (200, candles_json(&by_second, &wire, interval, limit))
-                            }
+                            BarrierPurpose::Candles {
+                                interval,
+                                limit,
+                                end,
+                            } => (200, candles_json(&by_second, &wire, interval, limit, end)),
                             BarrierPurpose::Ticker { now } => {
                                 (200, ticker_json(&book, &wire, &snapshots, &mut day, now))
                             }

@@ -1703,6 +1703,60 @@ fn get_candles_sums_the_kept_trades_by_interval() {
 }
 
 #[test]
+fn get_candles_end_pages_back_to_the_candles_before_a_time() {
+    let server = Server::start();
+    let mut client = server.connect();
+    // Trades until they span two seconds: two one-second candles.
+    for price in [100.0, 101.0] {
+        client.place_id(-1, price, 1);
+        client.place_id(1, price, 1);
+    }
+    while client
+        .get("/candles?interval=1")
+        .expect(200)
+        .as_array()
+        .unwrap()
+        .len()
+        < 2
+    {
+        std::thread::sleep(Duration::from_millis(100));
+        client.place_id(-1, 102.0, 1);
+        client.place_id(1, 102.0, 1);
+    }
+    let all = client.get("/candles?interval=1").expect(200);
+    let all = all.as_array().unwrap();
+    let newest_start = all[all.len() - 1]["start"].as_str().unwrap().to_string();
+    // Before the newest candle's start: every candle but the newest.
+    for end in [
+        newest_start.clone(),
+        newest_start.replace(':', "%3A"),
+        (parse_micros(&newest_start).unwrap() / 1_000_000).to_string(),
+    ] {
+        let page = client
+            .get(&format!("/candles?interval=1&end={end}"))
+            .expect(200);
+        assert_eq!(
+            page.as_array().unwrap()[..],
+            all[..all.len() - 1],
+            "end={end}"
+        );
+    }
+    let oldest_start = all[0]["start"].as_str().unwrap();
+    let none = client
+        .get(&format!("/candles?interval=1&end={oldest_start}"))
+        .expect(200);
+    assert_eq!(none, json!([]));
+    for bad in ["yesterday", "2026-13-01T00:00:00Z", "-5", ""] {
+        client
+            .get(&format!("/candles?end={bad}"))
+            .expect_detail(
+                422,
+                "end: must be a time: seconds since the epoch, or RFC 3339 UTC such as 2026-12-01T00:00:00Z",
+            );
+    }
+}
+
+#[test]
 fn get_candles_leaves_out_an_interval_whose_older_trades_are_gone() {
     let server = Server::start_with(&["--trade-history", "3"]);
     let mut client = server.connect();

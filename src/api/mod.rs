@@ -16,8 +16,8 @@ mod time;
 
 pub use ids::{keep_trade, parse_uuid, trade_number, trade_uuid, uuid_v4, write_uuid, TradeRecord};
 pub use params::{
-    depth_param, interval_param, limit_param, order_id_param, side_param, trades_page, TradesPage,
-    MAX_DEPTH,
+    depth_param, end_param, interval_param, limit_param, order_id_param, side_param, trades_page,
+    TradesPage, MAX_DEPTH,
 };
 pub use price::TickSize;
 pub use request::{number_text, order_ids, Amendment, NewOrder, MAX_BATCH};

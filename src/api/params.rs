@@ -2,8 +2,9 @@
 //! checked with a 422 that names it.
 
 use super::ids::parse_uuid;
+use super::time::parse_timestamp;
 use super::ApiError;
-use crate::engine::{OrderId, Side};
+use crate::engine::{OrderId, Side, Timestamp};
 
 /// The `?limit=` of a query (how many items at most: 1 to `max`, or any
 /// number from 1 without one), or `default` without a `limit`.
@@ -51,6 +52,31 @@ fn count_param(
 /// The `?order_id=` of a query, if given; 422 if it is not a UUID.
 pub fn order_id_param(query: Option<&str>) -> Result<Option<OrderId>, ApiError> {
     uuid_param(query, "order_id")
+}
+
+/// The `?end=` of `GET /candles`: only candles that start before this
+/// time, to page back through them. Seconds since the epoch, or an RFC
+/// 3339 UTC time such as a candle's `start` (its colons may come
+/// percent-encoded, `%3A`, as URL encoders write them).
+pub fn end_param(query: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
+    let Some(text) = query_value(query, "end") else {
+        return Ok(None);
+    };
+    let refused = || {
+        ApiError::field(
+            "end",
+            "must be a time: seconds since the epoch, or RFC 3339 UTC such as 2026-12-01T00:00:00Z",
+        )
+    };
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        let seconds: u64 = text.parse().map_err(|_| refused())?;
+        return seconds
+            .checked_mul(1_000_000_000)
+            .map(Some)
+            .ok_or_else(refused);
+    }
+    let decoded = text.replace("%3A", ":").replace("%3a", ":");
+    parse_timestamp(&decoded).map(Some).ok_or_else(refused)
 }
 
 /// Which page of the kept trades `GET /trades` asks for.

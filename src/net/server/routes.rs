@@ -87,8 +87,13 @@ impl Front {
                 let query = request.query;
                 api::interval_param(query)
                     .and_then(|interval| Ok((interval, api::limit_param(query, 100, Some(1000))?)))
-                    .and_then(|(interval, limit)| {
-                        let purpose = BarrierPurpose::Candles { interval, limit };
+                    .and_then(|(interval, limit)| Ok((interval, limit, api::end_param(query)?)))
+                    .and_then(|(interval, limit, end)| {
+                        let purpose = BarrierPurpose::Candles {
+                            interval,
+                            limit,
+                            end,
+                        };
                         self.submit_barrier(slot, purpose, Awaiting::Replica, keep_alive)
                     })
             }
