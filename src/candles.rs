@@ -29,7 +29,7 @@ pub struct Candle {
 
 impl Candle {
     /// A candle of one trade, starting at `start`.
-    fn of(start: Timestamp, trade: &Trade) -> Candle {
+    pub(crate) fn of(start: Timestamp, trade: &Trade) -> Candle {
         Candle {
             start,
             open: trade.price,
@@ -42,7 +42,7 @@ impl Candle {
     }
 
     /// Adds a trade that came after every trade in it.
-    fn add_later(&mut self, trade: &Trade) {
+    pub(crate) fn add_later(&mut self, trade: &Trade) {
         self.close = trade.price;
         self.high = self.high.max(trade.price);
         self.low = self.low.min(trade.price);

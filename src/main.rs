@@ -13,6 +13,7 @@ use std::thread;
 use std::time::Duration;
 
 use clap::Parser;
+use orderbook::candles;
 use orderbook::config::Config;
 use orderbook::engine::BookConfig;
 use orderbook::matching::{self, Output, Request};
@@ -246,9 +247,15 @@ fn run(config: Config) -> Result<(), String> {
     .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let address = front.local_addr().map_err(|e| e.to_string())?;
 
+    // The candles channel goes on with the minute the kept trades end in.
+    let kept = recovered.trades.iter().map(|record| &record.trade);
+    let minute = candles::BySecond::over(config.trade_history, kept)
+        .candles(60 * 1_000_000_000, 1, None)
+        .pop();
     let publisher = publisher::spawn(
         &recovered.matching,
         recovered.feed_seq,
+        minute,
         publisher_reader,
         feed_requests_rx,
         feed_messages_tx,

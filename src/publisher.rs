@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::api::{self, TradeRecord, Wire};
+use crate::candles::Candle;
 use crate::engine::{Event, LevelView, OrderBook, Side, Ticks};
 use crate::matching::Output;
 use crate::metrics;
@@ -68,6 +69,9 @@ pub enum FeedMessage {
     /// A `bbo` frame (the best bid and ask changed) for every subscriber
     /// of `bbo`.
     Bbo(Arc<[u8]>),
+    /// A `candle` frame (the current minute's candle moved) for every
+    /// subscriber of `candles`.
+    Candle(Arc<[u8]>),
     /// A periodic `snapshot` frame for the subscribers of this depth.
     Snapshot {
         /// Levels per side; 0 = all.
@@ -150,6 +154,10 @@ impl Levels {
     }
 }
 
+/// The interval of the `candles` channel's candles, in ns: a minute
+/// (`GET /candles` serves any other).
+const MINUTE: u64 = 60 * 1_000_000_000;
+
 struct Feed {
     wire: Wire,
     seq: u64,
@@ -158,6 +166,10 @@ struct Feed {
     best: BestBidAsk,
     /// The current command's level changes, coalesced, in first-touch order.
     changes: Vec<(Side, Ticks, u64)>,
+    /// The candle of the newest trade's minute, and whether the current
+    /// command's trades moved it.
+    minute: Option<Candle>,
+    minute_moved: bool,
     out: Sender<FeedMessage>,
     wake: Arc<dyn Wake>,
     /// Depths subscribers use, with how many use each.
@@ -197,6 +209,13 @@ impl Feed {
     }
 
     fn trade(&mut self, record: &TradeRecord) {
+        let trade = &record.trade;
+        let start = trade.ts - trade.ts % MINUTE;
+        match &mut self.minute {
+            Some(candle) if candle.start == start => candle.add_later(trade),
+            _ => self.minute = Some(Candle::of(start, trade)),
+        }
+        self.minute_moved = true;
         self.seq += 1;
         if !self.has_subscribers() {
             return;
@@ -228,6 +247,7 @@ impl Feed {
         self.seq += 1;
         if !self.has_subscribers() {
             self.changes.clear();
+            self.minute_moved = false;
             // Kept up, so a subscriber joining later is told each change
             // from the book its snapshot shows.
             self.best = self.levels.best();
@@ -252,6 +272,28 @@ impl Feed {
         let frame = self.frame();
         self.send(FeedMessage::Book(frame));
         self.best_bid_ask();
+        self.candle();
+    }
+
+    /// After a `book` message whose command traded: a `candle` message,
+    /// the current minute's candle as those trades left it. Like `bbo`, it
+    /// carries that `book` message's `seq` and changes no numbering.
+    fn candle(&mut self) {
+        let Some(candle) = self.minute.filter(|_| self.minute_moved) else {
+            return;
+        };
+        self.minute_moved = false;
+        self.text.clear();
+        let _ = write!(
+            self.text,
+            "{{\"type\":\"candle\",\"seq\":{},\"interval\":{},\"candle\":",
+            self.seq,
+            MINUTE / 1_000_000_000
+        );
+        self.wire.candle(&mut self.text, &candle);
+        self.text.push('}');
+        let frame = self.frame();
+        self.send(FeedMessage::Candle(frame));
     }
 
     /// After a `book` message: a `bbo` message if the best bid or ask (its
@@ -336,7 +378,8 @@ fn pump(
 }
 
 /// Runs the publisher on a thread named `publisher`, starting from `book`'s
-/// levels at feed sequence `seq`. It also records the matching latency
+/// levels at feed sequence `seq` and from `minute`, the candle of the
+/// newest kept trade's minute. It also records the matching latency
 /// (a command's stamp to its outcome read here) into `shared_metrics`: it
 /// reads the output ring promptly, unlike the replica while it writes a
 /// state file. `wake` wakes the front when messages are ready; the front unparks the thread (`JoinHandle::thread`) after each
@@ -348,6 +391,7 @@ fn pump(
 pub fn spawn(
     book: &OrderBook,
     seq: u64,
+    minute: Option<Candle>,
     mut outputs: Subscriber<Output>,
     requests: Receiver<FeedRequest>,
     messages: Sender<FeedMessage>,
@@ -367,6 +411,8 @@ pub fn spawn(
                 best: levels.best(),
                 levels,
                 changes: Vec::new(),
+                minute,
+                minute_moved: false,
                 out: messages,
                 wake,
                 depths: HashMap::new(),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::feed_book::{price_key, Book};
-use support::{request_bytes, Client, Server};
+use support::{naive_candles, request_bytes, served_candle, Client, Server};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Message, WebSocket};
 
@@ -353,10 +353,10 @@ fn unsubscribing_from_trades_stops_trades_while_book_messages_go_on() {
         next(&mut ws),
         json!({"type": "subscribed", "channels": ["book", "snapshot"]})
     );
-    send_op(&mut ws, json!({"op": "subscribe", "channels": ["candles"]}));
+    send_op(&mut ws, json!({"op": "subscribe", "channels": ["klines"]}));
     let error = next(&mut ws);
     assert_eq!(error["type"], "error");
-    assert!(error["detail"].as_str().unwrap().contains("candles"));
+    assert!(error["detail"].as_str().unwrap().contains("klines"));
     send_op(&mut ws, json!({"op": "dance"}));
     assert_eq!(next(&mut ws)["type"], "error");
     let mut rest = server.connect();
@@ -486,11 +486,11 @@ fn bad_handshakes_and_depths_are_answered_400() {
     assert!(response.text().contains("depth"), "{}", response.text());
     let mut client = server.connect();
     client
-        .send_raw(upgrade("?channels=bbo,candles", "13").as_bytes())
+        .send_raw(upgrade("?channels=bbo,klines", "13").as_bytes())
         .unwrap();
     client.read_response().unwrap().expect_detail(
         400,
-        "channels: unknown channel \"candles\"; the channels are trades, book, snapshot and bbo",
+        "channels: unknown channel \"klines\"; the channels are trades, book, snapshot, bbo and candles",
     );
     let mut client = server.connect();
     client.send_raw(upgrade("", "8").as_bytes()).unwrap();
@@ -683,6 +683,64 @@ fn a_subscriber_that_never_reads_is_closed_while_others_get_everything() {
         with_slow < Duration::from_millis(50),
         "POST p99 {with_slow:?}"
     );
+}
+
+#[test]
+fn a_candles_subscriber_gets_the_minutes_candle_after_each_command_that_trades() {
+    let dir = support::TempDir::new("feed-candles");
+    let args = ["--feed-snapshot-ms", "60000"];
+    let mut server = Server::start_in(&dir.0, &args);
+    let mut ws = connect(&server, "?channels=candles");
+    assert_eq!(next(&mut ws)["type"], "snapshot");
+    let mut rest = server.connect();
+    rest.place(-1, 100.0, 3); // book 1: no trade, no candle
+    rest.place(-1, 101.0, 3); // book 2
+    rest.place(1, 101.0, 4); // trades 3 and 4, book 5: a candle at seq 5
+    rest.place(1, 101.0, 1); // trade 6, book 7: a candle at seq 7
+                             // Each is the candle of its last trade's minute over the trades so
+                             // far, as GET /candles groups them.
+    let trades = rest.trades("");
+    let minute_of = |trades: &[Value]| naive_candles(trades, 60).pop().unwrap();
+    for (seq, made) in [(5, 2), (7, 3)] {
+        let message = next(&mut ws);
+        assert_eq!(
+            (&message["type"], &message["seq"], &message["interval"]),
+            (&json!("candle"), &json!(seq), &json!(60)),
+            "{message}"
+        );
+        assert_eq!(
+            served_candle(&message["candle"]),
+            minute_of(&trades[..made])
+        );
+    }
+    let served = rest.get("/candles?interval=60&limit=1").expect(200);
+    assert_eq!(served_candle(&served[0]), minute_of(&trades));
+    drop(ws);
+
+    // After a restart (and after kill -9), the minute goes on from the
+    // kept trades.
+    for stop in ["TERM", "KILL"] {
+        if stop == "TERM" {
+            server.signal("TERM");
+            assert!(server.wait_exit(Duration::from_secs(10)).unwrap().success());
+        } else {
+            server.kill9();
+        }
+        server = Server::start_in(&dir.0, &args);
+        let mut ws = connect(&server, "?channels=candles");
+        assert_eq!(next(&mut ws)["type"], "snapshot");
+        let mut rest = server.connect();
+        rest.place(-1, 101.0, 1);
+        rest.place(1, 101.0, 1);
+        let trades = rest.trades("");
+        let message = next(&mut ws);
+        assert_eq!(message["type"], "candle", "{message}");
+        assert_eq!(
+            served_candle(&message["candle"]),
+            minute_of(&trades),
+            "after {stop}"
+        );
+    }
 }
 
 #[test]

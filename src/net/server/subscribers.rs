@@ -23,11 +23,13 @@ const TRADES: u8 = 1;
 const BOOK: u8 = 2;
 const SNAPSHOT: u8 = 4;
 const BBO: u8 = 8;
-const CHANNELS: [(u8, &str); 4] = [
+const CANDLES: u8 = 16;
+const CHANNELS: [(u8, &str); 5] = [
     (TRADES, "trades"),
     (BOOK, "book"),
     (SNAPSHOT, "snapshot"),
     (BBO, "bbo"),
+    (CANDLES, "candles"),
 ];
 
 /// A connection's state once it upgraded to WebSocket.
@@ -118,7 +120,7 @@ fn channels_of(query: Option<&str>) -> Result<u8, ApiError> {
 }
 
 /// The channels' names as the errors list them.
-const CHANNEL_NAMES: &str = "trades, book, snapshot and bbo";
+const CHANNEL_NAMES: &str = "trades, book, snapshot, bbo and candles";
 
 /// The bits of the named channels, or the first name that is none.
 fn channel_bits<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<u8, &'a str> {
@@ -341,6 +343,7 @@ impl Front {
                 FeedMessage::Bbo(frame) => {
                     self.fan_out(&frame, bound, |s| s.wants(BBO) && !s.awaiting_snapshot)
                 }
+                FeedMessage::Candle(frame) => self.fan_out(&frame, bound, |s| s.wants(CANDLES)),
                 FeedMessage::Snapshot { depth, frame } => self.fan_out(&frame, bound, |s| {
                     s.wants(SNAPSHOT) && !s.awaiting_snapshot && s.depth == depth
                 }),
@@ -503,7 +506,7 @@ mod tests {
         );
         for bad in [
             "channels=",
-            "channels=candles",
+            "channels=klines",
             "channels=bbo,",
             "channels=Trades",
         ] {
