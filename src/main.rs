@@ -250,7 +250,7 @@ fn run(config: Config) -> Result<(), String> {
     // The candles channel goes on with the minute the kept trades end in.
     let kept = recovered.trades.iter().map(|record| &record.trade);
     let minute = candles::BySecond::over(config.trade_history, kept)
-        .candles(60 * 1_000_000_000, 1, None)
+        .candles(publisher::CANDLE_INTERVAL, 1, None)
         .pop();
     let publisher = publisher::spawn(
         &recovered.matching,

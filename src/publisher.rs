@@ -156,7 +156,7 @@ impl Levels {
 
 /// The interval of the `candles` channel's candles, in ns: a minute
 /// (`GET /candles` serves any other).
-const MINUTE: u64 = 60 * 1_000_000_000;
+pub const CANDLE_INTERVAL: u64 = 60 * 1_000_000_000;
 
 struct Feed {
     wire: Wire,
@@ -210,7 +210,7 @@ impl Feed {
 
     fn trade(&mut self, record: &TradeRecord) {
         let trade = &record.trade;
-        let start = trade.ts - trade.ts % MINUTE;
+        let start = trade.ts - trade.ts % CANDLE_INTERVAL;
         match &mut self.minute {
             Some(candle) if candle.start == start => candle.add_later(trade),
             _ => self.minute = Some(Candle::of(start, trade)),
@@ -288,7 +288,7 @@ impl Feed {
             self.text,
             "{{\"type\":\"candle\",\"seq\":{},\"interval\":{},\"candle\":",
             self.seq,
-            MINUTE / 1_000_000_000
+            CANDLE_INTERVAL / 1_000_000_000
         );
         self.wire.candle(&mut self.text, &candle);
         self.text.push('}');
