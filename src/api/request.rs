@@ -20,12 +20,21 @@ fn given(raw: Option<&RawValue>) -> Option<&str> {
 /// A place's `type`: `"limit"` (the default) or `"market"`, in any case,
 /// as exchange APIs spell them. True for a market order.
 fn is_market(kind: Option<&RawValue>) -> Result<bool, ApiError> {
-    match given(kind).map(|text| serde_json::from_str::<&str>(text).map(str::to_ascii_lowercase)) {
+    match given(kind) {
         None => Ok(false),
-        Some(Ok(word)) if word == "limit" => Ok(false),
-        Some(Ok(word)) if word == "market" => Ok(true),
-        _ => Err(ApiError::field("type", "must be \"limit\" or \"market\"")),
+        Some(text) => one_of(text, &[("limit", false), ("market", true)])
+            .ok_or_else(|| ApiError::field("type", "must be \"limit\" or \"market\"")),
     }
+}
+
+/// The value paired with the word the JSON string `text` holds, matched
+/// in any ASCII case (`"ioc"`, `"Sell"`), or `None` for any other text.
+fn one_of<T: Copy>(text: &str, words: &[(&str, T)]) -> Option<T> {
+    let word = serde_json::from_str::<&str>(text).ok()?;
+    words
+        .iter()
+        .find(|(known, _)| known.eq_ignore_ascii_case(word))
+        .map(|&(_, value)| value)
 }
 
 /// A place's `time_in_force` (`"GTC"`, the default, `"IOC"` or `"FOK"`,
@@ -40,17 +49,16 @@ fn time_in_force(
     let tif = match given(tif) {
         None if market => TimeInForce::ImmediateOrCancel,
         None => TimeInForce::GoodTillCancel,
-        Some(text) => match serde_json::from_str::<&str>(text).map(str::to_ascii_uppercase) {
-            Ok(word) if word == "GTC" => TimeInForce::GoodTillCancel,
-            Ok(word) if word == "IOC" => TimeInForce::ImmediateOrCancel,
-            Ok(word) if word == "FOK" => TimeInForce::FillOrKill,
-            _ => {
-                return Err(ApiError::field(
-                    "time_in_force",
-                    "must be \"GTC\", \"IOC\" or \"FOK\"",
-                ))
-            }
-        },
+        Some(text) => {
+            let words = [
+                ("GTC", TimeInForce::GoodTillCancel),
+                ("IOC", TimeInForce::ImmediateOrCancel),
+                ("FOK", TimeInForce::FillOrKill),
+            ];
+            one_of(text, &words).ok_or_else(|| {
+                ApiError::field("time_in_force", "must be \"GTC\", \"IOC\" or \"FOK\"")
+            })?
+        }
     };
     let post_only = match given(post_only) {
         None | Some("false") => false,
@@ -329,16 +337,9 @@ impl Wire {
         let side = match side_raw.get().trim() {
             "1" | "1.0" | "\"1\"" => Side::Buy,
             "-1" | "-1.0" | "\"-1\"" => Side::Sell,
-            text => match serde_json::from_str::<&str>(text).map(str::to_ascii_lowercase) {
-                Ok(word) if word == "buy" => Side::Buy,
-                Ok(word) if word == "sell" => Side::Sell,
-                _ => {
-                    return Err(ApiError::field(
-                        "side",
-                        "must be 1 or \"buy\" (buy), -1 or \"sell\" (sell)",
-                    ))
-                }
-            },
+            text => one_of(text, &[("buy", Side::Buy), ("sell", Side::Sell)]).ok_or_else(|| {
+                ApiError::field("side", "must be 1 or \"buy\" (buy), -1 or \"sell\" (sell)")
+            })?,
         };
         Ok(NewOrder {
             side,
