@@ -1,6 +1,8 @@
 //! Query parameters (`?limit=`, `?depth=`, `?order_id=`, ...), each
 //! checked with a 422 that names it.
 
+use std::borrow::Cow;
+
 use super::ids::parse_uuid;
 use super::time::parse_timestamp;
 use super::ApiError;
@@ -56,8 +58,7 @@ pub fn order_id_param(query: Option<&str>) -> Result<Option<OrderId>, ApiError> 
 
 /// The `?end=` of `GET /candles`: only candles that start before this
 /// time, to page back through them. Seconds since the epoch, or an RFC
-/// 3339 UTC time such as a candle's `start` (its colons may come
-/// percent-encoded, `%3A`, as URL encoders write them).
+/// 3339 UTC time such as a candle's `start`.
 pub fn end_param(query: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
     let Some(text) = query_value(query, "end") else {
         return Ok(None);
@@ -75,8 +76,7 @@ pub fn end_param(query: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
             .map(Some)
             .ok_or_else(refused);
     }
-    let decoded = text.replace("%3A", ":").replace("%3a", ":");
-    parse_timestamp(&decoded).map(Some).ok_or_else(refused)
+    parse_timestamp(&text).map(Some).ok_or_else(refused)
 }
 
 /// Which page of the kept trades `GET /trades` asks for.
@@ -124,16 +124,49 @@ pub fn side_param(query: Option<&str>) -> Result<Option<Side>, ApiError> {
 /// The UUID in the query parameter `name`, if given.
 fn uuid_param(query: Option<&str>, name: &str) -> Result<Option<u128>, ApiError> {
     query_value(query, name)
-        .map(|text| parse_uuid(text).ok_or_else(|| ApiError::field(name, "must be a UUID")))
+        .map(|text| parse_uuid(&text).ok_or_else(|| ApiError::field(name, "must be a UUID")))
         .transpose()
 }
 
-/// The value of the first `name=` in a query string, if any.
-fn query_value<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
-    query
+/// The value of the first `name=` in a query string, if any, its `%XX`
+/// escapes decoded (URL encoders write a time's colons as `%3A`).
+fn query_value<'a>(query: Option<&'a str>, name: &str) -> Option<Cow<'a, str>> {
+    let raw = query
         .unwrap_or("")
         .split('&')
-        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))?;
+    Some(percent_decoded(raw))
+}
+
+/// `raw` with each `%XX` escape decoded; as it is if it has none, or if
+/// an escape is malformed or decodes to something other than UTF-8 (the
+/// parameter's own check then refuses it).
+fn percent_decoded(raw: &str) -> Cow<'_, str> {
+    if !raw.contains('%') {
+        return Cow::Borrowed(raw);
+    }
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = match bytes.get(i..i + 3) {
+            Some([b'%', high, low]) => hex(*high).zip(hex(*low)),
+            _ => None,
+        };
+        match escaped {
+            Some((high, low)) => {
+                out.push(high << 4 | low);
+                i += 3;
+            }
+            None if bytes[i] == b'%' => return Cow::Borrowed(raw),
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_or(Cow::Borrowed(raw), Cow::Owned)
 }
 
 /// Deepest `?depth=` of a book snapshot (`/ws`, `GET /book`); 0 asks for
@@ -151,5 +184,24 @@ pub fn depth_param(query: Option<&str>, default: usize) -> Result<usize, String>
         _ => Err(format!(
             "depth: must be a whole number from 0 to {MAX_DEPTH} (0 = every level)"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_have_their_escapes_decoded() {
+        let query = Some("end=2026-12-01T00%3A00%3a00Z&side=buy&bad=%zz&cut=50%");
+        assert_eq!(query_value(query, "end").unwrap(), "2026-12-01T00:00:00Z");
+        assert!(matches!(
+            query_value(query, "side"),
+            Some(Cow::Borrowed("buy"))
+        ));
+        // A malformed escape is left as it is, for the parameter to refuse.
+        assert_eq!(query_value(query, "bad").unwrap(), "%zz");
+        assert_eq!(query_value(query, "cut").unwrap(), "50%");
+        assert_eq!(query_value(query, "depth"), None);
     }
 }
