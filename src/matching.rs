@@ -59,8 +59,7 @@ pub enum BarrierPurpose {
     },
     /// The newest `limit` candles of `interval` seconds over the trades
     /// kept, as of this point (the book replica answers: it keeps the same
-    /// trades as the front, and summing them there holds no HTTP
-    /// connection up).
+    /// trades as the front, with a candle for each second of them).
     Candles {
         /// Seconds a candle covers.
         interval: u64,
