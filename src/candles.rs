@@ -3,8 +3,8 @@
 //! ([`BySecond`]), what a chart of the market reads; and one over a moving
 //! window ([`Rolling`]), for `GET /ticker`'s last 24 hours. Pure: the
 //! replica keeps both over the trades it keeps, and the publisher keeps
-//! the `candles` channel's minute with [`Candle::of`] and
-//! [`Candle::add_later`].
+//! the `candles` channel's minute with `Candle::of` and
+//! `Candle::add_later`.
 
 use std::collections::VecDeque;
 
