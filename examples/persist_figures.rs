@@ -11,6 +11,7 @@
 use std::time::Instant;
 
 use orderbook::api::{TickSize, Wire};
+use orderbook::client_ids::ClientIds;
 use orderbook::engine::{BookConfig, Command, CommandKind, OrderBook, Side, TimeInForce};
 use orderbook::persist::journal::{self, Record};
 use orderbook::persist::segments::SegmentWriter;
@@ -73,7 +74,14 @@ fn main() {
         seq += 1;
     }
     let started = Instant::now();
-    let bytes = snapshot::write_state(&book, std::iter::empty(), seq, 0, &wire);
+    let bytes = snapshot::write_state(
+        &book,
+        &ClientIds::default(),
+        std::iter::empty(),
+        seq,
+        0,
+        &wire,
+    );
     let built = started.elapsed();
     let state_path = dir.join(snapshot::STATE_FILE);
     snapshot::save_atomically(&state_path, &bytes).unwrap();
@@ -115,13 +123,13 @@ fn main() {
         seq += 1;
         journal::write_record(
             &mut batch,
-            &Record {
+            &Record::new(
                 seq,
-                command: Command {
+                Command {
                     ts: n * 1_000,
                     kind,
                 },
-            },
+            ),
         );
         if batch.len() > 1 << 20 {
             writer.append(&batch, seq + 1).unwrap();

@@ -15,6 +15,7 @@
 
 pub mod api;
 pub mod candles;
+pub mod client_ids;
 pub mod config;
 pub mod engine;
 pub mod matching;

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use orderbook::candles;
+use orderbook::client_ids;
 use orderbook::config::Config;
 use orderbook::engine::BookConfig;
 use orderbook::matching::{self, Output, Request};
@@ -231,6 +232,7 @@ fn run(config: Config) -> Result<(), String> {
     let metrics = Arc::new(metrics::Shared::default());
     metrics.count_journal(&config.data_dir);
 
+    let (front_names, replica_names) = client_ids::link(recovered.names);
     let (mut front, waker) = Front::bind(
         config.listen,
         requests_in,
@@ -240,6 +242,7 @@ fn run(config: Config) -> Result<(), String> {
         metrics.clone(),
         (feed_requests_tx, feed_messages_rx),
         recovered.trades.iter().copied().collect(),
+        front_names,
         config.wire(),
         config.front(),
         shutdown.clone(),
@@ -285,6 +288,7 @@ fn run(config: Config) -> Result<(), String> {
     .map_err(|e| format!("cannot start the matching thread: {e}"))?;
     let replica = replica::spawn(
         recovered.replica,
+        replica_names,
         replica_reader,
         config.wire(),
         answers_tx,

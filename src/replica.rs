@@ -19,9 +19,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
-use crate::api::{ApiError, Ticker, TradeRecord, Wire};
+use crate::api::{self, ApiError, Ticker, TradeRecord, Wire};
 use crate::candles;
-use crate::engine::{Command, Event, LevelView, OrderBook, OrderId, Side, Timestamp};
+use crate::client_ids::{ClientIds, ReplicaClientIds};
+use crate::engine::{Command, CommandKind, Event, LevelView, OrderBook, OrderId, Side, Timestamp};
 use crate::matching::{BarrierPurpose, Output};
 use crate::metrics;
 use crate::persist::snapshot;
@@ -42,7 +43,13 @@ pub struct ReplicaAnswer {
 /// Writes `{"buy_orders":[...],"sell_orders":[...]}`, best price first,
 /// then earliest first, at most `limit` a side; with `only`, the other
 /// side's list is empty (the shape stays the same for clients).
-pub fn orders_json(book: &OrderBook, wire: &Wire, limit: usize, only: Option<Side>) -> Vec<u8> {
+pub fn orders_json(
+    book: &OrderBook,
+    names: &ClientIds,
+    wire: &Wire,
+    limit: usize,
+    only: Option<Side>,
+) -> Vec<u8> {
     let mut out = String::with_capacity(64 + book.resting_count().min(limit) * 200);
     for (side, key) in [
         (Side::Buy, "{\"buy_orders\":["),
@@ -57,6 +64,7 @@ pub fn orders_json(book: &OrderBook, wire: &Wire, limit: usize, only: Option<Sid
                 out.push(',');
             }
             wire.listed(&mut out, &order);
+            api::client_id_field(&mut out, names.name_of(order.id));
         }
     }
     out.push_str("]}");
@@ -64,11 +72,12 @@ pub fn orders_json(book: &OrderBook, wire: &Wire, limit: usize, only: Option<Sid
 }
 
 /// The body of `GET /order/{id}`: the order, or 404.
-fn order_json(book: &OrderBook, wire: &Wire, id: OrderId) -> (u16, Vec<u8>) {
+fn order_json(book: &OrderBook, names: &ClientIds, wire: &Wire, id: OrderId) -> (u16, Vec<u8>) {
     match book.order(id) {
         Some(order) => {
             let mut out = String::with_capacity(256);
             wire.fetched(&mut out, &order);
+            api::client_id_field(&mut out, names.name_of(id));
             (200, out.into_bytes())
         }
         None => (404, ApiError::new(404, "Order not found").body()),
@@ -168,12 +177,13 @@ impl Snapshots {
     /// under `--prune-journal`, deletes the journal files it covers. A
     /// failure is reported and the journal kept: nothing is lost, the next
     /// snapshot tries again.
-    fn save(&mut self, book: &OrderBook, wire: &Wire) {
+    fn save(&mut self, book: &OrderBook, names: &ClientIds, wire: &Wire) {
         if self.seq == self.saved_seq && self.state_path.exists() {
             return;
         }
         let started = Instant::now();
-        let bytes = snapshot::write_state(book, self.trades.iter(), self.seq, self.feed_seq, wire);
+        let trades = self.trades.iter();
+        let bytes = snapshot::write_state(book, names, trades, self.seq, self.feed_seq, wire);
         if let Err(error) = snapshot::save_atomically(&self.state_path, &bytes) {
             eprintln!(
                 "orderbook: cannot write the state file {}: {error}",
@@ -223,6 +233,7 @@ fn count_resting(metrics: &metrics::Shared, book: &OrderBook) {
 /// once more when the output ring closes, and then returns its book.
 pub fn spawn(
     mut book: OrderBook,
+    mut names: ReplicaClientIds,
     mut outputs: Subscriber<Output>,
     wire: Wire,
     answers: Sender<ReplicaAnswer>,
@@ -233,6 +244,11 @@ pub fn spawn(
         .name("replica".into())
         .spawn(move || {
             let mut pending: Option<Command> = None;
+            // The name the front gave the pending place, if any.
+            let mut pending_name = None;
+            // Orders leaving the history free their names (recovery
+            // turned this on already; said here too, as this thread needs it).
+            book.log_evictions();
             let mut events = Vec::new();
             let kept = snapshots.trades.iter().map(|record| &record.trade);
             let mut day = candles::Rolling::over(DAY, snapshots.trade_history, kept);
@@ -241,7 +257,15 @@ pub fn spawn(
             count_resting(&snapshots.metrics, &book);
             loop {
                 let read = outputs.drain(usize::MAX, |output| match *output {
-                    Output::Command(command) => pending = Some(command),
+                    Output::Command(command) => {
+                        pending = Some(command);
+                        pending_name = match command.kind {
+                            CommandKind::Place { id, .. } => {
+                                names.name_for_place(id).map(|name| (id, name))
+                            }
+                            _ => None,
+                        };
+                    }
                     Output::Event(event) if event.is_outcome() => {
                         if let Some(command) = pending.take() {
                             snapshots.seq += 1;
@@ -253,6 +277,7 @@ pub fn spawn(
                                     &mut snapshots.trades,
                                     snapshots.trade_history,
                                 );
+                                names.applied(&mut book, pending_name.take());
                                 for event in &events {
                                     if let Event::Trade(trade) = event {
                                         day.push(trade);
@@ -267,9 +292,9 @@ pub fn spawn(
                         count_resting(&snapshots.metrics, &book);
                         let (status, body) = match barrier.purpose {
                             BarrierPurpose::Orders { limit, side } => {
-                                (200, orders_json(&book, &wire, limit, side))
+                                (200, orders_json(&book, names.ids(), &wire, limit, side))
                             }
-                            BarrierPurpose::Order(id) => order_json(&book, &wire, id),
+                            BarrierPurpose::Order(id) => order_json(&book, names.ids(), &wire, id),
                             BarrierPurpose::Book { depth } => {
                                 (200, book_json(&book, &wire, snapshots.feed_seq, depth))
                             }
@@ -282,7 +307,7 @@ pub fn spawn(
                                 (200, ticker_json(&book, &wire, &snapshots, &mut day, now))
                             }
                             BarrierPurpose::Snapshot => {
-                                snapshots.save(&book, &wire);
+                                snapshots.save(&book, names.ids(), &wire);
                                 return;
                             }
                             BarrierPurpose::Trades => return,
@@ -301,7 +326,7 @@ pub fn spawn(
                     count_resting(&snapshots.metrics, &book);
                 }
                 if read == 0 && outputs.wait() == WaitResult::Closed {
-                    snapshots.save(&book, &wire);
+                    snapshots.save(&book, names.ids(), &wire);
                     return book;
                 }
             }

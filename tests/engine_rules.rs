@@ -470,6 +470,48 @@ fn finished_orders_are_kept_up_to_the_history_bound() {
 }
 
 #[test]
+fn orders_dropped_from_the_history_are_reported_once_when_logged() {
+    let mut book = OrderBook::new(BookConfig {
+        finished_capacity: 2,
+        ..BookConfig::default()
+    });
+    // Not logged: the first drop is not reported.
+    for id in 1..=3 {
+        place(&mut book, id, Side::Buy, 100, 1);
+        cancel(&mut book, id);
+    }
+    assert_eq!(book.take_evicted().count(), 0);
+    book.log_evictions();
+    // A cancel (4), a taker filled at once (6) and the maker it filled (5)
+    // each push the oldest kept order out.
+    place(&mut book, 4, Side::Buy, 100, 1);
+    cancel(&mut book, 4);
+    place(&mut book, 5, Side::Sell, 101, 1);
+    place(&mut book, 6, Side::Buy, 101, 1);
+    assert_eq!(book.take_evicted().collect::<Vec<_>>(), [2, 3, 4]);
+    assert_eq!(book.take_evicted().count(), 0);
+    assert!(book.order(4).is_none());
+    assert_eq!(view(&book, 5).status, OrderStatus::Filled);
+    assert_eq!(view(&book, 6).status, OrderStatus::Filled);
+
+    // With no history, every finished order is reported as it finishes:
+    // a cancel, a filled maker, a taker filled at once.
+    let mut book = OrderBook::new(BookConfig {
+        finished_capacity: 0,
+        ..BookConfig::default()
+    });
+    book.log_evictions();
+    place(&mut book, 1, Side::Buy, 100, 1);
+    cancel(&mut book, 1);
+    place(&mut book, 2, Side::Sell, 101, 1);
+    place(&mut book, 3, Side::Buy, 101, 1);
+    place(&mut book, 4, Side::Buy, 99, 1);
+    let mut gone: Vec<_> = book.take_evicted().collect();
+    gone.sort_unstable();
+    assert_eq!(gone, [1, 2, 3]);
+}
+
+#[test]
 fn levels_aggregate_and_list_best_first() {
     let mut book = OrderBook::default();
     place(&mut book, 1, Side::Buy, 99, 1);

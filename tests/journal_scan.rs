@@ -65,10 +65,7 @@ fn batches() -> impl Strategy<Value = Batches> {
                         .into_iter()
                         .map(|(ts, kind)| {
                             seq += 1;
-                            Record {
-                                seq,
-                                command: Command { ts, kind },
-                            }
+                            Record::new(seq, Command { ts, kind })
                         })
                         .collect()
                 })

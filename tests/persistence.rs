@@ -442,13 +442,13 @@ fn a_torn_journal_tail_is_cut_and_damage_before_it_stops_the_start() {
     let mut record = Vec::new();
     journal::write_record(
         &mut record,
-        &journal::Record {
-            seq: 51,
-            command: Command {
+        &journal::Record::new(
+            51,
+            Command {
                 ts: 1,
                 kind: CommandKind::Cancel { id: 7 },
             },
-        },
+        ),
     );
     let half = record.len() / 2;
     let mut torn = good.clone();
@@ -1291,4 +1291,100 @@ fn a_cancel_all_survives_kill_9_and_prints_as_one_command() {
     assert_eq!(last["command"], serde_json::json!("cancel_all"));
     assert_eq!(last["side"], serde_json::json!(1));
     assert!(last.get("order_id").is_none());
+}
+
+#[test]
+fn client_order_ids_stay_with_their_orders_after_kill_9_and_after_sigterm() {
+    let dir = TempDir::new("client-ids");
+    let server = Server::start_in(&dir.0, &[]);
+    let mut client = server.connect();
+    let named = |side: i8, price: &str, name: &str| {
+        format!(r#"{{"side":{side},"price":{price},"quantity":2,"client_order_id":"{name}"}}"#)
+    };
+    let place = |client: &mut Client, body: &str| client.post("/order/", body).expect(200);
+    // Resting, cancelled, a filled maker and the taker that filled it, and
+    // a post-only refusal whose name a later order took.
+    let resting = place(&mut client, &named(1, "99", "resting"));
+    let cancelled = place(&mut client, &named(1, "98", "cancelled"));
+    client
+        .delete(&format!("/order/{}", cancelled["id"].as_str().unwrap()))
+        .expect(200);
+    let maker = place(&mut client, &named(-1, "101", "maker"));
+    let taker = place(&mut client, &named(1, "101", "taker"));
+    assert_eq!(taker["status"], "filled");
+    let refused =
+        r#"{"side":-1,"price":99,"quantity":1,"post_only":true,"client_order_id":"again"}"#;
+    client.post("/order/", refused).expect(422);
+    let again = place(&mut client, &named(-1, "105", "again"));
+    let names = ["resting", "cancelled", "maker", "taker", "again"];
+    let ids: Vec<String> = [&resting, &cancelled, &maker, &taker, &again]
+        .iter()
+        .map(|order| order["id"].as_str().unwrap().to_string())
+        .collect();
+    let read = |server: &Server| {
+        let mut client = server.connect();
+        let mut paths = vec!["/orders".to_string()];
+        paths.extend(
+            names
+                .iter()
+                .map(|name| format!("/order?client_order_id={name}")),
+        );
+        let reads: Vec<(String, u16, String)> = paths
+            .into_iter()
+            .map(|path| {
+                let response = client.get(&path);
+                (path, response.status, response.text())
+            })
+            .collect();
+        // Each name is still taken by its order.
+        for (name, id) in names.iter().zip(&ids) {
+            let detail = client.post("/order/", &named(1, "1", name)).detail(409);
+            assert!(detail.contains(id.as_str()), "{detail}");
+        }
+        reads
+    };
+    let before = read(&server);
+    for ((_, status, body), id) in before[1..].iter().zip(&ids) {
+        assert_eq!(*status, 200, "{body}");
+        assert!(body.contains(id.as_str()), "{body}");
+    }
+    assert!(before[0].2.contains(r#""client_order_id":"resting""#));
+    after_kill_9_and_sigterm(server, &dir, |server, when| {
+        assert_eq!(read(server), before, "{when}");
+    });
+    let saved = fs::read_to_string(dir.0.join("order_book_state.json")).unwrap();
+    for name in names {
+        assert!(
+            saved.contains(&format!(r#""client_order_id":"{name}""#)),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn a_state_file_with_a_bad_or_doubled_client_order_id_stops_the_start() {
+    let dir = TempDir::new("bad-client-id");
+    let path = dir.0.join("order_book_state.json");
+    let order = |id: &str, name: &str| {
+        format!(r#"{{"id":"{id}","quantity":1,"price":1.0,"side":1,"client_order_id":"{name}"}}"#)
+    };
+    let first = order("0b9f6a9e-4a3c-4c1e-9c1d-2b7d1f0e6a11", "x");
+    for (second, problem) in [
+        (
+            order("1b9f6a9e-4a3c-4c1e-9c1d-2b7d1f0e6a11", "a b"),
+            r#"buy_orders[1]: client_order_id "a b" must be a string of 1 to 36"#,
+        ),
+        (
+            order("1b9f6a9e-4a3c-4c1e-9c1d-2b7d1f0e6a11", "x"),
+            r#"buy_orders[1]: client_order_id "x" names another order too"#,
+        ),
+    ] {
+        let bytes = format!(r#"{{"buy_orders":[{first},{second}],"sell_orders":[]}}"#);
+        fs::write(&path, &bytes).unwrap();
+        let (status, stderr) = refused_start(&dir.0, &[]);
+        assert!(!status.success(), "started over {bytes}");
+        assert!(stderr.contains("order_book_state.json"), "{stderr}");
+        assert!(stderr.contains(problem), "names the problem: {stderr}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), bytes);
+    }
 }

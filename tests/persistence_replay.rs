@@ -5,6 +5,7 @@
 //! answer further commands identically.
 
 use orderbook::api::{TickSize, TradeRecord, Wire};
+use orderbook::client_ids::ClientIds;
 use orderbook::engine::{
     BookConfig, Command, CommandKind, Event, OrderBook, Side, TimeInForce, MARKET,
 };
@@ -96,7 +97,7 @@ proptest! {
         let mut events = Vec::new();
         for (n, kind) in commands.iter().enumerate() {
             if n == cut_at {
-                state_file = Some(snapshot::write_state(&live, trades.iter(), seq, 0, &wire()));
+                state_file = Some(snapshot::write_state(&live, &ClientIds::default(), trades.iter(), seq, 0, &wire()));
             }
             // Prices here are whole ticks; the wire's are hundredths.
             let command = Command { ts: (n as u64 + 1) * 1_000, kind: *kind };
@@ -104,14 +105,14 @@ proptest! {
             live.apply(&command, &mut events);
             if !matches!(events.last(), Some(Event::Rejected { .. })) {
                 seq += 1;
-                journal::write_record(&mut journal_bytes, &Record { seq, command });
+                journal::write_record(&mut journal_bytes, &Record::new(seq, command));
             }
             trades.extend(events.iter().filter_map(|e| match e {
                 Event::Trade(t) => Some(TradeRecord::from(*t)),
                 _ => None,
             }));
         }
-        let state_file = state_file.unwrap_or_else(|| snapshot::write_state(&live, trades.iter(), seq, 0, &wire()));
+        let state_file = state_file.unwrap_or_else(|| snapshot::write_state(&live, &ClientIds::default(), trades.iter(), seq, 0, &wire()));
 
         // Recover: decode the state file, then replay the journal after it.
         let state = snapshot::decode(&state_file, &wire()).unwrap();

@@ -7,6 +7,7 @@ use std::borrow::Cow;
 
 use crate::engine::Qty;
 
+mod client_id;
 mod ids;
 mod params;
 mod price;
@@ -14,14 +15,15 @@ mod request;
 mod response;
 mod time;
 
+pub use client_id::{ClientOrderId, CLIENT_ID_RULE};
 pub use ids::{keep_trade, parse_uuid, trade_number, trade_uuid, uuid_v4, write_uuid, TradeRecord};
 pub use params::{
-    depth_param, end_param, interval_param, limit_param, order_id_param, side_param, trades_page,
-    TradesPage, MAX_DEPTH,
+    client_id_param, depth_param, end_param, interval_param, limit_param, order_id_param,
+    side_param, trades_page, TradesPage, MAX_DEPTH,
 };
 pub use price::TickSize;
 pub use request::{number_text, order_ids, Amendment, NewOrder, MAX_BATCH};
-pub use response::Ticker;
+pub use response::{client_id_field, Ticker};
 pub use time::{civil_date, now_micros, parse_timestamp, write_timestamp, Stamps};
 
 /// A request the API refuses: its status and the reason shown to the client.
@@ -412,6 +414,7 @@ mod tests {
                 price: 10_000,
                 quantity: 10,
                 tif: TimeInForce::GoodTillCancel,
+                client_id: None,
             }
         );
         let sell = wire
@@ -504,6 +507,37 @@ mod tests {
     }
 
     #[test]
+    fn a_client_order_id_is_taken_on_a_place_and_refused_on_a_modify() {
+        let wire = wire();
+        let body = |cid: &str| {
+            format!(r#"{{"quantity": 1, "price": 1, "side": 1, "client_order_id": {cid}}}"#)
+        };
+        let named = wire.new_order(body(r#""leg-1""#).as_bytes()).unwrap();
+        assert_eq!(named.client_id.map(|c| c.to_string()), Some("leg-1".into()));
+        assert_eq!(
+            wire.new_order(body("null").as_bytes()).unwrap().client_id,
+            None
+        );
+        let too_long = format!("\"{}\"", "x".repeat(37));
+        for bad in ["1", r#""""#, r#""a b""#, &too_long] {
+            let error = wire.new_order(body(bad).as_bytes()).unwrap_err();
+            assert_eq!(error.status, 422, "{bad}");
+            assert_eq!(
+                error.detail,
+                format!("client_order_id: {CLIENT_ID_RULE}"),
+                "{bad}"
+            );
+        }
+        let error = wire
+            .amendment(br#"{"quantity": 2, "client_order_id": "leg-1"}"#)
+            .unwrap_err();
+        assert_eq!(
+            error.detail,
+            "client_order_id: is set when an order is placed; a modify cannot change it"
+        );
+    }
+
+    #[test]
     fn a_market_order_has_no_price_and_never_rests() {
         let wire = wire();
         let order = |body: &str| wire.new_order(body.as_bytes());
@@ -514,6 +548,7 @@ mod tests {
                 price: MARKET,
                 quantity: 5,
                 tif: TimeInForce::ImmediateOrCancel,
+                client_id: None,
             })
         );
         let fok = order(

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use super::client_id::{ClientOrderId, CLIENT_ID_RULE};
 use super::ids::parse_uuid;
 use super::time::parse_timestamp;
 use super::ApiError;
@@ -117,6 +118,16 @@ pub fn side_param(query: Option<&str>) -> Result<Option<Side>, ApiError> {
                 "side",
                 "must be buy or 1, sell or -1 (or left out for both sides)",
             )),
+        })
+        .transpose()
+}
+
+/// The `?client_order_id=` of `GET`, `PUT` and `DELETE /order`, if given.
+pub fn client_id_param(query: Option<&str>) -> Result<Option<ClientOrderId>, ApiError> {
+    query_value(query, "client_order_id")
+        .map(|text| {
+            ClientOrderId::parse(&text)
+                .ok_or_else(|| ApiError::field("client_order_id", CLIENT_ID_RULE))
         })
         .transpose()
 }

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::client_id::{ClientOrderId, CLIENT_ID_RULE};
 use super::ids::parse_uuid;
 use super::price::{exact_integer, plain_decimal};
 use super::{ApiError, Wire};
@@ -35,6 +36,18 @@ fn one_of<T: Copy>(text: &str, words: &[(&str, T)]) -> Option<T> {
         .iter()
         .find(|(known, _)| known.eq_ignore_ascii_case(word))
         .map(|&(_, value)| value)
+}
+
+/// A place's `client_order_id`, if it gives one (`null` is none).
+fn client_id(raw: Option<&RawValue>) -> Result<Option<ClientOrderId>, ApiError> {
+    let Some(text) = given(raw) else {
+        return Ok(None);
+    };
+    serde_json::from_str::<&str>(text)
+        .ok()
+        .and_then(ClientOrderId::parse)
+        .map(Some)
+        .ok_or_else(|| ApiError::field("client_order_id", CLIENT_ID_RULE))
 }
 
 /// A place's `time_in_force` (`"GTC"`, the default, `"IOC"` or `"FOK"`,
@@ -97,6 +110,8 @@ pub struct NewOrder {
     pub quantity: Qty,
     /// `time_in_force` and `post_only`.
     pub tif: TimeInForce,
+    /// The client's own name for it, if it gave one.
+    pub client_id: Option<ClientOrderId>,
 }
 
 /// A checked `PUT /order/{id}` body.
@@ -124,6 +139,8 @@ struct Fields<'a> {
     post_only: Option<&'a RawValue>,
     #[serde(borrow, rename = "type")]
     kind: Option<&'a RawValue>,
+    #[serde(borrow)]
+    client_order_id: Option<&'a RawValue>,
 }
 
 const NOT_AN_OBJECT: &str = "Request body must be a JSON object";
@@ -346,6 +363,7 @@ impl Wire {
             price,
             quantity,
             tif: time_in_force(fields.time_in_force, fields.post_only, market)?,
+            client_id: client_id(fields.client_order_id)?,
         })
     }
 
@@ -400,6 +418,7 @@ impl Wire {
             ("time_in_force", fields.time_in_force),
             ("post_only", fields.post_only),
             ("type", fields.kind),
+            ("client_order_id", fields.client_order_id),
         ] {
             if raw.is_some_and(|raw| raw.get() != "null") {
                 return Err(ApiError::field(

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use super::client_id::ClientOrderId;
 use super::ids::{write_uuid, TradeRecord};
 use super::time::write_timestamp;
 use super::Wire;
@@ -14,6 +15,18 @@ use crate::engine::{OrderView, Qty, Ticks, MARKET};
 fn write_market(out: &mut String, order: &OrderView) {
     if order.price == MARKET {
         out.push_str(",\"type\":\"market\"");
+    }
+}
+
+/// Adds `"client_order_id"` to the order object just written to `out`
+/// (before its closing brace), if the order has one. The name's
+/// characters need no escaping (see [`ClientOrderId`]).
+pub fn client_id_field(out: &mut String, name: Option<&ClientOrderId>) {
+    if let Some(name) = name {
+        out.pop();
+        out.push_str(",\"client_order_id\":\"");
+        out.push_str(name.as_str());
+        out.push_str("\"}");
     }
 }
 

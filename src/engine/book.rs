@@ -303,6 +303,9 @@ pub struct OrderBook {
     wide_notional: HashMap<u32, u64, FoldBuildHasher>,
     /// The last trade id handed out.
     last_trade_id: u64,
+    /// With [`log_evictions`](OrderBook::log_evictions): the ids of the
+    /// orders dropped from the history and not yet taken.
+    evicted: Option<Vec<OrderId>>,
 }
 
 impl Default for OrderBook {
@@ -327,6 +330,7 @@ impl OrderBook {
             history: History::new(config.finished_capacity),
             wide_notional: HashMap::with_hasher(FoldBuildHasher),
             last_trade_id: 0,
+            evicted: None,
         };
         if config.resident {
             book.orders.make_resident();
@@ -1110,6 +1114,10 @@ impl OrderBook {
         };
         if self.history.capacity == 0 {
             self.index.remove_at(at);
+            if let Some(log) = &mut self.evicted {
+                // No history: the book forgets the order at once.
+                log.push(self.orders.get(slot).id);
+            }
         } else {
             // Only a history needs the view: the matching thread runs
             // without one and skips building it.
@@ -1132,6 +1140,9 @@ impl OrderBook {
     /// returning the index value it should get (none without a history).
     fn remember(&mut self, order: OrderView) -> Option<u32> {
         if self.history.capacity == 0 {
+            if let Some(log) = &mut self.evicted {
+                log.push(order.id);
+            }
             return None;
         }
         let (position, evicted) = self.history.push(order);
@@ -1147,6 +1158,26 @@ impl OrderBook {
         if let Some(at) = self.index.find_value(order_id_hash(id), value) {
             self.index.remove_at(at);
         }
+        if let Some(log) = &mut self.evicted {
+            log.push(id);
+        }
+    }
+
+    /// From now on, keeps the id of each finished order the book stops
+    /// knowing (the oldest of the history, when a newer one needs its
+    /// place; with no history, every finished order at once) for
+    /// [`take_evicted`](Self::take_evicted): the replica frees the
+    /// `client_order_id`s of the orders it no longer keeps. Off by
+    /// default (the matching thread's book).
+    pub fn log_evictions(&mut self) {
+        self.evicted.get_or_insert_with(Vec::new);
+    }
+
+    /// The ids of the finished orders the book stopped knowing since the
+    /// last call, oldest first (none unless
+    /// [`log_evictions`](Self::log_evictions)).
+    pub fn take_evicted(&mut self) -> impl Iterator<Item = OrderId> + '_ {
+        self.evicted.iter_mut().flat_map(|log| log.drain(..))
     }
 
     /// Where `id` is or would go in the index.

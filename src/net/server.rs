@@ -26,6 +26,7 @@ use super::auth::ApiToken;
 use super::http::{self, Limits};
 use super::rate_limit::{RateLimit, RateLimiter};
 use crate::api::{self, ApiError, TradeRecord, TradesPage, Wire};
+use crate::client_ids::FrontClientIds;
 use crate::engine::{CommandKind, OrderId};
 use crate::matching::{Barrier, BarrierPurpose, Output, Request};
 use crate::metrics;
@@ -479,6 +480,8 @@ pub struct Front {
     /// The answer of the batch (`POST /orders/batch` or
     /// `POST /orders/cancel`) whose outcomes are being read.
     batch_body: String,
+    /// Which order each `client_order_id` names (`client_ids.rs`).
+    client_ids: FrontClientIds,
 }
 
 impl Front {
@@ -494,6 +497,7 @@ impl Front {
         shared_metrics: Arc<metrics::Shared>,
         feed: (Sender<FeedRequest>, Receiver<FeedMessage>),
         trades: Vec<TradeRecord>,
+        client_ids: FrontClientIds,
         wire: Wire,
         config: FrontConfig,
         shutdown: Arc<AtomicBool>,
@@ -542,6 +546,7 @@ impl Front {
             head_only: false,
             scratch: String::new(),
             batch_body: String::new(),
+            client_ids,
         };
         Ok((front, waker))
     }

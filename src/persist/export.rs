@@ -17,7 +17,8 @@ use super::segments;
 /// `{"seq","timestamp","command":"place"|"modify"|"cancel","order_id",...}`
 /// (`"cancel_all"` has no `order_id`, and `side` when it emptied one side)
 /// with, for a place, `side`, `price` (or `"type":"market"`), `quantity`,
-/// `time_in_force` and `post_only` as a client sends them, and for a modify
+/// `time_in_force`, `post_only` and any `client_order_id` as a client
+/// sends them, and for a modify
 /// the fields it changes.
 pub fn write_line(out: &mut String, wire: &Wire, record: &Record) {
     let command = &record.command;
@@ -60,6 +61,9 @@ pub fn write_line(out: &mut String, wire: &Wire, record: &Record) {
                 out,
                 ",\"quantity\":{quantity},\"time_in_force\":\"{time_in_force}\",\"post_only\":{post_only}"
             );
+            if let Some(name) = record.client_id {
+                let _ = write!(out, ",\"client_order_id\":\"{name}\"");
+            }
         }
         CommandKind::Modify {
             price, quantity, ..
@@ -109,26 +113,23 @@ pub fn print_journal(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Symbol, TickSize};
+    use crate::api::{ClientOrderId, Symbol, TickSize};
     use crate::engine::{Command, Side};
 
-    fn line(seq: u64, kind: CommandKind) -> String {
-        let wire = Wire {
+    fn wire() -> Wire {
+        Wire {
             symbol: Symbol::parse("X").unwrap(),
             tick: TickSize::parse("0.05").unwrap(),
             max_quantity: 1_000,
-        };
+        }
+    }
+
+    fn line(seq: u64, kind: CommandKind) -> String {
+        let wire = wire();
         let mut out = String::new();
         // 2026-11-30T15:00:00.000123Z in nanoseconds.
         let ts = 1_796_050_800_000_123_000;
-        write_line(
-            &mut out,
-            &wire,
-            &Record {
-                seq,
-                command: Command { ts, kind },
-            },
-        );
+        write_line(&mut out, &wire, &Record::new(seq, Command { ts, kind }));
         out
     }
 
@@ -154,6 +155,23 @@ mod tests {
             line(2, place(TimeInForce::FillOrKill)),
             head(2, "place")
                 + ",\"side\":-1,\"price\":100.05,\"quantity\":7,\"time_in_force\":\"FOK\",\"post_only\":false}\n"
+        );
+        let named = Record {
+            client_id: ClientOrderId::parse("grid-7/leg-2"),
+            ..Record::new(
+                6,
+                Command {
+                    ts: 1_796_050_800_000_123_000,
+                    kind: place(TimeInForce::GoodTillCancel),
+                },
+            )
+        };
+        let mut out = String::new();
+        write_line(&mut out, &wire(), &named);
+        assert_eq!(
+            out,
+            head(6, "place")
+                + ",\"side\":-1,\"price\":100.05,\"quantity\":7,\"time_in_force\":\"GTC\",\"post_only\":false,\"client_order_id\":\"grid-7/leg-2\"}\n"
         );
         let market = CommandKind::Place {
             id,

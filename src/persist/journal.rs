@@ -26,6 +26,7 @@
 
 use std::fmt;
 
+use crate::api::ClientOrderId;
 use crate::engine::{Command, CommandKind, Side, TimeInForce};
 
 /// First bytes of every journal file.
@@ -48,6 +49,20 @@ pub struct Record {
     pub seq: u64,
     /// The command as the matching thread applied it.
     pub command: Command,
+    /// A place's `client_order_id`, if it gave one (the engine never sees
+    /// it; the replica shows it and the front looks orders up by it).
+    pub client_id: Option<ClientOrderId>,
+}
+
+impl Record {
+    /// The record of `command` with no `client_order_id`.
+    pub fn new(seq: u64, command: Command) -> Self {
+        Record {
+            seq,
+            command,
+            client_id: None,
+        }
+    }
 }
 
 /// Why journal bytes cannot be read.
@@ -152,18 +167,31 @@ fn encode_payload(record: &Record, batch_continues: bool, out: &mut Vec<u8>) {
             // A good-till-cancel place keeps kind 1, the layout journals
             // had before time in force, so they read as they did; other
             // places are kind 4: the same fields, then the time in force.
+            // A place with a client_order_id is kind 6: kind 4's fields
+            // (GTC as 0), then the name's length and bytes.
             let tif_code = match tif {
                 TimeInForce::GoodTillCancel => None,
                 TimeInForce::ImmediateOrCancel => Some(1),
                 TimeInForce::FillOrKill => Some(2),
                 TimeInForce::PostOnly => Some(3),
             };
-            out.push(if tif_code.is_some() { 4 } else { 1 } | flag);
+            let kind = match (record.client_id, tif_code) {
+                (Some(_), _) => 6,
+                (None, Some(_)) => 4,
+                (None, None) => 1,
+            };
+            out.push(kind | flag);
             out.extend_from_slice(&id.to_le_bytes());
             out.push(side as i8 as u8);
             out.extend_from_slice(&price.to_le_bytes());
             out.extend_from_slice(&quantity.to_le_bytes());
-            out.extend(tif_code);
+            if let Some(name) = record.client_id {
+                out.push(tif_code.unwrap_or(0));
+                out.push(name.as_str().len() as u8);
+                out.extend_from_slice(name.as_str().as_bytes());
+            } else {
+                out.extend(tif_code);
+            }
         }
         CommandKind::Modify {
             id,
@@ -241,8 +269,9 @@ fn decode_payload(payload: &[u8]) -> Option<(Record, bool)> {
     let ts = fields.u64()?;
     let kind_byte = fields.u8()?;
     let batch_continues = kind_byte & BATCH_CONTINUES != 0;
+    let mut client_id = None;
     let kind = match kind_byte & !BATCH_CONTINUES {
-        kind @ (1 | 4) => {
+        kind @ (1 | 4 | 6) => {
             let id = fields.u128()?;
             let side = side_of(fields.u8()?)?;
             let price = fields.u64()?;
@@ -251,12 +280,19 @@ fn decode_payload(payload: &[u8]) -> Option<(Record, bool)> {
                 TimeInForce::GoodTillCancel
             } else {
                 match fields.u8()? {
+                    0 if kind == 6 => TimeInForce::GoodTillCancel,
                     1 => TimeInForce::ImmediateOrCancel,
                     2 => TimeInForce::FillOrKill,
                     3 => TimeInForce::PostOnly,
                     _ => return None,
                 }
             };
+            if kind == 6 {
+                let len = usize::from(fields.u8()?);
+                let (name, rest) = fields.0.split_at_checked(len)?;
+                fields.0 = rest;
+                client_id = Some(ClientOrderId::parse(std::str::from_utf8(name).ok()?)?);
+            }
             CommandKind::Place {
                 id,
                 side,
@@ -289,6 +325,7 @@ fn decode_payload(payload: &[u8]) -> Option<(Record, bool)> {
         Record {
             seq,
             command: Command { ts, kind },
+            client_id,
         },
         batch_continues,
     ))
@@ -452,6 +489,7 @@ mod tests {
                     ts: 1_700_000_000_000_000_000 + i as u64,
                     kind,
                 },
+                client_id: None,
             })
             .collect()
     }
@@ -484,6 +522,7 @@ mod tests {
                     ts: 7,
                     kind: CommandKind::CancelAll { side },
                 },
+                client_id: None,
             })
             .collect();
         let data = encoded(&records);
@@ -518,6 +557,7 @@ mod tests {
                     tif,
                 },
             },
+            client_id: None,
         };
         let frame_and_head = FRAME_LEN + 8 + 8;
         for (tif, kind, len) in [
@@ -535,6 +575,54 @@ mod tests {
         let mut data = encoded(&[place(TimeInForce::PostOnly)]);
         let last = data.len() - 1;
         data[last] = 9;
+        let crc = crc32fast::hash(&data[FRAME_LEN..]);
+        data[4..8].copy_from_slice(&crc.to_le_bytes());
+        data.extend(encoded(&sample()));
+        assert!(matches!(
+            scan_records(&data, Layout::Appended),
+            Err(JournalError::Corrupt { offset: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn a_named_place_keeps_its_client_order_id_and_time_in_force() {
+        let named = |tif, name: &str| Record {
+            client_id: ClientOrderId::parse(name),
+            ..Record::new(
+                4,
+                Command {
+                    ts: 5,
+                    kind: CommandKind::Place {
+                        id: 0xABCD,
+                        side: Side::Sell,
+                        price: 10_000,
+                        quantity: 3,
+                        tif,
+                    },
+                },
+            )
+        };
+        let frame_and_head = FRAME_LEN + 8 + 8;
+        for (tif, name) in [
+            (TimeInForce::GoodTillCancel, "a"),
+            (TimeInForce::FillOrKill, "leg-1/x.y:z_2"),
+            (TimeInForce::PostOnly, &"z".repeat(36)),
+        ] {
+            let record = named(tif, name);
+            let mut data = Vec::new();
+            write_batch_record(&mut data, &record, true);
+            // Kind 6 (batch flag kept), kind 4's fields, the name's
+            // length and bytes.
+            assert_eq!(data[frame_and_head], 6 | BATCH_CONTINUES);
+            assert_eq!(data.len() - FRAME_LEN, 51 + 1 + name.len());
+            data.extend(encoded(&[named(tif, "b")]));
+            let scan = scan_records(&data, Layout::Appended).unwrap();
+            assert_eq!(scan.records, [record, named(tif, "b")]);
+        }
+        // A name this build would not take is a damaged record.
+        let mut data = encoded(&[named(TimeInForce::GoodTillCancel, "ab")]);
+        let last = data.len() - 1;
+        data[last] = b' ';
         let crc = crc32fast::hash(&data[FRAME_LEN..]);
         data[4..8].copy_from_slice(&crc.to_le_bytes());
         data.extend(encoded(&sample()));
@@ -706,6 +794,7 @@ mod tests {
                 ts: 1,
                 kind: CommandKind::Cancel { id: 7 },
             },
+            client_id: None,
         };
         records.insert(0, single(1));
         records.push(single(6));

@@ -10,7 +10,8 @@ use std::path::Path;
 use super::snapshot::State;
 use super::{segments, snapshot};
 use crate::api::{self, TradeRecord, Wire};
-use crate::engine::{BookConfig, Command, Event, OrderBook};
+use crate::client_ids::ClientIds;
+use crate::engine::{BookConfig, Command, CommandKind, Event, OrderBook};
 use crate::publisher;
 
 /// The state rebuilt at start.
@@ -21,6 +22,8 @@ pub struct Recovered {
     pub replica: OrderBook,
     /// The newest trades, oldest first.
     pub trades: VecDeque<TradeRecord>,
+    /// The `client_order_id`s of the orders the replica's book knows.
+    pub names: ClientIds,
     /// The sequence number of the last journal record applied.
     pub seq: u64,
     /// The sequence number the state file on disk covers.
@@ -31,15 +34,21 @@ pub struct Recovered {
     pub notes: Vec<String>,
 }
 
+/// A rebuilt book, the trades it made and the feed's `seq` after them.
+type Rebuilt = (OrderBook, VecDeque<TradeRecord>, u64);
+
 /// One book from the state file and the journal records after it, with the
-/// trades it made (the newest `trade_history`, if asked for).
+/// trades it made (the newest `trade_history`, if asked for), and, with
+/// `names`, the `client_order_id`s of the orders it knows in the end
+/// (the book then keeps logging the orders it forgets, for the replica).
 fn rebuild(
     state_path: &Path,
     config: BookConfig,
     state: Option<&State>,
     replay: &segments::Replay,
     trade_history: Option<usize>,
-) -> Result<(OrderBook, VecDeque<TradeRecord>, u64), String> {
+    mut names: Option<&mut ClientIds>,
+) -> Result<Rebuilt, String> {
     let mut book = OrderBook::new(config);
     let mut trades = VecDeque::new();
     let mut feed_seq = state.map_or(0, |s| s.feed_seq);
@@ -50,12 +59,29 @@ fn rebuild(
             .map_err(|e| format!("state file {} is unusable: {e}", state_path.display()))?;
         let skip = state.trades.len().saturating_sub(keep);
         trades.extend(state.trades.iter().skip(skip).copied());
+        if let Some(names) = names.as_deref_mut() {
+            *names = state.names.clone();
+            // A smaller --finished-orders than the file was written with
+            // keeps fewer finished orders.
+            names.retain(|order| book.order(order).is_some());
+        }
+    }
+    if names.is_some() {
+        book.log_evictions();
     }
     let mut events = Vec::new();
     for record in &replay.records {
         // A command the engine refused is journaled too (the front writes
         // every command before the engine sees it); it is refused again.
         feed_seq += apply_to_copy(&mut book, &record.command, &mut events, &mut trades, keep);
+        if let Some(names) = names.as_deref_mut() {
+            let accepted = !matches!(events.last(), Some(Event::Rejected { .. }));
+            let placed = match (record.client_id, record.command.kind) {
+                (Some(name), CommandKind::Place { id, .. }) if accepted => Some((id, name)),
+                _ => None,
+            };
+            names.follow(&mut book, placed, |_| {});
+        }
     }
     Ok((book, trades, feed_seq))
 }
@@ -101,16 +127,26 @@ pub fn recover(
         ));
     }
     notes.extend(replay.warnings.iter().cloned());
+    let mut names = ClientIds::default();
     // The two books are rebuilt side by side, one per core.
     let (matching, replica) = std::thread::scope(|scope| {
-        let matching =
-            scope.spawn(|| rebuild(state_path, matching_config, state.as_ref(), &replay, None));
+        let matching = scope.spawn(|| {
+            rebuild(
+                state_path,
+                matching_config,
+                state.as_ref(),
+                &replay,
+                None,
+                None,
+            )
+        });
         let replica = rebuild(
             state_path,
             replica_config,
             state.as_ref(),
             &replay,
             Some(trade_history),
+            Some(&mut names),
         );
         (
             matching.join().expect("the recovery thread panicked"),
@@ -130,6 +166,7 @@ pub fn recover(
         matching,
         replica,
         trades,
+        names,
         seq,
         saved_seq,
         feed_seq,

@@ -475,6 +475,7 @@ mod tests {
                 ts: seq * 1_000,
                 kind: CommandKind::Cancel { id: seq as u128 },
             },
+            client_id: None,
         }
     }
 

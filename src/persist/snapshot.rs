@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::api::{self, TradeRecord, Wire};
+use crate::api::{self, ClientOrderId, TradeRecord, Wire, CLIENT_ID_RULE};
+use crate::client_ids::ClientIds;
 use crate::engine::{OrderBook, OrderStatus, OrderView, Side, Ticks, Trade, MARKET};
 
 /// The state file's name, the original service's: the default of
@@ -58,6 +59,8 @@ pub struct State {
     pub finished_orders: Vec<OrderView>,
     /// Trades, oldest first.
     pub trades: Vec<TradeRecord>,
+    /// The `client_order_id`s of the orders above that have one.
+    pub names: ClientIds,
 }
 
 impl State {
@@ -85,9 +88,10 @@ fn uuid_text(id: u128) -> String {
 }
 
 /// Writes the state of `book` and `trades` (oldest first) as of journal
-/// record `seq`.
+/// record `seq`, each order with its `client_order_id` from `names`.
 pub fn write_state<'a>(
     book: &OrderBook,
+    names: &ClientIds,
     trades: impl Iterator<Item = &'a TradeRecord>,
     seq: u64,
     feed_seq: u64,
@@ -102,6 +106,7 @@ pub fn write_state<'a>(
                 out.push(',');
             }
             wire.saved(out, &order);
+            api::client_id_field(out, names.name_of(order.id));
         }
         out.push(']');
     };
@@ -209,6 +214,8 @@ struct SavedOrder<'a> {
     /// price is 0: no limit.
     #[serde(rename = "type", borrow)]
     kind: Option<Text<'a>>,
+    #[serde(borrow)]
+    client_order_id: Option<Text<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -373,7 +380,7 @@ pub fn decode(bytes: &[u8], wire: &Wire) -> Result<State, String> {
     let last_trade_id = layout
         .last_trade_id
         .unwrap_or_else(|| trades.iter().map(|t| t.trade.trade_id).max().unwrap_or(0));
-    let state = State {
+    let mut state = State {
         seq: layout.seq,
         feed_seq: layout.feed_seq,
         last_trade_id,
@@ -381,7 +388,29 @@ pub fn decode(bytes: &[u8], wire: &Wire) -> Result<State, String> {
         sell_orders: orders(&layout.sell_orders, "sell_orders")?,
         finished_orders: orders(&layout.finished_orders, "finished_orders")?,
         trades,
+        names: ClientIds::default(),
     };
+    for (saved, decoded, list) in [
+        (&layout.buy_orders, &state.buy_orders, "buy_orders"),
+        (&layout.sell_orders, &state.sell_orders, "sell_orders"),
+        (
+            &layout.finished_orders,
+            &state.finished_orders,
+            "finished_orders",
+        ),
+    ] {
+        for (i, (saved, order)) in saved.iter().zip(decoded).enumerate() {
+            let Some(text) = &saved.client_order_id else {
+                continue;
+            };
+            let fail = |why: &str| format!("{list}[{i}]: client_order_id {:?} {why}", text.0);
+            let name = ClientOrderId::parse(&text.0).ok_or_else(|| fail(CLIENT_ID_RULE))?;
+            state
+                .names
+                .bind(order.id, name)
+                .map_err(|_| fail("names another order too"))?;
+        }
+    }
     for (list, side, name) in [
         (&state.buy_orders, Side::Buy, "buy_orders"),
         (&state.sell_orders, Side::Sell, "sell_orders"),
@@ -488,7 +517,7 @@ mod tests {
                 }
             }
         }
-        let bytes = write_state(&book, trades.iter(), 42, 7, &wire());
+        let bytes = write_state(&book, &ClientIds::default(), trades.iter(), 42, 7, &wire());
         let state = decode(&bytes, &wire()).unwrap();
         assert_eq!(state.seq, 42);
         assert_eq!(state.feed_seq, 7);
@@ -506,7 +535,17 @@ mod tests {
             book.finished().collect::<Vec<_>>()
         );
         assert_eq!(restored.last_trade_id(), book.last_trade_id());
-        assert_eq!(write_state(&restored, trades.iter(), 42, 7, &wire()), bytes);
+        assert_eq!(
+            write_state(
+                &restored,
+                &ClientIds::default(),
+                trades.iter(),
+                42,
+                7,
+                &wire()
+            ),
+            bytes
+        );
     }
 
     #[test]
@@ -525,8 +564,15 @@ mod tests {
             },
         };
         book.apply(&market, &mut Vec::new());
-        let text =
-            String::from_utf8(write_state(&book, std::iter::empty(), 1, 1, &wire())).unwrap();
+        let text = String::from_utf8(write_state(
+            &book,
+            &ClientIds::default(),
+            std::iter::empty(),
+            1,
+            1,
+            &wire(),
+        ))
+        .unwrap();
         let saved = r#"{"id":"00000000-0000-0000-0000-000000000002","quantity":3,"price":0.0,"side":1,"status":"filled","filled_quantity":3,"type":"market","average_traded_price":100.0"#;
         assert!(text.contains(saved), "{text}");
         let mut restored = OrderBook::new(config);
@@ -580,14 +626,24 @@ mod tests {
             }
         }
         assert_eq!(trades.len(), 1);
-        let bytes = write_state(&book, trades.iter(), 3, 1, &satoshi);
+        let bytes = write_state(&book, &ClientIds::default(), trades.iter(), 3, 1, &satoshi);
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert!(text.contains("\"price\":76771.77748507"), "{text}");
         let state = decode(&bytes, &satoshi).unwrap();
         assert_eq!(state.trades, trades);
         let mut restored = OrderBook::new(config);
         state.restore_into(&mut restored).unwrap();
-        assert_eq!(write_state(&restored, trades.iter(), 3, 1, &satoshi), bytes);
+        assert_eq!(
+            write_state(
+                &restored,
+                &ClientIds::default(),
+                trades.iter(),
+                3,
+                1,
+                &satoshi
+            ),
+            bytes
+        );
         // A price a float would round onto the grid, written off it, is
         // still refused, and named.
         let off_grid = text.replacen("\"price\":76771.77748507,", "\"price\":76771.777485075,", 1);

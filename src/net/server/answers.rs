@@ -50,6 +50,12 @@ impl Front {
             if matches!(waiting.kind, Awaiting::Snapshot) {
                 continue;
             }
+            if let (Some(CommandName::Place), Output::Event(Event::Rejected { id, .. })) =
+                (waiting.kind.command(), output)
+            {
+                // Never placed: its name is free again.
+                self.client_ids.rejected(id);
+            }
             if waiting.ts != 0 {
                 let micros = api::now_micros().saturating_sub(waiting.ts / 1_000).max(1);
                 let stats = &mut self.stats;
@@ -116,6 +122,8 @@ impl Front {
         match (name, output) {
             (CommandName::Place, Output::Event(Event::Accepted(order))) => {
                 self.wire.placed(body, &order);
+                let name = self.client_ids.ids().name_of(order.id);
+                api::client_id_field(body, name);
                 200
             }
             (CommandName::Modify, Output::Event(Event::Modified(_))) => {

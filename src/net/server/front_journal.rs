@@ -7,6 +7,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use crate::api::ClientOrderId;
 use crate::engine::Command;
 use crate::metrics;
 use crate::persist::journal::{self, Record};
@@ -56,15 +57,22 @@ impl FrontJournal {
         self.syncer.as_ref().map_or(u64::MAX, Syncer::durable)
     }
 
-    /// Appends a command's record; `batch_continues` on every command of a
+    /// Appends a command's record (with a place's `client_order_id`);
+    /// `batch_continues` on every command of a
     /// batch but its last, so that a crash or a failed write in the middle
     /// of the batch's records drops the whole batch at the next start.
-    pub(super) fn append(&mut self, command: Command, batch_continues: bool) {
+    pub(super) fn append(
+        &mut self,
+        command: Command,
+        client_id: Option<ClientOrderId>,
+        batch_continues: bool,
+    ) {
         journal::write_batch_record(
             &mut self.buffer,
             &Record {
                 seq: self.next_seq,
                 command,
+                client_id,
             },
             batch_continues,
         );

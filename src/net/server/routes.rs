@@ -5,8 +5,8 @@
 
 use rand::Rng;
 
-use crate::api::{self, ApiError};
-use crate::engine::{Command, CommandKind};
+use crate::api::{self, ApiError, ClientOrderId};
+use crate::engine::{Command, CommandKind, OrderId};
 use crate::matching::{Barrier, BarrierPurpose, Request};
 use crate::net::api_docs;
 use crate::net::http::{self, Method};
@@ -36,7 +36,10 @@ impl Front {
                 .authorize(request)
                 .and_then(|()| json_body(request))
                 .and_then(|body| self.place(slot, body, keep_alive)),
-            ("/order", _) => Err(method_not_allowed("POST")),
+            ("/order", Method::Get | Method::Put | Method::Delete) => {
+                self.by_client_id(slot, method, request, keep_alive)
+            }
+            ("/order", _) => Err(method_not_allowed("GET, HEAD, POST, PUT, DELETE")),
             ("/orders/batch", Method::Post) => self
                 .authorize(request)
                 .and_then(|()| json_body(request))
@@ -172,6 +175,11 @@ impl Front {
         keep_alive: bool,
     ) -> Result<(), ApiError> {
         let order = self.wire.new_order(body)?;
+        if let Some(name) = &order.client_id {
+            if let Some(taken) = self.client_ids.taken_by(name) {
+                return Err(name_taken("client_order_id", name, taken));
+            }
+        }
         let id = api::uuid_v4(self.rng.random());
         let kind = CommandKind::Place {
             id,
@@ -180,7 +188,7 @@ impl Front {
             quantity: order.quantity,
             tif: order.tif,
         };
-        self.submit_command(slot, kind, keep_alive)
+        self.submit_command_named(slot, kind, order.client_id, keep_alive)
     }
 
     /// `POST /orders/batch`: every order is checked first, and the batch
@@ -194,6 +202,22 @@ impl Front {
         keep_alive: bool,
     ) -> Result<(), ApiError> {
         let orders = self.wire.new_orders(body)?;
+        let mut named: Vec<(usize, ClientOrderId)> = Vec::new();
+        for (i, order) in orders.iter().enumerate() {
+            let Some(name) = order.client_id else {
+                continue;
+            };
+            let field = format!("orders[{i}].client_order_id");
+            if let Some(&(earlier, _)) = named.iter().find(|&&(_, given)| given == name) {
+                let why = format!("{name:?} is given to orders[{earlier}] too");
+                return Err(ApiError::new(422, format!("{field}: {why}")));
+            }
+            if let Some(taken) = self.client_ids.taken_by(&name) {
+                return Err(name_taken(&field, &name, taken));
+            }
+            named.push((i, name));
+        }
+        let names: Vec<Option<ClientOrderId>> = orders.iter().map(|o| o.client_id).collect();
         let places: Vec<CommandKind> = orders
             .iter()
             .map(|order| CommandKind::Place {
@@ -204,7 +228,7 @@ impl Front {
                 tif: order.tif,
             })
             .collect();
-        self.submit_batch(slot, &places, "orders", keep_alive)
+        self.submit_batch(slot, &places, &names, "orders", keep_alive)
     }
 
     /// `POST /orders/modify`: modifies by id, as `place_batch` places.
@@ -224,7 +248,7 @@ impl Front {
                 quantity: change.quantity,
             })
             .collect();
-        self.submit_batch(slot, &modifies, "orders", keep_alive)
+        self.submit_batch(slot, &modifies, &[], "orders", keep_alive)
     }
 
     /// `POST /orders/cancel`: cancels by id, as `place_batch` places.
@@ -238,15 +262,17 @@ impl Front {
             .into_iter()
             .map(|id| CommandKind::Cancel { id })
             .collect();
-        self.submit_batch(slot, &cancels, "order_ids", keep_alive)
+        self.submit_batch(slot, &cancels, &[], "order_ids", keep_alive)
     }
 
     /// Stages `commands` (the body's `field`) as one batch with one
-    /// answer, or none of them.
+    /// answer, or none of them; `names` are the places' `client_order_id`s
+    /// (checked free), by position.
     pub(super) fn submit_batch(
         &mut self,
         slot: usize,
         commands: &[CommandKind],
+        names: &[Option<ClientOrderId>],
         field: &str,
         keep_alive: bool,
     ) -> Result<(), ApiError> {
@@ -276,7 +302,11 @@ impl Front {
                 // stages: the room checked above is still there.
                 unreachable!("the command ring lost room it was seen to have");
             }
-            self.journal.append(command, i + 1 < commands.len());
+            let name = names.get(i).copied().flatten();
+            self.journal.append(command, name, i + 1 < commands.len());
+            if let (Some(name), CommandKind::Place { id, .. }) = (name, kind) {
+                self.client_ids.bind_staged(id, name);
+            }
             self.in_flight.push_back(InFlight {
                 ticket,
                 slot,
@@ -313,6 +343,44 @@ impl Front {
         }
         let id =
             api::parse_uuid(id).ok_or_else(|| ApiError::new(422, "order_id: must be a UUID"))?;
+        self.on_order(slot, method, id, request, keep_alive)
+    }
+
+    /// `GET`, `PUT` and `DELETE /order?client_order_id=`: as by id, for the
+    /// order the name names now. A name no kept order has is 404, as an
+    /// unknown id is.
+    pub(super) fn by_client_id(
+        &mut self,
+        slot: usize,
+        method: Method,
+        request: &http::Request<'_>,
+        keep_alive: bool,
+    ) -> Result<(), ApiError> {
+        if method != Method::Get {
+            self.authorize(request)?;
+        }
+        let Some(name) = api::client_id_param(request.query)? else {
+            return Err(ApiError::new(422, "client_order_id: field required"));
+        };
+        let Some(id) = self.client_ids.taken_by(&name) else {
+            let not_found = match method {
+                Method::Put => "Order not found or unable to modify",
+                _ => "Order not found",
+            };
+            return Err(ApiError::new(404, not_found));
+        };
+        self.on_order(slot, method, id, request, keep_alive)
+    }
+
+    /// Fetches, modifies or cancels order `id`.
+    fn on_order(
+        &mut self,
+        slot: usize,
+        method: Method,
+        id: OrderId,
+        request: &http::Request<'_>,
+        keep_alive: bool,
+    ) -> Result<(), ApiError> {
         match method {
             Method::Get => self.submit_barrier(
                 slot,
@@ -377,6 +445,18 @@ impl Front {
         kind: CommandKind,
         keep_alive: bool,
     ) -> Result<(), ApiError> {
+        self.submit_command_named(slot, kind, None, keep_alive)
+    }
+
+    /// [`submit_command`](Self::submit_command) of a place the client
+    /// named (`name`, checked free).
+    pub(super) fn submit_command_named(
+        &mut self,
+        slot: usize,
+        kind: CommandKind,
+        name: Option<ClientOrderId>,
+        keep_alive: bool,
+    ) -> Result<(), ApiError> {
         self.admit(slot, 1)?;
         // Whole microseconds: the wire and the state file show microseconds,
         // so a restart restores exactly the timestamps that were stamped.
@@ -386,6 +466,7 @@ impl Front {
             slot,
             Request::Apply(Command { ts, kind }),
             awaiting,
+            name,
             keep_alive,
         )
     }
@@ -401,15 +482,17 @@ impl Front {
             ticket: self.next_ticket,
             purpose,
         };
-        self.submit(slot, Request::Barrier(barrier), awaiting, keep_alive)
+        self.submit(slot, Request::Barrier(barrier), awaiting, None, keep_alive)
     }
 
-    /// Stages `request` on the command ring; a full ring is answered 503.
+    /// Stages `request` on the command ring (a place with its client's
+    /// `name` for it); a full ring is answered 503.
     pub(super) fn submit(
         &mut self,
         slot: usize,
         request: Request,
         kind: Awaiting,
+        name: Option<ClientOrderId>,
         keep_alive: bool,
     ) -> Result<(), ApiError> {
         if self.requests.stage(request).is_err() {
@@ -418,7 +501,10 @@ impl Front {
         }
         let seq = match request {
             Request::Apply(command) => {
-                self.journal.append(command, false);
+                self.journal.append(command, name, false);
+                if let (Some(name), CommandKind::Place { id, .. }) = (name, command.kind) {
+                    self.client_ids.bind_staged(id, name);
+                }
                 self.journal.last_seq()
             }
             Request::Barrier(_) => 0,
@@ -473,6 +559,17 @@ fn json_body<'r>(request: &'r http::Request<'_>) -> Result<&'r [u8], ApiError> {
         }
         _ => Ok(&request.body),
     }
+}
+
+/// 409: `name` (the body's `field`) already names an order the service
+/// keeps, `taken`; the client finds it with `GET /order?client_order_id=`.
+fn name_taken(field: &str, name: &ClientOrderId, taken: OrderId) -> ApiError {
+    let mut order = String::with_capacity(36);
+    api::write_uuid(&mut order, taken);
+    ApiError::new(
+        409,
+        format!("{field}: {name:?} already names order {order}, which the service still keeps"),
+    )
 }
 
 /// 405, with the methods `path` takes for the `Allow` header (RFC 9110

@@ -1,0 +1,267 @@
+//! `client_order_id`: a client's own name for an order, shown with the
+//! order, taken by one order at a time while the service keeps it, and
+//! usable in place of the id to fetch, modify and cancel it. Against the
+//! real binary over real sockets.
+
+mod support;
+
+use serde_json::{json, Value};
+use support::*;
+
+const RULE: &str =
+    "client_order_id: must be a string of 1 to 36 letters, digits, '.', ':', '/', '_' or '-'";
+
+fn named(side: i8, price: f64, quantity: u64, name: &str) -> String {
+    format!(
+        r#"{{"quantity": {quantity}, "price": {price:?}, "side": {side}, "client_order_id": "{name}"}}"#
+    )
+}
+
+fn id_of(order: &Value) -> String {
+    order["id"].as_str().expect("an id").to_string()
+}
+
+/// The 409 of a name `name` already given to order `id`.
+fn taken(field: &str, name: &str, id: &str) -> String {
+    format!("{field}: {name:?} already names order {id}, which the service still keeps")
+}
+
+#[test]
+fn a_named_order_shows_its_name_and_is_fetched_modified_and_cancelled_by_it() {
+    let server = Server::start();
+    let mut client = server.connect();
+    let placed = client
+        .post("/order/", &named(1, 100.0, 10, "leg-1/a.b:c_d"))
+        .expect(200);
+    let id = id_of(&placed);
+    assert_eq!(
+        placed,
+        json!({"id": id, "quantity": 10, "price": 100.0, "side": 1, "status": "open",
+            "filled_quantity": 0, "client_order_id": "leg-1/a.b:c_d"})
+    );
+    // An order placed without a name shows none.
+    let plain = client.place(1, 99.0, 1);
+    assert!(plain.get("client_order_id").is_none(), "{plain}");
+    assert!(client
+        .order(&id_of(&plain))
+        .get("client_order_id")
+        .is_none());
+
+    let by_name = client
+        .get("/order?client_order_id=leg-1/a.b:c_d")
+        .expect(200);
+    let by_id = client.order(&id);
+    assert_eq!(by_name, by_id);
+    assert_eq!(
+        (
+            &by_id["order_id"],
+            &by_id["client_order_id"],
+            &by_id["order_quantity"]
+        ),
+        (&json!(id), &json!("leg-1/a.b:c_d"), &json!(10))
+    );
+    // Escaped in the query, and with a trailing slash, it is the same name.
+    let escaped = client
+        .get("/order/?client_order_id=leg-1%2Fa.b%3Ac_d")
+        .expect(200);
+    assert_eq!(escaped, by_id);
+    let (buys, _) = client.orders();
+    assert_eq!(buys[0]["client_order_id"], json!("leg-1/a.b:c_d"));
+    assert!(buys[1].get("client_order_id").is_none());
+
+    // Modify by name: a new total of 6; then a sell of 4 takes 4 of it.
+    client
+        .put("/order?client_order_id=leg-1/a.b:c_d", r#"{"quantity": 6}"#)
+        .expect(200);
+    client.place(-1, 100.0, 4);
+    let fetched = client
+        .get("/order?client_order_id=leg-1/a.b:c_d")
+        .expect(200);
+    assert_eq!(
+        (
+            &fetched["order_quantity"],
+            &fetched["traded_quantity"],
+            &fetched["status"]
+        ),
+        (&json!(6), &json!(4), &json!("partially filled"))
+    );
+    // Cancel by name: the order is finished but kept, so still found by it.
+    let cancelled = client
+        .delete("/order?client_order_id=leg-1/a.b:c_d")
+        .expect(200);
+    assert_eq!(
+        cancelled,
+        json!({"success": true, "message": "Order cancelled"})
+    );
+    let fetched = client
+        .get("/order?client_order_id=leg-1/a.b:c_d")
+        .expect(200);
+    assert_eq!(
+        (
+            &fetched["status"],
+            &fetched["order_alive"],
+            &fetched["client_order_id"]
+        ),
+        (&json!("cancelled"), &json!(false), &json!("leg-1/a.b:c_d"))
+    );
+    // Cancelling again is the 404 a cancel by id gives.
+    client
+        .delete("/order?client_order_id=leg-1/a.b:c_d")
+        .expect_detail(404, "Order not found");
+
+    // A name no order has is 404 for each method; a bad name is 422.
+    client
+        .get("/order?client_order_id=nobody")
+        .expect_detail(404, "Order not found");
+    client
+        .put("/order?client_order_id=nobody", r#"{"quantity": 1}"#)
+        .expect_detail(404, "Order not found or unable to modify");
+    client
+        .delete("/order?client_order_id=nobody")
+        .expect_detail(404, "Order not found");
+    client
+        .get("/order?client_order_id=a%20b")
+        .expect_detail(422, RULE);
+    client
+        .get("/order?client_order_id=")
+        .expect_detail(422, RULE);
+    // Without a name, GET, PUT and DELETE /order say what they need.
+    for method in ["GET", "PUT", "DELETE"] {
+        client
+            .request(method, "/order/", Some("{}"))
+            .expect_detail(422, "client_order_id: field required");
+    }
+}
+
+#[test]
+fn a_name_in_use_is_refused_409_and_nothing_is_placed() {
+    let server = Server::start();
+    let mut client = server.connect();
+    let first = id_of(
+        &client
+            .post("/order/", &named(-1, 101.0, 5, "a"))
+            .expect(200),
+    );
+    client
+        .post("/order/", &named(-1, 102.0, 5, "a"))
+        .expect_detail(409, &taken("client_order_id", "a", &first));
+    // Finished and still kept: still taken.
+    client.delete(&format!("/order/{first}")).expect(200);
+    client
+        .post("/order/", &named(1, 90.0, 1, "a"))
+        .expect_detail(409, &taken("client_order_id", "a", &first));
+    assert_eq!(client.orders(), (vec![], vec![]));
+
+    // Bad names are refused as any bad field is.
+    for bad in [
+        r#""""#,
+        r#""with space""#,
+        "7",
+        &format!("{:?}", "x".repeat(37)),
+    ] {
+        let body =
+            format!(r#"{{"quantity": 1, "price": 1.0, "side": 1, "client_order_id": {bad}}}"#);
+        client.post("/order/", &body).expect_detail(422, RULE);
+    }
+    // A modify cannot rename.
+    let other = client.place_id(1, 90.0, 1);
+    client
+        .put(&format!("/order/{other}"), r#"{"client_order_id": "b"}"#)
+        .expect_detail(
+            422,
+            "client_order_id: is set when an order is placed; a modify cannot change it",
+        );
+
+    // A batch: a name given twice in it, or one already taken, refuses
+    // it whole.
+    let batch = |names: [&str; 2]| {
+        format!(
+            r#"{{"orders": [{}, {}]}}"#,
+            named(1, 80.0, 1, names[0]),
+            named(1, 81.0, 1, names[1])
+        )
+    };
+    client
+        .post("/orders/batch", &batch(["b", "b"]))
+        .expect_detail(
+            422,
+            r#"orders[1].client_order_id: "b" is given to orders[0] too"#,
+        );
+    client
+        .post("/orders/batch", &batch(["c", "a"]))
+        .expect_detail(409, &taken("orders[1].client_order_id", "a", &first));
+    let (buys, _) = client.orders();
+    assert_eq!(buys.len(), 1, "nothing of the refused batches was placed");
+    let answers = client.post("/orders/batch", &batch(["b", "c"])).expect(200);
+    for (i, name) in ["b", "c"].into_iter().enumerate() {
+        assert_eq!(answers[i]["client_order_id"], json!(name));
+        let fetched = client
+            .get(&format!("/order?client_order_id={name}"))
+            .expect(200);
+        assert_eq!(fetched["order_id"], answers[i]["id"]);
+    }
+}
+
+#[test]
+fn a_place_the_engine_refuses_leaves_its_name_free() {
+    let server = Server::start();
+    let mut client = server.connect();
+    client.place(-1, 100.0, 1);
+    let post_only =
+        r#"{"quantity": 1, "price": 100.0, "side": 1, "post_only": true, "client_order_id": "p"}"#;
+    client.post("/order/", post_only).expect_detail(
+        422,
+        "post_only: the order would trade on arrival; it was not placed",
+    );
+    client
+        .get("/order?client_order_id=p")
+        .expect_detail(404, "Order not found");
+    let placed = client.post("/order/", &named(1, 99.0, 1, "p")).expect(200);
+    let fetched = client.get("/order?client_order_id=p").expect(200);
+    assert_eq!(fetched["order_id"], placed["id"]);
+}
+
+#[test]
+fn a_name_is_free_again_once_its_order_leaves_the_kept_history() {
+    let server = Server::start_with(&["--finished-orders", "1"]);
+    let mut client = server.connect();
+    let old = id_of(&client.post("/order/", &named(1, 90.0, 1, "n")).expect(200));
+    client.delete(&format!("/order/{old}")).expect(200);
+    client
+        .post("/order/", &named(1, 90.0, 1, "n"))
+        .expect_detail(409, &taken("client_order_id", "n", &old));
+    // Another finished order pushes it out of the history of one.
+    let other = client.place_id(1, 91.0, 1);
+    client.delete(&format!("/order/{other}")).expect(200);
+    // A read through the replica: it has applied the cancel, and freed
+    // the name, before it answers.
+    client
+        .get(&format!("/order/{old}"))
+        .expect_detail(404, "Order not found");
+    let new = id_of(&client.post("/order/", &named(1, 92.0, 2, "n")).expect(200));
+    assert_ne!(new, old);
+    let fetched = client.get("/order?client_order_id=n").expect(200);
+    assert_eq!(
+        (&fetched["order_id"], &fetched["order_quantity"]),
+        (&json!(new), &json!(2))
+    );
+
+    // With no history at all, an order that finishes frees its name at
+    // once: an IOC that meets nothing, and a maker filled whole.
+    let server = Server::start_with(&["--finished-orders", "0"]);
+    let mut client = server.connect();
+    let ioc = r#"{"quantity": 1, "price": 50.0, "side": 1, "time_in_force": "IOC", "client_order_id": "i"}"#;
+    assert_eq!(
+        client.post("/order/", ioc).expect(200)["status"],
+        json!("cancelled")
+    );
+    client.post("/order/", &named(-1, 60.0, 1, "m")).expect(200);
+    client.place(1, 60.0, 1);
+    client.get("/orders").expect(200);
+    for name in ["i", "m"] {
+        client
+            .get(&format!("/order?client_order_id={name}"))
+            .expect_detail(404, "Order not found");
+        client.post("/order/", &named(1, 10.0, 1, name)).expect(200);
+    }
+}
