@@ -28,6 +28,7 @@ fn settings(
         seed: 7,
         batch: 1,
         extra_headers: String::new(),
+        client_ids: None,
     }
 }
 

@@ -175,6 +175,9 @@ fn every_part_under_sustained_load_stays_consistent_bounded_and_recoverable() {
         seed: 11,
         batch: 1,
         extra_headers: String::new(),
+        // Every order named: the names ride through the journal, the
+        // history's evictions and the restart.
+        client_ids: Some("soak".into()),
     };
     let load = thread::spawn(move || loadgen::run(&settings).unwrap());
 
@@ -279,6 +282,24 @@ fn every_part_under_sustained_load_stays_consistent_bounded_and_recoverable() {
         listing["buy_orders"].as_array().unwrap().len()
             + listing["sell_orders"].as_array().unwrap().len()
     );
+    // Every resting order shows its own name, and its name finds it.
+    let resting: Vec<&Value> = ["buy_orders", "sell_orders"]
+        .iter()
+        .flat_map(|key| listing[key].as_array().unwrap())
+        .collect();
+    let names: std::collections::HashSet<&str> = resting
+        .iter()
+        .map(|order| order["client_order_id"].as_str().expect("named"))
+        .collect();
+    assert_eq!(names.len(), resting.len(), "each name names one order");
+    for order in resting.iter().step_by((resting.len() / 50).max(1)) {
+        let name = order["client_order_id"].as_str().unwrap();
+        assert!(name.starts_with("soak-"), "{name}");
+        let found = client
+            .get(&format!("/order?client_order_id={name}"))
+            .expect(200);
+        assert_eq!(found["order_id"], order["id"], "{name}");
+    }
 
     // The candles, kept up second by second on the replica while the
     // history dropped trades, are the kept trades grouped by interval; but

@@ -67,6 +67,9 @@ pub struct Settings {
     /// Header lines sent with every request, each ending `\r\n`: the
     /// `Authorization` of a service run with `--api-token`, or nothing.
     pub extra_headers: String,
+    /// With a prefix, every order carries a `client_order_id` of its own,
+    /// `<prefix>-<connection>-<n>`; without one, none does.
+    pub client_ids: Option<String>,
 }
 
 /// When a run ends.
@@ -494,6 +497,8 @@ struct Connection {
     input: Vec<u8>,
     /// Requests sent, and the most it may send (a counted run).
     sent: u64,
+    /// Orders this connection named (`client_order_id`s given).
+    named: u64,
     quota: Option<u64>,
     /// Under a rate: when the next request is due.
     next_due: Option<Instant>,
@@ -531,6 +536,7 @@ fn drive(
             out: Vec::with_capacity(256),
             input: Vec::with_capacity(4096),
             sent: 0,
+            named: 0,
             quota: share(settings.stop, index, total),
             next_due: interval.map(|every| started + every.mul_f64(index as f64 / total as f64)),
         })
@@ -752,13 +758,21 @@ fn start_request(settings: &Settings, connection: &mut Connection, since: Instan
             let _ = write!(out, "GET {path} HTTP/1.1\r\nHost: loadgen\r\n{extra}\r\n");
         }
         Kind::Place | Kind::Cross | Kind::Ioc | Kind::Market => {
+            let (index, named) = (connection.index, &mut connection.named);
             let mut order = || {
                 let buy = rng.random_bool(0.5);
                 let side = if buy { 1 } else { -1 };
                 let quantity = rng.random_range(1..=100u32);
+                let name = match &settings.client_ids {
+                    Some(prefix) => {
+                        *named += 1;
+                        format!(",\"client_order_id\":\"{prefix}-{index}-{named}\"")
+                    }
+                    None => String::new(),
+                };
                 if kind == Kind::Market {
                     return format!(
-                        "{{\"type\":\"market\",\"quantity\":{quantity},\"side\":{side}}}"
+                        "{{\"type\":\"market\",\"quantity\":{quantity},\"side\":{side}{name}}}"
                     );
                 }
                 // A place rests on its own side of the mid; a cross or an
@@ -769,7 +783,7 @@ fn start_request(settings: &Settings, connection: &mut Connection, since: Instan
                 } else {
                     ""
                 };
-                format!("{{\"quantity\":{quantity},\"price\":{price},\"side\":{side}{tif}}}")
+                format!("{{\"quantity\":{quantity},\"price\":{price},\"side\":{side}{tif}{name}}}")
             };
             let (path, body) = if settings.batch > 1 {
                 let orders: Vec<String> = (0..settings.batch).map(|_| order()).collect();

@@ -60,6 +60,11 @@ struct Cli {
     /// than 1 sends them together as one `POST /orders/batch`.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
     batch: u16,
+    /// Give every order a `client_order_id` of its own (unique to this
+    /// run: `lg<start time>-<connection>-<n>`), to measure what naming
+    /// orders costs.
+    #[arg(long)]
+    client_ids: bool,
     /// The service's `--api-token`, sent as `Authorization: Bearer` with
     /// every request (the same environment variable as the service's).
     #[arg(long, env = "ORDERBOOK_API_TOKEN", hide_env_values = true)]
@@ -103,6 +108,14 @@ fn main() -> ExitCode {
         batch: usize::from(cli.batch),
         extra_headers: cli.api_token.as_ref().map_or(String::new(), |token| {
             format!("Authorization: Bearer {token}\r\n")
+        }),
+        client_ids: cli.client_ids.then(|| {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+            // 48 bits of microseconds: another run's names differ.
+            format!(
+                "lg{:x}",
+                now.map_or(0, |t| t.as_micros() as u64 & 0xffff_ffff_ffff)
+            )
         }),
     };
     // Made before any load, so a path that cannot be written costs no run.
