@@ -4,23 +4,29 @@
 //! so a place reusing it then is refused (409), and a retried place whose
 //! answer was lost cannot place twice.
 //!
-//! Two copies are kept. The front's ([`FrontClientIds`]) refuses reused
-//! names and turns a name into an order id for `GET`, `PUT` and `DELETE
-//! /order?client_order_id=`. The replica's ([`ReplicaClientIds`]) shows
+//! Each direction is kept by the thread that reads it. The front's
+//! ([`FrontClientIds`], name → order) refuses reused names and turns a name
+//! into an order id for `GET`, `PUT` and `DELETE /order?client_order_id=`.
+//! The replica's ([`ReplicaClientIds`], order → name: [`ClientIds`]) shows
 //! the name with the order and writes it to the state file; the replica
 //! alone sees orders leave the history, and reports each named one back,
 //! which frees the name at the front. The front frees a name at once when
-//! its place is rejected (the replica never keeps a rejected place).
-//! The front binds a name before the replica learns it and frees it only
-//! after the replica has let go, so the front never takes a name the
-//! replica still shows.
+//! its place is rejected (the replica never keeps a rejected place). The
+//! front binds a name before the replica learns it and frees it only after
+//! the replica has let go, so the front never takes a name the replica
+//! still shows.
 //!
 //! The engine never sees names: a place's name travels from the front to
 //! the replica on a channel, in the order the places are staged on the
 //! command ring, and each one is sent before its place is published, so
 //! the replica, reading the ring in the same order, finds it waiting.
+//!
+//! Both maps are sized up front for the book's configured orders and
+//! finished history (only their control bytes are touched until names
+//! fill them), so naming orders never stalls either thread on a rehash
+//! below that.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -28,31 +34,17 @@ use crate::api::ClientOrderId;
 use crate::engine::hash::FoldBuildHasher;
 use crate::engine::{OrderBook, OrderId};
 
-/// Names and the orders they name, both ways.
+/// The names of the orders that have one: order → name.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ClientIds {
-    // Names are the client's choice: the default (keyed) hasher keeps a
-    // client from choosing names that collide.
-    by_name: HashMap<ClientOrderId, OrderId>,
     // Order ids are the front's random UUIDs: the engine's cheap hash serves.
     by_order: HashMap<OrderId, ClientOrderId, FoldBuildHasher>,
 }
 
 impl ClientIds {
-    /// Names `order` `name`, unless `name` already names an order: then
-    /// that order's id.
-    pub fn bind(&mut self, order: OrderId, name: ClientOrderId) -> Result<(), OrderId> {
-        if let Some(&taken) = self.by_name.get(&name) {
-            return Err(taken);
-        }
-        self.by_name.insert(name, order);
+    /// Names `order` `name` (the front has checked the name is free).
+    pub fn bind(&mut self, order: OrderId, name: ClientOrderId) {
         self.by_order.insert(order, name);
-        Ok(())
-    }
-
-    /// The order `name` names.
-    pub fn order_named(&self, name: &ClientOrderId) -> Option<OrderId> {
-        self.by_name.get(name).copied()
     }
 
     /// The name of `order`, if it has one.
@@ -63,15 +55,31 @@ impl ClientIds {
         self.by_order.get(&order)
     }
 
-    /// Frees the name of `order`; true if it had one.
-    pub fn forget(&mut self, order: OrderId) -> bool {
-        match self.by_order.remove(&order) {
-            Some(name) => {
-                self.by_name.remove(&name);
-                true
-            }
-            None => false,
-        }
+    /// Frees the name of `order`, returning it.
+    pub fn forget(&mut self, order: OrderId) -> Option<ClientOrderId> {
+        self.by_order.remove(&order)
+    }
+
+    /// Keeps only the names of the orders `known` says are known.
+    pub fn retain(&mut self, known: impl Fn(OrderId) -> bool) {
+        self.by_order.retain(|&order, _| known(order));
+    }
+
+    /// How many orders have a name.
+    pub fn len(&self) -> usize {
+        self.by_order.len()
+    }
+
+    /// Whether no order has a name.
+    pub fn is_empty(&self) -> bool {
+        self.by_order.is_empty()
+    }
+
+    /// The first order found named `name` twice, if any (a state file's
+    /// check).
+    pub fn doubled(&self) -> Option<&ClientOrderId> {
+        let mut seen = HashSet::with_capacity(self.by_order.len());
+        self.by_order.values().find(|name| !seen.insert(*name))
     }
 
     /// Follows a command `book` (with
@@ -84,46 +92,25 @@ impl ClientIds {
         &mut self,
         book: &mut OrderBook,
         placed: Option<(OrderId, ClientOrderId)>,
-        mut freed: impl FnMut(OrderId),
+        mut freed: impl FnMut(OrderId, ClientOrderId),
     ) {
         if let Some((order, name)) = placed {
-            // Free here: the front takes a name only once the replica let go.
-            let _ = self.bind(order, name);
+            self.bind(order, name);
         }
         for order in book.take_evicted() {
-            if self.forget(order) {
-                freed(order);
+            if let Some(name) = self.forget(order) {
+                freed(order, name);
             }
         }
     }
-
-    /// Keeps only the names of the orders `known` says are known.
-    pub fn retain(&mut self, known: impl Fn(OrderId) -> bool) {
-        self.by_order.retain(|&order, _| known(order));
-        self.by_name.retain(|_, order| known(*order));
-    }
-
-    /// How many names are taken.
-    pub fn len(&self) -> usize {
-        self.by_order.len()
-    }
-
-    /// Whether no name is taken.
-    pub fn is_empty(&self) -> bool {
-        self.by_order.is_empty()
-    }
-
-    /// Every (order, name) pair, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (OrderId, &ClientOrderId)> {
-        self.by_order.iter().map(|(&order, name)| (order, name))
-    }
 }
 
-/// The front's copy, with its ends of the two channels to the replica.
+/// The front's copy: name → order, with its ends of the two channels to
+/// the replica.
 pub struct FrontClientIds {
-    ids: ClientIds,
+    by_name: HashMap<ClientOrderId, OrderId>,
     named: Sender<(OrderId, ClientOrderId)>,
-    freed: Receiver<OrderId>,
+    freed: Receiver<(OrderId, ClientOrderId)>,
 }
 
 /// The replica's copy, with its ends of the two channels to the front.
@@ -132,15 +119,21 @@ pub struct ReplicaClientIds {
     named: Receiver<(OrderId, ClientOrderId)>,
     /// A name read off the channel whose place has not come yet.
     next: Option<(OrderId, ClientOrderId)>,
-    freed: Sender<OrderId>,
+    freed: Sender<(OrderId, ClientOrderId)>,
 }
 
-/// The two copies, both starting from `ids` (the names recovered at start).
-pub fn link(ids: ClientIds) -> (FrontClientIds, ReplicaClientIds) {
+/// The two copies, both starting from `ids` (the names recovered at start),
+/// each map sized for `capacity` names (the orders and finished orders the
+/// book is configured for).
+pub fn link(mut ids: ClientIds, capacity: usize) -> (FrontClientIds, ReplicaClientIds) {
     let (named_tx, named_rx) = crossbeam_channel::unbounded();
     let (freed_tx, freed_rx) = crossbeam_channel::unbounded();
+    let mut by_name = HashMap::with_capacity(capacity.max(ids.len()));
+    by_name.extend(ids.by_order.iter().map(|(&order, &name)| (name, order)));
+    ids.by_order
+        .reserve(capacity.saturating_sub(ids.by_order.len()));
     let front = FrontClientIds {
-        ids: ids.clone(),
+        by_name,
         named: named_tx,
         freed: freed_rx,
     };
@@ -154,37 +147,30 @@ pub fn link(ids: ClientIds) -> (FrontClientIds, ReplicaClientIds) {
 }
 
 impl FrontClientIds {
-    /// The names as the front holds them.
-    pub fn ids(&self) -> &ClientIds {
-        &self.ids
-    }
-
-    /// Whether `name` is free to name a new order (after the names the
-    /// replica has freed so far).
+    /// The order `name` names now, if any: a place giving it must wait.
+    /// Takes the names the replica has freed so far first.
     pub fn taken_by(&mut self, name: &ClientOrderId) -> Option<OrderId> {
-        self.take_freed();
-        self.ids.order_named(name)
+        while let Ok((order, name)) = self.freed.try_recv() {
+            self.free(order, name);
+        }
+        self.by_name.get(name).copied()
     }
 
     /// Names `order`, whose place has just been staged on the command
     /// ring (not yet published), and tells the replica. `name` must be
     /// free ([`taken_by`](Self::taken_by)).
     pub fn bind_staged(&mut self, order: OrderId, name: ClientOrderId) {
-        let bound = self.ids.bind(order, name);
-        debug_assert!(bound.is_ok(), "a name bound twice");
+        let earlier = self.by_name.insert(name, order);
+        debug_assert!(earlier.is_none(), "a name bound twice");
         // The replica outlives the front; a send fails only at shutdown.
         let _ = self.named.send((order, name));
     }
 
-    /// Frees the name of `order`, a place the engine rejected.
-    pub fn rejected(&mut self, order: OrderId) {
-        self.ids.forget(order);
-    }
-
-    /// Frees the names of the orders the replica no longer keeps.
-    fn take_freed(&mut self) {
-        while let Ok(order) = self.freed.try_recv() {
-            self.ids.forget(order);
+    /// Frees `name` if it still names `order` (a place the engine
+    /// rejected, or an order the replica no longer keeps).
+    pub fn free(&mut self, order: OrderId, name: ClientOrderId) {
+        if self.by_name.get(&name) == Some(&order) {
+            self.by_name.remove(&name);
         }
     }
 }
@@ -215,9 +201,9 @@ impl ReplicaClientIds {
     /// orders the book no longer keeps.
     pub fn applied(&mut self, book: &mut OrderBook, placed: Option<(OrderId, ClientOrderId)>) {
         let freed = &self.freed;
-        self.ids.follow(book, placed, |order| {
+        self.ids.follow(book, placed, |order, name| {
             // The front may be gone at shutdown; nothing to free then.
-            let _ = freed.send(order);
+            let _ = freed.send((order, name));
         });
     }
 }
@@ -232,25 +218,38 @@ mod tests {
     }
 
     #[test]
-    fn a_name_names_one_order_until_it_is_forgotten() {
+    fn an_order_keeps_its_name_until_it_is_forgotten() {
         let mut ids = ClientIds::default();
-        assert_eq!(ids.bind(1, name("a")), Ok(()));
-        assert_eq!(ids.bind(2, name("a")), Err(1));
-        assert_eq!(ids.bind(2, name("b")), Ok(()));
-        assert_eq!(ids.order_named(&name("a")), Some(1));
+        ids.bind(1, name("a"));
+        ids.bind(2, name("b"));
         assert_eq!(ids.name_of(2), Some(&name("b")));
-        assert!(ids.forget(1));
-        assert!(!ids.forget(1));
-        assert_eq!(ids.order_named(&name("a")), None);
-        assert_eq!(ids.bind(3, name("a")), Ok(()));
+        assert_eq!(ids.doubled(), None);
+        assert_eq!(ids.forget(1), Some(name("a")));
+        assert_eq!(ids.forget(1), None);
+        ids.bind(3, name("b"));
+        assert_eq!(ids.doubled(), Some(&name("b")));
         ids.retain(|order| order == 3);
         assert_eq!(ids.len(), 1);
         assert_eq!(ids.name_of(2), None);
     }
 
     #[test]
+    fn the_copies_start_alike_and_the_front_frees_a_name_only_for_its_order() {
+        let mut recovered = ClientIds::default();
+        recovered.bind(7, name("r"));
+        let (mut front, replica) = link(recovered, 16);
+        assert_eq!(front.taken_by(&name("r")), Some(7));
+        assert_eq!(replica.ids().name_of(7), Some(&name("r")));
+        // A report about another order does not free the name.
+        front.free(8, name("r"));
+        assert_eq!(front.taken_by(&name("r")), Some(7));
+        front.free(7, name("r"));
+        assert_eq!(front.taken_by(&name("r")), None);
+    }
+
+    #[test]
     fn the_replica_finds_each_places_name_and_frees_it_at_the_front_once_forgotten() {
-        let (mut front, mut replica) = link(ClientIds::default());
+        let (mut front, mut replica) = link(ClientIds::default(), 16);
         front.bind_staged(10, name("x"));
         front.bind_staged(12, name("y"));
         // Place 11 had no name; its turn does not consume 12's.
@@ -289,7 +288,5 @@ mod tests {
         assert_eq!(replica.ids().name_of(12), Some(&name("y")));
         assert_eq!(front.taken_by(&name("x")), None);
         assert_eq!(front.taken_by(&name("y")), Some(12));
-        front.rejected(12);
-        assert_eq!(front.taken_by(&name("y")), None);
     }
 }

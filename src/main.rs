@@ -232,7 +232,13 @@ fn run(config: Config) -> Result<(), String> {
     let metrics = Arc::new(metrics::Shared::default());
     metrics.count_journal(&config.data_dir);
 
-    let (front_names, replica_names) = client_ids::link(recovered.names);
+    // Sized for every order the book is configured to keep, resting or
+    // finished: naming orders never rehashes below that.
+    let book = config.book();
+    let (front_names, replica_names) = client_ids::link(
+        recovered.names,
+        book.order_capacity + book.finished_capacity,
+    );
     let (mut front, waker) = Front::bind(
         config.listen,
         requests_in,

@@ -25,7 +25,7 @@ use rand::SeedableRng;
 use super::auth::ApiToken;
 use super::http::{self, Limits};
 use super::rate_limit::{RateLimit, RateLimiter};
-use crate::api::{self, ApiError, TradeRecord, TradesPage, Wire};
+use crate::api::{self, ApiError, ClientOrderId, TradeRecord, TradesPage, Wire};
 use crate::client_ids::FrontClientIds;
 use crate::engine::{CommandKind, OrderId};
 use crate::matching::{Barrier, BarrierPurpose, Output, Request};
@@ -291,6 +291,9 @@ struct InFlight {
     seq: u64,
     /// A read, and when it was sent (µs since the epoch).
     read: Option<(ReadName, u64)>,
+    /// A place's `client_order_id`, for its answer (and to free it if the
+    /// engine rejects the place).
+    name: Option<ClientOrderId>,
 }
 
 /// Which command a request sent, for the answer's wording and the latency
@@ -692,6 +695,7 @@ impl Front {
             ts: 0,
             seq: 0,
             read: None,
+            name: None,
         });
         self.snapshot_due = Some(now + every);
         self.publish_staged();

@@ -80,7 +80,7 @@ fn rebuild(
                 (Some(name), CommandKind::Place { id, .. }) if accepted => Some((id, name)),
                 _ => None,
             };
-            names.follow(&mut book, placed, |_| {});
+            names.follow(&mut book, placed, |_, _| {});
         }
     }
     Ok((book, trades, feed_seq))

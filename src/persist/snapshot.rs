@@ -16,6 +16,7 @@
 //! directory, so a crash leaves the old file or the new one, never half.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -390,6 +391,7 @@ pub fn decode(bytes: &[u8], wire: &Wire) -> Result<State, String> {
         trades,
         names: ClientIds::default(),
     };
+    let mut seen = HashSet::new();
     for (saved, decoded, list) in [
         (&layout.buy_orders, &state.buy_orders, "buy_orders"),
         (&layout.sell_orders, &state.sell_orders, "sell_orders"),
@@ -405,10 +407,10 @@ pub fn decode(bytes: &[u8], wire: &Wire) -> Result<State, String> {
             };
             let fail = |why: &str| format!("{list}[{i}]: client_order_id {:?} {why}", text.0);
             let name = ClientOrderId::parse(&text.0).ok_or_else(|| fail(CLIENT_ID_RULE))?;
-            state
-                .names
-                .bind(order.id, name)
-                .map_err(|_| fail("names another order too"))?;
+            if !seen.insert(name) {
+                return Err(fail("names another order too"));
+            }
+            state.names.bind(order.id, name);
         }
     }
     for (list, side, name) in [

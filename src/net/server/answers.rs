@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use crate::api::{self, ApiError, TradeRecord, TradesPage};
+use crate::api::{self, ApiError, ClientOrderId, TradeRecord, TradesPage};
 use crate::engine::{Event, OrderId, RejectReason};
 use crate::matching::Output;
 
@@ -50,11 +50,10 @@ impl Front {
             if matches!(waiting.kind, Awaiting::Snapshot) {
                 continue;
             }
-            if let (Some(CommandName::Place), Output::Event(Event::Rejected { id, .. })) =
-                (waiting.kind.command(), output)
+            if let (Some(name), Output::Event(Event::Rejected { id, .. })) = (waiting.name, output)
             {
                 // Never placed: its name is free again.
-                self.client_ids.rejected(id);
+                self.client_ids.free(id, name);
             }
             if waiting.ts != 0 {
                 let micros = api::now_micros().saturating_sub(waiting.ts / 1_000).max(1);
@@ -88,7 +87,9 @@ impl Front {
         self.scratch.clear();
         let mut body = std::mem::take(&mut self.scratch);
         let status = match (waiting.kind, output) {
-            (Awaiting::Command(name), output) => self.write_outcome(&mut body, name, output),
+            (Awaiting::Command(name), output) => {
+                self.write_outcome(&mut body, name, output, waiting.name)
+            }
             (Awaiting::Trades { limit, order, page }, Output::Barrier(_)) => {
                 self.write_trades_page(&mut body, limit, order, page)
             }
@@ -118,12 +119,12 @@ impl Front {
         body: &mut String,
         name: CommandName,
         output: Output,
+        client_id: Option<ClientOrderId>,
     ) -> u16 {
         match (name, output) {
             (CommandName::Place, Output::Event(Event::Accepted(order))) => {
                 self.wire.placed(body, &order);
-                let name = self.client_ids.ids().name_of(order.id);
-                api::client_id_field(body, name);
+                api::client_id_field(body, client_id.as_ref());
                 200
             }
             (CommandName::Modify, Output::Event(Event::Modified(_))) => {
@@ -168,7 +169,7 @@ impl Front {
             body.push(',');
         }
         let start = body.len();
-        let status = self.write_outcome(&mut body, of, output);
+        let status = self.write_outcome(&mut body, of, output, waiting.name);
         if status != 200 {
             // `{"detail":...}` becomes `{"status_code":N,"detail":...}`.
             body.insert_str(start + 1, &format!("\"status_code\":{status},"));

@@ -321,6 +321,7 @@ impl Front {
                 ts,
                 seq: self.journal.last_seq(),
                 read: None,
+                name,
             });
         }
         self.staged = true;
@@ -533,6 +534,7 @@ impl Front {
             ts,
             seq,
             read,
+            name,
         });
         Ok(())
     }
