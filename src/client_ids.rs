@@ -21,10 +21,11 @@
 //! command ring, and each one is sent before its place is published, so
 //! the replica, reading the ring in the same order, finds it waiting.
 //!
-//! Both maps are sized up front for the book's configured orders and
-//! finished history (only their control bytes are touched until names
-//! fill them), so naming orders never stalls either thread on a rehash
-//! below that.
+//! Each map is sized, when the first name comes, for the book's configured
+//! orders and finished history (only its control bytes are touched until
+//! names fill it), so naming orders never stalls either thread on a
+//! rehash below that, and a service whose clients name nothing pays
+//! nothing.
 
 use std::collections::{HashMap, HashSet};
 
@@ -109,6 +110,8 @@ impl ClientIds {
 /// the replica.
 pub struct FrontClientIds {
     by_name: HashMap<ClientOrderId, OrderId>,
+    /// How many names to make room for at the first.
+    capacity: usize,
     named: Sender<(OrderId, ClientOrderId)>,
     freed: Receiver<(OrderId, ClientOrderId)>,
 }
@@ -116,6 +119,8 @@ pub struct FrontClientIds {
 /// The replica's copy, with its ends of the two channels to the front.
 pub struct ReplicaClientIds {
     ids: ClientIds,
+    /// How many names to make room for at the first.
+    capacity: usize,
     named: Receiver<(OrderId, ClientOrderId)>,
     /// A name read off the channel whose place has not come yet.
     next: Option<(OrderId, ClientOrderId)>,
@@ -124,21 +129,25 @@ pub struct ReplicaClientIds {
 
 /// The two copies, both starting from `ids` (the names recovered at start),
 /// each map sized for `capacity` names (the orders and finished orders the
-/// book is configured for).
+/// book is configured for) once it holds one.
 pub fn link(mut ids: ClientIds, capacity: usize) -> (FrontClientIds, ReplicaClientIds) {
     let (named_tx, named_rx) = crossbeam_channel::unbounded();
     let (freed_tx, freed_rx) = crossbeam_channel::unbounded();
-    let mut by_name = HashMap::with_capacity(capacity.max(ids.len()));
+    let mut by_name = HashMap::new();
+    if !ids.is_empty() {
+        by_name.reserve(capacity.max(ids.len()));
+        ids.by_order.reserve(capacity.saturating_sub(ids.len()));
+    }
     by_name.extend(ids.by_order.iter().map(|(&order, &name)| (name, order)));
-    ids.by_order
-        .reserve(capacity.saturating_sub(ids.by_order.len()));
     let front = FrontClientIds {
         by_name,
+        capacity,
         named: named_tx,
         freed: freed_rx,
     };
     let replica = ReplicaClientIds {
         ids,
+        capacity,
         named: named_rx,
         next: None,
         freed: freed_tx,
@@ -160,6 +169,9 @@ impl FrontClientIds {
     /// ring (not yet published), and tells the replica. `name` must be
     /// free ([`taken_by`](Self::taken_by)).
     pub fn bind_staged(&mut self, order: OrderId, name: ClientOrderId) {
+        if self.by_name.capacity() == 0 {
+            self.by_name.reserve(self.capacity);
+        }
         let earlier = self.by_name.insert(name, order);
         debug_assert!(earlier.is_none(), "a name bound twice");
         // The replica outlives the front; a send fails only at shutdown.
@@ -200,6 +212,9 @@ impl ReplicaClientIds {
     /// [`ClientIds::follow`]), freeing at the front the names of the
     /// orders the book no longer keeps.
     pub fn applied(&mut self, book: &mut OrderBook, placed: Option<(OrderId, ClientOrderId)>) {
+        if placed.is_some() && self.ids.by_order.capacity() == 0 {
+            self.ids.by_order.reserve(self.capacity);
+        }
         let freed = &self.freed;
         self.ids.follow(book, placed, |order, name| {
             // The front may be gone at shutdown; nothing to free then.
