@@ -21,11 +21,10 @@
 //! command ring, and each one is sent before its place is published, so
 //! the replica, reading the ring in the same order, finds it waiting.
 //!
-//! Each map is sized, when the first name comes, for the book's configured
-//! orders and finished history (only its control bytes are touched until
-//! names fill it), so naming orders never stalls either thread on a
-//! rehash below that, and a service whose clients name nothing pays
-//! nothing.
+//! The maps grow as names come. Sizing them up front for the configured
+//! orders and history was tried and undone: a hash table spreads its
+//! entries over all its pages, so the whole presized table (256 MB each
+//! at the defaults) was resident after 400,000 names.
 
 use std::collections::{HashMap, HashSet};
 
@@ -110,8 +109,6 @@ impl ClientIds {
 /// the replica.
 pub struct FrontClientIds {
     by_name: HashMap<ClientOrderId, OrderId>,
-    /// How many names to make room for at the first.
-    capacity: usize,
     named: Sender<(OrderId, ClientOrderId)>,
     freed: Receiver<(OrderId, ClientOrderId)>,
 }
@@ -119,35 +116,28 @@ pub struct FrontClientIds {
 /// The replica's copy, with its ends of the two channels to the front.
 pub struct ReplicaClientIds {
     ids: ClientIds,
-    /// How many names to make room for at the first.
-    capacity: usize,
     named: Receiver<(OrderId, ClientOrderId)>,
     /// A name read off the channel whose place has not come yet.
     next: Option<(OrderId, ClientOrderId)>,
     freed: Sender<(OrderId, ClientOrderId)>,
 }
 
-/// The two copies, both starting from `ids` (the names recovered at start),
-/// each map sized for `capacity` names (the orders and finished orders the
-/// book is configured for) once it holds one.
-pub fn link(mut ids: ClientIds, capacity: usize) -> (FrontClientIds, ReplicaClientIds) {
+/// The two copies, both starting from `ids` (the names recovered at start).
+pub fn link(ids: ClientIds) -> (FrontClientIds, ReplicaClientIds) {
     let (named_tx, named_rx) = crossbeam_channel::unbounded();
     let (freed_tx, freed_rx) = crossbeam_channel::unbounded();
-    let mut by_name = HashMap::new();
-    if !ids.is_empty() {
-        by_name.reserve(capacity.max(ids.len()));
-        ids.by_order.reserve(capacity.saturating_sub(ids.len()));
-    }
-    by_name.extend(ids.by_order.iter().map(|(&order, &name)| (name, order)));
+    let by_name = ids
+        .by_order
+        .iter()
+        .map(|(&order, &name)| (name, order))
+        .collect();
     let front = FrontClientIds {
         by_name,
-        capacity,
         named: named_tx,
         freed: freed_rx,
     };
     let replica = ReplicaClientIds {
         ids,
-        capacity,
         named: named_rx,
         next: None,
         freed: freed_tx,
@@ -169,9 +159,6 @@ impl FrontClientIds {
     /// ring (not yet published), and tells the replica. `name` must be
     /// free ([`taken_by`](Self::taken_by)).
     pub fn bind_staged(&mut self, order: OrderId, name: ClientOrderId) {
-        if self.by_name.capacity() == 0 {
-            self.by_name.reserve(self.capacity);
-        }
         let earlier = self.by_name.insert(name, order);
         debug_assert!(earlier.is_none(), "a name bound twice");
         // The replica outlives the front; a send fails only at shutdown.
@@ -212,9 +199,6 @@ impl ReplicaClientIds {
     /// [`ClientIds::follow`]), freeing at the front the names of the
     /// orders the book no longer keeps.
     pub fn applied(&mut self, book: &mut OrderBook, placed: Option<(OrderId, ClientOrderId)>) {
-        if placed.is_some() && self.ids.by_order.capacity() == 0 {
-            self.ids.by_order.reserve(self.capacity);
-        }
         let freed = &self.freed;
         self.ids.follow(book, placed, |order, name| {
             // The front may be gone at shutdown; nothing to free then.
@@ -252,7 +236,7 @@ mod tests {
     fn the_copies_start_alike_and_the_front_frees_a_name_only_for_its_order() {
         let mut recovered = ClientIds::default();
         recovered.bind(7, name("r"));
-        let (mut front, replica) = link(recovered, 16);
+        let (mut front, replica) = link(recovered);
         assert_eq!(front.taken_by(&name("r")), Some(7));
         assert_eq!(replica.ids().name_of(7), Some(&name("r")));
         // A report about another order does not free the name.
@@ -264,7 +248,7 @@ mod tests {
 
     #[test]
     fn the_replica_finds_each_places_name_and_frees_it_at_the_front_once_forgotten() {
-        let (mut front, mut replica) = link(ClientIds::default(), 16);
+        let (mut front, mut replica) = link(ClientIds::default());
         front.bind_staged(10, name("x"));
         front.bind_staged(12, name("y"));
         // Place 11 had no name; its turn does not consume 12's.

@@ -232,13 +232,7 @@ fn run(config: Config) -> Result<(), String> {
     let metrics = Arc::new(metrics::Shared::default());
     metrics.count_journal(&config.data_dir);
 
-    // Sized for every order the book is configured to keep, resting or
-    // finished: naming orders never rehashes below that.
-    let book = config.book();
-    let (front_names, replica_names) = client_ids::link(
-        recovered.names,
-        book.order_capacity + book.finished_capacity,
-    );
+    let (front_names, replica_names) = client_ids::link(recovered.names);
     let (mut front, waker) = Front::bind(
         config.listen,
         requests_in,
