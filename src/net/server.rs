@@ -704,6 +704,9 @@ impl Front {
     fn publish_staged(&mut self) {
         if self.staged {
             self.journal.write(&self.shared_metrics);
+            // The replica must have the places' names before it can read
+            // the places.
+            self.client_ids.send_staged();
             self.requests.publish();
             self.staged = false;
         }

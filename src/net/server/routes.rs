@@ -3,6 +3,8 @@
 //! or turned into a command or a barrier on the ring, with its ticket
 //! queued in `in_flight` to be answered in order (`answers.rs`).
 
+use std::collections::HashMap;
+
 use rand::Rng;
 
 use crate::api::{self, ApiError, ClientOrderId};
@@ -202,20 +204,21 @@ impl Front {
         keep_alive: bool,
     ) -> Result<(), ApiError> {
         let orders = self.wire.new_orders(body)?;
-        let mut named: Vec<(usize, ClientOrderId)> = Vec::new();
+        // Each name's first position in the batch (a map: comparing every
+        // pair of a hundred names took 5% of the front under named batches).
+        let mut named: HashMap<ClientOrderId, usize> = HashMap::new();
         for (i, order) in orders.iter().enumerate() {
             let Some(name) = order.client_id else {
                 continue;
             };
-            let field = format!("orders[{i}].client_order_id");
-            if let Some(&(earlier, _)) = named.iter().find(|&&(_, given)| given == name) {
+            let field = || format!("orders[{i}].client_order_id");
+            if let Some(earlier) = named.insert(name, i) {
                 let why = format!("{name:?} is given to orders[{earlier}] too");
-                return Err(ApiError::new(422, format!("{field}: {why}")));
+                return Err(ApiError::new(422, format!("{}: {why}", field())));
             }
             if let Some(taken) = self.client_ids.taken_by(&name) {
-                return Err(name_taken(&field, &name, taken));
+                return Err(name_taken(&field(), &name, taken));
             }
-            named.push((i, name));
         }
         let names: Vec<Option<ClientOrderId>> = orders.iter().map(|o| o.client_id).collect();
         let places: Vec<CommandKind> = orders
