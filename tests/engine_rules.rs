@@ -447,8 +447,9 @@ fn zero_price_zero_quantity_and_duplicate_ids_are_rejected() {
     assert_eq!(book.resting_count(), 1);
 }
 
-#[test]
-fn finished_orders_are_kept_up_to_the_history_bound() {
+/// A book keeping 2 finished orders, in which orders 1, 2 and 3 were
+/// placed and cancelled (so 1 was pushed out of the history).
+fn three_cancelled_in_a_history_of_two() -> OrderBook {
     let mut book = OrderBook::new(BookConfig {
         finished_capacity: 2,
         ..BookConfig::default()
@@ -457,6 +458,12 @@ fn finished_orders_are_kept_up_to_the_history_bound() {
         place(&mut book, id, Side::Buy, 100, 1);
         cancel(&mut book, id);
     }
+    book
+}
+
+#[test]
+fn finished_orders_are_kept_up_to_the_history_bound() {
+    let mut book = three_cancelled_in_a_history_of_two();
     assert!(
         book.order(1).is_none(),
         "the oldest finished order is forgotten"
@@ -471,15 +478,8 @@ fn finished_orders_are_kept_up_to_the_history_bound() {
 
 #[test]
 fn orders_dropped_from_the_history_are_reported_once_when_logged() {
-    let mut book = OrderBook::new(BookConfig {
-        finished_capacity: 2,
-        ..BookConfig::default()
-    });
     // Not logged: the first drop is not reported.
-    for id in 1..=3 {
-        place(&mut book, id, Side::Buy, 100, 1);
-        cancel(&mut book, id);
-    }
+    let mut book = three_cancelled_in_a_history_of_two();
     assert_eq!(book.take_evicted().count(), 0);
     book.log_evictions();
     // A cancel (4), a taker filled at once (6) and the maker it filled (5)

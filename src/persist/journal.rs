@@ -502,6 +502,21 @@ mod tests {
         out
     }
 
+    /// Asserts that `record` with its last payload byte set to `byte`
+    /// (checksum mended), with good records after it, is corruption.
+    fn assert_last_byte_is_corruption(record: &Record, byte: u8) {
+        let mut data = encoded(std::slice::from_ref(record));
+        let last = data.len() - 1;
+        data[last] = byte;
+        let crc = crc32fast::hash(&data[FRAME_LEN..]);
+        data[4..8].copy_from_slice(&crc.to_le_bytes());
+        data.extend(encoded(&sample()));
+        assert!(matches!(
+            scan_records(&data, Layout::Appended),
+            Err(JournalError::Corrupt { offset: 0, .. })
+        ));
+    }
+
     #[test]
     fn records_round_trip() {
         let records = sample();
@@ -531,16 +546,7 @@ mod tests {
         let scan = scan_records(&data, Layout::Appended).unwrap();
         assert_eq!(scan.records, records);
         // A side byte this build does not know is a damaged record.
-        let mut bad = encoded(&records[..1]);
-        let last = bad.len() - 1;
-        bad[last] = 2;
-        let crc = crc32fast::hash(&bad[FRAME_LEN..]);
-        bad[4..8].copy_from_slice(&crc.to_le_bytes());
-        bad.extend(encoded(&records));
-        assert!(matches!(
-            scan_records(&bad, Layout::Appended),
-            Err(JournalError::Corrupt { offset: 0, .. })
-        ));
+        assert_last_byte_is_corruption(&records[0], 2);
     }
 
     #[test]
@@ -572,16 +578,7 @@ mod tests {
             assert_eq!(scan.records, [place(tif)]);
         }
         // A time in force this build does not know is a damaged record.
-        let mut data = encoded(&[place(TimeInForce::PostOnly)]);
-        let last = data.len() - 1;
-        data[last] = 9;
-        let crc = crc32fast::hash(&data[FRAME_LEN..]);
-        data[4..8].copy_from_slice(&crc.to_le_bytes());
-        data.extend(encoded(&sample()));
-        assert!(matches!(
-            scan_records(&data, Layout::Appended),
-            Err(JournalError::Corrupt { offset: 0, .. })
-        ));
+        assert_last_byte_is_corruption(&place(TimeInForce::PostOnly), 9);
     }
 
     #[test]
@@ -620,16 +617,7 @@ mod tests {
             assert_eq!(scan.records, [record, named(tif, "b")]);
         }
         // A name this build would not take is a damaged record.
-        let mut data = encoded(&[named(TimeInForce::GoodTillCancel, "ab")]);
-        let last = data.len() - 1;
-        data[last] = b' ';
-        let crc = crc32fast::hash(&data[FRAME_LEN..]);
-        data[4..8].copy_from_slice(&crc.to_le_bytes());
-        data.extend(encoded(&sample()));
-        assert!(matches!(
-            scan_records(&data, Layout::Appended),
-            Err(JournalError::Corrupt { offset: 0, .. })
-        ));
+        assert_last_byte_is_corruption(&named(TimeInForce::GoodTillCancel, "ab"), b' ');
     }
 
     #[test]
