@@ -29,7 +29,7 @@
 //! entries over all its pages, so the whole presized table (256 MB each
 //! at the defaults) was resident after 400,000 names.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -76,13 +76,6 @@ impl ClientIds {
     /// Whether no order has a name.
     pub fn is_empty(&self) -> bool {
         self.by_order.is_empty()
-    }
-
-    /// The first order found named `name` twice, if any (a state file's
-    /// check).
-    pub fn doubled(&self) -> Option<&ClientOrderId> {
-        let mut seen = HashSet::with_capacity(self.by_order.len());
-        self.by_order.values().find(|name| !seen.insert(*name))
     }
 
     /// Follows a command `book` (with
@@ -239,11 +232,9 @@ mod tests {
         ids.bind(1, name("a"));
         ids.bind(2, name("b"));
         assert_eq!(ids.name_of(2), Some(&name("b")));
-        assert_eq!(ids.doubled(), None);
         assert_eq!(ids.forget(1), Some(name("a")));
         assert_eq!(ids.forget(1), None);
-        ids.bind(3, name("b"));
-        assert_eq!(ids.doubled(), Some(&name("b")));
+        ids.bind(3, name("c"));
         ids.retain(|order| order == 3);
         assert_eq!(ids.len(), 1);
         assert_eq!(ids.name_of(2), None);

@@ -304,7 +304,7 @@ pub struct OrderBook {
     /// The last trade id handed out.
     last_trade_id: u64,
     /// With [`log_evictions`](OrderBook::log_evictions): the ids of the
-    /// orders dropped from the history and not yet taken.
+    /// finished orders the book stopped knowing, not yet taken.
     evicted: Option<Vec<OrderId>>,
 }
 
