@@ -46,6 +46,9 @@ pub struct Shared {
     pub journal_bytes_on_disk: AtomicU64,
     /// Orders resting in the book, as of the replica's last batch.
     pub resting_orders: AtomicU64,
+    /// Orders the service keeps (resting or finished) that have a
+    /// `client_order_id`, as of the replica's last batch.
+    pub named_orders: AtomicU64,
 }
 
 impl Default for Shared {
@@ -64,6 +67,7 @@ impl Default for Shared {
             journal_files_on_disk: AtomicU64::new(0),
             journal_bytes_on_disk: AtomicU64::new(0),
             resting_orders: AtomicU64::new(0),
+            named_orders: AtomicU64::new(0),
         }
     }
 }
@@ -264,6 +268,13 @@ impl Shared {
             "gauge",
             "Orders resting in the book.",
             load(&self.resting_orders),
+        );
+        write_value(
+            out,
+            "orderbook_named_orders",
+            "gauge",
+            "Orders kept (resting, or finished and fetchable) that have a client_order_id: each holds its name until the order leaves the kept history.",
+            load(&self.named_orders),
         );
         write_value(
             out,

@@ -218,11 +218,15 @@ impl Snapshots {
     }
 }
 
-/// Shows `GET /metrics` how many orders rest in the replica's book.
-fn count_resting(metrics: &metrics::Shared, book: &OrderBook) {
+/// Shows `GET /metrics` how many orders rest in the replica's book, and
+/// how many it keeps that have a name.
+fn count_resting(metrics: &metrics::Shared, book: &OrderBook, names: &ClientIds) {
     metrics
         .resting_orders
         .store(book.resting_count() as u64, Ordering::Relaxed);
+    metrics
+        .named_orders
+        .store(names.len() as u64, Ordering::Relaxed);
 }
 
 /// Runs the replica on a thread named `replica`. It applies a command once
@@ -254,7 +258,7 @@ pub fn spawn(
             let mut day = candles::Rolling::over(DAY, snapshots.trade_history, kept);
             let kept = snapshots.trades.iter().map(|record| &record.trade);
             let mut by_second = candles::BySecond::over(snapshots.trade_history, kept);
-            count_resting(&snapshots.metrics, &book);
+            count_resting(&snapshots.metrics, &book, names.ids());
             loop {
                 let read = outputs.drain(usize::MAX, |output| match *output {
                     Output::Command(command) => {
@@ -289,7 +293,7 @@ pub fn spawn(
                     }
                     Output::Barrier(barrier) => {
                         // A read answered after this sees the gauge as of it.
-                        count_resting(&snapshots.metrics, &book);
+                        count_resting(&snapshots.metrics, &book, names.ids());
                         let (status, body) = match barrier.purpose {
                             BarrierPurpose::Orders { limit, side } => {
                                 (200, orders_json(&book, names.ids(), &wire, limit, side))
@@ -323,7 +327,7 @@ pub fn spawn(
                     _ => {}
                 });
                 if read > 0 {
-                    count_resting(&snapshots.metrics, &book);
+                    count_resting(&snapshots.metrics, &book, names.ids());
                 }
                 if read == 0 && outputs.wait() == WaitResult::Closed {
                     snapshots.save(&book, names.ids(), &wire);

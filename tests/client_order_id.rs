@@ -225,8 +225,13 @@ fn a_place_the_engine_refuses_leaves_its_name_free() {
 fn a_name_is_free_again_once_its_order_leaves_the_kept_history() {
     let server = Server::start_with(&["--finished-orders", "1"]);
     let mut client = server.connect();
+    let named_orders =
+        |client: &mut Client| metric(&client.metrics_text(), "orderbook_named_orders");
     let old = id_of(&client.post("/order/", &named(1, 90.0, 1, "n")).expect(200));
     client.delete(&format!("/order/{old}")).expect(200);
+    // A read through the replica first: the gauge is as of its last batch.
+    client.order(&old);
+    assert_eq!(named_orders(&mut client), 1.0);
     client
         .post("/order/", &named(1, 90.0, 1, "n"))
         .expect_detail(409, &taken("client_order_id", "n", &old));
@@ -245,6 +250,7 @@ fn a_name_is_free_again_once_its_order_leaves_the_kept_history() {
         (&fetched["order_id"], &fetched["order_quantity"]),
         (&json!(new), &json!(2))
     );
+    assert_eq!(named_orders(&mut client), 1.0, "the new order's");
 
     // With no history at all, an order that finishes frees its name at
     // once: an IOC that meets nothing, and a maker filled whole.
@@ -258,6 +264,7 @@ fn a_name_is_free_again_once_its_order_leaves_the_kept_history() {
     client.post("/order/", &named(-1, 60.0, 1, "m")).expect(200);
     client.place(1, 60.0, 1);
     client.get("/orders").expect(200);
+    assert_eq!(named_orders(&mut client), 0.0);
     for name in ["i", "m"] {
         client
             .get(&format!("/order?client_order_id={name}"))
