@@ -272,3 +272,23 @@ fn a_name_is_free_again_once_its_order_leaves_the_kept_history() {
         client.post("/order/", &named(1, 10.0, 1, name)).expect(200);
     }
 }
+
+#[test]
+fn a_place_refused_before_it_is_staged_leaves_its_name_free() {
+    let server = Server::start_with(&["--rate-limit", "1", "--rate-limit-burst", "1"]);
+    let mut client = server.connect();
+    client
+        .post("/order/", &named(1, 90.0, 1, "first"))
+        .expect(200);
+    // Over the limit: 429, nothing placed, the name not kept.
+    let refused = client.post("/order/", &named(1, 91.0, 1, "q"));
+    assert_eq!(refused.status, 429, "{}", refused.text());
+    let batch = format!(r#"{{"orders": [{}]}}"#, named(1, 92.0, 1, "r"));
+    assert_eq!(client.post("/orders/batch", &batch).status, 429);
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    let placed = client.post("/order/", &named(1, 91.0, 1, "q")).expect(200);
+    assert_eq!(placed["client_order_id"], json!("q"));
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    let answers = client.post("/orders/batch", &batch).expect(200);
+    assert_eq!(answers[0]["client_order_id"], json!("r"));
+}
