@@ -147,8 +147,10 @@ pub fn link(ids: ClientIds) -> (FrontClientIds, ReplicaClientIds) {
 }
 
 impl FrontClientIds {
-    /// Takes the names the replica has freed so far.
-    fn take_freed(&mut self) {
+    /// Takes the names the replica has freed so far: once a request, before
+    /// its names are claimed (a channel receive for each name took a tenth
+    /// of the front under named batches).
+    pub fn take_freed(&mut self) {
         while let Ok((order, name)) = self.freed.try_recv() {
             self.free(order, name);
         }
@@ -166,7 +168,6 @@ impl FrontClientIds {
     /// front). A place that is then not staged (429, 503) gives it back
     /// with [`free`](Self::free).
     pub fn claim(&mut self, name: ClientOrderId, order: OrderId) -> Result<(), OrderId> {
-        self.take_freed();
         match self.by_name.entry(name) {
             Entry::Occupied(taken) => Err(*taken.get()),
             Entry::Vacant(free) => {

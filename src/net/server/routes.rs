@@ -177,6 +177,7 @@ impl Front {
         let order = self.wire.new_order(body)?;
         let id = api::uuid_v4(self.rng.random());
         if let Some(name) = order.client_id {
+            self.client_ids.take_freed();
             if let Err(taken) = self.client_ids.claim(name, id) {
                 return Err(name_taken("client_order_id", &name, taken));
             }
@@ -220,6 +221,7 @@ impl Front {
         let ids: Vec<OrderId> = places.iter().filter_map(CommandKind::id).collect();
         // Claimed in turn; a name taken, here by an earlier order of the
         // batch or before by another, gives back what was claimed.
+        self.client_ids.take_freed();
         for (i, name) in names.iter().enumerate() {
             let Some(name) = *name else {
                 continue;
