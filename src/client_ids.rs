@@ -12,9 +12,9 @@
 //! alone sees orders leave the history, and reports each named one back,
 //! which frees the name at the front. The front frees a name at once when
 //! its place is rejected (the replica never keeps a rejected place). The
-//! front binds a name before the replica learns it and frees it only after
-//! the replica has let go, so the front never takes a name the replica
-//! still shows.
+//! front claims a name before the replica learns it and frees it only
+//! after the replica has let go, so the front never takes a name the
+//! replica still shows.
 //!
 //! The engine never sees names: a place's name travels from the front to
 //! the replica on a channel, in the order the places are staged on the

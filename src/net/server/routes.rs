@@ -290,7 +290,7 @@ impl Front {
 
     /// Stages `commands` (the body's `field`) as one batch with one
     /// answer, or none of them; `names` are the places' `client_order_id`s
-    /// (checked free), by position.
+    /// (claimed), by position.
     pub(super) fn submit_batch(
         &mut self,
         slot: usize,
@@ -473,7 +473,7 @@ impl Front {
     }
 
     /// [`submit_command`](Self::submit_command) of a place the client
-    /// named (`name`, checked free).
+    /// named (`name`, claimed).
     pub(super) fn submit_command_named(
         &mut self,
         slot: usize,
