@@ -159,6 +159,11 @@ impl FrontClientIds {
     /// The order `name` names now, if any.
     pub fn taken_by(&mut self, name: &ClientOrderId) -> Option<OrderId> {
         self.take_freed();
+        self.named(name)
+    }
+
+    /// The order `name` named as of the last [`take_freed`](Self::take_freed).
+    pub fn named(&self, name: &ClientOrderId) -> Option<OrderId> {
         self.by_name.get(name).copied()
     }
 

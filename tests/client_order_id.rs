@@ -292,3 +292,63 @@ fn a_place_refused_before_it_is_staged_leaves_its_name_free() {
     let answers = client.post("/orders/batch", &batch).expect(200);
     assert_eq!(answers[0]["client_order_id"], json!("r"));
 }
+
+#[test]
+fn batch_modifies_and_cancels_take_names_in_place_of_ids() {
+    let server = Server::start();
+    let mut client = server.connect();
+    let a = id_of(&client.post("/order/", &named(1, 90.0, 5, "a")).expect(200));
+    let b = id_of(&client.post("/order/", &named(1, 91.0, 5, "b")).expect(200));
+    // A name, an id, and a name no order has: that one alone is 404.
+    let modify = format!(
+        r#"{{"orders": [{{"client_order_id": "a", "quantity": 3}}, {{"id": "{b}", "price": 92.0}}, {{"client_order_id": "nobody", "quantity": 1}}]}}"#
+    );
+    let answers = client.post("/orders/modify", &modify).expect(200);
+    assert_eq!(
+        answers,
+        json!([
+            {"success": true, "message": "Order modified"},
+            {"success": true, "message": "Order modified"},
+            {"status_code": 404, "detail": "Order not found or unable to modify"}
+        ])
+    );
+    assert_eq!(client.order(&a)["order_quantity"], json!(3));
+    assert_eq!(client.order(&b)["order_price"], json!(92.0));
+    let cancel = r#"{"client_order_ids": ["b", "nobody", "a"]}"#;
+    let answers = client.post("/orders/cancel", cancel).expect(200);
+    assert_eq!(
+        answers,
+        json!([
+            {"success": true, "message": "Order cancelled"},
+            {"status_code": 404, "detail": "Order not found"},
+            {"success": true, "message": "Order cancelled"}
+        ])
+    );
+    assert_eq!(client.orders(), (vec![], vec![]));
+    // Refusals name the field at fault; nothing is done.
+    client
+        .post(
+            "/orders/cancel",
+            r#"{"client_order_ids": ["a", "no good"]}"#,
+        )
+        .expect_detail(422, &format!("client_order_ids[1]: {}", &RULE[17..]));
+    client
+        .post(
+            "/orders/cancel",
+            &format!(r#"{{"order_ids": ["{a}"], "client_order_ids": ["a"]}}"#),
+        )
+        .expect_detail(
+            422,
+            "order_ids: give order_ids or client_order_ids, not both",
+        );
+    let both = format!(r#"{{"orders": [{{"id": "{a}", "client_order_id": "a", "quantity": 1}}]}}"#);
+    client
+        .post("/orders/modify", &both)
+        .expect_detail(422, "orders[0].id: give id or client_order_id, not both");
+    client
+        .post(
+            "/orders/modify",
+            r#"{"orders": [{"client_order_id": 7, "quantity": 1}]}"#,
+        )
+        .expect_detail(422, &format!("orders[0].{RULE}"));
+}

@@ -156,27 +156,71 @@ struct BatchFields<'a> {
     orders: Option<Vec<&'a RawValue>>,
 }
 
-/// A `POST /orders/cancel` body: `{"order_ids": [id, ...]}`.
+/// A `POST /orders/cancel` body: `{"order_ids": [id, ...]}` or
+/// `{"client_order_ids": [name, ...]}`.
 #[derive(Deserialize)]
 struct CancelFields<'a> {
     #[serde(borrow)]
     order_ids: Option<Vec<&'a RawValue>>,
+    #[serde(borrow)]
+    client_order_ids: Option<Vec<&'a RawValue>>,
 }
 
-/// Decodes a `POST /orders/cancel` body: 1 to [`MAX_BATCH`] order ids.
-/// One that is not a UUID refuses them all, naming it.
-pub fn order_ids(body: &[u8]) -> Result<Vec<OrderId>, ApiError> {
+/// The order a batch modify or cancel is for: by its id, or by the name
+/// its client gave it (`client_order_id`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrderRef {
+    /// The order's id.
+    Id(OrderId),
+    /// The client's name for it.
+    Name(ClientOrderId),
+}
+
+/// A JSON string holding a UUID.
+fn uuid_in(raw: &RawValue) -> Option<OrderId> {
+    serde_json::from_str::<&str>(raw.get())
+        .ok()
+        .and_then(parse_uuid)
+}
+
+/// A JSON string holding a `client_order_id`.
+fn name_in(raw: &RawValue) -> Option<ClientOrderId> {
+    serde_json::from_str::<&str>(raw.get())
+        .ok()
+        .and_then(ClientOrderId::parse)
+}
+
+/// Decodes a `POST /orders/cancel` body: 1 to [`MAX_BATCH`] order ids, or
+/// as many names. One that is not a UUID (or not a name) refuses them
+/// all, naming it.
+pub fn order_refs(body: &[u8]) -> Result<Vec<OrderRef>, ApiError> {
     let fields: CancelFields<'_> = object(body, || batch_shape("order_ids", "id"))?;
-    batch_items(fields.order_ids, "order_ids", "ids")?
-        .iter()
-        .enumerate()
-        .map(|(i, raw)| {
-            serde_json::from_str::<&str>(raw.get())
-                .ok()
-                .and_then(parse_uuid)
-                .ok_or_else(|| ApiError::field(&format!("order_ids[{i}]"), "must be a UUID"))
-        })
-        .collect()
+    match (fields.order_ids, fields.client_order_ids) {
+        (Some(_), Some(_)) => Err(ApiError::new(
+            422,
+            "order_ids: give order_ids or client_order_ids, not both",
+        )),
+        (None, Some(names)) => batch_items(Some(names), "client_order_ids", "names")?
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| {
+                let field = || format!("client_order_ids[{i}]");
+                name_in(raw)
+                    .map(OrderRef::Name)
+                    .ok_or_else(|| ApiError::field(&field(), CLIENT_ID_RULE))
+            })
+            .collect(),
+        (ids, None) => batch_items(ids, "order_ids", "ids")?
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| {
+                let field = || format!("order_ids[{i}]");
+                uuid_in(raw)
+                    .map(OrderRef::Id)
+                    .ok_or_else(|| ApiError::field(&field(), "must be a UUID"))
+            })
+            .collect(),
+    }
 }
 
 /// The order a `POST /orders/modify` change is for.
@@ -184,6 +228,8 @@ pub fn order_ids(body: &[u8]) -> Result<Vec<OrderId>, ApiError> {
 struct IdField<'a> {
     #[serde(borrow)]
     id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    client_order_id: Option<&'a RawValue>,
 }
 
 /// An error of the `i`-th order of a batch, named so: `orders[2].price: ...`.
@@ -384,23 +430,31 @@ impl Wire {
     }
 
     /// Decodes and checks a `POST /orders/modify` body: 1 to
-    /// [`MAX_BATCH`] changes `{"id", "quantity", "price"}`, each as
-    /// `PUT /order/{id}` takes it. One bad change refuses them all.
-    pub fn amendments(&self, body: &[u8]) -> Result<Vec<(OrderId, Amendment)>, ApiError> {
+    /// [`MAX_BATCH`] changes `{"id", "quantity", "price"}` (or
+    /// `"client_order_id"` in place of `"id"`), each as `PUT /order/{id}`
+    /// takes it. One bad change refuses them all.
+    pub fn amendments(&self, body: &[u8]) -> Result<Vec<(OrderRef, Amendment)>, ApiError> {
         let shape = || batch_shape("orders", r#"{"id", "quantity", "price"}"#);
         let batch: BatchFields<'_> = object(body, shape)?;
         let changes = batch_items(batch.orders, "orders", "orders")?;
-        let change = |raw: &RawValue| -> Result<(OrderId, Amendment), ApiError> {
+        let change = |raw: &RawValue| -> Result<(OrderRef, Amendment), ApiError> {
             let named: IdField<'_> =
                 object(raw.get().as_bytes(), || ApiError::new(422, NOT_AN_OBJECT))?;
-            let id = named
-                .id
-                .ok_or_else(|| ApiError::field("id", "field required"))?;
-            let id = serde_json::from_str::<&str>(id.get())
-                .ok()
-                .and_then(parse_uuid)
-                .ok_or_else(|| ApiError::field("id", "must be a UUID"))?;
-            Ok((id, self.amendment(raw.get().as_bytes())?))
+            let name = named.client_order_id.filter(|raw| raw.get() != "null");
+            let order = match (named.id, name) {
+                (Some(_), Some(_)) => {
+                    let why = "give id or client_order_id, not both";
+                    return Err(ApiError::field("id", why));
+                }
+                (Some(id), None) => uuid_in(id)
+                    .map(OrderRef::Id)
+                    .ok_or_else(|| ApiError::field("id", "must be a UUID"))?,
+                (None, Some(name)) => name_in(name)
+                    .map(OrderRef::Name)
+                    .ok_or_else(|| ApiError::field("client_order_id", CLIENT_ID_RULE))?,
+                (None, None) => return Err(ApiError::field("id", "field required")),
+            };
+            Ok((order, self.change(raw.get().as_bytes(), true)?))
         };
         changes
             .iter()
@@ -411,14 +465,22 @@ impl Wire {
 
     /// Decodes and checks a `PUT /order/{id}` body.
     pub fn amendment(&self, body: &[u8]) -> Result<Amendment, ApiError> {
+        self.change(body, false)
+    }
+
+    /// A modify's body; in a `POST /orders/modify` change
+    /// (`names_the_order`) a `client_order_id` says which order, elsewhere
+    /// it would read as a rename.
+    fn change(&self, body: &[u8], names_the_order: bool) -> Result<Amendment, ApiError> {
         let fields = fields(body)?;
         self.symbol(fields.symbol)?;
+        let rename = fields.client_order_id.filter(|_| !names_the_order);
         // Said in a modify, they would read as taking effect; they cannot.
         for (name, raw) in [
             ("time_in_force", fields.time_in_force),
             ("post_only", fields.post_only),
             ("type", fields.kind),
-            ("client_order_id", fields.client_order_id),
+            ("client_order_id", rename),
         ] {
             if raw.is_some_and(|raw| raw.get() != "null") {
                 return Err(ApiError::field(

@@ -254,19 +254,20 @@ impl Front {
         }
     }
 
-    /// `POST /orders/modify`: modifies by id, as `place_batch` places.
+    /// `POST /orders/modify`: modifies by id (or name), as `place_batch`
+    /// places.
     pub(super) fn modify_batch(
         &mut self,
         slot: usize,
         body: &[u8],
         keep_alive: bool,
     ) -> Result<(), ApiError> {
-        let modifies: Vec<CommandKind> = self
-            .wire
-            .amendments(body)?
+        let changes = self.wire.amendments(body)?;
+        self.client_ids.take_freed();
+        let modifies: Vec<CommandKind> = changes
             .into_iter()
-            .map(|(id, change)| CommandKind::Modify {
-                id,
+            .map(|(order, change)| CommandKind::Modify {
+                id: self.order_id(order),
                 price: change.price,
                 quantity: change.quantity,
             })
@@ -274,18 +275,33 @@ impl Front {
         self.submit_batch(slot, &modifies, &[], "orders", keep_alive)
     }
 
-    /// `POST /orders/cancel`: cancels by id, as `place_batch` places.
+    /// `POST /orders/cancel`: cancels by id (or name), as `place_batch`
+    /// places.
     pub(super) fn cancel_batch(
         &mut self,
         slot: usize,
         body: &[u8],
         keep_alive: bool,
     ) -> Result<(), ApiError> {
-        let cancels: Vec<CommandKind> = api::order_ids(body)?
+        let orders = api::order_refs(body)?;
+        self.client_ids.take_freed();
+        let cancels: Vec<CommandKind> = orders
             .into_iter()
-            .map(|id| CommandKind::Cancel { id })
+            .map(|order| CommandKind::Cancel {
+                id: self.order_id(order),
+            })
             .collect();
         self.submit_batch(slot, &cancels, &[], "order_ids", keep_alive)
+    }
+
+    /// The id of the order `order` names. A name no kept order has gives
+    /// [`NO_ORDER`], which the engine answers as any unknown id: that
+    /// change of the batch is 404, the others go ahead.
+    fn order_id(&self, order: api::OrderRef) -> OrderId {
+        match order {
+            api::OrderRef::Id(id) => id,
+            api::OrderRef::Name(name) => self.client_ids.named(&name).unwrap_or(NO_ORDER),
+        }
     }
 
     /// Stages `commands` (the body's `field`) as one batch with one
@@ -585,6 +601,9 @@ fn json_body<'r>(request: &'r http::Request<'_>) -> Result<&'r [u8], ApiError> {
         _ => Ok(&request.body),
     }
 }
+
+/// An id no order has: a UUID v4 is never 0 (its version bits are set).
+const NO_ORDER: OrderId = 0;
 
 /// 409: `name` (the body's `field`) already names an order the service
 /// keeps, `taken`; the client finds it with `GET /order?client_order_id=`.
