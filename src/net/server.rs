@@ -648,6 +648,9 @@ impl Front {
             if self.now >= self.next_check {
                 self.check_subscribers();
                 self.check_connections();
+                // Names freed while no client named anything: their
+                // messages would wait, and the map hold them, until one did.
+                self.client_ids.take_freed();
                 if let Some(limiter) = &mut self.limiter {
                     limiter.forget_full(self.now);
                 }
