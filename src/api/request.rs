@@ -200,27 +200,37 @@ pub fn order_refs(body: &[u8]) -> Result<Vec<OrderRef>, ApiError> {
             422,
             "order_ids: give order_ids or client_order_ids, not both",
         )),
-        (None, Some(names)) => batch_items(Some(names), "client_order_ids", "names")?
-            .iter()
-            .enumerate()
-            .map(|(i, raw)| {
-                let field = || format!("client_order_ids[{i}]");
-                name_in(raw)
-                    .map(OrderRef::Name)
-                    .ok_or_else(|| ApiError::field(&field(), CLIENT_ID_RULE))
-            })
-            .collect(),
-        (ids, None) => batch_items(ids, "order_ids", "ids")?
-            .iter()
-            .enumerate()
-            .map(|(i, raw)| {
-                let field = || format!("order_ids[{i}]");
-                uuid_in(raw)
-                    .map(OrderRef::Id)
-                    .ok_or_else(|| ApiError::field(&field(), "must be a UUID"))
-            })
-            .collect(),
+        (None, Some(names)) => {
+            let read = |raw: &RawValue| name_in(raw).map(OrderRef::Name);
+            refs_in(
+                Some(names),
+                "client_order_ids",
+                "names",
+                read,
+                CLIENT_ID_RULE,
+            )
+        }
+        (ids, None) => {
+            let read = |raw: &RawValue| uuid_in(raw).map(OrderRef::Id);
+            refs_in(ids, "order_ids", "ids", read, "must be a UUID")
+        }
     }
+}
+
+/// A batch body's list `field` of 1 to [`MAX_BATCH`] `noun`, each read by
+/// `read`; one it cannot read refuses them all, naming it and `why`.
+fn refs_in(
+    items: Option<Vec<&RawValue>>,
+    field: &str,
+    noun: &str,
+    read: impl Fn(&RawValue) -> Option<OrderRef>,
+    why: &str,
+) -> Result<Vec<OrderRef>, ApiError> {
+    batch_items(items, field, noun)?
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| read(raw).ok_or_else(|| ApiError::field(&format!("{field}[{i}]"), why)))
+        .collect()
 }
 
 /// The order a `POST /orders/modify` change is for.
