@@ -352,3 +352,31 @@ fn batch_modifies_and_cancels_take_names_in_place_of_ids() {
         )
         .expect_detail(422, &format!("orders[0].{RULE}"));
 }
+
+#[test]
+fn a_named_orders_fills_are_read_by_its_name() {
+    let server = Server::start();
+    let mut client = server.connect();
+    let maker = id_of(
+        &client
+            .post("/order/", &named(-1, 100.0, 5, "mk"))
+            .expect(200),
+    );
+    client.place(1, 100.0, 2);
+    client.place(1, 100.0, 1);
+    client.place(1, 99.0, 1);
+    let by_id = client.trades(&format!("?order_id={maker}"));
+    assert_eq!(by_id.len(), 2);
+    assert_eq!(client.trades("?client_order_id=mk"), by_id);
+    assert_eq!(client.trades("?client_order_id=mk&limit=1"), by_id[1..]);
+    assert_eq!(
+        client.trades("?client_order_id=nobody"),
+        Vec::<Value>::new()
+    );
+    client
+        .get(&format!("/trades?order_id={maker}&client_order_id=mk"))
+        .expect_detail(422, "order_id: give order_id or client_order_id, not both");
+    client
+        .get("/trades?client_order_id=a%20b")
+        .expect_detail(422, RULE);
+}

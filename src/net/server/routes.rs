@@ -78,7 +78,7 @@ impl Front {
                 let query = request.query;
                 api::limit_param(query, default, Some(max))
                     .and_then(|limit| {
-                        let order = api::order_id_param(query)?;
+                        let order = self.order_param(query)?;
                         Ok((limit, order, api::trades_page(query)?))
                     })
                     .and_then(|(limit, order, page)| {
@@ -292,6 +292,21 @@ impl Front {
             })
             .collect();
         self.submit_batch(slot, &cancels, &[], "order_ids", keep_alive)
+    }
+
+    /// The order `GET /trades` is asked about: `?order_id=`, or
+    /// `?client_order_id=` (both is 422). A name no kept order has reads
+    /// as an id no order has: no trades.
+    fn order_param(&mut self, query: Option<&str>) -> Result<Option<OrderId>, ApiError> {
+        match (api::order_id_param(query)?, api::client_id_param(query)?) {
+            (Some(_), Some(_)) => Err(ApiError::new(
+                422,
+                "order_id: give order_id or client_order_id, not both",
+            )),
+            (Some(id), None) => Ok(Some(id)),
+            (None, Some(name)) => Ok(Some(self.client_ids.taken_by(&name).unwrap_or(NO_ORDER))),
+            (None, None) => Ok(None),
+        }
     }
 
     /// The id of the order `order` names. A name no kept order has gives
