@@ -17,6 +17,15 @@ fn named(side: i8, price: f64, quantity: u64, name: &str) -> String {
     )
 }
 
+/// Places a named order, returning its id.
+fn place_named(client: &mut Client, side: i8, price: f64, quantity: u64, name: &str) -> String {
+    id_of(
+        &client
+            .post("/order/", &named(side, price, quantity, name))
+            .expect(200),
+    )
+}
+
 fn id_of(order: &Value) -> String {
     order["id"].as_str().expect("an id").to_string()
 }
@@ -137,11 +146,7 @@ fn a_named_order_shows_its_name_and_is_fetched_modified_and_cancelled_by_it() {
 fn a_name_in_use_is_refused_409_and_nothing_is_placed() {
     let server = Server::start();
     let mut client = server.connect();
-    let first = id_of(
-        &client
-            .post("/order/", &named(-1, 101.0, 5, "a"))
-            .expect(200),
-    );
+    let first = place_named(&mut client, -1, 101.0, 5, "a");
     client
         .post("/order/", &named(-1, 102.0, 5, "a"))
         .expect_detail(409, &taken("client_order_id", "a", &first));
@@ -227,7 +232,7 @@ fn a_name_is_free_again_once_its_order_leaves_the_kept_history() {
     let mut client = server.connect();
     let named_orders =
         |client: &mut Client| metric(&client.metrics_text(), "orderbook_named_orders");
-    let old = id_of(&client.post("/order/", &named(1, 90.0, 1, "n")).expect(200));
+    let old = place_named(&mut client, 1, 90.0, 1, "n");
     client.delete(&format!("/order/{old}")).expect(200);
     // A read through the replica first: the gauge is as of its last batch.
     client.order(&old);
@@ -243,7 +248,7 @@ fn a_name_is_free_again_once_its_order_leaves_the_kept_history() {
     client
         .get(&format!("/order/{old}"))
         .expect_detail(404, "Order not found");
-    let new = id_of(&client.post("/order/", &named(1, 92.0, 2, "n")).expect(200));
+    let new = place_named(&mut client, 1, 92.0, 2, "n");
     assert_ne!(new, old);
     let fetched = client.get("/order?client_order_id=n").expect(200);
     assert_eq!(
@@ -297,8 +302,8 @@ fn a_place_refused_before_it_is_staged_leaves_its_name_free() {
 fn batch_modifies_and_cancels_take_names_in_place_of_ids() {
     let server = Server::start();
     let mut client = server.connect();
-    let a = id_of(&client.post("/order/", &named(1, 90.0, 5, "a")).expect(200));
-    let b = id_of(&client.post("/order/", &named(1, 91.0, 5, "b")).expect(200));
+    let a = place_named(&mut client, 1, 90.0, 5, "a");
+    let b = place_named(&mut client, 1, 91.0, 5, "b");
     // A name, an id, and a name no order has: that one alone is 404.
     let modify = format!(
         r#"{{"orders": [{{"client_order_id": "a", "quantity": 3}}, {{"id": "{b}", "price": 92.0}}, {{"client_order_id": "nobody", "quantity": 1}}]}}"#
@@ -357,11 +362,7 @@ fn batch_modifies_and_cancels_take_names_in_place_of_ids() {
 fn a_named_orders_fills_are_read_by_its_name() {
     let server = Server::start();
     let mut client = server.connect();
-    let maker = id_of(
-        &client
-            .post("/order/", &named(-1, 100.0, 5, "mk"))
-            .expect(200),
-    );
+    let maker = place_named(&mut client, -1, 100.0, 5, "mk");
     client.place(1, 100.0, 2);
     client.place(1, 100.0, 1);
     client.place(1, 99.0, 1);
