@@ -495,6 +495,8 @@ enum Op {
         side: Side,
         ticks: u64,
         quantity: u64,
+        /// Every second place is named (`client_order_id`), never twice.
+        name: Option<String>,
     },
     Cancel(OrderId),
     Modify {
@@ -525,6 +527,7 @@ fn replay(ops: &[Op]) -> (OrderBook, Vec<Trade>) {
                 side,
                 ticks,
                 quantity,
+                ..
             } => CommandKind::Place {
                 id: id.unwrap_or(UNKNOWN + n as u128),
                 side,
@@ -651,6 +654,8 @@ struct Shared {
     resting: Vec<OrderId>,
     /// Set once a burst failed: the server is gone.
     dead: bool,
+    /// Places made so far, to name every second one uniquely.
+    places: u64,
 }
 
 impl Shared {
@@ -691,11 +696,16 @@ impl Shared {
         } else {
             9_995 + self.next() % 10
         };
+        self.places += 1;
         Op::Place {
             id: None,
             side,
             ticks,
             quantity: 1 + self.next() % 10,
+            name: self
+                .places
+                .is_multiple_of(2)
+                .then(|| format!("cl-{}", self.places)),
         }
     }
 }
@@ -706,12 +716,16 @@ fn request_of(op: &Op) -> Vec<u8> {
             side,
             ticks,
             quantity,
+            name,
             ..
-        } => request_bytes(
-            "POST",
-            "/order/",
-            Some(&place_body(*side, *ticks, *quantity)),
-        ),
+        } => {
+            let mut body = place_body(*side, *ticks, *quantity);
+            if let Some(name) = name {
+                body.pop();
+                body.push_str(&format!(",\"client_order_id\":\"{name}\"}}"));
+            }
+            request_bytes("POST", "/order/", Some(&body))
+        }
         Op::Cancel(id) => request_bytes("DELETE", &format!("/order/{}", uuid(*id)), None),
         Op::Modify {
             id,
@@ -809,6 +823,7 @@ fn crash_loop(cycles: usize, extra: &[&str]) {
         unacked: Vec::new(),
         resting: Vec::new(),
         dead: false,
+        places: 0,
     }));
     let mut history: Vec<Op> = Vec::new();
     let mut recovered_unacked = 0;
@@ -884,14 +899,14 @@ fn crash_loop(cycles: usize, extra: &[&str]) {
         // Every acknowledged order is fetchable with the model's state.
         let (model, _) = replay(&history);
         let mut client = server.connect();
-        let ids: HashSet<OrderId> = history
+        let names: HashMap<OrderId, Option<String>> = history
             .iter()
             .filter_map(|op| match op {
-                Op::Place { id, .. } => *id,
+                Op::Place { id, name, .. } => id.map(|id| (id, name.clone())),
                 _ => None,
             })
             .collect();
-        let ids: Vec<OrderId> = ids.into_iter().collect();
+        let ids: Vec<OrderId> = names.keys().copied().collect();
         // Pipelined in chunks: the server stops reading a client that does
         // not read its answers.
         for chunk in ids.chunks(256) {
@@ -910,6 +925,13 @@ fn crash_loop(cycles: usize, extra: &[&str]) {
                         body["status"].as_str().unwrap(),
                     ),
                     (order.filled, order.quantity, order.status.as_str()),
+                    "cycle {cycle}: order {}",
+                    uuid(*id)
+                );
+                // Its name (journaled with the place) came back with it.
+                assert_eq!(
+                    body["client_order_id"].as_str(),
+                    names[id].as_deref(),
                     "cycle {cycle}: order {}",
                     uuid(*id)
                 );
