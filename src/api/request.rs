@@ -10,7 +10,7 @@ use super::client_id::{ClientOrderId, CLIENT_ID_RULE};
 use super::ids::parse_uuid;
 use super::price::{exact_integer, plain_decimal};
 use super::{ApiError, Wire};
-use crate::engine::{OrderId, Qty, Side, Ticks, TimeInForce, MARKET};
+use crate::engine::{CommandKind, OrderId, Qty, Side, Ticks, TimeInForce, MARKET};
 
 /// A field's raw value unless it is absent or `null` (which mean the
 /// default).
@@ -40,14 +40,9 @@ fn one_of<T: Copy>(text: &str, words: &[(&str, T)]) -> Option<T> {
 
 /// A place's `client_order_id`, if it gives one (`null` is none).
 fn client_id(raw: Option<&RawValue>) -> Result<Option<ClientOrderId>, ApiError> {
-    let Some(text) = given(raw) else {
-        return Ok(None);
-    };
-    serde_json::from_str::<&str>(text)
-        .ok()
-        .and_then(ClientOrderId::parse)
-        .map(Some)
-        .ok_or_else(|| ApiError::field("client_order_id", CLIENT_ID_RULE))
+    raw.filter(|raw| raw.get() != "null")
+        .map(|raw| name_in(raw).ok_or_else(|| ApiError::field("client_order_id", CLIENT_ID_RULE)))
+        .transpose()
 }
 
 /// A place's `time_in_force` (`"GTC"`, the default, `"IOC"` or `"FOK"`,
@@ -112,6 +107,19 @@ pub struct NewOrder {
     pub tif: TimeInForce,
     /// The client's own name for it, if it gave one.
     pub client_id: Option<ClientOrderId>,
+}
+
+impl NewOrder {
+    /// The place command of this order, under the front's `id` for it.
+    pub fn place(&self, id: OrderId) -> CommandKind {
+        CommandKind::Place {
+            id,
+            side: self.side,
+            price: self.price,
+            quantity: self.quantity,
+            tif: self.tif,
+        }
+    }
 }
 
 /// A checked `PUT /order/{id}` body.

@@ -182,14 +182,8 @@ impl Front {
                 return Err(name_taken("client_order_id", &name, taken));
             }
         }
-        let kind = CommandKind::Place {
-            id,
-            side: order.side,
-            price: order.price,
-            quantity: order.quantity,
-            tif: order.tif,
-        };
-        let submitted = self.submit_command_named(slot, kind, order.client_id, keep_alive);
+        let submitted =
+            self.submit_command_named(slot, order.place(id), order.client_id, keep_alive);
         if let (Err(_), Some(name)) = (&submitted, order.client_id) {
             self.client_ids.free(id, name);
         }
@@ -209,13 +203,7 @@ impl Front {
         let orders = self.wire.new_orders(body)?;
         let places: Vec<CommandKind> = orders
             .iter()
-            .map(|order| CommandKind::Place {
-                id: api::uuid_v4(self.rng.random()),
-                side: order.side,
-                price: order.price,
-                quantity: order.quantity,
-                tif: order.tif,
-            })
+            .map(|order| order.place(api::uuid_v4(self.rng.random())))
             .collect();
         let names: Vec<Option<ClientOrderId>> = orders.iter().map(|o| o.client_id).collect();
         let ids: Vec<OrderId> = places.iter().filter_map(CommandKind::id).collect();
