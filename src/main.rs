@@ -19,7 +19,8 @@ use orderbook::config::Config;
 use orderbook::engine::BookConfig;
 use orderbook::matching::{self, Output, Request};
 use orderbook::metrics;
-use orderbook::net::server::{Front, FrontJournal, LoopWaker};
+use orderbook::net::server::{CancelAllAfter, Front, FrontJournal, LoopWaker};
+use orderbook::persist::cancel_after::DeadlineFile;
 use orderbook::persist::segments::{SegmentWriter, Syncer};
 use orderbook::persist::{export, recovery, snapshot};
 use orderbook::publisher;
@@ -152,6 +153,9 @@ fn take_lock(path: &std::path::Path, what: impl Fn() -> String) -> Result<File, 
 
 fn run(config: Config) -> Result<(), String> {
     let _locks = lock_state(&config)?;
+    // Read first: a damaged file stops the start before anything is built.
+    let deadline_file = DeadlineFile::new(&config.data_dir, config.fsync);
+    let deadline = deadline_file.load()?;
     if let Some(origin) = &config.cors_origin {
         orderbook::net::http::allow_origin(origin);
     }
@@ -233,6 +237,7 @@ fn run(config: Config) -> Result<(), String> {
     metrics.count_journal(&config.data_dir);
 
     let (front_names, replica_names) = client_ids::link(recovered.names);
+    let cancel_after = CancelAllAfter::new(deadline_file, deadline, recovered.seq)?;
     let (mut front, waker) = Front::bind(
         config.listen,
         requests_in,
@@ -243,6 +248,7 @@ fn run(config: Config) -> Result<(), String> {
         (feed_requests_tx, feed_messages_rx),
         recovered.trades.iter().copied().collect(),
         front_names,
+        cancel_after,
         config.wire(),
         config.front(),
         shutdown.clone(),

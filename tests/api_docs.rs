@@ -65,6 +65,7 @@ fn it_lists_exactly_the_routes_served_with_their_methods() {
             "/orders",
             "/orders/batch",
             "/orders/cancel",
+            "/orders/cancel_all_after",
             "/orders/modify",
             "/ticker",
             "/trades",

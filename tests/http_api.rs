@@ -1444,6 +1444,26 @@ fn under_api_token_placing_modifying_and_cancelling_need_the_bearer_token() {
         Some(&bearer),
     );
     assert_eq!(cancelled.expect(200)[0]["success"], json!(true));
+    let switch = Some(r#"{"timeout_ms": 60000}"#);
+    refused(
+        authorized(
+            &mut client,
+            "POST",
+            "/orders/cancel_all_after",
+            switch,
+            None,
+        ),
+        missing,
+        challenge,
+    );
+    let armed = authorized(
+        &mut client,
+        "POST",
+        "/orders/cancel_all_after",
+        switch,
+        Some(&bearer),
+    );
+    assert_eq!(armed.expect(200)["timeout_ms"], json!(60000));
 
     let order = authorized(&mut client, "POST", "/order/", Some(place), Some(&bearer)).expect(200);
     let id = string(&order, "id");
@@ -1463,7 +1483,14 @@ fn under_api_token_placing_modifying_and_cancelling_need_the_bearer_token() {
     assert_eq!(client.order(&id)["order_alive"], json!(true));
 
     // Reads need no token.
-    for read in ["/orders", "/trades", "/book", "/health", path.as_str()] {
+    let reads = [
+        "/orders",
+        "/trades",
+        "/book",
+        "/health",
+        "/orders/cancel_all_after",
+    ];
+    for read in reads.into_iter().chain([path.as_str()]) {
         assert_eq!(client.get(read).status, 200, "{read}");
     }
     assert!(client.metrics_text().contains("orderbook_"));

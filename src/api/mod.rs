@@ -22,7 +22,10 @@ pub use params::{
     side_param, trades_page, TradesPage, MAX_DEPTH,
 };
 pub use price::TickSize;
-pub use request::{number_text, order_refs, Amendment, NewOrder, OrderRef, MAX_BATCH};
+pub use request::{
+    cancel_after_timeout, number_text, order_refs, Amendment, NewOrder, OrderRef, MAX_BATCH,
+    MAX_CANCEL_AFTER_MS,
+};
 pub use response::{client_id_field, Ticker};
 pub use time::{civil_date, now_micros, parse_timestamp, write_timestamp, Stamps};
 

@@ -225,6 +225,38 @@ pub fn order_refs(body: &[u8]) -> Result<Vec<OrderRef>, ApiError> {
     }
 }
 
+/// Most milliseconds `POST /orders/cancel_all_after` may set: a day.
+pub const MAX_CANCEL_AFTER_MS: u64 = 86_400_000;
+
+/// A `POST /orders/cancel_all_after` body: `{"timeout_ms": N}`.
+#[derive(Deserialize)]
+struct TimeoutFields<'a> {
+    #[serde(borrow)]
+    timeout_ms: Option<&'a RawValue>,
+}
+
+/// Decodes a `POST /orders/cancel_all_after` body: the timeout in whole
+/// milliseconds, 0 (disarm) to [`MAX_CANCEL_AFTER_MS`].
+pub fn cancel_after_timeout(body: &[u8]) -> Result<u64, ApiError> {
+    let fields: TimeoutFields<'_> = object(body, || {
+        ApiError::new(
+            422,
+            "Request body must be a JSON object {\"timeout_ms\": N}",
+        )
+    })?;
+    let raw =
+        given(fields.timeout_ms).ok_or_else(|| ApiError::field("timeout_ms", "field required"))?;
+    match raw.parse::<u64>() {
+        Ok(ms) if ms <= MAX_CANCEL_AFTER_MS => Ok(ms),
+        _ => Err(ApiError::field(
+            "timeout_ms",
+            &format!(
+                "must be a whole number of milliseconds, 0 (off) to {MAX_CANCEL_AFTER_MS} (a day)"
+            ),
+        )),
+    }
+}
+
 /// A batch body's list `field` of 1 to [`MAX_BATCH`] `noun`, each read by
 /// `read`; one it cannot read refuses them all, naming it and `why`.
 fn refs_in(

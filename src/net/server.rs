@@ -34,6 +34,7 @@ use crate::persist::segments::Syncer;
 use crate::publisher::{FeedMessage, FeedRequest};
 
 mod answers;
+mod cancel_after;
 mod front_journal;
 mod linger;
 mod metrics_text;
@@ -43,6 +44,7 @@ mod timeouts;
 mod trade_history;
 use crate::replica::ReplicaAnswer;
 use crate::ring::{Producer, Subscriber, Wake};
+pub use cancel_after::CancelAllAfter;
 pub use front_journal::FrontJournal;
 use subscribers::Subscription;
 use trade_history::TradeHistory;
@@ -416,6 +418,9 @@ enum Awaiting {
     Replica,
     /// The front's own snapshot barrier: nobody to answer.
     Snapshot,
+    /// The cancel-all of `POST /orders/cancel_all_after`'s switch, gone
+    /// off: nobody to answer.
+    CancelAfter,
 }
 
 /// The event loop's state.
@@ -485,6 +490,8 @@ pub struct Front {
     batch_body: String,
     /// Which order each `client_order_id` names (`client_ids.rs`).
     client_ids: FrontClientIds,
+    /// `POST /orders/cancel_all_after`'s deadline (`cancel_after.rs`).
+    cancel_after: CancelAllAfter,
 }
 
 impl Front {
@@ -501,6 +508,7 @@ impl Front {
         feed: (Sender<FeedRequest>, Receiver<FeedMessage>),
         trades: Vec<TradeRecord>,
         client_ids: FrontClientIds,
+        cancel_after: CancelAllAfter,
         wire: Wire,
         config: FrontConfig,
         shutdown: Arc<AtomicBool>,
@@ -550,6 +558,7 @@ impl Front {
             scratch: String::new(),
             batch_body: String::new(),
             client_ids,
+            cancel_after,
         };
         Ok((front, waker))
     }
@@ -608,6 +617,7 @@ impl Front {
             }
 
             self.request_snapshot_if_due();
+            self.cancel_all_if_due();
             // Sleep only if no output is waiting; the matching thread
             // and the replica wake us through the waker.
             let timeout = if drain_deadline.is_some() {
@@ -661,11 +671,13 @@ impl Front {
     }
 
     /// How long the loop may sleep with nothing to do: until the next
-    /// snapshot barrier is due, or while any connection is open, until the
-    /// next look for quiet ones (`None`: until woken).
+    /// snapshot barrier is due or the cancel-all switch goes off, or while
+    /// any connection is open, until the next look for quiet ones
+    /// (`None`: until woken).
     fn sleep_limit(&self) -> Option<Duration> {
         let check = (self.open > 0).then_some(self.next_check);
-        let until = [self.snapshot_due, check].into_iter().flatten().min()?;
+        let due = [self.snapshot_due, check, self.cancel_after.due()];
+        let until = due.into_iter().flatten().min()?;
         Some(until.saturating_duration_since(Instant::now()))
     }
 

@@ -2,6 +2,7 @@
 //! answer is sent), the state file (snapshots in the original service's
 //! layout) and recovery from the two at start.
 
+pub mod cancel_after;
 pub mod export;
 pub mod journal;
 pub mod recovery;

@@ -144,6 +144,11 @@ impl Server {
         self.exited = Some(self.child.wait().expect("wait for the killed service"));
     }
 
+    /// Its working directory, where its state is.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

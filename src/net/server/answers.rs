@@ -47,8 +47,13 @@ impl Front {
                 eprintln!("orderbook: an answer arrived with no request waiting");
                 continue;
             };
-            if matches!(waiting.kind, Awaiting::Snapshot) {
-                continue;
+            match (waiting.kind, output) {
+                (Awaiting::Snapshot, _) => continue,
+                (Awaiting::CancelAfter, output) => {
+                    self.cancel_all_done(output);
+                    continue;
+                }
+                _ => {}
             }
             if let (Some(name), Output::Event(Event::Rejected { id, .. })) = (waiting.name, output)
             {

@@ -69,6 +69,20 @@ impl Front {
         );
         metrics::write_value(
             &mut out,
+            "orderbook_cancel_all_after_armed",
+            "gauge",
+            "1 while POST /orders/cancel_all_after's deadline is set, else 0.",
+            u64::from(self.cancel_after.is_armed()),
+        );
+        metrics::write_value(
+            &mut out,
+            "orderbook_cancel_all_after_fired_total",
+            "counter",
+            "Times the cancel-all deadline passed with no refresh and every resting order was cancelled.",
+            self.cancel_after.fired(),
+        );
+        metrics::write_value(
+            &mut out,
             "orderbook_connections_accepted_total",
             "counter",
             "Connections accepted.",

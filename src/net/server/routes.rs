@@ -55,6 +55,15 @@ impl Front {
             ("/orders/batch" | "/orders/modify" | "/orders/cancel", _) => {
                 Err(method_not_allowed("POST"))
             }
+            ("/orders/cancel_all_after", Method::Post) => self
+                .authorize(request)
+                .and_then(|()| json_body(request))
+                .and_then(|body| self.set_cancel_after(slot, body, keep_alive)),
+            ("/orders/cancel_all_after", Method::Get) => {
+                self.cancel_after_state(slot, keep_alive);
+                Ok(())
+            }
+            ("/orders/cancel_all_after", _) => Err(method_not_allowed("GET, HEAD, POST")),
             ("/orders", Method::Get) => {
                 let query = request.query;
                 api::limit_param(query, usize::MAX, None)

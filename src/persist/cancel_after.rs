@@ -1,0 +1,220 @@
+//! The cancel-all deadline's file (`POST /orders/cancel_all_after`): the
+//! time at which every resting order is cancelled unless a client moves
+//! it first. It is kept apart from the journal because it is not a
+//! command: the engine never sees it, only the front's clock does. Kept
+//! on disk so that a switch armed before a crash or a restart still goes
+//! off: a deadline that passed while the service was down fires at start,
+//! before any client is served.
+//!
+//! The file is `{"trigger_time": "<RFC 3339>", "timeout_ms": N}`, replaced
+//! by a rename each time the deadline moves and removed when it is
+//! disarmed. When it goes off, the file gains `"fired_seq"`: the journal
+//! record of the cancel-all it sent. A start that finds that record
+//! recovered knows the switch went off; one that does not (the crash came
+//! before the record was written) sends the cancel-all again. So it goes
+//! off exactly once whenever the crash comes. The file is removed once
+//! the record is durable. A file that cannot be read stops the start, as
+//! a damaged state file does: starting without it would leave orders
+//! resting that the client asked to have cancelled.
+
+use std::fs::{self, File};
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::api::{parse_timestamp, write_timestamp};
+
+/// The file's name in the data directory.
+pub const FILE: &str = "cancel_all_after.json";
+
+/// An armed deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deadline {
+    /// When every resting order is cancelled: microseconds since the epoch.
+    pub trigger_micros: u64,
+    /// The timeout the client set, which each refresh starts again.
+    pub timeout_ms: u64,
+    /// Once it went off: the journal record of its cancel-all.
+    pub fired_seq: Option<u64>,
+}
+
+impl Deadline {
+    /// The deadline `timeout_ms` after `now_micros`.
+    pub fn after(now_micros: u64, timeout_ms: u64) -> Self {
+        Deadline {
+            trigger_micros: now_micros.saturating_add(timeout_ms.saturating_mul(1_000)),
+            timeout_ms,
+            fired_seq: None,
+        }
+    }
+
+    /// Whether the start that recovered the journal up to `recovered_seq`
+    /// finds it gone off: its cancel-all's record is among those.
+    pub fn fired_by(&self, recovered_seq: u64) -> bool {
+        self.fired_seq.is_some_and(|seq| seq <= recovered_seq)
+    }
+
+    /// The file's JSON.
+    fn to_json(self) -> String {
+        let mut out = String::from("{\"trigger_time\":\"");
+        write_timestamp(&mut out, self.trigger_micros.saturating_mul(1_000));
+        out.push_str(&format!("\",\"timeout_ms\":{}", self.timeout_ms));
+        if let Some(seq) = self.fired_seq {
+            out.push_str(&format!(",\"fired_seq\":{seq}"));
+        }
+        out.push('}');
+        out
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Layout {
+    trigger_time: String,
+    timeout_ms: u64,
+    #[serde(default)]
+    fired_seq: Option<u64>,
+}
+
+/// Reads a deadline file's bytes.
+pub fn parse(bytes: &[u8]) -> Result<Deadline, String> {
+    let layout: Layout = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let trigger = parse_timestamp(&layout.trigger_time)
+        .ok_or_else(|| format!("trigger_time {:?} is not a time", layout.trigger_time))?;
+    Ok(Deadline {
+        trigger_micros: trigger / 1_000,
+        timeout_ms: layout.timeout_ms,
+        fired_seq: layout.fired_seq,
+    })
+}
+
+/// The deadline's file in a data directory.
+#[derive(Debug)]
+pub struct DeadlineFile {
+    path: PathBuf,
+    /// `--fsync`: the file and its directory are synced before a change
+    /// is answered, so an armed switch survives a power cut too.
+    sync: bool,
+}
+
+impl DeadlineFile {
+    /// The file in `dir`, synced on each change under `sync`.
+    pub fn new(dir: &Path, sync: bool) -> Self {
+        DeadlineFile {
+            path: dir.join(FILE),
+            sync,
+        }
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The armed deadline, if the file is there. An error names the file
+    /// and what is wrong with it; the file is left as it is.
+    pub fn load(&self) -> Result<Option<Deadline>, String> {
+        match fs::read(&self.path) {
+            Ok(bytes) => parse(&bytes)
+                .map(Some)
+                .map_err(|why| format!("cannot read {}: {why}", self.path.display())),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(format!("cannot read {}: {error}", self.path.display())),
+        }
+    }
+
+    /// Replaces the file with `deadline`: written beside it, then renamed
+    /// over it, so a crash leaves the old deadline or the new, never half.
+    pub fn store(&self, deadline: Deadline) -> io::Result<()> {
+        let mut temporary = self.path.as_os_str().to_owned();
+        temporary.push(".tmp");
+        let temporary = PathBuf::from(temporary);
+        let mut file = File::create(&temporary)?;
+        file.write_all(deadline.to_json().as_bytes())?;
+        if self.sync {
+            file.sync_all()?;
+        }
+        drop(file);
+        fs::rename(&temporary, &self.path)?;
+        self.sync_directory()
+    }
+
+    /// Removes the file (disarmed, or fired); no file is no error.
+    pub fn clear(&self) -> io::Result<()> {
+        match fs::remove_file(&self.path) {
+            Ok(()) => self.sync_directory(),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    fn sync_directory(&self) -> io::Result<()> {
+        match (self.sync, self.path.parent()) {
+            (true, Some(dir)) => File::open(dir)?.sync_all(),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_reads_back_as_written() {
+        let deadline = Deadline::after(1_764_565_200_123_456, 60_000);
+        assert_eq!(deadline.trigger_micros, 1_764_565_260_123_456);
+        let json = deadline.to_json();
+        assert_eq!(
+            json,
+            r#"{"trigger_time":"2025-12-01T05:01:00.123456Z","timeout_ms":60000}"#
+        );
+        assert_eq!(parse(json.as_bytes()), Ok(deadline));
+        let fired = Deadline {
+            fired_seq: Some(41),
+            ..deadline
+        };
+        let json = fired.to_json();
+        assert!(
+            json.ends_with(r#""timeout_ms":60000,"fired_seq":41}"#),
+            "{json}"
+        );
+        assert_eq!(parse(json.as_bytes()), Ok(fired));
+        assert!(!deadline.fired_by(u64::MAX));
+        assert!(!fired.fired_by(40), "its record was not recovered");
+        assert!(fired.fired_by(41));
+    }
+
+    #[test]
+    fn a_damaged_file_says_what_is_wrong() {
+        let bad_time = parse(br#"{"trigger_time":"soon","timeout_ms":5}"#);
+        assert_eq!(bad_time, Err("trigger_time \"soon\" is not a time".into()));
+        let unknown = parse(br#"{"trigger_time":"2026-12-01T00:00:00Z","timeout_ms":5,"x":1}"#);
+        assert!(unknown.unwrap_err().contains("unknown field `x`"));
+        let torn = parse(br#"{"trigger_time":"2026-12-01T00:0"#);
+        assert!(torn.unwrap_err().contains("EOF"));
+    }
+
+    #[test]
+    fn the_file_is_stored_replaced_and_cleared() {
+        let dir = std::env::temp_dir().join(format!("cancel-after-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let file = DeadlineFile::new(&dir, true);
+        assert_eq!(file.load(), Ok(None));
+        let first = Deadline::after(1_000_000, 5);
+        file.store(first).unwrap();
+        assert_eq!(file.load(), Ok(Some(first)));
+        let moved = Deadline::after(2_000_000, 7);
+        file.store(moved).unwrap();
+        assert_eq!(file.load(), Ok(Some(moved)));
+        file.clear().unwrap();
+        assert_eq!(file.load(), Ok(None));
+        file.clear().unwrap();
+        fs::write(file.path(), b"{").unwrap();
+        let error = file.load().unwrap_err();
+        assert!(error.starts_with(&format!("cannot read {}: ", file.path().display())));
+        assert_eq!(fs::read(file.path()).unwrap(), b"{", "left as it was");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
