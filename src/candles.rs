@@ -112,6 +112,17 @@ impl BySecond {
         by_second
     }
 
+    /// True if it holds no trades at all (a history of 0).
+    pub fn keeps_none(&self) -> bool {
+        self.keep == 0
+    }
+
+    /// The start of the newest second dropped for room, if any was: a
+    /// candle starting at or before it is not whole.
+    pub fn dropped(&self) -> Option<Timestamp> {
+        self.dropped
+    }
+
     /// Adds the newest trade.
     pub fn push(&mut self, trade: &Trade) {
         if self.keep == 0 {

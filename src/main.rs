@@ -256,15 +256,13 @@ fn run(config: Config) -> Result<(), String> {
     .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let address = front.local_addr().map_err(|e| e.to_string())?;
 
-    // The candles channel goes on with the minute the kept trades end in.
+    // The candles channels go on with the intervals the kept trades end in.
     let kept = recovered.trades.iter().map(|record| &record.trade);
-    let minute = candles::BySecond::over(config.trade_history, kept)
-        .candles(publisher::CANDLE_INTERVAL, 1, None)
-        .pop();
+    let by_second = candles::BySecond::over(config.trade_history, kept);
     let publisher = publisher::spawn(
         &recovered.matching,
         recovered.feed_seq,
-        minute,
+        by_second,
         publisher_reader,
         feed_requests_rx,
         feed_messages_tx,

@@ -12,6 +12,8 @@
 //! restart, even a crash, the feed goes on from exactly the right number.
 //! A `bbo` message (the best bid and ask moved) follows the `book` message
 //! that moved them and carries its `seq`, so it changes no numbering.
+//! So does each `candle` message (one per candle interval a subscriber
+//! follows, after a command that traded).
 //!
 //! Snapshots come from the publisher's own aggregated levels (built from
 //! the level events), so each carries the `seq` of the last message it
@@ -27,8 +29,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::api::{self, TradeRecord, Wire};
-use crate::candles::Candle;
-use crate::engine::{Event, LevelView, OrderBook, Side, Ticks};
+use crate::candles::{BySecond, Candle};
+use crate::engine::{Event, LevelView, OrderBook, Side, Ticks, Timestamp};
 use crate::matching::Output;
 use crate::metrics;
 use crate::net::ws;
@@ -57,6 +59,10 @@ pub enum FeedRequest {
     Join(usize),
     /// A subscriber with this depth left.
     Leave(usize),
+    /// A subscriber follows the candles of this many seconds.
+    JoinCandles(u64),
+    /// A subscriber stopped following them.
+    LeaveCandles(u64),
 }
 
 /// A finished message for the front.
@@ -69,9 +75,14 @@ pub enum FeedMessage {
     /// A `bbo` frame (the best bid and ask changed) for every subscriber
     /// of `bbo`.
     Bbo(Arc<[u8]>),
-    /// A `candle` frame (the current minute's candle moved) for every
-    /// subscriber of `candles`.
-    Candle(Arc<[u8]>),
+    /// A `candle` frame (the current candle of `interval` seconds moved)
+    /// for every subscriber of that interval's candles.
+    Candle {
+        /// The candles' interval in seconds.
+        interval: u64,
+        /// The frame.
+        frame: Arc<[u8]>,
+    },
     /// A periodic `snapshot` frame for the subscribers of this depth.
     Snapshot {
         /// Levels per side; 0 = all.
@@ -154,9 +165,21 @@ impl Levels {
     }
 }
 
-/// The interval of the `candles` channel's candles, in ns: a minute
-/// (`GET /candles` serves any other).
-pub const CANDLE_INTERVAL: u64 = 60 * 1_000_000_000;
+/// A second in ns.
+const SECOND: u64 = 1_000_000_000;
+
+/// The current candle of one interval some subscriber follows.
+struct IntervalCandle {
+    /// Subscribers following it.
+    users: usize,
+    /// The candle of the newest trade's interval.
+    candle: Option<Candle>,
+    /// The current command's trades moved it.
+    moved: bool,
+    /// Candles starting before this time (ns) lack trades the service no
+    /// longer keeps: as `GET /candles` leaves them out, they are not sent.
+    whole_from: Timestamp,
+}
 
 struct Feed {
     wire: Wire,
@@ -166,10 +189,13 @@ struct Feed {
     best: BestBidAsk,
     /// The current command's level changes, coalesced, in first-touch order.
     changes: Vec<(Side, Ticks, u64)>,
-    /// The candle of the newest trade's minute, and whether the current
-    /// command's trades moved it.
-    minute: Option<Candle>,
-    minute_moved: bool,
+    /// The kept trades by second, from which the candle of an interval
+    /// someone starts to follow is rebuilt.
+    by_second: BySecond,
+    /// The newest trade's time (ns).
+    last_trade: Timestamp,
+    /// The intervals (ns) subscribers follow.
+    intervals: BTreeMap<u64, IntervalCandle>,
     out: Sender<FeedMessage>,
     wake: Arc<dyn Wake>,
     /// Depths subscribers use, with how many use each.
@@ -210,12 +236,16 @@ impl Feed {
 
     fn trade(&mut self, record: &TradeRecord) {
         let trade = &record.trade;
-        let start = trade.ts - trade.ts % CANDLE_INTERVAL;
-        match &mut self.minute {
-            Some(candle) if candle.start == start => candle.add_later(trade),
-            _ => self.minute = Some(Candle::of(start, trade)),
+        self.by_second.push(trade);
+        self.last_trade = trade.ts;
+        for (&interval, current) in &mut self.intervals {
+            let start = trade.ts - trade.ts % interval;
+            match &mut current.candle {
+                Some(candle) if candle.start == start => candle.add_later(trade),
+                _ => current.candle = Some(Candle::of(start, trade)),
+            }
+            current.moved = true;
         }
-        self.minute_moved = true;
         self.seq += 1;
         if !self.has_subscribers() {
             return;
@@ -247,7 +277,9 @@ impl Feed {
         self.seq += 1;
         if !self.has_subscribers() {
             self.changes.clear();
-            self.minute_moved = false;
+            for current in self.intervals.values_mut() {
+                current.moved = false;
+            }
             // Kept up, so a subscriber joining later is told each change
             // from the book its snapshot shows.
             self.best = self.levels.best();
@@ -275,25 +307,64 @@ impl Feed {
         self.candle();
     }
 
-    /// After a `book` message whose command traded: a `candle` message,
-    /// the current minute's candle as those trades left it. Like `bbo`, it
-    /// carries that `book` message's `seq` and changes no numbering.
+    /// After a `book` message whose command traded: a `candle` message
+    /// for each interval followed, its current candle as those trades left
+    /// it (unless it lacks trades no longer kept). Like `bbo`, it carries
+    /// that `book` message's `seq` and changes no numbering.
     fn candle(&mut self) {
-        let Some(candle) = self.minute.filter(|_| self.minute_moved) else {
-            return;
-        };
-        self.minute_moved = false;
-        self.text.clear();
-        let _ = write!(
-            self.text,
-            "{{\"type\":\"candle\",\"seq\":{},\"interval\":{},\"candle\":",
-            self.seq,
-            CANDLE_INTERVAL / 1_000_000_000
-        );
-        self.wire.candle(&mut self.text, &candle);
-        self.text.push('}');
-        let frame = self.frame();
-        self.send(FeedMessage::Candle(frame));
+        let mut moved = Vec::new();
+        for (&interval, current) in &mut self.intervals {
+            if std::mem::take(&mut current.moved) {
+                if let Some(candle) = current.candle.filter(|c| c.start >= current.whole_from) {
+                    moved.push((interval / SECOND, candle));
+                }
+            }
+        }
+        for (interval, candle) in moved {
+            self.text.clear();
+            let _ = write!(
+                self.text,
+                "{{\"type\":\"candle\",\"seq\":{},\"interval\":{interval},\"candle\":",
+                self.seq,
+            );
+            self.wire.candle(&mut self.text, &candle);
+            self.text.push('}');
+            let frame = self.frame();
+            self.send(FeedMessage::Candle { interval, frame });
+        }
+    }
+
+    /// A subscriber follows the candles of `seconds`: the first one's
+    /// candle is rebuilt from the kept trades.
+    fn join_candles(&mut self, seconds: u64) {
+        let interval = seconds * SECOND;
+        let by_second = &self.by_second;
+        let last_trade = self.last_trade;
+        let current = self.intervals.entry(interval).or_insert_with(|| {
+            // Without a history nothing before the join is known: only
+            // intervals starting after the newest trade are whole.
+            let whole_from = match by_second.keeps_none() {
+                true => last_trade + 1,
+                false => by_second.dropped().map_or(0, |dropped| dropped + 1),
+            };
+            IntervalCandle {
+                users: 0,
+                candle: by_second.candles(interval, 1, None).pop(),
+                moved: false,
+                whole_from,
+            }
+        });
+        current.users += 1;
+    }
+
+    fn leave_candles(&mut self, seconds: u64) {
+        let interval = seconds * SECOND;
+        if let Some(current) = self.intervals.get_mut(&interval) {
+            current.users -= 1;
+            if current.users == 0 {
+                self.intervals.remove(&interval);
+            }
+        }
     }
 
     /// After a `book` message: a `bbo` message if the best bid or ask (its
@@ -378,8 +449,8 @@ fn pump(
 }
 
 /// Runs the publisher on a thread named `publisher`, starting from `book`'s
-/// levels at feed sequence `seq` and from `minute`, the candle of the
-/// newest kept trade's minute. It also records the matching latency
+/// levels at feed sequence `seq` and from `by_second`, the kept trades'
+/// candles by second. It also records the matching latency
 /// (a command's stamp to its outcome read here) into `shared_metrics`: it
 /// reads the output ring promptly, unlike the replica while it writes a
 /// state file. `wake` wakes the front when messages are ready; the front unparks the thread (`JoinHandle::thread`) after each
@@ -391,7 +462,7 @@ fn pump(
 pub fn spawn(
     book: &OrderBook,
     seq: u64,
-    minute: Option<Candle>,
+    by_second: BySecond,
     mut outputs: Subscriber<Output>,
     requests: Receiver<FeedRequest>,
     messages: Sender<FeedMessage>,
@@ -411,8 +482,9 @@ pub fn spawn(
                 best: levels.best(),
                 levels,
                 changes: Vec::new(),
-                minute,
-                minute_moved: false,
+                by_second,
+                last_trade: 0,
+                intervals: BTreeMap::new(),
                 out: messages,
                 wake,
                 depths: HashMap::new(),
@@ -445,6 +517,8 @@ pub fn spawn(
                             feed.send(FeedMessage::Initial { to, frame });
                         }
                         FeedRequest::Join(depth) => *feed.depths.entry(depth).or_default() += 1,
+                        FeedRequest::JoinCandles(seconds) => feed.join_candles(seconds),
+                        FeedRequest::LeaveCandles(seconds) => feed.leave_candles(seconds),
                         FeedRequest::Leave(depth) => {
                             if let Some(count) = feed.depths.get_mut(&depth) {
                                 *count -= 1;

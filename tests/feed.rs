@@ -743,6 +743,164 @@ fn a_candles_subscriber_gets_the_minutes_candle_after_each_command_that_trades()
     }
 }
 
+/// The newest candle `GET /candles` serves for `interval` seconds.
+fn served_newest(rest: &mut Client, interval: u64) -> Option<Value> {
+    let served = rest
+        .get(&format!("/candles?interval={interval}&limit=1"))
+        .expect(200);
+    served.as_array().unwrap().first().map(served_candle)
+}
+
+/// Reads messages up to the `book` message with feed `seq`, returning
+/// the candle messages among them.
+fn candles_until_book(ws: &mut Ws, seq: u64) -> Vec<Value> {
+    let mut candles = Vec::new();
+    loop {
+        let message = next(ws);
+        match message["type"].as_str() {
+            Some("candle") => candles.push(message),
+            Some("book") if message["seq"] == seq => return candles,
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn candles_of_any_interval_follow_the_trades_and_a_late_joiner_gets_the_whole_interval() {
+    let server = Server::start_with(&["--feed-snapshot-ms", "60000"]);
+    let mut ws = connect(&server, "?channels=candles:300,candles%3A86400");
+    assert_eq!(next(&mut ws)["type"], "snapshot");
+    let mut rest = server.connect();
+    rest.place(-1, 100.0, 3); // book 1
+    rest.place(1, 100.0, 1); // trade 2, book 3: a candle of each interval
+    for interval in [300, 86_400] {
+        let message = next(&mut ws);
+        assert_eq!(
+            (&message["type"], &message["seq"], &message["interval"]),
+            (&json!("candle"), &json!(3), &json!(interval)),
+            "{message}"
+        );
+        let served = served_newest(&mut rest, interval);
+        assert_eq!(Some(served_candle(&message["candle"])), served);
+    }
+
+    // A later subscriber of an interval gets its candle with the trades
+    // made before it subscribed.
+    let mut late = connect(&server, "?channels=book");
+    assert_eq!(next(&mut late)["type"], "snapshot");
+    send_op(
+        &mut late,
+        json!({"op": "subscribe", "channels": ["candles:3600"]}),
+    );
+    assert_eq!(
+        next(&mut late),
+        json!({"type": "subscribed", "channels": ["book", "candles:3600"]})
+    );
+    rest.place(1, 100.0, 1); // trade 4, book 5
+    let got = candles_until_book(&mut late, 5);
+    assert!(
+        got.is_empty(),
+        "a candle comes after its book message: {got:?}"
+    );
+    let message = next(&mut late);
+    assert_eq!(
+        (&message["type"], &message["seq"], &message["interval"]),
+        (&json!("candle"), &json!(5), &json!(3600)),
+        "{message}"
+    );
+    let served = served_newest(&mut rest, 3600).unwrap();
+    assert_eq!(served_candle(&message["candle"]), served);
+    assert_eq!(message["candle"]["trades"], served["trades"]);
+
+    // Unsubscribed, it gets none; the first subscriber still gets its two.
+    send_op(
+        &mut late,
+        json!({"op": "unsubscribe", "channels": ["candles:3600", "candles:60"]}),
+    );
+    assert_eq!(
+        next(&mut late),
+        json!({"type": "subscribed", "channels": ["book"]})
+    );
+    rest.place(1, 100.0, 1); // trade 6, book 7
+    rest.place(1, 99.0, 1); // book 8, no trade
+    assert_eq!(candles_until_book(&mut late, 8), Vec::<Value>::new());
+    let intervals: Vec<Value> = [next(&mut ws), next(&mut ws), next(&mut ws)]
+        .iter()
+        .map(|m| m["interval"].clone())
+        .collect();
+    assert_eq!(intervals, [json!(300), json!(86_400), json!(300)]);
+
+    // Bad intervals: 400 before the upgrade, an error frame after it.
+    for (query, detail) in [
+        (
+            "?channels=candles:0",
+            "channels: \"candles:0\": candles:N takes N seconds, 1 to 86400",
+        ),
+        (
+            "?channels=candles:1d",
+            "channels: \"candles:1d\": candles:N takes N seconds, 1 to 86400",
+        ),
+    ] {
+        let mut client = server.connect();
+        let upgrade = format!(
+            "GET /ws{query} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        client.send_raw(upgrade.as_bytes()).unwrap();
+        client.read_response().unwrap().expect_detail(400, detail);
+    }
+    send_op(
+        &mut late,
+        json!({"op": "subscribe", "channels": ["candles:86401"]}),
+    );
+    assert_eq!(
+        next(&mut late),
+        json!({"type": "error", "detail": "\"candles:86401\": candles:N takes N seconds, 1 to 86400"})
+    );
+}
+
+#[test]
+fn a_candle_missing_trades_no_longer_kept_is_not_sent_as_get_candles_leaves_it_out() {
+    // Two trades kept: the first second's trades leave the history.
+    let server = Server::start_with(&["--trade-history", "2", "--feed-snapshot-ms", "60000"]);
+    let mut rest = server.connect();
+    rest.place(-1, 100.0, 10); // book 1
+    for _ in 0..3 {
+        rest.place(1, 100.0, 1); // trades 2, 4, 6; books 3, 5, 7
+    }
+    let mut ws = connect(&server, "?channels=book,candles:1");
+    assert_eq!(next(&mut ws)["seq"], 7);
+    rest.place(1, 100.0, 1); // trade 8, book 9
+    rest.place(1, 99.0, 1); // book 10
+    let sent: Vec<Value> = candles_until_book(&mut ws, 10)
+        .iter()
+        .map(|m| served_candle(&m["candle"]))
+        .collect();
+    // Whatever second each trade fell in, the channel agrees with
+    // GET /candles: a second that lost trades is in neither (as it is
+    // when all four share one: the usual case).
+    let trades = rest.trades("");
+    let second_of = |time: &Value| time.as_str().unwrap()[..19].to_owned();
+    let last_second = second_of(&trades[trades.len() - 1]["execution_timestamp"]);
+    let expected: Vec<Value> = served_newest(&mut rest, 1)
+        .filter(|candle| second_of(&candle["start"]) == last_second)
+        .into_iter()
+        .collect();
+    assert_eq!(sent, expected);
+
+    // A trade in a later second is whole, and sent.
+    thread::sleep(Duration::from_millis(1_100));
+    rest.place(1, 100.0, 1); // trade 11, book 12
+    rest.place(1, 99.0, 1); // book 13
+    let candles = candles_until_book(&mut ws, 13);
+    assert_eq!(candles.len(), 1, "{candles:?}");
+    assert_eq!(candles[0]["seq"], 12);
+    assert_eq!(
+        Some(served_candle(&candles[0]["candle"])),
+        served_newest(&mut rest, 1)
+    );
+    assert_eq!(candles[0]["candle"]["trades"], 1);
+}
+
 #[test]
 fn the_feed_seq_continues_across_a_restart_and_a_kill_9() {
     let dir = support::TempDir::new("feed-restart");

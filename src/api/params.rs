@@ -19,10 +19,14 @@ pub fn limit_param(
     count_param(query, "limit", default, max)
 }
 
+/// The longest candle interval, in seconds: a day.
+pub const MAX_CANDLE_INTERVAL: u64 = 86_400;
+
 /// The `?interval=` of `GET /candles`: seconds, 1 to a day; a minute
 /// without one.
 pub fn interval_param(query: Option<&str>) -> Result<u64, ApiError> {
-    count_param(query, "interval", 60, Some(86_400)).map(|seconds| seconds as u64)
+    count_param(query, "interval", 60, Some(MAX_CANDLE_INTERVAL as usize))
+        .map(|seconds| seconds as u64)
 }
 
 /// The whole number from 1 (to `max`) in the query parameter `name`, or
@@ -141,7 +145,7 @@ fn uuid_param(query: Option<&str>, name: &str) -> Result<Option<u128>, ApiError>
 
 /// The value of the first `name=` in a query string, if any, its `%XX`
 /// escapes decoded (URL encoders write a time's colons as `%3A`).
-fn query_value<'a>(query: Option<&'a str>, name: &str) -> Option<Cow<'a, str>> {
+pub fn query_value<'a>(query: Option<&'a str>, name: &str) -> Option<Cow<'a, str>> {
     let raw = query
         .unwrap_or("")
         .split('&')

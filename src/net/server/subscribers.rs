@@ -32,10 +32,76 @@ const CHANNELS: [(u8, &str); 5] = [
     (CANDLES, "candles"),
 ];
 
+/// The interval of the `candles` channel without one: a minute.
+const MINUTE: u64 = 60;
+
+/// Most candle intervals one connection may follow.
+const MAX_CANDLE_INTERVALS: usize = 16;
+
+/// The channels a connection follows: the fixed ones as bits (`CANDLES`
+/// set while it follows any candles), and the candle intervals in
+/// seconds, ascending: `candles` is a minute's, `candles:N` N seconds'.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Channels {
+    bits: u8,
+    intervals: Vec<u64>,
+}
+
+impl Channels {
+    /// Adds `other`'s channels; returns the intervals new to it.
+    fn add(&mut self, other: &Channels) -> Vec<u64> {
+        self.bits |= other.bits;
+        let new: Vec<u64> = other
+            .intervals
+            .iter()
+            .copied()
+            .filter(|i| !self.intervals.contains(i))
+            .collect();
+        self.intervals.extend_from_slice(&new);
+        self.intervals.sort_unstable();
+        self.mark_candles();
+        new
+    }
+
+    /// Takes out `other`'s channels; returns the intervals it left.
+    fn remove(&mut self, other: &Channels) -> Vec<u64> {
+        self.bits &= !other.bits;
+        let gone: Vec<u64> = other
+            .intervals
+            .iter()
+            .copied()
+            .filter(|i| self.intervals.contains(i))
+            .collect();
+        self.intervals.retain(|i| !gone.contains(i));
+        self.mark_candles();
+        gone
+    }
+
+    fn mark_candles(&mut self) {
+        match self.intervals.is_empty() {
+            true => self.bits &= !CANDLES,
+            false => self.bits |= CANDLES,
+        }
+    }
+
+    /// Their names, as `subscribed` lists them.
+    fn names(&self) -> Vec<String> {
+        let fixed = CHANNELS
+            .iter()
+            .filter(|(bit, _)| *bit != CANDLES && self.bits & bit != 0)
+            .map(|(_, name)| (*name).to_owned());
+        let candles = self.intervals.iter().map(|&seconds| match seconds {
+            MINUTE => "candles".to_owned(),
+            _ => format!("candles:{seconds}"),
+        });
+        fixed.chain(candles).collect()
+    }
+}
+
 /// A connection's state once it upgraded to WebSocket.
 pub(super) struct Subscription {
     depth: usize,
-    channels: u8,
+    channels: Channels,
     /// Its first snapshot arrived: messages after it are its to receive.
     started: bool,
     /// A fresh snapshot was asked for (`book` subscribed again): book
@@ -73,19 +139,16 @@ impl Subscription {
     }
 
     fn wants(&self, channel: u8) -> bool {
-        self.started && self.closing.is_none() && self.channels & channel != 0
+        self.started && self.closing.is_none() && self.channels.bits & channel != 0
+    }
+
+    fn wants_candles(&self, interval: u64) -> bool {
+        self.wants(CANDLES) && self.channels.intervals.contains(&interval)
     }
 
     fn channels_json(&self) -> String {
-        let names: Vec<String> = CHANNELS
-            .iter()
-            .filter(|(bit, _)| self.channels & bit != 0)
-            .map(|(_, name)| format!("\"{name}\""))
-            .collect();
-        format!(
-            "{{\"type\":\"subscribed\",\"channels\":[{}]}}",
-            names.join(",")
-        )
+        let names = serde_json::to_string(&self.channels.names()).expect("strings");
+        format!("{{\"type\":\"subscribed\",\"channels\":{names}}}")
     }
 }
 
@@ -103,34 +166,65 @@ fn error_frame(detail: &str) -> Arc<[u8]> {
 
 /// The `?channels=` of a `/ws` query (comma-separated names), or the
 /// default three; 400 before the upgrade.
-fn channels_of(query: Option<&str>) -> Result<u8, ApiError> {
-    let Some(list) = query
-        .unwrap_or("")
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("channels="))
-    else {
-        return Ok(TRADES | BOOK | SNAPSHOT);
+fn channels_of(query: Option<&str>) -> Result<Channels, ApiError> {
+    let Some(list) = api::query_value(query, "channels") else {
+        return Ok(Channels {
+            bits: TRADES | BOOK | SNAPSHOT,
+            intervals: Vec::new(),
+        });
     };
-    channel_bits(list.split(',')).map_err(|name| {
-        ApiError::new(
-            400,
-            format!("channels: unknown channel {name:?}; the channels are {CHANNEL_NAMES}"),
-        )
-    })
+    parse_channels(list.split(',')).map_err(|why| ApiError::new(400, format!("channels: {why}")))
 }
 
 /// The channels' names as the errors list them.
 const CHANNEL_NAMES: &str = "trades, book, snapshot, bbo and candles";
 
-/// The bits of the named channels, or the first name that is none.
-fn channel_bits<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<u8, &'a str> {
-    names.into_iter().try_fold(0, |bits, name| {
-        CHANNELS
-            .iter()
-            .find(|(_, known)| *known == name)
-            .map(|(bit, _)| bits | bit)
-            .ok_or(name)
-    })
+/// The named channels, or why one is none: `candles:N` must name 1 to
+/// [`api::MAX_CANDLE_INTERVAL`] seconds, and at most
+/// [`MAX_CANDLE_INTERVALS`] intervals may be named.
+fn parse_channels<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Channels, String> {
+    let mut channels = Channels::default();
+    for name in names {
+        let interval = match name.strip_prefix("candles:") {
+            Some(seconds) => Some(
+                seconds
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|s| (1..=api::MAX_CANDLE_INTERVAL).contains(s))
+                    .ok_or_else(|| {
+                        format!(
+                            "{name:?}: candles:N takes N seconds, 1 to {}",
+                            api::MAX_CANDLE_INTERVAL
+                        )
+                    })?,
+            ),
+            None if name == "candles" => Some(MINUTE),
+            None => None,
+        };
+        match interval {
+            Some(interval) => channels.add(&Channels {
+                bits: 0,
+                intervals: vec![interval],
+            }),
+            None => {
+                let bit = CHANNELS
+                    .iter()
+                    .find(|(_, known)| *known == name)
+                    .map(|(bit, _)| *bit)
+                    .ok_or_else(|| {
+                        format!("unknown channel {name:?}; the channels are {CHANNEL_NAMES}")
+                    })?;
+                channels.bits |= bit;
+                Vec::new()
+            }
+        };
+    }
+    if channels.intervals.len() > MAX_CANDLE_INTERVALS {
+        return Err(format!(
+            "at most {MAX_CANDLE_INTERVALS} candle intervals a connection"
+        ));
+    }
+    Ok(channels)
 }
 
 /// The `?depth=` of a `/ws` query, or the default; 400 before the upgrade.
@@ -177,6 +271,7 @@ impl Front {
             .max_queue_bytes
             .clamp(16 * 1024, 256 * 1024);
         let _ = socket2::SockRef::from(&conn.stream).set_send_buffer_size(kernel_buffer);
+        let intervals = channels.intervals.clone();
         conn.ws = Some(Box::new(Subscription {
             depth,
             channels,
@@ -196,6 +291,9 @@ impl Front {
         };
         self.subscribers.push(slot);
         self.ask_publisher(FeedRequest::Join(depth));
+        for interval in intervals {
+            self.ask_publisher(FeedRequest::JoinCandles(interval));
+        }
         self.ask_publisher(FeedRequest::Snapshot { to, depth });
         Ok(())
     }
@@ -278,24 +376,30 @@ impl Front {
                 return;
             }
         };
-        let bits = match channel_bits(op.channels.iter().map(String::as_str)) {
-            Ok(bits) => bits,
-            Err(name) => {
-                sub.push(error_frame(&format!(
-                    "unknown channel {name:?}: the channels are {CHANNEL_NAMES}"
-                )));
+        let named = match parse_channels(op.channels.iter().map(String::as_str)) {
+            Ok(named) => named,
+            Err(why) => {
+                sub.push(error_frame(&why));
                 return;
             }
         };
-        let fresh_snapshot = match op.op.as_str() {
+        let (fresh_snapshot, joined, left) = match op.op.as_str() {
             "subscribe" => {
-                sub.channels |= bits;
+                let mut after = sub.channels.clone();
+                let joined = after.add(&named);
+                if after.intervals.len() > MAX_CANDLE_INTERVALS {
+                    sub.push(error_frame(&format!(
+                        "at most {MAX_CANDLE_INTERVALS} candle intervals a connection"
+                    )));
+                    return;
+                }
+                sub.channels = after;
                 // Both follow the book from a snapshot on.
-                bits & (BOOK | BBO) != 0
+                (named.bits & (BOOK | BBO) != 0, joined, Vec::new())
             }
             "unsubscribe" => {
-                sub.channels &= !bits;
-                false
+                let left = sub.channels.remove(&named);
+                (false, Vec::new(), left)
             }
             other => {
                 sub.push(error_frame(&format!(
@@ -313,6 +417,12 @@ impl Front {
                 to: ConnectionRef { slot, serial },
                 depth,
             });
+        }
+        for interval in joined {
+            self.ask_publisher(FeedRequest::JoinCandles(interval));
+        }
+        for interval in left {
+            self.ask_publisher(FeedRequest::LeaveCandles(interval));
         }
     }
 
@@ -343,7 +453,9 @@ impl Front {
                 FeedMessage::Bbo(frame) => {
                     self.fan_out(&frame, bound, |s| s.wants(BBO) && !s.awaiting_snapshot)
                 }
-                FeedMessage::Candle(frame) => self.fan_out(&frame, bound, |s| s.wants(CANDLES)),
+                FeedMessage::Candle { interval, frame } => {
+                    self.fan_out(&frame, bound, |s| s.wants_candles(interval))
+                }
                 FeedMessage::Snapshot { depth, frame } => self.fan_out(&frame, bound, |s| {
                     s.wants(SNAPSHOT) && !s.awaiting_snapshot && s.depth == depth
                 }),
@@ -477,6 +589,9 @@ impl Front {
     pub(super) fn forget_subscriber(&mut self, slot: usize, sub: &Subscription) {
         self.subscribers.retain(|&s| s != slot);
         self.ask_publisher(FeedRequest::Leave(sub.depth));
+        for &interval in &sub.channels.intervals {
+            self.ask_publisher(FeedRequest::LeaveCandles(interval));
+        }
     }
 
     /// True if a subscriber has said or been told goodbye and has nothing
@@ -492,26 +607,67 @@ impl Front {
 mod tests {
     use super::*;
 
+    fn fixed(bits: u8) -> Channels {
+        Channels {
+            bits,
+            intervals: Vec::new(),
+        }
+    }
+
     #[test]
     fn channels_are_chosen_in_the_query_or_default_to_three() {
-        assert_eq!(channels_of(None).unwrap(), TRADES | BOOK | SNAPSHOT);
+        assert_eq!(channels_of(None).unwrap(), fixed(TRADES | BOOK | SNAPSHOT));
         assert_eq!(
             channels_of(Some("depth=3")).unwrap(),
-            TRADES | BOOK | SNAPSHOT
+            fixed(TRADES | BOOK | SNAPSHOT)
         );
-        assert_eq!(channels_of(Some("channels=bbo")).unwrap(), BBO);
+        assert_eq!(channels_of(Some("channels=bbo")).unwrap(), fixed(BBO));
         assert_eq!(
             channels_of(Some("depth=1&channels=trades,bbo")).unwrap(),
-            TRADES | BBO
+            fixed(TRADES | BBO)
         );
         for bad in [
             "channels=",
             "channels=klines",
             "channels=bbo,",
             "channels=Trades",
+            "channels=candles:0",
+            "channels=candles:86401",
+            "channels=candles:",
+            "channels=candles:5m",
         ] {
             assert_eq!(channels_of(Some(bad)).unwrap_err().status, 400, "{bad}");
         }
+    }
+
+    #[test]
+    fn candles_follow_a_minute_or_the_seconds_named() {
+        let named = channels_of(Some("channels=candles:300,trades,candles,candles%3A300")).unwrap();
+        assert_eq!(
+            named,
+            Channels {
+                bits: TRADES | CANDLES,
+                intervals: vec![60, 300],
+            }
+        );
+        assert_eq!(named.names(), ["trades", "candles", "candles:300"]);
+        let day = parse_channels(["candles:86400"]).unwrap();
+        assert_eq!(day.intervals, [86_400]);
+        let many: Vec<String> = (1..=17).map(|s| format!("candles:{s}")).collect();
+        let refused = parse_channels(many.iter().map(String::as_str)).unwrap_err();
+        assert_eq!(refused, "at most 16 candle intervals a connection");
+        let mut following = named.clone();
+        assert_eq!(following.add(&day), [86_400]);
+        assert_eq!(following.add(&day), Vec::<u64>::new(), "already followed");
+        assert_eq!(
+            following.remove(&parse_channels(["candles", "candles:7"]).unwrap()),
+            [60]
+        );
+        assert_eq!(
+            following.remove(&parse_channels(["candles:300", "candles:86400"]).unwrap()),
+            [300, 86_400]
+        );
+        assert_eq!(following, fixed(TRADES), "no candles: the bit goes too");
     }
 
     #[test]
