@@ -4,7 +4,8 @@
 //! rings between threads (and every `unsafe` block of the crate);
 //! `matching` runs the engine on its own pinned thread between two rings;
 //! `net` and `api` are the HTTP front and its wire contract; `replica`
-//! keeps a second copy of the book for big reads and the state file;
+//! keeps a second copy of the book for big reads and the state file
+//! (and builds the feed's `orders` channel, `order_feed`);
 //! `persist` holds the journal, the state file format and recovery;
 //! `metrics` the figures of `GET /metrics`; `config` gathers the settings.
 
@@ -21,6 +22,7 @@ pub mod engine;
 pub mod matching;
 pub mod metrics;
 pub mod net;
+pub mod order_feed;
 pub mod persist;
 pub mod publisher;
 pub mod replica;

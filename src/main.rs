@@ -20,6 +20,7 @@ use orderbook::engine::BookConfig;
 use orderbook::matching::{self, Output, Request};
 use orderbook::metrics;
 use orderbook::net::server::{CancelAllAfter, Front, FrontJournal, LoopWaker};
+use orderbook::order_feed;
 use orderbook::persist::cancel_after::DeadlineFile;
 use orderbook::persist::segments::{SegmentWriter, Syncer};
 use orderbook::persist::{export, recovery, snapshot};
@@ -273,6 +274,8 @@ fn run(config: Config) -> Result<(), String> {
     )
     .map_err(|e| format!("cannot start the publisher thread: {e}"))?;
     front.set_publisher(publisher.thread().clone());
+    let (order_feed, order_feed_front) = order_feed::link(config.feed_channel);
+    front.follow_orders(order_feed_front);
     if let Some(file) = journal_file {
         let syncer = Syncer::start(
             file,
@@ -293,6 +296,7 @@ fn run(config: Config) -> Result<(), String> {
     let replica = replica::spawn(
         recovered.replica,
         replica_names,
+        order_feed,
         replica_reader,
         config.wire(),
         answers_tx,

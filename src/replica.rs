@@ -25,6 +25,7 @@ use crate::client_ids::{ClientIds, ReplicaClientIds};
 use crate::engine::{Command, CommandKind, Event, LevelView, OrderBook, OrderId, Side, Timestamp};
 use crate::matching::{BarrierPurpose, Output};
 use crate::metrics;
+use crate::order_feed::OrderFeed;
 use crate::persist::snapshot;
 use crate::persist::{recovery, segments};
 use crate::ring::{Subscriber, WaitResult, Wake};
@@ -235,9 +236,11 @@ fn count_resting(metrics: &metrics::Shared, book: &OrderBook, names: &ClientIds)
 /// orders), answers `Orders` and `Order` barriers through `answers`, waking
 /// the front with `wake`, writes the state file at `Snapshot` barriers and
 /// once more when the output ring closes, and then returns its book.
+#[allow(clippy::too_many_arguments)]
 pub fn spawn(
     mut book: OrderBook,
     mut names: ReplicaClientIds,
+    mut orders: OrderFeed,
     mut outputs: Subscriber<Output>,
     wire: Wire,
     answers: Sender<ReplicaAnswer>,
@@ -253,6 +256,7 @@ pub fn spawn(
             // Orders leaving the history free their names (recovery
             // turned this on already; said here too, as this thread needs it).
             book.log_evictions();
+            orders.wake_with(wake.clone());
             let mut events = Vec::new();
             let kept = snapshots.trades.iter().map(|record| &record.trade);
             let mut day = candles::Rolling::over(DAY, snapshots.trade_history, kept);
@@ -263,6 +267,7 @@ pub fn spawn(
                 let read = outputs.drain(usize::MAX, |output| match *output {
                     Output::Command(command) => {
                         pending = Some(command);
+                        orders.clear();
                         pending_name = match command.kind {
                             CommandKind::Place { id, .. } => {
                                 names.name_for_place(id).map(|name| (id, name))
@@ -274,6 +279,7 @@ pub fn spawn(
                         if let Some(command) = pending.take() {
                             snapshots.seq += 1;
                             if !matches!(event, Event::Rejected { .. }) {
+                                let followed = orders.before_apply(&book, &command);
                                 snapshots.feed_seq += recovery::apply_to_copy(
                                     &mut book,
                                     &command,
@@ -281,6 +287,17 @@ pub fn spawn(
                                     &mut snapshots.trades,
                                     snapshots.trade_history,
                                 );
+                                if followed {
+                                    // Before `applied`: it frees the names of
+                                    // orders the book just let go.
+                                    orders.after_apply(
+                                        &events,
+                                        names.ids(),
+                                        pending_name.map(|(_, name)| name),
+                                        snapshots.feed_seq,
+                                        &wire,
+                                    );
+                                }
                                 names.applied(&mut book, pending_name.take());
                                 for event in &events {
                                     if let Event::Trade(trade) = event {
@@ -324,8 +341,10 @@ pub fn spawn(
                         });
                         wake.wake();
                     }
+                    Output::Event(Event::Trade(trade)) => orders.met(trade.maker),
                     _ => {}
                 });
+                orders.wake_if_sent();
                 if read > 0 {
                     count_resting(&snapshots.metrics, &book, names.ids());
                 }

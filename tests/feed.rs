@@ -490,7 +490,7 @@ fn bad_handshakes_and_depths_are_answered_400() {
         .unwrap();
     client.read_response().unwrap().expect_detail(
         400,
-        "channels: unknown channel \"klines\"; the channels are trades, book, snapshot, bbo and candles",
+        "channels: unknown channel \"klines\"; the channels are trades, book, snapshot, bbo, candles and orders",
     );
     let mut client = server.connect();
     client.send_raw(upgrade("", "8").as_bytes()).unwrap();
@@ -899,6 +899,148 @@ fn a_candle_missing_trades_no_longer_kept_is_not_sent_as_get_candles_leaves_it_o
         served_newest(&mut rest, 1)
     );
     assert_eq!(candles[0]["candle"]["trades"], 1);
+}
+
+/// The next `order` message's seq and order, checked equal to what
+/// `GET /order/{id}` shows now.
+fn next_order(ws: &mut Ws, rest: &mut Client) -> (u64, Value) {
+    let message = next(ws);
+    assert_eq!(message["type"], "order", "{message}");
+    let order = message["order"].clone();
+    let id = order["order_id"].as_str().unwrap().to_owned();
+    assert_eq!(order, rest.order(&id), "the order as GET /order shows it");
+    (message["seq"].as_u64().unwrap(), order)
+}
+
+fn status(order: &Value) -> (&str, u64, bool) {
+    (
+        order["status"].as_str().unwrap(),
+        order["traded_quantity"].as_u64().unwrap(),
+        order["order_alive"].as_bool().unwrap(),
+    )
+}
+
+#[test]
+fn the_orders_channel_tells_each_change_of_each_order_as_get_order_shows_it() {
+    let server = Server::start_with(&["--feed-snapshot-ms", "60000"]);
+    let mut ws = connect(&server, "?channels=orders");
+    assert_eq!(next(&mut ws)["type"], "snapshot");
+    let mut rest = server.connect();
+    let maker = rest
+        .post(
+            "/order/",
+            r#"{"quantity": 5, "price": 100.0, "side": -1, "client_order_id": "mm-1"}"#,
+        )
+        .expect(200)["id"]
+        .clone();
+    let (seq, order) = next_order(&mut ws, &mut rest);
+    assert_eq!((seq, status(&order)), (1, ("open", 0, true)));
+    assert_eq!(
+        (&order["order_id"], &order["client_order_id"]),
+        (&maker, &json!("mm-1"))
+    );
+
+    // A taker meets it: the maker's change first, then the taker's.
+    let taker = rest.place_id(1, 100.0, 3);
+    let (seq, order) = next_order(&mut ws, &mut rest);
+    assert_eq!(
+        (seq, &order["order_id"], status(&order)),
+        (3, &maker, ("partially filled", 3, true))
+    );
+    let (seq, order) = next_order(&mut ws, &mut rest);
+    assert_eq!(
+        (seq, &order["order_id"], status(&order)),
+        (3, &json!(taker), ("filled", 3, false))
+    );
+    assert!(order.get("client_order_id").is_none());
+
+    // Modified, then cancelled (by its name).
+    rest.put(
+        &format!("/order/{}", maker.as_str().unwrap()),
+        r#"{"quantity": 4}"#,
+    )
+    .expect(200);
+    let (_, order) = next_order(&mut ws, &mut rest);
+    assert_eq!(
+        (&order["order_quantity"], status(&order)),
+        (&json!(4), ("partially filled", 3, true))
+    );
+    rest.delete("/order?client_order_id=mm-1").expect(200);
+    let (_, order) = next_order(&mut ws, &mut rest);
+    assert_eq!(
+        (&order["client_order_id"], status(&order)),
+        (&json!("mm-1"), ("cancelled", 3, false))
+    );
+
+    // A refused post-only changes no order; an IOC that meets nothing is
+    // cancelled at once; a cancel-all tells each order it takes.
+    let post_only = r#"{"quantity": 1, "price": 90.0, "side": 1, "post_only": true}"#;
+    let low = rest.post("/order/", post_only).expect(200)["id"].clone();
+    let (_, order) = next_order(&mut ws, &mut rest);
+    assert_eq!(
+        (&order["order_id"], status(&order)),
+        (&low, ("open", 0, true))
+    );
+    let crossing = r#"{"quantity": 1, "price": 90.0, "side": -1, "post_only": true}"#;
+    assert_eq!(rest.post("/order/", crossing).status, 422);
+    let ioc = r#"{"quantity": 2, "price": 80.0, "side": 1, "time_in_force": "IOC"}"#;
+    rest.post("/order/", ioc).expect(200);
+    let (_, order) = next_order(&mut ws, &mut rest);
+    assert_eq!(status(&order), ("cancelled", 0, false));
+    assert_eq!(order["order_quantity"], 2);
+    let high = rest.place_id(1, 95.0, 2);
+    next_order(&mut ws, &mut rest);
+    rest.delete("/orders").expect(200);
+    let mut cancelled = Vec::new();
+    for _ in 0..2 {
+        let (_, order) = next_order(&mut ws, &mut rest);
+        assert_eq!(status(&order), ("cancelled", 0, false));
+        cancelled.push(order["order_id"].clone());
+    }
+    assert_eq!(cancelled, [json!(high), low], "best first, as they rested");
+
+    // Unsubscribed, no more: the next message is the book's.
+    send_op(
+        &mut ws,
+        json!({"op": "unsubscribe", "channels": ["orders"]}),
+    );
+    assert_eq!(next(&mut ws), json!({"type": "subscribed", "channels": []}));
+    send_op(&mut ws, json!({"op": "subscribe", "channels": ["book"]}));
+    assert_eq!(
+        next(&mut ws),
+        json!({"type": "subscribed", "channels": ["book"]})
+    );
+    assert_eq!(next(&mut ws)["type"], "snapshot");
+    rest.place(1, 99.0, 1);
+    assert_eq!(next(&mut ws)["type"], "book");
+}
+
+#[test]
+fn the_orders_channel_shows_a_filled_maker_with_no_finished_order_history() {
+    let server = Server::start_with(&["--finished-orders", "0"]);
+    let mut ws = connect(&server, "?channels=orders,trades");
+    assert_eq!(next(&mut ws)["type"], "snapshot");
+    let mut rest = server.connect();
+    let maker = rest.place_id(-1, 100.0, 2);
+    assert_eq!(next(&mut ws)["type"], "order");
+    let taker = rest.place_id(1, 101.0, 5);
+    let mut orders = Vec::new();
+    while orders.len() < 2 {
+        let message = next(&mut ws);
+        if message["type"] == "order" {
+            orders.push(message["order"].clone());
+        }
+    }
+    assert_eq!(
+        (&orders[0]["order_id"], status(&orders[0])),
+        (&json!(maker), ("filled", 2, false))
+    );
+    assert_eq!(orders[0]["average_traded_price"], 100.0);
+    assert_eq!(
+        (&orders[1]["order_id"], status(&orders[1])),
+        (&json!(taker), ("partially filled", 2, true))
+    );
+    rest.get(&format!("/order/{maker}")).expect(404);
 }
 
 #[test]

@@ -42,6 +42,7 @@ mod routes;
 mod subscribers;
 mod timeouts;
 mod trade_history;
+use crate::order_feed::OrderFeedFront;
 use crate::replica::ReplicaAnswer;
 use crate::ring::{Producer, Subscriber, Wake};
 pub use cancel_after::CancelAllAfter;
@@ -492,6 +493,8 @@ pub struct Front {
     client_ids: FrontClientIds,
     /// `POST /orders/cancel_all_after`'s deadline (`cancel_after.rs`).
     cancel_after: CancelAllAfter,
+    /// The feed's `orders` channel, from the replica.
+    order_feed: Option<OrderFeedFront>,
 }
 
 impl Front {
@@ -559,6 +562,7 @@ impl Front {
             batch_body: String::new(),
             client_ids,
             cancel_after,
+            order_feed: None,
         };
         Ok((front, waker))
     }
@@ -571,6 +575,11 @@ impl Front {
     /// The publisher thread, unparked when the front asks it for something.
     pub fn set_publisher(&mut self, thread: std::thread::Thread) {
         self.publisher = Some(thread);
+    }
+
+    /// The replica's `order` frames, for the feed's `orders` channel.
+    pub fn follow_orders(&mut self, order_feed: OrderFeedFront) {
+        self.order_feed = Some(order_feed);
     }
 
     /// The address the listener is bound to.

@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -24,12 +25,14 @@ const BOOK: u8 = 2;
 const SNAPSHOT: u8 = 4;
 const BBO: u8 = 8;
 const CANDLES: u8 = 16;
-const CHANNELS: [(u8, &str); 5] = [
+const ORDERS: u8 = 32;
+const CHANNELS: [(u8, &str); 6] = [
     (TRADES, "trades"),
     (BOOK, "book"),
     (SNAPSHOT, "snapshot"),
     (BBO, "bbo"),
     (CANDLES, "candles"),
+    (ORDERS, "orders"),
 ];
 
 /// The interval of the `candles` channel without one: a minute.
@@ -177,7 +180,7 @@ fn channels_of(query: Option<&str>) -> Result<Channels, ApiError> {
 }
 
 /// The channels' names as the errors list them.
-const CHANNEL_NAMES: &str = "trades, book, snapshot, bbo and candles";
+const CHANNEL_NAMES: &str = "trades, book, snapshot, bbo, candles and orders";
 
 /// The named channels, or why one is none: `candles:N` must name 1 to
 /// [`api::MAX_CANDLE_INTERVAL`] seconds, and at most
@@ -272,6 +275,7 @@ impl Front {
             .clamp(16 * 1024, 256 * 1024);
         let _ = socket2::SockRef::from(&conn.stream).set_send_buffer_size(kernel_buffer);
         let intervals = channels.intervals.clone();
+        let bits = channels.bits;
         conn.ws = Some(Box::new(Subscription {
             depth,
             channels,
@@ -290,12 +294,24 @@ impl Front {
             serial: conn.serial,
         };
         self.subscribers.push(slot);
+        self.count_order_followers(0, bits);
         self.ask_publisher(FeedRequest::Join(depth));
         for interval in intervals {
             self.ask_publisher(FeedRequest::JoinCandles(interval));
         }
         self.ask_publisher(FeedRequest::Snapshot { to, depth });
         Ok(())
+    }
+
+    /// Keeps the replica's count of `orders` followers as a connection's
+    /// channels go from `before` to `after`.
+    fn count_order_followers(&self, before: u8, after: u8) {
+        let Some(feed) = &self.order_feed else { return };
+        match (before & ORDERS != 0, after & ORDERS != 0) {
+            (false, true) => feed.followers.fetch_add(1, Ordering::Relaxed),
+            (true, false) => feed.followers.fetch_sub(1, Ordering::Relaxed),
+            _ => 0,
+        };
     }
 
     fn ask_publisher(&mut self, request: FeedRequest) {
@@ -383,6 +399,7 @@ impl Front {
                 return;
             }
         };
+        let bits_before = sub.channels.bits;
         let (fresh_snapshot, joined, left) = match op.op.as_str() {
             "subscribe" => {
                 let mut after = sub.channels.clone();
@@ -410,9 +427,13 @@ impl Front {
         };
         let answer = sub.channels_json();
         sub.push(ws::text_frame(answer.as_bytes()));
+        let bits_after = sub.channels.bits;
         if fresh_snapshot {
             sub.awaiting_snapshot = true;
-            let depth = sub.depth;
+        }
+        let depth = sub.depth;
+        self.count_order_followers(bits_before, bits_after);
+        if fresh_snapshot {
             self.ask_publisher(FeedRequest::Snapshot {
                 to: ConnectionRef { slot, serial },
                 depth,
@@ -460,6 +481,13 @@ impl Front {
                     s.wants(SNAPSHOT) && !s.awaiting_snapshot && s.depth == depth
                 }),
             }
+        }
+        if let Some(feed) = self.order_feed.take() {
+            while let Ok(frame) = feed.frames.try_recv() {
+                any = true;
+                self.fan_out(&frame, bound, |s| s.wants(ORDERS));
+            }
+            self.order_feed = Some(feed);
         }
         if any {
             self.pump_subscribers();
@@ -588,6 +616,7 @@ impl Front {
     /// Forgets a closed subscriber.
     pub(super) fn forget_subscriber(&mut self, slot: usize, sub: &Subscription) {
         self.subscribers.retain(|&s| s != slot);
+        self.count_order_followers(sub.channels.bits, 0);
         self.ask_publisher(FeedRequest::Leave(sub.depth));
         for &interval in &sub.channels.intervals {
             self.ask_publisher(FeedRequest::LeaveCandles(interval));

@@ -1,0 +1,202 @@
+//! The `orders` channel of the WebSocket feed: each change of an order
+//! (placed, traded as maker or taker, modified, cancelled), as
+//! `GET /order/{id}` would show it right after, for clients that follow
+//! their orders without polling.
+//!
+//! The replica builds these messages: its book is the one that answers
+//! `GET /order/{id}`, and it holds the orders' names. For a command it
+//! needs each order's state after it. The command's own order (the place's
+//! taker, the modified or cancelled order) is in the command's outcome. A
+//! maker is not: its state after the command is its state before plus its
+//! fills, and the makers are known before the replica applies the
+//! command, from the matching thread's trade events that precede the
+//! outcome on the output ring. A cancel-all's orders are the book's
+//! resting orders before it. So no history is needed: a filled maker
+//! shows even with `--finished-orders 0`.
+//!
+//! Messages cost the replica nothing while nobody follows the channel: the
+//! front counts the connections that do, and the replica reads that count
+//! once a command. They reach the front through their own bounded channel
+//! (a full one makes the replica wait: back-pressure, as the publisher's).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use crate::api::{self, ClientOrderId, Wire};
+use crate::client_ids::ClientIds;
+use crate::engine::{
+    Command, CommandKind, Event, OrderBook, OrderId, OrderStatus, OrderView, Side,
+};
+use crate::net::ws;
+use crate::ring::Wake;
+
+/// The front's end: the frames, and the count of followers it keeps.
+pub struct OrderFeedFront {
+    /// Connections following the channel (the front counts them).
+    pub followers: Arc<AtomicUsize>,
+    /// One `order` frame per change, in command order.
+    pub frames: Receiver<Arc<[u8]>>,
+}
+
+/// The replica's end.
+pub struct OrderFeed {
+    followers: Arc<AtomicUsize>,
+    out: Sender<Arc<[u8]>>,
+    /// The makers the pending command met, from the output ring.
+    makers: Vec<OrderId>,
+    /// Orders as they stood before the command: its makers, or a
+    /// cancel-all's resting orders.
+    before: Vec<OrderView>,
+    text: String,
+    /// A frame was sent since the front was last woken.
+    sent: bool,
+    /// Wakes the front's loop.
+    wake: Option<Arc<dyn Wake>>,
+}
+
+/// The two ends, `capacity` frames apart.
+pub fn link(capacity: usize) -> (OrderFeed, OrderFeedFront) {
+    let followers = Arc::new(AtomicUsize::new(0));
+    let (out, frames) = crossbeam_channel::bounded(capacity);
+    let feed = OrderFeed {
+        followers: followers.clone(),
+        out,
+        makers: Vec::new(),
+        before: Vec::new(),
+        text: String::new(),
+        sent: false,
+        wake: None,
+    };
+    (feed, OrderFeedFront { followers, frames })
+}
+
+impl OrderFeed {
+    /// The pending command traded with `maker` (a trade event read off the
+    /// output ring before its outcome).
+    pub fn met(&mut self, maker: OrderId) {
+        self.makers.push(maker);
+    }
+
+    /// Forgets the pending command's makers (it was rejected, or applied).
+    pub fn clear(&mut self) {
+        self.makers.clear();
+        self.before.clear();
+    }
+
+    /// Before the replica applies `command` to `book`: keeps the state of
+    /// the orders it will change that its outcome will not show. False
+    /// when nobody follows the channel (nothing to do after either).
+    pub fn before_apply(&mut self, book: &OrderBook, command: &Command) -> bool {
+        self.before.clear();
+        if self.followers.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        match command.kind {
+            CommandKind::CancelAll { side: only } => {
+                for side in [Side::Buy, Side::Sell] {
+                    if only.is_none_or(|only| only == side) {
+                        self.before.extend(book.resting(side));
+                    }
+                }
+            }
+            _ => {
+                let makers = self.makers.iter().filter_map(|&id| book.order(id));
+                self.before.extend(makers);
+            }
+        }
+        true
+    }
+
+    /// After the replica applied the command (its `events`, at feed
+    /// sequence `feed_seq`): one `order` frame per order it changed, the
+    /// makers first in the order they traded, then its own order. `name`
+    /// is a place's `client_order_id`, which `names` does not hold yet.
+    pub fn after_apply(
+        &mut self,
+        events: &[Event],
+        names: &ClientIds,
+        name: Option<ClientOrderId>,
+        feed_seq: u64,
+        wire: &Wire,
+    ) {
+        let mut before = std::mem::take(&mut self.before);
+        for order in &mut before {
+            if let Some(Event::CancelledAll { .. }) = events.last() {
+                order.status = OrderStatus::Cancelled;
+                continue;
+            }
+            for event in events {
+                if let Event::Trade(trade) = event {
+                    if trade.maker == order.id {
+                        order.filled += trade.quantity;
+                        order.notional += u128::from(trade.quantity) * u128::from(trade.price);
+                    }
+                }
+            }
+            order.status = match order.filled == order.quantity {
+                true => OrderStatus::Filled,
+                false => OrderStatus::PartiallyFilled,
+            };
+        }
+        for order in &before {
+            self.send(order, names.name_of(order.id), feed_seq, wire);
+        }
+        self.before = before;
+        let own = events.iter().rev().find_map(|event| match event {
+            Event::Accepted(order) | Event::Modified(order) | Event::Cancelled(order) => {
+                Some(*order)
+            }
+            _ => None,
+        });
+        if let Some(order) = own {
+            let name = name.or_else(|| names.name_of(order.id).copied());
+            self.send(&order, name.as_ref(), feed_seq, wire);
+        }
+        self.clear();
+    }
+
+    /// Sends wake the front's loop through `wake`.
+    pub fn wake_with(&mut self, wake: Arc<dyn Wake>) {
+        self.wake = Some(wake);
+    }
+
+    /// Wakes the front if frames went since it was last woken.
+    pub fn wake_if_sent(&mut self) {
+        if std::mem::take(&mut self.sent) {
+            self.wake_front();
+        }
+    }
+
+    fn wake_front(&self) {
+        if let Some(wake) = &self.wake {
+            wake.wake();
+        }
+    }
+
+    fn send(&mut self, order: &OrderView, name: Option<&ClientOrderId>, seq: u64, wire: &Wire) {
+        self.text.clear();
+        self.text
+            .push_str(&format!("{{\"type\":\"order\",\"seq\":{seq},\"order\":"));
+        wire.fetched(&mut self.text, order);
+        api::client_id_field(&mut self.text, name);
+        self.text.push('}');
+        let mut frame = ws::text_frame(self.text.as_bytes());
+        // A full channel is back-pressure: wait for the front.
+        loop {
+            match self.out.try_send(frame) {
+                Ok(()) => break,
+                Err(TrySendError::Full(back)) => {
+                    frame = back;
+                    self.wake_front();
+                    thread::sleep(Duration::from_micros(50));
+                }
+                Err(TrySendError::Disconnected(_)) => return,
+            }
+        }
+        self.sent = true;
+    }
+}
