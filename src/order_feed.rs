@@ -78,7 +78,10 @@ impl OrderFeed {
     /// The pending command traded with `maker` (a trade event read off the
     /// output ring before its outcome).
     pub fn met(&mut self, maker: OrderId) {
-        self.makers.push(maker);
+        // One order's trades in a command are consecutive.
+        if self.makers.last() != Some(&maker) {
+            self.makers.push(maker);
+        }
     }
 
     /// Forgets the pending command's makers (it was rejected, or applied).
@@ -124,23 +127,13 @@ impl OrderFeed {
         wire: &Wire,
     ) {
         let mut before = std::mem::take(&mut self.before);
+        let cancelled_all = matches!(events.last(), Some(Event::CancelledAll { .. }));
         for order in &mut before {
-            if let Some(Event::CancelledAll { .. }) = events.last() {
+            if cancelled_all {
                 order.status = OrderStatus::Cancelled;
-                continue;
+            } else {
+                add_fills(order, events);
             }
-            for event in events {
-                if let Event::Trade(trade) = event {
-                    if trade.maker == order.id {
-                        order.filled += trade.quantity;
-                        order.notional += u128::from(trade.quantity) * u128::from(trade.price);
-                    }
-                }
-            }
-            order.status = match order.filled == order.quantity {
-                true => OrderStatus::Filled,
-                false => OrderStatus::PartiallyFilled,
-            };
         }
         for order in &before {
             self.send(order, names.name_of(order.id), feed_seq, wire);
@@ -159,7 +152,7 @@ impl OrderFeed {
         self.clear();
     }
 
-    /// Sends wake the front's loop through `wake`.
+    /// Frames sent wake the front's loop through `wake`.
     pub fn wake_with(&mut self, wake: Arc<dyn Wake>) {
         self.wake = Some(wake);
     }
@@ -198,5 +191,136 @@ impl OrderFeed {
             }
         }
         self.sent = true;
+    }
+}
+
+/// A resting maker as its fills among `events` leave it.
+fn add_fills(maker: &mut OrderView, events: &[Event]) {
+    for event in events {
+        if let Event::Trade(trade) = event {
+            if trade.maker == maker.id {
+                maker.filled += trade.quantity;
+                maker.notional += u128::from(trade.quantity) * u128::from(trade.price);
+            }
+        }
+    }
+    maker.status = match maker.filled == maker.quantity {
+        true => OrderStatus::Filled,
+        false => OrderStatus::PartiallyFilled,
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{Symbol, TickSize};
+    use crate::engine::{BookConfig, TimeInForce, MARKET};
+
+    fn wire() -> Wire {
+        Wire {
+            symbol: Symbol::parse("DEFAULT").unwrap(),
+            tick: TickSize::parse("0.01").unwrap(),
+            max_quantity: 1_000_000_000,
+        }
+    }
+
+    fn place(id: OrderId, side: Side, price: u64, quantity: u64, tif: TimeInForce) -> Command {
+        Command {
+            ts: id as u64,
+            kind: CommandKind::Place {
+                id,
+                side,
+                price,
+                quantity,
+                tif,
+            },
+        }
+    }
+
+    /// The `order` objects of the frames waiting in `frames`.
+    fn orders_sent(frames: &Receiver<Arc<[u8]>>) -> Vec<serde_json::Value> {
+        frames
+            .try_iter()
+            .map(|frame| {
+                // A server text frame under 126 bytes has a 2-byte header,
+                // under 64 KiB a 4-byte one.
+                let start = if frame[1] == 126 { 4 } else { 2 };
+                let message: serde_json::Value = serde_json::from_slice(&frame[start..]).unwrap();
+                message["order"].clone()
+            })
+            .collect()
+    }
+
+    /// Applies `command` as the service does: the matching thread's book
+    /// first (its trade events tell the feed the makers), then the
+    /// replica's, whose changes are sent.
+    fn apply(
+        (matching, replica): (&mut OrderBook, &mut OrderBook),
+        feed: &mut OrderFeed,
+        command: &Command,
+    ) -> Vec<Event> {
+        let mut events = Vec::new();
+        matching.apply(command, &mut events);
+        for event in &events {
+            if let Event::Trade(trade) = event {
+                feed.met(trade.maker);
+            }
+        }
+        events.clear();
+        let followed = feed.before_apply(replica, command);
+        replica.apply(command, &mut events);
+        if followed {
+            feed.after_apply(&events, &ClientIds::default(), None, 7, &wire());
+        }
+        events
+    }
+
+    #[test]
+    fn each_changed_order_is_sent_as_the_replicas_book_then_shows_it() {
+        let config = BookConfig {
+            finished_capacity: 16,
+            ..BookConfig::default()
+        };
+        let (mut matching, mut replica) = (OrderBook::new(config), OrderBook::new(config));
+        let (mut feed, front) = link(64);
+        let gtc = TimeInForce::GoodTillCancel;
+        // Three sells at 100, 101 and 101; nobody follows yet: nothing sent.
+        for (id, price, quantity) in [(1, 10_000, 4), (2, 10_100, 5), (3, 10_100, 6)] {
+            let command = place(id, Side::Sell, price, quantity, gtc);
+            apply((&mut matching, &mut replica), &mut feed, &command);
+        }
+        assert!(orders_sent(&front.frames).is_empty());
+
+        front.followers.fetch_add(1, Ordering::Relaxed);
+        // A market buy of 12 fills 1 and 2 whole and 3 in part.
+        let market = place(9, Side::Buy, MARKET, 12, TimeInForce::ImmediateOrCancel);
+        apply((&mut matching, &mut replica), &mut feed, &market);
+        let sent = orders_sent(&front.frames);
+        let shown = |book: &OrderBook, id: OrderId| {
+            let mut text = String::new();
+            wire().fetched(&mut text, &book.order(id).expect("kept"));
+            serde_json::from_str::<serde_json::Value>(&text).unwrap()
+        };
+        let expected = [1, 2, 3, 9].map(|id| shown(&replica, id));
+        assert_eq!(sent, expected);
+        assert_eq!(sent[2]["status"], "partially filled");
+        assert_eq!(sent[2]["traded_quantity"], 3);
+        assert_eq!(
+            (&sent[3]["status"], &sent[3]["traded_quantity"]),
+            (&"filled".into(), &12.into())
+        );
+
+        // A cancel-all of the buys takes none; of both, order 3.
+        let cancel_all = |side| Command {
+            ts: 20,
+            kind: CommandKind::CancelAll { side },
+        };
+        let command = cancel_all(Some(Side::Buy));
+        apply((&mut matching, &mut replica), &mut feed, &command);
+        assert!(orders_sent(&front.frames).is_empty());
+        apply((&mut matching, &mut replica), &mut feed, &cancel_all(None));
+        let sent = orders_sent(&front.frames);
+        assert_eq!(sent, [shown(&replica, 3)]);
+        assert_eq!(sent[0]["status"], "cancelled");
     }
 }
