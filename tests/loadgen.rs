@@ -435,7 +435,7 @@ fn a_service_whose_rings_wait_with_membarrier_loses_nothing() {
 /// A crossing run with three subscribers: each gets every trade the service
 /// kept, each with a delay.
 fn every_trade_reaches_every_subscriber(server: &Server) {
-    let subscribers = loadgen::feed::Subscribers::start(server.addr, 3).unwrap();
+    let subscribers = loadgen::feed::Subscribers::start(server.addr, 3, false).unwrap();
     let report = loadgen::run(&settings(
         server,
         8,
@@ -453,4 +453,22 @@ fn every_trade_reaches_every_subscriber(server: &Server) {
     assert_eq!(feed.trades, 3 * trades, "every subscriber got every trade");
     assert_eq!(feed.delay_us.len(), feed.trades);
     assert!(feed.delay_us.min() >= 1);
+    assert_eq!(feed.orders, None);
+}
+
+/// Subscribers following `orders` too get one message per order change:
+/// each place's own order, and each maker a trade touched.
+#[test]
+fn subscribers_following_orders_get_each_order_change_of_the_run() {
+    let server = Server::start();
+    let subscribers = loadgen::feed::Subscribers::start(server.addr, 2, true).unwrap();
+    let run = settings(&server, 8, 1, Stop::Requests(2_000), "place=1,cross=1");
+    let report = loadgen::run(&run).unwrap();
+    let feed = subscribers.finish(loadgen::feed::last_trade(server.addr).unwrap());
+    assert_all_200(&report, 2_000);
+    assert_eq!(feed.errors, Vec::<String>::new());
+    let trades = server.connect().trades("?limit=100000").len() as u64;
+    assert!(trades > 100, "{trades} trades");
+    assert_eq!(feed.trades, 2 * trades);
+    assert_eq!(feed.orders, Some(2 * (2_000 + trades)));
 }

@@ -36,6 +36,9 @@ pub struct FeedReport {
     pub subscribers: usize,
     /// Trade messages received, over all subscribers.
     pub trades: u64,
+    /// `order` messages received, over all subscribers, when they follow
+    /// the `orders` channel.
+    pub orders: Option<u64>,
     /// From each trade's `execution_timestamp` to its arrival, in
     /// microseconds.
     pub delay_us: Histogram<u64>,
@@ -49,11 +52,14 @@ pub struct Subscribers {
     /// The `unique_id` of the last trade of the load, set before `stop`.
     last_trade: Arc<OnceLock<Option<String>>>,
     threads: Vec<JoinHandle<Result<Tally, String>>>,
+    /// They follow the `orders` channel too.
+    orders: bool,
 }
 
 /// One subscriber's count and delays.
 struct Tally {
     trades: u64,
+    orders: u64,
     delay_us: Histogram<u64>,
 }
 
@@ -63,8 +69,8 @@ fn histogram() -> Histogram<u64> {
 
 impl Subscribers {
     /// Connects `count` subscribers to `addr` and returns once each is
-    /// subscribed to trades only.
-    pub fn start(addr: SocketAddr, count: usize) -> io::Result<Subscribers> {
+    /// subscribed to trades only (and to `orders`, with `orders`).
+    pub fn start(addr: SocketAddr, count: usize, orders: bool) -> io::Result<Subscribers> {
         let stop = Arc::new(AtomicBool::new(false));
         let last_trade = Arc::new(OnceLock::new());
         let (joined, joins) = mpsc::channel();
@@ -73,7 +79,7 @@ impl Subscribers {
                 let (stop, joined) = (Arc::clone(&stop), joined.clone());
                 let last_trade = Arc::clone(&last_trade);
                 std::thread::spawn(move || {
-                    let mut ws = match join(addr) {
+                    let mut ws = match join(addr, orders) {
                         Ok(ws) => {
                             let _ = joined.send(Ok(()));
                             ws
@@ -83,7 +89,7 @@ impl Subscribers {
                             return Err(error);
                         }
                     };
-                    read_trades(&mut ws, &stop, &last_trade)
+                    read_trades(&mut ws, &stop, &last_trade, orders)
                 })
             })
             .collect();
@@ -92,6 +98,7 @@ impl Subscribers {
             stop,
             last_trade,
             threads,
+            orders,
         };
         for _ in 0..count {
             match joins.recv() {
@@ -118,6 +125,7 @@ impl Subscribers {
         let mut report = FeedReport {
             subscribers: self.threads.len(),
             trades: 0,
+            orders: self.orders.then_some(0),
             delay_us: histogram(),
             errors: Vec::new(),
         };
@@ -125,6 +133,9 @@ impl Subscribers {
             match thread.join() {
                 Ok(Ok(tally)) => {
                     report.trades += tally.trades;
+                    if let Some(orders) = &mut report.orders {
+                        *orders += tally.orders;
+                    }
                     report
                         .delay_us
                         .add(&tally.delay_us)
@@ -140,9 +151,9 @@ impl Subscribers {
     }
 }
 
-/// Connects, upgrades, and leaves only the `trades` channel on: returns
-/// once the service has confirmed it.
-fn join(addr: SocketAddr) -> Result<WebSocket<TcpStream>, String> {
+/// Connects, upgrades, and leaves only the `trades` channel on (and
+/// `orders`, with `orders`): returns once the service has confirmed it.
+fn join(addr: SocketAddr, orders: bool) -> Result<WebSocket<TcpStream>, String> {
     let stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
     let _ = stream.set_nodelay(true);
     stream
@@ -163,6 +174,15 @@ fn join(addr: SocketAddr) -> Result<WebSocket<TcpStream>, String> {
         r#""type":"subscribed""#,
         "the answer to the unsubscribe op",
     )?;
+    if orders {
+        ws.send(Message::text(r#"{"op":"subscribe","channels":["orders"]}"#))
+            .map_err(|e| format!("subscribe: {e}"))?;
+        wait_for(
+            &mut ws,
+            r#""type":"subscribed""#,
+            "the answer to the subscribe op",
+        )?;
+    }
     Ok(ws)
 }
 
@@ -190,14 +210,18 @@ fn is_timeout(error: &io::Error) -> bool {
 }
 
 /// Reads trades until `stop` is set and the last trade has arrived (or,
-/// with no trade to wait for, the feed has been quiet for [`QUIET`]).
+/// with no trade to wait for, the feed has been quiet for [`QUIET`]);
+/// a follower of `orders` also counts those, and waits for [`QUIET`]
+/// after the last trade too.
 fn read_trades(
     ws: &mut WebSocket<TcpStream>,
     stop: &AtomicBool,
     last_trade: &OnceLock<Option<String>>,
+    follows_orders: bool,
 ) -> Result<Tally, String> {
     let mut tally = Tally {
         trades: 0,
+        orders: 0,
         delay_us: histogram(),
     };
     let mut last_message = Instant::now();
@@ -206,8 +230,11 @@ fn read_trades(
     loop {
         if stop.load(Ordering::SeqCst) {
             let since = *stopped_at.get_or_insert_with(Instant::now);
+            // `order` messages come on their own path and may trail the
+            // last trade: a follower of them also waits for quiet.
+            let settled = !follows_orders || last_message.elapsed() >= QUIET;
             match last_trade.get() {
-                Some(Some(last)) if *last == newest => return Ok(tally),
+                Some(Some(last)) if *last == newest && settled => return Ok(tally),
                 Some(Some(last)) if since.elapsed() > LAST_TRADE_WAIT => {
                     return Err(format!(
                         "the load's last trade {last} did not arrive in {LAST_TRADE_WAIT:?}"
@@ -220,6 +247,10 @@ fn read_trades(
         match ws.read() {
             Ok(Message::Text(text)) => {
                 last_message = Instant::now();
+                if text.starts_with(r#"{"type":"order""#) {
+                    tally.orders += 1;
+                    continue;
+                }
                 let Some(stamp) = execution_micros(&text) else {
                     continue;
                 };

@@ -56,6 +56,10 @@ struct Cli {
     /// clock).
     #[arg(long, default_value_t = 0)]
     subscribers: usize,
+    /// The subscribers also follow the feed's `orders` channel (every
+    /// order's changes); the report counts those messages too.
+    #[arg(long, requires = "subscribers")]
+    feed_orders: bool,
     /// Orders per place request (placed, crossing and IOC alike): more
     /// than 1 sends them together as one `POST /orders/batch`.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
@@ -130,7 +134,7 @@ fn main() -> ExitCode {
         None => None,
     };
     let subscribers = if cli.subscribers > 0 {
-        match Subscribers::start(cli.addr, cli.subscribers) {
+        match Subscribers::start(cli.addr, cli.subscribers, cli.feed_orders) {
             Ok(subscribers) => Some(subscribers),
             Err(error) => {
                 eprintln!("loadgen: cannot subscribe to {}: {error}", cli.addr);
@@ -255,8 +259,12 @@ fn percentiles(histogram: &hdrhistogram::Histogram<u64>) -> Vec<(&'static str, u
 }
 
 fn print_feed(feed: &FeedReport) {
+    let orders = match feed.orders {
+        Some(orders) => format!(" and {orders} order messages"),
+        None => String::new(),
+    };
     println!(
-        "feed: {} trade messages to {} subscriber(s); subscribers failed {}",
+        "feed: {} trade messages{orders} to {} subscriber(s); subscribers failed {}",
         feed.trades,
         feed.subscribers,
         feed.errors.len()
@@ -279,10 +287,14 @@ fn feed_json(feed: &FeedReport) -> serde_json::Value {
         .into_iter()
         .map(|(label, value)| (label.to_owned(), value.into()))
         .collect();
-    serde_json::json!({
+    let mut json = serde_json::json!({
         "subscribers": feed.subscribers,
         "trades": feed.trades,
         "delay_us": delay,
         "errors": feed.errors,
-    })
+    });
+    if let Some(orders) = feed.orders {
+        json["orders"] = orders.into();
+    }
+    json
 }
