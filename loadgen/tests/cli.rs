@@ -35,7 +35,8 @@ fn bad_settings_are_refused_with_exit_2() {
     assert_eq!(
         stderr,
         "loadgen: --mid must be at least 11 ticks of --tick\n"
-    );    // Following orders is something subscribers do.
+    );
+    // Following orders is something subscribers do.
     let (code, _, stderr) = run(&["--feed-orders"]);
     assert_eq!(code, Some(2));
     assert!(stderr.contains("--subscribers <SUBSCRIBERS>"), "{stderr}");
