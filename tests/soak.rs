@@ -6,6 +6,9 @@
 //! - a market-data client keeps the whole book (`?depth=0`) from the feed
 //!   and checks every `seq` follows the last, and that each periodic
 //!   snapshot (every 200 ms) equals the book it kept, at that `seq`;
+//! - another follows the `orders` channel, keeping each order's last
+//!   state: at the end the orders it holds alive must be exactly the
+//!   resting orders `GET /orders` lists, field for field;
 //! - all along, a reader lists the book and the trades, an idle client is
 //!   closed by `--idle-timeout`, and a half-sent request gets 408;
 //! - the state file is written every second, and finished orders and
@@ -15,10 +18,11 @@
 
 mod support;
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -120,6 +124,68 @@ fn keep_book(server_addr: std::net::SocketAddr, stop: Arc<AtomicBool>) -> Kept {
     }
 }
 
+/// What the `orders` follower saw: the last state of each order still
+/// alive, by id, and how many messages came.
+struct Followed {
+    alive: HashMap<String, Value>,
+    messages: u64,
+}
+
+/// Follows the `orders` channel until `stop` (and the channel is quiet),
+/// keeping each order's last state while it is alive; says `ready` once
+/// its first snapshot came (from then on it is sent every change).
+fn follow_orders(
+    addr: std::net::SocketAddr,
+    stop: Arc<AtomicBool>,
+    ready: mpsc::Sender<()>,
+) -> Followed {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let url = format!("ws://{addr}/ws?channels=orders");
+    let (mut ws, _) = tungstenite::client(url, stream).expect("the upgrade succeeds");
+    let mut followed = Followed {
+        alive: HashMap::new(),
+        messages: 0,
+    };
+    let mut last_seq = 0;
+    loop {
+        let text = match ws.read() {
+            Ok(Message::Text(text)) => text,
+            Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+            Ok(other) => panic!("the feed sent {other:?}"),
+            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if stop.load(Ordering::SeqCst) {
+                    return followed;
+                }
+                continue;
+            }
+            Err(e) => panic!("the orders channel failed: {e}"),
+        };
+        let message: Value = serde_json::from_str(&text).unwrap();
+        match message["type"].as_str().unwrap() {
+            "snapshot" => {
+                let _ = ready.send(());
+            }
+            "order" => {
+                let seq = message["seq"].as_u64().unwrap();
+                assert!(seq >= last_seq, "order seq {seq} after {last_seq}");
+                last_seq = seq;
+                followed.messages += 1;
+                let order = &message["order"];
+                let id = order["order_id"].as_str().unwrap().to_owned();
+                if order["order_alive"] == true {
+                    followed.alive.insert(id, order.clone());
+                } else {
+                    followed.alive.remove(&id);
+                }
+            }
+            other => panic!("the orders channel sent a {other}"),
+        }
+    }
+}
+
 /// Checks made over and over while the load runs (a round takes the
 /// timeouts' 2 s and up to a second more): reads answer, an idle client is
 /// closed, a half-sent request gets 408.
@@ -158,6 +224,14 @@ fn every_part_under_sustained_load_stays_consistent_bounded_and_recoverable() {
         let (addr, stop) = (server.addr, Arc::clone(&stop_keeper));
         thread::spawn(move || keep_book(addr, stop))
     };
+    let (ready, follower_ready) = mpsc::channel();
+    let follower = {
+        let (addr, stop) = (server.addr, Arc::clone(&stop_keeper));
+        thread::spawn(move || follow_orders(addr, stop, ready))
+    };
+    follower_ready
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the orders follower joined");
     let duration = soak_duration();
     let settings = Settings {
         addr: server.addr,
@@ -276,6 +350,40 @@ fn every_part_under_sustained_load_stays_consistent_bounded_and_recoverable() {
     assert!(
         rest_book == kept.book,
         "the feed's book differs from GET /orders"
+    );
+    // The orders channel's live orders are the resting orders, each as
+    // listed.
+    let followed = follower.join().unwrap();
+    let listed: Vec<&Value> = ["buy_orders", "sell_orders"]
+        .iter()
+        .flat_map(|key| listing[key].as_array().unwrap())
+        .collect();
+    assert_eq!(followed.alive.len(), listed.len(), "orders alive");
+    for order in &listed {
+        let id = order["id"].as_str().unwrap();
+        let last = followed
+            .alive
+            .get(id)
+            .unwrap_or_else(|| panic!("{id} rests but the orders channel ended it"));
+        let as_followed = (
+            &last["order_price"],
+            &last["order_quantity"],
+            &last["traded_quantity"],
+            &last["side"],
+            &last["client_order_id"],
+        );
+        let as_listed = (
+            &order["price"],
+            &order["quantity"],
+            &order["filled_quantity"],
+            &order["side"],
+            &order["client_order_id"],
+        );
+        assert_eq!(as_followed, as_listed, "{id}");
+    }
+    eprintln!(
+        "soak: {} order messages; their live orders are the resting ones",
+        followed.messages
     );
     eprintln!(
         "soak: {} orders resting at the end",
