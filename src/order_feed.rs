@@ -38,14 +38,15 @@ use crate::ring::Wake;
 pub struct OrderFeedFront {
     /// Connections following the channel (the front counts them).
     pub followers: Arc<AtomicUsize>,
-    /// One `order` frame per change, in command order.
-    pub frames: Receiver<Arc<[u8]>>,
+    /// One `order` frame per change, in command order, with the order's
+    /// `client_order_id` (connections may follow only names with a prefix).
+    pub frames: Receiver<(Arc<[u8]>, Option<ClientOrderId>)>,
 }
 
 /// The replica's end.
 pub struct OrderFeed {
     followers: Arc<AtomicUsize>,
-    out: Sender<Arc<[u8]>>,
+    out: Sender<(Arc<[u8]>, Option<ClientOrderId>)>,
     /// The makers the pending command met, from the output ring.
     makers: Vec<OrderId>,
     /// Orders as they stood before the command: its makers, or a
@@ -177,7 +178,7 @@ impl OrderFeed {
         wire.fetched(&mut self.text, order);
         api::client_id_field(&mut self.text, name);
         self.text.push('}');
-        let mut frame = ws::text_frame(self.text.as_bytes());
+        let mut frame = (ws::text_frame(self.text.as_bytes()), name.copied());
         // A full channel is back-pressure: wait for the front.
         loop {
             match self.out.try_send(frame) {
@@ -238,10 +239,12 @@ mod tests {
     }
 
     /// The `order` objects of the frames waiting in `frames`.
-    fn orders_sent(frames: &Receiver<Arc<[u8]>>) -> Vec<serde_json::Value> {
+    fn orders_sent(
+        frames: &Receiver<(Arc<[u8]>, Option<ClientOrderId>)>,
+    ) -> Vec<serde_json::Value> {
         frames
             .try_iter()
-            .map(|frame| {
+            .map(|(frame, _)| {
                 // A server text frame under 126 bytes has a 2-byte header,
                 // under 64 KiB a 4-byte one.
                 let start = if frame[1] == 126 { 4 } else { 2 };

@@ -1016,6 +1016,61 @@ fn the_orders_channel_tells_each_change_of_each_order_as_get_order_shows_it() {
 }
 
 #[test]
+fn orders_p_follows_only_the_orders_whose_name_starts_with_p() {
+    let server = Server::start_with(&["--feed-snapshot-ms", "60000"]);
+    let mut mine = connect(&server, "?channels=orders:mm1-");
+    let mut all = connect(&server, "?channels=orders");
+    assert_eq!(next(&mut mine)["type"], "snapshot");
+    assert_eq!(next(&mut all)["type"], "snapshot");
+    let mut rest = server.connect();
+    let sell = |name: &str, price: f64| {
+        format!(r#"{{"quantity": 1, "price": {price:?}, "side": -1, "client_order_id": "{name}"}}"#)
+    };
+    let ours = rest.post("/order/", &sell("mm1-a", 100.0)).expect(200)["id"].clone();
+    rest.post("/order/", &sell("mm2-a", 100.5)).expect(200);
+    rest.place(-1, 101.0, 1);
+    // An unnamed buy sweeps all three: four changes, one of them ours.
+    rest.place(1, 101.0, 3);
+    let order = next(&mut mine)["order"].clone();
+    assert_eq!(
+        (&order["order_id"], status(&order)),
+        (&ours, ("open", 0, true))
+    );
+    let (_, order) = next_order(&mut mine, &mut rest);
+    assert_eq!(
+        (&order["order_id"], status(&order)),
+        (&ours, ("filled", 1, false))
+    );
+    let mut everyone = Vec::new();
+    for _ in 0..7 {
+        everyone.push(next(&mut all)["order"]["client_order_id"].clone());
+    }
+    let unnamed = Value::Null;
+    assert_eq!(
+        everyone,
+        [
+            json!("mm1-a"),
+            json!("mm2-a"),
+            unnamed.clone(),
+            json!("mm1-a"),
+            json!("mm2-a"),
+            unnamed.clone(),
+            unnamed
+        ]
+    );
+    // Nothing else came to the prefix's follower: its next message is
+    // the answer to this op.
+    send_op(
+        &mut mine,
+        json!({"op": "subscribe", "channels": ["orders:zz"]}),
+    );
+    assert_eq!(
+        next(&mut mine),
+        json!({"type": "subscribed", "channels": ["orders:mm1-", "orders:zz"]})
+    );
+}
+
+#[test]
 fn the_orders_channel_shows_a_filled_maker_with_no_finished_order_history() {
     let server = Server::start_with(&["--finished-orders", "0"]);
     let mut ws = connect(&server, "?channels=orders,trades");

@@ -14,7 +14,7 @@ use std::time::Instant;
 use serde::Deserialize;
 
 use super::{Connection, Front};
-use crate::api::{self, ApiError};
+use crate::api::{self, ApiError, ClientOrderId};
 use crate::net::http;
 use crate::net::ws::{self, ClientFrame};
 use crate::publisher::{ConnectionRef, FeedMessage, FeedRequest};
@@ -38,22 +38,57 @@ const CHANNELS: [(u8, &str); 6] = [
 /// The interval of the `candles` channel without one: a minute.
 const MINUTE: u64 = 60;
 
-/// Most candle intervals one connection may follow.
+/// Most candle intervals, and most order-name prefixes, one connection
+/// may follow.
 const MAX_CANDLE_INTERVALS: usize = 16;
+const MAX_ORDER_PREFIXES: usize = 16;
 
 /// The channels a connection follows: the fixed ones as bits (`CANDLES`
-/// set while it follows any candles), and the candle intervals in
-/// seconds, ascending: `candles` is a minute's, `candles:N` N seconds'.
+/// set while it follows any candles; `ORDERS` for every order), the candle
+/// intervals in seconds, ascending (`candles` is a minute's, `candles:N`
+/// N seconds'), and the `client_order_id` prefixes of the orders it
+/// follows (`orders:P`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Channels {
     bits: u8,
     intervals: Vec<u64>,
+    prefixes: Vec<ClientOrderId>,
 }
 
 impl Channels {
+    /// Whether it follows any orders' changes.
+    fn follows_orders(&self) -> bool {
+        self.bits & ORDERS != 0 || !self.prefixes.is_empty()
+    }
+
+    /// Whether it follows the changes of the order named `name`.
+    fn follows_order(&self, name: Option<&ClientOrderId>) -> bool {
+        self.bits & ORDERS != 0
+            || name.is_some_and(|name| {
+                let name = name.as_str();
+                self.prefixes.iter().any(|p| name.starts_with(p.as_str()))
+            })
+    }
+
+    /// Why it follows too much, if it does.
+    fn too_many(&self) -> Option<String> {
+        if self.intervals.len() > MAX_CANDLE_INTERVALS {
+            return Some(format!(
+                "at most {MAX_CANDLE_INTERVALS} candle intervals a connection"
+            ));
+        }
+        (self.prefixes.len() > MAX_ORDER_PREFIXES)
+            .then(|| format!("at most {MAX_ORDER_PREFIXES} order prefixes a connection"))
+    }
+
     /// Adds `other`'s channels; returns the intervals new to it.
     fn add(&mut self, other: &Channels) -> Vec<u64> {
         self.bits |= other.bits;
+        for prefix in &other.prefixes {
+            if !self.prefixes.contains(prefix) {
+                self.prefixes.push(*prefix);
+            }
+        }
         let new: Vec<u64> = other
             .intervals
             .iter()
@@ -69,6 +104,7 @@ impl Channels {
     /// Takes out `other`'s channels; returns the intervals it left.
     fn remove(&mut self, other: &Channels) -> Vec<u64> {
         self.bits &= !other.bits;
+        self.prefixes.retain(|p| !other.prefixes.contains(p));
         let gone: Vec<u64> = other
             .intervals
             .iter()
@@ -97,7 +133,11 @@ impl Channels {
             MINUTE => "candles".to_owned(),
             _ => format!("candles:{seconds}"),
         });
-        fixed.chain(candles).collect()
+        let prefixes = self
+            .prefixes
+            .iter()
+            .map(|p| format!("orders:{}", p.as_str()));
+        fixed.chain(candles).chain(prefixes).collect()
     }
 }
 
@@ -149,6 +189,10 @@ impl Subscription {
         self.wants(CANDLES) && self.channels.intervals.contains(&interval)
     }
 
+    fn wants_order(&self, name: Option<&ClientOrderId>) -> bool {
+        self.started && self.closing.is_none() && self.channels.follows_order(name)
+    }
+
     fn channels_json(&self) -> String {
         let names = serde_json::to_string(&self.channels.names()).expect("strings");
         format!("{{\"type\":\"subscribed\",\"channels\":{names}}}")
@@ -173,7 +217,7 @@ fn channels_of(query: Option<&str>) -> Result<Channels, ApiError> {
     let Some(list) = api::query_value(query, "channels") else {
         return Ok(Channels {
             bits: TRADES | BOOK | SNAPSHOT,
-            intervals: Vec::new(),
+            ..Channels::default()
         });
     };
     parse_channels(list.split(',')).map_err(|why| ApiError::new(400, format!("channels: {why}")))
@@ -183,11 +227,22 @@ fn channels_of(query: Option<&str>) -> Result<Channels, ApiError> {
 const CHANNEL_NAMES: &str = "trades, book, snapshot, bbo, candles and orders";
 
 /// The named channels, or why one is none: `candles:N` must name 1 to
-/// [`api::MAX_CANDLE_INTERVAL`] seconds, and at most
-/// [`MAX_CANDLE_INTERVALS`] intervals may be named.
+/// [`api::MAX_CANDLE_INTERVAL`] seconds, `orders:P` a prefix that is a
+/// `client_order_id` itself, and at most [`MAX_CANDLE_INTERVALS`]
+/// intervals and [`MAX_ORDER_PREFIXES`] prefixes may be named.
 fn parse_channels<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Channels, String> {
     let mut channels = Channels::default();
     for name in names {
+        if let Some(prefix) = name.strip_prefix("orders:") {
+            let prefix = ClientOrderId::parse(prefix).ok_or_else(|| {
+                format!("{name:?}: orders:P takes a prefix of client_order_ids, 1 to 36 letters, digits, '.', ':', '/', '_' or '-'")
+            })?;
+            channels.add(&Channels {
+                prefixes: vec![prefix],
+                ..Channels::default()
+            });
+            continue;
+        }
         let interval = match name.strip_prefix("candles:") {
             Some(seconds) => Some(
                 seconds
@@ -206,8 +261,8 @@ fn parse_channels<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Channe
         };
         match interval {
             Some(interval) => channels.add(&Channels {
-                bits: 0,
                 intervals: vec![interval],
+                ..Channels::default()
             }),
             None => {
                 let bit = CHANNELS
@@ -222,12 +277,10 @@ fn parse_channels<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Channe
             }
         };
     }
-    if channels.intervals.len() > MAX_CANDLE_INTERVALS {
-        return Err(format!(
-            "at most {MAX_CANDLE_INTERVALS} candle intervals a connection"
-        ));
+    match channels.too_many() {
+        Some(why) => Err(why),
+        None => Ok(channels),
     }
-    Ok(channels)
 }
 
 /// The `?depth=` of a `/ws` query, or the default; 400 before the upgrade.
@@ -275,7 +328,7 @@ impl Front {
             .clamp(16 * 1024, 256 * 1024);
         let _ = socket2::SockRef::from(&conn.stream).set_send_buffer_size(kernel_buffer);
         let intervals = channels.intervals.clone();
-        let bits = channels.bits;
+        let follows = channels.follows_orders();
         conn.ws = Some(Box::new(Subscription {
             depth,
             channels,
@@ -294,7 +347,7 @@ impl Front {
             serial: conn.serial,
         };
         self.subscribers.push(slot);
-        self.count_order_followers(0, bits);
+        self.count_order_followers(false, follows);
         self.ask_publisher(FeedRequest::Join(depth));
         for interval in intervals {
             self.ask_publisher(FeedRequest::JoinCandles(interval));
@@ -303,11 +356,11 @@ impl Front {
         Ok(())
     }
 
-    /// Keeps the replica's count of `orders` followers as a connection's
-    /// channels go from `before` to `after`.
-    fn count_order_followers(&self, before: u8, after: u8) {
+    /// Keeps the replica's count of connections following orders as one
+    /// goes from following them (`before`) or not to `after`.
+    fn count_order_followers(&self, before: bool, after: bool) {
         let Some(feed) = &self.order_feed else { return };
-        match (before & ORDERS != 0, after & ORDERS != 0) {
+        match (before, after) {
             (false, true) => feed.followers.fetch_add(1, Ordering::Relaxed),
             (true, false) => feed.followers.fetch_sub(1, Ordering::Relaxed),
             _ => 0,
@@ -399,15 +452,13 @@ impl Front {
                 return;
             }
         };
-        let bits_before = sub.channels.bits;
+        let followed_before = sub.channels.follows_orders();
         let (fresh_snapshot, joined, left) = match op.op.as_str() {
             "subscribe" => {
                 let mut after = sub.channels.clone();
                 let joined = after.add(&named);
-                if after.intervals.len() > MAX_CANDLE_INTERVALS {
-                    sub.push(error_frame(&format!(
-                        "at most {MAX_CANDLE_INTERVALS} candle intervals a connection"
-                    )));
+                if let Some(why) = after.too_many() {
+                    sub.push(error_frame(&why));
                     return;
                 }
                 sub.channels = after;
@@ -427,12 +478,12 @@ impl Front {
         };
         let answer = sub.channels_json();
         sub.push(ws::text_frame(answer.as_bytes()));
-        let bits_after = sub.channels.bits;
+        let followed_after = sub.channels.follows_orders();
         if fresh_snapshot {
             sub.awaiting_snapshot = true;
         }
         let depth = sub.depth;
-        self.count_order_followers(bits_before, bits_after);
+        self.count_order_followers(followed_before, followed_after);
         if fresh_snapshot {
             self.ask_publisher(FeedRequest::Snapshot {
                 to: ConnectionRef { slot, serial },
@@ -483,9 +534,9 @@ impl Front {
             }
         }
         if let Some(feed) = self.order_feed.take() {
-            while let Ok(frame) = feed.frames.try_recv() {
+            while let Ok((frame, name)) = feed.frames.try_recv() {
                 any = true;
-                self.fan_out(&frame, bound, |s| s.wants(ORDERS));
+                self.fan_out(&frame, bound, |s| s.wants_order(name.as_ref()));
             }
             self.order_feed = Some(feed);
         }
@@ -616,7 +667,7 @@ impl Front {
     /// Forgets a closed subscriber.
     pub(super) fn forget_subscriber(&mut self, slot: usize, sub: &Subscription) {
         self.subscribers.retain(|&s| s != slot);
-        self.count_order_followers(sub.channels.bits, 0);
+        self.count_order_followers(sub.channels.follows_orders(), false);
         self.ask_publisher(FeedRequest::Leave(sub.depth));
         for &interval in &sub.channels.intervals {
             self.ask_publisher(FeedRequest::LeaveCandles(interval));
@@ -639,7 +690,7 @@ mod tests {
     fn fixed(bits: u8) -> Channels {
         Channels {
             bits,
-            intervals: Vec::new(),
+            ..Channels::default()
         }
     }
 
@@ -677,6 +728,7 @@ mod tests {
             Channels {
                 bits: TRADES | CANDLES,
                 intervals: vec![60, 300],
+                prefixes: Vec::new(),
             }
         );
         assert_eq!(named.names(), ["trades", "candles", "candles:300"]);
@@ -697,6 +749,35 @@ mod tests {
             [300, 86_400]
         );
         assert_eq!(following, fixed(TRADES), "no candles: the bit goes too");
+    }
+
+    #[test]
+    fn orders_are_followed_all_or_by_name_prefix() {
+        let named = channels_of(Some("channels=orders:mm1-,orders%3Amm1-,orders:x/y")).unwrap();
+        let name = |text: &str| ClientOrderId::parse(text).unwrap();
+        assert_eq!(named.prefixes, [name("mm1-"), name("x/y")]);
+        assert_eq!(named.names(), ["orders:mm1-", "orders:x/y"]);
+        assert!(named.follows_orders());
+        assert!(named.follows_order(Some(&name("mm1-77"))));
+        assert!(named.follows_order(Some(&name("x/y"))));
+        assert!(!named.follows_order(Some(&name("mm2-1"))));
+        assert!(!named.follows_order(None), "an unnamed order has no prefix");
+        let all = parse_channels(["orders"]).unwrap();
+        assert!(all.follows_order(None) && all.follows_order(Some(&name("z"))));
+        let mut following = named.clone();
+        following.remove(&parse_channels(["orders:mm1-", "orders:x/y"]).unwrap());
+        assert!(!following.follows_orders());
+        for bad in [
+            "orders:",
+            "orders:a b",
+            "orders:0123456789012345678901234567890123456",
+        ] {
+            let why = parse_channels([bad]).unwrap_err();
+            assert!(why.contains("orders:P takes a prefix"), "{bad}: {why}");
+        }
+        let many: Vec<String> = (0..17).map(|i| format!("orders:p{i}")).collect();
+        let refused = parse_channels(many.iter().map(String::as_str)).unwrap_err();
+        assert_eq!(refused, "at most 16 order prefixes a connection");
     }
 
     #[test]
