@@ -11,6 +11,7 @@
 use std::io;
 use std::thread::{self, JoinHandle};
 
+use crate::api::ClientOrderId;
 use crate::engine::{Command, Event, EventSink, OrderBook, OrderId, Side, Timestamp};
 
 use crate::ring::{Consumer, Publisher, WaitResult};
@@ -46,6 +47,8 @@ pub enum BarrierPurpose {
         limit: usize,
         /// Only this side's (the other listed empty), or both.
         side: Option<Side>,
+        /// Only the orders whose `client_order_id` starts with this.
+        prefix: Option<ClientOrderId>,
     },
     /// One order, resting or finished, as of this point (the book replica
     /// answers: it keeps the finished-order history, so the matching

@@ -19,10 +19,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
-use crate::api::{self, ApiError, Ticker, TradeRecord, Wire};
+use crate::api::{self, ApiError, ClientOrderId, Ticker, TradeRecord, Wire};
 use crate::candles;
 use crate::client_ids::{ClientIds, ReplicaClientIds};
-use crate::engine::{Command, CommandKind, Event, LevelView, OrderBook, OrderId, Side, Timestamp};
+use crate::engine::{
+    Command, CommandKind, Event, LevelView, OrderBook, OrderId, OrderView, Side, Timestamp,
+};
 use crate::matching::{BarrierPurpose, Output};
 use crate::metrics;
 use crate::order_feed::OrderFeed;
@@ -43,13 +45,15 @@ pub struct ReplicaAnswer {
 
 /// Writes `{"buy_orders":[...],"sell_orders":[...]}`, best price first,
 /// then earliest first, at most `limit` a side; with `only`, the other
-/// side's list is empty (the shape stays the same for clients).
+/// side's list is empty (the shape stays the same for clients); with
+/// `prefix`, only the orders whose `client_order_id` starts with it.
 pub fn orders_json(
     book: &OrderBook,
     names: &ClientIds,
     wire: &Wire,
     limit: usize,
     only: Option<Side>,
+    prefix: Option<&ClientOrderId>,
 ) -> Vec<u8> {
     let mut out = String::with_capacity(64 + book.resting_count().min(limit) * 200);
     for (side, key) in [
@@ -60,7 +64,13 @@ pub fn orders_json(
         if only.is_some_and(|only| only != side) {
             continue;
         }
-        for (i, order) in book.resting(side).take(limit).enumerate() {
+        let named = |order: &OrderView| match prefix {
+            None => true,
+            Some(prefix) => names
+                .name_of(order.id)
+                .is_some_and(|name| name.as_str().starts_with(prefix.as_str())),
+        };
+        for (i, order) in book.resting(side).filter(named).take(limit).enumerate() {
             if i > 0 {
                 out.push(',');
             }
@@ -312,8 +322,15 @@ pub fn spawn(
                         // A read answered after this sees the gauge as of it.
                         count_resting(&snapshots.metrics, &book, names.ids());
                         let (status, body) = match barrier.purpose {
-                            BarrierPurpose::Orders { limit, side } => {
-                                (200, orders_json(&book, names.ids(), &wire, limit, side))
+                            BarrierPurpose::Orders {
+                                limit,
+                                side,
+                                prefix,
+                            } => {
+                                let prefix = prefix.as_ref();
+                                let body =
+                                    orders_json(&book, names.ids(), &wire, limit, side, prefix);
+                                (200, body)
                             }
                             BarrierPurpose::Order(id) => order_json(&book, names.ids(), &wire, id),
                             BarrierPurpose::Book { depth } => {

@@ -381,3 +381,55 @@ fn a_named_orders_fills_are_read_by_its_name() {
         .get("/trades?client_order_id=a%20b")
         .expect_detail(422, RULE);
 }
+
+#[test]
+fn get_orders_with_a_name_prefix_lists_only_the_orders_so_named() {
+    let server = Server::start();
+    let mut client = server.connect();
+    let a1 = place_named(&mut client, 1, 99.0, 1, "a-1");
+    let b1 = place_named(&mut client, 1, 99.5, 1, "b-1");
+    let a2 = place_named(&mut client, 1, 100.0, 1, "a-2");
+    let a3 = place_named(&mut client, -1, 101.0, 1, "a-3");
+    client.place(1, 100.0, 1);
+    let ids = |listing: &Value, key: &str| -> Vec<String> {
+        listing[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|order| order["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let mine = client.get("/orders?client_order_id_prefix=a-").expect(200);
+    assert_eq!(
+        ids(&mine, "buy_orders"),
+        [a2.clone(), a1.clone()],
+        "best first"
+    );
+    assert_eq!(ids(&mine, "sell_orders"), [a3]);
+    assert_eq!(mine["buy_orders"][0]["client_order_id"], json!("a-2"));
+    // With a side and a limit, which count only the orders so named.
+    let first = client
+        .get("/orders?side=buy&limit=1&client_order_id_prefix=a-")
+        .expect(200);
+    assert_eq!(
+        (ids(&first, "buy_orders"), ids(&first, "sell_orders")),
+        (vec![a2], vec![])
+    );
+    // A whole name is a prefix too; escaped as a query value is.
+    let one = client
+        .get("/orders?client_order_id_prefix=b%2D1")
+        .expect(200);
+    assert_eq!(ids(&one, "buy_orders"), [b1]);
+    let none = client.get("/orders?client_order_id_prefix=zz").expect(200);
+    assert_eq!(none, json!({"buy_orders": [], "sell_orders": []}));
+    client
+        .get("/orders?client_order_id_prefix=a%20")
+        .expect_detail(
+            422,
+            &RULE.replace("client_order_id", "client_order_id_prefix"),
+        );
+    client.get("/orders?client_order_id_prefix=").expect_detail(
+        422,
+        &RULE.replace("client_order_id", "client_order_id_prefix"),
+    );
+}

@@ -179,6 +179,7 @@ fn barriers_answer_in_stream_order() {
         purpose: matching::BarrierPurpose::Orders {
             limit: usize::MAX,
             side: None,
+            prefix: None,
         },
     };
     let lookup = |ticket| matching::Barrier {

@@ -128,10 +128,20 @@ pub fn side_param(query: Option<&str>) -> Result<Option<Side>, ApiError> {
 
 /// The `?client_order_id=` of `GET`, `PUT` and `DELETE /order`, if given.
 pub fn client_id_param(query: Option<&str>) -> Result<Option<ClientOrderId>, ApiError> {
-    query_value(query, "client_order_id")
+    name_param(query, "client_order_id")
+}
+
+/// The `?client_order_id_prefix=` of `GET /orders`, if given: a prefix
+/// follows the rule of the names it begins.
+pub fn client_id_prefix_param(query: Option<&str>) -> Result<Option<ClientOrderId>, ApiError> {
+    name_param(query, "client_order_id_prefix")
+}
+
+/// The `client_order_id` (or prefix of one) in the query parameter `name`.
+fn name_param(query: Option<&str>, name: &str) -> Result<Option<ClientOrderId>, ApiError> {
+    query_value(query, name)
         .map(|text| {
-            ClientOrderId::parse(&text)
-                .ok_or_else(|| ApiError::field("client_order_id", CLIENT_ID_RULE))
+            ClientOrderId::parse(&text).ok_or_else(|| ApiError::field(name, CLIENT_ID_RULE))
         })
         .transpose()
 }

@@ -69,7 +69,12 @@ impl Front {
                 api::limit_param(query, usize::MAX, None)
                     .and_then(|limit| Ok((limit, api::side_param(query)?)))
                     .and_then(|(limit, side)| {
-                        let purpose = BarrierPurpose::Orders { limit, side };
+                        let prefix = api::client_id_prefix_param(query)?;
+                        let purpose = BarrierPurpose::Orders {
+                            limit,
+                            side,
+                            prefix,
+                        };
                         self.submit_barrier(slot, purpose, Awaiting::Replica, keep_alive)
                     })
             }
