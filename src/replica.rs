@@ -68,7 +68,7 @@ pub fn orders_json(
             None => true,
             Some(prefix) => names
                 .name_of(order.id)
-                .is_some_and(|name| name.as_str().starts_with(prefix.as_str())),
+                .is_some_and(|name| name.starts_with(prefix)),
         };
         for (i, order) in book.resting(side).filter(named).take(limit).enumerate() {
             if i > 0 {
@@ -244,8 +244,9 @@ fn count_resting(metrics: &metrics::Shared, book: &OrderBook, names: &ClientIds)
 /// the matching thread's outcome shows it was not rejected (so the copy
 /// agrees with the matching thread's book whatever either keeps of finished
 /// orders), answers `Orders` and `Order` barriers through `answers`, waking
-/// the front with `wake`, writes the state file at `Snapshot` barriers and
-/// once more when the output ring closes, and then returns its book.
+/// the front with `wake`, builds the `orders` channel's frames (`orders`)
+/// while someone follows it, writes the state file at `Snapshot` barriers
+/// and once more when the output ring closes, and then returns its book.
 #[allow(clippy::too_many_arguments)]
 pub fn spawn(
     mut book: OrderBook,

@@ -39,6 +39,12 @@ impl ClientOrderId {
         // Only ASCII is ever stored (see `parse`).
         std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
     }
+
+    /// Whether it begins with `prefix` (a client's own names, when it
+    /// gives them all one: `GET /orders` and the `orders:P` channel).
+    pub fn starts_with(&self, prefix: &ClientOrderId) -> bool {
+        self.as_str().starts_with(prefix.as_str())
+    }
 }
 
 impl fmt::Debug for ClientOrderId {

@@ -64,10 +64,7 @@ impl Channels {
     /// Whether it follows the changes of the order named `name`.
     fn follows_order(&self, name: Option<&ClientOrderId>) -> bool {
         self.bits & ORDERS != 0
-            || name.is_some_and(|name| {
-                let name = name.as_str();
-                self.prefixes.iter().any(|p| name.starts_with(p.as_str()))
-            })
+            || name.is_some_and(|name| self.prefixes.iter().any(|p| name.starts_with(p)))
     }
 
     /// Why it follows too much, if it does.
