@@ -214,15 +214,10 @@ fn add_fills(maker: &mut OrderView, events: &[Event]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Symbol, TickSize};
     use crate::engine::{BookConfig, TimeInForce, MARKET};
 
     fn wire() -> Wire {
-        Wire {
-            symbol: Symbol::parse("DEFAULT").unwrap(),
-            tick: TickSize::parse("0.01").unwrap(),
-            max_quantity: 1_000_000_000,
-        }
+        Wire::default_for_tests()
     }
 
     fn place(id: OrderId, side: Side, price: u64, quantity: u64, tif: TimeInForce) -> Command {

@@ -30,7 +30,7 @@ use loadgen::{Mix, Settings, Stop};
 use serde_json::Value;
 use support::feed_book::Book;
 use support::{naive_candles, resident_kib, served_candle, Client, Server, TempDir};
-use tungstenite::Message;
+use tungstenite::{Message, WebSocket};
 
 const ARGS: &[&str] = &[
     "--snapshot-interval",
@@ -60,6 +60,24 @@ fn soak_duration() -> Duration {
     Duration::from_secs(seconds)
 }
 
+/// The next text message of a feed client, or `None` once `stop` is set
+/// and a read found nothing (the feed is quiet).
+fn next_text(ws: &mut WebSocket<TcpStream>, stop: &AtomicBool) -> Option<String> {
+    loop {
+        match ws.read() {
+            Ok(Message::Text(text)) => return Some(text.to_string()),
+            Ok(Message::Ping(_) | Message::Pong(_)) => {}
+            Ok(other) => panic!("the feed sent {other:?}"),
+            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if stop.load(Ordering::SeqCst) {
+                    return None;
+                }
+            }
+            Err(e) => panic!("the feed failed: {e}"),
+        }
+    }
+}
+
 /// What the market-data client saw.
 struct Kept {
     book: Book,
@@ -79,17 +97,8 @@ fn keep_book(server_addr: std::net::SocketAddr, stop: Arc<AtomicBool>) -> Kept {
     let (mut ws, _) = tungstenite::client(url, stream).expect("the upgrade succeeds");
     let mut kept: Option<Kept> = None;
     loop {
-        let text = match ws.read() {
-            Ok(Message::Text(text)) => text,
-            Ok(Message::Ping(_) | Message::Pong(_)) => continue,
-            Ok(other) => panic!("the feed sent {other:?}"),
-            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if stop.load(Ordering::SeqCst) {
-                    return kept.expect("a snapshot arrived");
-                }
-                continue;
-            }
-            Err(e) => panic!("the feed failed: {e}"),
+        let Some(text) = next_text(&mut ws, &stop) else {
+            return kept.expect("a snapshot arrived");
         };
         let message: Value = serde_json::from_str(&text).unwrap();
         let seq = message["seq"].as_u64().unwrap();
@@ -151,17 +160,8 @@ fn follow_orders(
     };
     let mut last_seq = 0;
     loop {
-        let text = match ws.read() {
-            Ok(Message::Text(text)) => text,
-            Ok(Message::Ping(_) | Message::Pong(_)) => continue,
-            Ok(other) => panic!("the feed sent {other:?}"),
-            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if stop.load(Ordering::SeqCst) {
-                    return followed;
-                }
-                continue;
-            }
-            Err(e) => panic!("the orders channel failed: {e}"),
+        let Some(text) = next_text(&mut ws, &stop) else {
+            return followed;
         };
         let message: Value = serde_json::from_str(&text).unwrap();
         match message["type"].as_str().unwrap() {

@@ -146,17 +146,25 @@ pub struct Wire {
     pub max_quantity: Qty,
 }
 
+impl Wire {
+    /// The default settings' wire (symbol `DEFAULT`, tick 0.01), for tests.
+    #[cfg(test)]
+    pub(crate) fn default_for_tests() -> Wire {
+        Wire {
+            symbol: Symbol::parse("DEFAULT").unwrap(),
+            tick: TickSize::parse("0.01").unwrap(),
+            max_quantity: 1_000_000_000,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::{OrderStatus, OrderView, Side, TimeInForce, MARKET};
 
     fn wire() -> Wire {
-        Wire {
-            symbol: Symbol::parse("DEFAULT").unwrap(),
-            tick: TickSize::parse("0.01").unwrap(),
-            max_quantity: 1_000_000_000,
-        }
+        Wire::default_for_tests()
     }
 
     #[test]

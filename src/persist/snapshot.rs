@@ -443,11 +443,7 @@ mod tests {
     use crate::engine::{BookConfig, Command, CommandKind, Event, TimeInForce};
 
     fn wire() -> Wire {
-        Wire {
-            symbol: crate::api::Symbol::parse("DEFAULT").unwrap(),
-            tick: TickSize::parse("0.01").unwrap(),
-            max_quantity: 1_000_000_000,
-        }
+        Wire::default_for_tests()
     }
 
     fn place(book: &mut OrderBook, id: u128, side: Side, price: u64, quantity: u64) -> Vec<Event> {
