@@ -136,19 +136,20 @@ impl OrderFeed {
                 add_fills(order, events);
             }
         }
+        let why = if cancelled_all { "cancelled" } else { "traded" };
         for order in &before {
-            self.send(order, names.name_of(order.id), feed_seq, wire);
+            self.send(why, order, names.name_of(order.id), feed_seq, wire);
         }
         self.before = before;
         let own = events.iter().rev().find_map(|event| match event {
-            Event::Accepted(order) | Event::Modified(order) | Event::Cancelled(order) => {
-                Some(*order)
-            }
+            Event::Accepted(order) => Some(("placed", *order)),
+            Event::Modified(order) => Some(("modified", *order)),
+            Event::Cancelled(order) => Some(("cancelled", *order)),
             _ => None,
         });
-        if let Some(order) = own {
+        if let Some((why, order)) = own {
             let name = name.or_else(|| names.name_of(order.id).copied());
-            self.send(&order, name.as_ref(), feed_seq, wire);
+            self.send(why, &order, name.as_ref(), feed_seq, wire);
         }
         self.clear();
     }
@@ -171,10 +172,20 @@ impl OrderFeed {
         }
     }
 
-    fn send(&mut self, order: &OrderView, name: Option<&ClientOrderId>, seq: u64, wire: &Wire) {
+    /// Sends the frame of `order` changed by `event` (`placed`, `traded`,
+    /// `modified` or `cancelled`).
+    fn send(
+        &mut self,
+        event: &str,
+        order: &OrderView,
+        name: Option<&ClientOrderId>,
+        seq: u64,
+        wire: &Wire,
+    ) {
         self.text.clear();
-        self.text
-            .push_str(&format!("{{\"type\":\"order\",\"seq\":{seq},\"order\":"));
+        self.text.push_str(&format!(
+            "{{\"type\":\"order\",\"seq\":{seq},\"event\":\"{event}\",\"order\":"
+        ));
         wire.fetched(&mut self.text, order);
         api::client_id_field(&mut self.text, name);
         self.text.push('}');
@@ -233,10 +244,10 @@ mod tests {
         }
     }
 
-    /// The `order` objects of the frames waiting in `frames`.
+    /// The `(event, order)` of each frame waiting in `frames`.
     fn orders_sent(
         frames: &Receiver<(Arc<[u8]>, Option<ClientOrderId>)>,
-    ) -> Vec<serde_json::Value> {
+    ) -> Vec<(serde_json::Value, serde_json::Value)> {
         frames
             .try_iter()
             .map(|(frame, _)| {
@@ -244,7 +255,7 @@ mod tests {
                 // under 64 KiB a 4-byte one.
                 let start = if frame[1] == 126 { 4 } else { 2 };
                 let message: serde_json::Value = serde_json::from_slice(&frame[start..]).unwrap();
-                message["order"].clone()
+                (message["event"].clone(), message["order"].clone())
             })
             .collect()
     }
@@ -293,7 +304,8 @@ mod tests {
         // A market buy of 12 fills 1 and 2 whole and 3 in part.
         let market = place(9, Side::Buy, MARKET, 12, TimeInForce::ImmediateOrCancel);
         apply((&mut matching, &mut replica), &mut feed, &market);
-        let sent = orders_sent(&front.frames);
+        let (events, sent): (Vec<_>, Vec<_>) = orders_sent(&front.frames).into_iter().unzip();
+        assert_eq!(events, ["traded", "traded", "traded", "placed"]);
         let shown = |book: &OrderBook, id: OrderId| {
             let mut text = String::new();
             wire().fetched(&mut text, &book.order(id).expect("kept"));
@@ -317,8 +329,11 @@ mod tests {
         apply((&mut matching, &mut replica), &mut feed, &command);
         assert!(orders_sent(&front.frames).is_empty());
         apply((&mut matching, &mut replica), &mut feed, &cancel_all(None));
-        let sent = orders_sent(&front.frames);
-        assert_eq!(sent, [shown(&replica, 3)]);
-        assert_eq!(sent[0]["status"], "cancelled");
+        let (events, sent): (Vec<_>, Vec<_>) = orders_sent(&front.frames).into_iter().unzip();
+        assert_eq!(
+            (events, sent),
+            (vec!["cancelled".into()], vec![shown(&replica, 3)])
+        );
+        assert_eq!(shown(&replica, 3)["status"], "cancelled");
     }
 }

@@ -1031,7 +1031,9 @@ fn orders_p_follows_only_the_orders_whose_name_starts_with_p() {
     rest.place(-1, 101.0, 1);
     // An unnamed buy sweeps all three: four changes, one of them ours.
     rest.place(1, 101.0, 3);
-    let order = next(&mut mine)["order"].clone();
+    let message = next(&mut mine);
+    assert_eq!(message["event"], "placed");
+    let order = message["order"].clone();
     assert_eq!(
         (&order["order_id"], status(&order)),
         (&ours, ("open", 0, true))

@@ -173,6 +173,9 @@ fn follow_orders(
                 assert!(seq >= last_seq, "order seq {seq} after {last_seq}");
                 last_seq = seq;
                 followed.messages += 1;
+                let event = message["event"].as_str().unwrap();
+                let known = ["placed", "traded", "modified", "cancelled"];
+                assert!(known.contains(&event), "{message}");
                 let order = &message["order"];
                 let id = order["order_id"].as_str().unwrap().to_owned();
                 if order["order_alive"] == true {
