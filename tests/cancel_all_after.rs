@@ -58,19 +58,21 @@ fn every_resting_order_is_cancelled_once_the_deadline_passes_unrefreshed() {
     let mut client = server.connect();
     let buy = client.place_id(1, 99.0, 5);
     let sell = client.place_id(-1, 101.0, 7);
-    let armed = arm(&mut client, 300);
+    // A second: room for a busy machine between arming and the reads
+    // that find it armed.
+    let armed = arm(&mut client, 1_000);
     assert_eq!(
         (&armed["success"], &armed["message"], &armed["timeout_ms"]),
-        (&json!(true), &json!("Cancel-all armed"), &json!(300))
+        (&json!(true), &json!("Cancel-all armed"), &json!(1_000))
     );
     assert_eq!(
         micros(&armed["trigger_time"]) - micros(&armed["current_time"]),
-        300_000,
+        1_000_000,
         "{armed}"
     );
     let state = client.get(PATH).expect(200);
     assert_eq!(state["trigger_time"], armed["trigger_time"]);
-    assert_eq!(state["timeout_ms"], json!(300));
+    assert_eq!(state["timeout_ms"], json!(1_000));
     assert!(state.get("success").is_none(), "{state}");
     let text = client.metrics_text();
     assert_eq!(metric(&text, "orderbook_cancel_all_after_armed"), 1.0);
@@ -114,10 +116,12 @@ fn refreshing_keeps_the_orders_and_a_timeout_of_0_disarms_it() {
     let mut client = server.connect();
     let id = client.place_id(1, 99.0, 5);
     let started = Instant::now();
-    arm(&mut client, 400);
-    while started.elapsed() < Duration::from_millis(1_200) {
+    // Refreshed every 100 ms for twice its timeout: a refresh would have
+    // to come 1.5 s late for the switch to go off.
+    arm(&mut client, 1_500);
+    while started.elapsed() < Duration::from_millis(3_000) {
         thread::sleep(Duration::from_millis(100));
-        arm(&mut client, 400);
+        arm(&mut client, 1_500);
     }
     assert_eq!(status_of(&mut client, &id), (json!("open"), json!(true)));
     let off = arm(&mut client, 0);
@@ -126,7 +130,7 @@ fn refreshing_keeps_the_orders_and_a_timeout_of_0_disarms_it() {
         (&json!("Cancel-all disarmed"), &Value::Null, &json!(0))
     );
     assert!(!server_file(&server).exists());
-    thread::sleep(Duration::from_millis(600));
+    thread::sleep(Duration::from_millis(1_700));
     assert_eq!(status_of(&mut client, &id), (json!("open"), json!(true)));
     assert_eq!(fired_total(&mut client), 0.0);
     // Disarming what is not armed is no error.
