@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::feed_book::{price_key, Book};
-use support::{naive_candles, request_bytes, served_candle, Client, Server};
+use support::{metric, naive_candles, request_bytes, served_candle, Client, Server};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Message, WebSocket};
 
@@ -998,6 +998,9 @@ fn the_orders_channel_tells_each_change_of_each_order_as_get_order_shows_it() {
         cancelled.push(order["order_id"].clone());
     }
     assert_eq!(cancelled, [json!(high), low], "best first, as they rested");
+    let text = rest.metrics_text();
+    assert_eq!(metric(&text, "orderbook_feed_order_followers"), 1.0);
+    assert_eq!(metric(&text, "orderbook_feed_order_messages_total"), 10.0);
 
     // Unsubscribed, no more: the next message is the book's.
     send_op(
@@ -1005,6 +1008,8 @@ fn the_orders_channel_tells_each_change_of_each_order_as_get_order_shows_it() {
         json!({"op": "unsubscribe", "channels": ["orders"]}),
     );
     assert_eq!(next(&mut ws), json!({"type": "subscribed", "channels": []}));
+    let text = rest.metrics_text();
+    assert_eq!(metric(&text, "orderbook_feed_order_followers"), 0.0);
     send_op(&mut ws, json!({"op": "subscribe", "channels": ["book"]}));
     assert_eq!(
         next(&mut ws),

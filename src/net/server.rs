@@ -116,6 +116,8 @@ pub struct FeedSettings {
 #[derive(Default)]
 struct FeedStats {
     frames_queued: u64,
+    /// `order` frames taken from the replica.
+    order_messages: u64,
     slow_closed: u64,
     unresponsive_closed: u64,
 }

@@ -110,6 +110,8 @@ impl Front {
             ("orderbook_feed_frames_queued_total", "counter", "Feed frames queued to subscribers (one frame shared by many, counted per subscriber).", self.feed_stats.frames_queued),
             ("orderbook_feed_slow_closed_total", "counter", "Subscribers closed (1008) because their send queue passed its bound.", self.feed_stats.slow_closed),
             ("orderbook_feed_unresponsive_closed_total", "counter", "Subscribers closed because a ping went unanswered.", self.feed_stats.unresponsive_closed),
+            ("orderbook_feed_order_followers", "gauge", "Subscribers following the orders channel (all orders, or by name prefix); the replica builds order messages only while there are any.", self.order_feed.as_ref().map_or(0, |feed| feed.followers.load(std::sync::atomic::Ordering::Relaxed) as u64)),
+            ("orderbook_feed_order_messages_total", "counter", "Order messages the replica built (one per change of an order while someone follows the channel).", self.feed_stats.order_messages),
         ] {
             metrics::write_value(&mut out, name, kind, help, value);
         }

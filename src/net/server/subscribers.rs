@@ -533,6 +533,7 @@ impl Front {
         if let Some(feed) = self.order_feed.take() {
             while let Ok((frame, name)) = feed.frames.try_recv() {
                 any = true;
+                self.feed_stats.order_messages += 1;
                 self.fan_out(&frame, bound, |s| s.wants_order(name.as_ref()));
             }
             self.order_feed = Some(feed);
