@@ -81,6 +81,14 @@ pub enum BarrierPurpose {
     /// Write the state file as of this point (the replica acts; nobody is
     /// answered).
     Snapshot,
+    /// The resting orders a WebSocket connection starts to follow (all, or
+    /// those whose name starts with `prefix`) as of this point: the
+    /// replica sends them down the `orders` channel's path, ahead of every
+    /// change after this point.
+    OrderSnapshot {
+        /// Only the orders whose `client_order_id` starts with this.
+        prefix: Option<ClientOrderId>,
+    },
 }
 
 /// What the matching thread publishes. Each [`Request`] yields exactly one

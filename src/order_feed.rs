@@ -34,19 +34,38 @@ use crate::engine::{
 use crate::net::ws;
 use crate::ring::Wake;
 
+/// What the replica sends the front, in stream order.
+#[derive(Debug)]
+pub enum OrderFrame {
+    /// One `order` frame per change, with the order's `client_order_id`
+    /// (connections may follow only names with a prefix).
+    Change {
+        /// The frame.
+        frame: Arc<[u8]>,
+        /// The order's name, if it has one.
+        name: Option<ClientOrderId>,
+    },
+    /// The `orders_snapshot` frame a connection's barrier asked for.
+    Snapshot {
+        /// The barrier's ticket, which the front maps to the connection.
+        ticket: u64,
+        /// The frame.
+        frame: Arc<[u8]>,
+    },
+}
+
 /// The front's end: the frames, and the count of followers it keeps.
 pub struct OrderFeedFront {
     /// Connections following the channel (the front counts them).
     pub followers: Arc<AtomicUsize>,
-    /// One `order` frame per change, in command order, with the order's
-    /// `client_order_id` (connections may follow only names with a prefix).
-    pub frames: Receiver<(Arc<[u8]>, Option<ClientOrderId>)>,
+    /// The frames, in command order.
+    pub frames: Receiver<OrderFrame>,
 }
 
 /// The replica's end.
 pub struct OrderFeed {
     followers: Arc<AtomicUsize>,
-    out: Sender<(Arc<[u8]>, Option<ClientOrderId>)>,
+    out: Sender<OrderFrame>,
     /// The makers the pending command met, from the output ring.
     makers: Vec<OrderId>,
     /// Orders as they stood before the command: its makers, or a
@@ -189,8 +208,58 @@ impl OrderFeed {
         wire.fetched(&mut self.text, order);
         api::client_id_field(&mut self.text, name);
         self.text.push('}');
-        let mut frame = (ws::text_frame(self.text.as_bytes()), name.copied());
-        // A full channel is back-pressure: wait for the front.
+        let frame = OrderFrame::Change {
+            frame: ws::text_frame(self.text.as_bytes()),
+            name: name.copied(),
+        };
+        self.push(frame);
+    }
+
+    /// At an `OrderSnapshot` barrier (ticket `ticket`, at feed sequence
+    /// `feed_seq`): the resting orders of `book` named with `prefix` (all
+    /// without one), bids then asks, best first, as one `orders_snapshot`
+    /// frame for the connection that asked.
+    pub fn snapshot(
+        &mut self,
+        ticket: u64,
+        book: &OrderBook,
+        names: &ClientIds,
+        prefix: Option<&ClientOrderId>,
+        feed_seq: u64,
+        wire: &Wire,
+    ) {
+        self.text.clear();
+        let channel = match prefix {
+            Some(prefix) => format!("orders:{}", prefix.as_str()),
+            None => "orders".to_owned(),
+        };
+        self.text.push_str(&format!(
+            "{{\"type\":\"orders_snapshot\",\"seq\":{feed_seq},\"channel\":\"{channel}\",\"orders\":["
+        ));
+        let mut first = true;
+        for side in [Side::Buy, Side::Sell] {
+            for order in book.resting(side) {
+                let name = names.name_of(order.id);
+                if prefix.is_some_and(|p| !name.is_some_and(|name| name.starts_with(p))) {
+                    continue;
+                }
+                if !first {
+                    self.text.push(',');
+                }
+                first = false;
+                wire.fetched(&mut self.text, &order);
+                api::client_id_field(&mut self.text, name);
+            }
+        }
+        self.text.push_str("]}");
+        let frame = ws::text_frame(self.text.as_bytes());
+        self.push(OrderFrame::Snapshot { ticket, frame });
+    }
+
+    /// Sends a frame to the front; a full channel is back-pressure: wait
+    /// for the front.
+    fn push(&mut self, frame: OrderFrame) {
+        let mut frame = frame;
         loop {
             match self.out.try_send(frame) {
                 Ok(()) => break,
@@ -245,12 +314,13 @@ mod tests {
     }
 
     /// The `(event, order)` of each frame waiting in `frames`.
-    fn orders_sent(
-        frames: &Receiver<(Arc<[u8]>, Option<ClientOrderId>)>,
-    ) -> Vec<(serde_json::Value, serde_json::Value)> {
+    fn orders_sent(frames: &Receiver<OrderFrame>) -> Vec<(serde_json::Value, serde_json::Value)> {
         frames
             .try_iter()
-            .map(|(frame, _)| {
+            .map(|sent| {
+                let OrderFrame::Change { frame, .. } = sent else {
+                    panic!("a snapshot nobody asked for");
+                };
                 // A server text frame under 126 bytes has a 2-byte header,
                 // under 64 KiB a 4-byte one.
                 let start = if frame[1] == 126 { 4 } else { 2 };

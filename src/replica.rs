@@ -350,6 +350,12 @@ pub fn spawn(
                                 return;
                             }
                             BarrierPurpose::Trades => return,
+                            BarrierPurpose::OrderSnapshot { prefix } => {
+                                let (ticket, seq) = (barrier.ticket, snapshots.feed_seq);
+                                let names = names.ids();
+                                orders.snapshot(ticket, &book, names, prefix.as_ref(), seq, &wire);
+                                return;
+                            }
                         };
                         // The front may be gone at shutdown; nothing to answer then.
                         let _ = answers.send(ReplicaAnswer {

@@ -923,8 +923,7 @@ fn status(order: &Value) -> (&str, u64, bool) {
 #[test]
 fn the_orders_channel_tells_each_change_of_each_order_as_get_order_shows_it() {
     let server = Server::start_with(&["--feed-snapshot-ms", "60000"]);
-    let mut ws = connect(&server, "?channels=orders");
-    assert_eq!(next(&mut ws)["type"], "snapshot");
+    let mut ws = follow_orders(&server, "?channels=orders");
     let mut rest = server.connect();
     let maker = rest
         .post(
@@ -1023,10 +1022,8 @@ fn the_orders_channel_tells_each_change_of_each_order_as_get_order_shows_it() {
 #[test]
 fn orders_p_follows_only_the_orders_whose_name_starts_with_p() {
     let server = Server::start_with(&["--feed-snapshot-ms", "60000"]);
-    let mut mine = connect(&server, "?channels=orders:mm1-");
-    let mut all = connect(&server, "?channels=orders");
-    assert_eq!(next(&mut mine)["type"], "snapshot");
-    assert_eq!(next(&mut all)["type"], "snapshot");
+    let mut mine = follow_orders(&server, "?channels=orders:mm1-");
+    let mut all = follow_orders(&server, "?channels=orders");
     let mut rest = server.connect();
     let sell = |name: &str, price: f64| {
         format!(r#"{{"quantity": 1, "price": {price:?}, "side": -1, "client_order_id": "{name}"}}"#)
@@ -1077,11 +1074,93 @@ fn orders_p_follows_only_the_orders_whose_name_starts_with_p() {
     );
 }
 
+/// A connection following orders on an empty book: its first two messages
+/// are the feed's snapshot and an empty `orders_snapshot`, in either order.
+fn follow_orders(server: &Server, query: &str) -> Ws {
+    let mut ws = connect(server, query);
+    let mut first: Vec<Value> = vec![next(&mut ws), next(&mut ws)];
+    first.sort_by_key(|message| message["type"].as_str().unwrap().to_owned());
+    assert_eq!(first[0]["type"], "orders_snapshot");
+    assert_eq!(first[0]["orders"], json!([]));
+    assert_eq!(first[1]["type"], "snapshot");
+    ws
+}
+
+/// The next message of `ws` of type `kind`, skipping others.
+fn next_of(ws: &mut Ws, kind: &str) -> Value {
+    loop {
+        let message = next(ws);
+        if message["type"] == kind {
+            return message;
+        }
+    }
+}
+
+#[test]
+fn following_orders_starts_with_a_snapshot_of_the_resting_orders_followed() {
+    let server = Server::start_with(&["--feed-snapshot-ms", "60000"]);
+    let mut rest = server.connect();
+    let named = |side: i8, price: f64, name: &str| {
+        format!(
+            r#"{{"quantity": 2, "price": {price:?}, "side": {side}, "client_order_id": "{name}"}}"#
+        )
+    };
+    let low = rest.post("/order/", &named(1, 99.0, "mm1-low")).expect(200)["id"].clone();
+    rest.post("/order/", &named(1, 99.5, "mm2-x")).expect(200);
+    let high = rest
+        .post("/order/", &named(1, 99.8, "mm1-high"))
+        .expect(200)["id"]
+        .clone();
+    let ask = rest.place_id(-1, 101.0, 3);
+    let gone = rest
+        .post("/order/", &named(-1, 102.0, "mm1-gone"))
+        .expect(200)["id"]
+        .clone();
+    rest.delete(&format!("/order/{}", gone.as_str().unwrap()))
+        .expect(200);
+    let shown = |rest: &mut Client, id: &Value| rest.order(id.as_str().unwrap());
+
+    // Following a prefix: its resting orders, best first, as GET /order
+    // shows them, with the feed's seq.
+    let mut ws = connect(&server, "?channels=orders:mm1-");
+    let snapshot = next_of(&mut ws, "orders_snapshot");
+    assert_eq!(
+        (&snapshot["channel"], &snapshot["seq"]),
+        (&json!("orders:mm1-"), &json!(6))
+    );
+    let followed = [shown(&mut rest, &high), shown(&mut rest, &low)];
+    assert_eq!(snapshot["orders"], json!(followed));
+
+    // Following every order too: a snapshot of all, bids then asks.
+    send_op(&mut ws, json!({"op": "subscribe", "channels": ["orders"]}));
+    assert_eq!(
+        next_of(&mut ws, "subscribed")["channels"],
+        json!(["orders", "orders:mm1-"])
+    );
+    let all = next_of(&mut ws, "orders_snapshot");
+    assert_eq!(all["channel"], "orders");
+    let ids: Vec<&Value> = all["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|order| &order["order_id"])
+        .collect();
+    assert_eq!(ids.len(), 4);
+    assert_eq!((ids[0], ids[2], ids[3]), (&high, &low, &json!(ask)));
+    // Changes after it come after it.
+    rest.delete(&format!("/order/{}", low.as_str().unwrap()))
+        .expect(200);
+    let change = next_of(&mut ws, "order");
+    assert_eq!(
+        (&change["event"], &change["order"]["order_id"]),
+        (&json!("cancelled"), &low)
+    );
+}
+
 #[test]
 fn the_orders_channel_shows_a_filled_maker_with_no_finished_order_history() {
     let server = Server::start_with(&["--finished-orders", "0"]);
-    let mut ws = connect(&server, "?channels=orders,trades");
-    assert_eq!(next(&mut ws)["type"], "snapshot");
+    let mut ws = follow_orders(&server, "?channels=orders,trades");
     let mut rest = server.connect();
     let maker = rest.place_id(-1, 100.0, 2);
     assert_eq!(next(&mut ws)["type"], "order");

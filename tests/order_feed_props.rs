@@ -151,7 +151,10 @@ proptest! {
             let sent: Vec<(Value, Value)> = front
                 .frames
                 .try_iter()
-                .map(|(frame, _)| {
+                .map(|sent| {
+                    let order_feed::OrderFrame::Change { frame, .. } = sent else {
+                        panic!("a snapshot nobody asked for");
+                    };
                     let start = if frame[1] == 126 { 4 } else { 2 };
                     let message: Value = serde_json::from_slice(&frame[start..]).unwrap();
                     (message["event"].clone(), message["order"].clone())

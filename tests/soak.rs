@@ -142,7 +142,8 @@ struct Followed {
 
 /// Follows the `orders` channel until `stop` (and the channel is quiet),
 /// keeping each order's last state while it is alive; says `ready` once
-/// its first snapshot came (from then on it is sent every change).
+/// for its first snapshot (from then on it is sent every change) and once
+/// for its orders snapshot.
 fn follow_orders(
     addr: std::net::SocketAddr,
     stop: Arc<AtomicBool>,
@@ -165,7 +166,17 @@ fn follow_orders(
         };
         let message: Value = serde_json::from_str(&text).unwrap();
         match message["type"].as_str().unwrap() {
+            // Ready once both have come: the feed's snapshot (changes are
+            // sent from it on) and the resting orders' (none yet).
             "snapshot" => {
+                let _ = ready.send(());
+            }
+            "orders_snapshot" => {
+                assert_eq!(
+                    message["orders"],
+                    serde_json::json!([]),
+                    "the book starts empty"
+                );
                 let _ = ready.send(());
             }
             "order" => {
@@ -232,9 +243,11 @@ fn every_part_under_sustained_load_stays_consistent_bounded_and_recoverable() {
         let (addr, stop) = (server.addr, Arc::clone(&stop_keeper));
         thread::spawn(move || follow_orders(addr, stop, ready))
     };
-    follower_ready
-        .recv_timeout(Duration::from_secs(10))
-        .expect("the orders follower joined");
+    for _ in 0..2 {
+        follower_ready
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the orders follower joined");
+    }
     let duration = soak_duration();
     let settings = Settings {
         addr: server.addr,

@@ -31,7 +31,7 @@ use crate::engine::{CommandKind, OrderId};
 use crate::matching::{Barrier, BarrierPurpose, Output, Request};
 use crate::metrics;
 use crate::persist::segments::Syncer;
-use crate::publisher::{FeedMessage, FeedRequest};
+use crate::publisher::{ConnectionRef, FeedMessage, FeedRequest};
 
 mod answers;
 mod cancel_after;
@@ -379,7 +379,7 @@ impl ReadName {
             BarrierPurpose::Trades => ReadName::Trades,
             BarrierPurpose::Candles { .. } => ReadName::Candles,
             BarrierPurpose::Ticker { .. } => ReadName::Ticker,
-            BarrierPurpose::Snapshot => return None,
+            BarrierPurpose::Snapshot | BarrierPurpose::OrderSnapshot { .. } => return None,
         })
     }
 
@@ -424,6 +424,9 @@ enum Awaiting {
     /// The cancel-all of `POST /orders/cancel_all_after`'s switch, gone
     /// off: nobody to answer.
     CancelAfter,
+    /// An `orders` snapshot for a WebSocket subscriber: the replica sends
+    /// it down the order frames' path; nothing to answer here.
+    OrderSnapshot,
 }
 
 /// The event loop's state.
@@ -497,6 +500,9 @@ pub struct Front {
     cancel_after: CancelAllAfter,
     /// The feed's `orders` channel, from the replica.
     order_feed: Option<OrderFeedFront>,
+    /// `orders_snapshot` barriers sent, by ticket, with the connection
+    /// each is for.
+    order_snapshots: Vec<(u64, ConnectionRef)>,
 }
 
 impl Front {
@@ -565,6 +571,7 @@ impl Front {
             client_ids,
             cancel_after,
             order_feed: None,
+            order_snapshots: Vec::new(),
         };
         Ok((front, waker))
     }

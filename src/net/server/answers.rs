@@ -48,7 +48,7 @@ impl Front {
                 continue;
             };
             match (waiting.kind, output) {
-                (Awaiting::Snapshot, _) => continue,
+                (Awaiting::Snapshot | Awaiting::OrderSnapshot, _) => continue,
                 (Awaiting::CancelAfter, output) => {
                     self.cancel_all_done(output);
                     continue;

@@ -13,10 +13,12 @@ use std::time::Instant;
 
 use serde::Deserialize;
 
-use super::{Connection, Front};
+use super::{take_ticket, Awaiting, Connection, Front, InFlight};
 use crate::api::{self, ApiError, ClientOrderId};
+use crate::matching::{Barrier, BarrierPurpose, Request};
 use crate::net::http;
 use crate::net::ws::{self, ClientFrame};
+use crate::order_feed::OrderFrame;
 use crate::publisher::{ConnectionRef, FeedMessage, FeedRequest};
 use tungstenite::protocol::frame::coding::Data;
 
@@ -280,6 +282,16 @@ fn parse_channels<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Channe
     }
 }
 
+/// The `orders_snapshot`s a connection is sent on starting to follow
+/// `channels`' orders: every resting order for `orders`, and those a prefix
+/// names for each `orders:P`.
+fn order_snapshots_of(channels: &Channels) -> Vec<Option<ClientOrderId>> {
+    let all = (channels.bits & ORDERS != 0).then_some(None);
+    all.into_iter()
+        .chain(channels.prefixes.iter().copied().map(Some))
+        .collect()
+}
+
 /// The `?depth=` of a `/ws` query, or the default; 400 before the upgrade.
 fn depth_of(query: Option<&str>, default: usize) -> Result<usize, ApiError> {
     api::depth_param(query, default).map_err(|detail| ApiError::new(400, detail))
@@ -326,6 +338,7 @@ impl Front {
         let _ = socket2::SockRef::from(&conn.stream).set_send_buffer_size(kernel_buffer);
         let intervals = channels.intervals.clone();
         let follows = channels.follows_orders();
+        let order_snapshots = order_snapshots_of(&channels);
         conn.ws = Some(Box::new(Subscription {
             depth,
             channels,
@@ -350,7 +363,49 @@ impl Front {
             self.ask_publisher(FeedRequest::JoinCandles(interval));
         }
         self.ask_publisher(FeedRequest::Snapshot { to, depth });
+        for prefix in order_snapshots {
+            self.ask_order_snapshot(to, prefix);
+        }
         Ok(())
+    }
+
+    /// Asks the replica for the resting orders a connection starts to
+    /// follow (`prefix`'s, or all), as of this point in the stream: a
+    /// barrier it answers down the order frames' path, ahead of every
+    /// change after it. A full command ring is said to the client, who
+    /// may subscribe again.
+    fn ask_order_snapshot(&mut self, to: ConnectionRef, prefix: Option<ClientOrderId>) {
+        let barrier = Barrier {
+            ticket: self.next_ticket,
+            purpose: BarrierPurpose::OrderSnapshot { prefix },
+        };
+        if self.requests.stage(Request::Barrier(barrier)).is_err() {
+            self.stats.overloaded += 1;
+            if let Some(sub) = self.connections[to.slot]
+                .as_mut()
+                .and_then(|c| c.ws.as_mut())
+            {
+                sub.push(error_frame(
+                    "orders_snapshot: the engine is busy; subscribe to orders again",
+                ));
+            }
+            return;
+        }
+        self.staged = true;
+        self.next_ticket += 1;
+        self.in_flight.push_back(InFlight {
+            ticket: barrier.ticket,
+            slot: usize::MAX,
+            serial: 0,
+            keep_alive: false,
+            head_only: false,
+            kind: Awaiting::OrderSnapshot,
+            ts: 0,
+            seq: 0,
+            read: None,
+            name: None,
+        });
+        self.order_snapshots.push((barrier.ticket, to));
     }
 
     /// Keeps the replica's count of connections following orders as one
@@ -493,6 +548,11 @@ impl Front {
         for interval in left {
             self.ask_publisher(FeedRequest::LeaveCandles(interval));
         }
+        if op.op == "subscribe" {
+            for prefix in order_snapshots_of(&named) {
+                self.ask_order_snapshot(ConnectionRef { slot, serial }, prefix);
+            }
+        }
     }
 
     /// Queues the publisher's messages to their subscribers, then writes.
@@ -531,10 +591,27 @@ impl Front {
             }
         }
         if let Some(feed) = self.order_feed.take() {
-            while let Ok((frame, name)) = feed.frames.try_recv() {
+            while let Ok(sent) = feed.frames.try_recv() {
                 any = true;
-                self.feed_stats.order_messages += 1;
-                self.fan_out(&frame, bound, |s| s.wants_order(name.as_ref()));
+                match sent {
+                    OrderFrame::Change { frame, name } => {
+                        self.feed_stats.order_messages += 1;
+                        self.fan_out(&frame, bound, |s| s.wants_order(name.as_ref()));
+                    }
+                    OrderFrame::Snapshot { ticket, frame } => {
+                        let Some((_, to)) = take_ticket(&mut self.order_snapshots, ticket, |t| t.0)
+                        else {
+                            continue;
+                        };
+                        let sub = self.connections[to.slot]
+                            .as_mut()
+                            .filter(|c| c.serial == to.serial)
+                            .and_then(|c| c.ws.as_mut());
+                        if let Some(sub) = sub.filter(|sub| sub.closing.is_none()) {
+                            sub.push(frame);
+                        }
+                    }
+                }
             }
             self.order_feed = Some(feed);
         }
