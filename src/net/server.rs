@@ -713,25 +713,42 @@ impl Front {
             ticket: self.next_ticket,
             purpose: BarrierPurpose::Snapshot,
         };
-        if self.requests.stage(Request::Barrier(barrier)).is_err() {
+        if !self.stage_own(Request::Barrier(barrier), Awaiting::Snapshot) {
             return;
         }
-        self.staged = true;
-        self.next_ticket += 1;
+        self.snapshot_due = Some(now + every);
+        self.publish_staged();
+    }
+
+    /// Stages a request of the front's own, whose closing output answers
+    /// no connection (a barrier made with `next_ticket`, or a command,
+    /// journaled here); false if the command ring is full.
+    fn stage_own(&mut self, request: Request, kind: Awaiting) -> bool {
+        if self.requests.stage(request).is_err() {
+            return false;
+        }
+        let (ts, seq) = match request {
+            Request::Apply(command) => {
+                self.journal.append(command, None, false);
+                (command.ts, self.journal.last_seq())
+            }
+            Request::Barrier(_) => (0, 0),
+        };
         self.in_flight.push_back(InFlight {
-            ticket: barrier.ticket,
+            ticket: self.next_ticket,
             slot: usize::MAX,
             serial: 0,
             keep_alive: false,
             head_only: false,
-            kind: Awaiting::Snapshot,
-            ts: 0,
-            seq: 0,
+            kind,
+            ts,
+            seq,
             read: None,
             name: None,
         });
-        self.snapshot_due = Some(now + every);
-        self.publish_staged();
+        self.next_ticket += 1;
+        self.staged = true;
+        true
     }
 
     fn publish_staged(&mut self) {

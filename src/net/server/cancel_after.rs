@@ -21,7 +21,7 @@ use crate::engine::{Command, CommandKind, Event};
 use crate::matching::{Output, Request};
 use crate::persist::cancel_after::{Deadline, DeadlineFile};
 
-use super::{Awaiting, Front, InFlight};
+use super::{Awaiting, Front};
 
 /// The switch's state on the front.
 #[derive(Debug)]
@@ -182,24 +182,9 @@ impl Front {
             ts: self.stamps.stamp(),
             kind: CommandKind::CancelAll { side: None },
         };
-        if self.requests.stage(Request::Apply(command)).is_err() {
+        if !self.stage_own(Request::Apply(command), Awaiting::CancelAfter) {
             return;
         }
-        self.journal.append(command, None, false);
-        self.in_flight.push_back(InFlight {
-            ticket: self.next_ticket,
-            slot: usize::MAX,
-            serial: 0,
-            keep_alive: false,
-            head_only: false,
-            kind: Awaiting::CancelAfter,
-            ts: command.ts,
-            seq: self.journal.last_seq(),
-            read: None,
-            name: None,
-        });
-        self.next_ticket += 1;
-        self.staged = true;
         let fired = Deadline {
             fired_seq: Some(self.journal.last_seq()),
             ..armed.deadline

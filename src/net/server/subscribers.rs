@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use serde::Deserialize;
 
-use super::{take_ticket, Awaiting, Connection, Front, InFlight};
+use super::{take_ticket, Awaiting, Connection, Front};
 use crate::api::{self, ApiError, ClientOrderId};
 use crate::matching::{Barrier, BarrierPurpose, Request};
 use crate::net::http;
@@ -379,7 +379,7 @@ impl Front {
             ticket: self.next_ticket,
             purpose: BarrierPurpose::OrderSnapshot { prefix },
         };
-        if self.requests.stage(Request::Barrier(barrier)).is_err() {
+        if !self.stage_own(Request::Barrier(barrier), Awaiting::OrderSnapshot) {
             self.stats.overloaded += 1;
             if let Some(sub) = self.connections[to.slot]
                 .as_mut()
@@ -391,20 +391,6 @@ impl Front {
             }
             return;
         }
-        self.staged = true;
-        self.next_ticket += 1;
-        self.in_flight.push_back(InFlight {
-            ticket: barrier.ticket,
-            slot: usize::MAX,
-            serial: 0,
-            keep_alive: false,
-            head_only: false,
-            kind: Awaiting::OrderSnapshot,
-            ts: 0,
-            seq: 0,
-            read: None,
-            name: None,
-        });
         self.order_snapshots.push((barrier.ticket, to));
     }
 
