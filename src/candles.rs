@@ -112,11 +112,6 @@ impl BySecond {
         by_second
     }
 
-    /// True if it holds no trades at all (a history of 0).
-    pub fn keeps_none(&self) -> bool {
-        self.keep == 0
-    }
-
     /// The start of the newest second dropped for room, if any was: a
     /// candle starting at or before it is not whole.
     pub fn dropped(&self) -> Option<Timestamp> {
@@ -125,11 +120,13 @@ impl BySecond {
 
     /// Adds the newest trade.
     pub fn push(&mut self, trade: &Trade) {
+        let start = trade.ts - trade.ts % SECOND;
         if self.keep == 0 {
+            // A history of 0 drops every trade, and with it its second.
+            self.dropped = Some(start);
             return;
         }
         self.pushed += 1;
-        let start = trade.ts - trade.ts % SECOND;
         match self.seconds.back_mut() {
             Some((_, candle)) if candle.start == start => candle.add_later(trade),
             _ => self

@@ -59,6 +59,13 @@ impl ClientIds {
         self.by_order.get(&order)
     }
 
+    /// Whether `order` is among those `prefix` picks: every order without
+    /// one, else those whose name starts with it (`GET /orders` and the
+    /// `orders` channel's snapshots by name prefix).
+    pub fn picks(&self, prefix: Option<&ClientOrderId>, order: OrderId) -> bool {
+        prefix.is_none_or(|prefix| self.name_of(order).is_some_and(|n| n.starts_with(prefix)))
+    }
+
     /// Frees the name of `order`, returning it.
     pub fn forget(&mut self, order: OrderId) -> Option<ClientOrderId> {
         self.by_order.remove(&order)

@@ -238,17 +238,16 @@ impl OrderFeed {
         ));
         let mut first = true;
         for side in [Side::Buy, Side::Sell] {
-            for order in book.resting(side) {
-                let name = names.name_of(order.id);
-                if prefix.is_some_and(|p| !name.is_some_and(|name| name.starts_with(p))) {
-                    continue;
-                }
+            for order in book
+                .resting(side)
+                .filter(|order| names.picks(prefix, order.id))
+            {
                 if !first {
                     self.text.push(',');
                 }
                 first = false;
                 wire.fetched(&mut self.text, &order);
-                api::client_id_field(&mut self.text, name);
+                api::client_id_field(&mut self.text, names.name_of(order.id));
             }
         }
         self.text.push_str("]}");

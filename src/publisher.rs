@@ -192,8 +192,6 @@ struct Feed {
     /// The kept trades by second, from which the candle of an interval
     /// someone starts to follow is rebuilt.
     by_second: BySecond,
-    /// The newest trade's time (ns).
-    last_trade: Timestamp,
     /// The intervals (ns) subscribers follow.
     intervals: BTreeMap<u64, IntervalCandle>,
     out: Sender<FeedMessage>,
@@ -237,7 +235,6 @@ impl Feed {
     fn trade(&mut self, record: &TradeRecord) {
         let trade = &record.trade;
         self.by_second.push(trade);
-        self.last_trade = trade.ts;
         for (&interval, current) in &mut self.intervals {
             let start = trade.ts - trade.ts % interval;
             match &mut current.candle {
@@ -339,21 +336,15 @@ impl Feed {
     fn join_candles(&mut self, seconds: u64) {
         let interval = seconds * SECOND;
         let by_second = &self.by_second;
-        let last_trade = self.last_trade;
-        let current = self.intervals.entry(interval).or_insert_with(|| {
-            // Without a history nothing before the join is known: only
-            // intervals starting after the newest trade are whole.
-            let whole_from = match by_second.keeps_none() {
-                true => last_trade + 1,
-                false => by_second.dropped().map_or(0, |dropped| dropped + 1),
-            };
-            IntervalCandle {
+        let current = self
+            .intervals
+            .entry(interval)
+            .or_insert_with(|| IntervalCandle {
                 users: 0,
                 candle: by_second.candles(interval, 1, None).pop(),
                 moved: false,
-                whole_from,
-            }
-        });
+                whole_from: by_second.dropped().map_or(0, |dropped| dropped + 1),
+            });
         current.users += 1;
     }
 
@@ -483,7 +474,6 @@ pub fn spawn(
                 levels,
                 changes: Vec::new(),
                 by_second,
-                last_trade: 0,
                 intervals: BTreeMap::new(),
                 out: messages,
                 wake,

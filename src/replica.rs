@@ -22,9 +22,7 @@ use crossbeam_channel::Sender;
 use crate::api::{self, ApiError, ClientOrderId, Ticker, TradeRecord, Wire};
 use crate::candles;
 use crate::client_ids::{ClientIds, ReplicaClientIds};
-use crate::engine::{
-    Command, CommandKind, Event, LevelView, OrderBook, OrderId, OrderView, Side, Timestamp,
-};
+use crate::engine::{Command, CommandKind, Event, LevelView, OrderBook, OrderId, Side, Timestamp};
 use crate::matching::{BarrierPurpose, Output};
 use crate::metrics;
 use crate::order_feed::OrderFeed;
@@ -64,13 +62,10 @@ pub fn orders_json(
         if only.is_some_and(|only| only != side) {
             continue;
         }
-        let named = |order: &OrderView| match prefix {
-            None => true,
-            Some(prefix) => names
-                .name_of(order.id)
-                .is_some_and(|name| name.starts_with(prefix)),
-        };
-        for (i, order) in book.resting(side).filter(named).take(limit).enumerate() {
+        let picked = book
+            .resting(side)
+            .filter(|order| names.picks(prefix, order.id));
+        for (i, order) in picked.take(limit).enumerate() {
             if i > 0 {
                 out.push(',');
             }
