@@ -21,10 +21,8 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::thread;
-use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender};
 
 use crate::api::{self, ClientOrderId, Wire};
 use crate::client_ids::ClientIds;
@@ -32,6 +30,7 @@ use crate::engine::{
     Command, CommandKind, Event, OrderBook, OrderId, OrderStatus, OrderView, Side,
 };
 use crate::net::ws;
+use crate::publisher;
 use crate::ring::Wake;
 
 /// What the replica sends the front, in stream order.
@@ -255,21 +254,9 @@ impl OrderFeed {
         self.push(OrderFrame::Snapshot { ticket, frame });
     }
 
-    /// Sends a frame to the front; a full channel is back-pressure: wait
-    /// for the front.
+    /// Sends a frame to the front (a full channel makes this wait).
     fn push(&mut self, frame: OrderFrame) {
-        let mut frame = frame;
-        loop {
-            match self.out.try_send(frame) {
-                Ok(()) => break,
-                Err(TrySendError::Full(back)) => {
-                    frame = back;
-                    self.wake_front();
-                    thread::sleep(Duration::from_micros(50));
-                }
-                Err(TrySendError::Disconnected(_)) => return,
-            }
-        }
+        publisher::send_to_front(&self.out, frame, || self.wake_front());
         self.sent = true;
     }
 }

@@ -99,6 +99,25 @@ pub enum FeedMessage {
     },
 }
 
+/// Sends `item` to the front on a bounded channel. A full channel is
+/// back-pressure: this waits, waking the front with `wake`, until there is
+/// room (or the front is gone), which in turn makes the output ring fill
+/// and the matching thread wait (counted). Never a drop.
+pub fn send_to_front<T>(out: &Sender<T>, item: T, wake: impl Fn()) {
+    let mut item = item;
+    loop {
+        match out.try_send(item) {
+            Ok(()) => return,
+            Err(TrySendError::Full(back)) => {
+                wake();
+                item = back;
+                thread::sleep(Duration::from_micros(50));
+            }
+            Err(TrySendError::Disconnected(_)) => return,
+        }
+    }
+}
+
 /// How many feed messages a command's events make: one per trade, plus one
 /// `book` message if it changed any level.
 pub fn messages_for(events: &[Event]) -> u64 {
@@ -204,20 +223,8 @@ struct Feed {
 
 impl Feed {
     fn send(&mut self, message: FeedMessage) {
-        // A full channel is back-pressure: wait for the front, which in turn
-        // makes the output ring fill and the matching thread wait (counted).
-        let mut message = message;
-        loop {
-            match self.out.try_send(message) {
-                Ok(()) => break,
-                Err(TrySendError::Full(back)) => {
-                    self.wake.wake();
-                    message = back;
-                    thread::sleep(Duration::from_micros(50));
-                }
-                Err(TrySendError::Disconnected(_)) => break,
-            }
-        }
+        let wake = &self.wake;
+        send_to_front(&self.out, message, || wake.wake());
         self.sent_any = true;
     }
 
