@@ -205,15 +205,21 @@ fn an_armed_switch_survives_kill_9_and_goes_off_at_start_if_it_passed_while_down
     // The deadline passed while it was down: it goes off before the first
     // request is served.
     let server = Server::start_in(&dir.0, &[]);
+    went_off_at_start(&server, &id, &dir.0);
+}
+
+/// The switch went off as `server` started: `order` was cancelled before
+/// the first request, once, and the switch is disarmed and its file gone.
+fn went_off_at_start(server: &Server, order: &str, dir: &std::path::Path) {
     let mut client = server.connect();
     assert_eq!(client.orders(), (vec![], vec![]));
     assert_eq!(
-        status_of(&mut client, &id),
+        status_of(&mut client, order),
         (json!("cancelled"), json!(false))
     );
     assert_eq!(fired_total(&mut client), 1.0);
     assert_eq!(client.get(PATH).expect(200)["trigger_time"], Value::Null);
-    wait_until_gone(&dir.0.join(FILE));
+    wait_until_gone(&dir.join(FILE));
 }
 
 fn wait_until_gone(path: &std::path::Path) {
@@ -261,14 +267,7 @@ fn a_switch_goes_off_once_whichever_side_of_its_record_a_stop_comes() {
     // Marked fired by a record the journal lost: it goes off again.
     fs::write(dir.0.join(FILE), marked(4)).unwrap();
     let server = Server::start_in(&dir.0, &["--fsync"]);
-    let mut client = server.connect();
-    assert_eq!(client.orders(), (vec![], vec![]));
-    assert_eq!(
-        status_of(&mut client, &first),
-        (json!("cancelled"), json!(false))
-    );
-    assert_eq!(fired_total(&mut client), 1.0);
-    wait_until_gone(&dir.0.join(FILE));
+    went_off_at_start(&server, &first, &dir.0);
 }
 
 #[test]
