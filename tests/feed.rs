@@ -879,10 +879,12 @@ fn a_candle_missing_trades_no_longer_kept_is_not_sent_as_get_candles_leaves_it_o
     // GET /candles: a second that lost trades is in neither (as it is
     // when all four share one: the usual case).
     let trades = rest.trades("");
-    let second_of = |time: &Value| time.as_str().unwrap()[..19].to_owned();
-    let last_second = second_of(&trades[trades.len() - 1]["execution_timestamp"]);
+    let newest_trade = &trades[trades.len() - 1]["execution_timestamp"];
+    let last_second =
+        loadgen::feed::parse_micros(newest_trade.as_str().unwrap()).unwrap() / 1_000_000;
+    // `served_candle` gives the candle's start as whole seconds.
     let expected: Vec<Value> = served_newest(&mut rest, 1)
-        .filter(|candle| second_of(&candle["start"]) == last_second)
+        .filter(|candle| candle["start_seconds"] == last_second)
         .into_iter()
         .collect();
     assert_eq!(sent, expected);
