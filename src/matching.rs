@@ -89,6 +89,16 @@ pub enum BarrierPurpose {
         /// Only the orders whose `client_order_id` starts with this.
         prefix: Option<ClientOrderId>,
     },
+    /// The ids of the resting orders whose `client_order_id` starts with
+    /// `prefix` as of this point, bids then asks, best first: the orders
+    /// `DELETE /orders?client_order_id_prefix=` then cancels (the replica
+    /// answers; only it knows names and the book together).
+    Named {
+        /// Only this side's, or both.
+        side: Option<Side>,
+        /// The names' prefix.
+        prefix: ClientOrderId,
+    },
 }
 
 /// What the matching thread publishes. Each [`Request`] yields exactly one

@@ -39,6 +39,8 @@ pub struct ReplicaAnswer {
     pub status: u16,
     /// The JSON body.
     pub body: Vec<u8>,
+    /// The orders a [`BarrierPurpose::Named`] asked for (else empty).
+    pub orders: Vec<OrderId>,
 }
 
 /// Writes `{"buy_orders":[...],"sell_orders":[...]}`, best price first,
@@ -75,6 +77,24 @@ pub fn orders_json(
     }
     out.push_str("]}");
     out.into_bytes()
+}
+
+/// The resting orders (of `only`'s side, if given) whose `client_order_id`
+/// starts with `prefix`: bids then asks, best first, in time priority
+/// within a level, the order `DELETE /orders` cancels in.
+fn named_resting(
+    book: &OrderBook,
+    names: &ClientIds,
+    only: Option<Side>,
+    prefix: &ClientOrderId,
+) -> Vec<OrderId> {
+    [Side::Buy, Side::Sell]
+        .into_iter()
+        .filter(|&side| only.is_none_or(|only| only == side))
+        .flat_map(|side| book.resting(side))
+        .filter(|order| names.picks(Some(prefix), order.id))
+        .map(|order| order.id)
+        .collect()
 }
 
 /// The body of `GET /order/{id}`: the order, or 404.
@@ -317,6 +337,7 @@ pub fn spawn(
                     Output::Barrier(barrier) => {
                         // A read answered after this sees the gauge as of it.
                         count_resting(&snapshots.metrics, &book, names.ids());
+                        let mut listed = Vec::new();
                         let (status, body) = match barrier.purpose {
                             BarrierPurpose::Orders {
                                 limit,
@@ -344,6 +365,10 @@ pub fn spawn(
                                 snapshots.save(&book, names.ids(), &wire);
                                 return;
                             }
+                            BarrierPurpose::Named { side, prefix } => {
+                                listed = named_resting(&book, names.ids(), side, &prefix);
+                                (200, Vec::new())
+                            }
                             BarrierPurpose::Trades => return,
                             BarrierPurpose::OrderSnapshot { prefix } => {
                                 let (ticket, seq) = (barrier.ticket, snapshots.feed_seq);
@@ -357,6 +382,7 @@ pub fn spawn(
                             ticket: barrier.ticket,
                             status,
                             body,
+                            orders: listed,
                         });
                         wake.wake();
                     }

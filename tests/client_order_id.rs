@@ -433,3 +433,145 @@ fn get_orders_with_a_name_prefix_lists_only_the_orders_so_named() {
         &RULE.replace("client_order_id", "client_order_id_prefix"),
     );
 }
+
+/// Each named order's status, as `GET /order?client_order_id=` shows it.
+fn statuses(client: &mut Client, names: &[&str]) -> Vec<String> {
+    names
+        .iter()
+        .map(|name| {
+            let order = client
+                .get(&format!("/order?client_order_id={name}"))
+                .expect(200);
+            string(&order, "status")
+        })
+        .collect()
+}
+
+#[test]
+fn delete_orders_with_a_name_prefix_cancels_only_the_resting_orders_so_named() {
+    let dir = TempDir::new("cancel-by-prefix");
+    let mut server = Server::start_in(&dir.0, &[]);
+    let mut client = server.connect();
+    place_named(&mut client, 1, 99.0, 1, "a-1");
+    place_named(&mut client, 1, 99.5, 1, "b-1");
+    place_named(&mut client, 1, 100.0, 1, "a-2");
+    place_named(&mut client, -1, 101.0, 1, "a-3");
+    place_named(&mut client, -1, 102.0, 2, "a-4");
+    place_named(&mut client, -1, 103.0, 1, "a-5");
+    let plain = client.place_id(1, 98.0, 1);
+    // a-3 fills, so is not resting and is not cancelled; a-4 half fills.
+    client
+        .post("/order/", &named(1, 103.0, 2, "c-1"))
+        .expect(200);
+    let names = ["a-1", "a-2", "a-3", "a-4", "a-5", "b-1", "c-1"];
+    let cancelled =
+        |count: u64| json!({"success": true, "message": "Orders cancelled", "cancelled": count});
+
+    // A bad prefix is refused and cancels nothing.
+    for bad in ["", "a%20"] {
+        client
+            .delete(&format!("/orders?client_order_id_prefix={bad}"))
+            .expect_detail(
+                422,
+                &RULE.replace("client_order_id", "client_order_id_prefix"),
+            );
+    }
+    client
+        .delete("/orders?client_order_id_prefix=a-&side=up")
+        .expect(422);
+    let untouched = [
+        "open",
+        "open",
+        "filled",
+        "partially filled",
+        "open",
+        "open",
+        "filled",
+    ];
+    assert_eq!(statuses(&mut client, &names), untouched);
+
+    // With a side, only that side's.
+    let sells = client
+        .delete("/orders?side=sell&client_order_id_prefix=a-")
+        .expect(200);
+    assert_eq!(sells, cancelled(2));
+    let after_sells = [
+        "open",
+        "open",
+        "filled",
+        "cancelled",
+        "cancelled",
+        "open",
+        "filled",
+    ];
+    assert_eq!(statuses(&mut client, &names), after_sells);
+    let rest = client
+        .delete("/orders?client_order_id_prefix=a-")
+        .expect(200);
+    assert_eq!(rest, cancelled(2));
+    let none_left = client
+        .delete("/orders?client_order_id_prefix=a-")
+        .expect(200);
+    assert_eq!(none_left, cancelled(0));
+    let again = client
+        .delete("/orders?client_order_id_prefix=zz")
+        .expect(200);
+    assert_eq!(again, cancelled(0));
+    let done = [
+        "cancelled",
+        "cancelled",
+        "filled",
+        "cancelled",
+        "cancelled",
+        "open",
+        "filled",
+    ];
+    assert_eq!(statuses(&mut client, &names), done);
+    // The a-4 cancelled kept its fill.
+    let a4 = client.get("/order?client_order_id=a-4").expect(200);
+    assert_eq!(
+        (uint(&a4, "traded_quantity"), a4["order_alive"].clone()),
+        (1, json!(false))
+    );
+    // Everything else rests as it did: b-1 and the unnamed order.
+    let (buys, sells) = client.orders();
+    let ids: Vec<&str> = buys.iter().map(|o| o["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(buys[0]["client_order_id"], json!("b-1"));
+    assert_eq!(ids[1], plain);
+    assert!(sells.is_empty(), "{sells:?}");
+
+    // The cancels are journaled: a kill -9 and a restart keep them.
+    drop(client);
+    server.kill9();
+    let server = Server::start_in(&dir.0, &[]);
+    let mut client = server.connect();
+    assert_eq!(statuses(&mut client, &names), done);
+    assert_eq!(client.orders().0.len(), 2);
+}
+
+#[test]
+fn requests_pipelined_after_a_delete_by_name_prefix_see_its_cancels_done() {
+    let server = Server::start();
+    let mut client = server.connect();
+    place_named(&mut client, 1, 99.0, 1, "p-1");
+    place_named(&mut client, -1, 101.0, 1, "p-2");
+    let listing = "/orders?client_order_id_prefix=p-";
+    let mut pipelined = request_bytes("DELETE", listing, None);
+    pipelined.extend(request_bytes("GET", listing, None));
+    pipelined.extend(request_bytes(
+        "POST",
+        "/order/",
+        Some(&named(1, 98.0, 1, "p-3")),
+    ));
+    pipelined.extend(request_bytes("GET", listing, None));
+    client.send_raw(&pipelined).unwrap();
+    let deleted = client.read_response().unwrap().expect(200);
+    assert_eq!(deleted["cancelled"], json!(2));
+    let listed = client.read_response().unwrap().expect(200);
+    assert_eq!(listed, json!({"buy_orders": [], "sell_orders": []}));
+    let placed = client.read_response().unwrap().expect(200);
+    let listed = client.read_response().unwrap().expect(200);
+    assert_eq!(listed["buy_orders"][0]["id"], placed["id"]);
+    assert_eq!(listed["buy_orders"].as_array().unwrap().len(), 1);
+}

@@ -1271,7 +1271,13 @@ fn under_rate_limit_orders_past_the_burst_get_429_and_reads_do_not_count() {
     let server = Server::start_with(&["--rate-limit", "1", "--rate-limit-burst", "5"]);
     let mut client = server.connect();
     let ids: Vec<String> = (0..5)
-        .map(|i| client.place_id(1, 90.0 + i as f64, 1))
+        .map(|i| {
+            let price = 90.0 + i as f64;
+            let order = format!(
+                r#"{{"quantity": 1, "price": {price:?}, "side": 1, "client_order_id": "q-{i}"}}"#
+            );
+            string(&client.post("/order/", &order).expect(200), "id")
+        })
         .collect();
     let refused = client.post("/order/", r#"{"quantity": 1, "price": 80.0, "side": 1}"#);
     refused.expect_detail(
@@ -1301,9 +1307,19 @@ fn under_rate_limit_orders_past_the_burst_get_429_and_reads_do_not_count() {
         );
     let metrics = client.metrics_text();
     assert_eq!(metric(&metrics, "orderbook_rate_limited_orders_total"), 2.0);
-    // A second later there is room for one again.
+    // A second later there is room for one again: enough to cancel all
+    // five by their names' prefix, which counts as one, as DELETE /orders.
     std::thread::sleep(Duration::from_millis(1_100));
-    client.delete(&format!("/order/{}", ids[0])).expect(200);
+    let pulled = client
+        .delete("/orders?client_order_id_prefix=q-")
+        .expect(200);
+    assert_eq!(pulled["cancelled"], json!(5));
+    client
+        .delete("/orders?client_order_id_prefix=q-")
+        .expect_detail(
+            429,
+            "Too many orders: at most 1 a second (5 at once) from one address; retry in 1 s",
+        );
 }
 
 #[test]
@@ -1504,6 +1520,13 @@ fn under_api_token_placing_modifying_and_cancelling_need_the_bearer_token() {
     authorized(&mut client, "POST", "/order/", Some(place), Some(&bearer)).expect(200);
     refused(
         authorized(&mut client, "DELETE", "/orders", None, None),
+        missing,
+        challenge,
+    );
+    assert_eq!(client.orders().0.len(), 1, "nothing was cancelled");
+    let by_prefix = "/orders?client_order_id_prefix=a";
+    refused(
+        authorized(&mut client, "DELETE", by_prefix, None, None),
         missing,
         challenge,
     );

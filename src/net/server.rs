@@ -192,6 +192,11 @@ struct Connection {
     lingering_since: Option<Instant>,
     /// `100 Continue` went out for the request still being received.
     continue_sent: bool,
+    /// A request waits for a step the front takes once the replica
+    /// answers (`DELETE /orders` by name prefix stages its cancels then):
+    /// the requests after it are parsed only after that step, so they are
+    /// staged after its commands and see them done.
+    held: bool,
     /// The client's address, whose orders `--rate-limit` counts.
     peer: IpAddr,
 }
@@ -316,6 +321,7 @@ impl Awaiting {
     fn command(self) -> Option<CommandName> {
         match self {
             Awaiting::Command(name) | Awaiting::BatchItem { of: name, .. } => Some(name),
+            Awaiting::NamedCancel { .. } => Some(CommandName::Cancel),
             _ => None,
         }
     }
@@ -379,7 +385,9 @@ impl ReadName {
             BarrierPurpose::Trades => ReadName::Trades,
             BarrierPurpose::Candles { .. } => ReadName::Candles,
             BarrierPurpose::Ticker { .. } => ReadName::Ticker,
-            BarrierPurpose::Snapshot | BarrierPurpose::OrderSnapshot { .. } => return None,
+            BarrierPurpose::Snapshot
+            | BarrierPurpose::OrderSnapshot { .. }
+            | BarrierPurpose::Named { .. } => return None,
         })
     }
 
@@ -427,6 +435,12 @@ enum Awaiting {
     /// An `orders` snapshot for a WebSocket subscriber: the replica sends
     /// it down the order frames' path; nothing to answer here.
     OrderSnapshot,
+    /// `DELETE /orders?client_order_id_prefix=`'s first step: the replica
+    /// lists the resting orders so named, which the front then cancels.
+    Named,
+    /// One cancel of those, staged back to back; the last answers with
+    /// how many were cancelled.
+    NamedCancel { last: bool },
 }
 
 /// The event loop's state.
@@ -494,6 +508,9 @@ pub struct Front {
     /// The answer of the batch (`POST /orders/batch` or
     /// `POST /orders/cancel`) whose outcomes are being read.
     batch_body: String,
+    /// Orders cancelled so far by the `DELETE /orders` by name prefix
+    /// whose cancels are coming back.
+    named_cancelled: u64,
     /// Which order each `client_order_id` names (`client_ids.rs`).
     client_ids: FrontClientIds,
     /// `POST /orders/cancel_all_after`'s deadline (`cancel_after.rs`).
@@ -568,6 +585,7 @@ impl Front {
             head_only: false,
             scratch: String::new(),
             batch_body: String::new(),
+            named_cancelled: 0,
             client_ids,
             cancel_after,
             order_feed: None,
@@ -834,6 +852,7 @@ impl Front {
                 request_started: self.now,
                 lingering_since: None,
                 continue_sent: false,
+                held: false,
                 peer: peer.ip(),
             });
             self.open += 1;
@@ -940,6 +959,7 @@ impl Front {
                 return;
             };
             if conn.last_request_seen
+                || conn.held
                 || conn.ws.is_some()
                 || conn.answers.len() >= self.config.max_pipeline
                 || conn.unwritten() >= WRITE_BACKLOG
@@ -1060,6 +1080,16 @@ impl Front {
     /// Puts a finished answer in its place in the connection's queue and
     /// writes out every answer that is now first in line.
     fn complete(&mut self, waiting: &InFlight, status: u16, body: &[u8]) {
+        self.complete_headed(waiting, status, body, "");
+    }
+
+    /// [`complete`](Self::complete) with a refusal, and the header its
+    /// status calls for (`Retry-After`).
+    fn complete_error(&mut self, waiting: &InFlight, error: &ApiError) {
+        self.complete_headed(waiting, error.status, &error.body(), &error.header_line());
+    }
+
+    fn complete_headed(&mut self, waiting: &InFlight, status: u16, body: &[u8], headers: &str) {
         self.stats.count(status);
         let body = if waiting.head_only {
             http::Body::HeadOnly(body.len())
@@ -1067,14 +1097,15 @@ impl Front {
             http::Body::Bytes(body)
         };
         self.complete_with(waiting, |conn, first| {
+            let keep_alive = waiting.keep_alive;
             if first {
                 http::write_typed_response(
                     conn.out(),
                     status,
                     http::JSON,
                     body,
-                    waiting.keep_alive,
-                    "",
+                    keep_alive,
+                    headers,
                 );
                 None
             } else {
@@ -1084,8 +1115,8 @@ impl Front {
                     status,
                     http::JSON,
                     body,
-                    waiting.keep_alive,
-                    "",
+                    keep_alive,
+                    headers,
                 );
                 Some(Answer::Ready(response))
             }

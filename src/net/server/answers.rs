@@ -5,11 +5,10 @@
 //! the trade history, and reads the replica builds are matched with its
 //! answer whichever arrives first.
 
-use std::fmt::Write as _;
-
 use crate::api::{self, ApiError, ClientOrderId, TradeRecord, TradesPage};
 use crate::engine::{Event, OrderId, RejectReason};
 use crate::matching::Output;
+use crate::replica::ReplicaAnswer;
 
 use super::{take_ticket, Awaiting, CommandName, Front, InFlight};
 
@@ -79,15 +78,37 @@ impl Front {
     pub(super) fn take_replica_answers(&mut self) {
         while let Ok(answer) = self.answers.try_recv() {
             match take_ticket(&mut self.awaiting_replica, answer.ticket, |w| w.ticket) {
-                Some(waiting) => self.complete_large(&waiting, answer.status, answer.body),
+                Some(waiting) => self.replica_answered(waiting, answer),
                 None => self.early_answers.push(answer),
             }
         }
     }
 
+    /// A read the replica finished, for the request that waits for it:
+    /// its body is the answer, or (by name prefix) the orders to cancel.
+    fn replica_answered(&mut self, waiting: InFlight, answer: ReplicaAnswer) {
+        match waiting.kind {
+            Awaiting::Named => self.cancel_named(waiting, &answer.orders),
+            _ => self.complete_large(&waiting, answer.status, answer.body),
+        }
+    }
+
     pub(super) fn answer(&mut self, waiting: InFlight, output: Output) {
-        if let Awaiting::BatchItem { first, last, of } = waiting.kind {
-            return self.answer_batch_item(&waiting, output, of, (first, last));
+        match waiting.kind {
+            Awaiting::BatchItem { first, last, of } => {
+                return self.answer_batch_item(&waiting, output, of, (first, last));
+            }
+            Awaiting::NamedCancel { last } => {
+                if let Output::Event(Event::Cancelled(_)) = output {
+                    self.named_cancelled += 1;
+                }
+                if last {
+                    let count = std::mem::take(&mut self.named_cancelled);
+                    self.complete(&waiting, 200, cancelled_count(count).as_bytes());
+                }
+                return;
+            }
+            _ => {}
         }
         self.scratch.clear();
         let mut body = std::mem::take(&mut self.scratch);
@@ -98,11 +119,11 @@ impl Front {
             (Awaiting::Trades { limit, order, page }, Output::Barrier(_)) => {
                 self.write_trades_page(&mut body, limit, order, page)
             }
-            (Awaiting::Replica, Output::Barrier(_)) => {
+            (Awaiting::Replica | Awaiting::Named, Output::Barrier(_)) => {
                 // The replica builds this one; it arrives through `answers`.
                 self.scratch = body;
                 match take_ticket(&mut self.early_answers, waiting.ticket, |l| l.ticket) {
-                    Some(answer) => self.complete_large(&waiting, answer.status, answer.body),
+                    Some(answer) => self.replica_answered(waiting, answer),
                     None => self.awaiting_replica.push(waiting),
                 }
                 return;
@@ -141,10 +162,7 @@ impl Front {
                 200
             }
             (CommandName::CancelAll, Output::Event(Event::CancelledAll { count })) => {
-                let _ = write!(
-                    body,
-                    "{{\"success\":true,\"message\":\"Orders cancelled\",\"cancelled\":{count}}}"
-                );
+                body.push_str(&cancelled_count(count));
                 200
             }
             (name, Output::Event(Event::Rejected { reason, .. })) => rejection(body, name, reason),
@@ -285,6 +303,11 @@ const MODIFIED: &str = "{\"success\":true,\"message\":\"Order modified\"}";
 
 /// The answer to a cancel that cancelled.
 const CANCELLED: &str = "{\"success\":true,\"message\":\"Order cancelled\"}";
+
+/// The answer to `DELETE /orders`: how many orders it cancelled.
+pub(super) fn cancelled_count(count: u64) -> String {
+    format!("{{\"success\":true,\"message\":\"Orders cancelled\",\"cancelled\":{count}}}")
+}
 
 /// Maps an engine rejection to the contract's status and detail.
 fn rejection(body: &mut String, name: CommandName, reason: RejectReason) -> u16 {

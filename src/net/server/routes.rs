@@ -6,13 +6,13 @@
 use rand::Rng;
 
 use crate::api::{self, ApiError, ClientOrderId};
-use crate::engine::{Command, CommandKind, OrderId};
+use crate::engine::{Command, CommandKind, OrderId, Side};
 use crate::matching::{Barrier, BarrierPurpose, Request};
 use crate::net::api_docs;
 use crate::net::http::{self, Method};
 use crate::net::rate_limit::{RateLimit, Refusal};
 
-use super::{Answer, Awaiting, CommandName, Front, InFlight, ReadName};
+use super::{answers, Answer, Awaiting, CommandName, Front, InFlight, ReadName};
 
 impl Front {
     /// Routes one request: answers it at once, or sends it to the engine.
@@ -81,8 +81,10 @@ impl Front {
             ("/orders", Method::Delete) => self
                 .authorize(request)
                 .and_then(|()| api::side_param(request.query))
-                .and_then(|side| {
-                    self.submit_command(slot, CommandKind::CancelAll { side }, keep_alive)
+                .and_then(|side| Ok((side, api::client_id_prefix_param(request.query)?)))
+                .and_then(|(side, prefix)| match prefix {
+                    None => self.submit_command(slot, CommandKind::CancelAll { side }, keep_alive),
+                    Some(prefix) => self.cancel_by_prefix(slot, side, prefix, keep_alive),
                 }),
             ("/trades", Method::Get) => {
                 let (default, max) = (
@@ -296,6 +298,58 @@ impl Front {
         self.submit_batch(slot, &cancels, &[], "order_ids", keep_alive)
     }
 
+    /// `DELETE /orders?client_order_id_prefix=P`: cancels the resting
+    /// orders whose name starts with P. Only the replica knows names and
+    /// the book together, so it lists them at a barrier, and the front then
+    /// cancels them (`cancel_named`); the connection's later requests wait
+    /// for that. `--rate-limit` counts it as one, as `DELETE /orders`: a
+    /// client must be able to pull its quotes however many there are.
+    fn cancel_by_prefix(
+        &mut self,
+        slot: usize,
+        side: Option<Side>,
+        prefix: ClientOrderId,
+        keep_alive: bool,
+    ) -> Result<(), ApiError> {
+        self.admit(slot, 1)?;
+        let purpose = BarrierPurpose::Named { side, prefix };
+        self.submit_barrier(slot, purpose, Awaiting::Named, keep_alive)?;
+        if let Some(conn) = self.connections[slot].as_mut() {
+            conn.held = true;
+        }
+        Ok(())
+    }
+
+    /// Cancels `orders`, the resting orders the replica found named with
+    /// the prefix, as one batch (staged back to back, journaled as one),
+    /// and answers with how many it cancelled: an order that finished in
+    /// between is not counted. Room on the ring is checked as for any
+    /// batch; a refusal cancels none.
+    pub(super) fn cancel_named(&mut self, waiting: InFlight, orders: &[OrderId]) {
+        let slot = waiting.slot;
+        let cancels: Vec<CommandKind> = orders
+            .iter()
+            .map(|&id| CommandKind::Cancel { id })
+            .collect();
+        let room = self.ring_room(cancels.len(), "client_order_id_prefix");
+        match room {
+            Ok(()) if cancels.is_empty() => {
+                self.complete(&waiting, 200, answers::cancelled_count(0).as_bytes());
+            }
+            Ok(()) => self.stage_batch(&waiting, &cancels, &[], |_, last, _| {
+                Awaiting::NamedCancel { last }
+            }),
+            Err(error) => self.complete_error(&waiting, &error),
+        }
+        let Some(conn) = self.connections[slot].as_mut() else {
+            return;
+        };
+        if conn.serial == waiting.serial {
+            conn.held = false;
+            self.pump(slot);
+        }
+    }
+
     /// The order `GET /trades` is asked about: `?order_id=`, or
     /// `?client_order_id=` (both is 422). A name no kept order has reads
     /// as an id no order has: no trades.
@@ -332,56 +386,84 @@ impl Front {
         field: &str,
         keep_alive: bool,
     ) -> Result<(), ApiError> {
-        let capacity = self.requests.capacity();
-        if commands.len() > capacity {
-            // A 503 would ask for a retry that can never succeed.
-            let why = format!("at most {capacity} fit the command ring (--command-ring)");
-            return Err(ApiError::new(422, format!("{field}: {why}")));
-        }
+        self.ring_room(commands.len(), field)?;
         self.admit(slot, commands.len())?;
-        if self.requests.free_len() < commands.len() {
-            self.stats.overloaded += 1;
-            return Err(ApiError::unavailable("Engine overloaded; retry shortly"));
-        }
         let Some(conn) = self.connections[slot].as_mut() else {
             return Ok(());
         };
         let ticket = self.next_ticket;
         self.next_ticket += 1;
         conn.answers.push_back(Answer::Waiting(ticket));
-        let serial = conn.serial;
+        // What the batch's commands share; `stage_batch` fills in the rest.
+        let waiting = InFlight {
+            ticket,
+            slot,
+            serial: conn.serial,
+            keep_alive,
+            head_only: false,
+            kind: Awaiting::Replica,
+            ts: 0,
+            seq: 0,
+            read: None,
+            name: None,
+        };
+        self.stage_batch(&waiting, commands, names, |first, last, of| {
+            Awaiting::BatchItem { first, last, of }
+        });
+        Ok(())
+    }
+
+    /// Refuses a batch of `len` commands (from the request's `field`) that
+    /// could never fit the command ring (422) or does not fit it now (503).
+    fn ring_room(&mut self, len: usize, field: &str) -> Result<(), ApiError> {
+        let capacity = self.requests.capacity();
+        if len > capacity {
+            // A 503 would ask for a retry that can never succeed.
+            let why = format!("at most {capacity} fit the command ring (--command-ring)");
+            return Err(ApiError::new(422, format!("{field}: {why}")));
+        }
+        if self.requests.free_len() < len {
+            self.stats.overloaded += 1;
+            return Err(ApiError::unavailable("Engine overloaded; retry shortly"));
+        }
+        Ok(())
+    }
+
+    /// Stages `commands`, which [`ring_room`](Self::ring_room) found room
+    /// for, back to back for the request `waiting` stands for, each
+    /// awaited as `awaiting(first, last, command)` says; `names` are the
+    /// places' `client_order_id`s (claimed), by position. Journaled as one
+    /// batch: a crash keeps all of them or none.
+    fn stage_batch(
+        &mut self,
+        waiting: &InFlight,
+        commands: &[CommandKind],
+        names: &[Option<ClientOrderId>],
+        awaiting: impl Fn(bool, bool, CommandName) -> Awaiting,
+    ) {
         let ts = self.stamps.stamp();
         for (i, &kind) in commands.iter().enumerate() {
             let command = Command { ts, kind };
             if self.requests.stage(Request::Apply(command)).is_err() {
                 // free_len counted every staged item, and only this thread
-                // stages: the room checked above is still there.
+                // stages: the room checked before is still there.
                 unreachable!("the command ring lost room it was seen to have");
             }
             let name = names.get(i).copied().flatten();
-            self.journal.append(command, name, i + 1 < commands.len());
+            let last = i + 1 == commands.len();
+            self.journal.append(command, name, !last);
             if let (Some(name), CommandKind::Place { id, .. }) = (name, kind) {
                 self.client_ids.staged(id, name);
             }
             self.in_flight.push_back(InFlight {
-                ticket,
-                slot,
-                serial,
-                keep_alive,
-                head_only: false,
-                kind: Awaiting::BatchItem {
-                    first: i == 0,
-                    last: i + 1 == commands.len(),
-                    of: CommandName::of(&kind),
-                },
+                kind: awaiting(i == 0, last, CommandName::of(&kind)),
                 ts,
                 seq: self.journal.last_seq(),
-                read: None,
                 name,
+                ..*waiting
             });
         }
         self.staged = true;
-        Ok(())
     }
 
     pub(super) fn by_id(
