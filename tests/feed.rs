@@ -1064,6 +1064,30 @@ fn orders_p_follows_only_the_orders_whose_name_starts_with_p() {
             unnamed
         ]
     );
+    // DELETE /orders by the prefix cancels its resting orders, best
+    // first, each told to the prefix's follower.
+    let buy = |name: &str, price: f64| sell(name, price).replace("-1,", "1,");
+    for (name, price) in [("mm1-b", 90.0), ("mm1-c", 91.0), ("mm2-b", 92.0)] {
+        rest.post("/order/", &buy(name, price)).expect(200);
+    }
+    let pulled = rest
+        .delete("/orders?client_order_id_prefix=mm1-")
+        .expect(200);
+    assert_eq!(pulled["cancelled"], 2);
+    let mut changes = Vec::new();
+    for _ in 0..4 {
+        let order = next(&mut mine)["order"].clone();
+        changes.push((order["client_order_id"].clone(), order["status"].clone()));
+    }
+    assert_eq!(
+        changes,
+        [
+            (json!("mm1-b"), json!("open")),
+            (json!("mm1-c"), json!("open")),
+            (json!("mm1-c"), json!("cancelled")),
+            (json!("mm1-b"), json!("cancelled")),
+        ]
+    );
     // Nothing else came to the prefix's follower: its next message is
     // the answer to this op.
     send_op(
