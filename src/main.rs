@@ -21,7 +21,7 @@ use orderbook::matching::{self, Output, Request};
 use orderbook::metrics;
 use orderbook::net::server::{CancelAllAfter, Front, FrontJournal, LoopWaker};
 use orderbook::order_feed;
-use orderbook::persist::cancel_after::DeadlineFile;
+use orderbook::persist::cancel_after;
 use orderbook::persist::segments::{SegmentWriter, Syncer};
 use orderbook::persist::{export, recovery, snapshot};
 use orderbook::publisher;
@@ -155,8 +155,7 @@ fn take_lock(path: &std::path::Path, what: impl Fn() -> String) -> Result<File, 
 fn run(config: Config) -> Result<(), String> {
     let _locks = lock_state(&config)?;
     // Read first: a damaged file stops the start before anything is built.
-    let deadline_file = DeadlineFile::new(&config.data_dir, config.fsync);
-    let deadline = deadline_file.load()?;
+    let switches = cancel_after::load_all(&config.data_dir, config.fsync)?;
     if let Some(origin) = &config.cors_origin {
         orderbook::net::http::allow_origin(origin);
     }
@@ -237,8 +236,18 @@ fn run(config: Config) -> Result<(), String> {
     let metrics = Arc::new(metrics::Shared::default());
     metrics.count_journal(&config.data_dir);
 
+    // A switch by prefix that passed while the service was down cancels
+    // the orders so named in the recovered book, before any request.
+    let named =
+        |prefix| replica::named_resting(&recovered.matching, &recovered.names, None, &prefix);
+    let cancel_after = CancelAllAfter::new(
+        &config.data_dir,
+        config.fsync,
+        switches,
+        recovered.seq,
+        named,
+    )?;
     let (front_names, replica_names) = client_ids::link(recovered.names);
-    let cancel_after = CancelAllAfter::new(deadline_file, deadline, recovered.seq)?;
     let (mut front, waker) = Front::bind(
         config.listen,
         requests_in,

@@ -82,7 +82,7 @@ pub fn orders_json(
 /// The resting orders (of `only`'s side, if given) whose `client_order_id`
 /// starts with `prefix`: bids then asks, best first, in time priority
 /// within a level, the order `DELETE /orders` cancels in.
-fn named_resting(
+pub fn named_resting(
     book: &OrderBook,
     names: &ClientIds,
     only: Option<Side>,

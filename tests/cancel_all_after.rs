@@ -289,3 +289,212 @@ fn a_damaged_deadline_file_stops_the_start_and_is_left_as_it_was() {
         br#"{"trigger_time":"soon","timeout_ms":5}"#
     );
 }
+
+const PREFIX_DIR: &str = "cancel_all_after.d";
+
+/// Arms (or, with 0, disarms) the switch of the orders named with `prefix`.
+fn arm_prefix(client: &mut Client, prefix: &str, timeout_ms: u64) -> Value {
+    let body = format!(r#"{{"timeout_ms": {timeout_ms}, "client_order_id_prefix": "{prefix}"}}"#);
+    client.post(PATH, &body).expect(200)
+}
+
+fn place_named(client: &mut Client, side: i8, price: f64, name: &str) -> String {
+    let body = format!(
+        r#"{{"quantity": 1, "price": {price:?}, "side": {side}, "client_order_id": "{name}"}}"#
+    );
+    string(&client.post("/order/", &body).expect(200), "id")
+}
+
+/// The file of `prefix`'s switch: its bytes in hex.
+fn prefix_file(dir: &std::path::Path, prefix: &str) -> std::path::PathBuf {
+    let hex: String = prefix.bytes().map(|b| format!("{b:02x}")).collect();
+    dir.join(PREFIX_DIR).join(format!("{hex}.json"))
+}
+
+fn armed_count(client: &mut Client) -> f64 {
+    metric(&client.metrics_text(), "orderbook_cancel_all_after_armed")
+}
+
+#[test]
+fn a_switch_by_name_prefix_cancels_only_its_orders_and_each_keeps_its_own_deadline() {
+    let server = Server::start();
+    let mut client = server.connect();
+    let a1 = place_named(&mut client, 1, 99.0, "a-1");
+    let a2 = place_named(&mut client, -1, 101.0, "a-2");
+    let b1 = place_named(&mut client, 1, 98.0, "b-1");
+    let plain = client.place_id(-1, 102.0, 1);
+    let armed = arm_prefix(&mut client, "a-", 1_000);
+    assert_eq!(
+        (&armed["client_order_id_prefix"], &armed["timeout_ms"]),
+        (&json!("a-"), &json!(1_000))
+    );
+    assert_eq!(
+        micros(&armed["trigger_time"]) - micros(&armed["current_time"]),
+        1_000_000
+    );
+    arm_prefix(&mut client, "b-", 1_000);
+    let state = client
+        .get(&format!("{PATH}?client_order_id_prefix=a-"))
+        .expect(200);
+    assert_eq!(state["trigger_time"], armed["trigger_time"]);
+    assert_eq!(state["client_order_id_prefix"], json!("a-"));
+    // The switch of every order is another, not armed.
+    assert_eq!(client.get(PATH).expect(200)["trigger_time"], Value::Null);
+    assert_eq!(armed_count(&mut client), 2.0);
+    assert!(prefix_file(server.dir(), "a-").exists());
+    assert!(prefix_file(server.dir(), "b-").exists());
+
+    // Only b- is refreshed: a-'s orders go, b-'s and the unnamed stay.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status_of(&mut client, &a1).1 == json!(true) {
+        assert!(Instant::now() < deadline, "a-'s switch never went off");
+        arm_prefix(&mut client, "b-", 1_000);
+        thread::sleep(Duration::from_millis(50));
+    }
+    let cancelled = (json!("cancelled"), json!(false));
+    let open = (json!("open"), json!(true));
+    assert_eq!(status_of(&mut client, &a1), cancelled);
+    assert_eq!(status_of(&mut client, &a2), cancelled);
+    assert_eq!(status_of(&mut client, &b1), open);
+    assert_eq!(status_of(&mut client, &plain), open);
+    wait_until_gone(&prefix_file(server.dir(), "a-"));
+    assert!(server.stderr().contains(
+        "cancel-all-after (a-): the deadline passed with no refresh; 2 resting orders cancelled"
+    ));
+    assert_eq!(fired_total(&mut client), 1.0);
+    assert_eq!(armed_count(&mut client), 1.0);
+    let gone = client
+        .get(&format!("{PATH}?client_order_id_prefix=a-"))
+        .expect(200);
+    assert_eq!(
+        (&gone["trigger_time"], &gone["timeout_ms"]),
+        (&Value::Null, &json!(0))
+    );
+
+    // Disarmed, b- keeps its order.
+    let off = arm_prefix(&mut client, "b-", 0);
+    assert_eq!(off["message"], json!("Cancel-all disarmed"));
+    assert!(!prefix_file(server.dir(), "b-").exists());
+    thread::sleep(Duration::from_millis(1_300));
+    assert_eq!(status_of(&mut client, &b1), open);
+    assert_eq!(armed_count(&mut client), 0.0);
+    assert_eq!(fired_total(&mut client), 1.0);
+
+    // A bad prefix is refused, in the body and in the query.
+    let rule = "client_order_id_prefix: must be a string of 1 to 36 letters, digits, '.', ':', '/', '_' or '-'";
+    for body in [
+        r#"{"timeout_ms": 1000, "client_order_id_prefix": "a b"}"#,
+        r#"{"timeout_ms": 1000, "client_order_id_prefix": ""}"#,
+        r#"{"timeout_ms": 1000, "client_order_id_prefix": 7}"#,
+    ] {
+        client.post(PATH, body).expect_detail(422, rule);
+    }
+    client
+        .get(&format!("{PATH}?client_order_id_prefix=a%20b"))
+        .expect_detail(422, rule);
+    assert_eq!(armed_count(&mut client), 0.0);
+}
+
+#[test]
+fn a_switch_by_name_prefix_survives_kill_9_and_cancels_at_start_if_it_passed_while_down() {
+    let dir = TempDir::new("cancel-after-prefix-crash");
+    let mut server = Server::start_in(&dir.0, &[]);
+    let mut client = server.connect();
+    let mine = place_named(&mut client, 1, 99.0, "mm/1-a");
+    let other = place_named(&mut client, 1, 98.0, "mm/2-a");
+    let armed = arm_prefix(&mut client, "mm/1-", 60_000);
+    server.kill9();
+
+    let mut server = Server::start_in(&dir.0, &[]);
+    let mut client = server.connect();
+    let state = client
+        .get(&format!("{PATH}?client_order_id_prefix=mm/1-"))
+        .expect(200);
+    assert_eq!(
+        (&state["trigger_time"], &state["timeout_ms"]),
+        (&armed["trigger_time"], &json!(60_000))
+    );
+    arm_prefix(&mut client, "mm/1-", 200);
+    server.kill9();
+    thread::sleep(Duration::from_millis(400));
+
+    // It passed while the service was down: its order is cancelled
+    // before the first request is served, the other prefix's stays.
+    let server = Server::start_in(&dir.0, &[]);
+    let mut client = server.connect();
+    let (buys, _) = client.orders();
+    assert_eq!(buys.len(), 1, "{buys:?}");
+    assert_eq!(buys[0]["id"], json!(other));
+    assert_eq!(
+        status_of(&mut client, &mine),
+        (json!("cancelled"), json!(false))
+    );
+    assert_eq!(fired_total(&mut client), 1.0);
+    wait_until_gone(&prefix_file(&dir.0, "mm/1-"));
+}
+
+#[test]
+fn a_switch_by_name_prefix_cancels_again_at_start_only_if_its_record_was_lost() {
+    let dir = TempDir::new("cancel-after-prefix-fired");
+    let mut server = Server::start_in(&dir.0, &["--fsync"]);
+    let mut client = server.connect();
+    // Records 1 and 2.
+    let first = place_named(&mut client, 1, 99.0, "q-1");
+    let second = place_named(&mut client, -1, 101.0, "q-2");
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(10)).is_some());
+    fs::create_dir_all(dir.0.join(PREFIX_DIR)).unwrap();
+    let marked = |seq: u64| {
+        format!(
+            r#"{{"client_order_id_prefix":"q-","trigger_time":"2026-01-01T00:00:00.000000Z","timeout_ms":100,"fired_seq":{seq}}}"#
+        )
+    };
+    // Marked fired by record 2, which the journal holds: done with.
+    fs::write(prefix_file(&dir.0, "q-"), marked(2)).unwrap();
+    let mut server = Server::start_in(&dir.0, &["--fsync"]);
+    let mut client = server.connect();
+    assert_eq!(status_of(&mut client, &first), (json!("open"), json!(true)));
+    assert_eq!(
+        status_of(&mut client, &second),
+        (json!("open"), json!(true))
+    );
+    assert_eq!(fired_total(&mut client), 0.0);
+    assert!(!prefix_file(&dir.0, "q-").exists());
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(10)).is_some());
+
+    // Marked fired by record 3, which the journal lacks: again.
+    fs::write(prefix_file(&dir.0, "q-"), marked(3)).unwrap();
+    let server = Server::start_in(&dir.0, &["--fsync"]);
+    let mut client = server.connect();
+    assert_eq!(client.orders(), (vec![], vec![]));
+    for id in [&first, &second] {
+        assert_eq!(
+            status_of(&mut client, id),
+            (json!("cancelled"), json!(false))
+        );
+    }
+    wait_until_gone(&prefix_file(&dir.0, "q-"));
+}
+
+#[test]
+fn a_prefix_s_file_under_another_prefix_s_name_stops_the_start() {
+    let dir = TempDir::new("cancel-after-prefix-damaged");
+    fs::create_dir_all(dir.0.join(PREFIX_DIR)).unwrap();
+    let path = prefix_file(&dir.0, "a-");
+    let bytes =
+        br#"{"client_order_id_prefix":"b-","trigger_time":"2026-01-01T00:00:00Z","timeout_ms":5}"#;
+    fs::write(&path, bytes).unwrap();
+    let (status, stderr) = refused_start(&dir.0, &[]);
+    assert!(!status.success());
+    let here = std::path::Path::new(".").join(PREFIX_DIR);
+    assert!(
+        stderr.contains(&format!(
+            "cannot read {}: its prefix \"b-\" is kept in {}",
+            here.join("612d.json").display(),
+            here.join("622d.json").display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(fs::read(&path).unwrap(), bytes);
+}

@@ -228,26 +228,36 @@ pub fn order_refs(body: &[u8]) -> Result<Vec<OrderRef>, ApiError> {
 /// Most milliseconds `POST /orders/cancel_all_after` may set: a day.
 pub const MAX_CANCEL_AFTER_MS: u64 = 86_400_000;
 
-/// A `POST /orders/cancel_all_after` body: `{"timeout_ms": N}`.
+/// A `POST /orders/cancel_all_after` body: `{"timeout_ms": N}`, and
+/// optionally `"client_order_id_prefix": "P"`.
 #[derive(Deserialize)]
 struct TimeoutFields<'a> {
     #[serde(borrow)]
     timeout_ms: Option<&'a RawValue>,
+    #[serde(borrow)]
+    client_order_id_prefix: Option<&'a RawValue>,
 }
 
 /// Decodes a `POST /orders/cancel_all_after` body: the timeout in whole
-/// milliseconds, 0 (disarm) to [`MAX_CANCEL_AFTER_MS`].
-pub fn cancel_after_timeout(body: &[u8]) -> Result<u64, ApiError> {
+/// milliseconds, 0 (disarm) to [`MAX_CANCEL_AFTER_MS`], and the name
+/// prefix of the orders it covers (`None`: every order).
+pub fn cancel_after_timeout(body: &[u8]) -> Result<(u64, Option<ClientOrderId>), ApiError> {
     let fields: TimeoutFields<'_> = object(body, || {
         ApiError::new(
             422,
             "Request body must be a JSON object {\"timeout_ms\": N}",
         )
     })?;
+    let prefix = (fields.client_order_id_prefix)
+        .filter(|raw| raw.get() != "null")
+        .map(|raw| {
+            name_in(raw).ok_or_else(|| ApiError::field("client_order_id_prefix", CLIENT_ID_RULE))
+        })
+        .transpose()?;
     let raw =
         given(fields.timeout_ms).ok_or_else(|| ApiError::field("timeout_ms", "field required"))?;
     match raw.parse::<u64>() {
-        Ok(ms) if ms <= MAX_CANCEL_AFTER_MS => Ok(ms),
+        Ok(ms) if ms <= MAX_CANCEL_AFTER_MS => Ok((ms, prefix)),
         _ => Err(ApiError::field(
             "timeout_ms",
             &format!(

@@ -306,6 +306,25 @@ struct InFlight {
     name: Option<ClientOrderId>,
 }
 
+impl InFlight {
+    /// One of the front's own requests (`ticket`), which answers no
+    /// connection.
+    fn own(ticket: u64, kind: Awaiting) -> Self {
+        InFlight {
+            ticket,
+            slot: usize::MAX,
+            serial: 0,
+            keep_alive: false,
+            head_only: false,
+            kind,
+            ts: 0,
+            seq: 0,
+            read: None,
+            name: None,
+        }
+    }
+}
+
 /// Which command a request sent, for the answer's wording and the latency
 /// by command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -441,6 +460,11 @@ enum Awaiting {
     /// One cancel of those, staged back to back; the last answers with
     /// how many were cancelled.
     NamedCancel { last: bool },
+    /// A switch by name prefix went off: the replica lists the resting
+    /// orders so named, which the front then cancels; nobody to answer.
+    SwitchNamed { prefix: ClientOrderId },
+    /// One cancel of those; the last says the switch is done.
+    SwitchCancel { last: bool, prefix: ClientOrderId },
 }
 
 /// The event loop's state.
@@ -753,16 +777,9 @@ impl Front {
             Request::Barrier(_) => (0, 0),
         };
         self.in_flight.push_back(InFlight {
-            ticket: self.next_ticket,
-            slot: usize::MAX,
-            serial: 0,
-            keep_alive: false,
-            head_only: false,
-            kind,
             ts,
             seq,
-            read: None,
-            name: None,
+            ..InFlight::own(self.next_ticket, kind)
         });
         self.next_ticket += 1;
         self.staged = true;

@@ -49,7 +49,22 @@ impl Front {
             match (waiting.kind, output) {
                 (Awaiting::Snapshot | Awaiting::OrderSnapshot, _) => continue,
                 (Awaiting::CancelAfter, output) => {
-                    self.cancel_all_done(output);
+                    match output {
+                        Output::Event(Event::CancelledAll { count }) => {
+                            self.switch_done(None, count)
+                        }
+                        other => eprintln!("orderbook: cancel-all-after: unexpected {other:?}"),
+                    }
+                    continue;
+                }
+                (Awaiting::SwitchCancel { last, prefix }, output) => {
+                    if let Output::Event(Event::Cancelled(_)) = output {
+                        self.named_cancelled += 1;
+                    }
+                    if last {
+                        let count = std::mem::take(&mut self.named_cancelled);
+                        self.switch_done(Some(prefix), count);
+                    }
                     continue;
                 }
                 _ => {}
@@ -89,6 +104,7 @@ impl Front {
     fn replica_answered(&mut self, waiting: InFlight, answer: ReplicaAnswer) {
         match waiting.kind {
             Awaiting::Named => self.cancel_named(waiting, &answer.orders),
+            Awaiting::SwitchNamed { prefix } => self.switch_listed(prefix, &answer.orders),
             _ => self.complete_large(&waiting, answer.status, answer.body),
         }
     }
@@ -119,7 +135,10 @@ impl Front {
             (Awaiting::Trades { limit, order, page }, Output::Barrier(_)) => {
                 self.write_trades_page(&mut body, limit, order, page)
             }
-            (Awaiting::Replica | Awaiting::Named, Output::Barrier(_)) => {
+            (
+                Awaiting::Replica | Awaiting::Named | Awaiting::SwitchNamed { .. },
+                Output::Barrier(_),
+            ) => {
                 // The replica builds this one; it arrives through `answers`.
                 self.scratch = body;
                 match take_ticket(&mut self.early_answers, waiting.ticket, |l| l.ticket) {

@@ -3,33 +3,58 @@
 //! client that quotes sets a timeout and refreshes it while it is alive;
 //! if it stops (it crashed, its network went), the deadline passes and
 //! every resting order is cancelled, so nothing it left behind trades on
-//! prices it no longer watches.
+//! prices it no longer watches. A client that names its orders with a
+//! prefix of its own may set a switch for those alone
+//! (`"client_order_id_prefix"`): several clients then each keep their
+//! own, and one going quiet pulls only its orders.
 //!
-//! The front owns the deadline: it is a time, which the engine never
-//! reads. When it passes, the front sends one cancel-all (as
-//! `DELETE /orders`), journaled as every command is. The deadline is kept
-//! on disk (`persist::cancel_after`), marked with that record's number
-//! once it fires and removed once the record is durable, so a start after
-//! a crash at any point sends the cancel-all again only if its record was
-//! lost.
+//! The front owns the deadlines: they are times, which the engine never
+//! reads. When the one of every order passes, the front sends one
+//! cancel-all (as `DELETE /orders`); when a prefix's passes, it asks the
+//! replica for the resting orders so named and cancels them as one batch
+//! (as `DELETE /orders?client_order_id_prefix=`). Either is journaled as
+//! every command is. Each deadline is kept on disk
+//! (`persist::cancel_after`), marked with its last record's number once
+//! it fires and removed once that record is durable, so a start after a
+//! crash at any point cancels again only if the record was lost.
 
 use std::io;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::api::{self, ApiError};
-use crate::engine::{Command, CommandKind, Event};
-use crate::matching::{Output, Request};
+use crate::api::{self, ApiError, ClientOrderId};
+use crate::engine::{Command, CommandKind, OrderId};
+use crate::matching::{Barrier, BarrierPurpose, Request};
 use crate::persist::cancel_after::{Deadline, DeadlineFile};
 
-use super::{Awaiting, Front};
+use super::{Awaiting, Front, InFlight};
 
-/// The switch's state on the front.
+/// Most switches by prefix armed at once: each is a file, rewritten on
+/// every refresh.
+pub const MAX_PREFIX_SWITCHES: usize = 1024;
+
+/// The switches' state on the front.
 #[derive(Debug)]
 pub struct CancelAllAfter {
+    dir: PathBuf,
+    sync: bool,
+    /// Each switch armed, or gone off and not yet done.
+    switches: Vec<Switch>,
+    /// Times a switch went off since the start, for `GET /metrics`.
+    fired: u64,
+}
+
+#[derive(Debug)]
+struct Switch {
     file: DeadlineFile,
     armed: Option<Armed>,
-    /// Times it went off since the start, for `GET /metrics`.
-    fired: u64,
+    /// The deadline that went off, while its cancels have not all come
+    /// back.
+    went_off: Option<Deadline>,
+    /// A prefix's deadline that passed while the service was down: the
+    /// orders it cancels, listed from the recovered book, so that they
+    /// are cancelled before any request is served.
+    listed_at_start: Option<Vec<OrderId>>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -40,87 +65,174 @@ struct Armed {
 }
 
 impl CancelAllAfter {
-    /// The switch kept in `file`, armed with what it held at start, the
-    /// journal having been recovered up to `recovered_seq`. A deadline
-    /// already past goes off on the loop's first turn, before any client
-    /// is served; one that went off before the stop is done with, unless
-    /// its cancel-all's record was lost, in which case it goes off again.
+    /// The switches kept in the data directory `dir` (`loaded`, with
+    /// their files), armed with what they held at start, the journal
+    /// having been recovered up to `recovered_seq`. A deadline already
+    /// past goes off on the loop's first turn, before any client is
+    /// served (a prefix's cancels the orders `named` lists from the
+    /// recovered book); one that went off before the stop is done with,
+    /// unless its record was lost, in which case it goes off again.
     pub fn new(
-        file: DeadlineFile,
-        loaded: Option<Deadline>,
+        dir: &Path,
+        sync: bool,
+        loaded: Vec<(DeadlineFile, Deadline)>,
         recovered_seq: u64,
+        named: impl Fn(ClientOrderId) -> Vec<OrderId>,
     ) -> Result<Self, String> {
         let now = Instant::now();
         let now_micros = api::now_micros();
-        let armed = match loaded {
-            Some(deadline) if deadline.fired_by(recovered_seq) => {
+        let mut switches = Vec::new();
+        for (file, deadline) in loaded {
+            if deadline.fired_by(recovered_seq) {
                 file.clear()
                     .map_err(|e| format!("cannot remove {}: {e}", file.path().display()))?;
-                None
+                continue;
             }
-            Some(deadline) => {
-                let left = deadline.trigger_micros.saturating_sub(now_micros);
-                Some(Armed {
-                    deadline: Deadline {
-                        fired_seq: None,
-                        ..deadline
-                    },
-                    at: now + Duration::from_micros(left),
-                })
-            }
-            None => None,
-        };
+            let left = deadline.trigger_micros.saturating_sub(now_micros);
+            let listed_at_start = match file.prefix() {
+                Some(prefix) if left == 0 => Some(named(prefix)),
+                _ => None,
+            };
+            let armed = Armed {
+                deadline: Deadline {
+                    fired_seq: None,
+                    ..deadline
+                },
+                at: now + Duration::from_micros(left),
+            };
+            switches.push(Switch {
+                file,
+                armed: Some(armed),
+                went_off: None,
+                listed_at_start,
+            });
+        }
         Ok(CancelAllAfter {
-            file,
-            armed,
+            dir: dir.to_path_buf(),
+            sync,
+            switches,
             fired: 0,
         })
     }
 
-    /// When it goes off, if armed.
+    /// When the next one goes off, if any is armed.
     pub(super) fn due(&self) -> Option<Instant> {
-        self.armed.map(|armed| armed.at)
+        self.switches
+            .iter()
+            .filter_map(|s| s.armed)
+            .map(|a| a.at)
+            .min()
     }
 
-    /// True while armed.
-    pub(super) fn is_armed(&self) -> bool {
-        self.armed.is_some()
+    /// How many are armed.
+    pub(super) fn armed(&self) -> usize {
+        self.switches.iter().filter(|s| s.armed.is_some()).count()
     }
 
-    /// Times it went off since the start.
+    /// Times one went off since the start.
     pub(super) fn fired(&self) -> u64 {
         self.fired
     }
 
-    /// Arms it `timeout_ms` after `now_micros` (0 disarms it); the file
-    /// is changed first, so an answer never claims what a restart would
-    /// not keep.
-    fn set(&mut self, timeout_ms: u64, now_micros: u64) -> io::Result<()> {
+    fn find(&self, prefix: Option<ClientOrderId>) -> Option<usize> {
+        self.switches.iter().position(|s| s.file.prefix() == prefix)
+    }
+
+    /// Arms `prefix`'s switch (or the one of every order) `timeout_ms`
+    /// after `now_micros`; 0 disarms it. The file is changed first, so an
+    /// answer never claims what a restart would not keep.
+    fn set(
+        &mut self,
+        prefix: Option<ClientOrderId>,
+        timeout_ms: u64,
+        now_micros: u64,
+    ) -> Result<(), ApiError> {
+        let found = self.find(prefix);
+        let saved = |result: io::Result<()>, file: &DeadlineFile| {
+            result.map_err(|error| {
+                let path = file.path().display();
+                ApiError::new(
+                    500,
+                    format!("cannot save the deadline in {path}: {error}; it was not changed"),
+                )
+            })
+        };
         if timeout_ms == 0 {
-            self.file.clear()?;
-            self.armed = None;
+            if let Some(at) = found {
+                let switch = &mut self.switches[at];
+                saved(switch.file.clear(), &switch.file)?;
+                switch.armed = None;
+                self.forget_if_done(at);
+            }
             return Ok(());
         }
-        let now = Instant::now();
+        let at = match found {
+            Some(at) => at,
+            None => {
+                let by_prefix = self.switches.iter().filter(|s| s.file.prefix().is_some());
+                if prefix.is_some() && by_prefix.count() >= MAX_PREFIX_SWITCHES {
+                    return Err(ApiError::new(
+                        422,
+                        format!(
+                            "client_order_id_prefix: at most {MAX_PREFIX_SWITCHES} switches by prefix at once"
+                        ),
+                    ));
+                }
+                let file = match prefix {
+                    Some(prefix) => DeadlineFile::for_prefix(&self.dir, self.sync, prefix),
+                    None => DeadlineFile::new(&self.dir, self.sync),
+                };
+                self.switches.push(Switch {
+                    file,
+                    armed: None,
+                    went_off: None,
+                    listed_at_start: None,
+                });
+                self.switches.len() - 1
+            }
+        };
         let deadline = Deadline::after(now_micros, timeout_ms);
-        self.file.store(deadline)?;
-        self.armed = Some(Armed {
+        let file = &self.switches[at].file;
+        if let Err(error) = saved(file.store(deadline), file) {
+            self.forget_if_done(at);
+            return Err(error);
+        }
+        self.switches[at].armed = Some(Armed {
             deadline,
-            at: now + Duration::from_millis(timeout_ms),
+            at: Instant::now() + Duration::from_millis(timeout_ms),
         });
         Ok(())
     }
 
-    /// The answer to a `GET` (and, with `message`, to a `POST`) at
-    /// `now_micros`.
-    fn state(&self, message: Option<&str>, now_micros: u64) -> String {
+    /// Drops the switch at `at` if it is neither armed nor going off.
+    fn forget_if_done(&mut self, at: usize) {
+        let switch = &self.switches[at];
+        if switch.armed.is_none() && switch.went_off.is_none() {
+            self.switches.swap_remove(at);
+        }
+    }
+
+    /// The answer to a `GET` (and, with `message`, to a `POST`) about
+    /// `prefix`'s switch at `now_micros`.
+    fn state(
+        &self,
+        prefix: Option<ClientOrderId>,
+        message: Option<&str>,
+        now_micros: u64,
+    ) -> String {
         let mut body = String::from("{");
         if let Some(message) = message {
             body.push_str(&format!("\"success\":true,\"message\":\"{message}\","));
         }
+        if let Some(prefix) = prefix {
+            body.push_str(&format!(
+                "\"client_order_id_prefix\":\"{}\",",
+                prefix.as_str()
+            ));
+        }
         body.push_str("\"current_time\":\"");
         api::write_timestamp(&mut body, now_micros * 1_000);
-        match self.armed {
+        match self.find(prefix).and_then(|at| self.switches[at].armed) {
             Some(armed) => {
                 body.push_str("\",\"trigger_time\":\"");
                 api::write_timestamp(&mut body, armed.deadline.trigger_micros * 1_000);
@@ -133,10 +245,30 @@ impl CancelAllAfter {
         }
         body
     }
+
+    /// Marks `prefix`'s switch, gone off, fired by journal record `seq`
+    /// in its file, unless a client armed it again since.
+    fn mark_fired(&self, prefix: Option<ClientOrderId>, seq: u64) {
+        let Some(switch) = self.find(prefix).map(|at| &self.switches[at]) else {
+            return;
+        };
+        let (None, Some(deadline)) = (switch.armed, switch.went_off) else {
+            return;
+        };
+        let fired = Deadline {
+            fired_seq: Some(seq),
+            ..deadline
+        };
+        if let Err(error) = switch.file.store(fired) {
+            // A restart would then cancel again.
+            let path = switch.file.path().display();
+            eprintln!("orderbook: cancel-all-after: cannot mark {path} fired: {error}");
+        }
+    }
 }
 
 impl Front {
-    /// `POST /orders/cancel_all_after`: arms, refreshes or disarms the
+    /// `POST /orders/cancel_all_after`: arms, refreshes or disarms a
     /// switch and answers its state.
     pub(super) fn set_cancel_after(
         &mut self,
@@ -144,79 +276,153 @@ impl Front {
         body: &[u8],
         keep_alive: bool,
     ) -> Result<(), ApiError> {
-        let timeout_ms = api::cancel_after_timeout(body)?;
+        let (timeout_ms, prefix) = api::cancel_after_timeout(body)?;
         // The answer's current time is the one the deadline counts from.
         let now_micros = api::now_micros();
-        if let Err(error) = self.cancel_after.set(timeout_ms, now_micros) {
-            let path = self.cancel_after.file.path().display();
-            return Err(ApiError::new(
-                500,
-                format!("cannot save the deadline in {path}: {error}; it was not changed"),
-            ));
-        }
+        self.cancel_after.set(prefix, timeout_ms, now_micros)?;
         let message = match timeout_ms {
             0 => "Cancel-all disarmed",
             _ => "Cancel-all armed",
         };
-        let answer = self.cancel_after.state(Some(message), now_micros);
+        let answer = self.cancel_after.state(prefix, Some(message), now_micros);
         self.answer_now(slot, 200, answer.as_bytes(), keep_alive);
         Ok(())
     }
 
-    /// `GET /orders/cancel_all_after`: the switch's state.
-    pub(super) fn cancel_after_state(&mut self, slot: usize, keep_alive: bool) {
-        let answer = self.cancel_after.state(None, api::now_micros());
+    /// `GET /orders/cancel_all_after` (`?client_order_id_prefix=`): a
+    /// switch's state.
+    pub(super) fn cancel_after_state(
+        &mut self,
+        slot: usize,
+        query: Option<&str>,
+        keep_alive: bool,
+    ) -> Result<(), ApiError> {
+        let prefix = api::client_id_prefix_param(query)?;
+        let answer = self.cancel_after.state(prefix, None, api::now_micros());
         self.answer_now(slot, 200, answer.as_bytes(), keep_alive);
+        Ok(())
     }
 
-    /// Sends the cancel-all once the deadline has passed. A full command
-    /// ring makes it wait for the next turn of the loop, never drops it.
+    /// Sets off each switch whose deadline has passed: the cancel-all, or
+    /// a prefix's listing barrier (or, at start, its cancels of the
+    /// orders listed then). A full command ring makes it wait for the
+    /// next turn of the loop, never drops it.
     pub(super) fn cancel_all_if_due(&mut self) {
-        let Some(armed) = self.cancel_after.armed else {
-            return;
-        };
-        if Instant::now() < armed.at {
+        let now = Instant::now();
+        if self.cancel_after.due().is_none_or(|due| due > now) {
             return;
         }
-        let command = Command {
-            ts: self.stamps.stamp(),
-            kind: CommandKind::CancelAll { side: None },
-        };
-        if !self.stage_own(Request::Apply(command), Awaiting::CancelAfter) {
-            return;
-        }
-        let fired = Deadline {
-            fired_seq: Some(self.journal.last_seq()),
-            ..armed.deadline
-        };
-        self.cancel_after.armed = None;
-        self.cancel_after.fired += 1;
-        let switch = &self.cancel_after;
-        if let Err(error) = switch.file.store(fired) {
-            // A restart would then send the cancel-all again.
-            let path = switch.file.path().display();
-            eprintln!("orderbook: cancel-all-after: cannot mark {path} fired: {error}");
+        let due: Vec<Option<ClientOrderId>> = (self.cancel_after.switches.iter())
+            .filter(|switch| switch.armed.is_some_and(|armed| armed.at <= now))
+            .map(|switch| switch.file.prefix())
+            .collect();
+        for prefix in due {
+            let Some(at) = self.cancel_after.find(prefix) else {
+                continue;
+            };
+            let switch = &mut self.cancel_after.switches[at];
+            let (Some(armed), listed) = (switch.armed, switch.listed_at_start.take()) else {
+                continue;
+            };
+            let staged = match (prefix, &listed) {
+                (None, _) => {
+                    let command = Command {
+                        ts: self.stamps.stamp(),
+                        kind: CommandKind::CancelAll { side: None },
+                    };
+                    self.stage_own(Request::Apply(command), Awaiting::CancelAfter)
+                }
+                (Some(_), Some(_)) => true,
+                (Some(prefix), None) => {
+                    let barrier = Barrier {
+                        ticket: self.next_ticket,
+                        purpose: BarrierPurpose::Named { side: None, prefix },
+                    };
+                    let awaiting = Awaiting::SwitchNamed { prefix };
+                    self.stage_own(Request::Barrier(barrier), awaiting)
+                }
+            };
+            let switch = &mut self.cancel_after.switches[at];
+            if !staged {
+                switch.listed_at_start = listed;
+                break;
+            }
+            switch.armed = None;
+            switch.went_off = Some(armed.deadline);
+            self.cancel_after.fired += 1;
+            match (prefix, listed) {
+                (None, _) => self.cancel_after.mark_fired(None, self.journal.last_seq()),
+                (Some(prefix), Some(orders)) => self.switch_listed(prefix, &orders),
+                (Some(_), None) => {}
+            }
         }
         self.publish_staged();
     }
 
-    /// The switch's cancel-all came back (under `--fsync`, its record is
-    /// on disk): says what it took, and removes the file unless the
-    /// switch was armed again meanwhile.
-    pub(super) fn cancel_all_done(&mut self, output: Output) {
-        match output {
-            Output::Event(Event::CancelledAll { count }) => eprintln!(
-                "orderbook: cancel-all-after: the deadline passed with no refresh; \
-                 {count} resting orders cancelled"
-            ),
-            other => eprintln!("orderbook: cancel-all-after: unexpected outcome {other:?}"),
+    /// A prefix's switch went off and the replica listed its resting
+    /// orders: cancels them as one batch (journaled as one), and marks
+    /// the file with the batch's last record. What does not fit the
+    /// command ring now waits: the switch goes off again next turn, for
+    /// the orders still resting.
+    pub(super) fn switch_listed(&mut self, prefix: ClientOrderId, orders: &[OrderId]) {
+        if orders.is_empty() {
+            return self.switch_done(Some(prefix), 0);
         }
-        let switch = &self.cancel_after;
+        let Some(at) = self.cancel_after.find(Some(prefix)) else {
+            return;
+        };
+        let room = orders.len().min(self.requests.free_len());
+        if room < orders.len() {
+            let switch = &mut self.cancel_after.switches[at];
+            if switch.armed.is_none() {
+                switch.armed = Some(Armed {
+                    deadline: Deadline::after(api::now_micros(), 0),
+                    at: Instant::now(),
+                });
+            }
+            if room == 0 {
+                switch.went_off = None;
+                return;
+            }
+        }
+        let cancels: Vec<CommandKind> = orders[..room]
+            .iter()
+            .map(|&id| CommandKind::Cancel { id })
+            .collect();
+        let waiting = InFlight::own(self.next_ticket, Awaiting::SwitchNamed { prefix });
+        self.next_ticket += 1;
+        self.stage_batch(&waiting, &cancels, &[], |_, last, _| {
+            Awaiting::SwitchCancel { last, prefix }
+        });
+        self.cancel_after
+            .mark_fired(Some(prefix), self.journal.last_seq());
+        self.publish_staged();
+    }
+
+    /// A switch's cancels came back (under `--fsync`, their records are on
+    /// disk), `count` orders cancelled: says so, and removes the file
+    /// unless the switch was armed again meanwhile.
+    pub(super) fn switch_done(&mut self, prefix: Option<ClientOrderId>, count: u64) {
+        let whose = match prefix {
+            Some(prefix) => format!(" ({})", prefix.as_str()),
+            None => String::new(),
+        };
+        eprintln!(
+            "orderbook: cancel-all-after{whose}: the deadline passed with no refresh; \
+             {count} resting orders cancelled"
+        );
+        let switches = &mut self.cancel_after;
+        let Some(at) = switches.find(prefix) else {
+            return;
+        };
+        let switch = &mut switches.switches[at];
+        switch.went_off = None;
         if switch.armed.is_none() {
             if let Err(error) = switch.file.clear() {
                 let path = switch.file.path().display();
                 eprintln!("orderbook: cancel-all-after: cannot remove {path}: {error}");
             }
         }
+        switches.forget_if_done(at);
     }
 }

@@ -71,14 +71,14 @@ impl Front {
             &mut out,
             "orderbook_cancel_all_after_armed",
             "gauge",
-            "1 while POST /orders/cancel_all_after's deadline is set, else 0.",
-            u64::from(self.cancel_after.is_armed()),
+            "Deadlines of POST /orders/cancel_all_after set: the one of every order and those by name prefix.",
+            self.cancel_after.armed() as u64,
         );
         metrics::write_value(
             &mut out,
             "orderbook_cancel_all_after_fired_total",
             "counter",
-            "Times the cancel-all deadline passed with no refresh and every resting order was cancelled.",
+            "Times a cancel-all deadline passed with no refresh and the resting orders it covers were cancelled.",
             self.cancel_after.fired(),
         );
         metrics::write_value(

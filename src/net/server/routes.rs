@@ -60,8 +60,7 @@ impl Front {
                 .and_then(|()| json_body(request))
                 .and_then(|body| self.set_cancel_after(slot, body, keep_alive)),
             ("/orders/cancel_all_after", Method::Get) => {
-                self.cancel_after_state(slot, keep_alive);
-                Ok(())
+                self.cancel_after_state(slot, request.query, keep_alive)
             }
             ("/orders/cancel_all_after", _) => Err(method_not_allowed("GET, HEAD, POST")),
             ("/orders", Method::Get) => {
@@ -434,7 +433,7 @@ impl Front {
     /// awaited as `awaiting(first, last, command)` says; `names` are the
     /// places' `client_order_id`s (claimed), by position. Journaled as one
     /// batch: a crash keeps all of them or none.
-    fn stage_batch(
+    pub(super) fn stage_batch(
         &mut self,
         waiting: &InFlight,
         commands: &[CommandKind],
