@@ -498,3 +498,26 @@ fn a_prefix_s_file_under_another_prefix_s_name_stops_the_start() {
     );
     assert_eq!(fs::read(&path).unwrap(), bytes);
 }
+
+#[test]
+fn at_most_1024_switches_by_prefix_are_armed_at_once() {
+    let server = Server::start();
+    let mut client = server.connect();
+    for i in 0..1024 {
+        arm_prefix(&mut client, &format!("p{i}-"), 60_000);
+    }
+    let body = r#"{"timeout_ms": 60000, "client_order_id_prefix": "p1024-"}"#;
+    client.post(PATH, body).expect_detail(
+        422,
+        "client_order_id_prefix: at most 1024 switches by prefix at once",
+    );
+    // Refreshing one armed, and the switch of every order, still go.
+    arm_prefix(&mut client, "p7-", 60_000);
+    arm(&mut client, 60_000);
+    assert_eq!(armed_count(&mut client), 1025.0);
+    // Disarming one makes room for another.
+    arm_prefix(&mut client, "p7-", 0);
+    arm_prefix(&mut client, "p1024-", 60_000);
+    let files = fs::read_dir(server.dir().join(PREFIX_DIR)).unwrap().count();
+    assert_eq!(files, 1024);
+}
