@@ -246,28 +246,39 @@ fn a_switch_goes_off_once_whichever_side_of_its_record_a_stop_comes() {
 
     // A switch marked fired by a record the journal holds is done with:
     // the orders placed after it stay.
-    let marked = |seq: u64| {
-        format!(
-            r#"{{"trigger_time":"2026-01-01T00:00:00.000000Z","timeout_ms":100,"fired_seq":{seq}}}"#
-        )
-    };
-    fs::write(dir.0.join(FILE), marked(3)).unwrap();
-    let mut server = Server::start_in(&dir.0, &["--fsync"]);
-    let mut client = server.connect();
-    assert_eq!(status_of(&mut client, &first), (json!("open"), json!(true)));
-    assert_eq!(
-        status_of(&mut client, &second),
-        (json!("open"), json!(true))
-    );
-    assert_eq!(fired_total(&mut client), 0.0);
-    assert!(!dir.0.join(FILE).exists());
-    server.signal("TERM");
-    assert!(server.wait_exit(Duration::from_secs(10)).is_some());
+    fs::write(dir.0.join(FILE), marked_fired(None, 3)).unwrap();
+    starts_done_with(&dir.0, &dir.0.join(FILE), [&first, &second]);
 
     // Marked fired by a record the journal lost: it goes off again.
-    fs::write(dir.0.join(FILE), marked(4)).unwrap();
+    fs::write(dir.0.join(FILE), marked_fired(None, 4)).unwrap();
     let server = Server::start_in(&dir.0, &["--fsync"]);
     went_off_at_start(&server, &first, &dir.0);
+}
+
+/// A switch's file (of `prefix`'s switch, or of every order's) marked
+/// fired by journal record `seq`.
+fn marked_fired(prefix: Option<&str>, seq: u64) -> String {
+    let prefix = prefix.map_or(String::new(), |p| {
+        format!(r#""client_order_id_prefix":"{p}","#)
+    });
+    format!(
+        r#"{{{prefix}"trigger_time":"2026-01-01T00:00:00.000000Z","timeout_ms":100,"fired_seq":{seq}}}"#
+    )
+}
+
+/// Starts the service (`--fsync`) in `dir`, whose switch `file` is marked
+/// fired by a record the journal holds: it is done with, so `orders` rest
+/// on and the file goes. Then stops it.
+fn starts_done_with(dir: &std::path::Path, file: &std::path::Path, orders: [&str; 2]) {
+    let mut server = Server::start_in(dir, &["--fsync"]);
+    let mut client = server.connect();
+    for order in orders {
+        assert_eq!(status_of(&mut client, order), (json!("open"), json!(true)));
+    }
+    assert_eq!(fired_total(&mut client), 0.0);
+    assert!(!file.exists());
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(10)).is_some());
 }
 
 #[test]
@@ -444,27 +455,13 @@ fn a_switch_by_name_prefix_cancels_again_at_start_only_if_its_record_was_lost() 
     server.signal("TERM");
     assert!(server.wait_exit(Duration::from_secs(10)).is_some());
     fs::create_dir_all(dir.0.join(PREFIX_DIR)).unwrap();
-    let marked = |seq: u64| {
-        format!(
-            r#"{{"client_order_id_prefix":"q-","trigger_time":"2026-01-01T00:00:00.000000Z","timeout_ms":100,"fired_seq":{seq}}}"#
-        )
-    };
     // Marked fired by record 2, which the journal holds: done with.
-    fs::write(prefix_file(&dir.0, "q-"), marked(2)).unwrap();
-    let mut server = Server::start_in(&dir.0, &["--fsync"]);
-    let mut client = server.connect();
-    assert_eq!(status_of(&mut client, &first), (json!("open"), json!(true)));
-    assert_eq!(
-        status_of(&mut client, &second),
-        (json!("open"), json!(true))
-    );
-    assert_eq!(fired_total(&mut client), 0.0);
-    assert!(!prefix_file(&dir.0, "q-").exists());
-    server.signal("TERM");
-    assert!(server.wait_exit(Duration::from_secs(10)).is_some());
+    let file = prefix_file(&dir.0, "q-");
+    fs::write(&file, marked_fired(Some("q-"), 2)).unwrap();
+    starts_done_with(&dir.0, &file, [&first, &second]);
 
     // Marked fired by record 3, which the journal lacks: again.
-    fs::write(prefix_file(&dir.0, "q-"), marked(3)).unwrap();
+    fs::write(&file, marked_fired(Some("q-"), 3)).unwrap();
     let server = Server::start_in(&dir.0, &["--fsync"]);
     let mut client = server.connect();
     assert_eq!(client.orders(), (vec![], vec![]));
