@@ -532,8 +532,9 @@ pub struct Front {
     /// The answer of the batch (`POST /orders/batch` or
     /// `POST /orders/cancel`) whose outcomes are being read.
     batch_body: String,
-    /// Orders cancelled so far by the `DELETE /orders` by name prefix
-    /// whose cancels are coming back.
+    /// Orders cancelled so far by the batch of cancels by name prefix
+    /// (`DELETE /orders`'s or a switch's) whose outcomes are coming back:
+    /// a batch's are staged back to back, so batches never interleave.
     named_cancelled: u64,
     /// Which order each `client_order_id` names (`client_ids.rs`).
     client_ids: FrontClientIds,

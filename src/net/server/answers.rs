@@ -58,11 +58,7 @@ impl Front {
                     continue;
                 }
                 (Awaiting::SwitchCancel { last, prefix }, output) => {
-                    if let Output::Event(Event::Cancelled(_)) = output {
-                        self.named_cancelled += 1;
-                    }
-                    if last {
-                        let count = std::mem::take(&mut self.named_cancelled);
+                    if let Some(count) = self.count_named(output, last) {
                         self.switch_done(Some(prefix), count);
                     }
                     continue;
@@ -99,6 +95,16 @@ impl Front {
         }
     }
 
+    /// Counts one outcome of a batch of cancels by name prefix; after the
+    /// `last`, how many of the batch cancelled (an order that finished
+    /// before its cancel came is not counted).
+    fn count_named(&mut self, output: Output, last: bool) -> Option<u64> {
+        if let Output::Event(Event::Cancelled(_)) = output {
+            self.named_cancelled += 1;
+        }
+        last.then(|| std::mem::take(&mut self.named_cancelled))
+    }
+
     /// A read the replica finished, for the request that waits for it:
     /// its body is the answer, or (by name prefix) the orders to cancel.
     fn replica_answered(&mut self, waiting: InFlight, answer: ReplicaAnswer) {
@@ -115,11 +121,7 @@ impl Front {
                 return self.answer_batch_item(&waiting, output, of, (first, last));
             }
             Awaiting::NamedCancel { last } => {
-                if let Output::Event(Event::Cancelled(_)) = output {
-                    self.named_cancelled += 1;
-                }
-                if last {
-                    let count = std::mem::take(&mut self.named_cancelled);
+                if let Some(count) = self.count_named(output, last) {
                     self.complete(&waiting, 200, cancelled_count(count).as_bytes());
                 }
                 return;
