@@ -575,3 +575,43 @@ fn requests_pipelined_after_a_delete_by_name_prefix_see_its_cancels_done() {
     assert_eq!(listed["buy_orders"][0]["id"], placed["id"]);
     assert_eq!(listed["buy_orders"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn clients_pulling_their_own_orders_by_prefix_at_once_each_cancel_exactly_theirs() {
+    let server = Server::start();
+    let clients: Vec<_> = (0..4)
+        .map(|k| {
+            let mut client = server.connect();
+            std::thread::spawn(move || {
+                for round in 0..40 {
+                    // Buys below 100 and sells above: nothing ever trades.
+                    let orders: Vec<String> = (0..5)
+                        .map(|i| {
+                            let (side, price) = match i % 2 {
+                                0 => (1, 95.0 - i as f64),
+                                _ => (-1, 105.0 + i as f64),
+                            };
+                            named(side, price, 1, &format!("c{k}-{round}-{i}"))
+                        })
+                        .collect();
+                    let body = format!(r#"{{"orders": [{}]}}"#, orders.join(","));
+                    client.post("/orders/batch", &body).expect(200);
+                    let mine = format!("/orders?client_order_id_prefix=c{k}-");
+                    let pulled = client.delete(&mine).expect(200);
+                    assert_eq!(pulled["cancelled"], json!(5), "client {k}, round {round}");
+                    let left = client.get(&mine).expect(200);
+                    assert_eq!(left, json!({"buy_orders": [], "sell_orders": []}));
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().expect("a client thread");
+    }
+    let mut client = server.connect();
+    assert_eq!(client.orders(), (vec![], vec![]));
+    // Every order was cancelled by its own client: 4 × 40 × 5.
+    let count = "orderbook_command_latency_by_command_histogram_seconds_count{command=\"cancel\"}";
+    let cancelled = metric(&client.metrics_text(), count);
+    assert_eq!(cancelled, 800.0);
+}
