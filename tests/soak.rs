@@ -27,7 +27,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use loadgen::{Mix, Settings, Stop};
-use serde_json::Value;
+use serde_json::{json, Value};
 use support::feed_book::Book;
 use support::{naive_candles, resident_kib, served_candle, Client, Server, TempDir};
 use tungstenite::{Message, WebSocket};
@@ -201,14 +201,45 @@ fn follow_orders(
 }
 
 /// Checks made over and over while the load runs (a round takes the
-/// timeouts' 2 s and up to a second more): reads answer, an idle client is
+/// timeouts' 2 s and up to a second more): reads answer, a client pulls
+/// exactly its own orders by their names' prefix, an idle client is
 /// closed, a half-sent request gets 408.
-fn side_checks(addr: std::net::SocketAddr) {
+fn side_checks(addr: std::net::SocketAddr, round: usize) {
     let mut reader = Client::connect(addr);
     let listing = reader.get("/orders").expect(200);
     assert!(listing["buy_orders"].is_array() && listing["sell_orders"].is_array());
     let trades = reader.trades("?limit=10");
     assert!(trades.len() <= 10);
+
+    // Far below the load's prices: a market sell rarely reaches them, and
+    // one that does fills them, which the count allows for.
+    let prefix = format!("side-{round}-");
+    let names: Vec<String> = (0..5).map(|i| format!("{prefix}{i}")).collect();
+    for name in &names {
+        let order =
+            format!(r#"{{"quantity": 1, "price": 50.0, "side": 1, "client_order_id": "{name}"}}"#);
+        reader.post("/order/", &order).expect(200);
+    }
+    let mine = format!("/orders?client_order_id_prefix={prefix}");
+    let pulled = reader.delete(&mine).expect(200);
+    let statuses: Vec<Value> = names
+        .iter()
+        .map(|name| {
+            let order = reader
+                .get(&format!("/order?client_order_id={name}"))
+                .expect(200);
+            order["status"].clone()
+        })
+        .collect();
+    let cancelled = statuses
+        .iter()
+        .filter(|s| **s == json!("cancelled"))
+        .count();
+    assert_eq!(pulled["cancelled"], json!(cancelled), "{statuses:?}");
+    let filled = statuses.iter().filter(|s| **s == json!("filled")).count();
+    assert_eq!(cancelled + filled, 5, "{statuses:?}");
+    let left = reader.get(&mine).expect(200);
+    assert_eq!(left, json!({"buy_orders": [], "sell_orders": []}));
     drop(reader);
 
     let mut idle = Client::connect(addr);
@@ -277,7 +308,7 @@ fn every_part_under_sustained_load_stays_consistent_bounded_and_recoverable() {
         thread::spawn(move || {
             let mut rounds = 0;
             while !done.load(Ordering::SeqCst) {
-                side_checks(addr);
+                side_checks(addr, rounds);
                 rounds += 1;
             }
             rounds
