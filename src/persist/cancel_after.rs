@@ -212,10 +212,10 @@ impl DeadlineFile {
         match fs::read(&self.path) {
             Ok(bytes) => match parse(&bytes).map_err(cannot)? {
                 (prefix, deadline) if prefix == self.prefix => Ok(Some(deadline)),
-                (prefix, _) => Err(cannot(format!(
-                    "it names the prefix {:?}",
-                    prefix.map(|p| p.as_str().to_owned())
-                ))),
+                (Some(prefix), _) => {
+                    Err(cannot(format!("it names the prefix {:?}", prefix.as_str())))
+                }
+                (None, _) => Err(cannot("it names no client_order_id_prefix".into())),
             },
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(error) => Err(format!("cannot read {}: {error}", self.path.display())),
@@ -393,7 +393,7 @@ mod tests {
         assert_eq!(
             other.load(),
             Err(format!(
-                "cannot read {}: it names the prefix Some(\"mm/1-\")",
+                "cannot read {}: it names the prefix \"mm/1-\"",
                 other.path().display()
             ))
         );
