@@ -86,8 +86,11 @@ struct Kept {
     snapshots_checked: u64,
 }
 
-/// Keeps the whole book from the feed until `stop`, checking each message
-/// and each periodic snapshot as it goes.
+/// Keeps the whole book from the feed until `stop` and the feed is
+/// quiet, checking each message and each periodic snapshot as it goes.
+/// Quiet is two periodic snapshots with nothing between them: they come
+/// every `--feed-snapshot-ms` whatever happens, so a read timing out
+/// (what `next_text` waits for) may never come, or only by chance.
 fn keep_book(server_addr: std::net::SocketAddr, stop: Arc<AtomicBool>) -> Kept {
     let stream = TcpStream::connect(server_addr).unwrap();
     stream
@@ -96,6 +99,8 @@ fn keep_book(server_addr: std::net::SocketAddr, stop: Arc<AtomicBool>) -> Kept {
     let url = format!("ws://{server_addr}/ws?depth=0");
     let (mut ws, _) = tungstenite::client(url, stream).expect("the upgrade succeeds");
     let mut kept: Option<Kept> = None;
+    // Messages since the last snapshot (the first one counts as news).
+    let mut since_snapshot = 1;
     loop {
         let Some(text) = next_text(&mut ws, &stop) else {
             return kept.expect("a snapshot arrived");
@@ -120,8 +125,13 @@ fn keep_book(server_addr: std::net::SocketAddr, stop: Arc<AtomicBool>) -> Kept {
                     "the snapshot at seq {seq} differs from the kept book"
                 );
                 state.snapshots_checked += 1;
+                if since_snapshot == 0 && stop.load(Ordering::SeqCst) {
+                    return kept.expect("kept");
+                }
+                since_snapshot = 0;
             }
             kind => {
+                since_snapshot += 1;
                 assert_eq!(seq, state.last_seq + 1, "a gap before this {kind}");
                 if kind == "book" {
                     state.book.apply(&message);
