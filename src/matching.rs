@@ -26,6 +26,12 @@ pub enum Request {
     Barrier(Barrier),
 }
 
+// The rings carry these by value, so their size is every slot's: a
+// barrier or an event that grew would cost every command, so neither
+// grows unnoticed (a new barrier's fields must fit beside the others).
+const _: () = assert!(std::mem::size_of::<Request>() == 80);
+const _: () = assert!(std::mem::size_of::<Output>() == 96);
+
 /// A numbered mark in the stream and what it is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Barrier {

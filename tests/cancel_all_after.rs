@@ -518,3 +518,34 @@ fn at_most_1024_switches_by_prefix_are_armed_at_once() {
     let files = fs::read_dir(server.dir().join(PREFIX_DIR)).unwrap().count();
     assert_eq!(files, 1024);
 }
+
+#[test]
+fn a_switch_by_prefix_with_more_orders_than_the_command_ring_holds_cancels_them_all_once() {
+    let server = Server::start_with(&["--command-ring", "4"]);
+    let mut client = server.connect();
+    let ids: Vec<String> = (0..10)
+        .map(|i| place_named(&mut client, 1, 90.0 + i as f64 * 0.5, &format!("big-{i}")))
+        .collect();
+    // More than the ring holds: refused whole by DELETE, which a client
+    // can retry by side or in parts...
+    client
+        .delete("/orders?client_order_id_prefix=big-")
+        .expect_detail(
+            422,
+            "client_order_id_prefix: at most 4 fit the command ring (--command-ring)",
+        );
+    assert_eq!(client.orders().0.len(), 10, "nothing was cancelled");
+    // ...but a switch has no client to retry: it cancels what fits and goes
+    // off again at once for the rest, counted as once.
+    arm_prefix(&mut client, "big-", 200);
+    wait_empty(&mut client);
+    for id in &ids {
+        assert_eq!(
+            status_of(&mut client, id),
+            (json!("cancelled"), json!(false))
+        );
+    }
+    assert_eq!(fired_total(&mut client), 1.0);
+    wait_until_gone(&prefix_file(server.dir(), "big-"));
+    assert_eq!(armed_count(&mut client), 0.0);
+}

@@ -51,6 +51,10 @@ struct Switch {
     /// The deadline that went off, while its cancels have not all come
     /// back.
     went_off: Option<Deadline>,
+    /// Goings-off under way (a cancel-all; or a prefix's listing, then its
+    /// batch of cancels): a switch that cancels what fits the command
+    /// ring and goes off again for the rest has two.
+    rounds: u32,
     /// A prefix's deadline that passed while the service was down: the
     /// orders it cancels, listed from the recovered book, so that they
     /// are cancelled before any request is served.
@@ -62,6 +66,9 @@ struct Armed {
     deadline: Deadline,
     /// The deadline on the loop's clock, which wall-clock steps do not move.
     at: Instant,
+    /// Set again at once to cancel what the command ring had no room for
+    /// when it went off: the same going-off, not counted twice.
+    rest: bool,
 }
 
 impl CancelAllAfter {
@@ -99,11 +106,13 @@ impl CancelAllAfter {
                     ..deadline
                 },
                 at: now + Duration::from_micros(left),
+                rest: false,
             };
             switches.push(Switch {
                 file,
                 armed: Some(armed),
                 went_off: None,
+                rounds: 0,
                 listed_at_start,
             });
         }
@@ -186,6 +195,7 @@ impl CancelAllAfter {
                     file,
                     armed: None,
                     went_off: None,
+                    rounds: 0,
                     listed_at_start: None,
                 });
                 self.switches.len() - 1
@@ -200,6 +210,7 @@ impl CancelAllAfter {
         self.switches[at].armed = Some(Armed {
             deadline,
             at: Instant::now() + Duration::from_millis(timeout_ms),
+            rest: false,
         });
         Ok(())
     }
@@ -207,7 +218,7 @@ impl CancelAllAfter {
     /// Drops the switch at `at` if it is neither armed nor going off.
     fn forget_if_done(&mut self, at: usize) {
         let switch = &self.switches[at];
-        if switch.armed.is_none() && switch.went_off.is_none() {
+        if switch.armed.is_none() && switch.rounds == 0 {
             self.switches.swap_remove(at);
         }
     }
@@ -349,7 +360,10 @@ impl Front {
             }
             switch.armed = None;
             switch.went_off = Some(armed.deadline);
-            self.cancel_after.fired += 1;
+            switch.rounds += 1;
+            if !armed.rest {
+                self.cancel_after.fired += 1;
+            }
             match (prefix, listed) {
                 (None, _) => self.cancel_after.mark_fired(None, self.journal.last_seq()),
                 (Some(prefix), Some(orders)) => self.switch_listed(prefix, &orders),
@@ -375,14 +389,16 @@ impl Front {
         if room < orders.len() {
             let switch = &mut self.cancel_after.switches[at];
             if switch.armed.is_none() {
+                let deadline = switch.went_off;
                 switch.armed = Some(Armed {
-                    deadline: Deadline::after(api::now_micros(), 0),
+                    deadline: deadline.unwrap_or_else(|| Deadline::after(api::now_micros(), 0)),
                     at: Instant::now(),
+                    rest: true,
                 });
             }
             if room == 0 {
-                switch.went_off = None;
-                return;
+                // This round ends here; the next lists what still rests.
+                return self.round_ended(Some(prefix));
             }
         }
         let cancels: Vec<CommandKind> = orders[..room]
@@ -400,8 +416,7 @@ impl Front {
     }
 
     /// A switch's cancels came back (under `--fsync`, their records are on
-    /// disk), `count` orders cancelled: says so, and removes the file
-    /// unless the switch was armed again meanwhile.
+    /// disk), `count` orders cancelled: says so.
     pub(super) fn switch_done(&mut self, prefix: Option<ClientOrderId>, count: u64) {
         let whose = match prefix {
             Some(prefix) => format!(" ({})", prefix.as_str()),
@@ -411,11 +426,21 @@ impl Front {
             "orderbook: cancel-all-after{whose}: the deadline passed with no refresh; \
              {count} resting orders cancelled"
         );
+        self.round_ended(prefix);
+    }
+
+    /// One going-off of `prefix`'s switch is over: once none is under way,
+    /// the file goes unless the switch was armed again meanwhile.
+    fn round_ended(&mut self, prefix: Option<ClientOrderId>) {
         let switches = &mut self.cancel_after;
         let Some(at) = switches.find(prefix) else {
             return;
         };
         let switch = &mut switches.switches[at];
+        switch.rounds = switch.rounds.saturating_sub(1);
+        if switch.rounds > 0 {
+            return;
+        }
         switch.went_off = None;
         if switch.armed.is_none() {
             if let Err(error) = switch.file.clear() {
