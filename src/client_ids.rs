@@ -36,7 +36,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::api::ClientOrderId;
 use crate::engine::hash::FoldBuildHasher;
-use crate::engine::{OrderBook, OrderId};
+use crate::engine::{OrderBook, OrderId, OrderView, Side};
 
 /// The names of the orders that have one: order → name.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -60,10 +60,25 @@ impl ClientIds {
     }
 
     /// Whether `order` is among those `prefix` picks: every order without
-    /// one, else those whose name starts with it (`GET /orders` and the
-    /// `orders` channel's snapshots by name prefix).
-    pub fn picks(&self, prefix: Option<&ClientOrderId>, order: OrderId) -> bool {
+    /// one, else those whose name starts with it.
+    fn picks(&self, prefix: Option<&ClientOrderId>, order: OrderId) -> bool {
         prefix.is_none_or(|prefix| self.name_of(order).is_some_and(|n| n.starts_with(prefix)))
+    }
+
+    /// The resting orders of `book` (of `only`'s side, if given) that
+    /// `prefix` picks: bids then asks, best first, in time priority
+    /// within a level, the order `DELETE /orders` cancels in.
+    pub fn resting_picked<'a>(
+        &'a self,
+        book: &'a OrderBook,
+        only: Option<Side>,
+        prefix: Option<&'a ClientOrderId>,
+    ) -> impl Iterator<Item = OrderView> + 'a {
+        [Side::Buy, Side::Sell]
+            .into_iter()
+            .filter(move |&side| only.is_none_or(|only| only == side))
+            .flat_map(move |side| book.resting(side))
+            .filter(move |order| self.picks(prefix, order.id))
     }
 
     /// Frees the name of `order`, returning it.

@@ -235,19 +235,12 @@ impl OrderFeed {
         self.text.push_str(&format!(
             "{{\"type\":\"orders_snapshot\",\"seq\":{feed_seq},\"channel\":\"{channel}\",\"orders\":["
         ));
-        let mut first = true;
-        for side in [Side::Buy, Side::Sell] {
-            for order in book
-                .resting(side)
-                .filter(|order| names.picks(prefix, order.id))
-            {
-                if !first {
-                    self.text.push(',');
-                }
-                first = false;
-                wire.fetched(&mut self.text, &order);
-                api::client_id_field(&mut self.text, names.name_of(order.id));
+        for (i, order) in names.resting_picked(book, None, prefix).enumerate() {
+            if i > 0 {
+                self.text.push(',');
             }
+            wire.fetched(&mut self.text, &order);
+            api::client_id_field(&mut self.text, names.name_of(order.id));
         }
         self.text.push_str("]}");
         let frame = ws::text_frame(self.text.as_bytes());

@@ -64,9 +64,7 @@ pub fn orders_json(
         if only.is_some_and(|only| only != side) {
             continue;
         }
-        let picked = book
-            .resting(side)
-            .filter(|order| names.picks(prefix, order.id));
+        let picked = names.resting_picked(book, Some(side), prefix);
         for (i, order) in picked.take(limit).enumerate() {
             if i > 0 {
                 out.push(',');
@@ -79,22 +77,17 @@ pub fn orders_json(
     out.into_bytes()
 }
 
-/// The resting orders (of `only`'s side, if given) whose `client_order_id`
-/// starts with `prefix`: bids then asks, best first, in time priority
-/// within a level, the order `DELETE /orders` cancels in.
+/// The ids of the resting orders (of `only`'s side, if given) whose
+/// `client_order_id` starts with `prefix`, in the order `DELETE /orders`
+/// cancels in.
 pub fn named_resting(
     book: &OrderBook,
     names: &ClientIds,
     only: Option<Side>,
     prefix: &ClientOrderId,
 ) -> Vec<OrderId> {
-    [Side::Buy, Side::Sell]
-        .into_iter()
-        .filter(|&side| only.is_none_or(|only| only == side))
-        .flat_map(|side| book.resting(side))
-        .filter(|order| names.picks(Some(prefix), order.id))
-        .map(|order| order.id)
-        .collect()
+    let picked = names.resting_picked(book, only, Some(prefix));
+    picked.map(|order| order.id).collect()
 }
 
 /// The body of `GET /order/{id}`: the order, or 404.

@@ -38,10 +38,10 @@ fn one_of<T: Copy>(text: &str, words: &[(&str, T)]) -> Option<T> {
         .map(|&(_, value)| value)
 }
 
-/// A place's `client_order_id`, if it gives one (`null` is none).
-fn client_id(raw: Option<&RawValue>) -> Result<Option<ClientOrderId>, ApiError> {
+/// The name (or prefix of names) in `field`, if given (`null` is none).
+fn name_field(raw: Option<&RawValue>, field: &str) -> Result<Option<ClientOrderId>, ApiError> {
     raw.filter(|raw| raw.get() != "null")
-        .map(|raw| name_in(raw).ok_or_else(|| ApiError::field("client_order_id", CLIENT_ID_RULE)))
+        .map(|raw| name_in(raw).ok_or_else(|| ApiError::field(field, CLIENT_ID_RULE)))
         .transpose()
 }
 
@@ -248,12 +248,7 @@ pub fn cancel_after_timeout(body: &[u8]) -> Result<(u64, Option<ClientOrderId>),
             "Request body must be a JSON object {\"timeout_ms\": N}",
         )
     })?;
-    let prefix = (fields.client_order_id_prefix)
-        .filter(|raw| raw.get() != "null")
-        .map(|raw| {
-            name_in(raw).ok_or_else(|| ApiError::field("client_order_id_prefix", CLIENT_ID_RULE))
-        })
-        .transpose()?;
+    let prefix = name_field(fields.client_order_id_prefix, "client_order_id_prefix")?;
     let raw =
         given(fields.timeout_ms).ok_or_else(|| ApiError::field("timeout_ms", "field required"))?;
     match raw.parse::<u64>() {
@@ -469,7 +464,7 @@ impl Wire {
             price,
             quantity,
             tif: time_in_force(fields.time_in_force, fields.post_only, market)?,
-            client_id: client_id(fields.client_order_id)?,
+            client_id: name_field(fields.client_order_id, "client_order_id")?,
         })
     }
 
