@@ -78,6 +78,19 @@ fn next_text(ws: &mut WebSocket<TcpStream>, stop: &AtomicBool) -> Option<String>
     }
 }
 
+/// A feed client of `/ws{query}`, whose reads give up after 200 ms (so
+/// `next_text` can look at its stop flag).
+fn feed_client(addr: std::net::SocketAddr, query: &str) -> WebSocket<TcpStream> {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let url = format!("ws://{addr}/ws{query}");
+    tungstenite::client(url, stream)
+        .expect("the upgrade succeeds")
+        .0
+}
+
 /// What the market-data client saw.
 struct Kept {
     book: Book,
@@ -92,12 +105,7 @@ struct Kept {
 /// every `--feed-snapshot-ms` whatever happens, so a read timing out
 /// (what `next_text` waits for) may never come, or only by chance.
 fn keep_book(server_addr: std::net::SocketAddr, stop: Arc<AtomicBool>) -> Kept {
-    let stream = TcpStream::connect(server_addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let url = format!("ws://{server_addr}/ws?depth=0");
-    let (mut ws, _) = tungstenite::client(url, stream).expect("the upgrade succeeds");
+    let mut ws = feed_client(server_addr, "?depth=0");
     let mut kept: Option<Kept> = None;
     // Messages since the last snapshot (the first one counts as news).
     let mut since_snapshot = 1;
@@ -159,12 +167,7 @@ fn follow_orders(
     stop: Arc<AtomicBool>,
     ready: mpsc::Sender<()>,
 ) -> Followed {
-    let stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let url = format!("ws://{addr}/ws?channels=orders");
-    let (mut ws, _) = tungstenite::client(url, stream).expect("the upgrade succeeds");
+    let mut ws = feed_client(addr, "?channels=orders");
     let mut followed = Followed {
         alive: HashMap::new(),
         messages: 0,

@@ -165,25 +165,21 @@ fn join(addr: SocketAddr, orders: bool) -> Result<WebSocket<TcpStream>, String> 
     // subscriber: trades before it are in the snapshot's book, not sent.
     // So the load must not start before it.
     wait_for(&mut ws, r#""type":"snapshot""#, "the first snapshot")?;
-    ws.send(Message::text(
-        r#"{"op":"unsubscribe","channels":["book","snapshot"]}"#,
-    ))
-    .map_err(|e| format!("unsubscribe: {e}"))?;
-    wait_for(
-        &mut ws,
-        r#""type":"subscribed""#,
-        "the answer to the unsubscribe op",
-    )?;
+    send_op(&mut ws, "unsubscribe", r#"["book","snapshot"]"#)?;
     if orders {
-        ws.send(Message::text(r#"{"op":"subscribe","channels":["orders"]}"#))
-            .map_err(|e| format!("subscribe: {e}"))?;
-        wait_for(
-            &mut ws,
-            r#""type":"subscribed""#,
-            "the answer to the subscribe op",
-        )?;
+        send_op(&mut ws, "subscribe", r#"["orders"]"#)?;
     }
     Ok(ws)
+}
+
+/// Sends the op `op` for the `channels` (a JSON list) and waits for the
+/// service's answer.
+fn send_op(ws: &mut WebSocket<TcpStream>, op: &str, channels: &str) -> Result<(), String> {
+    let text = format!(r#"{{"op":"{op}","channels":{channels}}}"#);
+    ws.send(Message::text(text))
+        .map_err(|e| format!("{op}: {e}"))?;
+    let what = format!("the answer to the {op} op");
+    wait_for(ws, r#""type":"subscribed""#, &what)
 }
 
 /// Reads until a text message containing `mark` arrives (10 s at most).

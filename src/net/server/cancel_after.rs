@@ -27,7 +27,7 @@ use crate::engine::{Command, CommandKind, OrderId};
 use crate::matching::{Barrier, BarrierPurpose, Request};
 use crate::persist::cancel_after::{Deadline, DeadlineFile};
 
-use super::{Awaiting, Front, InFlight};
+use super::{routes, Awaiting, Front, InFlight};
 
 /// Most switches by prefix armed at once: each is a file, rewritten on
 /// every refresh.
@@ -401,10 +401,7 @@ impl Front {
                 return self.round_ended(Some(prefix));
             }
         }
-        let cancels: Vec<CommandKind> = orders[..room]
-            .iter()
-            .map(|&id| CommandKind::Cancel { id })
-            .collect();
+        let cancels = routes::cancels_of(&orders[..room]);
         let waiting = InFlight::own(self.next_ticket, Awaiting::SwitchNamed { prefix });
         self.next_ticket += 1;
         self.stage_batch(&waiting, &cancels, &[], |_, last, _| {

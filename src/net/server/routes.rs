@@ -326,10 +326,7 @@ impl Front {
     /// batch; a refusal cancels none.
     pub(super) fn cancel_named(&mut self, waiting: InFlight, orders: &[OrderId]) {
         let slot = waiting.slot;
-        let cancels: Vec<CommandKind> = orders
-            .iter()
-            .map(|&id| CommandKind::Cancel { id })
-            .collect();
+        let cancels = cancels_of(orders);
         let room = self.ring_room(cancels.len(), "client_order_id_prefix");
         match room {
             Ok(()) if cancels.is_empty() => {
@@ -675,6 +672,14 @@ impl Front {
         });
         Ok(())
     }
+}
+
+/// A cancel of each of `orders`, in their order.
+pub(super) fn cancels_of(orders: &[OrderId]) -> Vec<CommandKind> {
+    orders
+        .iter()
+        .map(|&id| CommandKind::Cancel { id })
+        .collect()
 }
 
 /// The body of a request that must be JSON. A body sent as another media
