@@ -606,8 +606,14 @@ fn see(server: &Server) -> Seen {
     Seen { resting, trades }
 }
 
-/// Whether the model's state matches what the server shows; ids the model
-/// does not know (placeholders) match any id, and are learnt into `learnt`.
+/// Trades the crash loop's server keeps (`--trade-history`): a few cycles'
+/// worth, so that each run checks both a history holding every trade and
+/// one holding only the newest, restored across kills.
+const CRASH_LOOP_TRADES_KEPT: usize = 10_000;
+
+/// Whether the model's state matches what the server shows (its newest
+/// [`CRASH_LOOP_TRADES_KEPT`] trades); ids the model does not know
+/// (placeholders) match any id, and are learnt into `learnt`.
 fn matches(model: &(OrderBook, Vec<Trade>), seen: &Seen, learnt: &mut HashMap<u128, u128>) -> bool {
     let mut same_id = |ours: u128, theirs: u128| {
         if ours >= UNKNOWN {
@@ -621,7 +627,8 @@ fn matches(model: &(OrderBook, Vec<Trade>), seen: &Seen, learnt: &mut HashMap<u1
         .resting(Side::Buy)
         .chain(model.0.resting(Side::Sell))
         .collect();
-    if resting.len() != seen.resting.len() || model.1.len() != seen.trades.len() {
+    let kept = &model.1[model.1.len().saturating_sub(CRASH_LOOP_TRADES_KEPT)..];
+    if resting.len() != seen.resting.len() || kept.len() != seen.trades.len() {
         return false;
     }
     for (ours, theirs) in resting.iter().zip(&seen.resting) {
@@ -632,7 +639,7 @@ fn matches(model: &(OrderBook, Vec<Trade>), seen: &Seen, learnt: &mut HashMap<u1
             return false;
         }
     }
-    for (ours, theirs) in model.1.iter().zip(&seen.trades) {
+    for (ours, theirs) in kept.iter().zip(&seen.trades) {
         if !same_id(ours.buy_order(), theirs.0)
             || !same_id(ours.sell_order(), theirs.1)
             || (ours.price, ours.quantity) != (theirs.2, theirs.3)
@@ -810,11 +817,14 @@ fn under_fsync_no_acknowledged_command_is_lost_across_kill_9_restarts() {
 /// restart, and check the book against a replay of what was answered.
 fn crash_loop(cycles: usize, extra: &[&str]) {
     let dir = TempDir::new("crash-loop");
+    let trades_kept = CRASH_LOOP_TRADES_KEPT.to_string();
     let mut args = vec![
         "--snapshot-interval",
         "1",
         "--journal-segment-bytes",
         "8192",
+        "--trade-history",
+        &trades_kept,
     ];
     args.extend_from_slice(extra);
     let shared = Arc::new(Mutex::new(Shared {
@@ -948,8 +958,9 @@ fn crash_loop(cycles: usize, extra: &[&str]) {
         drop(server);
     }
     eprintln!(
-        "crash loop {extra:?}: {} commands acknowledged or recovered over {cycles} kills; {recovered_unacked} unanswered commands were found journaled",
-        history.len()
+        "crash loop {extra:?}: {} commands acknowledged or recovered over {cycles} kills, making {} trades (the server keeps {CRASH_LOOP_TRADES_KEPT}); {recovered_unacked} unanswered commands were found journaled",
+        history.len(),
+        replay(&history).1.len()
     );
 }
 
