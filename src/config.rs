@@ -220,8 +220,9 @@ pub struct Config {
     #[arg(long, env = "ORDERBOOK_FEED_DEPTH", default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=1000))]
     pub feed_depth: u64,
 
-    /// Unsent bytes a WebSocket subscriber may have queued; past it the
-    /// subscriber is closed (1008), never waited for.
+    /// Unsent bytes a WebSocket subscriber may have queued behind the
+    /// message it is being sent; past it the subscriber is closed (1008),
+    /// never waited for.
     #[arg(long, env = "ORDERBOOK_WS_MAX_QUEUE_BYTES", default_value_t = 4 << 20)]
     pub ws_max_queue_bytes: usize,
 

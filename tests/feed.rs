@@ -686,6 +686,60 @@ fn a_subscriber_that_never_reads_is_closed_while_others_get_everything() {
 }
 
 #[test]
+fn a_reader_keeping_up_gets_every_periodic_snapshot_even_one_bigger_than_the_queue_bound() {
+    // 2,500 ask levels make a depth=0 snapshot of about 87 KB, past the
+    // 64 KiB bound: a subscriber reading everything as it comes is not
+    // slow, however big one message is.
+    let server =
+        Server::start_with(&["--ws-max-queue-bytes", "65536", "--feed-snapshot-ms", "100"]);
+    let mut rest = server.connect();
+    for batch in 0..25 {
+        let orders: Vec<Value> = (0..100)
+            .map(|i| json!({"side": -1, "price": 1000 + batch * 100 + i, "quantity": 1}))
+            .collect();
+        rest.post("/orders/batch", &json!({ "orders": orders }).to_string())
+            .expect(200);
+    }
+    let mut ws = connect(&server, "?channels=snapshot,book&depth=0");
+    let first = match ws.read().expect("the first snapshot") {
+        Message::Text(text) => text,
+        other => panic!("unexpected {other:?}"),
+    };
+    assert!(
+        first.len() > 65_536,
+        "the snapshot is {} bytes",
+        first.len()
+    );
+    let first: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(first["asks"].as_array().unwrap().len(), 2_500);
+    let mut last_seq = first["seq"].as_u64().unwrap();
+    // Five periodic snapshots, each with a bid placed before it: the
+    // book messages between them go on with no gap.
+    for bids in 1..=5 {
+        rest.place(1, 100.0 + f64::from(bids), 1);
+        let mut bid_seen = false;
+        let periodic = loop {
+            let message = next(&mut ws);
+            let seq = message["seq"].as_u64().unwrap();
+            if message["type"] == "snapshot" {
+                // A snapshot includes every message before it, no more.
+                assert_eq!(seq, last_seq);
+                if bid_seen {
+                    break message;
+                }
+                continue;
+            }
+            assert_eq!(message["type"], "book", "{message}");
+            assert_eq!(seq, last_seq + 1);
+            last_seq = seq;
+            bid_seen = true;
+        };
+        assert_eq!(periodic["asks"].as_array().unwrap().len(), 2_500);
+        assert_eq!(periodic["bids"].as_array().unwrap().len(), bids as usize);
+    }
+}
+
+#[test]
 fn a_candles_subscriber_gets_the_minutes_candle_after_each_command_that_trades() {
     let dir = support::TempDir::new("feed-candles");
     let args = ["--feed-snapshot-ms", "60000"];

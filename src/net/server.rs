@@ -102,7 +102,8 @@ pub struct FrontConfig {
 pub struct FeedSettings {
     /// Snapshot depth without `?depth=`.
     pub default_depth: usize,
-    /// Unsent bytes a subscriber may have queued before it is dropped.
+    /// Unsent bytes a subscriber may have queued behind the frame being
+    /// written before it is dropped.
     pub max_queue_bytes: usize,
     /// Silence after which a subscriber is pinged.
     pub ping_after: Duration,

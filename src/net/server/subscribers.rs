@@ -166,6 +166,14 @@ impl Subscription {
         self.queued_bytes - self.head_written
     }
 
+    /// Whether a message of `len` bytes fits the bound. The message being
+    /// written (the head) does not count: a reader keeping up is never
+    /// closed for one message bigger than the bound, a deep snapshot say.
+    fn has_room_for(&self, len: usize, bound: usize) -> bool {
+        let behind_head = self.queued_bytes - self.queue.front().map_or(0, |head| head.len());
+        self.queue.is_empty() || behind_head + len <= bound
+    }
+
     fn push(&mut self, frame: Arc<[u8]>) {
         self.queued_bytes += frame.len();
         self.queue.push_back(frame);
@@ -620,13 +628,24 @@ impl Front {
 
     fn fan_out(&mut self, frame: &Arc<[u8]>, bound: usize, wants: impl Fn(&Subscription) -> bool) {
         for &slot in &self.subscribers {
-            let Some(sub) = self.connections[slot].as_mut().and_then(|c| c.ws.as_mut()) else {
+            let Some(conn) = self.connections[slot].as_mut() else {
                 continue;
             };
-            if !wants(sub) {
+            if !conn.ws.as_deref().is_some_and(&wants) {
                 continue;
             }
-            if sub.unwritten() + frame.len() > bound {
+            if !conn
+                .ws
+                .as_ref()
+                .is_some_and(|s| s.has_room_for(frame.len(), bound))
+            {
+                // Frames wait for the pump after the whole batch: give it
+                // what its socket takes now before judging. A failed write
+                // fails again in that pump, which closes the connection.
+                let _ = Self::flush_frames(conn);
+            }
+            let sub = conn.ws.as_mut().expect("a subscriber");
+            if !sub.has_room_for(frame.len(), bound) {
                 // Too far behind: drop what it has not started to receive,
                 // tell it why, and let it go.
                 while sub.queue.len() > usize::from(sub.head_written > 0) {
