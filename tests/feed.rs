@@ -740,6 +740,62 @@ fn a_reader_keeping_up_gets_every_periodic_snapshot_even_one_bigger_than_the_que
 }
 
 #[test]
+fn a_periodic_snapshot_is_skipped_while_an_earlier_one_is_unsent_so_a_stalled_reader_survives() {
+    // Forty 87 KB snapshots (2,500 levels, every 50 ms) come while the
+    // reader stalls for two seconds: 3.5 MB against a 64 KiB bound. Only
+    // the first few fit the sockets; the rest are skipped while one is
+    // queued, so the reader is not closed and, reading again, has every
+    // book message after the snapshot it gets.
+    let server = Server::start_with(&["--ws-max-queue-bytes", "65536", "--feed-snapshot-ms", "50"]);
+    let mut rest = server.connect();
+    for batch in 0..25 {
+        let orders: Vec<Value> = (0..100)
+            .map(|i| json!({"side": -1, "price": 1000 + batch * 100 + i, "quantity": 1}))
+            .collect();
+        rest.post("/orders/batch", &json!({ "orders": orders }).to_string())
+            .expect(200);
+    }
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&server.addr.into()).unwrap();
+    let stream: TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let url = format!("ws://{}/ws?channels=snapshot,book&depth=0", server.addr);
+    let (mut ws, _) = tungstenite::client(url, stream).expect("the upgrade succeeds");
+    thread::sleep(Duration::from_millis(1000));
+    rest.place(1, 100.0, 1);
+    thread::sleep(Duration::from_millis(1000));
+    let started = Instant::now();
+    let (mut snapshots, mut before_bid, mut last_seq) = (0, 0, None::<u64>);
+    let mut bids_since = None;
+    while started.elapsed() < Duration::from_millis(1500) {
+        let message = next(&mut ws);
+        let seq = message["seq"].as_u64().unwrap();
+        if message["type"] == "snapshot" {
+            snapshots += 1;
+            before_bid += usize::from(bids_since.is_none());
+            assert_eq!(message["asks"].as_array().unwrap().len(), 2_500);
+            let bids = message["bids"].as_array().unwrap().len();
+            assert_eq!(bids, usize::from(bids_since.is_some()), "seq {seq}");
+            last_seq.get_or_insert(seq);
+            assert_eq!(Some(seq), last_seq);
+            continue;
+        }
+        assert_eq!(message["type"], "book", "{message}");
+        assert_eq!(Some(seq), last_seq.map(|s| s + 1));
+        last_seq = Some(seq);
+        bids_since = Some(seq);
+    }
+    assert!(bids_since.is_some(), "the book message of the bid came");
+    // The first second took 20 snapshots without the bid: most skipped.
+    assert!(before_bid < 20, "{before_bid} snapshots before the bid");
+    // Reading again, it gets them every 50 ms: 1.5 s holds about 30.
+    assert!(snapshots - before_bid > 10, "{snapshots} snapshots");
+}
+
+#[test]
 fn a_candles_subscriber_gets_the_minutes_candle_after_each_command_that_trades() {
     let dir = support::TempDir::new("feed-candles");
     let args = ["--feed-snapshot-ms", "60000"];

@@ -153,6 +153,11 @@ pub(super) struct Subscription {
     queue: VecDeque<Arc<[u8]>>,
     head_written: usize,
     queued_bytes: usize,
+    /// Bytes ever queued, and their count at the end of the newest
+    /// snapshot queued: until it is written, later periodic snapshots
+    /// would tell nothing it and the book messages after it do not.
+    pushed_total: u64,
+    snapshot_end: u64,
     /// A data message arriving in fragments.
     fragments: Vec<u8>,
     last_heard: Instant,
@@ -176,7 +181,19 @@ impl Subscription {
 
     fn push(&mut self, frame: Arc<[u8]>) {
         self.queued_bytes += frame.len();
+        self.pushed_total += frame.len() as u64;
         self.queue.push_back(frame);
+    }
+
+    /// Queues a snapshot and notes where it ends.
+    fn push_snapshot(&mut self, frame: Arc<[u8]>) {
+        self.push(frame);
+        self.snapshot_end = self.pushed_total;
+    }
+
+    /// Whether a snapshot it was sent is still partly unwritten.
+    fn snapshot_unsent(&self) -> bool {
+        self.pushed_total - (self.unwritten() as u64) < self.snapshot_end
     }
 
     /// Queues a close frame after what is being written; nothing after it.
@@ -355,6 +372,8 @@ impl Front {
             queue: VecDeque::new(),
             head_written: 0,
             queued_bytes: 0,
+            pushed_total: 0,
+            snapshot_end: 0,
             fragments: Vec::new(),
             last_heard: Instant::now(),
             ping_sent: None,
@@ -563,7 +582,7 @@ impl Front {
                         .and_then(|c| c.ws.as_mut())
                     {
                         if sub.closing.is_none() {
-                            sub.push(frame);
+                            sub.push_snapshot(frame);
                             sub.started = true;
                             sub.awaiting_snapshot = false;
                         }
@@ -579,9 +598,15 @@ impl Front {
                 FeedMessage::Candle { interval, frame } => {
                     self.fan_out(&frame, bound, |s| s.wants_candles(interval))
                 }
-                FeedMessage::Snapshot { depth, frame } => self.fan_out(&frame, bound, |s| {
-                    s.wants(SNAPSHOT) && !s.awaiting_snapshot && s.depth == depth
-                }),
+                FeedMessage::Snapshot { depth, frame } => {
+                    let wants = |s: &Subscription| {
+                        s.wants(SNAPSHOT)
+                            && !s.awaiting_snapshot
+                            && s.depth == depth
+                            && !s.snapshot_unsent()
+                    };
+                    self.fan_out_marking(&frame, bound, wants, Subscription::push_snapshot)
+                }
             }
         }
         if let Some(feed) = self.order_feed.take() {
@@ -627,6 +652,17 @@ impl Front {
     }
 
     fn fan_out(&mut self, frame: &Arc<[u8]>, bound: usize, wants: impl Fn(&Subscription) -> bool) {
+        self.fan_out_marking(frame, bound, wants, Subscription::push);
+    }
+
+    /// Queues `frame` (by `push`) to each subscriber that `wants` it.
+    fn fan_out_marking(
+        &mut self,
+        frame: &Arc<[u8]>,
+        bound: usize,
+        wants: impl Fn(&Subscription) -> bool,
+        push: fn(&mut Subscription, Arc<[u8]>),
+    ) {
         for &slot in &self.subscribers {
             let Some(conn) = self.connections[slot].as_mut() else {
                 continue;
@@ -656,7 +692,7 @@ impl Front {
                 self.feed_stats.slow_closed += 1;
                 continue;
             }
-            sub.push(frame.clone());
+            push(sub, frame.clone());
             self.feed_stats.frames_queued += 1;
         }
     }
