@@ -421,8 +421,39 @@ impl Wake for ThreadWaker {
 /// Applies everything in the output ring to the feed; returns how many
 /// outputs it read. `stamp` is the last command's timestamp (ms), for
 /// `matching_latency`.
+/// Takes the front's requests: joins and leaves at once, snapshots asked
+/// for into `snapshots_asked` (taken once the ring is read far enough).
+/// Returns how many came.
+fn take_requests(
+    requests: &Receiver<FeedRequest>,
+    feed: &mut Feed,
+    snapshots_asked: &mut Vec<(ConnectionRef, usize)>,
+) -> usize {
+    let mut asked = 0;
+    while let Ok(request) = requests.try_recv() {
+        asked += 1;
+        match request {
+            FeedRequest::Snapshot { to, depth } => snapshots_asked.push((to, depth)),
+            FeedRequest::Join(depth) => *feed.depths.entry(depth).or_default() += 1,
+            FeedRequest::JoinCandles(seconds) => feed.join_candles(seconds),
+            FeedRequest::LeaveCandles(seconds) => feed.leave_candles(seconds),
+            FeedRequest::Leave(depth) => {
+                if let Some(count) = feed.depths.get_mut(&depth) {
+                    *count -= 1;
+                    if *count == 0 {
+                        feed.depths.remove(&depth);
+                    }
+                }
+            }
+        }
+    }
+    asked
+}
+
+/// Reads up to `max` outputs into the feed; returns how many.
 fn pump(
     outputs: &mut Subscriber<Output>,
+    max: usize,
     feed: &mut Feed,
     stamp: &mut u64,
     matching_latency: &mut hdrhistogram::Histogram<u64>,
@@ -430,7 +461,7 @@ fn pump(
     // One clock read a batch: every outcome in it left the matching thread
     // before this point.
     let read_at = api::now_micros();
-    outputs.drain(usize::MAX, |output| match *output {
+    outputs.drain(max, |output| match *output {
         Output::Command(command) => *stamp = command.ts / 1_000,
         Output::Event(Event::Trade(trade)) => feed.trade(&trade.into()),
         Output::Event(Event::Level {
@@ -491,40 +522,40 @@ pub fn spawn(
             let mut next_snapshot = Instant::now() + config.snapshot_interval;
             let mut matching_latency = metrics::latency_histogram();
             let mut stamp = 0;
+            let mut snapshots_asked: Vec<(ConnectionRef, usize)> = Vec::new();
             loop {
                 feed.sent_any = false;
-                let read = pump(&mut outputs, &mut feed, &mut stamp, &mut matching_latency);
+                // Requests are taken after seeing how far the ring is
+                // published and before reading that far: a join (of candles,
+                // of a depth) the front sent before a command was answered
+                // is in place before that command's outcome is read. Again
+                // until no request comes, so a snapshot asked for is taken
+                // after everything the front had answered when it asked.
+                let (mut read, mut asked) = (0, 0);
+                loop {
+                    let published = outputs.available();
+                    let asked_now = take_requests(&requests, &mut feed, &mut snapshots_asked);
+                    read += pump(
+                        &mut outputs,
+                        published,
+                        &mut feed,
+                        &mut stamp,
+                        &mut matching_latency,
+                    );
+                    asked += asked_now;
+                    if asked_now == 0 {
+                        break;
+                    }
+                }
+                for (to, depth) in snapshots_asked.drain(..) {
+                    let frame = feed.snapshot(depth);
+                    feed.send(FeedMessage::Initial { to, frame });
+                }
                 if !matching_latency.is_empty() {
                     if let Ok(mut shared) = shared_metrics.matching_latency.lock() {
                         let _ = shared.add(&matching_latency);
                     }
                     matching_latency.reset();
-                }
-                let mut asked = 0;
-                while let Ok(request) = requests.try_recv() {
-                    asked += 1;
-                    match request {
-                        FeedRequest::Snapshot { to, depth } => {
-                            // Everything the front had answered when it asked
-                            // is in the ring now: take it in first, so a
-                            // client that connects after an answer sees its
-                            // order in the snapshot.
-                            pump(&mut outputs, &mut feed, &mut stamp, &mut matching_latency);
-                            let frame = feed.snapshot(depth);
-                            feed.send(FeedMessage::Initial { to, frame });
-                        }
-                        FeedRequest::Join(depth) => *feed.depths.entry(depth).or_default() += 1,
-                        FeedRequest::JoinCandles(seconds) => feed.join_candles(seconds),
-                        FeedRequest::LeaveCandles(seconds) => feed.leave_candles(seconds),
-                        FeedRequest::Leave(depth) => {
-                            if let Some(count) = feed.depths.get_mut(&depth) {
-                                *count -= 1;
-                                if *count == 0 {
-                                    feed.depths.remove(&depth);
-                                }
-                            }
-                        }
-                    }
                 }
                 let now = Instant::now();
                 if now >= next_snapshot {

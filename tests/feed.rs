@@ -969,6 +969,34 @@ fn candles_of_any_interval_follow_the_trades_and_a_late_joiner_gets_the_whole_in
 }
 
 #[test]
+fn each_interval_subscribed_before_a_trade_gets_that_trade_s_candle() {
+    // A race it once lost under load: the publisher read a trade before
+    // the join of an interval asked for before the trade was placed.
+    let server = Server::start_with(&["--feed-snapshot-ms", "60000"]);
+    let mut ws = connect(&server, "?channels=book");
+    assert_eq!(next(&mut ws)["type"], "snapshot");
+    let mut rest = server.connect();
+    let mut seq = 0;
+    for interval in 1..=300u64 {
+        let channel = format!("candles:{interval}");
+        send_op(&mut ws, json!({"op": "subscribe", "channels": [channel]}));
+        assert_eq!(next(&mut ws)["type"], "subscribed");
+        rest.place(-1, 100.0, 1);
+        rest.place(1, 100.0, 1); // book, trade, book
+        seq += 3;
+        assert_eq!(candles_until_book(&mut ws, seq), Vec::<Value>::new());
+        let candle = next(&mut ws);
+        assert_eq!(
+            (&candle["type"], &candle["seq"], &candle["interval"]),
+            (&json!("candle"), &json!(seq), &json!(interval)),
+            "{candle}"
+        );
+        send_op(&mut ws, json!({"op": "unsubscribe", "channels": [channel]}));
+        assert_eq!(next(&mut ws)["type"], "subscribed");
+    }
+}
+
+#[test]
 fn a_candle_missing_trades_no_longer_kept_is_not_sent_as_get_candles_leaves_it_out() {
     // Two trades kept: the first second's trades leave the history.
     let server = Server::start_with(&["--trade-history", "2", "--feed-snapshot-ms", "60000"]);
