@@ -634,6 +634,27 @@ fn put_order_modifies_or_answers_each_error() {
     client
         .put(&path, r#"{"quantity": 2.5}"#)
         .expect_detail(422, "quantity: must be an integer");
+    // A side that is not one, and a modify of nothing: each is refused
+    // and the order is as it was.
+    client
+        .put(&path, r#"{"quantity": 13, "side": "banana"}"#)
+        .expect_detail(
+            422,
+            r#"side: must be 1 or "buy" (buy), -1 or "sell" (sell)"#,
+        );
+    for body in [
+        "{}",
+        r#"{"quantity": null, "price": null}"#,
+        r#"{"qty": 13}"#,
+    ] {
+        client.put(&path, body).expect_detail(
+            422,
+            "quantity: give a new quantity or price, or both: a modify of neither changes nothing",
+        );
+    }
+    let order = client.order(&id);
+    assert_eq!(order["order_quantity"], json!(12));
+    assert_eq!(num(&order, "order_price"), 104.5);
     // Not a UUID.
     client
         .put("/order/nope", r#"{"quantity": 3}"#)

@@ -483,7 +483,8 @@ proptest! {
 
         // The same price and quantity as a modify, either left out.
         let amendment = wire.amendment(object_text(&ordered[..], space).as_bytes());
-        // A modify has no side: the field is ignored, as extra fields are.
+        // A modify cannot change the side: a valid one is let be, so a
+        // place's body resent as a modify works.
         prop_assert_eq!(amendment.unwrap(), Amendment { price: Some(ticks), quantity: Some(quantity) });
         let price_only = object_text(&[fields[1].clone()], space);
         prop_assert_eq!(

@@ -490,6 +490,25 @@ mod tests {
         assert!(changed.detail.starts_with("time_in_force: "), "{changed:?}");
         let unchanged = wire.amendment(br#"{"quantity": 2, "time_in_force": null}"#);
         assert_eq!(unchanged.unwrap().quantity, Some(2));
+        let side = wire.amendment(br#"{"quantity": 2, "side": "banana"}"#);
+        assert_eq!(
+            side.unwrap_err().detail,
+            "side: must be 1 or \"buy\" (buy), -1 or \"sell\" (sell)"
+        );
+        let resent = wire.amendment(br#"{"quantity": 2, "side": -1}"#).unwrap();
+        assert_eq!(resent, wire.amendment(br#"{"quantity": 2}"#).unwrap());
+        let nothing =
+            "quantity: give a new quantity or price, or both: a modify of neither changes nothing";
+        for body in [
+            &b"{}"[..],
+            br#"{"quantity": null, "price": null}"#,
+            br#"{"qty": 5}"#,
+        ] {
+            let refused = wire.amendment(body).unwrap_err();
+            assert_eq!((refused.status, refused.detail.as_str()), (422, nothing));
+        }
+        let priced = wire.amendment(br#"{"price": 1, "side": null}"#).unwrap();
+        assert_eq!(priced, wire.amendment(br#"{"price": 1}"#).unwrap());
     }
 
     #[test]

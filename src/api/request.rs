@@ -184,6 +184,18 @@ pub enum OrderRef {
     Name(ClientOrderId),
 }
 
+/// A side: `1`, `"buy"` or `-1`, `"sell"` (numbers also in strings, words
+/// in any case).
+fn side_in(raw: &RawValue) -> Result<Side, ApiError> {
+    match raw.get().trim() {
+        "1" | "1.0" | "\"1\"" => Ok(Side::Buy),
+        "-1" | "-1.0" | "\"-1\"" => Ok(Side::Sell),
+        text => one_of(text, &[("buy", Side::Buy), ("sell", Side::Sell)]).ok_or_else(|| {
+            ApiError::field("side", "must be 1 or \"buy\" (buy), -1 or \"sell\" (sell)")
+        }),
+    }
+}
+
 /// A JSON string holding a UUID.
 fn uuid_in(raw: &RawValue) -> Option<OrderId> {
     serde_json::from_str::<&str>(raw.get())
@@ -452,15 +464,8 @@ impl Wire {
         let side_raw = fields
             .side
             .ok_or_else(|| ApiError::field("side", "field required"))?;
-        let side = match side_raw.get().trim() {
-            "1" | "1.0" | "\"1\"" => Side::Buy,
-            "-1" | "-1.0" | "\"-1\"" => Side::Sell,
-            text => one_of(text, &[("buy", Side::Buy), ("sell", Side::Sell)]).ok_or_else(|| {
-                ApiError::field("side", "must be 1 or \"buy\" (buy), -1 or \"sell\" (sell)")
-            })?,
-        };
         Ok(NewOrder {
-            side,
+            side: side_in(side_raw)?,
             price,
             quantity,
             tif: time_in_force(fields.time_in_force, fields.post_only, market)?,
@@ -531,6 +536,11 @@ impl Wire {
         self.symbol(fields.symbol)?;
         let rename = fields.client_order_id.filter(|_| !names_the_order);
         // Said in a modify, they would read as taking effect; they cannot.
+        // A place's body resent as a modify (clients built for a lenient
+        // server do so) carries the side: it must be one; it never changes.
+        if let Some(raw) = fields.side.filter(|raw| raw.get() != "null") {
+            side_in(raw)?;
+        }
         for (name, raw) in [
             ("time_in_force", fields.time_in_force),
             ("post_only", fields.post_only),
@@ -544,9 +554,15 @@ impl Wire {
                 ));
             }
         }
-        Ok(Amendment {
+        let amendment = Amendment {
             price: self.price(fields.price)?,
             quantity: self.quantity(fields.quantity)?,
-        })
+        };
+        if amendment.price.is_none() && amendment.quantity.is_none() {
+            // A typo (`"qty"`) would otherwise be answered "Order modified".
+            let why = "give a new quantity or price, or both: a modify of neither changes nothing";
+            return Err(ApiError::field("quantity", why));
+        }
+        Ok(amendment)
     }
 }
