@@ -210,12 +210,14 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
     for header in parsed.headers.iter() {
         let name = header.name;
         if name.eq_ignore_ascii_case("content-length") {
-            let text = std::str::from_utf8(header.value)
-                .map_err(|_| HttpError::Malformed("bad Content-Length"))?;
-            let length: usize = text
-                .trim()
-                .parse()
-                .map_err(|_| HttpError::Malformed("bad Content-Length"))?;
+            // Digits only (RFC 9110 §8.6): `parse` would also take `+5`,
+            // which a proxy in front may read otherwise.
+            let digits = header.value.trim_ascii();
+            let length: usize = std::str::from_utf8(digits)
+                .ok()
+                .filter(|text| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|text| text.parse().ok())
+                .ok_or(HttpError::Malformed("bad Content-Length"))?;
             if content_length.is_some_and(|seen| seen != length) {
                 return Err(HttpError::Malformed("conflicting Content-Length headers"));
             }
@@ -761,10 +763,27 @@ mod tests {
             parse(b"\x00\x01\x02 nonsense\r\n\r\n"),
             Err(HttpError::Malformed(_))
         ));
-        assert!(matches!(
-            parse(b"POST / HTTP/1.1\r\nContent-Length: ten\r\n\r\n"),
-            Err(HttpError::Malformed(_))
-        ));
+        for length in [
+            "ten",
+            "+5",
+            "-5",
+            "5 5",
+            "5,5",
+            "",
+            "0x5",
+            "99999999999999999999999",
+        ] {
+            let head = format!("POST / HTTP/1.1\r\nContent-Length: {length}\r\n\r\nhello");
+            assert!(
+                matches!(
+                    parse(head.as_bytes()),
+                    Err(HttpError::Malformed("bad Content-Length"))
+                ),
+                "{length:?}"
+            );
+        }
+        let spaced = parse(b"POST / HTTP/1.1\r\nContent-Length:  5 \r\n\r\nhello");
+        assert_eq!(&spaced.unwrap().unwrap().body[..], b"hello");
     }
 
     #[test]
