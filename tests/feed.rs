@@ -465,7 +465,7 @@ fn a_bbo_subscriber_is_told_each_change_of_the_best_bid_and_ask() {
 }
 
 #[test]
-fn bad_handshakes_and_depths_are_answered_400() {
+fn bad_handshakes_and_depths_are_refused_before_the_upgrade() {
     let server = Server::start();
     let mut client = server.connect();
     client.get("/ws").expect_detail(
@@ -492,12 +492,14 @@ fn bad_handshakes_and_depths_are_answered_400() {
         400,
         "channels: unknown channel \"klines\"; the channels are trades, book, snapshot, bbo, candles and orders",
     );
-    let mut client = server.connect();
-    client.send_raw(upgrade("", "8").as_bytes()).unwrap();
-    client
-        .read_response()
-        .unwrap()
-        .expect_detail(400, "Sec-WebSocket-Version must be 13");
+    // Another version: 426, naming the one it speaks (RFC 6455 §4.2.2).
+    for version in ["8", "14", ""] {
+        let mut client = server.connect();
+        client.send_raw(upgrade("", version).as_bytes()).unwrap();
+        let response = client.read_response().unwrap();
+        assert_eq!(response.header("Sec-WebSocket-Version"), Some("13"));
+        response.expect_detail(426, "Sec-WebSocket-Version must be 13");
+    }
     // The REST API is undisturbed.
     server.connect().get("/health").expect(200);
 }

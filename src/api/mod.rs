@@ -38,7 +38,7 @@ pub struct ApiError {
     /// Why, for a person reading it.
     pub detail: String,
     /// A header the status calls for, as (name, value): `Allow` on a 405,
-    /// `Retry-After` on a 503.
+    /// `Retry-After` on a 503, `Sec-WebSocket-Version` on a 426.
     pub header: Option<(&'static str, Cow<'static, str>)>,
 }
 

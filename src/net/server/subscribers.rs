@@ -339,7 +339,10 @@ impl Front {
             return Err(ApiError::new(400, "Sec-WebSocket-Key is missing"));
         };
         if request.websocket_version != Some(b"13".as_slice()) {
-            return Err(ApiError::new(400, "Sec-WebSocket-Version must be 13"));
+            // RFC 6455 §4.2.2: say which version this server speaks.
+            let mut error = ApiError::new(426, "Sec-WebSocket-Version must be 13");
+            error.header = Some(("Sec-WebSocket-Version", "13".into()));
+            return Err(error);
         }
         let depth = depth_of(request.query, self.config.feed.default_depth)?;
         let channels = channels_of(request.query)?;
