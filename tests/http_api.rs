@@ -659,6 +659,15 @@ fn put_order_modifies_or_answers_each_error() {
     client
         .put("/order/nope", r#"{"quantity": 3}"#)
         .expect_detail(422, "order_id: must be a UUID");
+    // Past the id: no such path.
+    for extra in ["/x", "/x/", "//", "/cancel"] {
+        client
+            .put(&format!("{path}{extra}"), r#"{"quantity": 3}"#)
+            .expect_detail(404, "Not Found");
+        client
+            .get(&format!("{path}{extra}"))
+            .expect_detail(404, "Not Found");
+    }
     // Unknown.
     client
         .put(&format!("/order/{UNKNOWN_ID}"), r#"{"quantity": 3}"#)

@@ -165,7 +165,8 @@ impl Front {
                 _,
             ) => Err(method_not_allowed("GET, HEAD")),
             ("/ws", _) => Err(method_not_allowed("GET")),
-            _ => match path.strip_prefix("/order/") {
+            // One segment after `/order/`: `/order/{id}/more` is no route.
+            _ => match path.strip_prefix("/order/").filter(|id| !id.contains('/')) {
                 Some(id) => self.by_id(slot, method, id, request, keep_alive),
                 None => Err(ApiError::new(404, "Not Found")),
             },
