@@ -15,6 +15,10 @@ use support::{metric, naive_candles, request_bytes, served_candle, Client, Serve
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Message, WebSocket};
 
+#[path = "support/client_frame.rs"]
+mod client_frame;
+use client_frame::client_frame;
+
 #[path = "support/xorshift.rs"]
 #[allow(dead_code)]
 mod xorshift;
@@ -502,6 +506,91 @@ fn bad_handshakes_and_depths_are_refused_before_the_upgrade() {
     }
     // The REST API is undisturbed.
     server.connect().get("/health").expect(200);
+}
+
+/// The close code a raw subscriber is sent after `frames`, read from the
+/// last close frame before the server shuts the socket.
+fn close_code_after(server: &Server, frames: &[Vec<u8>]) -> u16 {
+    let mut socket = TcpStream::connect(server.addr).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    socket.write_all(RAW_UPGRADE).unwrap();
+    for frame in frames {
+        socket.write_all(frame).unwrap();
+    }
+    let mut received = Vec::new();
+    socket
+        .read_to_end(&mut received)
+        .expect("the server closes the socket");
+    let at = received
+        .windows(2)
+        .rposition(|w| w[0] == 0x88 && (2..=125).contains(&w[1]))
+        .expect("a close frame");
+    u16::from_be_bytes([received[at + 2], received[at + 3]])
+}
+
+#[test]
+fn frames_breaking_rfc_6455_close_the_connection_with_its_code() {
+    let server = Server::start();
+    let mask = [1, 2, 3, 4];
+    let op = br#"{"op":"subscribe","channels":["bbo"]}"#;
+    let (head, tail) = op.split_at(10);
+    for (frames, code) in [
+        // A continuation with no message begun.
+        (vec![client_frame(true, 0x0, mask, op)], 1002),
+        // A new text message inside a fragmented one.
+        (
+            vec![
+                client_frame(false, 0x1, mask, head),
+                client_frame(true, 0x1, mask, op),
+            ],
+            1002,
+        ),
+        // Text that is not UTF-8, whole or across two fragments.
+        (vec![client_frame(true, 0x1, mask, b"{\"op\":\xff}")], 1007),
+        (
+            vec![
+                client_frame(false, 0x1, mask, b"{\"op\":\xC3"),
+                client_frame(true, 0x0, mask, b"\x28}"),
+            ],
+            1007,
+        ),
+        // Close payloads a peer must not send.
+        (vec![client_frame(true, 0x8, mask, &[3])], 1002),
+        (
+            vec![client_frame(true, 0x8, mask, &999u16.to_be_bytes())],
+            1002,
+        ),
+        (
+            vec![client_frame(true, 0x8, mask, &1005u16.to_be_bytes())],
+            1002,
+        ),
+        // A close code a peer may send is echoed.
+        (
+            vec![client_frame(true, 0x8, mask, &4000u16.to_be_bytes())],
+            4000,
+        ),
+    ] {
+        assert_eq!(close_code_after(&server, &frames), code, "{frames:?}");
+    }
+    // A message in fragments with a ping between them is still answered.
+    let mut ws = connect(&server, "");
+    assert_eq!(next(&mut ws)["type"], "snapshot");
+    let stream = ws.get_mut();
+    stream
+        .write_all(&client_frame(false, 0x1, mask, head))
+        .unwrap();
+    stream
+        .write_all(&client_frame(true, 0x9, mask, b"hi"))
+        .unwrap();
+    stream
+        .write_all(&client_frame(true, 0x0, mask, tail))
+        .unwrap();
+    assert_eq!(
+        next(&mut ws),
+        json!({"type": "subscribed", "channels": ["trades", "book", "snapshot", "bbo"]})
+    );
 }
 
 #[test]

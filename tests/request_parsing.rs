@@ -20,6 +20,10 @@ use orderbook::net::ws::{parse_client_frame, ClientFrame, MAX_CLIENT_MESSAGE};
 use proptest::prelude::*;
 use tungstenite::protocol::frame::coding::Data;
 
+#[path = "support/client_frame.rs"]
+mod client_frame;
+use client_frame::client_frame;
+
 const LIMITS: Limits = Limits {
     max_head_bytes: 8 * 1024,
     max_body_bytes: 64 * 1024,
@@ -261,29 +265,9 @@ fn a_body_of_exactly_the_limit_is_taken_and_one_byte_more_is_refused() {
 // WebSocket frames from clients
 // ---------------------------------------------------------------------------
 
-/// A client frame, encoded here by RFC 6455 §5.2 (not by the parser's
-/// header code): FIN and opcode, the mask bit and the shortest length
-/// form, the mask key, the masked payload.
-fn client_frame(fin: bool, opcode: u8, mask: [u8; 4], payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![if fin { 0x80 } else { 0 } | opcode];
-    match payload.len() {
-        len @ 0..=125 => out.push(0x80 | len as u8),
-        len @ 126..=0xFFFF => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        len => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    out
-}
-
 /// A frame a client may send: (fin, opcode, payload), control frames
-/// final and at most 125 bytes.
+/// final and at most 125 bytes, a close frame's payload empty or a code a
+/// peer may send and a UTF-8 reason.
 fn sendable_frame() -> impl Strategy<Value = (bool, u8, Vec<u8>)> {
     let data = (
         any::<bool>(),
@@ -297,17 +281,27 @@ fn sendable_frame() -> impl Strategy<Value = (bool, u8, Vec<u8>)> {
     );
     let control = (
         Just(true),
-        prop::sample::select(vec![0x8u8, 0x9, 0xA]),
+        prop::sample::select(vec![0x9u8, 0xA]),
         prop::collection::vec(any::<u8>(), 0..=125),
     );
-    prop_oneof![3 => data, 1 => control]
+    let code = prop_oneof![1000u16..=1003, 1007u16..=1014, 3000u16..=4999];
+    let close_payload = prop_oneof![
+        Just(Vec::new()),
+        (code, "\\PC{0,30}").prop_map(|(code, reason)| {
+            let mut payload = code.to_be_bytes().to_vec();
+            payload.extend_from_slice(reason.as_bytes());
+            payload
+        }),
+    ];
+    let close = (Just(true), Just(0x8u8), close_payload);
+    prop_oneof![3 => data, 1 => control, 1 => close]
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     /// Any bytes: a frame that used no more bytes than there were, a wait,
-    /// or a close code of 1002 or 1009; never a panic.
+    /// or a close code of 1002, 1007 or 1009; never a panic.
     #[test]
     fn any_bytes_from_a_client_get_a_frame_a_wait_or_a_close_code(
         bytes in prop::collection::vec(any::<u8>(), 0..512),
@@ -315,7 +309,7 @@ proptest! {
         match parse_client_frame(&bytes) {
             Ok(Some((_, used))) => prop_assert!(used >= 6 && used <= bytes.len()),
             Ok(None) => {}
-            Err(error) => prop_assert!(error.code == 1002 || error.code == 1009),
+            Err(error) => prop_assert!([1002, 1007, 1009].contains(&error.code)),
         }
     }
 
@@ -352,12 +346,15 @@ proptest! {
 
     /// What a client must not send closes the connection with its code: an
     /// unmasked frame, reserved bits or opcodes, a fragmented or long
-    /// control frame (1002), a frame over the message bound (1009).
+    /// control frame, a close payload of one byte or with a code no peer
+    /// may send (1002), a close reason not UTF-8 (1007), a frame over the
+    /// message bound (1009).
     #[test]
     fn frames_a_client_must_not_send_get_their_close_code(
         payload in prop::collection::vec(any::<u8>(), 0..=125),
         mask in any::<[u8; 4]>(),
-        case in 0usize..6,
+        case in 0usize..9,
+        unsendable in prop_oneof![0u16..1000, 1004u16..=1006, 1015u16..3000, 5000u16..=u16::MAX],
     ) {
         let (wire, code) = match case {
             0 => {
@@ -374,6 +371,13 @@ proptest! {
             2 => (client_frame(true, 0x3, mask, &payload), 1002),
             3 => (client_frame(false, 0x9, mask, &payload), 1002),
             4 => (client_frame(true, 0x9, mask, &[0; 126]), 1002),
+            5 => (client_frame(true, 0x8, mask, &[payload.first().copied().unwrap_or(0)]), 1002),
+            6 => (client_frame(true, 0x8, mask, &unsendable.to_be_bytes()), 1002),
+            7 => {
+                let mut close = 1000u16.to_be_bytes().to_vec();
+                close.extend_from_slice(&[0xC3, 0x28]); // not UTF-8
+                (client_frame(true, 0x8, mask, &close), 1007)
+            }
             _ => {
                 // Only the header is needed to refuse it.
                 let wire = client_frame(true, 0x2, mask, &vec![0; MAX_CLIENT_MESSAGE + 1]);

@@ -81,10 +81,33 @@ pub enum ClientFrame {
 /// Why a client's bytes end the connection, with the close code to send.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ProtocolError {
-    /// 1002 (protocol error) or 1009 (too big).
+    /// 1002 (protocol error), 1007 (text not UTF-8) or 1009 (too big).
     pub code: u16,
     /// What was wrong.
     pub reason: &'static str,
+}
+
+/// The code of a close frame's payload: none, or a code a peer may send
+/// (RFC 6455 §7.4: 1000–1003, 1007–1014, 3000–4999) and a UTF-8 reason.
+fn close_code(payload: &[u8]) -> Result<Option<u16>, ProtocolError> {
+    let bad = |reason| ProtocolError { code: 1002, reason };
+    match payload {
+        [] => Ok(None),
+        [_] => Err(bad("a close payload of one byte")),
+        [high, low, reason @ ..] => {
+            let code = u16::from_be_bytes([*high, *low]);
+            if !matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999) {
+                return Err(bad("a close code no peer may send"));
+            }
+            if std::str::from_utf8(reason).is_err() {
+                return Err(ProtocolError {
+                    code: 1007,
+                    reason: "close reason is not UTF-8",
+                });
+            }
+            Ok(Some(code))
+        }
+    }
 }
 
 /// Parses one frame from the start of `buf`: `Ok(None)` if it is not all
@@ -132,9 +155,7 @@ pub fn parse_client_frame(buf: &[u8]) -> Result<Option<(ClientFrame, usize)>, Pr
         }
         OpCode::Control(Control::Ping) => ClientFrame::Ping(payload),
         OpCode::Control(Control::Pong) => ClientFrame::Pong,
-        OpCode::Control(Control::Close) => ClientFrame::Close(
-            (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]])),
-        ),
+        OpCode::Control(Control::Close) => ClientFrame::Close(close_code(&payload)?),
     };
     Ok(Some((frame, end)))
 }

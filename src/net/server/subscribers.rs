@@ -158,8 +158,10 @@ pub(super) struct Subscription {
     /// would tell nothing it and the book messages after it do not.
     pushed_total: u64,
     snapshot_end: u64,
-    /// A data message arriving in fragments.
+    /// A data message arriving in fragments, and its kind (text or
+    /// binary) once its first frame came and until its last does.
     fragments: Vec<u8>,
+    message_kind: Option<Data>,
     last_heard: Instant,
     ping_sent: Option<Instant>,
     /// A close frame is queued: write it, then close.
@@ -378,6 +380,7 @@ impl Front {
             pushed_total: 0,
             snapshot_end: 0,
             fragments: Vec::new(),
+            message_kind: None,
             last_heard: Instant::now(),
             ping_sent: None,
             closing: None,
@@ -477,18 +480,39 @@ impl Front {
                     sub.close_with(code.unwrap_or(1000), "");
                 }
                 ClientFrame::Data { kind, fin, payload } => {
-                    if kind != Data::Continue {
-                        sub.fragments.clear();
-                    }
+                    // RFC 6455 §5.4: continuations continue a message
+                    // begun, and a message ends before the next begins.
+                    let kind = match (kind, sub.message_kind) {
+                        (Data::Continue, Some(begun)) => begun,
+                        (Data::Continue, None) => {
+                            sub.close_with(1002, "a continuation frame with no message begun");
+                            continue;
+                        }
+                        (_, Some(_)) => {
+                            sub.close_with(1002, "a new message before the last one ended");
+                            continue;
+                        }
+                        (kind, None) => {
+                            sub.fragments.clear();
+                            kind
+                        }
+                    };
                     if sub.fragments.len() + payload.len() > ws::MAX_CLIENT_MESSAGE {
                         sub.close_with(1009, "message too large");
                         continue;
                     }
                     sub.fragments.extend_from_slice(&payload);
-                    if fin {
-                        let message = std::mem::take(&mut sub.fragments);
-                        self.handle_op(slot, &message);
+                    if !fin {
+                        sub.message_kind = Some(kind);
+                        continue;
                     }
+                    sub.message_kind = None;
+                    let message = std::mem::take(&mut sub.fragments);
+                    if kind == Data::Text && std::str::from_utf8(&message).is_err() {
+                        sub.close_with(1007, "a text message that is not UTF-8");
+                        continue;
+                    }
+                    self.handle_op(slot, &message);
                 }
             }
         }
