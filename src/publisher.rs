@@ -45,6 +45,18 @@ pub struct ConnectionRef {
     pub serial: u64,
 }
 
+/// A request of the front, and how far the front had read the output ring
+/// when it asked (`Subscriber::position`): the publisher applies it once
+/// it has read that far, so it comes after every command the front had
+/// answered and before any it answers later.
+#[derive(Clone, Copy, Debug)]
+pub struct Asked {
+    /// The front's position in the output ring.
+    pub after: u64,
+    /// What it asks.
+    pub request: FeedRequest,
+}
+
 /// What the front asks of the publisher.
 #[derive(Clone, Copy, Debug)]
 pub enum FeedRequest {
@@ -421,33 +433,26 @@ impl Wake for ThreadWaker {
 /// Applies everything in the output ring to the feed; returns how many
 /// outputs it read. `stamp` is the last command's timestamp (ms), for
 /// `matching_latency`.
-/// Takes the front's requests: joins and leaves at once, snapshots asked
-/// for into `snapshots_asked` (taken once the ring is read far enough).
-/// Returns how many came.
-fn take_requests(
-    requests: &Receiver<FeedRequest>,
-    feed: &mut Feed,
-    snapshots_asked: &mut Vec<(ConnectionRef, usize)>,
-) -> usize {
-    let mut asked = 0;
-    while let Ok(request) = requests.try_recv() {
-        asked += 1;
-        match request {
-            FeedRequest::Snapshot { to, depth } => snapshots_asked.push((to, depth)),
-            FeedRequest::Join(depth) => *feed.depths.entry(depth).or_default() += 1,
-            FeedRequest::JoinCandles(seconds) => feed.join_candles(seconds),
-            FeedRequest::LeaveCandles(seconds) => feed.leave_candles(seconds),
-            FeedRequest::Leave(depth) => {
-                if let Some(count) = feed.depths.get_mut(&depth) {
-                    *count -= 1;
-                    if *count == 0 {
-                        feed.depths.remove(&depth);
-                    }
+/// Applies one request of the front to the feed; a snapshot asked for is
+/// sent at once.
+fn apply(feed: &mut Feed, request: FeedRequest) {
+    match request {
+        FeedRequest::Snapshot { to, depth } => {
+            let frame = feed.snapshot(depth);
+            feed.send(FeedMessage::Initial { to, frame });
+        }
+        FeedRequest::Join(depth) => *feed.depths.entry(depth).or_default() += 1,
+        FeedRequest::JoinCandles(seconds) => feed.join_candles(seconds),
+        FeedRequest::LeaveCandles(seconds) => feed.leave_candles(seconds),
+        FeedRequest::Leave(depth) => {
+            if let Some(count) = feed.depths.get_mut(&depth) {
+                *count -= 1;
+                if *count == 0 {
+                    feed.depths.remove(&depth);
                 }
             }
         }
     }
-    asked
 }
 
 /// Reads up to `max` outputs into the feed; returns how many.
@@ -485,15 +490,16 @@ fn pump(
 /// state file. `wake` wakes the front when messages are ready; the front unparks the thread (`JoinHandle::thread`) after each
 /// request. Returns the last `seq` once the output ring closes.
 ///
-/// A snapshot asked for is taken after reading what the ring holds then,
-/// so it includes every command the front had answered before it asked.
+/// A request is applied once the ring is read as far as the front had
+/// read it when asking ([`Asked`]): a snapshot includes every command the
+/// front had answered before it asked.
 #[allow(clippy::too_many_arguments)]
 pub fn spawn(
     book: &OrderBook,
     seq: u64,
     by_second: BySecond,
     mut outputs: Subscriber<Output>,
-    requests: Receiver<FeedRequest>,
+    requests: Receiver<Asked>,
     messages: Sender<FeedMessage>,
     wake: Arc<dyn Wake>,
     wire: Wire,
@@ -522,22 +528,34 @@ pub fn spawn(
             let mut next_snapshot = Instant::now() + config.snapshot_interval;
             let mut matching_latency = metrics::latency_histogram();
             let mut stamp = 0;
-            let mut snapshots_asked: Vec<(ConnectionRef, usize)> = Vec::new();
             loop {
                 feed.sent_any = false;
-                // Requests are taken after seeing how far the ring is
-                // published and before reading that far: a join (of candles,
-                // of a depth) the front sent before a command was answered
-                // is in place before that command's outcome is read. Again
-                // until no request comes, so a snapshot asked for is taken
-                // after everything the front had answered when it asked.
+                // Each request is applied once the ring is read as far as
+                // the front had read it when asking, so a snapshot or a
+                // join follows every command the front had answered. And
+                // requests are taken after seeing how far the ring is
+                // published, before reading that far: a join sent before
+                // a command was answered precedes that command's trades.
                 let (mut read, mut asked) = (0, 0);
                 loop {
-                    let published = outputs.available();
-                    let asked_now = take_requests(&requests, &mut feed, &mut snapshots_asked);
+                    let published = outputs.position() + outputs.available() as u64;
+                    let mut asked_now = 0;
+                    while let Ok(Asked { after, request }) = requests.try_recv() {
+                        asked_now += 1;
+                        let behind = after.saturating_sub(outputs.position());
+                        read += pump(
+                            &mut outputs,
+                            behind as usize,
+                            &mut feed,
+                            &mut stamp,
+                            &mut matching_latency,
+                        );
+                        apply(&mut feed, request);
+                    }
+                    let behind = published.saturating_sub(outputs.position());
                     read += pump(
                         &mut outputs,
-                        published,
+                        behind as usize,
                         &mut feed,
                         &mut stamp,
                         &mut matching_latency,
@@ -546,10 +564,6 @@ pub fn spawn(
                     if asked_now == 0 {
                         break;
                     }
-                }
-                for (to, depth) in snapshots_asked.drain(..) {
-                    let frame = feed.snapshot(depth);
-                    feed.send(FeedMessage::Initial { to, frame });
                 }
                 if !matching_latency.is_empty() {
                     if let Ok(mut shared) = shared_metrics.matching_latency.lock() {

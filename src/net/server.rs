@@ -31,7 +31,7 @@ use crate::engine::{CommandKind, OrderId};
 use crate::matching::{Barrier, BarrierPurpose, Output, Request};
 use crate::metrics;
 use crate::persist::segments::Syncer;
-use crate::publisher::{ConnectionRef, FeedMessage, FeedRequest};
+use crate::publisher::{Asked, ConnectionRef, FeedMessage};
 
 mod answers;
 mod cancel_after;
@@ -500,7 +500,7 @@ pub struct Front {
     /// This thread's own figures for `GET /metrics`.
     stats: FrontStats,
     /// Requests to the publisher thread (snapshots, depths in use).
-    feed_requests: Sender<FeedRequest>,
+    feed_requests: Sender<Asked>,
     /// Frames from the publisher thread.
     feed_messages: Receiver<FeedMessage>,
     /// The publisher thread, to unpark after a request.
@@ -559,7 +559,7 @@ impl Front {
         answers: Receiver<ReplicaAnswer>,
         journal: FrontJournal,
         shared_metrics: Arc<metrics::Shared>,
-        feed: (Sender<FeedRequest>, Receiver<FeedMessage>),
+        feed: (Sender<Asked>, Receiver<FeedMessage>),
         trades: Vec<TradeRecord>,
         client_ids: FrontClientIds,
         cancel_after: CancelAllAfter,

@@ -19,7 +19,7 @@ use crate::matching::{Barrier, BarrierPurpose, Request};
 use crate::net::http;
 use crate::net::ws::{self, ClientFrame};
 use crate::order_feed::OrderFrame;
-use crate::publisher::{ConnectionRef, FeedMessage, FeedRequest};
+use crate::publisher::{Asked, ConnectionRef, FeedMessage, FeedRequest};
 use tungstenite::protocol::frame::coding::Data;
 
 const TRADES: u8 = 1;
@@ -439,7 +439,8 @@ impl Front {
     }
 
     fn ask_publisher(&mut self, request: FeedRequest) {
-        if self.feed_requests.send(request).is_ok() {
+        let after = self.outputs.position();
+        if self.feed_requests.send(Asked { after, request }).is_ok() {
             if let Some(publisher) = &self.publisher {
                 publisher.unpark();
             }
