@@ -430,9 +430,6 @@ impl Wake for ThreadWaker {
     }
 }
 
-/// Applies everything in the output ring to the feed; returns how many
-/// outputs it read. `stamp` is the last command's timestamp (ms), for
-/// `matching_latency`.
 /// Applies one request of the front to the feed; a snapshot asked for is
 /// sent at once.
 fn apply(feed: &mut Feed, request: FeedRequest) {
@@ -455,10 +452,12 @@ fn apply(feed: &mut Feed, request: FeedRequest) {
     }
 }
 
-/// Reads up to `max` outputs into the feed; returns how many.
+/// Reads outputs into the feed until this reader's position is `until`
+/// (no further than published); returns how many. `stamp` is the last
+/// command's timestamp (ms), for `matching_latency`.
 fn pump(
     outputs: &mut Subscriber<Output>,
-    max: usize,
+    until: u64,
     feed: &mut Feed,
     stamp: &mut u64,
     matching_latency: &mut hdrhistogram::Histogram<u64>,
@@ -466,6 +465,7 @@ fn pump(
     // One clock read a batch: every outcome in it left the matching thread
     // before this point.
     let read_at = api::now_micros();
+    let max = until.saturating_sub(outputs.position()) as usize;
     outputs.drain(max, |output| match *output {
         Output::Command(command) => *stamp = command.ts / 1_000,
         Output::Event(Event::Trade(trade)) => feed.trade(&trade.into()),
@@ -540,26 +540,22 @@ pub fn spawn(
                 loop {
                     let published = outputs.position() + outputs.available() as u64;
                     let mut asked_now = 0;
-                    while let Ok(Asked { after, request }) = requests.try_recv() {
-                        asked_now += 1;
-                        let behind = after.saturating_sub(outputs.position());
+                    loop {
+                        let asked = requests.try_recv().ok();
+                        let until = asked.map_or(published, |asked| asked.after);
                         read += pump(
                             &mut outputs,
-                            behind as usize,
+                            until,
                             &mut feed,
                             &mut stamp,
                             &mut matching_latency,
                         );
+                        let Some(Asked { request, .. }) = asked else {
+                            break;
+                        };
+                        asked_now += 1;
                         apply(&mut feed, request);
                     }
-                    let behind = published.saturating_sub(outputs.position());
-                    read += pump(
-                        &mut outputs,
-                        behind as usize,
-                        &mut feed,
-                        &mut stamp,
-                        &mut matching_latency,
-                    );
                     asked += asked_now;
                     if asked_now == 0 {
                         break;

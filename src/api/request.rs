@@ -535,12 +535,12 @@ impl Wire {
         let fields = fields(body)?;
         self.symbol(fields.symbol)?;
         let rename = fields.client_order_id.filter(|_| !names_the_order);
-        // Said in a modify, they would read as taking effect; they cannot.
         // A place's body resent as a modify (clients built for a lenient
         // server do so) carries the side: it must be one; it never changes.
         if let Some(raw) = fields.side.filter(|raw| raw.get() != "null") {
             side_in(raw)?;
         }
+        // Said in a modify, they would read as taking effect; they cannot.
         for (name, raw) in [
             ("time_in_force", fields.time_in_force),
             ("post_only", fields.post_only),
