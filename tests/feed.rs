@@ -363,6 +363,16 @@ fn unsubscribing_from_trades_stops_trades_while_book_messages_go_on() {
     assert!(error["detail"].as_str().unwrap().contains("klines"));
     send_op(&mut ws, json!({"op": "dance"}));
     assert_eq!(next(&mut ws)["type"], "error");
+    for op in [
+        json!({"op": "subscribe"}),
+        json!({"op": "unsubscribe", "channels": []}),
+    ] {
+        send_op(&mut ws, op);
+        assert_eq!(
+            next(&mut ws),
+            json!({"type": "error", "detail": "channels: name at least one channel"})
+        );
+    }
     let mut rest = server.connect();
     rest.place(-1, 100.0, 3);
     rest.place(1, 100.0, 3);

@@ -538,6 +538,11 @@ impl Front {
                 return;
             }
         };
+        if op.channels.is_empty() {
+            // It would be answered with the channels unchanged, as if done.
+            sub.push(error_frame("channels: name at least one channel"));
+            return;
+        }
         let named = match parse_channels(op.channels.iter().map(String::as_str)) {
             Ok(named) => named,
             Err(why) => {
