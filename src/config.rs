@@ -222,16 +222,17 @@ pub struct Config {
 
     /// Unsent bytes a WebSocket subscriber may have queued behind the
     /// message it is being sent; past it the subscriber is closed (1008),
-    /// never waited for.
-    #[arg(long, env = "ORDERBOOK_WS_MAX_QUEUE_BYTES", default_value_t = 4 << 20)]
-    pub ws_max_queue_bytes: usize,
+    /// never waited for. At least 1024.
+    #[arg(long, env = "ORDERBOOK_WS_MAX_QUEUE_BYTES", default_value_t = 4 << 20, value_parser = clap::value_parser!(u64).range(1024..))]
+    pub ws_max_queue_bytes: u64,
 
-    /// Seconds of silence from a subscriber before it is pinged.
-    #[arg(long, env = "ORDERBOOK_WS_PING_AFTER", default_value_t = 30)]
+    /// Seconds of silence from a subscriber before it is pinged (1 or more).
+    #[arg(long, env = "ORDERBOOK_WS_PING_AFTER", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub ws_ping_after: u64,
 
-    /// Seconds a ping may go unanswered before the subscriber is dropped.
-    #[arg(long, env = "ORDERBOOK_WS_PONG_TIMEOUT", default_value_t = 30)]
+    /// Seconds a ping may go unanswered before the subscriber is dropped
+    /// (1 or more).
+    #[arg(long, env = "ORDERBOOK_WS_PONG_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub ws_pong_timeout: u64,
 
     /// Frames the publisher may have waiting for the front before it waits.
@@ -273,7 +274,7 @@ impl Config {
             snapshot_interval: seconds_or_never(self.snapshot_interval),
             feed: FeedSettings {
                 default_depth: self.feed_depth as usize,
-                max_queue_bytes: self.ws_max_queue_bytes,
+                max_queue_bytes: usize::try_from(self.ws_max_queue_bytes).unwrap_or(usize::MAX),
                 ping_after: Duration::from_secs(self.ws_ping_after),
                 pong_timeout: Duration::from_secs(self.ws_pong_timeout),
                 close_grace: Duration::from_secs(2),

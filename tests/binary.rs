@@ -89,6 +89,18 @@ fn a_bad_setting_is_refused_with_a_message() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("sleepy"), "{stderr}");
+    // Bounds that would close every subscriber, or ping it without pause.
+    for (flag, value) in [
+        ("--ws-max-queue-bytes", "0"),
+        ("--ws-max-queue-bytes", "1023"),
+        ("--ws-ping-after", "0"),
+        ("--ws-pong-timeout", "0"),
+    ] {
+        let output = Command::new(BIN).args([flag, value]).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{flag} {value}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(stderr.contains(flag), "{stderr}");
+    }
 }
 
 fn stops_cleanly_on(signal: &str) {
