@@ -38,12 +38,9 @@ fn count_param(
     max: Option<usize>,
 ) -> Result<usize, ApiError> {
     let mut count = default;
-    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+    for (key, value) in query_pairs(query) {
         if key == name {
-            count = value
-                .parse::<usize>()
-                .ok()
+            count = whole_number(value.as_deref().unwrap_or(""))
                 .filter(|&n| n >= 1 && max.is_none_or(|max| n <= max))
                 .ok_or_else(|| match max {
                     None => ApiError::field(name, "must be a whole number, at least 1"),
@@ -156,11 +153,29 @@ fn uuid_param(query: Option<&str>, name: &str) -> Result<Option<u128>, ApiError>
 /// The value of the first `name=` in a query string, if any, its `%XX`
 /// escapes decoded (URL encoders write a time's colons as `%3A`).
 pub fn query_value<'a>(query: Option<&'a str>, name: &str) -> Option<Cow<'a, str>> {
-    let raw = query
+    query_pairs(query).find_map(|(key, value)| if key == name { value } else { None })
+}
+
+/// A query string's `key=value` pairs in order, keys and values with
+/// their `%XX` escapes decoded; a key without `=` has no value.
+fn query_pairs(query: Option<&str>) -> impl Iterator<Item = (Cow<'_, str>, Option<Cow<'_, str>>)> {
+    query
         .unwrap_or("")
         .split('&')
-        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))?;
-    Some(percent_decoded(raw))
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((key, value)) => (percent_decoded(key), Some(percent_decoded(value))),
+            None => (percent_decoded(pair), None),
+        })
+}
+
+/// A whole number written in decimal digits only: `parse` would also take
+/// `+5`.
+fn whole_number(text: &str) -> Option<usize> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
 }
 
 /// `raw` with each `%XX` escape decoded; as it is if it has none, or if
@@ -204,8 +219,8 @@ pub fn depth_param(query: Option<&str>, default: usize) -> Result<usize, String>
     let Some(value) = query_value(query, "depth") else {
         return Ok(default);
     };
-    match value.parse::<usize>() {
-        Ok(depth) if depth <= MAX_DEPTH => Ok(depth),
+    match whole_number(&value) {
+        Some(depth) if depth <= MAX_DEPTH => Ok(depth),
         _ => Err(format!(
             "depth: must be a whole number from 0 to {MAX_DEPTH} (0 = every level)"
         )),
@@ -228,5 +243,34 @@ mod tests {
         assert_eq!(query_value(query, "bad").unwrap(), "%zz");
         assert_eq!(query_value(query, "cut").unwrap(), "50%");
         assert_eq!(query_value(query, "depth"), None);
+    }
+
+    #[test]
+    fn numbers_are_digits_only_and_may_come_percent_encoded() {
+        let limit = |query| limit_param(Some(query), 100, Some(1000));
+        assert_eq!(limit("limit=%31%30").unwrap(), 10);
+        assert_eq!(limit("%6Cimit=7").unwrap(), 7);
+        assert_eq!(limit("other=1").unwrap(), 100);
+        for bad in [
+            "limit=+5",
+            "limit=-5",
+            "limit= 5",
+            "limit=5.0",
+            "limit=",
+            "limit",
+            "limit=0",
+        ] {
+            let error = limit(bad).unwrap_err();
+            assert_eq!(
+                error.detail, "limit: must be an integer from 1 to 1000",
+                "{bad}"
+            );
+        }
+        assert_eq!(interval_param(Some("interval=%33600")).unwrap(), 3600);
+        assert_eq!(depth_param(Some("depth=%33"), 5), Ok(3));
+        assert_eq!(depth_param(Some("depth=0"), 5), Ok(0));
+        assert_eq!(depth_param(None, 5), Ok(5));
+        assert!(depth_param(Some("depth=+3"), 5).is_err());
+        assert!(depth_param(Some("depth=1001"), 5).is_err());
     }
 }
