@@ -1423,6 +1423,54 @@ fn following_orders_starts_with_a_snapshot_of_the_resting_orders_followed() {
 }
 
 #[test]
+fn an_orders_channel_starts_at_its_own_snapshot_not_at_the_slower_book_snapshot() {
+    // 30,000 ask levels make the publisher's depth=0 book snapshot slow
+    // to build; the orders snapshot of an unused prefix comes from the
+    // replica at once. The order placed after that must be told, however
+    // far behind the book snapshot is (it was dropped until it came).
+    let server = Server::start();
+    let mut rest = server.connect();
+    for batch in 0..300 {
+        let orders: Vec<Value> = (0..100)
+            .map(|i| json!({"side": -1, "price": 1000 + batch * 100 + i, "quantity": 1}))
+            .collect();
+        rest.post("/orders/batch", &json!({ "orders": orders }).to_string())
+            .expect(200);
+    }
+    for round in 0..5 {
+        let mut ws = connect(&server, &format!("?channels=orders:t{round}-&depth=0"));
+        let mut book_snapshot_seen = false;
+        loop {
+            let message = next(&mut ws);
+            match message["type"].as_str() {
+                Some("snapshot") => book_snapshot_seen = true,
+                Some("orders_snapshot") => {
+                    assert_eq!(message["orders"], json!([]));
+                    break;
+                }
+                _ => panic!("unexpected {message}"),
+            }
+        }
+        let name = format!("t{round}-a");
+        let body = json!({"side": 1, "price": 1.0, "quantity": 1, "client_order_id": name});
+        let id = rest.post("/order/", &body.to_string()).expect(200)["id"].clone();
+        let change = loop {
+            let message = next(&mut ws);
+            match message["type"].as_str() {
+                Some("snapshot") if !book_snapshot_seen => book_snapshot_seen = true,
+                Some("order") => break message,
+                _ => panic!("unexpected {message}"),
+            }
+        };
+        assert_eq!(
+            (&change["event"], &change["order"]["order_id"]),
+            (&json!("placed"), &id)
+        );
+        assert_eq!(change["order"]["client_order_id"], json!(name));
+    }
+}
+
+#[test]
 fn the_orders_channel_shows_a_filled_maker_with_no_finished_order_history() {
     let server = Server::start_with(&["--finished-orders", "0"]);
     let mut ws = follow_orders(&server, "?channels=orders,trades");

@@ -544,8 +544,8 @@ pub struct Front {
     /// The feed's `orders` channel, from the replica.
     order_feed: Option<OrderFeedFront>,
     /// `orders_snapshot` barriers sent, by ticket, with the connection
-    /// each is for.
-    order_snapshots: Vec<(u64, ConnectionRef)>,
+    /// and the channel (a prefix, or `None` for every order) each is for.
+    order_snapshots: Vec<(u64, ConnectionRef, Option<ClientOrderId>)>,
 }
 
 impl Front {

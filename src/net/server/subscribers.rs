@@ -63,10 +63,20 @@ impl Channels {
         self.bits & ORDERS != 0 || !self.prefixes.is_empty()
     }
 
-    /// Whether it follows the changes of the order named `name`.
-    fn follows_order(&self, name: Option<&ClientOrderId>) -> bool {
-        self.bits & ORDERS != 0
-            || name.is_some_and(|name| self.prefixes.iter().any(|p| name.starts_with(p)))
+    /// Whether it follows the changes of the order named `name` through
+    /// a channel whose `orders_snapshot` came: `awaited` lists those still
+    /// waiting for theirs (`None` for every order's), whose changes are
+    /// told by the snapshot until it comes.
+    fn follows_order(
+        &self,
+        name: Option<&ClientOrderId>,
+        awaited: &[Option<ClientOrderId>],
+    ) -> bool {
+        let all = self.bits & ORDERS != 0 && !awaited.contains(&None);
+        all || name.is_some_and(|name| {
+            let named = |p: &&ClientOrderId| name.starts_with(p) && !awaited.contains(&Some(**p));
+            self.prefixes.iter().any(|p| named(&p))
+        })
     }
 
     /// Why it follows too much, if it does.
@@ -144,8 +154,12 @@ impl Channels {
 pub(super) struct Subscription {
     depth: usize,
     channels: Channels,
-    /// Its first snapshot arrived: messages after it are its to receive.
+    /// Its first snapshot arrived: messages after it are its to receive
+    /// (but for the orders channels, which start at their own snapshots).
     started: bool,
+    /// The order channels whose `orders_snapshot` was asked for and has not
+    /// come (`None` for every order's): their changes wait for it.
+    orders_awaited: Vec<Option<ClientOrderId>>,
     /// A fresh snapshot was asked for (`book` subscribed again): book
     /// messages wait until it arrives.
     awaiting_snapshot: bool,
@@ -215,8 +229,10 @@ impl Subscription {
         self.wants(CANDLES) && self.channels.intervals.contains(&interval)
     }
 
+    /// Not gated by `started`: the orders channels come down the
+    /// replica's path, not the publisher's, each from its own snapshot.
     fn wants_order(&self, name: Option<&ClientOrderId>) -> bool {
-        self.started && self.closing.is_none() && self.channels.follows_order(name)
+        self.closing.is_none() && self.channels.follows_order(name, &self.orders_awaited)
     }
 
     fn channels_json(&self) -> String {
@@ -373,6 +389,7 @@ impl Front {
             depth,
             channels,
             started: false,
+            orders_awaited: Vec::new(),
             awaiting_snapshot: false,
             queue: VecDeque::new(),
             head_written: 0,
@@ -405,26 +422,29 @@ impl Front {
     /// Asks the replica for the resting orders a connection starts to
     /// follow (`prefix`'s, or all), as of this point in the stream: a
     /// barrier it answers down the order frames' path, ahead of every
-    /// change after it. A full command ring is said to the client, who
-    /// may subscribe again.
+    /// change after it. The channel's changes wait for it. A full command
+    /// ring is said to the client, who may subscribe again.
     fn ask_order_snapshot(&mut self, to: ConnectionRef, prefix: Option<ClientOrderId>) {
         let barrier = Barrier {
             ticket: self.next_ticket,
             purpose: BarrierPurpose::OrderSnapshot { prefix },
         };
-        if !self.stage_own(Request::Barrier(barrier), Awaiting::OrderSnapshot) {
+        let staged = self.stage_own(Request::Barrier(barrier), Awaiting::OrderSnapshot);
+        let Some(sub) = self.connections[to.slot]
+            .as_mut()
+            .and_then(|c| c.ws.as_mut())
+        else {
+            return;
+        };
+        sub.orders_awaited.push(prefix);
+        if !staged {
             self.stats.overloaded += 1;
-            if let Some(sub) = self.connections[to.slot]
-                .as_mut()
-                .and_then(|c| c.ws.as_mut())
-            {
-                sub.push(error_frame(
-                    "orders_snapshot: the engine is busy; subscribe to orders again",
-                ));
-            }
+            sub.push(error_frame(
+                "orders_snapshot: the engine is busy; subscribe to orders again",
+            ));
             return;
         }
-        self.order_snapshots.push((barrier.ticket, to));
+        self.order_snapshots.push((barrier.ticket, to, prefix));
     }
 
     /// Keeps the replica's count of connections following orders as one
@@ -651,7 +671,8 @@ impl Front {
                         self.fan_out(&frame, bound, |s| s.wants_order(name.as_ref()));
                     }
                     OrderFrame::Snapshot { ticket, frame } => {
-                        let Some((_, to)) = take_ticket(&mut self.order_snapshots, ticket, |t| t.0)
+                        let Some((_, to, prefix)) =
+                            take_ticket(&mut self.order_snapshots, ticket, |t| t.0)
                         else {
                             continue;
                         };
@@ -661,6 +682,7 @@ impl Front {
                             .and_then(|c| c.ws.as_mut());
                         if let Some(sub) = sub.filter(|sub| sub.closing.is_none()) {
                             sub.push(frame);
+                            sub.orders_awaited.retain(|awaited| *awaited != prefix);
                         }
                     }
                 }
@@ -907,12 +929,25 @@ mod tests {
         assert_eq!(named.prefixes, [name("mm1-"), name("x/y")]);
         assert_eq!(named.names(), ["orders:mm1-", "orders:x/y"]);
         assert!(named.follows_orders());
-        assert!(named.follows_order(Some(&name("mm1-77"))));
-        assert!(named.follows_order(Some(&name("x/y"))));
-        assert!(!named.follows_order(Some(&name("mm2-1"))));
-        assert!(!named.follows_order(None), "an unnamed order has no prefix");
+        assert!(named.follows_order(Some(&name("mm1-77")), &[]));
+        assert!(named.follows_order(Some(&name("x/y")), &[]));
+        assert!(!named.follows_order(Some(&name("mm2-1")), &[]));
+        assert!(
+            !named.follows_order(None, &[]),
+            "an unnamed order has no prefix"
+        );
         let all = parse_channels(["orders"]).unwrap();
-        assert!(all.follows_order(None) && all.follows_order(Some(&name("z"))));
+        assert!(all.follows_order(None, &[]) && all.follows_order(Some(&name("z")), &[]));
+        // A channel whose snapshot has not come follows nothing yet; the
+        // others still do.
+        let waiting_x = [Some(name("x/y"))];
+        assert!(!named.follows_order(Some(&name("x/y")), &waiting_x));
+        assert!(named.follows_order(Some(&name("mm1-77")), &waiting_x));
+        assert!(!all.follows_order(Some(&name("z")), &[None]));
+        let mut both = all.clone();
+        both.add(&named);
+        assert!(both.follows_order(Some(&name("mm1-7")), &[None]));
+        assert!(!both.follows_order(Some(&name("z")), &[None]));
         let mut following = named.clone();
         following.remove(&parse_channels(["orders:mm1-", "orders:x/y"]).unwrap());
         assert!(!following.follows_orders());
