@@ -631,11 +631,11 @@ fn bad_requests_get_their_status_and_are_closed_without_disturbing_others() {
     let mut good = server.connect();
     let id = good.place_id(1, 100.0, 10);
 
-    let mut huge_header = b"GET /health HTTP/1.1\r\nX-Long: ".to_vec();
+    let mut huge_header = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Long: ".to_vec();
     huge_header.extend(std::iter::repeat_n(b'a', 9_000));
     let unfinished_header = huge_header.clone();
     huge_header.extend_from_slice(b"\r\n\r\n");
-    let mut many_headers = b"GET /health HTTP/1.1\r\n".to_vec();
+    let mut many_headers = b"GET /health HTTP/1.1\r\nHost: x\r\n".to_vec();
     for i in 0..40 {
         many_headers.extend_from_slice(format!("X-H{i}: {i}\r\n").as_bytes());
     }
@@ -648,31 +648,41 @@ fn bad_requests_get_their_status_and_are_closed_without_disturbing_others() {
         ),
         (b"HELLO\r\n\r\n".to_vec(), 400, "Malformed HTTP request"),
         (
-            b"GET /health HTTP/1.1\r\nContent-Length: ten\r\n\r\n".to_vec(),
+            b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: ten\r\n\r\n".to_vec(),
             400,
             "Malformed HTTP request",
+        ),
+        (
+            b"GET /health HTTP/1.1\r\n\r\n".to_vec(),
+            400,
+            "Malformed HTTP request: missing Host header",
+        ),
+        (
+            b"GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n".to_vec(),
+            400,
+            "Malformed HTTP request: more than one Host header",
         ),
         (huge_header, 431, "Request headers too large"),
         (unfinished_header, 431, "Request headers too large"),
         (many_headers, 431, "Request headers too large"),
         (
-            b"POST /order/ HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+            b"POST /order/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
                 .to_vec(),
             413,
             "Request body too large",
         ),
         (
-            b"POST /order/ HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n".to_vec(),
+            b"POST /order/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n".to_vec(),
             501,
             "Only the chunked transfer coding is supported",
         ),
         (
-            b"POST /order/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nnot-hex\r\n".to_vec(),
+            b"POST /order/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nnot-hex\r\n".to_vec(),
             400,
             "Malformed HTTP request: bad chunk size",
         ),
         (
-            b"POST /order/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n"
+            b"POST /order/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n"
                 .to_vec(),
             400,
             "Malformed HTTP request: both Content-Length and Transfer-Encoding",
@@ -749,6 +759,24 @@ fn a_burst_of_a_thousand_connections_waits_in_the_accept_queue() {
 /// asks with `Connection: keep-alive` and must be told the same, or it
 /// takes the answer as the connection's last and waits for a close (ab hung
 /// until its 30 s timeout). Without the header, HTTP/1.0 closes.
+/// RFC 9112 §3.2.2: a server must accept a target in absolute form, as a
+/// client sends to a proxy.
+#[test]
+fn a_request_with_an_absolute_form_target_is_served_as_its_path() {
+    let server = Server::start();
+    let mut client = server.connect();
+    let id = client.place_id(1, 100.0, 3);
+    let base = format!("http://{}", server.addr);
+    let by_path = client.get(&format!("/order/{id}")).expect(200);
+    let by_url = client.get(&format!("{base}/order/{id}")).expect(200);
+    assert_eq!(by_url, by_path);
+    let book = client.get(&format!("{base}/book?depth=1")).expect(200);
+    assert_eq!(book["bids"], json!([{"price": 100.0, "quantity": 3}]));
+    let cancelled = client.request("DELETE", &format!("{base}/order/{id}"), None);
+    cancelled.expect(200);
+    assert_eq!(client.order(&id)["status"], "cancelled");
+}
+
 #[test]
 fn http_1_0_keep_alive_is_answered_keep_alive() {
     let server = Server::start();

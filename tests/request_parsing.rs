@@ -59,6 +59,8 @@ impl Sent {
         } else {
             b" HTTP/1.1\r\n"
         });
+        // Every HTTP/1.1 request must name its host (RFC 9112 §3.2).
+        out.extend_from_slice(b"Host: example.test\r\n");
         for (name, value) in &self.headers {
             out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
         }

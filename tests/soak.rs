@@ -258,7 +258,7 @@ fn side_checks(addr: std::net::SocketAddr, round: usize) {
     let mut idle = Client::connect(addr);
     idle.get("/health").expect(200);
     let mut half = Client::connect(addr);
-    half.send_raw(b"POST /order/ HTTP/1.1\r\nContent-Length: 40\r\n\r\n{")
+    half.send_raw(b"POST /order/ HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\n{")
         .unwrap();
     half.read_response().unwrap().expect_detail(
         408,

@@ -37,20 +37,15 @@ fn count_param(
     default: usize,
     max: Option<usize>,
 ) -> Result<usize, ApiError> {
-    let mut count = default;
-    for (key, value) in query_pairs(query) {
-        if key == name {
-            count = whole_number(value.as_deref().unwrap_or(""))
-                .filter(|&n| n >= 1 && max.is_none_or(|max| n <= max))
-                .ok_or_else(|| match max {
-                    None => ApiError::field(name, "must be a whole number, at least 1"),
-                    Some(max) => {
-                        ApiError::field(name, &format!("must be an integer from 1 to {max}"))
-                    }
-                })?;
-        }
-    }
-    Ok(count)
+    let Some(value) = query_value(query, name) else {
+        return Ok(default);
+    };
+    whole_number(&value)
+        .filter(|&n| n >= 1 && max.is_none_or(|max| n <= max))
+        .ok_or_else(|| match max {
+            None => ApiError::field(name, "must be a whole number, at least 1"),
+            Some(max) => ApiError::field(name, &format!("must be an integer from 1 to {max}")),
+        })
 }
 
 /// The `?order_id=` of a query, if given; 422 if it is not a UUID.
@@ -150,22 +145,27 @@ fn uuid_param(query: Option<&str>, name: &str) -> Result<Option<u128>, ApiError>
         .transpose()
 }
 
-/// The value of the first `name=` in a query string, if any, its `%XX`
-/// escapes decoded (URL encoders write a time's colons as `%3A`).
+/// The value of the parameter `name` in a query string, if given, its
+/// `%XX` escapes decoded (URL encoders write a time's colons as `%3A`).
+/// Given twice, the last counts, as in the Python service this one
+/// replaces (Starlette's query dict); given without `=`, it is empty.
 pub fn query_value<'a>(query: Option<&'a str>, name: &str) -> Option<Cow<'a, str>> {
-    query_pairs(query).find_map(|(key, value)| if key == name { value } else { None })
+    query_pairs(query)
+        .filter(|(key, _)| key == name)
+        .last()
+        .map(|(_, value)| value)
 }
 
 /// A query string's `key=value` pairs in order, keys and values with
-/// their `%XX` escapes decoded; a key without `=` has no value.
-fn query_pairs(query: Option<&str>) -> impl Iterator<Item = (Cow<'_, str>, Option<Cow<'_, str>>)> {
+/// their `%XX` escapes decoded; a key without `=` has an empty value.
+fn query_pairs(query: Option<&str>) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
     query
         .unwrap_or("")
         .split('&')
         .filter(|pair| !pair.is_empty())
-        .map(|pair| match pair.split_once('=') {
-            Some((key, value)) => (percent_decoded(key), Some(percent_decoded(value))),
-            None => (percent_decoded(pair), None),
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decoded(key), percent_decoded(value))
         })
 }
 
@@ -243,6 +243,30 @@ mod tests {
         assert_eq!(query_value(query, "bad").unwrap(), "%zz");
         assert_eq!(query_value(query, "cut").unwrap(), "50%");
         assert_eq!(query_value(query, "depth"), None);
+    }
+
+    #[test]
+    fn a_parameter_given_twice_counts_its_last_value_and_one_without_a_value_is_empty() {
+        let query = Some("side=buy&depth=3&side=sell&flag&depth=");
+        assert_eq!(query_value(query, "side").unwrap(), "sell");
+        assert_eq!(query_value(query, "flag").unwrap(), "");
+        assert_eq!(side_param(query).unwrap(), Some(Side::Sell));
+        assert!(depth_param(query, 5).is_err(), "the last depth is empty");
+        assert_eq!(depth_param(Some("depth=&depth=7"), 5), Ok(7));
+        let limit = |query| limit_param(Some(query), 100, Some(1000));
+        assert_eq!(
+            limit("limit=0&limit=20").unwrap(),
+            20,
+            "only the last is read"
+        );
+        assert_eq!(
+            limit("limit=20&limit=0").unwrap_err().detail,
+            "limit: must be an integer from 1 to 1000"
+        );
+        assert!(
+            side_param(Some("side")).is_err(),
+            "an empty side is no side"
+        );
     }
 
     #[test]

@@ -155,6 +155,23 @@ pub fn is_json_media_type(value: &[u8]) -> bool {
             || subtype.len() > 5 && subtype[subtype.len() - 5..].eq_ignore_ascii_case(b"+json"))
 }
 
+/// The path and query of a request target: an absolute-form target
+/// (`http://host:8000/order/1`, as a client talking to a proxy sends) is
+/// read as its origin form (`/order/1`; its path may be empty, which is
+/// `/`), which RFC 9112 §3.2.2 says a server must accept; any other form
+/// is returned as it is.
+fn origin_form(target: &str) -> &str {
+    let after_scheme = ["http://", "https://"].iter().find_map(|scheme| {
+        let head = target.get(..scheme.len())?;
+        head.eq_ignore_ascii_case(scheme)
+            .then(|| &target[scheme.len()..])
+    });
+    match after_scheme {
+        Some(rest) => rest.find(['/', '?']).map_or("", |start| &rest[start..]),
+        None => target,
+    }
+}
+
 fn header_is(value: &[u8], token: &str) -> bool {
     value
         .split(|&b| b == b',')
@@ -191,11 +208,12 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
         "HEAD" => Method::Head,
         _ => Method::Other,
     };
-    let target = parsed.path.unwrap_or("/");
+    let target = origin_form(parsed.path.unwrap_or("/"));
     let (path, query) = match target.split_once('?') {
         Some((path, query)) => (path, Some(query)),
         None => (target, None),
     };
+    let path = if path.is_empty() { "/" } else { path };
     let http10 = parsed.version == Some(0);
     let mut keep_alive = !http10;
     let mut content_length: Option<usize> = None;
@@ -207,9 +225,12 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
     let mut content_type = None;
     let mut authorization = None;
     let mut chunked = false;
+    let mut hosts = 0;
     for header in parsed.headers.iter() {
         let name = header.name;
-        if name.eq_ignore_ascii_case("content-length") {
+        if name.eq_ignore_ascii_case("host") {
+            hosts += 1;
+        } else if name.eq_ignore_ascii_case("content-length") {
             // Digits only (RFC 9110 §8.6): `parse` would also take `+5`,
             // which a proxy in front may read otherwise.
             let digits = header.value.trim_ascii();
@@ -252,6 +273,13 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
         } else if name.eq_ignore_ascii_case("authorization") {
             authorization = Some(header.value);
         }
+    }
+    // RFC 9112 §3.2: a server must refuse an HTTP/1.1 request without a
+    // Host, and any with two (which a proxy in front may read otherwise).
+    match hosts {
+        0 if !http10 => return Err(HttpError::Malformed("missing Host header")),
+        2.. => return Err(HttpError::Malformed("more than one Host header")),
+        _ => {}
     }
     // An HTTP/1.0 client must not be sent an interim answer.
     let partial = Parsed::Partial {
@@ -621,7 +649,7 @@ mod tests {
 
     #[test]
     fn a_whole_head_with_expect_100_continue_and_no_body_yet_asks_for_continue() {
-        let head = b"POST /order/ HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n";
+        let head = b"POST /order/ HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n";
         fn partial(bytes: &[u8]) -> Result<Parsed<'_>, HttpError> {
             parse_request(bytes, &Limits::default())
         }
@@ -645,7 +673,7 @@ mod tests {
                 expects_continue: false
             })
         );
-        let plain = b"POST /order/ HTTP/1.1\r\nContent-Length: 5\r\n\r\n";
+        let plain = b"POST /order/ HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n";
         assert_eq!(
             partial(plain),
             Ok(Parsed::Partial {
@@ -653,7 +681,7 @@ mod tests {
             })
         );
         // A body over the limit is refused at once instead.
-        let huge = b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 9999999\r\n\r\n";
+        let huge = b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 9999999\r\n\r\n";
         assert_eq!(partial(huge), Err(HttpError::BodyTooLarge));
         // With its body it is a whole request.
         let mut whole = head.to_vec();
@@ -679,7 +707,7 @@ mod tests {
 
     #[test]
     fn keeps_the_content_type_and_knows_json_media_types() {
-        let raw = b"PUT /order/x HTTP/1.1\r\ncontent-type: text/plain\r\n\r\n";
+        let raw = b"PUT /order/x HTTP/1.1\r\nHost: x\r\ncontent-type: text/plain\r\n\r\n";
         assert_eq!(
             parse(raw).unwrap().unwrap().content_type,
             Some(&b"text/plain"[..])
@@ -731,22 +759,56 @@ mod tests {
     fn incomplete_head_or_body_waits_for_more() {
         assert_eq!(parse(b"GET /orders HTTP/1.1\r\nHost"), Ok(None));
         assert_eq!(
-            parse(b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc"),
+            parse(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"),
             Ok(None)
         );
     }
 
     #[test]
     fn splits_the_query_string() {
-        let request = parse(b"GET /trades?limit=5 HTTP/1.1\r\n\r\n")
+        let request = parse(b"GET /trades?limit=5 HTTP/1.1\r\nHost: x\r\n\r\n")
             .unwrap()
             .unwrap();
         assert_eq!((request.path, request.query), ("/trades", Some("limit=5")));
     }
 
     #[test]
+    fn an_http_1_1_request_names_one_host_and_an_http_1_0_one_may_name_none() {
+        let missing = parse(b"GET / HTTP/1.1\r\n\r\n");
+        assert_eq!(missing, Err(HttpError::Malformed("missing Host header")));
+        let two = parse(b"GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n");
+        assert_eq!(two, Err(HttpError::Malformed("more than one Host header")));
+        let two_old = parse(b"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n");
+        assert_eq!(
+            two_old,
+            Err(HttpError::Malformed("more than one Host header"))
+        );
+        assert!(parse(b"GET / HTTP/1.0\r\n\r\n").unwrap().is_some());
+        assert!(parse(b"GET / HTTP/1.1\r\nHOST: \r\n\r\n")
+            .unwrap()
+            .is_some());
+    }
+
+    #[test]
+    fn an_absolute_form_target_is_read_as_its_path_and_query() {
+        for (target, path, query) in [
+            ("http://127.0.0.1:8000/order/1", "/order/1", None),
+            ("HTTPS://h/trades?limit=5", "/trades", Some("limit=5")),
+            ("http://h", "/", None),
+            ("http://h?x=1", "/", Some("x=1")),
+            ("http://user@h:1/a/b/", "/a/b/", None),
+            ("/http://h/x", "/http://h/x", None),
+            ("ftp://h/x", "ftp://h/x", None),
+        ] {
+            let raw = format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n");
+            let request = parse(raw.as_bytes()).unwrap().unwrap();
+            assert_eq!((request.path, request.query), (path, query), "{target}");
+        }
+    }
+
+    #[test]
     fn connection_close_and_http_1_0_end_keep_alive() {
-        let request = parse(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+        let request = parse(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             .unwrap()
             .unwrap();
         assert!(!request.keep_alive);
@@ -774,7 +836,8 @@ mod tests {
             "0x5",
             "99999999999999999999999",
         ] {
-            let head = format!("POST / HTTP/1.1\r\nContent-Length: {length}\r\n\r\nhello");
+            let head =
+                format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\nhello");
             assert!(
                 matches!(
                     parse(head.as_bytes()),
@@ -783,22 +846,23 @@ mod tests {
                 "{length:?}"
             );
         }
-        let spaced = parse(b"POST / HTTP/1.1\r\nContent-Length:  5 \r\n\r\nhello");
+        let spaced = parse(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length:  5 \r\n\r\nhello");
         assert_eq!(&spaced.unwrap().unwrap().body[..], b"hello");
     }
 
     #[test]
     fn oversized_head_and_body_are_refused() {
-        let mut huge = b"GET / HTTP/1.1\r\nX-Long: ".to_vec();
+        let mut huge = b"GET / HTTP/1.1\r\nHost: x\r\nX-Long: ".to_vec();
         huge.extend(std::iter::repeat_n(b'a', 9000));
         assert_eq!(parse(&huge), Err(HttpError::HeadTooLarge));
         assert_eq!(
-            parse(b"POST / HTTP/1.1\r\nContent-Length: 9999999\r\n\r\n"),
+            parse(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 9999999\r\n\r\n"),
             Err(HttpError::BodyTooLarge)
         );
     }
 
-    const CHUNKED_HEAD: &[u8] = b"POST /order HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+    const CHUNKED_HEAD: &[u8] =
+        b"POST /order HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
 
     fn chunked(encoded_body: &[u8]) -> Vec<u8> {
         [CHUNKED_HEAD, encoded_body].concat()
@@ -811,7 +875,7 @@ mod tests {
         let encoded: &[u8] = b"5\r\nhello\r\n7;note=x\r\n, world\r\n0\r\nX-Check: 1\r\n\r\n";
         let mut bytes = chunked(encoded);
         let whole = bytes.len();
-        bytes.extend_from_slice(b"GET /health HTTP/1.1\r\n\r\n");
+        bytes.extend_from_slice(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
         let request = parse(&bytes).unwrap().unwrap();
         assert_eq!(&request.body[..], b"hello, world");
         assert_eq!(request.len, whole, "the next request's bytes are left");
@@ -873,11 +937,11 @@ mod tests {
             Err(HttpError::Malformed("more than 1024 chunks"))
         );
         assert_eq!(
-            parse(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            parse(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
             Err(HttpError::UnsupportedTransferCoding)
         );
         assert_eq!(
-            parse(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n"),
+            parse(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n"),
             Err(HttpError::Malformed("both Content-Length and Transfer-Encoding"))
         );
         assert_eq!(
@@ -888,7 +952,7 @@ mod tests {
 
     #[test]
     fn recognises_a_websocket_upgrade() {
-        let raw = b"GET /ws HTTP/1.1\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: abc\r\n\r\n";
+        let raw = b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: abc\r\n\r\n";
         let request = parse(raw).unwrap().unwrap();
         assert!(request.wants_websocket);
         assert_eq!(request.websocket_key, Some(&b"abc"[..]));
