@@ -23,7 +23,7 @@ use orderbook::net::server::{CancelAllAfter, Front, FrontJournal, LoopWaker};
 use orderbook::order_feed;
 use orderbook::persist::cancel_after;
 use orderbook::persist::segments::{SegmentWriter, Syncer};
-use orderbook::persist::{export, recovery, snapshot};
+use orderbook::persist::{export, recovery, snapshot, tick_record};
 use orderbook::publisher;
 use orderbook::replica::{self, Snapshots};
 use orderbook::ring::{broadcast_with, spsc_with};
@@ -56,7 +56,17 @@ fn main() -> ExitCode {
 /// `--print-journal`: the journal to stdout, warnings to stderr.
 fn print_journal(config: &Config) -> ExitCode {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    match export::print_journal(&config.data_dir, config.from_seq, &config.wire(), &mut out) {
+    // Prices are written in the tick the journal was written with,
+    // whatever --tick-size says.
+    let mut wire = config.wire();
+    match tick_record::recorded(&config.data_dir) {
+        Ok(recorded) => wire.tick = recorded.unwrap_or(wire.tick),
+        Err(message) => {
+            eprintln!("orderbook: {message}");
+            return ExitCode::FAILURE;
+        }
+    }
+    match export::print_journal(&config.data_dir, config.from_seq, &wire, &mut out) {
         Ok(warnings) => {
             for warning in warnings {
                 eprintln!("orderbook: {warning}");
@@ -154,6 +164,7 @@ fn take_lock(path: &std::path::Path, what: impl Fn() -> String) -> Result<File, 
 
 fn run(config: Config) -> Result<(), String> {
     let _locks = lock_state(&config)?;
+    tick_record::check(&config.data_dir, config.tick_size)?;
     // Read first: a damaged file stops the start before anything is built.
     let switches = cancel_after::load_all(&config.data_dir, config.fsync)?;
     if let Some(origin) = &config.cors_origin {
@@ -181,6 +192,9 @@ fn run(config: Config) -> Result<(), String> {
         config.trade_history,
     )?;
     for note in &recovered.notes {
+        eprintln!("orderbook: {note}");
+    }
+    if let Some(note) = tick_record::record(&config.data_dir, config.tick_size)? {
         eprintln!("orderbook: {note}");
     }
     if !recovered.notes.is_empty() {

@@ -390,6 +390,65 @@ fn the_state_file_setting_puts_it_anywhere_and_the_original_services_file_loads_
     assert_eq!(saved["buy_orders"].as_array().unwrap().len(), 1);
 }
 
+/// The journal and the state file's traded values count in ticks: a
+/// restart under another `--tick-size` moved every price (a bid at
+/// 12345.65 on 0.05 came back at 2469.13 on 0.01). It is refused, after a
+/// kill -9 (the journal) and a SIGTERM (the state file) alike, leaving the
+/// data as it was; under the same tick the book comes back as it was.
+#[test]
+fn a_restart_under_another_tick_size_is_refused_and_the_same_tick_keeps_every_price() {
+    let dir = TempDir::new("tick-size");
+    let tick = ["--tick-size", "0.05"];
+    let mut server = Server::start_in(&dir.0, &tick);
+    let mut client = server.connect();
+    let bid = client.place_id(1, 12345.65, 5);
+    client.place(-1, 12345.0, 2); // trades 2 at 12345.65
+    let before = client.order(&bid);
+    assert_eq!(before["average_traded_price"], 12345.65);
+    let tick_file = dir.0.join("tick_size");
+    assert_eq!(fs::read_to_string(&tick_file).unwrap(), "0.05\n");
+
+    let refused_with = |args: &[&str], subject: &str| {
+        let (status, stderr) = refused_start(&dir.0, args);
+        assert!(!status.success(), "started under {args:?}");
+        let why = "was written with --tick-size 0.05, and this start has --tick-size 0.01";
+        assert!(stderr.contains(why) && stderr.contains(subject), "{stderr}");
+    };
+    server.kill9();
+    let journal = journal_files(&dir.0);
+    let journal_bytes: Vec<Vec<u8>> = journal.iter().map(|p| fs::read(p).unwrap()).collect();
+    refused_with(&["--tick-size", "0.01"], "the journal in");
+    refused_with(&[], "the journal in");
+    let left: Vec<Vec<u8>> = journal.iter().map(|p| fs::read(p).unwrap()).collect();
+    assert_eq!(left, journal_bytes, "the journal is left as it was");
+    assert_eq!(fs::read_to_string(&tick_file).unwrap(), "0.05\n");
+    // --print-journal writes prices in the journal's tick, whatever the flag.
+    let (status, stdout, _) = print_journal_with(&dir.0, &["--tick-size", "0.01"]);
+    assert!(status.success());
+    assert!(
+        stdout
+            .lines()
+            .next()
+            .unwrap()
+            .contains("\"price\":12345.65"),
+        "{stdout}"
+    );
+
+    let mut server = Server::start_in(&dir.0, &tick);
+    let mut client = server.connect();
+    assert_eq!(client.order(&bid), before);
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(10)).unwrap().success());
+    // The state file says its tick too, even with no journal record left
+    // to say it (a state file may live outside the data directory).
+    fs::remove_file(&tick_file).unwrap();
+    refused_with(&["--tick-size", "0.01"], "order_book_state.json");
+    assert!(!tick_file.exists(), "a refused start records nothing");
+    let server = Server::start_in(&dir.0, &tick);
+    assert_eq!(server.connect().order(&bid), before);
+    assert_eq!(fs::read_to_string(&tick_file).unwrap(), "0.05\n");
+}
+
 #[test]
 fn a_corrupt_state_file_stops_the_start_and_is_left_as_it_was() {
     let dir = TempDir::new("corrupt-state");

@@ -12,6 +12,15 @@ pub struct TickSize {
     scale: u32,
 }
 
+/// The tick as a plain decimal (`0.05`, `1`), as `--tick-size` takes it.
+impl std::fmt::Display for TickSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut text = String::new();
+        self.write_price(&mut text, 1);
+        f.write_str(text.strip_suffix(".0").unwrap_or(&text))
+    }
+}
+
 /// The most decimals a tick size may have.
 const MAX_SCALE: usize = 12;
 

@@ -8,3 +8,4 @@ pub mod journal;
 pub mod recovery;
 pub mod segments;
 pub mod snapshot;
+pub mod tick_record;

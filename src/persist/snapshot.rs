@@ -5,8 +5,9 @@
 //! readers ignore:
 //!
 //! - top level: `seq` (the last journal record the file covers),
-//!   `last_trade_id`, and `finished_orders` (the fetchable history, oldest
-//!   first);
+//!   `last_trade_id`, `finished_orders` (the fetchable history, oldest
+//!   first) and `tick_size` (the tick the notionals count in: a start with
+//!   another is refused);
 //! - each order: `notional`, its exact traded value in ticks;
 //! - each trade: `taker_side`.
 //!
@@ -24,7 +25,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::api::{self, ClientOrderId, TradeRecord, Wire, CLIENT_ID_RULE};
+use super::tick_record;
+use crate::api::{self, ClientOrderId, TickSize, TradeRecord, Wire, CLIENT_ID_RULE};
 use crate::client_ids::ClientIds;
 use crate::engine::{OrderBook, OrderStatus, OrderView, Side, Ticks, Trade, MARKET};
 
@@ -127,8 +129,9 @@ pub fn write_state<'a>(
     out.push(']');
     list(&mut out, ",\"finished_orders\":[", &mut book.finished());
     out.push_str(&format!(
-        ",\"seq\":{seq},\"feed_seq\":{feed_seq},\"last_trade_id\":{}}}",
-        book.last_trade_id()
+        ",\"seq\":{seq},\"feed_seq\":{feed_seq},\"last_trade_id\":{},\"tick_size\":\"{}\"}}",
+        book.last_trade_id(),
+        wire.tick
     ));
     out.into_bytes()
 }
@@ -164,6 +167,9 @@ struct FileLayout<'a> {
     #[serde(default)]
     feed_seq: u64,
     last_trade_id: Option<u64>,
+    /// The tick its notionals count in (none in the original's files,
+    /// which have no notionals).
+    tick_size: Option<String>,
 }
 
 /// A price as written, read exactly (`TickSize::ticks_of`).
@@ -366,6 +372,12 @@ pub fn load(path: &Path, wire: &Wire) -> Result<Option<State>, String> {
 /// Decodes a state file's bytes.
 pub fn decode(bytes: &[u8], wire: &Wire) -> Result<State, String> {
     let layout: FileLayout = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    if let Some(text) = &layout.tick_size {
+        let written = TickSize::parse(text).map_err(|why| format!("tick_size: {why}"))?;
+        if written != wire.tick {
+            return Err(tick_record::differs("it", written, wire.tick));
+        }
+    }
     let orders = |list: &[SavedOrder], name: &str| -> Result<Vec<OrderView>, String> {
         list.iter()
             .enumerate()
@@ -543,6 +555,18 @@ mod tests {
                 &wire()
             ),
             bytes
+        );
+        // Its notionals count in its tick: under another, it is refused.
+        let other = Wire {
+            tick: TickSize::parse("0.05").unwrap(),
+            ..wire()
+        };
+        let refused = decode(&bytes, &other).unwrap_err();
+        assert!(
+            refused.starts_with(
+                "it was written with --tick-size 0.01, and this start has --tick-size 0.05"
+            ),
+            "{refused}"
         );
     }
 
