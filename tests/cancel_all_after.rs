@@ -159,6 +159,17 @@ fn a_bad_request_is_refused_and_leaves_the_deadline_as_it_was() {
             422,
             "timeout_ms: given more than once",
         ),
+        // A misspelt prefix would arm the switch for every order.
+        (
+            r#"{"timeout_ms": 1000, "prefix": "mine-"}"#,
+            422,
+            "prefix: not a field of this body (it takes timeout_ms and client_order_id_prefix)",
+        ),
+        (
+            r#"{"client_order_id": "mine-", "timeout_ms": 1000}"#,
+            422,
+            "client_order_id: not a field of this body (it takes timeout_ms and client_order_id_prefix)",
+        ),
     ] {
         client.post(PATH, body).expect_detail(status, detail);
     }

@@ -479,6 +479,19 @@ fn delete_orders_with_a_name_prefix_cancels_only_the_resting_orders_so_named() {
     client
         .delete("/orders?client_order_id_prefix=a-&side=up")
         .expect(422);
+    // A selector DELETE /orders does not take is refused, not ignored
+    // (which would cancel every order).
+    let takes = "DELETE /orders takes no such parameter (it takes side, client_order_id_prefix)";
+    for (query, name) in [
+        ("client_order_id=a-1", "client_order_id"),
+        ("prefix=a-", "prefix"),
+        ("side=sell&limit=1", "limit"),
+        ("client_order_id_prefix=a-&sides=sell", "sides"),
+    ] {
+        client
+            .delete(&format!("/orders?{query}"))
+            .expect_detail(422, &format!("{name}: {takes}"));
+    }
     let untouched = [
         "open",
         "open",

@@ -156,6 +156,23 @@ pub fn query_value<'a>(query: Option<&'a str>, name: &str) -> Option<Cow<'a, str
         .map(|(_, value)| value)
 }
 
+/// Refuses a query naming a parameter `route` does not take (`takes`
+/// lists them): for a route that cancels many orders, where a misspelt or
+/// misplaced selector (`?client_order_id=`, `?prefix=`) ignored would
+/// cancel every order instead of the few meant.
+pub fn only_params(query: Option<&str>, route: &str, takes: &[&str]) -> Result<(), ApiError> {
+    match query_pairs(query).find(|(key, _)| !takes.contains(&key.as_ref())) {
+        Some((key, _)) => Err(ApiError::field(
+            &key,
+            &format!(
+                "{route} takes no such parameter (it takes {})",
+                takes.join(", ")
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// A query string's `key=value` pairs in order, keys and values with
 /// their `%XX` escapes decoded; a key without `=` has an empty value.
 fn query_pairs(query: Option<&str>) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
@@ -243,6 +260,24 @@ mod tests {
         assert_eq!(query_value(query, "bad").unwrap(), "%zz");
         assert_eq!(query_value(query, "cut").unwrap(), "50%");
         assert_eq!(query_value(query, "depth"), None);
+    }
+
+    #[test]
+    fn a_route_taking_only_some_parameters_refuses_others_by_name() {
+        let takes = ["side", "client_order_id_prefix"];
+        let check = |query| only_params(query, "DELETE /orders", &takes);
+        assert!(check(None).is_ok());
+        assert!(check(Some("side=buy&client_order_id_prefix=mm1-")).is_ok());
+        assert!(check(Some("%73ide=buy")).is_ok(), "names are decoded first");
+        let error = check(Some("side=buy&client_order_id=mine-1")).unwrap_err();
+        assert_eq!(
+            (error.status, error.detail.as_str()),
+            (
+                422,
+                "client_order_id: DELETE /orders takes no such parameter (it takes side, client_order_id_prefix)"
+            )
+        );
+        assert!(check(Some("limit")).is_err());
     }
 
     #[test]

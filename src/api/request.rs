@@ -248,6 +248,10 @@ struct TimeoutFields<'a> {
     timeout_ms: Option<&'a RawValue>,
     #[serde(borrow)]
     client_order_id_prefix: Option<&'a RawValue>,
+    /// Any other field: refused, since a misspelt prefix ignored would arm
+    /// the switch for every order.
+    #[serde(flatten)]
+    others: std::collections::BTreeMap<String, serde::de::IgnoredAny>,
 }
 
 /// Decodes a `POST /orders/cancel_all_after` body: the timeout in whole
@@ -260,6 +264,12 @@ pub fn cancel_after_timeout(body: &[u8]) -> Result<(u64, Option<ClientOrderId>),
             "Request body must be a JSON object {\"timeout_ms\": N}",
         )
     })?;
+    if let Some(other) = fields.others.keys().next() {
+        return Err(ApiError::field(
+            other,
+            "not a field of this body (it takes timeout_ms and client_order_id_prefix)",
+        ));
+    }
     let prefix = name_field(fields.client_order_id_prefix, "client_order_id_prefix")?;
     let raw =
         given(fields.timeout_ms).ok_or_else(|| ApiError::field("timeout_ms", "field required"))?;

@@ -79,6 +79,7 @@ impl Front {
             }
             ("/orders", Method::Delete) => self
                 .authorize(request)
+                .and_then(|()| api::only_params(request.query, "DELETE /orders", CANCEL_ALL_TAKES))
                 .and_then(|()| api::side_param(request.query))
                 .and_then(|side| Ok((side, api::client_id_prefix_param(request.query)?)))
                 .and_then(|(side, prefix)| match prefix {
@@ -708,6 +709,10 @@ fn json_body<'r>(request: &'r http::Request<'_>) -> Result<&'r [u8], ApiError> {
 
 /// An id no order has: a UUID v4 is never 0 (its version bits are set).
 const NO_ORDER: OrderId = 0;
+
+/// The query parameters of `DELETE /orders`; any other is refused, since
+/// ignoring it would cancel every order.
+const CANCEL_ALL_TAKES: &[&str] = &["side", "client_order_id_prefix"];
 
 /// 409: `name` (the body's `field`) already names an order the service
 /// keeps, `taken`; the client finds it with `GET /order?client_order_id=`.
