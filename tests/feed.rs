@@ -514,6 +514,20 @@ fn bad_handshakes_and_depths_are_refused_before_the_upgrade() {
         assert_eq!(response.header("Sec-WebSocket-Version"), Some("13"));
         response.expect_detail(426, "Sec-WebSocket-Version must be 13");
     }
+    // A key that is not 16 bytes in base64 (RFC 6455 §4.2.1).
+    for key in [
+        "short",
+        "dGhlIHNhbXBsZSBub25jZQ",
+        "dGhlIHNhbXBsZSBub25jZSBhZ2Fpbg==",
+    ] {
+        let mut client = server.connect();
+        let raw = upgrade("", "13").replace("dGhlIHNhbXBsZSBub25jZQ==", key);
+        client.send_raw(raw.as_bytes()).unwrap();
+        client.read_response().unwrap().expect_detail(
+            400,
+            "Sec-WebSocket-Key must be 16 bytes in base64 (RFC 6455 §4.2.1)",
+        );
+    }
     // The REST API is undisturbed.
     server.connect().get("/health").expect(200);
 }

@@ -13,6 +13,15 @@ use tungstenite::protocol::frame::FrameHeader;
 /// The largest client message accepted (ops are tiny).
 pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 
+/// Whether `key` is a `Sec-WebSocket-Key` RFC 6455 §4.2.1 allows: 16
+/// bytes in base64, which is 22 base64 characters and `==` (surrounding
+/// spaces aside).
+pub fn is_valid_key(key: &[u8]) -> bool {
+    let key = key.trim_ascii();
+    let base64 = |b: &u8| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/';
+    key.len() == 24 && key[..22].iter().all(base64) && &key[22..] == b"=="
+}
+
 /// The `101 Switching Protocols` answer to a valid upgrade with `key`.
 pub fn upgrade_response(key: &[u8]) -> Vec<u8> {
     format!(
@@ -163,6 +172,24 @@ pub fn parse_client_frame(buf: &[u8]) -> Result<Option<(ClientFrame, usize)>, Pr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_is_sixteen_bytes_in_base64() {
+        assert!(is_valid_key(b"dGhlIHNhbXBsZSBub25jZQ=="));
+        assert!(is_valid_key(b" AAAAAAAAAAAAAAAAAAAA/+== "));
+        for bad in [
+            &b"abc"[..],
+            b"",
+            b"dGhlIHNhbXBsZSBub25jZQ",
+            b"dGhlIHNhbXBsZSBub25jZQ=",
+            b"dGhlIHNhbXBsZSBub25jZQ===",
+            b"dGhlIHNhbXBsZSBub25jZ===",
+            b"dGhlIHNhbXBsZSBub25jZ-==",
+            b"dGhlIHNhbXBsZSBub25jZSBhZ2Fpbg==",
+        ] {
+            assert!(!is_valid_key(bad), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
 
     fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
         let mask = [0x11, 0x22, 0x33, 0x44];

@@ -356,6 +356,12 @@ impl Front {
         let Some(key) = request.websocket_key else {
             return Err(ApiError::new(400, "Sec-WebSocket-Key is missing"));
         };
+        if !ws::is_valid_key(key) {
+            return Err(ApiError::new(
+                400,
+                "Sec-WebSocket-Key must be 16 bytes in base64 (RFC 6455 §4.2.1)",
+            ));
+        }
         if request.websocket_version != Some(b"13".as_slice()) {
             // RFC 6455 §4.2.2: say which version this server speaks.
             let mut error = ApiError::new(426, "Sec-WebSocket-Version must be 13");
