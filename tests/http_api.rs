@@ -446,6 +446,18 @@ fn malformed_json_is_400() {
             "{body:?}: {detail}"
         );
     }
+    // JSON is UTF-8 (RFC 8259), in a field the service reads or not.
+    let body = b"{\"quantity\": 10, \"price\": 100.0, \"side\": 1, \"note\": \"\xff\"}";
+    let mut raw = format!(
+        "POST /order/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(body);
+    client.send_raw(&raw).unwrap();
+    let response = client.read_response().unwrap();
+    response.expect_detail(400, "Malformed JSON body: not UTF-8 at byte 53");
+    assert_eq!(client.orders(), (vec![], vec![]), "nothing placed");
     let id = client.place_id(1, 100.0, 5);
     let detail = client.put(&format!("/order/{id}"), "{").detail(400);
     assert!(detail.starts_with("Malformed JSON body"), "{detail}");

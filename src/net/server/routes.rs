@@ -692,7 +692,9 @@ pub(super) fn cancels_of(orders: &[OrderId]) -> Vec<CommandKind> {
 /// machine or network. FastAPI, the original's framework, refuses them
 /// too since CVE-2021-32677. No `Content-Type` at all is taken as JSON
 /// (wrk, netcat and the original's clients), as FastAPI does: a browser
-/// never sends a body without one.
+/// never sends a body without one. JSON is UTF-8 (RFC 8259 §8.1): the
+/// parser checks the strings it reads, not those of fields it skips, so
+/// the whole body is checked here.
 fn json_body<'r>(request: &'r http::Request<'_>) -> Result<&'r [u8], ApiError> {
     match request.content_type {
         Some(value) if !http::is_json_media_type(value) => {
@@ -703,7 +705,16 @@ fn json_body<'r>(request: &'r http::Request<'_>) -> Result<&'r [u8], ApiError> {
                 format!("Content-Type: must be application/json, not {sent:?}"),
             ))
         }
-        _ => Ok(&request.body),
+        _ => match std::str::from_utf8(&request.body) {
+            Ok(_) => Ok(&request.body),
+            Err(error) => Err(ApiError::new(
+                400,
+                format!(
+                    "Malformed JSON body: not UTF-8 at byte {}",
+                    error.valid_up_to()
+                ),
+            )),
+        },
     }
 }
 
