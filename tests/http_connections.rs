@@ -855,6 +855,14 @@ fn expect_100_continue_is_answered_before_the_body() {
     let refused = huge.read_response().unwrap();
     refused.expect_detail(413, "Request body too large");
 
+    // A body of another media type is refused before it is sent too.
+    let mut typed = server.connect();
+    let text_head = head("HTTP/1.1", body.len()).replace("application/json", "text/plain");
+    typed.send_raw(text_head.as_bytes()).unwrap();
+    let refused = typed.read_response().unwrap();
+    assert!(refused.closes());
+    refused.expect_detail(415, "Content-Type: must be application/json");
+
     let (buys, _) = client.orders();
     assert_eq!(buys.len(), 3);
 }

@@ -107,6 +107,10 @@ pub enum HttpError {
     BodyTooLarge,
     /// A transfer coding other than `chunked` (501).
     UnsupportedTransferCoding,
+    /// A `POST` or `PUT` body announced with `Expect: 100-continue` in a
+    /// media type other than JSON (415): refused before the client sends
+    /// it, as an oversized one is.
+    NotJson,
 }
 
 impl HttpError {
@@ -117,6 +121,7 @@ impl HttpError {
             HttpError::HeadTooLarge => 431,
             HttpError::BodyTooLarge => 413,
             HttpError::UnsupportedTransferCoding => 501,
+            HttpError::NotJson => 415,
         }
     }
 }
@@ -130,6 +135,7 @@ impl fmt::Display for HttpError {
             HttpError::UnsupportedTransferCoding => f.write_str(
                 "Only the chunked transfer coding is supported; send chunked or Content-Length",
             ),
+            HttpError::NotJson => f.write_str("Content-Type: must be application/json"),
         }
     }
 }
@@ -281,9 +287,15 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
         2.. => return Err(HttpError::Malformed("more than one Host header")),
         _ => {}
     }
-    // An HTTP/1.0 client must not be sent an interim answer.
-    let partial = Parsed::Partial {
-        expects_continue: expects_continue && !http10,
+    // An HTTP/1.0 client must not be sent an interim answer. A body the
+    // routes will refuse (every POST and PUT takes JSON) is refused
+    // instead of asked for.
+    let expects_continue = expects_continue && !http10;
+    let not_json = content_type.is_some_and(|value| !is_json_media_type(value));
+    let partial = match expects_continue && not_json && matches!(method, Method::Post | Method::Put)
+    {
+        true => Err(HttpError::NotJson),
+        false => Ok(Parsed::Partial { expects_continue }),
     };
     let (body, len) = if chunked {
         // Both lengths at once is how requests are smuggled past proxies
@@ -295,7 +307,7 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
         }
         match dechunk(buf, head_len, limits)? {
             Some((body, len)) => (Cow::Owned(body), len),
-            None => return Ok(partial),
+            None => return partial,
         }
     } else {
         let body_len = content_length.unwrap_or(0);
@@ -304,7 +316,7 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
         }
         let len = head_len + body_len;
         if buf.len() < len {
-            return Ok(partial);
+            return partial;
         }
         (Cow::Borrowed(&buf[head_len..len]), len)
     };
