@@ -1834,16 +1834,26 @@ fn get_candles_end_pages_back_to_the_candles_before_a_time() {
         );
     }
     let oldest_start = all[0]["start"].as_str().unwrap();
-    let none = client
-        .get(&format!("/candles?interval=1&end={oldest_start}"))
-        .expect(200);
-    assert_eq!(none, json!([]));
-    for bad in ["yesterday", "2026-13-01T00:00:00Z", "-5", ""] {
+    // The same time with an offset (its + encoded), or in lower case.
+    let offset = oldest_start.replace('Z', "%2B00:00");
+    for end in [oldest_start, &offset, &oldest_start.to_lowercase()] {
+        let none = client
+            .get(&format!("/candles?interval=1&end={end}"))
+            .expect(200);
+        assert_eq!(none, json!([]), "end={end}");
+    }
+    for bad in [
+        "yesterday",
+        "2026-13-01T00:00:00Z",
+        "-5",
+        "",
+        "2026-12-01T00:00:00+1",
+    ] {
         client
             .get(&format!("/candles?end={bad}"))
             .expect_detail(
                 422,
-                "end: must be a time: seconds since the epoch, or RFC 3339 UTC such as 2026-12-01T00:00:00Z",
+                "end: must be a time: seconds since the epoch, or RFC 3339 such as 2026-12-01T00:00:00Z or 2026-12-01T01:00:00+01:00",
             );
     }
 }

@@ -63,7 +63,7 @@ pub fn end_param(query: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
     let refused = || {
         ApiError::field(
             "end",
-            "must be a time: seconds since the epoch, or RFC 3339 UTC such as 2026-12-01T00:00:00Z",
+            "must be a time: seconds since the epoch, or RFC 3339 such as 2026-12-01T00:00:00Z or 2026-12-01T01:00:00+01:00",
         )
     };
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {

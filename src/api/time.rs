@@ -7,15 +7,50 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::engine::Timestamp;
 
 /// Parses an RFC 3339 / ISO 8601 timestamp such as
-/// `2026-11-25T08:00:00.123456Z` (as written by [`write_timestamp`]) or
-/// `2024-05-01T12:00:00.5` (Python's `isoformat()`, taken as UTC), to
-/// nanoseconds since the epoch. An offset other than UTC is refused.
+/// `2026-11-25T08:00:00.123456Z` (as written by [`write_timestamp`]),
+/// `2026-11-25T09:00:00+01:00` (an offset, RFC 3339 §5.6; `t` and `z` in
+/// lower case too) or `2024-05-01T12:00:00.5` (Python's `isoformat()`,
+/// no offset, taken as UTC), to nanoseconds since the epoch.
 pub fn parse_timestamp(text: &str) -> Option<Timestamp> {
-    let text = text
-        .strip_suffix('Z')
-        .or_else(|| text.strip_suffix("+00:00"))
-        .unwrap_or(text);
-    let (date, time) = text.split_once(['T', ' '])?;
+    let (text, east) = split_offset(text)?;
+    let utc = parse_utc(text)?;
+    let east_nanos = east.unsigned_abs() * 1_000_000_000;
+    match east >= 0 {
+        true => utc.checked_sub(east_nanos),
+        false => utc.checked_add(east_nanos),
+    }
+}
+
+/// A timestamp's text without its offset, and the offset in seconds east
+/// of UTC (0 for `Z`, `+00:00`, `-00:00` or none); `None` for a malformed
+/// offset.
+fn split_offset(text: &str) -> Option<(&str, i64)> {
+    if let Some(utc) = text.strip_suffix(['Z', 'z']) {
+        return Some((utc, 0));
+    }
+    let Some(at) = text.len().checked_sub(6) else {
+        return Some((text, 0));
+    };
+    let sign = match text.as_bytes()[at] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return Some((text, 0)),
+    };
+    let (hours, minutes) = text[at + 1..].split_once(':')?;
+    let digits = |part: &str| part.len() == 2 && part.bytes().all(|b| b.is_ascii_digit());
+    if !digits(hours) || !digits(minutes) {
+        return None;
+    }
+    let (hours, minutes): (i64, i64) = (hours.parse().ok()?, minutes.parse().ok()?);
+    if hours > 23 || minutes > 59 {
+        return None;
+    }
+    Some((&text[..at], sign * (hours * 3_600 + minutes * 60)))
+}
+
+/// A timestamp without an offset, read as UTC.
+fn parse_utc(text: &str) -> Option<Timestamp> {
+    let (date, time) = text.split_once(['T', 't', ' '])?;
     let mut date_parts = date.splitn(3, '-');
     let year: i64 = date_parts.next()?.parse().ok()?;
     let month: i64 = date_parts.next()?.parse().ok()?;
@@ -117,4 +152,46 @@ pub fn write_timestamp(out: &mut String, ts: Timestamp) {
         in_day % 60,
         micros % 1_000_000
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(ts: Timestamp) -> String {
+        let mut out = String::new();
+        write_timestamp(&mut out, ts);
+        out
+    }
+
+    #[test]
+    fn an_offset_is_taken_out_and_lower_case_letters_are_read() {
+        let utc = parse_timestamp("2026-12-01T00:00:00Z").unwrap();
+        assert_eq!(written(utc), "2026-12-01T00:00:00.000000Z");
+        for same in [
+            "2026-12-01t00:00:00z",
+            "2026-12-01T00:00:00+00:00",
+            "2026-12-01T00:00:00-00:00",
+            "2026-12-01T00:00:00",
+            "2026-12-01 00:00:00",
+            "2026-12-01T01:00:00+01:00",
+            "2026-11-30T19:30:00-04:30",
+            "2026-12-01T05:45:00.000+05:45",
+        ] {
+            assert_eq!(parse_timestamp(same), Some(utc), "{same}");
+        }
+        let fraction = parse_timestamp("2026-12-01T02:00:00.123456+02:00").unwrap();
+        assert_eq!(written(fraction), "2026-12-01T00:00:00.123456Z");
+        for bad in [
+            "2026-12-01T00:00:00+1:00",
+            "2026-12-01T00:00:00+01:60",
+            "2026-12-01T00:00:00+24:00",
+            "2026-12-01T00:00:00+0100",
+            "2026-12-01T00:00:00ZZ",
+            "1970-01-01T00:00:00+00:01",
+            "2026-12-01",
+        ] {
+            assert_eq!(parse_timestamp(bad), None, "{bad}");
+        }
+    }
 }
