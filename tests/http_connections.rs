@@ -664,6 +664,11 @@ fn bad_requests_get_their_status_and_are_closed_without_disturbing_others() {
         ),
         (huge_header, 431, "Request headers too large"),
         (unfinished_header, 431, "Request headers too large"),
+        (
+            format!("GET /trades?{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(9_000)).into_bytes(),
+            414,
+            "Request target too long",
+        ),
         (many_headers, 431, "Request headers too large"),
         (
             b"POST /order/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"

@@ -201,7 +201,7 @@ proptest! {
         match parse_request(&wire, &LIMITS) {
             Ok(Parsed::Whole(request)) => prop_assert!(request.len <= wire.len()),
             Ok(Parsed::Partial { .. }) => {}
-            Err(error) => prop_assert!([400, 413, 431, 501].contains(&error.status())),
+            Err(error) => prop_assert!([400, 413, 414, 415, 431, 501].contains(&error.status())),
         }
     }
 

@@ -103,6 +103,8 @@ pub enum HttpError {
     Malformed(&'static str),
     /// Request line and headers too large, or too many headers (431).
     HeadTooLarge,
+    /// The request line alone past the head's limit (414).
+    TargetTooLong,
     /// Body larger than the limit (413).
     BodyTooLarge,
     /// A transfer coding other than `chunked` (501).
@@ -119,6 +121,7 @@ impl HttpError {
         match self {
             HttpError::Malformed(_) => 400,
             HttpError::HeadTooLarge => 431,
+            HttpError::TargetTooLong => 414,
             HttpError::BodyTooLarge => 413,
             HttpError::UnsupportedTransferCoding => 501,
             HttpError::NotJson => 415,
@@ -131,6 +134,7 @@ impl fmt::Display for HttpError {
         match self {
             HttpError::Malformed(why) => write!(f, "Malformed HTTP request: {why}"),
             HttpError::HeadTooLarge => f.write_str("Request headers too large"),
+            HttpError::TargetTooLong => f.write_str("Request target too long"),
             HttpError::BodyTooLarge => f.write_str("Request body too large"),
             HttpError::UnsupportedTransferCoding => f.write_str(
                 "Only the chunked transfer coding is supported; send chunked or Content-Length",
@@ -184,6 +188,16 @@ fn header_is(value: &[u8], token: &str) -> bool {
         .any(|part| part.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
+/// A head past the limit: 414 if its request line alone is (a long
+/// query, say), which tells the client what to shorten; 431 otherwise.
+fn too_large(buf: &[u8], limits: &Limits) -> HttpError {
+    let within = &buf[..buf.len().min(limits.max_head_bytes)];
+    match within.contains(&b'\n') {
+        true => HttpError::HeadTooLarge,
+        false => HttpError::TargetTooLong,
+    }
+}
+
 /// Parses the request at the front of `buf`: [`Parsed::Partial`] while it
 /// is incomplete, [`Parsed::Whole`] once it is whole.
 pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, HttpError> {
@@ -193,7 +207,7 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => {
             if buf.len() > limits.max_head_bytes {
-                return Err(HttpError::HeadTooLarge);
+                return Err(too_large(buf, limits));
             }
             return Ok(Parsed::Partial {
                 expects_continue: false,
@@ -204,7 +218,7 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
         Err(_) => return Err(HttpError::Malformed("bad request line or header")),
     };
     if head_len > limits.max_head_bytes {
-        return Err(HttpError::HeadTooLarge);
+        return Err(too_large(buf, limits));
     }
     let method = match parsed.method.unwrap_or("") {
         "GET" => Method::Get,
@@ -441,6 +455,7 @@ pub fn reason(status: u16) -> &'static str {
         411 => "Length Required",
         501 => "Not Implemented",
         413 => "Payload Too Large",
+        414 => "URI Too Long",
         415 => "Unsupported Media Type",
         422 => "Unprocessable Entity",
         426 => "Upgrade Required",
@@ -867,6 +882,16 @@ mod tests {
         let mut huge = b"GET / HTTP/1.1\r\nHost: x\r\nX-Long: ".to_vec();
         huge.extend(std::iter::repeat_n(b'a', 9000));
         assert_eq!(parse(&huge), Err(HttpError::HeadTooLarge));
+        // A request line alone past the limit, whole or still coming.
+        let long_target = format!(
+            "GET /trades?{} HTTP/1.1\r\nHost: x\r\n\r\n",
+            "a".repeat(9000)
+        );
+        assert_eq!(parse(long_target.as_bytes()), Err(HttpError::TargetTooLong));
+        assert_eq!(
+            parse(&long_target.as_bytes()[..8500]),
+            Err(HttpError::TargetTooLong)
+        );
         assert_eq!(
             parse(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 9999999\r\n\r\n"),
             Err(HttpError::BodyTooLarge)
