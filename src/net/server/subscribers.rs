@@ -74,8 +74,8 @@ impl Channels {
     ) -> bool {
         let all = self.bits & ORDERS != 0 && !awaited.contains(&None);
         all || name.is_some_and(|name| {
-            let named = |p: &&ClientOrderId| name.starts_with(p) && !awaited.contains(&Some(**p));
-            self.prefixes.iter().any(|p| named(&p))
+            let live = |p: &ClientOrderId| !awaited.contains(&Some(*p));
+            self.prefixes.iter().any(|p| name.starts_with(p) && live(p))
         })
     }
 
@@ -442,7 +442,9 @@ impl Front {
         else {
             return;
         };
-        sub.orders_awaited.push(prefix);
+        if !sub.orders_awaited.contains(&prefix) {
+            sub.orders_awaited.push(prefix);
+        }
         if !staged {
             self.stats.overloaded += 1;
             sub.push(error_frame(
@@ -591,6 +593,13 @@ impl Front {
             }
             "unsubscribe" => {
                 let left = sub.channels.remove(&named);
+                // A channel left waits for no snapshot (so at most one
+                // entry a channel followed).
+                let following = &sub.channels;
+                sub.orders_awaited.retain(|awaited| match awaited {
+                    None => following.bits & ORDERS != 0,
+                    Some(prefix) => following.prefixes.contains(prefix),
+                });
                 (false, Vec::new(), left)
             }
             other => {
