@@ -800,6 +800,18 @@ fn a_subscriber_that_never_reads_is_closed_while_others_get_everything() {
     );
 }
 
+/// Places `levels` asks of 1 at 1000, 1001, ... (a deep book), a hundred
+/// a batch.
+fn place_ask_levels(rest: &mut Client, levels: u32) {
+    for batch in 0..levels.div_ceil(100) {
+        let orders: Vec<Value> = (0..100.min(levels - batch * 100))
+            .map(|i| json!({"side": -1, "price": 1000 + batch * 100 + i, "quantity": 1}))
+            .collect();
+        rest.post("/orders/batch", &json!({ "orders": orders }).to_string())
+            .expect(200);
+    }
+}
+
 #[test]
 fn a_reader_keeping_up_gets_every_periodic_snapshot_even_one_bigger_than_the_queue_bound() {
     // 2,500 ask levels make a depth=0 snapshot of about 87 KB, past the
@@ -808,13 +820,7 @@ fn a_reader_keeping_up_gets_every_periodic_snapshot_even_one_bigger_than_the_que
     let server =
         Server::start_with(&["--ws-max-queue-bytes", "65536", "--feed-snapshot-ms", "100"]);
     let mut rest = server.connect();
-    for batch in 0..25 {
-        let orders: Vec<Value> = (0..100)
-            .map(|i| json!({"side": -1, "price": 1000 + batch * 100 + i, "quantity": 1}))
-            .collect();
-        rest.post("/orders/batch", &json!({ "orders": orders }).to_string())
-            .expect(200);
-    }
+    place_ask_levels(&mut rest, 2_500);
     let mut ws = connect(&server, "?channels=snapshot,book&depth=0");
     let first = match ws.read().expect("the first snapshot") {
         Message::Text(text) => text,
@@ -863,13 +869,7 @@ fn a_periodic_snapshot_is_skipped_while_an_earlier_one_is_unsent_so_a_stalled_re
     // book message after the snapshot it gets.
     let server = Server::start_with(&["--ws-max-queue-bytes", "65536", "--feed-snapshot-ms", "50"]);
     let mut rest = server.connect();
-    for batch in 0..25 {
-        let orders: Vec<Value> = (0..100)
-            .map(|i| json!({"side": -1, "price": 1000 + batch * 100 + i, "quantity": 1}))
-            .collect();
-        rest.post("/orders/batch", &json!({ "orders": orders }).to_string())
-            .expect(200);
-    }
+    place_ask_levels(&mut rest, 2_500);
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     socket.connect(&server.addr.into()).unwrap();
@@ -1444,13 +1444,7 @@ fn an_orders_channel_starts_at_its_own_snapshot_not_at_the_slower_book_snapshot(
     // far behind the book snapshot is (it was dropped until it came).
     let server = Server::start();
     let mut rest = server.connect();
-    for batch in 0..300 {
-        let orders: Vec<Value> = (0..100)
-            .map(|i| json!({"side": -1, "price": 1000 + batch * 100 + i, "quantity": 1}))
-            .collect();
-        rest.post("/orders/batch", &json!({ "orders": orders }).to_string())
-            .expect(200);
-    }
+    place_ask_levels(&mut rest, 30_000);
     for round in 0..5 {
         let mut ws = connect(&server, &format!("?channels=orders:t{round}-&depth=0"));
         let mut book_snapshot_seen = false;
