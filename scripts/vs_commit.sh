@@ -6,19 +6,23 @@
 # Needs wrk and git; builds the old commit in a scratch worktree.
 # Loopback only.
 #
-#   scripts/vs_commit.sh <old commit> [seconds per run] [rounds]
+#   scripts/vs_commit.sh <old commit> [seconds per run] [rounds] [loads]
+#
+# loads: names of ../shared/bench/*.lua, by default
+# "post_noncross post_cross".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 old=${1:?old commit}
 secs=${2:-8}
 rounds=${3:-3}
+loads=${4:-post_noncross post_cross}
 source scripts/bench_lib.sh
 
 cargo build --release --bin orderbook >/dev/null
 build_at old "$old"
 old_bin=$built
 
-for load in post_noncross post_cross; do
+for load in $loads; do
   for round in $(seq "$rounds"); do
     for side in old new; do
       bin=$old_bin
