@@ -1883,6 +1883,15 @@ fn health_unknown_paths_and_wrong_methods() {
     let health = client.get("/health").expect(200);
     assert_eq!(health["status"], json!("ok"));
     client.get("/health/").expect(200);
+    // Escapes of unreserved characters are the same path (RFC 3986
+    // §6.2.2.2); an escaped slash is not a slash.
+    client.get("/%68ealth").expect(200);
+    let id = client.place_id(1, 100.0, 2);
+    let escaped = format!("/order/%{:X}{}", id.as_bytes()[0], &id[1..]);
+    assert_eq!(client.get(&escaped).expect(200)["order_id"], json!(id));
+    client
+        .get(&format!("/order%2F{id}"))
+        .expect_detail(404, "Not Found");
 
     // Every answer says when it was made (support's reader checks `Date`
     // on each); check one by hand too.

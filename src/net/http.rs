@@ -165,6 +165,39 @@ pub fn is_json_media_type(value: &[u8]) -> bool {
             || subtype.len() > 5 && subtype[subtype.len() - 5..].eq_ignore_ascii_case(b"+json"))
 }
 
+/// `path` with its escapes of unreserved characters decoded (`%6F` is
+/// `o`, `%30` is `0`), which RFC 3986 §6.2.2.2 makes the same path; other
+/// escapes (`%2F` is not `/`) and malformed ones are kept, so the path
+/// matches no route rather than another one.
+pub fn normalized_path(path: &str) -> Cow<'_, str> {
+    if !path.contains('%') {
+        return Cow::Borrowed(path);
+    }
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = match bytes.get(i..i + 3) {
+            Some([b'%', high, low]) => hex(*high).zip(hex(*low)).map(|(h, l)| h << 4 | l),
+            _ => None,
+        };
+        match escaped {
+            Some(b) if b.is_ascii_alphanumeric() || b"-._~".contains(&b) => {
+                out.push(b as char);
+                i += 3;
+            }
+            _ => {
+                // Whole characters: `path` is UTF-8, and escapes are ASCII.
+                let len = path[i..].chars().next().map_or(1, char::len_utf8);
+                out.push_str(&path[i..i + len]);
+                i += len;
+            }
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// The path and query of a request target: an absolute-form target
 /// (`http://host:8000/order/1`, as a client talking to a proxy sends) is
 /// read as its origin form (`/order/1`; its path may be empty, which is
@@ -814,6 +847,23 @@ mod tests {
         assert!(parse(b"GET / HTTP/1.1\r\nHOST: \r\n\r\n")
             .unwrap()
             .is_some());
+    }
+
+    #[test]
+    fn escapes_of_unreserved_characters_in_a_path_are_decoded_and_no_others() {
+        for (path, normal) in [
+            ("/orders", "/orders"),
+            ("/%6frders", "/orders"),
+            ("/%6F%72ders/", "/orders/"),
+            ("/order/%30b9f", "/order/0b9f"),
+            ("/order%2F1", "/order%2F1"),
+            ("/a%7E%2e%5f%2D", "/a~._-"),
+            ("/bad%zz%4", "/bad%zz%4"),
+            ("/%C3%A9", "/%C3%A9"),
+        ] {
+            assert_eq!(normalized_path(path), normal, "{path}");
+        }
+        assert!(matches!(normalized_path("/orders"), Cow::Borrowed(_)));
     }
 
     #[test]

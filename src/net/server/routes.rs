@@ -18,9 +18,10 @@ impl Front {
     /// Routes one request: answers it at once, or sends it to the engine.
     pub(super) fn dispatch(&mut self, slot: usize, request: &http::Request<'_>) {
         let keep_alive = request.keep_alive;
-        let path = match request.path.strip_suffix('/') {
+        let normal = http::normalized_path(request.path);
+        let path = match normal.strip_suffix('/') {
             Some(stripped) if !stripped.is_empty() => stripped,
-            _ => request.path,
+            _ => &normal,
         };
         // HEAD is GET without the body (RFC 9110 requires both of every
         // server; uptime monitors probe with HEAD). Every answer to this
