@@ -794,9 +794,13 @@ fn a_subscriber_that_never_reads_is_closed_while_others_get_everything() {
         without.as_secs_f64() * 1e6,
         with_slow.as_secs_f64() * 1e6
     );
+    // A front held back by the stalled socket would stall POSTs for
+    // seconds; the bound grows with the same load's p99 without it, as
+    // a busy machine (CPU hogs beside the tests) slows both phases.
+    let bound = Duration::from_millis(50) + without * 5;
     assert!(
-        with_slow < Duration::from_millis(50),
-        "POST p99 {with_slow:?}"
+        with_slow < bound,
+        "POST p99 {with_slow:?} with the stalled subscriber, {without:?} without"
     );
 }
 
