@@ -1230,6 +1230,54 @@ fn under_prune_journal_the_files_a_state_file_covers_are_deleted() {
         kept,
         expected[first as usize - 1..].iter().collect::<Vec<_>>()
     );
+    let mut server = Server::start_in(&dir.0, &args);
+    assert_eq!(observe(&server, &ids), before);
+    // One more order, then a crash: the next start opens a file of its
+    // own, and once its state file covers that order, the file holding
+    // it goes. Stopped then, only the empty file is left.
+    let mut ids = ids;
+    ids.push(id_of(
+        &server
+            .connect()
+            .post("/order/", &place_body(Side::Buy, 8_000, 1))
+            .expect(200),
+    ));
+    server.kill9();
+    let mut server = Server::start_in(&dir.0, &args);
+    let before = observe(&server, &ids);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while journal_files(&dir.0).len() > 1 && std::time::Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(10)).unwrap().success());
+    let files = journal_files(&dir.0);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(fs::metadata(&files[0]).unwrap().len(), 20, "a header alone");
+    let oldest = files[0].file_name().unwrap().to_str().unwrap()[8..28].to_owned();
+    let oldest: u64 = oldest.parse().unwrap();
+    assert!(oldest > 1);
+    // Without its state file (moved, or --state-file forgotten), the
+    // start is refused: it came up empty, handing out trade ids and feed
+    // seqs again, and a later start with the file dropped what it took.
+    let state = dir.0.join("order_book_state.json");
+    let aside = dir.0.join("aside.json");
+    fs::rename(&state, &aside).unwrap();
+    let (status, stderr) = refused_start(&dir.0, &args);
+    assert!(!status.success());
+    let why = format!(
+        "resumes at record {oldest}, but the state file covers only up to 0: records are missing"
+    );
+    assert!(stderr.contains(&why), "{stderr}");
+    assert_eq!(journal_files(&dir.0), files, "nothing removed");
+    assert_eq!(fs::metadata(&files[0]).unwrap().len(), 20);
+    // Reading it from record 1 says where it starts.
+    let (status, stdout, stderr) = print_journal_with(&dir.0, &["--from-seq", "1"]);
+    assert!(status.success() && stdout.is_empty(), "{stderr}");
+    let pruned =
+        format!("starts at record {oldest}: the records before it were deleted (--prune-journal)");
+    assert!(stderr.contains(&pruned), "{stderr}");
+    fs::rename(&aside, &state).unwrap();
     let server = Server::start_in(&dir.0, &args);
     assert_eq!(observe(&server, &ids), before);
 }

@@ -286,6 +286,13 @@ pub struct Replay {
 /// is an error naming the file and the problem, and no file is changed
 /// then.
 pub fn read_after(dir: &Path, covered: u64) -> Result<Replay, String> {
+    // The journal starting after what the state file covers means records
+    // are missing, even when no record is left to show it (a pruned
+    // journal's newest file, empty, and no state file given): checked
+    // before anything is read or cut.
+    if let Some(oldest) = oldest_record(dir)?.filter(|&first| first > covered + 1) {
+        return Err(missing(dir, oldest, covered));
+    }
     let mut replay = Replay::default();
     let (warnings, cut) = walk(dir, covered, true, |record| {
         if record.seq > covered {
@@ -296,11 +303,7 @@ pub fn read_after(dir: &Path, covered: u64) -> Result<Replay, String> {
     replay.warnings = warnings;
     if let Some(first) = replay.records.first() {
         if first.seq != covered + 1 {
-            return Err(format!(
-                "the journal in {} resumes at record {}, but the state file covers only up to {covered}: records are missing",
-                dir.display(),
-                first.seq
-            ));
+            return Err(missing(dir, first.seq, covered));
         }
     }
     if let Some(Cut {
@@ -341,6 +344,15 @@ pub fn read_all(
     let (mut warnings, cut) = walk(dir, covered, false, |record| {
         record.seq <= covered || each(record)
     })?;
+    if let Some(oldest) = oldest_record(dir)?.filter(|&first| first > from.max(1)) {
+        warnings.insert(
+            0,
+            format!(
+                "the journal in {} starts at record {oldest}: the records before it were deleted (--prune-journal)",
+                dir.display()
+            ),
+        );
+    }
     if let Some(Cut {
         path,
         torn,
@@ -355,6 +367,23 @@ pub fn read_all(
         ));
     }
     Ok(warnings)
+}
+
+/// The first record of the oldest journal file in `dir` (by its name), if
+/// any: where the journal starts, once `--prune-journal` deleted older
+/// files.
+fn oldest_record(dir: &Path) -> Result<Option<u64>, String> {
+    let segments = list(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    Ok(segments.first().map(|(first, _)| *first))
+}
+
+/// Why a journal resuming at record `resumes` cannot follow a state file
+/// covering up to `covered`.
+fn missing(dir: &Path, resumes: u64, covered: u64) -> String {
+    format!(
+        "the journal in {} resumes at record {resumes}, but the state file covers only up to {covered}: records are missing (the state file that covers them is elsewhere, or --state-file was not given?)",
+        dir.display()
+    )
 }
 
 /// A torn tail found at the end of the newest file.
