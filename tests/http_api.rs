@@ -1347,6 +1347,15 @@ fn under_rate_limit_orders_past_the_burst_get_429_and_reads_do_not_count() {
             422,
             "orders: at most 5 at once from one address (--rate-limit-burst)",
         );
+    // Named by the body's own field.
+    let six = format!(
+        r#"{{"order_ids": ["{}"]}}"#,
+        [ids[0].as_str(); 6].join("\",\"")
+    );
+    client.post("/orders/cancel", &six).expect_detail(
+        422,
+        "order_ids: at most 5 at once from one address (--rate-limit-burst)",
+    );
     let metrics = client.metrics_text();
     assert_eq!(metric(&metrics, "orderbook_rate_limited_orders_total"), 2.0);
     // A second later there is room for one again: enough to cancel all

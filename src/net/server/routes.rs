@@ -313,7 +313,7 @@ impl Front {
         prefix: ClientOrderId,
         keep_alive: bool,
     ) -> Result<(), ApiError> {
-        self.admit(slot, 1)?;
+        self.admit(slot, 1, "order")?;
         let purpose = BarrierPurpose::Named { side, prefix };
         self.submit_barrier(slot, purpose, Awaiting::Named, keep_alive)?;
         if let Some(conn) = self.connections[slot].as_mut() {
@@ -386,7 +386,7 @@ impl Front {
         keep_alive: bool,
     ) -> Result<(), ApiError> {
         self.ring_room(commands.len(), field)?;
-        self.admit(slot, commands.len())?;
+        self.admit(slot, commands.len(), field)?;
         let Some(conn) = self.connections[slot].as_mut() else {
             return Ok(());
         };
@@ -539,10 +539,16 @@ impl Front {
         }
     }
 
-    /// Under `--rate-limit`, takes `orders` from the client's bucket, or
-    /// refuses them all: 429 with `Retry-After` (whole seconds, at least
-    /// one), or 422 for more at once than the burst ever allows.
-    pub(super) fn admit(&mut self, slot: usize, orders: usize) -> Result<(), ApiError> {
+    /// Under `--rate-limit`, takes `orders` (the body's `field`) from the
+    /// client's bucket, or refuses them all: 429 with `Retry-After` (whole
+    /// seconds, at least one), or 422 for more at once than the burst ever
+    /// allows.
+    pub(super) fn admit(
+        &mut self,
+        slot: usize,
+        orders: usize,
+        field: &str,
+    ) -> Result<(), ApiError> {
         let (Some(limiter), Some(conn)) = (&mut self.limiter, &self.connections[slot]) else {
             return Ok(());
         };
@@ -551,7 +557,7 @@ impl Front {
             Ok(()) => Ok(()),
             Err(Refusal::OverBurst) => Err(ApiError::new(
                 422,
-                format!("orders: at most {burst} at once from one address (--rate-limit-burst)"),
+                format!("{field}: at most {burst} at once from one address (--rate-limit-burst)"),
             )),
             Err(Refusal::Wait(wait)) => {
                 self.stats.rate_limited += orders as u64;
@@ -595,7 +601,7 @@ impl Front {
         name: Option<ClientOrderId>,
         keep_alive: bool,
     ) -> Result<(), ApiError> {
-        self.admit(slot, 1)?;
+        self.admit(slot, 1, "order")?;
         // Whole microseconds: the wire and the state file show microseconds,
         // so a restart restores exactly the timestamps that were stamped.
         let ts = self.stamps.stamp();
