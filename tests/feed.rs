@@ -789,6 +789,11 @@ fn a_subscriber_that_never_reads_is_closed_while_others_get_everything() {
         metrics.contains("orderbook_feed_slow_closed_total 1\n"),
         "{metrics}"
     );
+    // The two upgrades are counted with the other answers.
+    assert_eq!(
+        metric(&metrics, "orderbook_responses_total{class=\"1xx\"}"),
+        2.0
+    );
     eprintln!(
         "slow subscriber: POST p99 under the same load {:.0} us without it, {:.0} us while it stalled and was dropped",
         without.as_secs_f64() * 1e6,

@@ -1138,6 +1138,12 @@ fn connections_over_the_cap_get_503_and_are_closed() {
     assert_eq!(response.header("Retry-After"), Some("1"));
     assert!(response.closes());
     fifth.expect_closed();
+    // The refusal is counted with the other answers.
+    let metrics = clients[0].metrics_text();
+    assert_eq!(
+        metric(&metrics, "orderbook_responses_total{class=\"5xx\"}"),
+        1.0
+    );
     // The four still work.
     for (i, client) in clients.iter_mut().enumerate() {
         client.place(1, 100.0 + i as f64, 1);

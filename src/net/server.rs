@@ -834,6 +834,7 @@ impl Front {
                     &error.header_line(),
                 );
                 let _ = stream.write(&out);
+                self.stats.count(503);
                 continue;
             }
             let _ = stream.set_nodelay(true);

@@ -380,6 +380,7 @@ impl Front {
             ));
         }
         conn.out().extend_from_slice(&ws::upgrade_response(key));
+        self.stats.count(101);
         // Keep the kernel's send buffer small, so that the queue bound, not
         // megabytes of socket buffer, decides when a subscriber is too slow.
         let kernel_buffer = self
