@@ -195,6 +195,15 @@ fn whole_number(text: &str) -> Option<usize> {
     text.parse().ok()
 }
 
+/// The byte a `%XX` escape at `bytes[i]` stands for, if one is there.
+pub fn escape_at(bytes: &[u8], i: usize) -> Option<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    match bytes.get(i..i + 3) {
+        Some([b'%', high, low]) => Some(hex(*high)? << 4 | hex(*low)?),
+        _ => None,
+    }
+}
+
 /// `raw` with each `%XX` escape decoded; as it is if it has none, or if
 /// an escape is malformed or decodes to something other than UTF-8 (the
 /// parameter's own check then refuses it).
@@ -202,18 +211,13 @@ fn percent_decoded(raw: &str) -> Cow<'_, str> {
     if !raw.contains('%') {
         return Cow::Borrowed(raw);
     }
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let escaped = match bytes.get(i..i + 3) {
-            Some([b'%', high, low]) => hex(*high).zip(hex(*low)),
-            _ => None,
-        };
-        match escaped {
-            Some((high, low)) => {
-                out.push(high << 4 | low);
+        match escape_at(bytes, i) {
+            Some(byte) => {
+                out.push(byte);
                 i += 3;
             }
             None if bytes[i] == b'%' => return Cow::Borrowed(raw),

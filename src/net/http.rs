@@ -173,16 +173,11 @@ pub fn normalized_path(path: &str) -> Cow<'_, str> {
     if !path.contains('%') {
         return Cow::Borrowed(path);
     }
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
     let bytes = path.as_bytes();
     let mut out = String::with_capacity(path.len());
     let mut i = 0;
     while i < bytes.len() {
-        let escaped = match bytes.get(i..i + 3) {
-            Some([b'%', high, low]) => hex(*high).zip(hex(*low)).map(|(h, l)| h << 4 | l),
-            _ => None,
-        };
-        match escaped {
+        match crate::api::escape_at(bytes, i) {
             Some(b) if b.is_ascii_alphanumeric() || b"-._~".contains(&b) => {
                 out.push(b as char);
                 i += 3;
