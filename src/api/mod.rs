@@ -18,9 +18,9 @@ mod time;
 pub use client_id::{ClientOrderId, CLIENT_ID_RULE};
 pub use ids::{keep_trade, parse_uuid, trade_number, trade_uuid, uuid_v4, write_uuid, TradeRecord};
 pub use params::{
-    client_id_param, client_id_prefix_param, depth_param, end_param, escape_at, interval_param,
-    limit_param, only_params, order_id_param, query_value, side_param, trades_page, TradesPage,
-    MAX_CANDLE_INTERVAL, MAX_DEPTH,
+    client_id_param, client_id_prefix_param, depth_param, end_param, interval_param, limit_param,
+    only_params, order_id_param, percent_decoded_if, query_value, side_param, trades_page,
+    TradesPage, MAX_CANDLE_INTERVAL, MAX_DEPTH,
 };
 pub use price::TickSize;
 pub use request::{

@@ -195,33 +195,36 @@ fn whole_number(text: &str) -> Option<usize> {
     text.parse().ok()
 }
 
-/// The byte a `%XX` escape at `bytes[i]` stands for, if one is there.
-pub fn escape_at(bytes: &[u8], i: usize) -> Option<u8> {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    match bytes.get(i..i + 3) {
-        Some([b'%', high, low]) => Some(hex(*high)? << 4 | hex(*low)?),
-        _ => None,
-    }
-}
-
 /// `raw` with each `%XX` escape decoded; as it is if it has none, or if
 /// an escape is malformed or decodes to something other than UTF-8 (the
 /// parameter's own check then refuses it).
 fn percent_decoded(raw: &str) -> Cow<'_, str> {
+    percent_decoded_if(raw, |_| true)
+}
+
+/// `raw` with each `%XX` escape of a byte `decode` takes decoded, other
+/// escapes kept as they are; `raw` as it is if it has none, or if an
+/// escape is malformed or the result is not UTF-8.
+pub fn percent_decoded_if(raw: &str, decode: impl Fn(u8) -> bool) -> Cow<'_, str> {
     if !raw.contains('%') {
         return Cow::Borrowed(raw);
     }
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        match escape_at(bytes, i) {
-            Some(byte) => {
+        let escaped = match bytes.get(i..i + 3) {
+            Some([b'%', high, low]) => hex(*high).zip(hex(*low)).map(|(h, l)| h << 4 | l),
+            _ => None,
+        };
+        match escaped {
+            Some(byte) if decode(byte) => {
                 out.push(byte);
                 i += 3;
             }
             None if bytes[i] == b'%' => return Cow::Borrowed(raw),
-            None => {
+            _ => {
                 out.push(bytes[i]);
                 i += 1;
             }

@@ -167,30 +167,10 @@ pub fn is_json_media_type(value: &[u8]) -> bool {
 
 /// `path` with its escapes of unreserved characters decoded (`%6F` is
 /// `o`, `%30` is `0`), which RFC 3986 §6.2.2.2 makes the same path; other
-/// escapes (`%2F` is not `/`) and malformed ones are kept, so the path
-/// matches no route rather than another one.
+/// escapes (`%2F` is not `/`) are kept, and a malformed one keeps the path
+/// as it is, so the path matches no route rather than another one.
 pub fn normalized_path(path: &str) -> Cow<'_, str> {
-    if !path.contains('%') {
-        return Cow::Borrowed(path);
-    }
-    let bytes = path.as_bytes();
-    let mut out = String::with_capacity(path.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match crate::api::escape_at(bytes, i) {
-            Some(b) if b.is_ascii_alphanumeric() || b"-._~".contains(&b) => {
-                out.push(b as char);
-                i += 3;
-            }
-            _ => {
-                // Whole characters: `path` is UTF-8, and escapes are ASCII.
-                let len = path[i..].chars().next().map_or(1, char::len_utf8);
-                out.push_str(&path[i..i + len]);
-                i += len;
-            }
-        }
-    }
-    Cow::Owned(out)
+    crate::api::percent_decoded_if(path, |b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
 }
 
 /// The path and query of a request target: an absolute-form target
