@@ -970,13 +970,24 @@ fn get_trades_after_or_before_a_trade_pages_forward_or_back_from_it() {
     }
     let first = unique_ids(&client.trades(""));
     assert_eq!(first.len(), 2);
+    // Trade 0's id pages from the first trade while it is kept.
+    const BEFORE_THE_FIRST: &str = "00000000-0000-4000-8000-000000000000";
+    let after = |client: &mut Client, query: &str| unique_ids(&client.trades(query));
+    let from_the_start = format!("?after={BEFORE_THE_FIRST}&limit=1");
+    assert_eq!(after(&mut client, &from_the_start), first[..1]);
     for _ in 0..5 {
         buys.push(client.place_id(1, 100.0, 1));
     }
     // The newest 5 are kept: trades 3 to 7.
     let kept = unique_ids(&client.trades(""));
     assert_eq!(kept.len(), 5);
-    let after = |client: &mut Client, query: &str| unique_ids(&client.trades(query));
+    client
+        .get(&format!("/trades?after={BEFORE_THE_FIRST}"))
+        .expect_detail(
+            404,
+            "Trade not found: the first trade is not among the 5 trades kept, \
+             so a page from the start would hide a gap (?before= pages back from the newest)",
+        );
     assert_eq!(
         after(&mut client, &format!("?after={}", kept[0])),
         kept[1..]
@@ -997,7 +1008,7 @@ fn get_trades_after_or_before_a_trade_pages_forward_or_back_from_it() {
     let query = format!("?after={}&order_id={}", kept[4], buys[5]);
     assert!(after(&mut client, &query).is_empty());
     // A trade no longer kept, or never made: an empty list would hide a gap.
-    for gone in [&first[1], UNKNOWN_ID] {
+    for gone in [&first[1], "00000000-0000-4000-8000-0000000003e7"] {
         client.get(&format!("/trades?after={gone}")).expect_detail(
             404,
             "Trade not found: after names none of the 5 trades kept",

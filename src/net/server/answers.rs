@@ -237,10 +237,14 @@ impl Front {
         page: TradesPage,
     ) -> u16 {
         let not_kept = |body: &mut String, name: &str| {
-            let text = format!(
-                "Trade not found: {name} names none of the {} trades kept",
-                self.trades.len()
-            );
+            let kept = self.trades.len();
+            let text = match page {
+                TradesPage::After(id) if api::trade_number(id) == Some(0) => format!(
+                    "Trade not found: the first trade is not among the {kept} trades kept, \
+                     so a page from the start would hide a gap (?before= pages back from the newest)"
+                ),
+                _ => format!("Trade not found: {name} names none of the {kept} trades kept"),
+            };
             detail(body, 404, &text)
         };
         let chosen: Vec<&TradeRecord> = match page {

@@ -156,8 +156,21 @@ impl TradeHistory {
     }
 
     /// The number of the kept trade whose `unique_id` is `unique_id`, if kept.
+    /// Trade number 0's id (`...-000000000000`, never a trade's) stands
+    /// for the place before our first trade, so a client pages from the
+    /// start: it is found while trade 1 is still the oldest kept (or no
+    /// trade has been made and trades are kept), never past a gap.
     pub(super) fn find(&self, unique_id: u128) -> Option<u64> {
-        let index = match api::trade_number(unique_id).filter(|&n| n > 0) {
+        let index = match api::trade_number(unique_id) {
+            Some(0) => {
+                let oldest = self.kept.front().map(|k| k.record.trade.trade_id);
+                let from_the_start = match oldest {
+                    Some(trade_id) => trade_id == 1,
+                    // Kept empty while trades are kept: none was made.
+                    None => self.keep > 0,
+                };
+                return from_the_start.then(|| self.first_number() - 1);
+            }
             Some(trade_id) => self
                 .kept
                 .binary_search_by_key(&trade_id, |k| k.record.trade.trade_id)
@@ -261,6 +274,29 @@ mod tests {
     }
 
     #[test]
+    fn trade_zeros_id_pages_from_the_first_trade_until_it_is_dropped() {
+        let zero = api::trade_uuid(0);
+        let mut history = TradeHistory::new(3, Vec::new());
+        let start = history.find(zero).unwrap();
+        assert!(ids(history.after(start, 10)).is_empty());
+        for id in 1..=3 {
+            history.push(trade(id, 10 + id as u128, 20, Side::Buy));
+        }
+        let start = history.find(zero).unwrap();
+        assert_eq!(ids(history.after(start, 2)), [1, 2]);
+        assert!(ids(history.newest_before(Some(start), 10)).is_empty());
+        history.push(trade(4, 14, 20, Side::Buy));
+        assert_eq!(history.find(zero), None, "trade 1 is gone: a gap");
+        assert_eq!(TradeHistory::new(0, Vec::new()).find(zero), None);
+        // Trades loaded from the original service come before ours.
+        let foreign = TradeRecord {
+            unique_id: 0xaaaa,
+            ..trade(0, 1, 2, Side::Buy)
+        };
+        assert_eq!(TradeHistory::new(3, vec![foreign]).find(zero), None);
+    }
+
+    #[test]
     fn trades_of_the_original_service_are_found_by_their_own_ids() {
         let foreign = |unique_id| TradeRecord {
             unique_id,
@@ -314,7 +350,15 @@ mod tests {
                         .collect();
                     proptest::prop_assert_eq!(ids(history.of_order_before_all(order)), expected);
                 }
-                for trade_id in 0..=i as u64 + 2 {
+                // Trade 0 stands before trade 1: found while that is kept.
+                let from_the_start = naive.front().map_or(keep > 0, |r| r.trade.trade_id == 1);
+                let found = history.find(api::trade_uuid(0));
+                proptest::prop_assert_eq!(found.is_some(), from_the_start);
+                if let Some(number) = found {
+                    let expected: Vec<u64> = naive.iter().take(3).map(|r| r.trade.trade_id).collect();
+                    proptest::prop_assert_eq!(ids(history.after(number, 3)), expected);
+                }
+                for trade_id in 1..=i as u64 + 2 {
                     let at = naive.iter().position(|r| r.trade.trade_id == trade_id);
                     let found = history.find(api::trade_uuid(trade_id));
                     proptest::prop_assert_eq!(found.is_some(), at.is_some());
