@@ -117,8 +117,10 @@ fn probe_health(listen: SocketAddr) -> Result<(), String> {
 
 /// Creates the data directory (and the state file's) and takes their
 /// locks, held for the process's life: a second service on the same state
-/// would corrupt it. A state file outside the data directory gets a lock of
-/// its own beside it (`<state file>.lock`).
+/// would corrupt it. The state file has a lock of its own beside it
+/// (`<state file>.lock`), wherever it is: another service may name this
+/// directory's state file with `--state-file` from a data directory of its
+/// own, and would then write over this one's book.
 fn lock_state(config: &Config) -> Result<Vec<File>, String> {
     let dir = &config.data_dir;
     fs::create_dir_all(dir)
@@ -134,17 +136,11 @@ fn lock_state(config: &Config) -> Result<Vec<File>, String> {
             state_dir.display()
         )
     })?;
-    let same_dir = match (dir.canonicalize(), state_dir.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    };
-    if !same_dir {
-        let mut lock_path = state_path.as_os_str().to_owned();
-        lock_path.push(".lock");
-        locks.push(take_lock(std::path::Path::new(&lock_path), || {
-            format!("state file {}", state_path.display())
-        })?);
-    }
+    let mut lock_path = state_path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    locks.push(take_lock(std::path::Path::new(&lock_path), || {
+        format!("state file {}", state_path.display())
+    })?);
     Ok(locks)
 }
 

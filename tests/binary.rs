@@ -197,6 +197,78 @@ fn a_second_service_on_the_same_state_file_is_refused_even_from_another_data_dir
     }
 }
 
+/// A service that is killed when the test ends, passing or not: one left
+/// running would hold the test's output pipe open.
+struct KilledAtEnd(std::process::Child);
+
+impl Drop for KilledAtEnd {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The output of `child`, which must exit within 10 seconds: one that
+/// starts and serves is killed, and the test fails rather than hangs.
+fn refused_within_seconds(mut child: std::process::Child) -> std::process::Output {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("the second service started instead of being refused");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_service_naming_another_data_dirs_state_file_is_refused() {
+    let spawn = |dir: &std::path::Path, state_file: Option<&std::path::Path>| {
+        let mut command = Command::new(BIN);
+        command
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir);
+        if let Some(state_file) = state_file {
+            command.arg("--state-file").arg(state_file);
+        }
+        command.stderr(Stdio::piped()).spawn().unwrap()
+    };
+    let refusal = |state: &std::path::Path| {
+        format!(
+            "orderbook: state file {} is in use by another orderbook process ({}.lock is locked)\n",
+            state.display(),
+            state.display()
+        )
+    };
+    // The first keeps its state file in its data directory, by default;
+    // the second names it from a directory of its own.
+    let (first_dir, second_dir) = (scratch_dir("own-state-a"), scratch_dir("own-state-b"));
+    let mut first = KilledAtEnd(spawn(&first_dir, None));
+    let _stderr = started(&mut first.0);
+    let state = first_dir.join("order_book_state.json");
+    let second = refused_within_seconds(spawn(&second_dir, Some(&state)));
+    assert_eq!(second.status.code(), Some(1));
+    assert_eq!(String::from_utf8(second.stderr).unwrap(), refusal(&state));
+    drop(first);
+
+    // The first keeps its state file in the second's data directory; the
+    // second names it there, relative to that directory.
+    let (third_dir, fourth_dir) = (scratch_dir("own-state-c"), scratch_dir("own-state-d"));
+    let state = fourth_dir.join("book.json");
+    let mut third = KilledAtEnd(spawn(&third_dir, Some(&state)));
+    let _stderr = started(&mut third.0);
+    let fourth =
+        refused_within_seconds(spawn(&fourth_dir, Some(std::path::Path::new("book.json"))));
+    assert_eq!(fourth.status.code(), Some(1));
+    assert_eq!(String::from_utf8(fourth.stderr).unwrap(), refusal(&state));
+    drop(third);
+    for dir in [&first_dir, &second_dir, &third_dir, &fourth_dir] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 #[test]
 fn a_second_service_on_the_same_data_dir_is_refused() {
     let dir = scratch_dir("shared");
