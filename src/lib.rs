@@ -14,6 +14,19 @@
 // names its invariant and loom checks the protocol.
 #![deny(unsafe_code)]
 
+/// Writes one line to stderr, as `eprintln!` does, but never panics: with
+/// stderr a closed pipe (the service's output piped into `head`, which has
+/// exited) `eprintln!` panics, and a thread that panics on its way to
+/// stopping the service (the signal thread's notice) left it running,
+/// deaf to SIGTERM. A line that cannot be written is dropped.
+#[macro_export]
+macro_rules! log_line {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 pub mod api;
 pub mod candles;
 pub mod client_ids;

@@ -36,7 +36,7 @@ fn main() -> ExitCode {
         return match probe_health(config.listen) {
             Ok(()) => ExitCode::SUCCESS,
             Err(message) => {
-                eprintln!("orderbook: health check of {}: {message}", config.listen);
+                orderbook::log_line!("orderbook: health check of {}: {message}", config.listen);
                 ExitCode::FAILURE
             }
         };
@@ -47,7 +47,7 @@ fn main() -> ExitCode {
     match run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("orderbook: {message}");
+            orderbook::log_line!("orderbook: {message}");
             ExitCode::FAILURE
         }
     }
@@ -62,19 +62,19 @@ fn print_journal(config: &Config) -> ExitCode {
     match tick_record::recorded(&config.data_dir) {
         Ok(recorded) => wire.tick = recorded.unwrap_or(wire.tick),
         Err(message) => {
-            eprintln!("orderbook: {message}");
+            orderbook::log_line!("orderbook: {message}");
             return ExitCode::FAILURE;
         }
     }
     match export::print_journal(&config.data_dir, config.from_seq, &wire, &mut out) {
         Ok(warnings) => {
             for warning in warnings {
-                eprintln!("orderbook: {warning}");
+                orderbook::log_line!("orderbook: {warning}");
             }
             ExitCode::SUCCESS
         }
         Err(message) => {
-            eprintln!("orderbook: {message}");
+            orderbook::log_line!("orderbook: {message}");
             ExitCode::FAILURE
         }
     }
@@ -188,13 +188,13 @@ fn run(config: Config) -> Result<(), String> {
         config.trade_history,
     )?;
     for note in &recovered.notes {
-        eprintln!("orderbook: {note}");
+        orderbook::log_line!("orderbook: {note}");
     }
     if let Some(note) = tick_record::record(&config.data_dir, config.tick_size)? {
-        eprintln!("orderbook: {note}");
+        orderbook::log_line!("orderbook: {note}");
     }
     if !recovered.notes.is_empty() {
-        eprintln!(
+        orderbook::log_line!(
             "orderbook: recovered in {:.0} ms",
             started.elapsed().as_secs_f64() * 1e3
         );
@@ -226,7 +226,7 @@ fn run(config: Config) -> Result<(), String> {
         spsc_with::<Request>(config.command_ring, config.wait_strategy);
     if requests_in.strategy() != config.wait_strategy {
         // Only `membarrier` falls back, where the kernel refuses the call.
-        eprintln!(
+        orderbook::log_line!(
             "orderbook: --wait-strategy {}: not offered by this kernel, the rings wait {}",
             config.wait_strategy,
             requests_in.strategy()
@@ -340,14 +340,14 @@ fn run(config: Config) -> Result<(), String> {
         .name("signals".into())
         .spawn(move || {
             if let Some(signal) = signals.forever().next() {
-                eprintln!("orderbook: signal {signal} received, shutting down");
+                orderbook::log_line!("orderbook: signal {signal} received, shutting down");
                 signal_flag.store(true, Ordering::Release);
                 let _ = signal_waker.wake();
             }
         })
         .map_err(|e| format!("cannot start the signal thread: {e}"))?;
 
-    eprintln!("orderbook: listening on {address}");
+    orderbook::log_line!("orderbook: listening on {address}");
     front.run().map_err(|e| format!("event loop failed: {e}"))?;
 
     // The front is gone with its command producer: the matching thread
@@ -361,7 +361,7 @@ fn run(config: Config) -> Result<(), String> {
     publisher
         .join()
         .map_err(|_| "the publisher thread panicked".to_string())?;
-    eprintln!(
+    orderbook::log_line!(
         "orderbook: stopped cleanly with {} resting orders",
         book.resting_count()
     );

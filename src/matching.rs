@@ -162,7 +162,7 @@ impl EventSink for RingSink<'_> {
 /// Which core to pin to: the one named, or the last one.
 fn pin_to_core(requested: Option<usize>) {
     let Some(cores) = core_affinity::get_core_ids() else {
-        eprintln!("matching thread: cannot list CPU cores; running unpinned");
+        crate::log_line!("matching thread: cannot list CPU cores; running unpinned");
         return;
     };
     let core = match requested {
@@ -171,11 +171,11 @@ fn pin_to_core(requested: Option<usize>) {
     };
     match core {
         Some(core) if core_affinity::set_for_current(core) => {}
-        Some(core) => eprintln!(
+        Some(core) => crate::log_line!(
             "matching thread: pinning to core {} failed; running unpinned",
             core.id
         ),
-        None => eprintln!("matching thread: no core {requested:?} here; running unpinned"),
+        None => crate::log_line!("matching thread: no core {requested:?} here; running unpinned"),
     }
 }
 

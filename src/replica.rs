@@ -204,7 +204,7 @@ impl Snapshots {
         let trades = self.trades.iter();
         let bytes = snapshot::write_state(book, names, trades, self.seq, self.feed_seq, wire);
         if let Err(error) = snapshot::save_atomically(&self.state_path, &bytes) {
-            eprintln!(
+            crate::log_line!(
                 "orderbook: cannot write the state file {}: {error}",
                 self.state_path.display()
             );
@@ -213,7 +213,7 @@ impl Snapshots {
         self.saved_seq = self.seq;
         if self.prune_journal {
             if let Err(error) = segments::prune(&self.dir, self.seq) {
-                eprintln!("orderbook: cannot remove old journal files: {error}");
+                crate::log_line!("orderbook: cannot remove old journal files: {error}");
             }
         }
         self.metrics.count_journal(&self.dir);
@@ -227,7 +227,7 @@ impl Snapshots {
             .last_snapshot_bytes
             .store(bytes.len() as u64, Ordering::Relaxed);
         if took > Duration::from_millis(100) {
-            eprintln!(
+            crate::log_line!(
                 "orderbook: state file written: {} orders, {} bytes, {:.0} ms",
                 book.resting_count(),
                 bytes.len(),

@@ -136,6 +136,40 @@ fn sigint_stops_the_service_with_exit_code_zero() {
     stops_cleanly_on("-INT");
 }
 
+#[test]
+fn sigterm_stops_the_service_whose_stderr_reader_has_gone() {
+    // As `orderbook ... 2>&1 | head -1`: the reader exits after a line,
+    // and every later line the service writes meets a closed pipe.
+    let dir = scratch_dir("stderr-gone");
+    let child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = KilledAtEnd(child);
+    drop(started(&mut child.0));
+    let status = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let exit = loop {
+        if let Some(exit) = child.0.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running 10 s after SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(exit.code(), Some(0));
+    assert!(dir.join("order_book_state.json").is_file());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn scratch_dir(name: &str) -> std::path::PathBuf {
     let dir =
         std::env::temp_dir().join(format!("orderbook-binary-{}-{}", std::process::id(), name));

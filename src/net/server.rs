@@ -816,7 +816,7 @@ impl Front {
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 Err(error) => {
-                    eprintln!("orderbook: accept failed: {error}");
+                    crate::log_line!("orderbook: accept failed: {error}");
                     return;
                 }
             };
@@ -848,7 +848,7 @@ impl Front {
                 token,
                 Interest::READABLE | Interest::WRITABLE,
             ) {
-                eprintln!("orderbook: cannot register a connection: {error}");
+                crate::log_line!("orderbook: cannot register a connection: {error}");
                 self.free_slots.push(slot);
                 continue;
             }

@@ -221,7 +221,7 @@ impl Syncer {
                         let _ = histogram.record(started.elapsed().as_micros() as u64);
                     }
                     if let Err(error) = synced {
-                        eprintln!("orderbook: cannot sync the journal: {error}; stopping");
+                        crate::log_line!("orderbook: cannot sync the journal: {error}; stopping");
                         worker.failed.store(true, Ordering::Release);
                         std::process::exit(1);
                     }

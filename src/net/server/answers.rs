@@ -43,7 +43,7 @@ impl Front {
                 continue;
             }
             let Some(waiting) = self.in_flight.pop_front() else {
-                eprintln!("orderbook: an answer arrived with no request waiting");
+                crate::log_line!("orderbook: an answer arrived with no request waiting");
                 continue;
             };
             match (waiting.kind, output) {
@@ -53,7 +53,9 @@ impl Front {
                         Output::Event(Event::CancelledAll { count }) => {
                             self.switch_done(None, count)
                         }
-                        other => eprintln!("orderbook: cancel-all-after: unexpected {other:?}"),
+                        other => {
+                            crate::log_line!("orderbook: cancel-all-after: unexpected {other:?}")
+                        }
                     }
                     continue;
                 }
@@ -150,7 +152,7 @@ impl Front {
                 return;
             }
             (_, other) => {
-                eprintln!("orderbook: unexpected answer {other:?}");
+                crate::log_line!("orderbook: unexpected answer {other:?}");
                 detail(&mut body, 500, "Internal error")
             }
         };
@@ -188,7 +190,7 @@ impl Front {
             }
             (name, Output::Event(Event::Rejected { reason, .. })) => rejection(body, name, reason),
             (_, other) => {
-                eprintln!("orderbook: unexpected answer {other:?}");
+                crate::log_line!("orderbook: unexpected answer {other:?}");
                 detail(body, 500, "Internal error")
             }
         }

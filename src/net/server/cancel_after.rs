@@ -273,7 +273,7 @@ impl CancelAllAfter {
         if let Err(error) = switch.file.store(fired) {
             // A restart would then cancel again.
             let path = switch.file.path().display();
-            eprintln!("orderbook: cancel-all-after: cannot mark {path} fired: {error}");
+            crate::log_line!("orderbook: cancel-all-after: cannot mark {path} fired: {error}");
         }
     }
 }
@@ -419,7 +419,7 @@ impl Front {
             Some(prefix) => format!(" ({})", prefix.as_str()),
             None => String::new(),
         };
-        eprintln!(
+        crate::log_line!(
             "orderbook: cancel-all-after{whose}: the deadline passed with no refresh; \
              {count} resting orders cancelled"
         );
@@ -442,7 +442,7 @@ impl Front {
         if switch.armed.is_none() {
             if let Err(error) = switch.file.clear() {
                 let path = switch.file.path().display();
-                eprintln!("orderbook: cancel-all-after: cannot remove {path}: {error}");
+                crate::log_line!("orderbook: cancel-all-after: cannot remove {path}: {error}");
             }
         }
         switches.forget_if_done(at);

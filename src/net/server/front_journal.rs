@@ -90,7 +90,7 @@ impl FrontJournal {
         let rotated = match self.writer.append(&self.buffer, self.next_seq) {
             Ok(rotated) => rotated,
             Err(error) => {
-                eprintln!("orderbook: cannot write the journal: {error}; stopping");
+                crate::log_line!("orderbook: cannot write the journal: {error}; stopping");
                 std::process::exit(1);
             }
         };
@@ -99,7 +99,7 @@ impl FrontJournal {
                 match self.writer.current_file() {
                     Ok(file) => syncer.switch_to(file),
                     Err(error) => {
-                        eprintln!("orderbook: cannot reopen the journal: {error}; stopping");
+                        crate::log_line!("orderbook: cannot reopen the journal: {error}; stopping");
                         std::process::exit(1);
                     }
                 }
