@@ -27,7 +27,7 @@ use orderbook::persist::{export, recovery, snapshot, tick_record};
 use orderbook::publisher;
 use orderbook::replica::{self, Snapshots};
 use orderbook::ring::{broadcast_with, spsc_with};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGINT, SIGTERM, SIGXFSZ};
 use signal_hook::iterator::Signals;
 
 fn main() -> ExitCode {
@@ -167,6 +167,12 @@ fn run(config: Config) -> Result<(), String> {
         orderbook::net::http::allow_origin(origin);
     }
     let mut signals = Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    // A write past a file-size limit (`ulimit -f`) would otherwise kill the
+    // process by SIGXFSZ, silently; caught, the write fails with EFBIG and
+    // the journal's writer stops the service with its message, as on a
+    // full disk.
+    signal_hook::flag::register(SIGXFSZ, Arc::new(AtomicBool::new(false)))
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let started = std::time::Instant::now();
     // The matching thread keeps no finished-order history: the replica

@@ -63,15 +63,15 @@ impl Server {
     }
 
     /// Starts the service in `dir` under a limit on the size of any file it
-    /// writes (`prlimit --fsize`), with `SIGXFSZ` ignored so that a write
-    /// past the limit fails with `EFBIG`, as one to a full disk fails with
-    /// `ENOSPC`.
+    /// writes (`prlimit --fsize`). The service catches `SIGXFSZ` itself, so
+    /// that a write past the limit fails with `EFBIG`, as one to a full disk
+    /// fails with `ENOSPC`.
     pub fn start_in_with_file_size_limit(
         dir: &std::path::Path,
         args: &[&str],
         bytes: u64,
     ) -> Server {
-        let limited = format!("trap '' XFSZ; exec prlimit --fsize={bytes} -- \"$@\"");
+        let limited = format!("exec prlimit --fsize={bytes} -- \"$@\"");
         let wrapper = ["sh", "-c", limited.as_str(), "sh", BIN];
         Server::spawn_with(&wrapper, dir.to_path_buf(), args, false)
     }
