@@ -160,6 +160,15 @@ fn take_lock(path: &std::path::Path, what: impl Fn() -> String) -> Result<File, 
 
 fn run(config: Config) -> Result<(), String> {
     let _locks = lock_state(&config)?;
+    let state_path = config.state_path();
+    let cut_short = snapshot::remove_cut_short(&state_path)
+        .map_err(|e| format!("cannot remove {}.tmp: {e}", state_path.display()))?;
+    if cut_short {
+        orderbook::log_line!(
+            "orderbook: removed {}.tmp, a state file write cut short (the state file it was to replace holds)",
+            state_path.display()
+        );
+    }
     tick_record::check(&config.data_dir, config.tick_size)?;
     // Read first: a damaged file stops the start before anything is built.
     let switches = cancel_after::load_all(&config.data_dir, config.fsync)?;

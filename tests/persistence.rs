@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use orderbook::api;
 use orderbook::engine::{
@@ -1245,8 +1245,8 @@ fn under_prune_journal_the_files_a_state_file_covers_are_deleted() {
     server.kill9();
     let mut server = Server::start_in(&dir.0, &args);
     let before = observe(&server, &ids);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while journal_files(&dir.0).len() > 1 && std::time::Instant::now() < deadline {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while journal_files(&dir.0).len() > 1 && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(50));
     }
     server.signal("TERM");
@@ -1327,6 +1327,51 @@ fn buy_batch(count: u64, quantity: u64) -> String {
         .map(|i| place_body(Side::Buy, 9_000 - i, quantity))
         .collect();
     format!("{{\"orders\":[{}]}}", orders.join(","))
+}
+
+/// A state file write that fails (here past a file-size limit, as on a
+/// full disk) removes its `.tmp`: left, it would hold the space the
+/// journal needs next. A `.tmp` a crash left is removed at start.
+#[test]
+fn a_failed_state_file_write_leaves_no_temporary_and_a_start_removes_one_left() {
+    let dir = TempDir::new("state-full");
+    // 400 resting orders: a state file of about 80 KiB, over the limit; a
+    // journal of about 23 KiB, under it.
+    let args = ["--snapshot-interval", "1"];
+    let mut server = Server::start_in_with_file_size_limit(&dir.0, &args, 64 * 1024);
+    let mut client = server.connect();
+    for batch in 1..=8 {
+        client
+            .post("/orders/batch", &buy_batch(50, batch))
+            .expect(200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !server.stderr().contains("cannot write the state file") {
+        assert!(Instant::now() < deadline, "{}", server.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        server.stderr().contains("File too large"),
+        "{}",
+        server.stderr()
+    );
+    let temporary = dir.0.join("order_book_state.json.tmp");
+    assert!(!temporary.exists(), "the failed write's temporary is gone");
+    assert!(!dir.0.join("order_book_state.json").exists());
+    // The service goes on: the journal holds every order.
+    assert_eq!(client.orders().0.len(), 400);
+    server.kill9();
+
+    // A write cut short by a crash: the start removes it and says so.
+    std::fs::write(&temporary, vec![b'{'; 4096]).unwrap();
+    let server = Server::start_in(&dir.0, &[]);
+    let stderr = server.stderr();
+    assert!(
+        stderr.contains("order_book_state.json.tmp, a state file write cut short"),
+        "{stderr}"
+    );
+    assert!(!temporary.exists());
+    assert_eq!(server.connect().orders().0.len(), 400);
 }
 
 /// A journal that cannot be written (here a file-size limit, failing the

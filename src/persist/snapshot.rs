@@ -139,17 +139,40 @@ pub fn write_state<'a>(
 /// Replaces the state file at `path` with `bytes`: never half-written, even
 /// if the process or the machine stops in the middle. The bytes go to
 /// `<path>.tmp` beside it first, then are renamed over it.
+/// A write that fails (a full disk) removes its `.tmp`: left, a state
+/// file's worth of bytes would hold the space the journal needs next.
 pub fn save_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".tmp");
-    let temporary = PathBuf::from(temporary);
-    let mut file = File::create(&temporary)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    fs::rename(&temporary, path)?;
+    let temporary = temporary_of(path);
+    let renamed = File::create(&temporary)
+        .and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        })
+        .and_then(|()| fs::rename(&temporary, path));
+    if let Err(error) = renamed {
+        let _ = fs::remove_file(&temporary);
+        return Err(error);
+    }
     // The rename is durable once the directory holding both is synced.
     File::open(directory_of(path))?.sync_all()
+}
+
+/// Removes the `.tmp` a write cut short by a crash left beside the file at
+/// `path` (the file itself holds), saying whether there was one. Called
+/// at start, with the state locked, so no write of ours is under way.
+pub fn remove_cut_short(path: &Path) -> io::Result<bool> {
+    match fs::remove_file(temporary_of(path)) {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+/// `<path>.tmp`, where the file at `path` is written before it replaces it.
+fn temporary_of(path: &Path) -> PathBuf {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    PathBuf::from(temporary)
 }
 
 #[derive(Deserialize)]
