@@ -101,8 +101,15 @@ pub struct Config {
     #[arg(long, env = "ORDERBOOK_TICK_SIZE", default_value = "0.01", value_parser = TickSize::parse)]
     pub tick_size: TickSize,
 
-    /// Largest quantity one order may have.
-    #[arg(long, env = "ORDERBOOK_MAX_QUANTITY", default_value_t = 1_000_000_000)]
+    /// Largest quantity one order may have, 1 to 4294967295 (2^32 - 1): the
+    /// resting quantity a level or a fill-or-kill sums is a u64, which the
+    /// book's most orders (2^32 - 1) of this size cannot overflow
+    #[arg(
+        long,
+        env = "ORDERBOOK_MAX_QUANTITY",
+        default_value_t = 1_000_000_000,
+        value_parser = clap::value_parser!(u64).range(1..=u64::from(u32::MAX))
+    )]
     pub max_quantity: u64,
 
     /// Most open client connections; more are answered 503 and closed.

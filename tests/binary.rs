@@ -95,6 +95,9 @@ fn a_bad_setting_is_refused_with_a_message() {
         ("--ws-max-queue-bytes", "1023"),
         ("--ws-ping-after", "0"),
         ("--ws-pong-timeout", "0"),
+        // Sums of quantities would overflow past 2^32 - 1; none is no order.
+        ("--max-quantity", "0"),
+        ("--max-quantity", "4294967296"),
     ] {
         let output = Command::new(BIN).args([flag, value]).output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{flag} {value}");
