@@ -180,9 +180,32 @@ impl TickSize {
         } else if order.notional.is_multiple_of(order.filled as u128) {
             self.write_price(out, (order.notional / order.filled as u128) as Ticks);
         } else {
-            let value = order.average_price_ticks() * self.as_f64();
+            let value = self.average(order.notional, order.filled);
             out.push_str(&serde_json::to_string(&value).unwrap_or_else(|_| "0".into()));
         }
+    }
+
+    /// `notional` ticks over `filled` as a price: the double nearest the
+    /// exact `notional * mantissa / (filled * 10^scale)` (so 4 at 100.02
+    /// and 6 at 100.04 average `100.032`, not `100.03200000000001` as
+    /// two roundings made it). Powers of two divide a double exactly, so
+    /// only the odd parts must be exact (below 2^53) for one correctly
+    /// rounded division; past that (never at sane sizes) two roundings.
+    fn average(&self, notional: u128, filled: u64) -> f64 {
+        const EXACT: u128 = 1 << 53;
+        let exact = notional
+            .checked_mul(u128::from(self.mantissa))
+            .zip(5u128.checked_pow(self.scale))
+            .and_then(|(numerator, fives)| {
+                let twos_up = numerator.trailing_zeros() as i32;
+                let twos_down = filled.trailing_zeros() as i32 + self.scale as i32;
+                let denominator =
+                    u128::from(filled >> filled.trailing_zeros()).checked_mul(fives)?;
+                let numerator = numerator >> twos_up;
+                (numerator < EXACT && denominator < EXACT)
+                    .then(|| numerator as f64 / denominator as f64 * 2f64.powi(twos_up - twos_down))
+            });
+        exact.unwrap_or_else(|| notional as f64 / filled as f64 * self.as_f64())
     }
 }
 
@@ -250,6 +273,44 @@ const ABOVE_MAX_TICKS: &str = "must be at most 2^52 ticks";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `numerator / denominator` as a double, the slow way: 100 exact
+    /// decimals read by the float parser (which rounds correctly).
+    fn nearest_double(numerator: u128, denominator: u128) -> f64 {
+        let mut text = format!("{}.", numerator / denominator);
+        let mut remainder = numerator % denominator;
+        for _ in 0..100 {
+            remainder *= 10;
+            text.push(char::from(b'0' + (remainder / denominator) as u8));
+            remainder %= denominator;
+        }
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn an_average_is_the_double_nearest_the_exact_mean() {
+        let cent = TickSize::parse("0.01").unwrap();
+        // 4 at 100.02 and 6 at 100.04: 100.032 exactly.
+        assert_eq!(cent.average(4 * 10_002 + 6 * 10_004, 10), 100.032);
+        assert_eq!(cent.average(3 * 10_000 + 10_001, 4).to_string(), "100.0025");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn averages_are_correctly_rounded(
+            ticks in proptest::collection::vec((1u64..1_000_000, 1u64..10_000), 1..6),
+            tick in proptest::sample::select(vec!["1", "0.5", "0.01", "0.05", "0.25", "0.00000001", "2.5"]),
+        ) {
+            let grid = TickSize::parse(tick).unwrap();
+            let notional: u128 = ticks.iter().map(|&(p, q)| u128::from(p) * u128::from(q)).sum();
+            let filled: u64 = ticks.iter().map(|&(_, q)| q).sum();
+            let exact = nearest_double(
+                notional * u128::from(grid.mantissa),
+                u128::from(filled) * 10u128.pow(grid.scale),
+            );
+            proptest::prop_assert_eq!(grid.average(notional, filled), exact);
+        }
+    }
 
     proptest::proptest! {
         /// Against the slow way (`format!` of the zero-padded fraction),
