@@ -654,15 +654,24 @@ fn put_order_modifies_or_answers_each_error() {
             422,
             r#"side: must be 1 or "buy" (buy), -1 or "sell" (sell)"#,
         );
-    for body in [
-        "{}",
-        r#"{"quantity": null, "price": null}"#,
-        r#"{"qty": 13}"#,
-    ] {
+    for body in ["{}", r#"{"quantity": null, "price": null}"#] {
         client.put(&path, body).expect_detail(
             422,
             "quantity: give a new quantity or price, or both: a modify of neither changes nothing",
         );
+    }
+    // Another API's spelling would be ignored and the price alone changed.
+    for (body, detail) in [
+        (
+            r#"{"qty": 13, "price": 91}"#,
+            "qty: is not a field of this API; the field is quantity",
+        ),
+        (
+            r#"{"quantity": 13, "postOnly": true}"#,
+            "postOnly: is not a field of this API; the field is post_only",
+        ),
+    ] {
+        client.put(&path, body).expect_detail(422, detail);
     }
     let order = client.order(&id);
     assert_eq!(order["order_quantity"], json!(12));

@@ -499,13 +499,37 @@ mod tests {
         assert_eq!(resent, wire.amendment(br#"{"quantity": 2}"#).unwrap());
         let nothing =
             "quantity: give a new quantity or price, or both: a modify of neither changes nothing";
-        for body in [
-            &b"{}"[..],
-            br#"{"quantity": null, "price": null}"#,
-            br#"{"qty": 5}"#,
-        ] {
+        for body in [&b"{}"[..], br#"{"quantity": null, "price": null}"#] {
             let refused = wire.amendment(body).unwrap_err();
             assert_eq!((refused.status, refused.detail.as_str()), (422, nothing));
+        }
+        // Other APIs' spellings, which would be ignored, name the field meant.
+        for (body, detail) in [
+            (
+                &br#"{"qty": 5}"#[..],
+                "qty: is not a field of this API; the field is quantity",
+            ),
+            (
+                br#"{"price": 5, "timeInForce": "IOC"}"#,
+                "timeInForce: is not a field of this API; the field is time_in_force",
+            ),
+        ] {
+            let refused = wire.amendment(body).unwrap_err();
+            assert_eq!((refused.status, refused.detail.as_str()), (422, detail));
+        }
+        for (spelt, meant) in [
+            ("timeInForce", "time_in_force"),
+            ("tif", "time_in_force"),
+            ("postOnly", "post_only"),
+            ("clientOrderId", "client_order_id"),
+            ("orderType", "type"),
+            ("order_type", "type"),
+            ("qty", "quantity"),
+        ] {
+            let body = format!(r#"{{"quantity": 1, "price": 1, "side": 1, "{spelt}": 1}}"#);
+            let refused = wire.new_order(body.as_bytes()).unwrap_err();
+            let detail = format!("{spelt}: is not a field of this API; the field is {meant}");
+            assert_eq!((refused.status, refused.detail), (422, detail));
         }
         let priced = wire.amendment(br#"{"price": 1, "side": null}"#).unwrap();
         assert_eq!(priced, wire.amendment(br#"{"price": 1}"#).unwrap());

@@ -149,12 +149,50 @@ struct Fields<'a> {
     kind: Option<&'a RawValue>,
     #[serde(borrow)]
     client_order_id: Option<&'a RawValue>,
+    /// Other APIs' spellings of the fields above (`MISSPELT`). Unknown
+    /// fields are ignored, as the original service ignored them; these
+    /// would be ignored too, and a `"postOnly": true` order trade as a
+    /// taker, so they are refused, naming the field meant.
+    #[serde(borrow, rename = "timeInForce")]
+    time_in_force_camel: Option<&'a RawValue>,
+    #[serde(borrow, rename = "tif")]
+    tif: Option<&'a RawValue>,
+    #[serde(borrow, rename = "postOnly")]
+    post_only_camel: Option<&'a RawValue>,
+    #[serde(borrow, rename = "clientOrderId")]
+    client_order_id_camel: Option<&'a RawValue>,
+    #[serde(borrow, rename = "orderType")]
+    order_type_camel: Option<&'a RawValue>,
+    #[serde(borrow, rename = "order_type")]
+    order_type: Option<&'a RawValue>,
+    #[serde(borrow, rename = "qty")]
+    qty: Option<&'a RawValue>,
 }
 
 const NOT_AN_OBJECT: &str = "Request body must be a JSON object";
 
 fn fields(body: &[u8]) -> Result<Fields<'_>, ApiError> {
-    object(body, || ApiError::new(422, NOT_AN_OBJECT))
+    let fields: Fields = object(body, || ApiError::new(422, NOT_AN_OBJECT))?;
+    let misspelt = [
+        ("timeInForce", fields.time_in_force_camel, "time_in_force"),
+        ("tif", fields.tif, "time_in_force"),
+        ("postOnly", fields.post_only_camel, "post_only"),
+        (
+            "clientOrderId",
+            fields.client_order_id_camel,
+            "client_order_id",
+        ),
+        ("orderType", fields.order_type_camel, "type"),
+        ("order_type", fields.order_type, "type"),
+        ("qty", fields.qty, "quantity"),
+    ];
+    for (name, raw, meant) in misspelt {
+        if raw.is_some() {
+            let why = format!("is not a field of this API; the field is {meant}");
+            return Err(ApiError::field(name, &why));
+        }
+    }
+    Ok(fields)
 }
 
 /// A `POST /orders/batch` body: `{"orders": [order, ...]}`.
