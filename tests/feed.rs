@@ -1068,11 +1068,11 @@ fn candles_of_any_interval_follow_the_trades_and_a_late_joiner_gets_the_whole_in
     for (query, detail) in [
         (
             "?channels=candles:0",
-            "channels: \"candles:0\": candles:N takes N seconds, 1 to 86400",
+            "channels: \"candles:0\": candles:N takes N seconds, 1 to 86400, in digits",
         ),
         (
             "?channels=candles:1d",
-            "channels: \"candles:1d\": candles:N takes N seconds, 1 to 86400",
+            "channels: \"candles:1d\": candles:N takes N seconds, 1 to 86400, in digits",
         ),
     ] {
         let mut client = server.connect();
@@ -1088,7 +1088,7 @@ fn candles_of_any_interval_follow_the_trades_and_a_late_joiner_gets_the_whole_in
     );
     assert_eq!(
         next(&mut late),
-        json!({"type": "error", "detail": "\"candles:86401\": candles:N takes N seconds, 1 to 86400"})
+        json!({"type": "error", "detail": "\"candles:86401\": candles:N takes N seconds, 1 to 86400, in digits"})
     );
 }
 

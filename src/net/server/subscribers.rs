@@ -286,14 +286,16 @@ fn parse_channels<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Channe
             continue;
         }
         let interval = match name.strip_prefix("candles:") {
+            // Digits as the channel is named back (`candles:300`): `parse`
+            // also takes `+5`, and `060` would be followed as `candles`.
             Some(seconds) => Some(
-                seconds
-                    .parse::<u64>()
-                    .ok()
+                Some(seconds)
+                    .filter(|s| s.bytes().all(|b| b.is_ascii_digit()) && !s.starts_with('0'))
+                    .and_then(|s| s.parse::<u64>().ok())
                     .filter(|s| (1..=api::MAX_CANDLE_INTERVAL).contains(s))
                     .ok_or_else(|| {
                         format!(
-                            "{name:?}: candles:N takes N seconds, 1 to {}",
+                            "{name:?}: candles:N takes N seconds, 1 to {}, in digits",
                             api::MAX_CANDLE_INTERVAL
                         )
                     })?,
@@ -921,6 +923,17 @@ mod tests {
         assert_eq!(named.names(), ["trades", "candles", "candles:300"]);
         let day = parse_channels(["candles:86400"]).unwrap();
         assert_eq!(day.intervals, [86_400]);
+        for odd in [
+            "candles:+5",
+            "candles:060",
+            "candles:0",
+            "candles: 5",
+            "candles:",
+        ] {
+            let refused = parse_channels([odd]).unwrap_err();
+            let expected = format!("{odd:?}: candles:N takes N seconds, 1 to 86400, in digits");
+            assert_eq!(refused, expected);
+        }
         let many: Vec<String> = (1..=17).map(|s| format!("candles:{s}")).collect();
         let refused = parse_channels(many.iter().map(String::as_str)).unwrap_err();
         assert_eq!(refused, "at most 16 candle intervals a connection");
