@@ -402,6 +402,56 @@ fn unsubscribing_from_trades_stops_trades_while_book_messages_go_on() {
     );
 }
 
+/// Subscribing to `book` again, or to `bbo`, while following the book
+/// sends a fresh snapshot without holding the book's messages back until
+/// it comes: held back, the trades going on around them showed `seq` gaps
+/// (a needless resync, by the feed's own rule) before every such snapshot.
+#[test]
+fn subscribing_to_book_again_or_to_bbo_under_load_opens_no_seq_gap() {
+    const PAIRS: usize = 1_500;
+    let server = Server::start_with(&["--feed-snapshot-ms", "60000"]);
+    let mut ws = connect(&server, "?depth=1");
+    let first = next(&mut ws);
+    assert_eq!(first["type"], "snapshot");
+    let mut rest = server.connect();
+    let load = std::thread::spawn(move || {
+        // Each pair: a sell resting (book), a buy taking it (trade, book).
+        for _ in 0..PAIRS {
+            rest.place(-1, 100.0, 1);
+            rest.place(1, 100.0, 1);
+        }
+    });
+    let last_seq = 3 * PAIRS as u64;
+    let (mut seq, mut asked, mut fresh, mut read) = (0, 0, 0, 0);
+    while seq < last_seq {
+        let message = next(&mut ws);
+        read += 1;
+        let at = message["seq"].as_u64();
+        match message["type"].as_str().unwrap() {
+            "trade" | "book" => {
+                assert_eq!(at, Some(seq + 1), "a gap before {message}");
+                seq += 1;
+            }
+            // It and each bbo carry the seq of the last message they include.
+            "snapshot" | "bbo" => {
+                assert_eq!(at, Some(seq), "{message}");
+                fresh += usize::from(message["type"] == "snapshot");
+            }
+            "subscribed" => {}
+            other => panic!("unexpected {other}: {message}"),
+        }
+        if read % 25 == 0 && asked < 60 {
+            let channel = if asked % 2 == 0 { "book" } else { "bbo" };
+            send_op(&mut ws, json!({"op": "subscribe", "channels": [channel]}));
+            asked += 1;
+        }
+    }
+    load.join().unwrap();
+    assert_eq!(asked, 60, "the subscribes were sent while trading went on");
+    // The fresh snapshots still to come are those asked last.
+    assert!(fresh >= 50, "{fresh} of {asked} fresh snapshots came");
+}
+
 #[test]
 fn a_bbo_subscriber_is_told_each_change_of_the_best_bid_and_ask() {
     let server = Server::start_with(&["--feed-snapshot-ms", "60000"]);

@@ -160,9 +160,12 @@ pub(super) struct Subscription {
     /// The order channels whose `orders_snapshot` was asked for and has not
     /// come (`None` for every order's): their changes wait for it.
     orders_awaited: Vec<Option<ClientOrderId>>,
-    /// A fresh snapshot was asked for (`book` subscribed again): book
-    /// messages wait until it arrives.
-    awaiting_snapshot: bool,
+    /// A fresh snapshot was asked for (`book` subscribed again, or
+    /// `bbo`): of `BOOK` and `BBO`, those it starts (the ones not followed
+    /// before) wait until it arrives. One followed already goes on: the
+    /// snapshot comes in the same stream, after every message it includes,
+    /// so holding them back would only open a `seq` gap before it.
+    awaiting_snapshot: u8,
     /// Frames to write; the first is `head_written` bytes out.
     queue: VecDeque<Arc<[u8]>>,
     head_written: usize,
@@ -399,7 +402,7 @@ impl Front {
             channels,
             started: false,
             orders_awaited: Vec::new(),
-            awaiting_snapshot: false,
+            awaiting_snapshot: 0,
             queue: VecDeque::new(),
             head_written: 0,
             queued_bytes: 0,
@@ -582,6 +585,7 @@ impl Front {
             }
         };
         let followed_before = sub.channels.follows_orders();
+        let book_channels_before = sub.channels.bits & (BOOK | BBO);
         let (fresh_snapshot, joined, left) = match op.op.as_str() {
             "subscribe" => {
                 let mut after = sub.channels.clone();
@@ -616,7 +620,8 @@ impl Front {
         sub.push(ws::text_frame(answer.as_bytes()));
         let followed_after = sub.channels.follows_orders();
         if fresh_snapshot {
-            sub.awaiting_snapshot = true;
+            let started_now = named.bits & (BOOK | BBO) & !book_channels_before;
+            sub.awaiting_snapshot |= started_now;
         }
         let depth = sub.depth;
         self.count_order_followers(followed_before, followed_after);
@@ -655,24 +660,24 @@ impl Front {
                         if sub.closing.is_none() {
                             sub.push_snapshot(frame);
                             sub.started = true;
-                            sub.awaiting_snapshot = false;
+                            sub.awaiting_snapshot = 0;
                         }
                     }
                 }
                 FeedMessage::Trade(frame) => self.fan_out(&frame, bound, |s| s.wants(TRADES)),
-                FeedMessage::Book(frame) => {
-                    self.fan_out(&frame, bound, |s| s.wants(BOOK) && !s.awaiting_snapshot)
-                }
-                FeedMessage::Bbo(frame) => {
-                    self.fan_out(&frame, bound, |s| s.wants(BBO) && !s.awaiting_snapshot)
-                }
+                FeedMessage::Book(frame) => self.fan_out(&frame, bound, |s| {
+                    s.wants(BOOK) && s.awaiting_snapshot & BOOK == 0
+                }),
+                FeedMessage::Bbo(frame) => self.fan_out(&frame, bound, |s| {
+                    s.wants(BBO) && s.awaiting_snapshot & BBO == 0
+                }),
                 FeedMessage::Candle { interval, frame } => {
                     self.fan_out(&frame, bound, |s| s.wants_candles(interval))
                 }
                 FeedMessage::Snapshot { depth, frame } => {
                     let wants = |s: &Subscription| {
                         s.wants(SNAPSHOT)
-                            && !s.awaiting_snapshot
+                            && s.awaiting_snapshot == 0
                             && s.depth == depth
                             && !s.snapshot_unsent()
                     };
