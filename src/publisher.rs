@@ -254,7 +254,11 @@ impl Feed {
     fn trade(&mut self, record: &TradeRecord) {
         let trade = &record.trade;
         self.by_second.push(trade);
+        // A trade it drops for room may be one of a followed candle's:
+        // from then on that candle is not whole, and not sent.
+        let whole_from = self.by_second.dropped().map_or(0, |dropped| dropped + 1);
         for (&interval, current) in &mut self.intervals {
+            current.whole_from = whole_from;
             let start = trade.ts - trade.ts % interval;
             match &mut current.candle {
                 Some(candle) if candle.start == start => candle.add_later(trade),

@@ -1215,6 +1215,38 @@ fn a_candle_missing_trades_no_longer_kept_is_not_sent_as_get_candles_leaves_it_o
     assert_eq!(candles[0]["candle"]["trades"], 1);
 }
 
+/// A candle followed before its interval loses a trade to the history's
+/// bound stops being sent then, as `GET /candles` stops serving it (it
+/// was sent on with every trade, its counts past what the service keeps).
+#[test]
+fn a_followed_candle_stops_when_the_history_drops_one_of_its_trades() {
+    let server = Server::start_with(&["--trade-history", "3", "--feed-snapshot-ms", "60000"]);
+    let mut ws = connect(&server, "?channels=book,candles:86400");
+    assert_eq!(next(&mut ws)["seq"], 0);
+    let mut rest = server.connect();
+    rest.place(-1, 100.0, 10); // book 1
+                               // A candle follows its command's book message: a bid that does not
+                               // trade marks the end of each.
+    for traded in 1..=3u64 {
+        rest.place(1, 100.0, 1); // trade 3k - 1, book 3k
+        rest.place(1, 90.0, 1); // book 3k + 1
+        let candles = candles_until_book(&mut ws, 3 * traded + 1);
+        assert_eq!(candles.len(), 1, "{candles:?}");
+        assert_eq!(candles[0]["candle"]["trades"], traded);
+        assert_eq!(
+            Some(served_candle(&candles[0]["candle"])),
+            served_newest(&mut rest, 86_400)
+        );
+    }
+    // The fourth trade drops the first from the history of 3: the day's
+    // candle is no longer whole, in neither.
+    rest.place(1, 100.0, 1); // trade 11, book 12
+    rest.place(1, 90.0, 1); // book 13
+    let candles = candles_until_book(&mut ws, 13);
+    assert!(candles.is_empty(), "{candles:?}");
+    assert_eq!(served_newest(&mut rest, 86_400), None);
+}
+
 /// The next `order` message's seq and order, checked equal to what
 /// `GET /order/{id}` shows now.
 fn next_order(ws: &mut Ws, rest: &mut Client) -> (u64, Value) {
