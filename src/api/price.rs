@@ -115,9 +115,42 @@ impl TickSize {
             .checked_mul(1_000_000)
             .is_none_or(|off| off > denominator)
         {
-            return Some(Err("must be a multiple of the tick size"));
+            return Some(self.tick_read_as_the_same_double(text, nearest));
         }
         Some(Ok(nearest as Ticks))
+    }
+
+    /// The tick next to `nearest` whose price reads as the same double as
+    /// `text`, if `text` is that double's shortest digits. A float client
+    /// writes a double so, and past 2^50 ticks those may name no tick (at
+    /// a tick of 0.25, `562949953421312.25` is written `562949953421312.2`,
+    /// which was refused); they name the double, and it is one tick's.
+    /// Digits past the shortest were chosen, not a float's: off the grid
+    /// they stay refused (`42250470938136.685` at 0.01 is half a cent).
+    fn tick_read_as_the_same_double(
+        &self,
+        text: &str,
+        nearest: u128,
+    ) -> Result<Ticks, &'static str> {
+        const OFF_THE_GRID: &str = "must be a multiple of the tick size";
+        let double = text.parse::<f64>().map_err(|_| OFF_THE_GRID)?;
+        // Shortest digits are not one string (`...312.2` and `...312.3`
+        // both read as `...312.25`): what counts is how many there are.
+        let digits = |text: &str| plain_decimal(text).map(|(s, _)| significant_digits(s));
+        if digits(text).is_none_or(|n| Some(n) > digits(&format!("{double:e}"))) {
+            return Err(OFF_THE_GRID);
+        }
+        let mut price = String::new();
+        [nearest, nearest - 1, nearest + 1]
+            .into_iter()
+            .filter(|&ticks| (1..=MAX_PRICE_TICKS).contains(&ticks))
+            .find(|&ticks| {
+                price.clear();
+                self.write_price(&mut price, ticks as Ticks);
+                price.parse::<f64>() == Ok(double)
+            })
+            .map(|ticks| ticks as Ticks)
+            .ok_or(OFF_THE_GRID)
     }
 
     /// Converts a wire price to ticks, if it is a positive finite multiple
@@ -209,6 +242,15 @@ impl TickSize {
     }
 }
 
+/// How many significant digits a decimal's significand has, trailing
+/// zeros not counted (`100.0100000` has 5).
+fn significant_digits(mut significand: u128) -> u32 {
+    while significand != 0 && significand.is_multiple_of(10) {
+        significand /= 10;
+    }
+    significand.checked_ilog10().map_or(0, |log| log + 1)
+}
+
 /// A plain decimal, `[+]digits[.digits][(e|E)[+-]digits]` (a JSON number
 /// without a minus), as `(significand, power)` with `value = significand *
 /// 10^power`, read exactly; `None` for anything else, or past `u128`.
@@ -285,6 +327,41 @@ mod tests {
             remainder %= denominator;
         }
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_floats_shortest_digits_name_the_tick_whose_double_they_read_as() {
+        let quarter = TickSize::parse("0.25").unwrap();
+        let tick = 2_251_799_813_685_249; // 562949953421312.25
+        assert_eq!(quarter.ticks_of("562949953421312.2"), Ok(tick));
+        assert_eq!(quarter.ticks_of("562949953421312.25"), Ok(tick));
+        // Reads as 562949953421312.375, no tick's double.
+        assert_eq!(
+            quarter.ticks_of("562949953421312.4"),
+            Err("must be a multiple of the tick size")
+        );
+        // Where doubles are finer than the tick, off the grid stays off.
+        let cent = TickSize::parse("0.01").unwrap();
+        assert_eq!(
+            cent.ticks_of("100.015"),
+            Err("must be a multiple of the tick size")
+        );
+    }
+
+    proptest::proptest! {
+        /// What a float client sends back: the shortest digits of the
+        /// double a price reads as.
+        #[test]
+        fn every_tick_read_back_from_a_floats_shortest_digits_is_that_tick(
+            ticks in 1u64..=1 << 52,
+            tick in proptest::sample::select(vec!["1", "5", "0.5", "0.01", "0.05", "0.25", "0.00000001", "2.5"]),
+        ) {
+            let grid = TickSize::parse(tick).unwrap();
+            let mut written = String::new();
+            grid.write_price(&mut written, ticks as Ticks);
+            let shortest = written.parse::<f64>().unwrap().to_string();
+            proptest::prop_assert_eq!(grid.ticks_of(&shortest), Ok(ticks as Ticks), "{}", shortest);
+        }
     }
 
     #[test]
