@@ -13,6 +13,7 @@ use std::thread;
 use std::time::Duration;
 
 use clap::Parser;
+use orderbook::api::TickSize;
 use orderbook::candles;
 use orderbook::client_ids;
 use orderbook::config::Config;
@@ -23,7 +24,7 @@ use orderbook::net::server::{CancelAllAfter, Front, FrontJournal, LoopWaker};
 use orderbook::order_feed;
 use orderbook::persist::cancel_after;
 use orderbook::persist::segments::{SegmentWriter, Syncer};
-use orderbook::persist::{export, recovery, snapshot, tick_record};
+use orderbook::persist::{export, recorded_settings, recovery, snapshot};
 use orderbook::publisher;
 use orderbook::replica::{self, Snapshots};
 use orderbook::ring::{broadcast_with, spsc_with};
@@ -59,7 +60,7 @@ fn print_journal(config: &Config) -> ExitCode {
     // Prices are written in the tick the journal was written with,
     // whatever --tick-size says.
     let mut wire = config.wire();
-    match tick_record::recorded(&config.data_dir) {
+    match recorded_settings::recorded::<TickSize>(&config.data_dir) {
         Ok(recorded) => wire.tick = recorded.unwrap_or(wire.tick),
         Err(message) => {
             orderbook::log_line!("orderbook: {message}");
@@ -169,7 +170,8 @@ fn run(config: Config) -> Result<(), String> {
             state_path.display()
         );
     }
-    tick_record::check(&config.data_dir, config.tick_size)?;
+    recorded_settings::check(&config.data_dir, &config.tick_size)?;
+    recorded_settings::check(&config.data_dir, &config.symbol)?;
     // Read first: a damaged file stops the start before anything is built.
     let switches = cancel_after::load_all(&config.data_dir, config.fsync)?;
     if let Some(origin) = &config.cors_origin {
@@ -205,7 +207,11 @@ fn run(config: Config) -> Result<(), String> {
     for note in &recovered.notes {
         orderbook::log_line!("orderbook: {note}");
     }
-    if let Some(note) = tick_record::record(&config.data_dir, config.tick_size)? {
+    let notes = [
+        recorded_settings::record(&config.data_dir, &config.tick_size)?,
+        recorded_settings::record(&config.data_dir, &config.symbol)?,
+    ];
+    for note in notes.into_iter().flatten() {
         orderbook::log_line!("orderbook: {note}");
     }
     if !recovered.notes.is_empty() {

@@ -449,6 +449,50 @@ fn a_restart_under_another_tick_size_is_refused_and_the_same_tick_keeps_every_pr
     assert_eq!(fs::read_to_string(&tick_file).unwrap(), "0.05\n");
 }
 
+/// A service pointed at another instrument's data directory would trade
+/// that book's orders as its own: a start under another `--symbol` is
+/// refused, and the journal left as it was.
+#[test]
+fn a_restart_under_another_symbol_is_refused_and_the_same_symbol_keeps_the_book() {
+    let dir = TempDir::new("symbol");
+    let eth = ["--symbol", "ETH-USD"];
+    let mut server = Server::start_in(&dir.0, &eth);
+    let mut client = server.connect();
+    let bid = client.place_id(1, 2000.0, 5);
+    let before = client.order(&bid);
+    let symbol_file = dir.0.join("symbol");
+    assert_eq!(fs::read_to_string(&symbol_file).unwrap(), "ETH-USD\n");
+    server.kill9();
+    let journal = journal_files(&dir.0);
+    let journal_bytes: Vec<Vec<u8>> = journal.iter().map(|p| fs::read(p).unwrap()).collect();
+    for args in [&["--symbol", "BTC-USD"][..], &[]] {
+        let (status, stderr) = refused_start(&dir.0, args);
+        assert_eq!(status.code(), Some(1), "started under {args:?}");
+        let other = args.get(1).copied().unwrap_or("DEFAULT");
+        let why = format!(
+            "was written with --symbol ETH-USD, and this start has --symbol {other}: \
+             its orders are for ETH-USD; start with --symbol ETH-USD"
+        );
+        assert!(stderr.contains(&why), "{stderr}");
+    }
+    let left: Vec<Vec<u8>> = journal.iter().map(|p| fs::read(p).unwrap()).collect();
+    assert_eq!(left, journal_bytes, "the journal is left as it was");
+    let server = Server::start_in(&dir.0, &eth);
+    assert_eq!(server.connect().order(&bid), before);
+
+    // A data directory from before the record takes this start's symbol.
+    drop(server);
+    fs::remove_file(&symbol_file).unwrap();
+    let server = Server::start_in(&dir.0, &[]);
+    let stderr = server.stderr();
+    assert!(
+        stderr.contains("recorded --symbol DEFAULT in ")
+            && stderr.contains("which had no record of its symbol"),
+        "{stderr}"
+    );
+    assert_eq!(fs::read_to_string(&symbol_file).unwrap(), "DEFAULT\n");
+}
+
 #[test]
 fn a_corrupt_state_file_stops_the_start_and_is_left_as_it_was() {
     let dir = TempDir::new("corrupt-state");

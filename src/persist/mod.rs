@@ -5,7 +5,7 @@
 pub mod cancel_after;
 pub mod export;
 pub mod journal;
+pub mod recorded_settings;
 pub mod recovery;
 pub mod segments;
 pub mod snapshot;
-pub mod tick_record;

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::tick_record;
+use super::recorded_settings;
 use crate::api::{self, ClientOrderId, TickSize, TradeRecord, Wire, CLIENT_ID_RULE};
 use crate::client_ids::ClientIds;
 use crate::engine::{OrderBook, OrderStatus, OrderView, Side, Ticks, Trade, MARKET};
@@ -398,7 +398,7 @@ pub fn decode(bytes: &[u8], wire: &Wire) -> Result<State, String> {
     if let Some(text) = &layout.tick_size {
         let written = TickSize::parse(text).map_err(|why| format!("tick_size: {why}"))?;
         if written != wire.tick {
-            return Err(tick_record::differs("it", written, wire.tick));
+            return Err(recorded_settings::differs("it", &written, &wire.tick));
         }
     }
     let orders = |list: &[SavedOrder], name: &str| -> Result<Vec<OrderView>, String> {
