@@ -506,6 +506,35 @@ fn a_corrupt_state_file_stops_the_start_and_is_left_as_it_was() {
     assert_eq!(fs::read(&path).unwrap(), bytes);
 }
 
+/// A state file that is still good JSON but had one byte changed after it
+/// was written (a resting quantity 8 read as 9 before the checksum) stops
+/// the start, and is left as it was.
+#[test]
+fn a_state_file_changed_after_it_was_written_is_refused_by_its_checksum() {
+    let dir = TempDir::new("crc-state");
+    let mut server = Server::start_in(&dir.0, &[]);
+    let id = server.connect().place_id(1, 100.0, 8);
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(10)).unwrap().success());
+    drop(server);
+    let path = dir.0.join("order_book_state.json");
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(text.contains(r#""quantity":8,"#), "{text}");
+    let damaged = text.replacen(r#""quantity":8,"#, r#""quantity":9,"#, 1);
+    fs::write(&path, &damaged).unwrap();
+    let (status, stderr) = refused_start(&dir.0, &[]);
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        stderr.contains("order_book_state.json is unusable: crc32: the file's bytes have CRC-32"),
+        "{stderr}"
+    );
+    assert_eq!(fs::read_to_string(&path).unwrap(), damaged);
+    // Put back, it loads.
+    fs::write(&path, &text).unwrap();
+    let server = Server::start_in(&dir.0, &[]);
+    assert_eq!(server.connect().order(&id)["order_quantity"], 8);
+}
+
 fn journal_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut files: Vec<_> = fs::read_dir(dir)
         .unwrap()
