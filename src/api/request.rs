@@ -149,10 +149,10 @@ struct Fields<'a> {
     kind: Option<&'a RawValue>,
     #[serde(borrow)]
     client_order_id: Option<&'a RawValue>,
-    /// Other APIs' spellings of the fields above (`MISSPELT`). Unknown
-    /// fields are ignored, as the original service ignored them; these
-    /// would be ignored too, and a `"postOnly": true` order trade as a
-    /// taker, so they are refused, naming the field meant.
+    /// Other APIs' spellings of the fields above (checked in `fields`).
+    /// Unknown fields are ignored, as the original service ignored them;
+    /// these would be ignored too, and a `"postOnly": true` order trade as
+    /// a taker, so they are refused, naming the field meant.
     #[serde(borrow, rename = "timeInForce")]
     time_in_force_camel: Option<&'a RawValue>,
     #[serde(borrow, rename = "tif")]
