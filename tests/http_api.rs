@@ -544,6 +544,71 @@ fn a_body_sent_as_another_media_type_is_415_and_changes_nothing() {
     send_typed(&mut client, "DELETE", &path, Some("text/plain"), "").expect(200);
 }
 
+/// A browser sends a byte-array body (`fetch(url, {method: "POST", body:
+/// new TextEncoder().encode(json)})`, `navigator.sendBeacon`) with no
+/// `Content-Type` and no preflight, but with an `Origin`: taken as JSON,
+/// any page could place orders, or cancel the book. Without an `Origin`
+/// (curl, wrk, the original's clients) a body with no type is still JSON.
+#[test]
+fn a_web_pages_body_with_no_content_type_is_415_and_changes_nothing() {
+    let server = Server::start_with(&["--cors-origin", "*"]);
+    let mut client = server.connect();
+    let id = client.place_id(1, 100.0, 10);
+    let from_a_page = |method: &str, path: &str, body: &str, expect: &str| {
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: https://elsewhere.example\r\n\
+             {expect}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let refused = "Content-Type: must be application/json: a web page's body without one is not taken as JSON";
+    for (method, path, body) in [
+        (
+            "POST",
+            "/order/",
+            r#"{"quantity": 1, "price": 100.0, "side": -1}"#,
+        ),
+        ("PUT", &format!("/order/{id}"), r#"{"quantity": 3}"#),
+        ("POST", "/orders/cancel_all_after", r#"{"timeout_ms": 1}"#),
+        (
+            "POST",
+            "/orders/cancel",
+            &format!(r#"{{"order_ids": ["{id}"]}}"#),
+        ),
+    ] {
+        client
+            .send_raw(from_a_page(method, path, body, "").as_bytes())
+            .unwrap();
+        client.read_response().unwrap().expect_detail(415, refused);
+    }
+    // With Expect: 100-continue it is refused before the body is sent.
+    let asked = from_a_page("POST", "/order/", "", "Expect: 100-continue\r\n");
+    let asked = asked.replace("Content-Length: 0", "Content-Length: 44");
+    client.send_raw(asked.as_bytes()).unwrap();
+    let answer = client.read_response().unwrap();
+    assert_eq!(answer.status, 415);
+    assert!(answer.closes(), "the unsent body cannot be skipped");
+    // Nothing of that reached the book: the bid rests as placed, alone.
+    let mut client = server.connect();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let (buys, sells) = client.orders();
+    assert!(sells.is_empty(), "{sells:?}");
+    assert_eq!((buys.len(), &buys[0]["quantity"]), (1, &json!(10)));
+    // A page that says the type is taken (CORS then asks for a preflight,
+    // which is never granted: a browser would not send it).
+    let typed = from_a_page(
+        "POST",
+        "/order/",
+        r#"{"quantity": 1, "price": 90.0, "side": 1}"#,
+        "Content-Type: application/json\r\n",
+    );
+    client.send_raw(typed.as_bytes()).unwrap();
+    assert_eq!(
+        client.read_response().unwrap().expect(200)["status"],
+        "open"
+    );
+}
+
 #[test]
 fn a_body_over_the_limit_is_413_and_the_connection_closes() {
     let server = Server::start_with(&["--max-body-bytes", "1024"]);

@@ -70,6 +70,9 @@ pub struct Request<'a> {
     pub websocket_version: Option<&'a [u8]>,
     /// The `Content-Type` header, if sent.
     pub content_type: Option<&'a [u8]>,
+    /// An `Origin` header was sent: the request comes from a web page
+    /// (browsers send one with every `POST` and `PUT`).
+    pub from_a_web_page: bool,
     /// The `Authorization` header, if sent.
     pub authorization: Option<&'a [u8]>,
     /// Bytes of the buffer this request used.
@@ -142,6 +145,16 @@ impl fmt::Display for HttpError {
             HttpError::NotJson => f.write_str("Content-Type: must be application/json"),
         }
     }
+}
+
+/// Whether a body with this `Content-Type` is read as JSON: one that names
+/// JSON, or none from a client other than a web page (wrk, netcat and the
+/// original's clients send none, and FastAPI took it as JSON). A web page
+/// sends no `Content-Type` with a byte-array body, and a browser sends
+/// that to any address without asking (no CORS preflight): taken as JSON,
+/// any page a user opens could place orders on a service on their machine.
+pub fn body_is_json(content_type: Option<&[u8]>, from_a_web_page: bool) -> bool {
+    content_type.map_or(!from_a_web_page, is_json_media_type)
 }
 
 /// Whether a `Content-Type` value names JSON: `application/json` or an
@@ -251,6 +264,7 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
     let mut websocket_version = None;
     let mut expects_continue = false;
     let mut content_type = None;
+    let mut from_a_web_page = false;
     let mut authorization = None;
     let mut chunked = false;
     let mut hosts = 0;
@@ -298,6 +312,8 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
             expects_continue = header_is(header.value, "100-continue");
         } else if name.eq_ignore_ascii_case("content-type") {
             content_type = Some(header.value);
+        } else if name.eq_ignore_ascii_case("origin") {
+            from_a_web_page = true;
         } else if name.eq_ignore_ascii_case("authorization") {
             authorization = Some(header.value);
         }
@@ -313,7 +329,7 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
     // routes will refuse (every POST and PUT takes JSON) is refused
     // instead of asked for.
     let expects_continue = expects_continue && !http10;
-    let not_json = content_type.is_some_and(|value| !is_json_media_type(value));
+    let not_json = !body_is_json(content_type, from_a_web_page);
     let partial = match expects_continue && not_json && matches!(method, Method::Post | Method::Put)
     {
         true => Err(HttpError::NotJson),
@@ -352,6 +368,7 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
         websocket_key,
         websocket_version,
         content_type,
+        from_a_web_page,
         authorization,
         len,
     }))
@@ -738,6 +755,18 @@ mod tests {
                 expected
             );
         }
+    }
+
+    #[test]
+    fn a_body_without_a_type_is_json_but_from_a_web_page() {
+        let raw = b"POST /order HTTP/1.1\r\nHost: x\r\norigin: null\r\n\r\n";
+        assert!(parse(raw).unwrap().unwrap().from_a_web_page);
+        let raw = b"POST /order HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert!(!parse(raw).unwrap().unwrap().from_a_web_page);
+        assert!(body_is_json(None, false));
+        assert!(!body_is_json(None, true));
+        assert!(body_is_json(Some(b"application/json"), true));
+        assert!(!body_is_json(Some(b"text/plain"), false));
     }
 
     #[test]

@@ -698,13 +698,25 @@ pub(super) fn cancels_of(orders: &[OrderId]) -> Vec<CommandKind> {
 /// would let any page the user opens place orders on a service on their
 /// machine or network. FastAPI, the original's framework, refuses them
 /// too since CVE-2021-32677. No `Content-Type` at all is taken as JSON
-/// (wrk, netcat and the original's clients), as FastAPI does: a browser
-/// never sends a body without one. JSON is UTF-8 (RFC 8259 §8.1): the
+/// (wrk, netcat and the original's clients), as FastAPI does, but from a
+/// web page (`http::body_is_json`). JSON is UTF-8 (RFC 8259 §8.1): the
 /// parser checks the strings it reads, not those of fields it skips, so
 /// the whole body is checked here.
 fn json_body<'r>(request: &'r http::Request<'_>) -> Result<&'r [u8], ApiError> {
     match request.content_type {
-        Some(value) if !http::is_json_media_type(value) => {
+        _ if http::body_is_json(request.content_type, request.from_a_web_page) => {
+            match std::str::from_utf8(&request.body) {
+                Ok(_) => Ok(&request.body),
+                Err(error) => Err(ApiError::new(
+                    400,
+                    format!(
+                        "Malformed JSON body: not UTF-8 at byte {}",
+                        error.valid_up_to()
+                    ),
+                )),
+            }
+        }
+        Some(value) => {
             let sent = String::from_utf8_lossy(value);
             let sent: String = sent.chars().take(64).collect();
             Err(ApiError::new(
@@ -712,16 +724,10 @@ fn json_body<'r>(request: &'r http::Request<'_>) -> Result<&'r [u8], ApiError> {
                 format!("Content-Type: must be application/json, not {sent:?}"),
             ))
         }
-        _ => match std::str::from_utf8(&request.body) {
-            Ok(_) => Ok(&request.body),
-            Err(error) => Err(ApiError::new(
-                400,
-                format!(
-                    "Malformed JSON body: not UTF-8 at byte {}",
-                    error.valid_up_to()
-                ),
-            )),
-        },
+        None => Err(ApiError::new(
+            415,
+            "Content-Type: must be application/json: a web page's body without one is not taken as JSON",
+        )),
     }
 }
 
