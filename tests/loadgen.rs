@@ -456,6 +456,29 @@ fn every_trade_reaches_every_subscriber(server: &Server) {
     assert_eq!(feed.orders, None);
 }
 
+/// A run that makes no trade, against a service that made some before:
+/// the subscribers do not wait for a trade they joined after (they did,
+/// 30 s, and failed the run).
+#[test]
+fn subscribers_of_a_run_without_trades_do_not_wait_for_an_older_trade() {
+    let server = Server::start();
+    let mut rest = server.connect();
+    rest.place(-1, 100.0, 1);
+    rest.place(1, 100.0, 1);
+    let subscribers = loadgen::feed::Subscribers::start(server.addr, 2, false).unwrap();
+    let report = loadgen::run(&settings(&server, 2, 1, Stop::Requests(50), "place=1")).unwrap();
+    assert_all_200(&report, 50);
+    let started = std::time::Instant::now();
+    let feed = subscribers.finish(loadgen::feed::last_trade(server.addr).unwrap());
+    assert_eq!(feed.errors, Vec::<String>::new());
+    assert_eq!(feed.trades, 0);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 /// Subscribers following `orders` too get one message per order change:
 /// each place's own order, and each maker a trade touched.
 #[test]

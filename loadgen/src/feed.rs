@@ -51,6 +51,9 @@ pub struct Subscribers {
     stop: Arc<AtomicBool>,
     /// The `unique_id` of the last trade of the load, set before `stop`.
     last_trade: Arc<OnceLock<Option<String>>>,
+    /// The service's newest trade once they had joined: one made before
+    /// them, which they are never sent.
+    newest_before: Option<String>,
     threads: Vec<JoinHandle<Result<Tally, String>>>,
     /// They follow the `orders` channel too.
     orders: bool,
@@ -94,9 +97,10 @@ impl Subscribers {
             })
             .collect();
         drop(joined);
-        let subscribers = Subscribers {
+        let mut subscribers = Subscribers {
             stop,
             last_trade,
+            newest_before: None,
             threads,
             orders,
         };
@@ -112,15 +116,18 @@ impl Subscribers {
                 Err(_) => return Err(io::Error::other("a subscriber thread died")),
             }
         }
+        subscribers.newest_before = self::last_trade(addr)?;
         Ok(subscribers)
     }
 
-    /// Tells the subscribers the load is over and which trade was its last
-    /// (its `unique_id`; `None` if the service made none: then each stops
+    /// Tells the subscribers the load is over and which trade was the
+    /// service's last (its `unique_id`; `None` if it made none, and the
+    /// same as when they joined if the load made none: then each stops
     /// after [`QUIET`] with no message), and collects what they saw once
     /// each has it.
     pub fn finish(self, last_trade: Option<String>) -> FeedReport {
-        let _ = self.last_trade.set(last_trade);
+        let made_by_the_load = last_trade.filter(|last| Some(last) != self.newest_before.as_ref());
+        let _ = self.last_trade.set(made_by_the_load);
         self.stop.store(true, Ordering::SeqCst);
         let mut report = FeedReport {
             subscribers: self.threads.len(),
