@@ -213,6 +213,16 @@ fn print_report(settings: &Settings, report: &Report) {
         report.throughput(),
         statuses.join(", ")
     );
+    let overloaded = report.statuses.get(&503).copied().unwrap_or(0);
+    if overloaded > 0 {
+        // Back-pressure, not a failure of the run; but a rate and
+        // latencies mostly of refusals must not read as the service's.
+        println!(
+            "overloaded: {overloaded} of {} answers were 503 (the service's command queue was full; nothing of them was done): the rate and latencies above include them; {:.1}/s were answered otherwise",
+            report.requests,
+            (report.requests - overloaded) as f64 / report.elapsed.as_secs_f64().max(1e-9)
+        );
+    }
     if settings.batch > 1 {
         println!(
             "batches of {} orders: {:.1} orders placed/s",
