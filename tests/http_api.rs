@@ -1441,6 +1441,11 @@ fn under_rate_limit_orders_past_the_burst_get_429_and_reads_do_not_count() {
         422,
         "order_ids: at most 5 at once from one address (--rate-limit-burst)",
     );
+    let six_names = r#"{"client_order_ids": ["a", "b", "c", "d", "e", "f"]}"#;
+    client.post("/orders/cancel", six_names).expect_detail(
+        422,
+        "client_order_ids: at most 5 at once from one address (--rate-limit-burst)",
+    );
     let metrics = client.metrics_text();
     assert_eq!(metric(&metrics, "orderbook_rate_limited_orders_total"), 2.0);
     // A second later there is room for one again: enough to cancel all

@@ -290,6 +290,11 @@ impl Front {
         keep_alive: bool,
     ) -> Result<(), ApiError> {
         let orders = api::order_refs(body)?;
+        // The field the client sent, for an error about the batch.
+        let field = match orders.first() {
+            Some(api::OrderRef::Name(_)) => "client_order_ids",
+            _ => "order_ids",
+        };
         self.client_ids.take_freed();
         let cancels: Vec<CommandKind> = orders
             .into_iter()
@@ -297,7 +302,7 @@ impl Front {
                 id: self.order_id(order),
             })
             .collect();
-        self.submit_batch(slot, &cancels, &[], "order_ids", keep_alive)
+        self.submit_batch(slot, &cancels, &[], field, keep_alive)
     }
 
     /// `DELETE /orders?client_order_id_prefix=P`: cancels the resting
