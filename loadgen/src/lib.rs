@@ -61,8 +61,8 @@ pub struct Settings {
     /// Seed of the request stream (each connection derives its own).
     pub seed: u64,
     /// Orders per place request: 1 sends `POST /order/`, more send them
-    /// together as one `POST /orders/batch` (placed, crossing and IOC
-    /// orders alike; at most 100).
+    /// together as one `POST /orders/batch` (placed, crossing, IOC and
+    /// market orders alike; at most 100).
     pub batch: usize,
     /// Header lines sent with every request, each ending `\r\n`: the
     /// `Authorization` of a service run with `--api-token`, or nothing.
