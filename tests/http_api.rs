@@ -590,7 +590,6 @@ fn a_web_pages_body_with_no_content_type_is_415_and_changes_nothing() {
     assert!(answer.closes(), "the unsent body cannot be skipped");
     // Nothing of that reached the book: the bid rests as placed, alone.
     let mut client = server.connect();
-    std::thread::sleep(std::time::Duration::from_millis(20));
     let (buys, sells) = client.orders();
     assert!(sells.is_empty(), "{sells:?}");
     assert_eq!((buys.len(), &buys[0]["quantity"]), (1, &json!(10)));
