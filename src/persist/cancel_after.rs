@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::snapshot;
 use crate::api::{parse_timestamp, write_timestamp, ClientOrderId};
 
 /// The file's name in the data directory.
@@ -225,9 +226,7 @@ impl DeadlineFile {
     /// Replaces the file with `deadline`: written beside it, then renamed
     /// over it, so a crash leaves the old deadline or the new, never half.
     pub fn store(&self, deadline: Deadline) -> io::Result<()> {
-        let mut temporary = self.path.as_os_str().to_owned();
-        temporary.push(".tmp");
-        let temporary = PathBuf::from(temporary);
+        let temporary = snapshot::temporary_of(&self.path);
         if self.prefix.is_some() {
             self.make_directory()?;
         }

@@ -207,7 +207,7 @@ pub fn remove_cut_short(path: &Path) -> io::Result<bool> {
 }
 
 /// `<path>.tmp`, where the file at `path` is written before it replaces it.
-fn temporary_of(path: &Path) -> PathBuf {
+pub(crate) fn temporary_of(path: &Path) -> PathBuf {
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".tmp");
     PathBuf::from(temporary)

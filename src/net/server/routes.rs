@@ -708,32 +708,22 @@ pub(super) fn cancels_of(orders: &[OrderId]) -> Vec<CommandKind> {
 /// parser checks the strings it reads, not those of fields it skips, so
 /// the whole body is checked here.
 fn json_body<'r>(request: &'r http::Request<'_>) -> Result<&'r [u8], ApiError> {
-    match request.content_type {
-        _ if http::body_is_json(request.content_type, request.from_a_web_page) => {
-            match std::str::from_utf8(&request.body) {
-                Ok(_) => Ok(&request.body),
-                Err(error) => Err(ApiError::new(
-                    400,
-                    format!(
-                        "Malformed JSON body: not UTF-8 at byte {}",
-                        error.valid_up_to()
-                    ),
-                )),
+    if !http::body_is_json(request.content_type, request.from_a_web_page) {
+        let detail = match request.content_type {
+            Some(value) => {
+                let sent: String = String::from_utf8_lossy(value).chars().take(64).collect();
+                format!("Content-Type: must be application/json, not {sent:?}")
             }
-        }
-        Some(value) => {
-            let sent = String::from_utf8_lossy(value);
-            let sent: String = sent.chars().take(64).collect();
-            Err(ApiError::new(
-                415,
-                format!("Content-Type: must be application/json, not {sent:?}"),
-            ))
-        }
-        None => Err(ApiError::new(
-            415,
-            "Content-Type: must be application/json: a web page's body without one is not taken as JSON",
-        )),
+            None => "Content-Type: must be application/json: a web page's body without one is not taken as JSON".into(),
+        };
+        return Err(ApiError::new(415, detail));
     }
+    std::str::from_utf8(&request.body)
+        .map(|_| &*request.body)
+        .map_err(|error| {
+            let at = error.valid_up_to();
+            ApiError::new(400, format!("Malformed JSON body: not UTF-8 at byte {at}"))
+        })
 }
 
 /// An id no order has: a UUID v4 is never 0 (its version bits are set).
