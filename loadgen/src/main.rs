@@ -22,16 +22,16 @@ struct Cli {
     #[arg(long, default_value = "127.0.0.1:8000")]
     addr: SocketAddr,
     /// Keep-alive connections, one request outstanding on each.
-    #[arg(long, short = 'c', default_value_t = 32)]
+    #[arg(long, short = 'c', default_value_t = 32, value_parser = at_least_1)]
     connections: usize,
     /// Threads, each with its own event loop.
-    #[arg(long, short = 't', default_value_t = 1)]
+    #[arg(long, short = 't', default_value_t = 1, value_parser = at_least_1)]
     threads: usize,
     /// Seconds to run (ignored with --requests).
     #[arg(long, short = 'd', default_value_t = 10.0)]
     duration: f64,
     /// Stop after exactly this many requests instead.
-    #[arg(long, short = 'n')]
+    #[arg(long, short = 'n', value_parser = clap::value_parser!(u64).range(1..))]
     requests: Option<u64>,
     /// Requests per second over all connections (open loop).
     #[arg(long, short = 'R')]
@@ -83,6 +83,16 @@ struct Cli {
     hgrm: Option<std::path::PathBuf>,
 }
 
+/// A count that must be 1 or more: 0 connections or threads would run
+/// nothing and report it as a run.
+fn at_least_1(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_string()),
+        Ok(n) => Ok(n),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.tick <= 0.0 || cli.mid / cli.tick < 11.0 {
@@ -96,13 +106,21 @@ fn main() -> ExitCode {
         eprintln!("loadgen: --rate must be a positive number of requests per second");
         return ExitCode::from(2);
     }
+    if !(cli.duration > 0.0 && cli.duration.is_finite()) {
+        eprintln!("loadgen: --duration must be a positive number of seconds");
+        return ExitCode::from(2);
+    }
+    if cli.feed_orders && cli.subscribers == 0 {
+        eprintln!("loadgen: --feed-orders needs --subscribers of at least 1");
+        return ExitCode::from(2);
+    }
     let settings = Settings {
         addr: cli.addr,
-        connections: cli.connections.max(1),
-        threads: cli.threads.max(1),
+        connections: cli.connections,
+        threads: cli.threads,
         stop: match cli.requests {
             Some(n) => Stop::Requests(n),
-            None => Stop::After(Duration::from_secs_f64(cli.duration.max(0.0))),
+            None => Stop::After(Duration::from_secs_f64(cli.duration)),
         },
         rate: cli.rate,
         mix: cli.mix,

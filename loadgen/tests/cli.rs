@@ -40,6 +40,36 @@ fn bad_settings_are_refused_with_exit_2() {
     let (code, _, stderr) = run(&["--feed-orders"]);
     assert_eq!(code, Some(2));
     assert!(stderr.contains("--subscribers <SUBSCRIBERS>"), "{stderr}");
+    let (code, _, stderr) = run(&["--feed-orders", "--subscribers", "0"]);
+    assert_eq!(
+        (code, stderr.as_str()),
+        (
+            Some(2),
+            "loadgen: --feed-orders needs --subscribers of at least 1\n"
+        )
+    );
+    // A run of nothing is refused, not reported as a run.
+    for duration in ["0", "nan", "inf"] {
+        let (code, stdout, stderr) = run(&["-d", duration]);
+        assert_eq!(
+            (code, stdout.as_str(), stderr.as_str()),
+            (
+                Some(2),
+                "",
+                "loadgen: --duration must be a positive number of seconds\n"
+            ),
+            "-d {duration}"
+        );
+    }
+    for (flag, why) in [
+        ("-n", "0 is not in 1..18446744073709551615"),
+        ("-c", "must be at least 1"),
+        ("-t", "must be at least 1"),
+    ] {
+        let (code, _, stderr) = run(&[flag, "0"]);
+        assert_eq!(code, Some(2), "{flag} 0");
+        assert!(stderr.contains(why), "{flag} 0: {stderr}");
+    }
 }
 
 #[test]
