@@ -293,14 +293,30 @@ pub fn read_after(dir: &Path, covered: u64) -> Result<Replay, String> {
     if let Some(oldest) = oldest_record(dir)?.filter(|&first| first > covered + 1) {
         return Err(missing(dir, oldest, covered));
     }
+    let newest_file = list(dir)
+        .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
+        .last()
+        .map(|(first, _)| *first);
     let mut replay = Replay::default();
+    let mut newest_read = None;
     let (warnings, cut) = walk(dir, covered, true, |record| {
+        newest_read = Some(record.seq);
         if record.seq > covered {
             replay.records.push(record);
         }
         true
     })?;
     replay.warnings = warnings;
+    // The newest file is always read: its last record, or the one before
+    // its first if it holds none yet, is where the journal ends.
+    let journal_end = newest_read.or(newest_file.map(|first| first.saturating_sub(1)));
+    if let Some(end) = journal_end.filter(|&end| end < covered) {
+        replay.warnings.push(format!(
+            "the journal in {} ends at record {end}, but the state file covers up to {covered}: records {} to {covered} are only in the state file (a journal restored from an older copy, or lost in a power cut without --fsync?)",
+            dir.display(),
+            end + 1
+        ));
+    }
     if let Some(first) = replay.records.first() {
         if first.seq != covered + 1 {
             return Err(missing(dir, first.seq, covered));
@@ -548,6 +564,18 @@ mod tests {
         // A state file older than the journal's start means lost records.
         let error = read_after(&dir, 10).unwrap_err();
         assert!(error.contains("records are missing"), "{error}");
+        // One newer than the journal's end (newest file 51, empty) starts,
+        // with a warning.
+        assert!(read_after(&dir, 50).unwrap().warnings.is_empty());
+        let ahead = read_after(&dir, 57).unwrap();
+        assert!(ahead.records.is_empty());
+        assert_eq!(
+            ahead.warnings,
+            [format!(
+                "the journal in {} ends at record 50, but the state file covers up to 57: records 51 to 57 are only in the state file (a journal restored from an older copy, or lost in a power cut without --fsync?)",
+                dir.display()
+            )]
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 
