@@ -146,6 +146,8 @@ fn a_bad_request_is_refused_and_leaves_the_deadline_as_it_was() {
         (r#"{"timeout_ms": -1}"#, 422, RANGE),
         (r#"{"timeout_ms": 86400001}"#, 422, RANGE),
         (r#"{"timeout_ms": 1.5}"#, 422, RANGE),
+        (r#"{"timeout_ms": 1e-3}"#, 422, RANGE),
+        (r#"{"timeout_ms": -0}"#, 422, RANGE),
         (r#"{"timeout_ms": "5"}"#, 422, RANGE),
         (r#"{"timeout_ms": null}"#, 422, "timeout_ms: field required"),
         (r#"{}"#, 422, "timeout_ms: field required"),
@@ -184,6 +186,13 @@ fn a_bad_request_is_refused_and_leaves_the_deadline_as_it_was() {
         (wrong.status, wrong.header("Allow")),
         (405, Some("GET, HEAD, POST"))
     );
+    // Any exact whole number of milliseconds, as quantities.
+    for whole in ["1000.0", "1e3", "0.1e4"] {
+        let armed = client
+            .post(PATH, &format!(r#"{{"timeout_ms": {whole}}}"#))
+            .expect(200);
+        assert_eq!(armed["timeout_ms"], json!(1000), "{whole}");
+    }
     // The largest timeout is a day.
     let day = arm(&mut client, 86_400_000);
     assert_eq!(
@@ -573,4 +582,21 @@ fn a_switch_by_prefix_with_more_orders_than_the_command_ring_holds_cancels_them_
     assert_eq!(fired_total(&mut client), 1.0);
     wait_until_gone(&prefix_file(server.dir(), "big-"));
     assert_eq!(armed_count(&mut client), 0.0);
+    // Said once, with every order it cancelled over its turns (the line
+    // is written before the file goes; stderr is read by a thread).
+    let said = || -> Vec<String> {
+        (server.stderr().lines())
+            .filter(|line| line.contains("cancel-all-after (big-)"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while said().is_empty() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    let said = said();
+    assert_eq!(
+        said,
+        ["orderbook: cancel-all-after (big-): the deadline passed with no refresh; 10 resting orders cancelled"]
+    );
 }

@@ -309,10 +309,15 @@ pub fn cancel_after_timeout(body: &[u8]) -> Result<(u64, Option<ClientOrderId>),
         ));
     }
     let prefix = name_field(fields.client_order_id_prefix, "client_order_id_prefix")?;
-    let raw =
-        given(fields.timeout_ms).ok_or_else(|| ApiError::field("timeout_ms", "field required"))?;
-    match raw.parse::<u64>() {
-        Ok(ms) if ms <= MAX_CANCEL_AFTER_MS => Ok((ms, prefix)),
+    let raw = fields
+        .timeout_ms
+        .filter(|raw| raw.get() != "null")
+        .ok_or_else(|| ApiError::field("timeout_ms", "field required"))?;
+    // Any JSON number that is exactly whole, as quantities: a client whose
+    // numbers are all floats sends `1000.0`.
+    let ms = plain_decimal(raw.get()).and_then(exact_integer);
+    match ms {
+        Some(ms) if ms <= u128::from(MAX_CANCEL_AFTER_MS) => Ok((ms as u64, prefix)),
         _ => Err(ApiError::field(
             "timeout_ms",
             &format!(

@@ -55,6 +55,9 @@ struct Switch {
     /// batch of cancels): a switch that cancels what fits the command
     /// ring and goes off again for the rest has two.
     rounds: u32,
+    /// Orders the going-off under way cancelled so far, over its rounds:
+    /// logged once, when the last round ends.
+    cancelled: u64,
     /// A prefix's deadline that passed while the service was down: the
     /// orders it cancels, listed from the recovered book, so that they
     /// are cancelled before any request is served.
@@ -113,6 +116,7 @@ impl CancelAllAfter {
                 armed: Some(armed),
                 went_off: None,
                 rounds: 0,
+                cancelled: 0,
                 listed_at_start,
             });
         }
@@ -196,6 +200,7 @@ impl CancelAllAfter {
                     armed: None,
                     went_off: None,
                     rounds: 0,
+                    cancelled: 0,
                     listed_at_start: None,
                 });
                 self.switches.len() - 1
@@ -415,19 +420,15 @@ impl Front {
     /// A switch's cancels came back (under `--fsync`, their records are on
     /// disk), `count` orders cancelled: says so.
     pub(super) fn switch_done(&mut self, prefix: Option<ClientOrderId>, count: u64) {
-        let whose = match prefix {
-            Some(prefix) => format!(" ({})", prefix.as_str()),
-            None => String::new(),
-        };
-        crate::log_line!(
-            "orderbook: cancel-all-after{whose}: the deadline passed with no refresh; \
-             {count} resting orders cancelled"
-        );
+        if let Some(at) = self.cancel_after.find(prefix) {
+            self.cancel_after.switches[at].cancelled += count;
+        }
         self.round_ended(prefix);
     }
 
     /// One going-off of `prefix`'s switch is over: once none is under way,
-    /// the file goes unless the switch was armed again meanwhile.
+    /// and no rest of it waits for room in the command ring, it is said,
+    /// and the file goes unless the switch was armed again meanwhile.
     fn round_ended(&mut self, prefix: Option<ClientOrderId>) {
         let switches = &mut self.cancel_after;
         let Some(at) = switches.find(prefix) else {
@@ -435,9 +436,18 @@ impl Front {
         };
         let switch = &mut switches.switches[at];
         switch.rounds = switch.rounds.saturating_sub(1);
-        if switch.rounds > 0 {
+        if switch.rounds > 0 || switch.armed.is_some_and(|armed| armed.rest) {
             return;
         }
+        let whose = match prefix {
+            Some(prefix) => format!(" ({})", prefix.as_str()),
+            None => String::new(),
+        };
+        let count = std::mem::take(&mut switch.cancelled);
+        crate::log_line!(
+            "orderbook: cancel-all-after{whose}: the deadline passed with no refresh; \
+             {count} resting orders cancelled"
+        );
         switch.went_off = None;
         if switch.armed.is_none() {
             if let Err(error) = switch.file.clear() {
