@@ -324,6 +324,23 @@ fn a_state_file_of_the_original_service_is_loaded() {
         .expect(200);
     assert_eq!(bid["traded_quantity"], 10);
     assert_eq!(bid["status"], "filled");
+    // Its file does not say whether its trades start at its first: trade
+    // 0's id cannot promise a page from the start, and says so; the
+    // loaded trade's own id pages on from it.
+    client
+        .get("/trades?after=00000000-0000-4000-8000-000000000000")
+        .expect_detail(
+            404,
+            "Trade not found: the oldest trades kept were loaded from the original service's state file, which does not say whether its first trade is among them (?after= the oldest's unique_id pages on from it; ?before= pages back from the newest)",
+        );
+    let after = client
+        .get("/trades?after=2d7f4c7e-2a1b-4e9a-9a0b-0f5b1d8c4a33")
+        .expect(200);
+    assert_eq!(after.as_array().unwrap().len(), 1, "{after}");
+    assert_eq!(
+        after[0]["unique_id"],
+        "00000000-0000-4000-8000-000000000001"
+    );
 }
 
 #[test]

@@ -241,6 +241,15 @@ impl Front {
         let not_kept = |body: &mut String, name: &str| {
             let kept = self.trades.len();
             let text = match page {
+                TradesPage::After(id)
+                    if api::trade_number(id) == Some(0) && self.trades.oldest_is_foreign() =>
+                {
+                    "Trade not found: the oldest trades kept were loaded from the original \
+                     service's state file, which does not say whether its first trade is among \
+                     them (?after= the oldest's unique_id pages on from it; ?before= pages back \
+                     from the newest)"
+                        .to_string()
+                }
                 TradesPage::After(id) if api::trade_number(id) == Some(0) => format!(
                     "Trade not found: the first trade is not among the {kept} trades kept, \
                      so a page from the start would hide a gap (?before= pages back from the newest)"

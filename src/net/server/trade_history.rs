@@ -186,6 +186,15 @@ impl TradeHistory {
         Some(self.first_number() + index as u64)
     }
 
+    /// Whether the oldest trade kept was loaded from the original service's
+    /// state file: one with an id of its own, which does not say whether it
+    /// was that service's first trade.
+    pub(super) fn oldest_is_foreign(&self) -> bool {
+        self.kept
+            .front()
+            .is_some_and(|kept| kept.record.trade.trade_id == 0)
+    }
+
     /// The oldest `limit` trades after trade number `after`, oldest first.
     pub(super) fn after(&self, after: u64, limit: usize) -> impl Iterator<Item = &TradeRecord> {
         let start = (after + 1).saturating_sub(self.first_number()) as usize;
@@ -293,7 +302,9 @@ mod tests {
             unique_id: 0xaaaa,
             ..trade(0, 1, 2, Side::Buy)
         };
-        assert_eq!(TradeHistory::new(3, vec![foreign]).find(zero), None);
+        let loaded = TradeHistory::new(3, vec![foreign]);
+        assert_eq!(loaded.find(zero), None);
+        assert!(loaded.oldest_is_foreign() && !history.oldest_is_foreign());
     }
 
     #[test]
