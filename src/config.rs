@@ -112,7 +112,8 @@ pub struct Config {
     )]
     pub max_quantity: u64,
 
-    /// Most open client connections; more are answered 503 and closed.
+    /// Most open client connections; more are answered 503 and closed
+    /// (counted by `orderbook_connections_refused_total`).
     #[arg(long, env = "ORDERBOOK_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 

@@ -2024,9 +2024,8 @@ fn health_unknown_paths_and_wrong_methods() {
         // RFC 9110 requires a 405 to say what the path takes.
         let allow = match path.trim_end_matches('/') {
             "/order" => "GET, HEAD, POST, PUT, DELETE",
-            "/ws" => "GET",
             "/orders" => "GET, HEAD, DELETE",
-            "/book" | "/health" | "/trades" | "/metrics" => "GET, HEAD",
+            "/book" | "/health" | "/trades" | "/metrics" | "/ws" => "GET, HEAD",
             _ => "GET, HEAD, PUT, DELETE",
         };
         assert_eq!(response.header("allow"), Some(allow), "{method} {path}");
@@ -2154,6 +2153,8 @@ fn head_is_get_without_the_body() {
         format!("/order/{missing}"),
         "/order/not-a-uuid".to_owned(),
         "/nowhere".to_owned(),
+        // Without the upgrade's headers: 400, for HEAD too.
+        "/ws".to_owned(),
     ];
     // What GET answers, for comparison.
     let got: Vec<(u16, usize)> = paths
@@ -2172,15 +2173,21 @@ fn head_is_get_without_the_body() {
     for path in &paths {
         pipelined.extend(request_bytes("HEAD", path, None));
     }
-    pipelined.extend(request_bytes("HEAD", "/ws", None));
+    // A HEAD with the upgrade's headers is not upgraded either.
+    pipelined.extend(
+        b"HEAD /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    );
     pipelined.extend(request_bytes("GET", "/health", None));
     heads.send_raw(&pipelined).unwrap();
     let mut stream = heads.stream();
     for (path, expected) in paths.iter().zip(&got) {
         assert_eq!(read_head(&mut stream), *expected, "HEAD {path}");
     }
-    // The WebSocket handshake is GET only.
-    assert_eq!(read_head(&mut stream).0, 405);
+    assert_eq!(
+        read_head(&mut stream),
+        got[got.len() - 1],
+        "HEAD /ws upgrading"
+    );
     // Then the GET, whole: no body bytes were left in between.
     heads.read_response().unwrap().expect(200);
 }

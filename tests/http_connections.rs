@@ -636,7 +636,7 @@ fn bad_requests_get_their_status_and_are_closed_without_disturbing_others() {
     let unfinished_header = huge_header.clone();
     huge_header.extend_from_slice(b"\r\n\r\n");
     let mut many_headers = b"GET /health HTTP/1.1\r\nHost: x\r\n".to_vec();
-    for i in 0..40 {
+    for i in 0..128 {
         many_headers.extend_from_slice(format!("X-H{i}: {i}\r\n").as_bytes());
     }
     many_headers.extend_from_slice(b"\r\n");
@@ -669,7 +669,7 @@ fn bad_requests_get_their_status_and_are_closed_without_disturbing_others() {
             414,
             "Request target too long",
         ),
-        (many_headers, 431, "Request headers too large"),
+        (many_headers, 431, "Too many header lines: at most 128"),
         (
             b"POST /order/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
                 .to_vec(),
@@ -821,6 +821,80 @@ fn read_exactly(client: &Client, expected: &[u8]) {
         String::from_utf8_lossy(&got),
         String::from_utf8_lossy(expected)
     );
+}
+
+/// A client that waits for `100 Continue` before its body is refused at
+/// once when the token is missing or wrong, not asked for a body the
+/// service would refuse; with the token it is asked for it, and a route
+/// that needs no token is not refused for lack of one.
+#[test]
+fn under_api_token_a_client_awaiting_100_continue_without_the_token_is_refused_before_its_body() {
+    const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+    let server = Server::start_with(&["--api-token", TOKEN]);
+    let bearer = format!("Authorization: Bearer {TOKEN}\r\n");
+    let place = r#"{"quantity": 5, "price": 100.0, "side": 1}"#;
+    let head = |method: &str, path: &str, authorization: &str| {
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{authorization}Expect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            place.len()
+        )
+    };
+    let wrong = format!("Authorization: Bearer {TOKEN}0\r\n");
+    for (method, path, authorization, detail) in [
+        (
+            "POST",
+            "/order/",
+            "",
+            "Authorization: send `Authorization: Bearer <token>` to place, modify or cancel orders",
+        ),
+        (
+            "POST",
+            "/orders/batch",
+            wrong.as_str(),
+            "Authorization: the token is not valid",
+        ),
+        (
+            "PUT",
+            "/order/00000000-0000-4000-8000-000000000001",
+            "",
+            "Authorization: send `Authorization: Bearer <token>` to place, modify or cancel orders",
+        ),
+    ] {
+        let mut client = server.connect();
+        client
+            .send_raw(head(method, path, authorization).as_bytes())
+            .unwrap();
+        let refused = client.read_response().unwrap();
+        refused.expect_detail(401, detail);
+        assert!(
+            refused.header("WWW-Authenticate").is_some(),
+            "{method} {path}"
+        );
+        assert!(refused.closes(), "{method} {path}: its body is not read");
+        client.expect_closed();
+    }
+    // With the token, the body is asked for and the order placed.
+    let mut client = server.connect();
+    client
+        .send_raw(head("POST", "/order/", &bearer).as_bytes())
+        .unwrap();
+    read_exactly(&client, b"HTTP/1.1 100 Continue\r\n\r\n");
+    client.send_raw(place.as_bytes()).unwrap();
+    assert_eq!(
+        client.read_response().unwrap().expect(200)["status"],
+        json!("open")
+    );
+    // A route that needs no token is asked for its body: a 404 then.
+    client
+        .send_raw(head("POST", "/nowhere", "").as_bytes())
+        .unwrap();
+    read_exactly(&client, b"HTTP/1.1 100 Continue\r\n\r\n");
+    client.send_raw(place.as_bytes()).unwrap();
+    client
+        .read_response()
+        .unwrap()
+        .expect_detail(404, "Not Found");
+    assert_eq!(client.orders().0.len(), 1, "only the order with the token");
 }
 
 /// `Expect: 100-continue` (curl sends it for large bodies, some client
@@ -1144,6 +1218,9 @@ fn connections_over_the_cap_get_503_and_are_closed() {
         metric(&metrics, "orderbook_responses_total{class=\"5xx\"}"),
         1.0
     );
+    // And told from other 5xx.
+    assert_eq!(metric(&metrics, "orderbook_connections_refused_total"), 1.0);
+    assert_eq!(metric(&metrics, "orderbook_overloaded_total"), 0.0);
     // The four still work.
     for (i, client) in clients.iter_mut().enumerate() {
         client.place(1, 100.0 + i as f64, 1);

@@ -28,8 +28,10 @@ impl Default for Limits {
     }
 }
 
-/// Most header lines a request may have (beyond: 431).
-const MAX_HEADERS: usize = 32;
+/// Most header lines a request may have (beyond: 431). Generous: a
+/// browser's request through a CDN and an ingress carries 40 or more
+/// (forwarding, tracing); the head's byte limit is the real bound.
+pub const MAX_HEADERS: usize = 128;
 
 /// The methods the API knows; anything else is answered 405 by the router.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,11 +88,24 @@ pub enum Parsed<'a> {
     /// body is not, and the client (HTTP/1.1) sent `Expect: 100-continue`,
     /// so it may be waiting for `100 Continue` before sending the body.
     Partial {
-        /// The client asked to be told to send the body.
-        expects_continue: bool,
+        /// The client asked to be told to send the body: the head, for the
+        /// front to refuse it first if it would refuse it whole.
+        expects_continue: Option<Head<'a>>,
     },
     /// A whole request.
     Whole(Request<'a>),
+}
+
+/// What the front needs of a request whose body it has not read yet to
+/// refuse it before asking for the body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Head<'a> {
+    /// The request's method.
+    pub method: Method,
+    /// The path, as [`Request::path`].
+    pub path: &'a str,
+    /// The `Authorization` header, if sent.
+    pub authorization: Option<&'a [u8]>,
 }
 
 /// The content type of every answer but `GET /metrics`.
@@ -104,8 +119,10 @@ pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 pub enum HttpError {
     /// Not HTTP/1.x as we can parse it (400).
     Malformed(&'static str),
-    /// Request line and headers too large, or too many headers (431).
+    /// Request line and headers too large (431).
     HeadTooLarge,
+    /// More than [`MAX_HEADERS`] header lines (431).
+    TooManyHeaders,
     /// The request line alone past the head's limit (414).
     TargetTooLong,
     /// Body larger than the limit (413).
@@ -123,7 +140,7 @@ impl HttpError {
     pub fn status(self) -> u16 {
         match self {
             HttpError::Malformed(_) => 400,
-            HttpError::HeadTooLarge => 431,
+            HttpError::HeadTooLarge | HttpError::TooManyHeaders => 431,
             HttpError::TargetTooLong => 414,
             HttpError::BodyTooLarge => 413,
             HttpError::UnsupportedTransferCoding => 501,
@@ -137,6 +154,9 @@ impl fmt::Display for HttpError {
         match self {
             HttpError::Malformed(why) => write!(f, "Malformed HTTP request: {why}"),
             HttpError::HeadTooLarge => f.write_str("Request headers too large"),
+            HttpError::TooManyHeaders => {
+                write!(f, "Too many header lines: at most {MAX_HEADERS}")
+            }
             HttpError::TargetTooLong => f.write_str("Request target too long"),
             HttpError::BodyTooLarge => f.write_str("Request body too large"),
             HttpError::UnsupportedTransferCoding => f.write_str(
@@ -231,10 +251,10 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
                 return Err(too_large(buf, limits));
             }
             return Ok(Parsed::Partial {
-                expects_continue: false,
+                expects_continue: None,
             });
         }
-        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadTooLarge),
+        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::TooManyHeaders),
         Err(httparse::Error::Version) => return Err(HttpError::Malformed("unsupported version")),
         Err(_) => return Err(HttpError::Malformed("bad request line or header")),
     };
@@ -257,6 +277,7 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
     let path = if path.is_empty() { "/" } else { path };
     let http10 = parsed.version == Some(0);
     let mut keep_alive = !http10;
+    let mut closes = false;
     let mut content_length: Option<usize> = None;
     let mut upgrade_websocket = false;
     let mut connection_upgrade = false;
@@ -295,8 +316,10 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
             }
             chunked = true;
         } else if name.eq_ignore_ascii_case("connection") {
+            // A `close` anywhere wins (RFC 9112 §9.6), whatever other
+            // `Connection` lines say.
             if header_is(header.value, "close") {
-                keep_alive = false;
+                closes = true;
             } else if header_is(header.value, "keep-alive") {
                 keep_alive = true;
             }
@@ -333,7 +356,13 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
     let partial = match expects_continue && not_json && matches!(method, Method::Post | Method::Put)
     {
         true => Err(HttpError::NotJson),
-        false => Ok(Parsed::Partial { expects_continue }),
+        false => Ok(Parsed::Partial {
+            expects_continue: expects_continue.then_some(Head {
+                method,
+                path,
+                authorization,
+            }),
+        }),
     };
     let (body, len) = if chunked {
         // Both lengths at once is how requests are smuggled past proxies
@@ -363,8 +392,9 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
         path,
         query,
         body,
-        keep_alive,
-        wants_websocket: upgrade_websocket && connection_upgrade,
+        keep_alive: keep_alive && !closes,
+        // HTTP/1.0 has no upgrade (RFC 9110 §7.8: its Upgrade is ignored).
+        wants_websocket: upgrade_websocket && connection_upgrade && !http10,
         websocket_key,
         websocket_version,
         content_type,
@@ -447,21 +477,24 @@ fn walk_chunks(
         at += size + 2;
     }
     // The trailer section: field lines, then an empty line. Trailer fields
-    // are read past, not used.
+    // are read past, not used. A line may end in a bare LF, as in the head
+    // (RFC 9112 §2.2): read only as CRLF, a trailer so ended would wait for
+    // an end that never comes.
     loop {
-        let Some(eol) = buf[at..].windows(2).position(|w| w == b"\r\n") else {
+        let Some(eol) = buf[at..].iter().position(|&b| b == b'\n') else {
             return if too_far(buf.len()) {
                 Err(HttpError::BodyTooLarge)
             } else {
                 Ok(None)
             };
         };
-        let line_end = at + eol + 2;
+        let line = &buf[at..at + eol];
+        let line_end = at + eol + 1;
         if too_far(line_end) {
             return Err(HttpError::BodyTooLarge);
         }
         at = line_end;
-        if eol == 0 {
+        if line.is_empty() || line == b"\r" {
             return Ok(Some(at));
         }
     }
@@ -474,11 +507,12 @@ pub fn reason(status: u16) -> &'static str {
         200 => "OK",
         400 => "Bad Request",
         401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        409 => "Conflict",
         411 => "Length Required",
-        501 => "Not Implemented",
         413 => "Payload Too Large",
         414 => "URI Too Long",
         415 => "Unsupported Media Type",
@@ -487,6 +521,7 @@ pub fn reason(status: u16) -> &'static str {
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
+        501 => "Not Implemented",
         503 => "Service Unavailable",
         _ => "Unknown",
     }
@@ -708,28 +743,32 @@ mod tests {
         assert_eq!(
             partial(head),
             Ok(Parsed::Partial {
-                expects_continue: true
+                expects_continue: Some(Head {
+                    method: Method::Post,
+                    path: "/order/",
+                    authorization: None
+                })
             })
         );
         // Not before the head is whole, not from HTTP/1.0, not without it.
         assert_eq!(
             partial(&head[..30]),
             Ok(Parsed::Partial {
-                expects_continue: false
+                expects_continue: None
             })
         );
         let old = b"POST /order/ HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n";
         assert_eq!(
             partial(old),
             Ok(Parsed::Partial {
-                expects_continue: false
+                expects_continue: None
             })
         );
         let plain = b"POST /order/ HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n";
         assert_eq!(
             partial(plain),
             Ok(Parsed::Partial {
-                expects_continue: false
+                expects_continue: None
             })
         );
         // A body over the limit is refused at once instead.
@@ -899,6 +938,19 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(request.keep_alive);
+        // A `close` wins over a `keep-alive` on another line, either way
+        // round and in either version.
+        for version in ["1.1", "1.0"] {
+            for lines in [
+                "Connection: close\r\nConnection: keep-alive\r\n",
+                "Connection: keep-alive\r\nConnection: close\r\n",
+                "Connection: keep-alive, close\r\n",
+            ] {
+                let head = format!("GET / HTTP/{version}\r\nHost: x\r\n{lines}\r\n");
+                let request = parse(head.as_bytes()).unwrap().unwrap();
+                assert!(!request.keep_alive, "{head}");
+            }
+        }
     }
 
     #[test]
@@ -974,6 +1026,15 @@ mod tests {
         for cut in CHUNKED_HEAD.len()..whole {
             assert_eq!(parse(&bytes[..cut]), Ok(None), "cut at {cut}");
         }
+        // Trailer lines ended by a bare LF, as head lines may be.
+        for trailer in [&b"X: y\n\r\n"[..], b"X: y\r\n\n", b"\n"] {
+            let bare = chunked(&[&b"5\r\nhello\r\n0\r\n"[..], trailer].concat());
+            let request = parse(&bare).unwrap().unwrap();
+            assert_eq!(
+                (&request.body[..], request.len),
+                (&b"hello"[..], bare.len())
+            );
+        }
         // Upper-case hex, no trailers, and an empty body.
         let ten = chunked(b"A\r\n0123456789\r\n0\r\n\r\n");
         let request = parse(&ten).unwrap().unwrap();
@@ -1047,6 +1108,53 @@ mod tests {
         let request = parse(raw).unwrap().unwrap();
         assert!(request.wants_websocket);
         assert_eq!(request.websocket_key, Some(&b"abc"[..]));
+        // HTTP/1.0 has no upgrade: a plain GET then.
+        let old = b"GET /ws HTTP/1.0\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: abc\r\n\r\n";
+        assert!(!parse(old).unwrap().unwrap().wants_websocket);
+    }
+
+    #[test]
+    fn header_lines_up_to_the_limit_are_read_and_one_more_is_431() {
+        let head = |lines: usize| {
+            let fields: String = (1..lines).map(|i| format!("X{i}: y\r\n")).collect();
+            format!("GET / HTTP/1.1\r\nHost: x\r\n{fields}\r\n")
+        };
+        assert!(parse(head(MAX_HEADERS).as_bytes()).unwrap().is_some());
+        let over = head(MAX_HEADERS + 1);
+        assert_eq!(parse(over.as_bytes()), Err(HttpError::TooManyHeaders));
+        assert_eq!(HttpError::TooManyHeaders.status(), 431);
+        assert_eq!(
+            HttpError::TooManyHeaders.to_string(),
+            "Too many header lines: at most 128"
+        );
+    }
+
+    /// Every status the API document lists, and every one a request's
+    /// framing is refused with, goes out with its phrase (`409 Unknown`
+    /// went out once).
+    #[test]
+    fn every_status_sent_has_its_reason_phrase() {
+        let document: serde_json::Value =
+            serde_json::from_str(crate::net::api_docs::OPENAPI_JSON).unwrap();
+        let mut sent: Vec<u16> = (document["paths"].as_object().unwrap().values())
+            .flat_map(|path| path.as_object().unwrap().values())
+            .filter_map(|operation| operation["responses"].as_object())
+            .flat_map(|responses| responses.keys())
+            .filter_map(|status| status.parse().ok())
+            .collect();
+        sent.extend([
+            HttpError::Malformed("").status(),
+            HttpError::HeadTooLarge.status(),
+            HttpError::TargetTooLong.status(),
+            HttpError::BodyTooLarge.status(),
+            HttpError::UnsupportedTransferCoding.status(),
+            HttpError::NotJson.status(),
+        ]);
+        assert!(sent.contains(&409) && sent.contains(&101), "{sent:?}");
+        for status in sent {
+            assert_ne!(reason(status), "Unknown", "{status}");
+        }
+        assert_eq!(reason(409), "Conflict");
     }
 
     #[test]

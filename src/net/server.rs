@@ -258,6 +258,8 @@ struct FrontStats {
     /// Orders refused by `--rate-limit`.
     rate_limited: u64,
     accepted: u64,
+    /// Connections refused with a 503 by `--max-connections`.
+    refused: u64,
     timed_out: timeouts::TimedOut,
     /// Trades and placed orders, from the matching thread's events.
     activity: metrics::Activity,
@@ -273,6 +275,7 @@ impl Default for FrontStats {
             overloaded: 0,
             rate_limited: 0,
             accepted: 0,
+            refused: 0,
             timed_out: timeouts::TimedOut::default(),
             activity: metrics::Activity::default(),
         }
@@ -835,6 +838,7 @@ impl Front {
                 );
                 let _ = stream.write(&out);
                 self.stats.count(503);
+                self.stats.refused += 1;
                 continue;
             }
             let _ = stream.set_nodelay(true);
@@ -991,12 +995,26 @@ impl Front {
             let parsed = http::parse_request(&buf[consumed..read_len], &self.config.limits);
             match parsed {
                 Ok(http::Parsed::Partial { expects_continue }) => {
-                    let peer_done = conn.peer_done;
+                    let (peer_done, continue_sent) = (conn.peer_done, conn.continue_sent);
+                    if let Some(refusal) = expects_continue
+                        .filter(|_| !peer_done && !continue_sent)
+                        .and_then(|head| self.refused_before_its_body(&head).err())
+                    {
+                        // Asking for a body only to refuse it would make
+                        // the client send it for nothing.
+                        self.put_back(slot, buf);
+                        self.refuse_and_close(slot, &refusal);
+                        return;
+                    }
+                    let asks_for_body = expects_continue.is_some() && !continue_sent;
+                    let conn = self.connections[slot]
+                        .as_mut()
+                        .expect("the connection read");
                     conn.read_buf = buf;
                     if peer_done {
                         // What is left can never become a whole request.
                         conn.last_request_seen = true;
-                    } else if expects_continue && !conn.continue_sent {
+                    } else if asks_for_body {
                         // The client waits for this before it sends the
                         // body (curl for a second, others for good).
                         conn.continue_sent = true;
@@ -1023,12 +1041,8 @@ impl Front {
                 }
                 Err(error) => {
                     self.put_back(slot, buf);
-                    let body = ApiError::new(error.status(), error.to_string()).body();
-                    self.answer_now(slot, error.status(), &body, false);
-                    if let Some(conn) = self.connections[slot].as_mut() {
-                        conn.last_request_seen = true;
-                        conn.read_len = 0;
-                    }
+                    let refusal = ApiError::new(error.status(), error.to_string());
+                    self.refuse_and_close(slot, &refusal);
                     return;
                 }
             }
@@ -1041,6 +1055,28 @@ impl Front {
                 // The tail (if any) began in the last read.
                 conn.request_started = self.now;
             }
+        }
+    }
+
+    /// Answers `refusal` and closes the connection once it is written:
+    /// what follows in the buffer cannot be read as requests.
+    fn refuse_and_close(&mut self, slot: usize, refusal: &ApiError) {
+        let (status, headers) = (refusal.status, refusal.header_line());
+        self.answer_now_typed(slot, status, http::JSON, &refusal.body(), false, &headers);
+        if let Some(conn) = self.connections[slot].as_mut() {
+            conn.last_request_seen = true;
+            conn.read_len = 0;
+        }
+    }
+
+    /// What a request whose client waits for `100 Continue` is refused
+    /// before its body: the token, under `--api-token`, where its route
+    /// needs it.
+    fn refused_before_its_body(&self, head: &http::Head<'_>) -> Result<(), ApiError> {
+        let normal = http::normalized_path(head.path);
+        match routes::needs_token(head.method, routes::route_of(&normal)) {
+            true => self.authorize(head.authorization),
+            false => Ok(()),
         }
     }
 

@@ -90,6 +90,13 @@ impl Front {
         );
         metrics::write_value(
             &mut out,
+            "orderbook_connections_refused_total",
+            "counter",
+            "Connections answered 503 and closed by --max-connections (also counted in orderbook_responses_total's 5xx).",
+            self.stats.refused,
+        );
+        metrics::write_value(
+            &mut out,
             "orderbook_connections_open",
             "gauge",
             "Connections open now.",

@@ -14,15 +14,39 @@ use crate::net::rate_limit::{RateLimit, Refusal};
 
 use super::{answers, Answer, Awaiting, CommandName, Front, InFlight, ReadName};
 
+/// The route a normalized path names: a trailing `/` is dropped (the
+/// original's clients post to `/order/`).
+pub(super) fn route_of(normal: &str) -> &str {
+    match normal.strip_suffix('/') {
+        Some(stripped) if !stripped.is_empty() => stripped,
+        _ => normal,
+    }
+}
+
+/// Whether `method` on route `path` enters, changes or cancels orders, which
+/// under `--api-token` needs the token. Reads, the market data and the
+/// routes' 404 and 405 answers do not.
+pub(super) fn needs_token(method: Method, path: &str) -> bool {
+    match (path, method) {
+        ("/order", Method::Post | Method::Put | Method::Delete)
+        | ("/orders", Method::Delete)
+        | (
+            "/orders/batch" | "/orders/modify" | "/orders/cancel" | "/orders/cancel_all_after",
+            Method::Post,
+        ) => true,
+        (_, Method::Put | Method::Delete) => path
+            .strip_prefix("/order/")
+            .is_some_and(|id| !id.contains('/')),
+        _ => false,
+    }
+}
+
 impl Front {
     /// Routes one request: answers it at once, or sends it to the engine.
     pub(super) fn dispatch(&mut self, slot: usize, request: &http::Request<'_>) {
         let keep_alive = request.keep_alive;
         let normal = http::normalized_path(request.path);
-        let path = match normal.strip_suffix('/') {
-            Some(stripped) if !stripped.is_empty() => stripped,
-            _ => &normal,
-        };
+        let path = route_of(&normal);
         // HEAD is GET without the body (RFC 9110 requires both of every
         // server; uptime monitors probe with HEAD). Every answer to this
         // request, now or from the engine, is then written head only.
@@ -32,34 +56,33 @@ impl Front {
         } else {
             request.method
         };
-        let result = match (path, method) {
-            ("/order", Method::Post) => self
-                .authorize(request)
-                .and_then(|()| json_body(request))
-                .and_then(|body| self.place(slot, body, keep_alive)),
+        let authorized = match needs_token(method, path) {
+            true => self.authorize(request.authorization),
+            false => Ok(()),
+        };
+        let result = authorized.and_then(|()| match (path, method) {
+            ("/order", Method::Post) => {
+                json_body(request).and_then(|body| self.place(slot, body, keep_alive))
+            }
             ("/order", Method::Get | Method::Put | Method::Delete) => {
                 self.by_client_id(slot, method, request, keep_alive)
             }
             ("/order", _) => Err(method_not_allowed("GET, HEAD, POST, PUT, DELETE")),
-            ("/orders/batch", Method::Post) => self
-                .authorize(request)
-                .and_then(|()| json_body(request))
-                .and_then(|body| self.place_batch(slot, body, keep_alive)),
-            ("/orders/modify", Method::Post) => self
-                .authorize(request)
-                .and_then(|()| json_body(request))
-                .and_then(|body| self.modify_batch(slot, body, keep_alive)),
-            ("/orders/cancel", Method::Post) => self
-                .authorize(request)
-                .and_then(|()| json_body(request))
-                .and_then(|body| self.cancel_batch(slot, body, keep_alive)),
+            ("/orders/batch", Method::Post) => {
+                json_body(request).and_then(|body| self.place_batch(slot, body, keep_alive))
+            }
+            ("/orders/modify", Method::Post) => {
+                json_body(request).and_then(|body| self.modify_batch(slot, body, keep_alive))
+            }
+            ("/orders/cancel", Method::Post) => {
+                json_body(request).and_then(|body| self.cancel_batch(slot, body, keep_alive))
+            }
             ("/orders/batch" | "/orders/modify" | "/orders/cancel", _) => {
                 Err(method_not_allowed("POST"))
             }
-            ("/orders/cancel_all_after", Method::Post) => self
-                .authorize(request)
-                .and_then(|()| json_body(request))
-                .and_then(|body| self.set_cancel_after(slot, body, keep_alive)),
+            ("/orders/cancel_all_after", Method::Post) => {
+                json_body(request).and_then(|body| self.set_cancel_after(slot, body, keep_alive))
+            }
             ("/orders/cancel_all_after", Method::Get) => {
                 self.cancel_after_state(slot, request.query, keep_alive)
             }
@@ -78,15 +101,17 @@ impl Front {
                         self.submit_barrier(slot, purpose, Awaiting::Replica, keep_alive)
                     })
             }
-            ("/orders", Method::Delete) => self
-                .authorize(request)
-                .and_then(|()| api::only_params(request.query, "DELETE /orders", CANCEL_ALL_TAKES))
-                .and_then(|()| api::side_param(request.query))
-                .and_then(|side| Ok((side, api::client_id_prefix_param(request.query)?)))
-                .and_then(|(side, prefix)| match prefix {
-                    None => self.submit_command(slot, CommandKind::CancelAll { side }, keep_alive),
-                    Some(prefix) => self.cancel_by_prefix(slot, side, prefix, keep_alive),
-                }),
+            ("/orders", Method::Delete) => {
+                api::only_params(request.query, "DELETE /orders", CANCEL_ALL_TAKES)
+                    .and_then(|()| api::side_param(request.query))
+                    .and_then(|side| Ok((side, api::client_id_prefix_param(request.query)?)))
+                    .and_then(|(side, prefix)| match prefix {
+                        None => {
+                            self.submit_command(slot, CommandKind::CancelAll { side }, keep_alive)
+                        }
+                        Some(prefix) => self.cancel_by_prefix(slot, side, prefix, keep_alive),
+                    })
+            }
             ("/trades", Method::Get) => {
                 let (default, max) = (
                     self.config.trades_default_limit,
@@ -136,8 +161,8 @@ impl Front {
                 self.answer_now(slot, 200, body.as_bytes(), keep_alive);
                 Ok(())
             }
-            // The WebSocket handshake is a GET only.
-            ("/ws", Method::Get) if !self.head_only => self.upgrade(slot, request),
+            // A HEAD is answered as the GET would be without the upgrade.
+            ("/ws", Method::Get) => self.upgrade(slot, request),
             ("/metrics", Method::Get) => {
                 let text = self.metrics_text();
                 self.answer_now_typed(
@@ -166,13 +191,13 @@ impl Front {
                 | "/openapi.json" | "/docs",
                 _,
             ) => Err(method_not_allowed("GET, HEAD")),
-            ("/ws", _) => Err(method_not_allowed("GET")),
+            ("/ws", _) => Err(method_not_allowed("GET, HEAD")),
             // One segment after `/order/`: `/order/{id}/more` is no route.
             _ => match path.strip_prefix("/order/").filter(|id| !id.contains('/')) {
                 Some(id) => self.by_id(slot, method, id, request, keep_alive),
                 None => Err(ApiError::new(404, "Not Found")),
             },
-        };
+        });
         if let Err(error) = result {
             self.answer_now_typed(
                 slot,
@@ -481,9 +506,6 @@ impl Front {
         if !matches!(method, Method::Get | Method::Put | Method::Delete) {
             return Err(method_not_allowed("GET, HEAD, PUT, DELETE"));
         }
-        if method != Method::Get {
-            self.authorize(request)?;
-        }
         let id =
             api::parse_uuid(id).ok_or_else(|| ApiError::new(422, "order_id: must be a UUID"))?;
         self.on_order(slot, method, id, request, keep_alive)
@@ -499,9 +521,6 @@ impl Front {
         request: &http::Request<'_>,
         keep_alive: bool,
     ) -> Result<(), ApiError> {
-        if method != Method::Get {
-            self.authorize(request)?;
-        }
         let Some(name) = api::client_id_param(request.query)? else {
             return Err(ApiError::new(422, "client_order_id: field required"));
         };
@@ -581,9 +600,9 @@ impl Front {
     }
 
     /// Under `--api-token`, order entry needs the token (`net::auth`).
-    pub(super) fn authorize(&self, request: &http::Request<'_>) -> Result<(), ApiError> {
+    pub(super) fn authorize(&self, authorization: Option<&[u8]>) -> Result<(), ApiError> {
         match &self.config.api_token {
-            Some(token) => token.check(request.authorization),
+            Some(token) => token.check(authorization),
             None => Ok(()),
         }
     }

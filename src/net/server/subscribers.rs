@@ -352,7 +352,9 @@ impl Front {
         slot: usize,
         request: &http::Request<'_>,
     ) -> Result<(), ApiError> {
-        if !request.wants_websocket {
+        // A HEAD (routed as a GET) has no upgrade: its answer is the one a
+        // GET without the upgrade's headers gets.
+        if !request.wants_websocket || self.head_only {
             return Err(ApiError::new(
                 400,
                 "WebSocket upgrade required (Connection: Upgrade, Upgrade: websocket)",
