@@ -186,13 +186,15 @@ fn query_pairs(query: Option<&str>) -> impl Iterator<Item = (Cow<'_, str>, Cow<'
         })
 }
 
-/// A whole number written in decimal digits only: `parse` would also take
-/// `+5`.
+/// A whole number written in decimal digits only (`parse` would also take
+/// `+5`); one past `usize` counts as `usize::MAX`, which every bound
+/// refuses or, unbounded, means "all" (it is a whole number, so "must be a
+/// whole number" would be untrue).
 fn whole_number(text: &str) -> Option<usize> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    text.parse().ok()
+    Some(text.parse().unwrap_or(usize::MAX))
 }
 
 /// `raw` with each `%XX` escape decoded; as it is if it has none, or if
@@ -332,6 +334,13 @@ mod tests {
                 "{bad}"
             );
         }
+        // Past 2^64: all, unbounded; over the bound, bounded.
+        let huge = "limit=18446744073709551616";
+        assert_eq!(limit_param(Some(huge), 100, None).unwrap(), usize::MAX);
+        assert_eq!(
+            limit(huge).unwrap_err().detail,
+            "limit: must be an integer from 1 to 1000"
+        );
         assert_eq!(interval_param(Some("interval=%33600")).unwrap(), 3600);
         assert_eq!(depth_param(Some("depth=%33"), 5), Ok(3));
         assert_eq!(depth_param(Some("depth=0"), 5), Ok(0));

@@ -313,9 +313,12 @@ pub fn cancel_after_timeout(body: &[u8]) -> Result<(u64, Option<ClientOrderId>),
         .timeout_ms
         .filter(|raw| raw.get() != "null")
         .ok_or_else(|| ApiError::field("timeout_ms", "field required"))?;
-    // Any JSON number that is exactly whole, as quantities: a client whose
-    // numbers are all floats sends `1000.0`.
-    let ms = plain_decimal(raw.get()).and_then(exact_integer);
+    // Any number that is exactly whole, read as quantities are: a client
+    // whose numbers are all floats sends `1000.0`, and one that quotes
+    // numbers `"1000"`.
+    let ms = number_text(raw)
+        .and_then(|text| plain_decimal(&text))
+        .and_then(exact_integer);
     match ms {
         Some(ms) if ms <= u128::from(MAX_CANCEL_AFTER_MS) => Ok((ms as u64, prefix)),
         _ => Err(ApiError::field(
