@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::feed_book::{price_key, Book};
-use support::{metric, naive_candles, request_bytes, served_candle, Client, Server};
+use support::{metric, naive_candles, request_bytes, resident_kib, served_candle, Client, Server};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Message, WebSocket};
 
@@ -1630,6 +1630,77 @@ fn the_feed_seq_continues_across_a_restart_and_a_kill_9() {
         snapshot["bids"],
         json!([{"price": 100.0, "quantity": 1}, {"price": 99.0, "quantity": 1}])
     );
+}
+
+/// A raw subscriber with a tiny receive window that never reads, upgraded
+/// with `query`, then sending `frames` (as many as the server takes in
+/// 3 s: a server that stops reading them is the point).
+fn flood_without_reading(server: &Server, query: &str, frame: &[u8], count: usize) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&server.addr.into()).unwrap();
+    let mut stream: TcpStream = socket.into();
+    let upgrade = String::from_utf8(RAW_UPGRADE.to_vec()).unwrap().replacen(
+        "GET /ws ",
+        &format!("GET /ws{query} "),
+        1,
+    );
+    stream.write_all(upgrade.as_bytes()).unwrap();
+    stream
+        .set_write_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let all = frame.repeat(count);
+    let _ = stream.write_all(&all);
+    stream
+}
+
+/// A subscriber that sends ops or pings without reading the answers gets
+/// no more read from it than its answers' bound allows, and a book
+/// snapshot asked again before the last came is not asked twice: memory
+/// stays flat. Before, 3,000 subscribes to a 165 KB book held 313 MB.
+#[test]
+fn a_subscriber_sending_without_reading_cannot_grow_the_server_s_memory() {
+    let server = Server::start_with(&["--ws-max-queue-bytes", "65536"]);
+    let mut rest = server.connect();
+    // 5,000 bid levels: a depth-0 snapshot of some 165 KB.
+    for batch in 0..50 {
+        let orders: Vec<String> = (0..100)
+            .map(|i| {
+                let ticks = 1 + batch * 100 + i;
+                format!(
+                    r#"{{"side":1,"price":{}.{:02},"quantity":1}}"#,
+                    ticks / 100,
+                    ticks % 100
+                )
+            })
+            .collect();
+        rest.post(
+            "/orders/batch",
+            &format!(r#"{{"orders":[{}]}}"#, orders.join(",")),
+        )
+        .expect(200);
+    }
+    let before = resident_kib(server.pid());
+    let subscribe = client_frame(
+        true,
+        0x1,
+        [9, 8, 7, 6],
+        br#"{"op":"subscribe","channels":["book"]}"#,
+    );
+    let ops = flood_without_reading(&server, "?depth=0&channels=snapshot", &subscribe, 3_000);
+    let ping = client_frame(true, 0x9, [1, 2, 3, 4], &[b'p'; 125]);
+    let pings = flood_without_reading(&server, "?channels=trades", &ping, 300_000);
+    // Whatever it took in is served by now.
+    thread::sleep(Duration::from_millis(500));
+    rest.get("/health").expect(200);
+    let grown_mib = resident_kib(server.pid()).saturating_sub(before) / 1024;
+    assert!(grown_mib < 24, "the server grew {grown_mib} MiB");
+    // Others are served as before.
+    let mut ws = connect(&server, "?channels=trades");
+    assert_eq!(next(&mut ws)["type"], "snapshot");
+    rest.place(-1, 0.01, 1);
+    assert_eq!(next(&mut ws)["type"], "trade");
+    drop((ops, pings));
 }
 
 #[test]

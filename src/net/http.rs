@@ -327,7 +327,12 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
         } else if name.eq_ignore_ascii_case("upgrade") {
             upgrade_websocket = header_is(header.value, "websocket");
         } else if name.eq_ignore_ascii_case("sec-websocket-key") {
-            websocket_key = Some(header.value);
+            // RFC 6455 §11.3.1: it must not appear more than once.
+            if websocket_key.replace(header.value).is_some() {
+                return Err(HttpError::Malformed(
+                    "more than one Sec-WebSocket-Key header",
+                ));
+            }
         } else if name.eq_ignore_ascii_case("sec-websocket-version") {
             websocket_version = Some(header.value);
         } else if name.eq_ignore_ascii_case("expect") {
@@ -1108,6 +1113,13 @@ mod tests {
         let request = parse(raw).unwrap().unwrap();
         assert!(request.wants_websocket);
         assert_eq!(request.websocket_key, Some(&b"abc"[..]));
+        let twice = b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: abc\r\nSec-WebSocket-Key: abc\r\n\r\n";
+        assert_eq!(
+            parse(twice),
+            Err(HttpError::Malformed(
+                "more than one Sec-WebSocket-Key header"
+            ))
+        );
         // HTTP/1.0 has no upgrade: a plain GET then.
         let old = b"GET /ws HTTP/1.0\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: abc\r\n\r\n";
         assert!(!parse(old).unwrap().unwrap().wants_websocket);

@@ -135,6 +135,10 @@ pub fn parse_client_frame(buf: &[u8]) -> Result<Option<(ClientFrame, usize)>, Pr
     let Some(mask) = header.mask else {
         return Err(bad("client frames must be masked"));
     };
+    // RFC 6455 §5.2: a 64-bit length's most significant bit must be 0.
+    if length >> 63 == 1 {
+        return Err(bad("a 64-bit payload length with its top bit set"));
+    }
     if length > MAX_CLIENT_MESSAGE as u64 {
         return Err(ProtocolError {
             code: 1009,
@@ -223,6 +227,19 @@ mod tests {
     fn unmasked_client_frames_are_a_protocol_error() {
         let error = parse_client_frame(&[0x81, 0x02, b'h', b'i']).unwrap_err();
         assert_eq!(error.code, 1002);
+    }
+
+    #[test]
+    fn a_length_past_2_63_is_a_protocol_error_and_one_past_the_limit_too_large() {
+        let frame =
+            |length: u64| [&[0x81, 0xFF][..], &length.to_be_bytes(), &[1, 2, 3, 4]].concat();
+        let error = parse_client_frame(&frame(1 << 63)).unwrap_err();
+        assert_eq!(
+            (error.code, error.reason),
+            (1002, "a 64-bit payload length with its top bit set")
+        );
+        let error = parse_client_frame(&frame(1 << 62)).unwrap_err();
+        assert_eq!((error.code, error.reason), (1009, "frame too large"));
     }
 
     #[test]

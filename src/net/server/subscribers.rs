@@ -166,6 +166,11 @@ pub(super) struct Subscription {
     /// snapshot comes in the same stream, after every message it includes,
     /// so holding them back would only open a `seq` gap before it.
     awaiting_snapshot: u8,
+    /// A snapshot was asked of the publisher and has not come: a subscribe
+    /// meanwhile is served by it (it comes after the subscribe's place in
+    /// the stream, as a fresh one would) instead of asking for another,
+    /// so ops sent faster than snapshots come do not pile them up.
+    snapshot_asked: bool,
     /// Frames to write; the first is `head_written` bytes out.
     queue: VecDeque<Arc<[u8]>>,
     head_written: usize,
@@ -405,6 +410,7 @@ impl Front {
             started: false,
             orders_awaited: Vec::new(),
             awaiting_snapshot: 0,
+            snapshot_asked: true,
             queue: VecDeque::new(),
             head_written: 0,
             queued_bytes: 0,
@@ -439,6 +445,11 @@ impl Front {
     /// change after it. The channel's changes wait for it. A full command
     /// ring is said to the client, who may subscribe again.
     fn ask_order_snapshot(&mut self, to: ConnectionRef, prefix: Option<ClientOrderId>) {
+        // One asked and not come serves a subscribe meanwhile, as a book
+        // snapshot does.
+        if (self.order_snapshots.iter()).any(|asked| asked.1 == to && asked.2 == prefix) {
+            return;
+        }
         let barrier = Barrier {
             ticket: self.next_ticket,
             purpose: BarrierPurpose::OrderSnapshot { prefix },
@@ -486,6 +497,7 @@ impl Front {
     /// Reads the frames a subscriber sent, answering each.
     pub(super) fn serve_frames(&mut self, slot: usize) {
         let mut consumed = 0;
+        let bound = self.config.feed.max_queue_bytes;
         loop {
             let Some(conn) = self.connections[slot].as_mut() else {
                 return;
@@ -494,6 +506,13 @@ impl Front {
             if sub.closing.is_some() {
                 conn.read_len = 0;
                 return;
+            }
+            if sub.queued_bytes > bound {
+                // Its answers (pongs, op replies) wait to be read: read no
+                // more of its frames until they are, so a client that
+                // sends without reading fills its own socket, not our
+                // memory. The feed's own bound closes it if it stays so.
+                break;
             }
             let parsed = ws::parse_client_frame(&conn.read_buf[consumed..conn.read_len]);
             let frame = match parsed {
@@ -626,8 +645,9 @@ impl Front {
             sub.awaiting_snapshot |= started_now;
         }
         let depth = sub.depth;
+        let ask_snapshot = fresh_snapshot && !std::mem::replace(&mut sub.snapshot_asked, true);
         self.count_order_followers(followed_before, followed_after);
-        if fresh_snapshot {
+        if ask_snapshot {
             self.ask_publisher(FeedRequest::Snapshot {
                 to: ConnectionRef { slot, serial },
                 depth,
@@ -659,6 +679,7 @@ impl Front {
                         .filter(|c| c.serial == to.serial)
                         .and_then(|c| c.ws.as_mut())
                     {
+                        sub.snapshot_asked = false;
                         if sub.closing.is_none() {
                             sub.push_snapshot(frame);
                             sub.started = true;
