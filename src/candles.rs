@@ -99,7 +99,7 @@ impl BySecond {
     /// `keep`: a full one may have dropped trades of its oldest second,
     /// which is dropped too.
     pub fn over<'t>(keep: usize, kept: impl ExactSizeIterator<Item = &'t Trade>) -> Self {
-        let full = kept.len() >= keep;
+        let (full, kept) = may_have_dropped(keep, kept);
         let mut by_second = BySecond::new(keep);
         for trade in kept {
             by_second.push(trade);
@@ -226,7 +226,7 @@ impl Rolling {
         keep: usize,
         kept: impl ExactSizeIterator<Item = &'t Trade>,
     ) -> Self {
-        let full = kept.len() >= keep;
+        let (full, kept) = may_have_dropped(keep, kept);
         let mut rolling = Rolling::new(span, keep);
         for trade in kept {
             rolling.push(trade);
@@ -298,6 +298,19 @@ impl Rolling {
             trades: self.window.len() as u64,
         })
     }
+}
+
+/// Whether a history kept to its newest `keep` may have dropped trades
+/// before `kept` (oldest first): it is full, and its oldest is not trade 1
+/// (a trade of the original service's state file, number 0, does not say).
+/// Returns `kept` back, its first only peeked at.
+fn may_have_dropped<'t, I: ExactSizeIterator<Item = &'t Trade>>(
+    keep: usize,
+    kept: I,
+) -> (bool, std::iter::Peekable<I>) {
+    let mut kept = kept.peekable();
+    let from_the_first = kept.peek().is_some_and(|oldest| oldest.trade_id == 1);
+    (kept.len() >= keep && !from_the_first, kept)
 }
 
 #[cfg(test)]
@@ -389,6 +402,16 @@ mod tests {
             BySecond::over(5, trades[1..].iter()).candles(MINUTE, 3, None),
             all[1..]
         );
+        // A full history whose oldest is trade 1 dropped nothing.
+        let numbered: Vec<Trade> = (trades.iter().enumerate())
+            .map(|(i, t)| Trade {
+                trade_id: i as u64 + 1,
+                ..*t
+            })
+            .collect();
+        let first_kept = BySecond::over(6, numbered.iter());
+        assert_eq!(first_kept.candles(MINUTE, 10, None), all);
+        assert_eq!(first_kept.dropped(), None);
         assert!(BySecond::over(3, [].iter())
             .candles(MINUTE, 3, None)
             .is_empty());
@@ -536,6 +559,14 @@ mod tests {
         // Rebuilt over a full history: its oldest is taken as the last dropped.
         let mut over = Rolling::over(60 * SECOND, 2, trades[1..3].iter());
         assert_eq!(over.at(trades[2].ts).unwrap().start, trades[1].ts);
+        // Unless its oldest is trade 1: nothing was dropped.
+        let first = Trade {
+            trade_id: 1,
+            ..trades[1]
+        };
+        let mut from_the_first = Rolling::over(60 * SECOND, 2, [first, trades[2]].iter());
+        let at = trades[2].ts;
+        assert_eq!(from_the_first.at(at).unwrap().start, at - 60 * SECOND);
         assert_eq!(Rolling::over(60 * SECOND, 0, trades.iter()).at(0), None);
     }
 

@@ -15,7 +15,7 @@ use orderbook::engine::{
     Trade, MARKET,
 };
 use orderbook::persist::journal;
-use serde_json::Value;
+use serde_json::{json, Value};
 use support::{refused_start, request_bytes, Client, Server, TempDir};
 
 fn price_text(ticks: u64) -> String {
@@ -244,17 +244,67 @@ fn time_in_force_and_market_outcomes_are_restored_after_kill_9_and_after_sigterm
 /// Kills `server` (running in `dir` with no flags) with `kill -9`,
 /// restarts it and runs `check` (the journal alone), then stops it with
 /// SIGTERM, restarts it and runs `check` again (the state file).
-fn after_kill_9_and_sigterm(mut server: Server, dir: &TempDir, check: impl Fn(&Server, &str)) {
+fn after_kill_9_and_sigterm(server: Server, dir: &TempDir, check: impl Fn(&Server, &str)) {
+    after_kill_9_and_sigterm_with(server, dir, &[], check);
+}
+
+/// [`after_kill_9_and_sigterm`], each start with `args`.
+fn after_kill_9_and_sigterm_with(
+    mut server: Server,
+    dir: &TempDir,
+    args: &[&str],
+    check: impl Fn(&Server, &str),
+) {
     server.kill9();
-    let mut server = Server::start_in(&dir.0, &[]);
+    let mut server = Server::start_in(&dir.0, args);
     check(&server, "after kill -9");
     server.signal("TERM");
     assert!(server
         .wait_exit(Duration::from_secs(10))
         .expect("exits")
         .success());
-    let server = Server::start_in(&dir.0, &[]);
+    let server = Server::start_in(&dir.0, args);
     check(&server, "after SIGTERM");
+}
+
+/// A history holding exactly `--trade-history` trades from trade 1 on
+/// dropped none: after a restart its candles and its ticker's window are
+/// whole as before, not short of the oldest second.
+#[test]
+fn a_trade_history_just_full_from_trade_1_keeps_every_candle_after_a_restart() {
+    let dir = TempDir::new("just-full");
+    let args = ["--trade-history", "3"];
+    let server = Server::start_in(&dir.0, &args);
+    let mut client = server.connect();
+    for ticks in [10_000, 10_100, 10_200] {
+        client
+            .post("/order/", &place_body(Side::Sell, ticks, 1))
+            .expect(200);
+        client
+            .post("/order/", &place_body(Side::Buy, ticks, 1))
+            .expect(200);
+    }
+    let read = |server: &Server| {
+        let mut client = server.connect();
+        let minutes = client.get("/candles?interval=60").expect(200);
+        let ticker = client.get("/ticker").expect(200);
+        (minutes, ticker["last_24h"].clone())
+    };
+    let (minutes, day) = read(&server);
+    assert_eq!(minutes.as_array().unwrap().len(), 1, "{minutes}");
+    assert_eq!(
+        (&minutes[0]["trades"], &day["trades"]),
+        (&json!(3), &json!(3))
+    );
+    after_kill_9_and_sigterm_with(server, &dir, &args, |server, when| {
+        let (minutes_now, day_now) = read(server);
+        assert_eq!(minutes_now, minutes, "{when}");
+        // The window starts a day back, not at the oldest trade.
+        let from = |day: &Value| api::parse_timestamp(day["from"].as_str().unwrap()).unwrap();
+        let oldest = api::parse_timestamp(minutes[0]["start"].as_str().unwrap()).unwrap();
+        assert!(from(&day_now) < oldest, "{when}: {day_now}");
+        assert_eq!(day_now["trades"], json!(3), "{when}");
+    });
 }
 
 #[test]

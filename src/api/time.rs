@@ -48,6 +48,17 @@ fn split_offset(text: &str) -> Option<(&str, i64)> {
     Some((&text[..at], sign * (hours * 3_600 + minutes * 60)))
 }
 
+/// Days in `month` (1 to 12) of the Gregorian `year`: a date past them
+/// (`2026-11-31`, `2026-02-29`) is no date, not the next month's first.
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
 /// A timestamp without an offset, read as UTC.
 fn parse_utc(text: &str) -> Option<Timestamp> {
     let (date, time) = text.split_once(['T', 't', ' '])?;
@@ -61,7 +72,7 @@ fn parse_utc(text: &str) -> Option<Timestamp> {
     let minute: u64 = clock_parts.next()?.parse().ok()?;
     let second: u64 = clock_parts.next()?.parse().ok()?;
     if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
+        || !(1..=days_in_month(year, month)).contains(&day)
         || hour > 23
         || minute > 59
         || second > 60
@@ -180,6 +191,18 @@ mod tests {
         ] {
             assert_eq!(parse_timestamp(same), Some(utc), "{same}");
         }
+        // Each month's last day, leap days of leap years included.
+        for last in [
+            "2026-01-31T00:00:00Z",
+            "2026-02-28T00:00:00Z",
+            "2028-02-29T00:00:00Z",
+            "2000-02-29T00:00:00Z",
+            "2026-04-30T00:00:00Z",
+            "2026-12-31T23:59:59Z",
+        ] {
+            let read = parse_timestamp(last).unwrap_or_else(|| panic!("{last}"));
+            assert_eq!(written(read).replace(".000000", ""), last);
+        }
         let fraction = parse_timestamp("2026-12-01T02:00:00.123456+02:00").unwrap();
         assert_eq!(written(fraction), "2026-12-01T00:00:00.123456Z");
         for bad in [
@@ -190,6 +213,10 @@ mod tests {
             "2026-12-01T00:00:00ZZ",
             "1970-01-01T00:00:00+00:01",
             "2026-12-01",
+            "2026-11-31T13:00:00Z",
+            "2026-02-29T00:00:00Z",
+            "2100-02-29T00:00:00Z",
+            "2026-04-31T00:00:00Z",
         ] {
             assert_eq!(parse_timestamp(bad), None, "{bad}");
         }
