@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::RangedU64ValueParser;
 use clap::Parser;
 
 use crate::api::{Symbol, TickSize, Wire};
@@ -112,9 +113,9 @@ pub struct Config {
     )]
     pub max_quantity: u64,
 
-    /// Most open client connections; more are answered 503 and closed
-    /// (counted by `orderbook_connections_refused_total`).
-    #[arg(long, env = "ORDERBOOK_MAX_CONNECTIONS", default_value_t = 10_000)]
+    /// Most open client connections (1 to 2^20); more are answered 503 and
+    /// closed (counted by `orderbook_connections_refused_total`).
+    #[arg(long, env = "ORDERBOOK_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = count(1..=1 << 20))]
     pub max_connections: usize,
 
     /// Seconds a keep-alive connection may sit with no request in progress
@@ -131,17 +132,17 @@ pub struct Config {
     #[arg(long, env = "ORDERBOOK_REQUEST_TIMEOUT", default_value_t = 30)]
     pub request_timeout: u64,
 
-    /// Largest request line plus headers, in bytes (beyond: 431).
-    #[arg(long, env = "ORDERBOOK_MAX_HEADER_BYTES", default_value_t = 8 * 1024)]
+    /// Largest request line plus headers, in bytes (256 to 1 MiB; beyond: 431).
+    #[arg(long, env = "ORDERBOOK_MAX_HEADER_BYTES", default_value_t = 8 * 1024, value_parser = count(256..=1 << 20))]
     pub max_header_bytes: usize,
 
-    /// Largest request body, in bytes (beyond: 413).
-    #[arg(long, env = "ORDERBOOK_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    /// Largest request body, in bytes (64 to 64 MiB; beyond: 413).
+    #[arg(long, env = "ORDERBOOK_MAX_BODY_BYTES", default_value_t = 64 * 1024, value_parser = count(64..=1 << 26))]
     pub max_body_bytes: usize,
 
     /// Most unanswered pipelined requests per connection before the server
-    /// stops reading more from it.
-    #[arg(long, env = "ORDERBOOK_MAX_PIPELINE", default_value_t = 1024)]
+    /// stops reading more from it (1 to 2^20).
+    #[arg(long, env = "ORDERBOOK_MAX_PIPELINE", default_value_t = 1024, value_parser = count(1..=1 << 20))]
     pub max_pipeline: usize,
 
     /// Trades kept in memory for `GET /trades`.
@@ -149,11 +150,11 @@ pub struct Config {
     pub trade_history: usize,
 
     /// Trades `GET /trades` returns without `?limit=`.
-    #[arg(long, env = "ORDERBOOK_TRADES_DEFAULT_LIMIT", default_value_t = 1_000)]
+    #[arg(long, env = "ORDERBOOK_TRADES_DEFAULT_LIMIT", default_value_t = 1_000, value_parser = count(1..))]
     pub trades_default_limit: usize,
 
-    /// Largest `?limit=` `GET /trades` accepts.
-    #[arg(long, env = "ORDERBOOK_TRADES_MAX_LIMIT", default_value_t = 100_000)]
+    /// Largest `?limit=` `GET /trades` accepts (at least 1).
+    #[arg(long, env = "ORDERBOOK_TRADES_MAX_LIMIT", default_value_t = 100_000, value_parser = count(1..))]
     pub trades_max_limit: usize,
 
     /// CPU core to pin the matching thread to (default: the last core).
@@ -169,16 +170,17 @@ pub struct Config {
     #[arg(long, env = "ORDERBOOK_WAIT_STRATEGY", default_value = "adaptive")]
     pub wait_strategy: WaitStrategy,
 
-    /// Slots in the command ring into the matching thread (rounded up to a power of two).
-    #[arg(long, env = "ORDERBOOK_COMMAND_RING", default_value_t = 1 << 16)]
+    /// Slots in the command ring into the matching thread (1 to 2^24, rounded up to a power of two).
+    #[arg(long, env = "ORDERBOOK_COMMAND_RING", default_value_t = 1 << 16, value_parser = count(1..=1 << 24))]
     pub command_ring: usize,
 
-    /// Slots in the event ring out of the matching thread (rounded up to a power of two).
-    #[arg(long, env = "ORDERBOOK_EVENT_RING", default_value_t = 1 << 18)]
+    /// Slots in the event ring out of the matching thread (1 to 2^24, rounded up to a power of two).
+    #[arg(long, env = "ORDERBOOK_EVENT_RING", default_value_t = 1 << 18, value_parser = count(1..=1 << 24))]
     pub event_ring: usize,
 
-    /// Orders (resting and retained finished) the book pre-sizes for; more still fit.
-    #[arg(long, env = "ORDERBOOK_ORDER_CAPACITY", default_value_t = 1 << 20)]
+    /// Orders (resting and retained finished) the book pre-sizes for (1 to
+    /// 2^29); more still fit.
+    #[arg(long, env = "ORDERBOOK_ORDER_CAPACITY", default_value_t = 1 << 20, value_parser = count(1..=1 << 29))]
     pub order_capacity: usize,
 
     /// Make the matching thread's book (its slots and id index for
@@ -189,17 +191,19 @@ pub struct Config {
     #[arg(long, env = "ORDERBOOK_HUGE_PAGES", num_args = 0..=1, default_missing_value = "true", default_value_t = true, action = clap::ArgAction::Set)]
     pub huge_pages: bool,
 
-    /// Price levels per side the book pre-sizes for; more still fit.
-    #[arg(long, env = "ORDERBOOK_LEVEL_CAPACITY", default_value_t = 1 << 12)]
+    /// Price levels per side the book pre-sizes for (1 to 2^24); more still fit.
+    #[arg(long, env = "ORDERBOOK_LEVEL_CAPACITY", default_value_t = 1 << 12, value_parser = count(1..=1 << 24))]
     pub level_capacity: usize,
 
-    /// Finished (filled or cancelled) orders kept fetchable by id, newest kept.
-    #[arg(long, env = "ORDERBOOK_FINISHED_ORDERS", default_value_t = 1_000_000)]
+    /// Finished (filled or cancelled) orders kept fetchable by id, newest
+    /// kept (0 to 2^29; its room, 64 bytes an order, is taken at start).
+    #[arg(long, env = "ORDERBOOK_FINISHED_ORDERS", default_value_t = 1_000_000, value_parser = count(0..=1 << 29))]
     pub finished_orders: usize,
 
     /// Seconds between writes of the state file (`order_book_state.json`);
-    /// it is also written at a clean shutdown. 0 writes it only then.
-    #[arg(long, env = "ORDERBOOK_SNAPSHOT_INTERVAL", default_value_t = 10)]
+    /// it is also written at a clean shutdown. 0 writes it only then; at
+    /// most a year.
+    #[arg(long, env = "ORDERBOOK_SNAPSHOT_INTERVAL", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=31_536_000))]
     pub snapshot_interval: u64,
 
     /// Answer a command only once its journal record is on disk
@@ -243,8 +247,9 @@ pub struct Config {
     #[arg(long, env = "ORDERBOOK_WS_PONG_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub ws_pong_timeout: u64,
 
-    /// Frames the publisher may have waiting for the front before it waits.
-    #[arg(long, env = "ORDERBOOK_FEED_CHANNEL", default_value_t = 1 << 16)]
+    /// Frames the publisher may have waiting for the front before it waits
+    /// (1 to 2^24).
+    #[arg(long, env = "ORDERBOOK_FEED_CHANNEL", default_value_t = 1 << 16, value_parser = count(1..=1 << 24))]
     pub feed_channel: usize,
 }
 
@@ -320,4 +325,12 @@ impl Config {
 /// A number of seconds where 0 means "never".
 fn seconds_or_never(seconds: u64) -> Option<Duration> {
     (seconds > 0).then(|| Duration::from_secs(seconds))
+}
+
+/// The parser of a count setting: a whole number in `range`, refused with
+/// clap's message (exit 2) otherwise. The bounds keep a start from
+/// panicking on a size its structures cannot take (a ring of 0 slots, an
+/// id index past 32 bits).
+fn count(range: impl std::ops::RangeBounds<u64> + 'static) -> RangedU64ValueParser<usize> {
+    RangedU64ValueParser::<usize>::new().range(range)
 }

@@ -98,6 +98,18 @@ fn a_bad_setting_is_refused_with_a_message() {
         // Sums of quantities would overflow past 2^32 - 1; none is no order.
         ("--max-quantity", "0"),
         ("--max-quantity", "4294967296"),
+        // Sizes its structures cannot take panicked at start; none at all
+        // left every request or connection refused.
+        ("--command-ring", "0"),
+        ("--event-ring", "18446744073709551615"),
+        ("--order-capacity", "1099511627776"),
+        ("--level-capacity", "18446744073709551615"),
+        ("--finished-orders", "18446744073709551615"),
+        ("--feed-channel", "0"),
+        ("--snapshot-interval", "18446744073709551615"),
+        ("--max-header-bytes", "0"),
+        ("--max-connections", "0"),
+        ("--trades-max-limit", "0"),
     ] {
         let output = Command::new(BIN).args([flag, value]).output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{flag} {value}");
