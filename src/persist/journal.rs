@@ -79,6 +79,21 @@ pub enum JournalError {
     },
 }
 
+impl JournalError {
+    /// The error with its offset counted from the file's first byte:
+    /// [`scan_records`] counts from the end of the header, and a message
+    /// naming the file must point into it.
+    pub fn in_file(self) -> Self {
+        match self {
+            JournalError::Corrupt { offset, problem } => JournalError::Corrupt {
+                offset: offset + HEADER_LEN,
+                problem,
+            },
+            other => other,
+        }
+    }
+}
+
 impl fmt::Display for JournalError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -470,7 +470,7 @@ fn walk(
             )));
         }
         let scan = journal::scan_records(&data[journal::HEADER_LEN..], header.layout)
-            .map_err(|e| problem(e.to_string()))?;
+            .map_err(|e| problem(e.in_file().to_string()))?;
         if scan.torn_bytes > 0 {
             if !newest {
                 return Err(problem(format!(
@@ -757,6 +757,16 @@ mod tests {
         let error = read_after(&dir, 0).unwrap_err();
         assert!(error.contains("is corrupt"), "{error}");
         assert!(error.contains(&segment_name(1)), "{error}");
+        // At the damaged record's first byte in the file, header counted.
+        let record_len = encoded(1..=1).len();
+        let damaged_at =
+            journal::HEADER_LEN + (middle - journal::HEADER_LEN) / record_len * record_len;
+        assert!(
+            error.ends_with(&format!(
+                "corrupt record at byte {damaged_at}: checksum mismatch"
+            )),
+            "{error}"
+        );
         assert_eq!(fs::read(&path).unwrap(), bytes);
         fs::remove_dir_all(&dir).unwrap();
     }
