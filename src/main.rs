@@ -376,12 +376,21 @@ fn run(config: Config) -> Result<(), String> {
     let book = matching
         .join()
         .map_err(|_| "the matching thread panicked".to_string())?;
-    replica
+    let state_written = replica
         .join()
         .map_err(|_| "the replica thread panicked".to_string())?;
     publisher
         .join()
         .map_err(|_| "the publisher thread panicked".to_string())?;
+    // A clean stop is one with its state file written (SPEC §5): a
+    // supervisor must be able to tell one that could not be.
+    if !state_written {
+        return Err(format!(
+            "stopped with {} resting orders, but the state file could not be written (said above); \
+             the journal holds every command, and the next start replays it",
+            book.resting_count()
+        ));
+    }
     orderbook::log_line!(
         "orderbook: stopped cleanly with {} resting orders",
         book.resting_count()

@@ -195,10 +195,11 @@ impl Snapshots {
     /// Writes the state file if anything changed since the last one, then,
     /// under `--prune-journal`, deletes the journal files it covers. A
     /// failure is reported and the journal kept: nothing is lost, the next
-    /// snapshot tries again.
-    fn save(&mut self, book: &OrderBook, names: &ClientIds, wire: &Wire) {
+    /// snapshot tries again. Returns whether the state file is now up to
+    /// date.
+    fn save(&mut self, book: &OrderBook, names: &ClientIds, wire: &Wire) -> bool {
         if self.seq == self.saved_seq && self.state_path.exists() {
-            return;
+            return true;
         }
         let started = Instant::now();
         let trades = self.trades.iter();
@@ -208,7 +209,7 @@ impl Snapshots {
                 "orderbook: cannot write the state file {}: {error}",
                 self.state_path.display()
             );
-            return;
+            return false;
         }
         self.saved_seq = self.seq;
         if self.prune_journal {
@@ -234,6 +235,7 @@ impl Snapshots {
                 took.as_secs_f64() * 1e3
             );
         }
+        true
     }
 }
 
@@ -254,7 +256,8 @@ fn count_resting(metrics: &metrics::Shared, book: &OrderBook, names: &ClientIds)
 /// orders), answers `Orders` and `Order` barriers through `answers`, waking
 /// the front with `wake`, builds the `orders` channel's frames (`orders`)
 /// while someone follows it, writes the state file at `Snapshot` barriers
-/// and once more when the output ring closes, and then returns its book.
+/// and once more when the output ring closes, and then returns whether
+/// that last one was written.
 #[allow(clippy::too_many_arguments)]
 pub fn spawn(
     mut book: OrderBook,
@@ -265,7 +268,7 @@ pub fn spawn(
     answers: Sender<ReplicaAnswer>,
     wake: Arc<dyn Wake>,
     mut snapshots: Snapshots,
-) -> io::Result<JoinHandle<OrderBook>> {
+) -> io::Result<JoinHandle<bool>> {
     thread::Builder::new()
         .name("replica".into())
         .spawn(move || {
@@ -355,7 +358,7 @@ pub fn spawn(
                                 (200, ticker_json(&book, &wire, &snapshots, &mut day, now))
                             }
                             BarrierPurpose::Snapshot => {
-                                snapshots.save(&book, names.ids(), &wire);
+                                let _ = snapshots.save(&book, names.ids(), &wire);
                                 return;
                             }
                             BarrierPurpose::Named { side, prefix } => {
@@ -387,8 +390,7 @@ pub fn spawn(
                     count_resting(&snapshots.metrics, &book, names.ids());
                 }
                 if read == 0 && outputs.wait() == WaitResult::Closed {
-                    snapshots.save(&book, names.ids(), &wire);
-                    return book;
+                    return snapshots.save(&book, names.ids(), &wire);
                 }
             }
         })

@@ -1500,7 +1500,19 @@ fn a_failed_state_file_write_leaves_no_temporary_and_a_start_removes_one_left() 
     assert!(!dir.0.join("order_book_state.json").exists());
     // The service goes on: the journal holds every order.
     assert_eq!(client.orders().0.len(), 400);
-    server.kill9();
+    // A stop whose state file cannot be written is no clean stop: exit 1,
+    // saying so, for a supervisor to see.
+    server.signal("TERM");
+    let exit = server.wait_exit(Duration::from_secs(20)).expect("exits");
+    assert_eq!(exit.code(), Some(1), "{}", server.stderr());
+    let said = server.final_stderr();
+    assert!(
+        said.contains(
+            "orderbook: stopped with 400 resting orders, but the state file could not be written"
+        ),
+        "{said}"
+    );
+    assert!(!said.contains("stopped cleanly"), "{said}");
 
     // A write cut short by a crash: the start removes it and says so.
     std::fs::write(&temporary, vec![b'{'; 4096]).unwrap();
