@@ -1632,6 +1632,57 @@ fn the_feed_seq_continues_across_a_restart_and_a_kill_9() {
     );
 }
 
+/// A subscribe to `orders` coalesced onto a snapshot asked before (here
+/// after leaving the channel and joining it again while that one was on
+/// its way) still holds the channel's changes back until it comes: none
+/// arrives before the `orders_snapshot`, which already holds them.
+#[test]
+fn joining_orders_again_while_its_snapshot_is_on_its_way_keeps_changes_behind_it() {
+    let server = Server::start_with(&["--feed-snapshot-ms", "60000"]);
+    // Someone follows orders throughout, so the replica builds their frames.
+    let _follower = connect(&server, "?channels=orders");
+    let mut rest = server.connect();
+    let mut early = Vec::new();
+    for round in 0..20 {
+        let mut ws = connect(&server, "?channels=trades");
+        assert_eq!(next(&mut ws)["type"], "snapshot");
+        let mut burst = Vec::new();
+        for i in 0..300 {
+            let body = format!(
+                r#"{{"quantity": 1, "price": {}.0, "side": 1}}"#,
+                1 + (i % 50)
+            );
+            burst.extend(request_bytes("POST", "/order/", Some(&body)));
+        }
+        rest.send_raw(&burst).unwrap();
+        for op in ["subscribe", "unsubscribe", "subscribe"] {
+            let op = json!({"op": op, "channels": ["orders"]}).to_string();
+            ws.write(Message::text(op)).unwrap();
+        }
+        ws.flush().unwrap();
+        let mut before = 0;
+        loop {
+            let message = next(&mut ws);
+            match message["type"].as_str().unwrap() {
+                "orders_snapshot" => break,
+                "order" => before += 1,
+                _ => {}
+            }
+        }
+        if before > 0 {
+            early.push((round, before));
+        }
+        for _ in 0..300 {
+            rest.read_response().unwrap().expect(200);
+        }
+    }
+    assert_eq!(
+        early,
+        [],
+        "(round, order changes before the orders_snapshot)"
+    );
+}
+
 /// A raw subscriber with a tiny receive window that never reads, upgraded
 /// with `query`, then sending `frames` (as many as the server takes in
 /// 3 s: a server that stops reading them is the point).

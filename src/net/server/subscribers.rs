@@ -446,8 +446,15 @@ impl Front {
     /// ring is said to the client, who may subscribe again.
     fn ask_order_snapshot(&mut self, to: ConnectionRef, prefix: Option<ClientOrderId>) {
         // One asked and not come serves a subscribe meanwhile, as a book
-        // snapshot does.
+        // snapshot does; the channel waits for it all the same (it may
+        // have been left and joined again since it was asked).
         if (self.order_snapshots.iter()).any(|asked| asked.1 == to && asked.2 == prefix) {
+            let sub = self.connections[to.slot]
+                .as_mut()
+                .and_then(|c| c.ws.as_mut());
+            if let Some(sub) = sub.filter(|sub| !sub.orders_awaited.contains(&prefix)) {
+                sub.orders_awaited.push(prefix);
+            }
             return;
         }
         let barrier = Barrier {
