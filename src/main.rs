@@ -1,7 +1,7 @@
 //! The `orderbook` binary: reads the settings, rebuilds the state from the
 //! data directory, starts the matching thread, the book replica and the
 //! market-data publisher between their rings, and runs the HTTP front on this thread
-//! until SIGINT, SIGTERM or SIGHUP, then stops cleanly.
+//! until SIGINT or SIGTERM, then stops cleanly.
 
 use std::fs::{self, File, TryLockError};
 use std::io::{Read, Write};
@@ -28,7 +28,7 @@ use orderbook::persist::{export, recorded_settings, recovery, snapshot};
 use orderbook::publisher;
 use orderbook::replica::{self, Snapshots};
 use orderbook::ring::{broadcast_with, spsc_with};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGXFSZ};
+use signal_hook::consts::{SIGINT, SIGTERM, SIGXFSZ};
 use signal_hook::iterator::Signals;
 
 fn main() -> ExitCode {
@@ -177,9 +177,10 @@ fn run(config: Config) -> Result<(), String> {
     if let Some(origin) = &config.cors_origin {
         orderbook::net::http::allow_origin(origin);
     }
-    // SIGHUP too: the terminal it ran in closed (an ssh session ended), a
-    // stop like any other, not a kill that skips the state file.
-    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])
+    // Not SIGHUP: `nohup` keeps a service past its terminal by ignoring it,
+    // and a handler would undo that. Its default (a stop without the state
+    // file) loses nothing: the journal holds every command.
+    let mut signals = Signals::new([SIGINT, SIGTERM])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     // A write past a file-size limit (`ulimit -f`) would otherwise kill the
     // process by SIGXFSZ, silently; caught, the write fails with EFBIG and

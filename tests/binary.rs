@@ -142,11 +142,6 @@ fn stops_cleanly_on(signal: &str) {
 }
 
 #[test]
-fn sighup_stops_the_service_with_exit_code_zero() {
-    stops_cleanly_on("-HUP");
-}
-
-#[test]
 fn sigterm_stops_the_service_with_exit_code_zero() {
     stops_cleanly_on("-TERM");
 }
