@@ -58,10 +58,28 @@ struct Switch {
     /// Orders the going-off under way cancelled so far, over its rounds:
     /// logged once, when the last round ends.
     cancelled: u64,
+    /// The going-off under way left orders the command ring had no room
+    /// for: it goes off again at once (since this instant) for them, the
+    /// same going-off, not counted twice, whatever the client does to the
+    /// switch meanwhile (a refresh or a disarm does not save them).
+    rest_due: Option<Instant>,
     /// A prefix's deadline that passed while the service was down: the
     /// orders it cancels, listed from the recovered book, so that they
     /// are cancelled before any request is served.
     listed_at_start: Option<Vec<OrderId>>,
+}
+
+impl Switch {
+    /// What goes off at `now`, if anything: the rest of a going-off (its
+    /// deadline, and true), before the client's own deadline if passed
+    /// (false).
+    fn due_at(&self, now: Instant) -> Option<(Deadline, bool)> {
+        match (self.rest_due, self.went_off, self.armed) {
+            (Some(_), Some(went_off), _) => Some((went_off, true)),
+            (_, _, Some(armed)) if armed.at <= now => Some((armed.deadline, false)),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -69,9 +87,6 @@ struct Armed {
     deadline: Deadline,
     /// The deadline on the loop's clock, which wall-clock steps do not move.
     at: Instant,
-    /// Set again at once to cancel what the command ring had no room for
-    /// when it went off: the same going-off, not counted twice.
-    rest: bool,
 }
 
 impl CancelAllAfter {
@@ -109,7 +124,6 @@ impl CancelAllAfter {
                     ..deadline
                 },
                 at: now + Duration::from_micros(left),
-                rest: false,
             };
             switches.push(Switch {
                 file,
@@ -117,6 +131,7 @@ impl CancelAllAfter {
                 went_off: None,
                 rounds: 0,
                 cancelled: 0,
+                rest_due: None,
                 listed_at_start,
             });
         }
@@ -128,12 +143,16 @@ impl CancelAllAfter {
         })
     }
 
-    /// When the next one goes off, if any is armed.
+    /// When the next one goes off (or goes off again for its rest), if
+    /// any is armed.
     pub(super) fn due(&self) -> Option<Instant> {
         self.switches
             .iter()
-            .filter_map(|s| s.armed)
-            .map(|a| a.at)
+            .filter_map(|s| {
+                s.rest_due
+                    .filter(|_| s.went_off.is_some())
+                    .or(s.armed.map(|a| a.at))
+            })
             .min()
     }
 
@@ -201,6 +220,7 @@ impl CancelAllAfter {
                     went_off: None,
                     rounds: 0,
                     cancelled: 0,
+                    rest_due: None,
                     listed_at_start: None,
                 });
                 self.switches.len() - 1
@@ -215,7 +235,6 @@ impl CancelAllAfter {
         self.switches[at].armed = Some(Armed {
             deadline,
             at: Instant::now() + Duration::from_millis(timeout_ms),
-            rest: false,
         });
         Ok(())
     }
@@ -223,7 +242,7 @@ impl CancelAllAfter {
     /// Drops the switch at `at` if it is neither armed nor going off.
     fn forget_if_done(&mut self, at: usize) {
         let switch = &self.switches[at];
-        if switch.armed.is_none() && switch.rounds == 0 {
+        if switch.armed.is_none() && switch.rounds == 0 && switch.rest_due.is_none() {
             self.switches.swap_remove(at);
         }
     }
@@ -329,7 +348,7 @@ impl Front {
             return;
         }
         let due: Vec<Option<ClientOrderId>> = (self.cancel_after.switches.iter())
-            .filter(|switch| switch.armed.is_some_and(|armed| armed.at <= now))
+            .filter(|switch| switch.due_at(now).is_some())
             .map(|switch| switch.file.prefix())
             .collect();
         for prefix in due {
@@ -337,9 +356,10 @@ impl Front {
                 continue;
             };
             let switch = &mut self.cancel_after.switches[at];
-            let (Some(armed), listed) = (switch.armed, switch.listed_at_start.take()) else {
+            let Some((deadline, rest)) = switch.due_at(now) else {
                 continue;
             };
+            let listed = switch.listed_at_start.take();
             let staged = match (prefix, &listed) {
                 (None, _) => {
                     let command = Command {
@@ -363,12 +383,14 @@ impl Front {
                 switch.listed_at_start = listed;
                 break;
             }
-            switch.armed = None;
-            switch.went_off = Some(armed.deadline);
-            switch.rounds += 1;
-            if !armed.rest {
+            if rest {
+                switch.rest_due = None;
+            } else {
+                switch.armed = None;
                 self.cancel_after.fired += 1;
             }
+            switch.went_off = Some(deadline);
+            switch.rounds += 1;
             match (prefix, listed) {
                 (None, _) => self.cancel_after.mark_fired(None, self.journal.last_seq()),
                 (Some(prefix), Some(orders)) => self.switch_listed(prefix, &orders),
@@ -393,14 +415,7 @@ impl Front {
         let room = orders.len().min(self.requests.free_len());
         if room < orders.len() {
             let switch = &mut self.cancel_after.switches[at];
-            if switch.armed.is_none() {
-                let deadline = switch.went_off;
-                switch.armed = Some(Armed {
-                    deadline: deadline.unwrap_or_else(|| Deadline::after(api::now_micros(), 0)),
-                    at: Instant::now(),
-                    rest: true,
-                });
-            }
+            switch.rest_due.get_or_insert_with(Instant::now);
             if room == 0 {
                 // This round ends here; the next lists what still rests.
                 return self.round_ended(Some(prefix));
@@ -436,7 +451,7 @@ impl Front {
         };
         let switch = &mut switches.switches[at];
         switch.rounds = switch.rounds.saturating_sub(1);
-        if switch.rounds > 0 || switch.armed.is_some_and(|armed| armed.rest) {
+        if switch.rounds > 0 || switch.rest_due.is_some() {
             return;
         }
         let whose = match prefix {
@@ -456,5 +471,63 @@ impl Front {
             }
         }
         switches.forget_if_done(at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A switch gone off with orders left for a second turn of the command
+    /// ring: `switch_listed` has set `rest_due`.
+    fn gone_off_with_a_rest(switches: &mut CancelAllAfter, prefix: ClientOrderId) {
+        let at = switches.find(Some(prefix)).expect("armed");
+        let switch = &mut switches.switches[at];
+        let armed = switch.armed.take().expect("armed");
+        switch.went_off = Some(armed.deadline);
+        switch.rounds = 1;
+        switch.cancelled = 4;
+        switch.rest_due = Some(Instant::now());
+    }
+
+    /// The rest of a going-off is cancelled whatever the client does to
+    /// the switch meanwhile: a disarm or a refresh used to take its place,
+    /// and the orders the ring had no room for stayed.
+    #[test]
+    fn the_rest_of_a_going_off_survives_a_disarm_and_a_refresh() {
+        let dir = std::env::temp_dir().join(format!("switch-rest-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let prefix = ClientOrderId::parse("big-").unwrap();
+        let mut switches = CancelAllAfter::new(&dir, false, Vec::new(), 0, |_| Vec::new()).unwrap();
+        let now_micros = api::now_micros();
+        switches.set(Some(prefix), 200, now_micros).unwrap();
+        let armed_deadline = switches.switches[0].armed.unwrap().deadline;
+        gone_off_with_a_rest(&mut switches, prefix);
+
+        // Disarmed: the switch is kept for its rest, which is due now.
+        switches.set(Some(prefix), 0, now_micros).unwrap();
+        assert_eq!(switches.armed(), 0);
+        let at = switches.find(Some(prefix)).expect("kept for its rest");
+        let now = Instant::now();
+        assert!(switches.due().is_some_and(|due| due <= now));
+        let (deadline, rest) = switches.switches[at].due_at(now).expect("the rest is due");
+        assert_eq!(
+            (deadline.trigger_micros, rest),
+            (armed_deadline.trigger_micros, true)
+        );
+
+        // Refreshed: the rest still goes first, then the new deadline.
+        switches.set(Some(prefix), 60_000, now_micros).unwrap();
+        assert_eq!(switches.armed(), 1);
+        let switch = &mut switches.switches[at];
+        assert_eq!(switch.due_at(now).map(|(_, rest)| rest), Some(true));
+        switch.rest_due = None;
+        assert_eq!(
+            switch.due_at(now),
+            None,
+            "the refresh's deadline is a minute off"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
