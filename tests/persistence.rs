@@ -387,9 +387,11 @@ fn a_state_file_of_the_original_service_is_loaded() {
         .get("/trades?after=2d7f4c7e-2a1b-4e9a-9a0b-0f5b1d8c4a33")
         .expect(200);
     assert_eq!(after.as_array().unwrap().len(), 1, "{after}");
+    // Numbered after the original's one trade: ours is trade 2, never 1,
+    // so no history can claim to start at trade 1 once its trade is gone.
     assert_eq!(
         after[0]["unique_id"],
-        "00000000-0000-4000-8000-000000000001"
+        "00000000-0000-4000-8000-000000000002"
     );
 }
 

@@ -452,9 +452,13 @@ pub fn decode(bytes: &[u8], wire: &Wire) -> Result<State, String> {
         .enumerate()
         .map(|(i, trade)| trade.decode(wire, i))
         .collect::<Result<_, _>>()?;
-    let last_trade_id = layout
-        .last_trade_id
-        .unwrap_or_else(|| trades.iter().map(|t| t.trade.trade_id).max().unwrap_or(0));
+    // The original's file has no count: its trades are numbered as if they
+    // were ours, so our first is never trade 1, which would claim a history
+    // from the very first trade after its trades have left it.
+    let last_trade_id = layout.last_trade_id.unwrap_or_else(|| {
+        let newest = trades.iter().map(|t| t.trade.trade_id).max().unwrap_or(0);
+        newest.max(trades.len() as u64)
+    });
     let mut state = State {
         seq: layout.seq,
         feed_seq: layout.feed_seq,
@@ -781,7 +785,8 @@ mod tests {
         }"#;
         let state = decode(original, &wire()).unwrap();
         assert_eq!(state.seq, 0);
-        assert_eq!(state.last_trade_id, 0);
+        // Its one trade counts: ours start at 2.
+        assert_eq!(state.last_trade_id, 1);
         assert_eq!(state.buy_orders[0].filled, 4);
         assert_eq!(state.buy_orders[0].notional, 4 * 9_950);
         assert_eq!(state.buy_orders[0].status, OrderStatus::PartiallyFilled);
