@@ -514,11 +514,14 @@ impl Front {
                 conn.read_len = 0;
                 return;
             }
-            if sub.queued_bytes > bound {
+            if !sub.has_room_for(0, bound) {
                 // Its answers (pongs, op replies) wait to be read: read no
                 // more of its frames until they are, so a client that
                 // sends without reading fills its own socket, not our
                 // memory. The feed's own bound closes it if it stays so.
+                // As there, the frame being written does not count: a
+                // reader of a snapshot bigger than the bound is still
+                // heard (its pongs keep it alive).
                 break;
             }
             let parsed = ws::parse_client_frame(&conn.read_buf[consumed..conn.read_len]);
