@@ -106,10 +106,15 @@ fn main() -> ExitCode {
         eprintln!("loadgen: --rate must be a positive number of requests per second");
         return ExitCode::from(2);
     }
-    if !(cli.duration > 0.0 && cli.duration.is_finite()) {
+    // A run of nothing is refused, not reported as a run; with -n the
+    // duration is not used.
+    let duration = Duration::try_from_secs_f64(cli.duration)
+        .ok()
+        .filter(|duration| !duration.is_zero());
+    let Some(duration) = duration.or(cli.requests.map(|_| Duration::ZERO)) else {
         eprintln!("loadgen: --duration must be a positive number of seconds");
         return ExitCode::from(2);
-    }
+    };
     if cli.feed_orders && cli.subscribers == 0 {
         eprintln!("loadgen: --feed-orders needs --subscribers of at least 1");
         return ExitCode::from(2);
@@ -120,7 +125,7 @@ fn main() -> ExitCode {
         threads: cli.threads,
         stop: match cli.requests {
             Some(n) => Stop::Requests(n),
-            None => Stop::After(Duration::from_secs_f64(cli.duration)),
+            None => Stop::After(duration),
         },
         rate: cli.rate,
         mix: cli.mix,

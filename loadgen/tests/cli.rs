@@ -49,7 +49,7 @@ fn bad_settings_are_refused_with_exit_2() {
         )
     );
     // A run of nothing is refused, not reported as a run.
-    for duration in ["0", "nan", "inf"] {
+    for duration in ["0", "nan", "inf", "1e30"] {
         let (code, stdout, stderr) = run(&["-d", duration]);
         assert_eq!(
             (code, stdout.as_str(), stderr.as_str()),
@@ -61,6 +61,9 @@ fn bad_settings_are_refused_with_exit_2() {
             "-d {duration}"
         );
     }
+    // With -n the duration is not used, so not checked.
+    let (_, _, stderr) = run(&["--addr", &nobody_there(), "-n", "1", "-d", "0"]);
+    assert!(!stderr.contains("--duration"), "{stderr}");
     for (flag, why) in [
         ("-n", "0 is not in 1..18446744073709551615"),
         ("-c", "must be at least 1"),
