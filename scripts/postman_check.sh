@@ -4,13 +4,13 @@
 # free loopback port, in a throwaway data directory. Every request of the
 # collection checks its answer; any failed check fails this script.
 #
-# Uses the binary `cargo test` builds (target/debug/orderbook) unless
-# ORDERBOOK_BIN names another; installs newman under target/newman with npm
-# the first time.
+# Uses the binary `cargo test` builds (target/debug/orderbook, under
+# CARGO_TARGET_DIR if set) unless ORDERBOOK_BIN names another; installs
+# newman under target/newman with npm the first time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BIN=${ORDERBOOK_BIN:-target/debug/orderbook}
+BIN=${ORDERBOOK_BIN:-${CARGO_TARGET_DIR:-target}/debug/orderbook}
 NEWMAN=target/newman/node_modules/.bin/newman
 if [ ! -x "$NEWMAN" ]; then
   npm install --prefix target/newman --no-audit --no-fund --silent newman@6.2.1 >/dev/null

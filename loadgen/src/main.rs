@@ -60,8 +60,8 @@ struct Cli {
     /// order's changes); the report counts those messages too.
     #[arg(long, requires = "subscribers")]
     feed_orders: bool,
-    /// Orders per place request (placed, crossing and IOC alike): more
-    /// than 1 sends them together as one `POST /orders/batch`.
+    /// Orders per place request (placed, crossing, IOC and market alike):
+    /// more than 1 sends them together as one `POST /orders/batch`.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
     batch: u16,
     /// Give every order a `client_order_id` of its own (unique to this

@@ -257,7 +257,9 @@ struct Op {
 }
 
 fn error_frame(detail: &str) -> Arc<[u8]> {
-    let text = serde_json::json!({"type": "error", "detail": detail}).to_string();
+    // `type` first, as in every other message (`json!` sorts its keys).
+    let detail = serde_json::to_string(detail).expect("a string serializes");
+    let text = format!(r#"{{"type":"error","detail":{detail}}}"#);
     ws::text_frame(text.as_bytes())
 }
 
@@ -1038,5 +1040,15 @@ mod tests {
         assert_eq!(depth_of(Some("x=1&depth=1000"), 5).unwrap(), 1000);
         assert_eq!(depth_of(Some("depth=1001"), 5).unwrap_err().status, 400);
         assert_eq!(depth_of(Some("depth=-1"), 5).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn an_error_frame_says_its_type_first_as_every_message_does() {
+        let frame = error_frame("unknown op \"x\"");
+        // A short text frame: two bytes of header, then the text.
+        assert_eq!(
+            std::str::from_utf8(&frame[2..]).unwrap(),
+            r#"{"type":"error","detail":"unknown op \"x\""}"#
+        );
     }
 }
