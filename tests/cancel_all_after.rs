@@ -601,3 +601,115 @@ fn a_switch_by_prefix_with_more_orders_than_the_command_ring_holds_cancels_them_
         ["orderbook: cancel-all-after (big-): the deadline passed with no refresh; 10 resting orders cancelled"]
     );
 }
+
+/// `n` buys named `prefix0`, `prefix1`, ... placed by the hundred (with
+/// the default command ring, which takes a batch of 100).
+fn place_many_named(client: &mut Client, prefix: &str, n: usize) {
+    for from in (0..n).step_by(100) {
+        let orders: Vec<String> = (from..(from + 100).min(n))
+            .map(|i| {
+                format!(r#"{{"quantity": 1, "price": 50.0, "side": 1, "client_order_id": "{prefix}{i}"}}"#)
+            })
+            .collect();
+        client
+            .post(
+                "/orders/batch",
+                &format!(r#"{{"orders": [{}]}}"#, orders.join(",")),
+            )
+            .expect(200);
+    }
+}
+
+/// The resting orders named with `prefix`, read again on a 503 (the
+/// switch's cancels fill a small command ring).
+fn resting_named(client: &mut Client, prefix: &str) -> usize {
+    loop {
+        let response = client.get(&format!("/orders?client_order_id_prefix={prefix}"));
+        if response.status != 503 {
+            return response.expect(200)["buy_orders"].as_array().unwrap().len();
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits up to 20 s for the resting orders named with `prefix` to number
+/// `wanted` or fewer.
+fn wait_resting_at_most(client: &mut Client, prefix: &str, wanted: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = resting_named(client, prefix);
+        if left <= wanted {
+            return left;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{left} {prefix} orders still rest"
+        );
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// A switch whose orders outnumber the command ring cancels them in turns;
+/// an order placed under its prefix while it does is not one it went off
+/// for, and rests on. The going-off is logged once, with its own count.
+#[test]
+fn a_going_off_in_turns_cancels_the_orders_resting_at_its_deadline_and_not_later_ones() {
+    let dir = TempDir::new("switch-turns");
+    let server = Server::start_in(&dir.0, &[]);
+    place_many_named(&mut server.connect(), "k-", 3_000);
+    drop(server);
+    let server = Server::start_in(&dir.0, &["--command-ring", "4"]);
+    let mut client = server.connect();
+    assert_eq!(resting_named(&mut client, "k-"), 3_000);
+    arm_prefix(&mut client, "k-", 100);
+    wait_resting_at_most(&mut client, "k-", 2_999);
+    let mut later = Vec::new();
+    for i in 0..10 {
+        let body = format!(
+            r#"{{"quantity": 1, "price": 50.0, "side": 1, "client_order_id": "k-new-{i}"}}"#
+        );
+        loop {
+            let response = client.post("/order/", &body);
+            if response.status != 503 {
+                later.push(string(&response.expect(200), "id"));
+                break;
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+    wait_resting_at_most(&mut client, "k-", 10);
+    wait_until_gone(&prefix_file(server.dir(), "k-"));
+    assert_eq!(
+        resting_named(&mut client, "k-new-"),
+        10,
+        "the later ones rest"
+    );
+    let said: Vec<String> = (server.stderr().lines())
+        .filter(|line| line.contains("cancel-all-after (k-)"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        said,
+        ["orderbook: cancel-all-after (k-): the deadline passed with no refresh; 3000 resting orders cancelled"]
+    );
+}
+
+/// A kill -9 while a going-off is cancelling in turns: the start goes off
+/// again for what still rests, before any request is served, where it
+/// used to take the file's mark of its first turn as the whole.
+#[test]
+fn a_going_off_in_turns_cut_by_kill_9_is_finished_at_start() {
+    let dir = TempDir::new("switch-turns-crash");
+    let server = Server::start_in(&dir.0, &[]);
+    place_many_named(&mut server.connect(), "k-", 3_000);
+    drop(server);
+    let mut server = Server::start_in(&dir.0, &["--command-ring", "4"]);
+    let mut client = server.connect();
+    arm_prefix(&mut client, "k-", 100);
+    let left = wait_resting_at_most(&mut client, "k-", 2_999);
+    server.kill9();
+    assert!(left > 0, "the going-off was under way, not done");
+    let server = Server::start_in(&dir.0, &[]);
+    assert_eq!(resting_named(&mut server.connect(), "k-"), 0);
+    assert!(!prefix_file(server.dir(), "k-").exists());
+}

@@ -59,10 +59,15 @@ struct Switch {
     /// logged once, when the last round ends.
     cancelled: u64,
     /// The going-off under way left orders the command ring had no room
-    /// for: it goes off again at once (since this instant) for them, the
-    /// same going-off, not counted twice, whatever the client does to the
-    /// switch meanwhile (a refresh or a disarm does not save them).
+    /// for (`held`): it goes off again at once (since this instant) for
+    /// them, the same going-off, not counted twice, whatever the client
+    /// does to the switch meanwhile (a refresh or a disarm does not save
+    /// them).
     rest_due: Option<Instant>,
+    /// The orders listed when it went off and not yet staged: the rest
+    /// cancels these, not what rests under the prefix by then (an order
+    /// placed after the deadline is not the going-off's).
+    held: Vec<OrderId>,
     /// A prefix's deadline that passed while the service was down: the
     /// orders it cancels, listed from the recovered book, so that they
     /// are cancelled before any request is served.
@@ -132,6 +137,7 @@ impl CancelAllAfter {
                 rounds: 0,
                 cancelled: 0,
                 rest_due: None,
+                held: Vec::new(),
                 listed_at_start,
             });
         }
@@ -201,7 +207,10 @@ impl CancelAllAfter {
         let at = match found {
             Some(at) => at,
             None => {
-                let by_prefix = self.switches.iter().filter(|s| s.file.prefix().is_some());
+                // Armed ones: one going off and not armed again is no
+                // longer the client's to count.
+                let by_prefix = (self.switches.iter())
+                    .filter(|s| s.file.prefix().is_some() && s.armed.is_some());
                 if prefix.is_some() && by_prefix.count() >= MAX_PREFIX_SWITCHES {
                     return Err(ApiError::new(
                         422,
@@ -221,6 +230,7 @@ impl CancelAllAfter {
                     rounds: 0,
                     cancelled: 0,
                     rest_due: None,
+                    held: Vec::new(),
                     listed_at_start: None,
                 });
                 self.switches.len() - 1
@@ -359,7 +369,10 @@ impl Front {
             let Some((deadline, rest)) = switch.due_at(now) else {
                 continue;
             };
-            let listed = switch.listed_at_start.take();
+            let listed = match rest {
+                true => Some(std::mem::take(&mut switch.held)),
+                false => switch.listed_at_start.take(),
+            };
             let staged = match (prefix, &listed) {
                 (None, _) => {
                     let command = Command {
@@ -401,10 +414,12 @@ impl Front {
     }
 
     /// A prefix's switch went off and the replica listed its resting
-    /// orders: cancels them as one batch (journaled as one), and marks
-    /// the file with the batch's last record. What does not fit the
-    /// command ring now waits: the switch goes off again next turn, for
-    /// the orders still resting.
+    /// orders (or a turn of its rest came): cancels them as one batch,
+    /// journaled as one, so a crash keeps all of it or none, and once the
+    /// last of them is staged marks the file with the batch's last record.
+    /// A list the command ring can hold waits whole for room; only one
+    /// longer than the ring goes in turns. What waits is held for the next
+    /// turn of the loop.
     pub(super) fn switch_listed(&mut self, prefix: ClientOrderId, orders: &[OrderId]) {
         if orders.is_empty() {
             return self.switch_done(Some(prefix), 0);
@@ -412,23 +427,34 @@ impl Front {
         let Some(at) = self.cancel_after.find(Some(prefix)) else {
             return;
         };
-        let room = orders.len().min(self.requests.free_len());
-        if room < orders.len() {
+        let free = self.requests.free_len();
+        let room = match orders.len() <= self.requests.capacity() {
+            true if free < orders.len() => 0,
+            true => orders.len(),
+            false => free,
+        };
+        let (now, later) = orders.split_at(room);
+        if !later.is_empty() {
             let switch = &mut self.cancel_after.switches[at];
+            switch.held = later.to_vec();
             switch.rest_due.get_or_insert_with(Instant::now);
-            if room == 0 {
-                // This round ends here; the next lists what still rests.
+            if now.is_empty() {
+                // This round ends here; the next takes up what is held.
                 return self.round_ended(Some(prefix));
             }
         }
-        let cancels = routes::cancels_of(&orders[..room]);
+        let cancels = routes::cancels_of(now);
         let waiting = InFlight::own(self.next_ticket, Awaiting::SwitchNamed { prefix });
         self.next_ticket += 1;
         self.stage_batch(&waiting, &cancels, &[], |_, last, _| {
             Awaiting::SwitchCancel { last, prefix }
         });
-        self.cancel_after
-            .mark_fired(Some(prefix), self.journal.last_seq());
+        if later.is_empty() {
+            // Marked only once all of it is staged: a crash before goes
+            // off again at start for the orders still resting.
+            self.cancel_after
+                .mark_fired(Some(prefix), self.journal.last_seq());
+        }
         self.publish_staged();
     }
 
@@ -528,6 +554,30 @@ mod tests {
             None,
             "the refresh's deadline is a minute off"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The limit counts armed switches: one going off and not armed again
+    /// no longer holds a place.
+    #[test]
+    fn a_switch_going_off_does_not_count_against_the_limit() {
+        let dir = std::env::temp_dir().join(format!("switch-limit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut switches = CancelAllAfter::new(&dir, false, Vec::new(), 0, |_| Vec::new()).unwrap();
+        let now_micros = api::now_micros();
+        let name = |i: usize| ClientOrderId::parse(&format!("p{i}-")).unwrap();
+        for i in 0..MAX_PREFIX_SWITCHES {
+            switches.set(Some(name(i)), 60_000, now_micros).unwrap();
+        }
+        let full = switches.set(Some(name(MAX_PREFIX_SWITCHES)), 60_000, now_micros);
+        assert_eq!(full.unwrap_err().status, 422);
+        gone_off_with_a_rest(&mut switches, name(0));
+        assert_eq!(switches.armed(), MAX_PREFIX_SWITCHES - 1);
+        switches
+            .set(Some(name(MAX_PREFIX_SWITCHES)), 60_000, now_micros)
+            .unwrap();
+        assert_eq!(switches.armed(), MAX_PREFIX_SWITCHES);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
