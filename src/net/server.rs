@@ -901,12 +901,18 @@ impl Front {
             let is_subscriber = self.connections[slot]
                 .as_ref()
                 .is_some_and(|c| c.ws.is_some());
-            if is_subscriber {
-                self.serve_frames(slot);
+            let held_back = if is_subscriber {
+                self.serve_frames(slot)
             } else {
                 self.serve_buffered(slot);
-            }
+                false
+            };
             self.flush(slot);
+            // Frames a subscriber's answers held back are read as soon as
+            // the flush made room, not at some later wake-up.
+            if held_back && self.subscriber_has_room(slot) {
+                continue;
+            }
             if !self.read_some(slot) {
                 break;
             }

@@ -503,18 +503,31 @@ impl Front {
         }
     }
 
-    /// Reads the frames a subscriber sent, answering each.
-    pub(super) fn serve_frames(&mut self, slot: usize) {
+    /// Whether a subscriber's queue is within the bound again, so frames
+    /// held back by it may be read.
+    pub(super) fn subscriber_has_room(&self, slot: usize) -> bool {
+        let bound = self.config.feed.max_queue_bytes;
+        (self.connections[slot].as_ref())
+            .and_then(|conn| conn.ws.as_ref())
+            .is_some_and(|sub| sub.closing.is_none() && sub.has_room_for(0, bound))
+    }
+
+    /// Reads the frames a subscriber sent, answering each. Returns whether
+    /// it stopped with frames left because its answers are over the bound.
+    pub(super) fn serve_frames(&mut self, slot: usize) -> bool {
         let mut consumed = 0;
+        let mut held_back = false;
         let bound = self.config.feed.max_queue_bytes;
         loop {
             let Some(conn) = self.connections[slot].as_mut() else {
-                return;
+                return false;
             };
-            let Some(sub) = conn.ws.as_mut() else { return };
+            let Some(sub) = conn.ws.as_mut() else {
+                return false;
+            };
             if sub.closing.is_some() {
                 conn.read_len = 0;
-                return;
+                return false;
             }
             if !sub.has_room_for(0, bound) {
                 // Its answers (pongs, op replies) wait to be read: read no
@@ -524,6 +537,7 @@ impl Front {
                 // As there, the frame being written does not count: a
                 // reader of a snapshot bigger than the bound is still
                 // heard (its pongs keep it alive).
+                held_back = consumed < conn.read_len;
                 break;
             }
             let parsed = ws::parse_client_frame(&conn.read_buf[consumed..conn.read_len]);
@@ -536,7 +550,7 @@ impl Front {
                 Err(error) => {
                     sub.close_with(error.code, error.reason);
                     conn.read_len = 0;
-                    return;
+                    return false;
                 }
             };
             sub.last_heard = Instant::now();
@@ -588,6 +602,7 @@ impl Front {
             conn.read_buf.copy_within(consumed..conn.read_len, 0);
             conn.read_len -= consumed;
         }
+        held_back
     }
 
     fn handle_op(&mut self, slot: usize, message: &[u8]) {
