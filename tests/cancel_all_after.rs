@@ -694,14 +694,13 @@ fn a_going_off_in_turns_cancels_the_orders_resting_at_its_deadline_and_not_later
     );
 }
 
-/// A kill -9 while a going-off is cancelling in turns: the start goes off
-/// again for what still rests, before any request is served, where it
-/// used to take the file's mark of its first turn as the whole. The kill
-/// must land while the turns run (watched through the resting-order
-/// gauge, which costs no read of the book): a going-off that finished
-/// first is tried again with a fresh book.
-#[test]
-fn a_going_off_in_turns_cut_by_kill_9_is_finished_at_start() {
+/// A kill -9 while a going-off is cancelling in turns, after `meanwhile`
+/// (sent once the turns run): the start goes off again for what still
+/// rests, before any request is served. The kill must land while the
+/// turns run (watched through the resting-order gauge, which costs no read
+/// of the book): a going-off that finished first is tried again with a
+/// fresh book.
+fn a_going_off_in_turns_cut_by_kill_9_after(meanwhile: impl Fn(&mut Client)) {
     const ORDERS: usize = 20_000;
     for attempt in 1..=3 {
         let dir = TempDir::new(&format!("switch-turns-crash-{attempt}"));
@@ -718,6 +717,7 @@ fn a_going_off_in_turns_cut_by_kill_9_is_finished_at_start() {
         while resting(&mut client) == ORDERS {
             assert!(Instant::now() < deadline, "the switch never went off");
         }
+        meanwhile(&mut client);
         server.kill9();
         let server = Server::start_in(&dir.0, &[]);
         let mut client = server.connect();
@@ -730,4 +730,18 @@ fn a_going_off_in_turns_cut_by_kill_9_is_finished_at_start() {
         }
     }
     panic!("each going-off finished before the kill reached it");
+}
+
+#[test]
+fn a_going_off_in_turns_cut_by_kill_9_is_finished_at_start() {
+    a_going_off_in_turns_cut_by_kill_9_after(|_| {});
+}
+
+/// A disarm sent during the turns does not save their orders, crash or
+/// not: it used to remove the file, so the start did not finish them.
+#[test]
+fn a_going_off_in_turns_disarmed_and_cut_by_kill_9_is_finished_at_start() {
+    a_going_off_in_turns_cut_by_kill_9_after(|client| {
+        arm_prefix(client, "k-", 0);
+    });
 }

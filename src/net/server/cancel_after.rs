@@ -198,7 +198,14 @@ impl CancelAllAfter {
         if timeout_ms == 0 {
             if let Some(at) = found {
                 let switch = &mut self.switches[at];
-                saved(switch.file.clear(), &switch.file)?;
+                // A going-off under way keeps its file until it is done
+                // (`round_ended` removes it then): a crash before must
+                // finish it at start, and the disarm does not save its
+                // orders.
+                let going_off = switch.rounds > 0 || switch.rest_due.is_some();
+                if !going_off {
+                    saved(switch.file.clear(), &switch.file)?;
+                }
                 switch.armed = None;
                 self.forget_if_done(at);
             }
