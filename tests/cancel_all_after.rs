@@ -709,11 +709,19 @@ fn a_going_off_in_turns_cut_by_kill_9_after(meanwhile: impl Fn(&mut Client)) {
         drop(server);
         let mut server = Server::start_in(&dir.0, &["--command-ring", "4"]);
         let mut client = server.connect();
-        arm_prefix(&mut client, "k-", 100);
         let resting = |client: &mut Client| {
             metric(&client.metrics_text(), "orderbook_resting_orders") as usize
         };
+        // The gauge reads 0 until the replica has counted the recovered
+        // book: a drop from it must be the switch's.
         let deadline = Instant::now() + Duration::from_secs(20);
+        while resting(&mut client) != ORDERS {
+            assert!(
+                Instant::now() < deadline,
+                "the gauge never counted the book"
+            );
+        }
+        arm_prefix(&mut client, "k-", 100);
         while resting(&mut client) == ORDERS {
             assert!(Instant::now() < deadline, "the switch never went off");
         }
