@@ -684,12 +684,19 @@ fn a_going_off_in_turns_cancels_the_orders_resting_at_its_deadline_and_not_later
         10,
         "the later ones rest"
     );
-    let said: Vec<String> = (server.stderr().lines())
-        .filter(|line| line.contains("cancel-all-after (k-)"))
-        .map(str::to_owned)
-        .collect();
+    // The line is written before the file goes; stderr is read by a thread.
+    let said = || -> Vec<String> {
+        (server.stderr().lines())
+            .filter(|line| line.contains("cancel-all-after (k-)"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while said().is_empty() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
     assert_eq!(
-        said,
+        said(),
         ["orderbook: cancel-all-after (k-): the deadline passed with no refresh; 3000 resting orders cancelled"]
     );
 }
