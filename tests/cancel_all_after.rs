@@ -760,3 +760,43 @@ fn a_going_off_in_turns_disarmed_and_cut_by_kill_9_is_finished_at_start() {
         arm_prefix(client, "k-", 0);
     });
 }
+
+/// Switches that passed while the service was down cancel all their
+/// orders before any request is served, even when together (or alone)
+/// they hold more than the command ring: connections wait for the turns.
+/// A crossing sell sent first used to trade with 9 to 15 of them.
+#[test]
+fn switches_that_passed_while_down_cancel_everything_before_the_first_request() {
+    let dir = TempDir::new("switches-at-start");
+    let ring = ["--command-ring", "4"];
+    let mut server = Server::start_in(&dir.0, &ring);
+    let mut client = server.connect();
+    for p in 0..10 {
+        for i in 0..3 {
+            place_named(&mut client, 1, 100.0, &format!("p{p}-{i}"));
+        }
+        arm_prefix(&mut client, &format!("p{p}-"), 200);
+    }
+    // One alone with more orders than the ring holds.
+    for i in 0..50 {
+        place_named(&mut client, 1, 100.0, &format!("big-{i}"));
+    }
+    arm_prefix(&mut client, "big-", 200);
+    server.kill9();
+    thread::sleep(Duration::from_millis(400));
+    let server = Server::start_in(&dir.0, &ring);
+    let mut client = server.connect();
+    let sell = r#"{"quantity": 80, "price": 100.0, "side": -1}"#;
+    let first = loop {
+        let response = client.post("/order/", sell);
+        if response.status != 503 {
+            break response.expect(200);
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(
+        (&first["status"], &first["filled_quantity"]),
+        (&json!("open"), &json!(0)),
+        "the first request met orders whose deadline had passed"
+    );
+}

@@ -528,6 +528,9 @@ pub struct Front {
     staged: bool,
     /// The request being routed is a `HEAD`: its answers go head only.
     head_only: bool,
+    /// A connection arrived while switches that passed while the service
+    /// was down still had cancels to stage: it is accepted once they are.
+    accept_waiting: bool,
     scratch: String,
     /// Command stamps, never running backwards.
     stamps: api::Stamps,
@@ -612,6 +615,7 @@ impl Front {
             shutdown,
             staged: false,
             head_only: false,
+            accept_waiting: false,
             scratch: String::new(),
             batch_body: String::new(),
             named_cancelled: 0,
@@ -683,6 +687,10 @@ impl Front {
 
             self.request_snapshot_if_due();
             self.cancel_all_if_due();
+            if self.accept_waiting && !self.cancel_after.holding_the_start() {
+                self.accept_waiting = false;
+                self.accept_all();
+            }
             // Sleep only if no output is waiting; the matching thread
             // and the replica wake us through the waker.
             let timeout = if drain_deadline.is_some() {
@@ -703,6 +711,11 @@ impl Front {
 
             for event in events.iter() {
                 match event.token() {
+                    // No request is served before the switches that passed
+                    // while the service was down have staged their cancels.
+                    LISTENER if self.cancel_after.holding_the_start() => {
+                        self.accept_waiting = true;
+                    }
                     LISTENER => self.accept_all(),
                     WAKER => {}
                     Token(token) => {

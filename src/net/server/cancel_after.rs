@@ -72,6 +72,9 @@ struct Switch {
     /// orders it cancels, listed from the recovered book, so that they
     /// are cancelled before any request is served.
     listed_at_start: Option<Vec<OrderId>>,
+    /// It went off at start: until its cancels are all staged (in turns,
+    /// if the ring cannot take them at once), no connection is accepted.
+    at_start: bool,
 }
 
 impl Switch {
@@ -138,6 +141,7 @@ impl CancelAllAfter {
                 cancelled: 0,
                 rest_due: None,
                 held: Vec::new(),
+                at_start: listed_at_start.is_some(),
                 listed_at_start,
             });
         }
@@ -160,6 +164,14 @@ impl CancelAllAfter {
                     .or(s.armed.map(|a| a.at))
             })
             .min()
+    }
+
+    /// Whether a switch that passed while the service was down still has
+    /// cancels to stage: requests wait for them (they are staged first).
+    pub(super) fn holding_the_start(&self) -> bool {
+        self.switches
+            .iter()
+            .any(|s| s.at_start && (s.listed_at_start.is_some() || !s.held.is_empty()))
     }
 
     /// How many are armed.
@@ -239,6 +251,7 @@ impl CancelAllAfter {
                     rest_due: None,
                     held: Vec::new(),
                     listed_at_start: None,
+                    at_start: false,
                 });
                 self.switches.len() - 1
             }
@@ -428,12 +441,13 @@ impl Front {
     /// longer than the ring goes in turns. What waits is held for the next
     /// turn of the loop.
     pub(super) fn switch_listed(&mut self, prefix: ClientOrderId, orders: &[OrderId]) {
-        if orders.is_empty() {
-            return self.switch_done(Some(prefix), 0);
-        }
         let Some(at) = self.cancel_after.find(Some(prefix)) else {
             return;
         };
+        if orders.is_empty() {
+            self.cancel_after.switches[at].at_start = false;
+            return self.switch_done(Some(prefix), 0);
+        }
         let free = self.requests.free_len();
         let room = match orders.len() <= self.requests.capacity() {
             true if free < orders.len() => 0,
@@ -441,6 +455,9 @@ impl Front {
             false => free,
         };
         let (now, later) = orders.split_at(room);
+        // A going-off at start holds the connections back only until all
+        // of it is staged.
+        self.cancel_after.switches[at].at_start &= !later.is_empty();
         if !later.is_empty() {
             let switch = &mut self.cancel_after.switches[at];
             switch.held = later.to_vec();
