@@ -322,6 +322,24 @@ fn a_damaged_deadline_file_stops_the_start_and_is_left_as_it_was() {
     );
 }
 
+/// The lines the service logged about `prefix`'s switch, once there is
+/// one (up to 5 s: the line is written before the switch's file goes, and
+/// stderr is read by a thread).
+fn said_about(server: &Server, prefix: &str) -> Vec<String> {
+    let tag = format!("cancel-all-after ({prefix})");
+    let said = || -> Vec<String> {
+        (server.stderr().lines())
+            .filter(|line| line.contains(&tag))
+            .map(str::to_owned)
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while said().is_empty() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    said()
+}
+
 const PREFIX_DIR: &str = "cancel_all_after.d";
 
 /// Arms (or, with 0, disarms) the switch of the orders named with `prefix`.
@@ -583,21 +601,9 @@ fn a_switch_by_prefix_with_more_orders_than_the_command_ring_holds_cancels_them_
     assert_eq!(fired_total(&mut client), 1.0);
     wait_until_gone(&prefix_file(server.dir(), "big-"));
     assert_eq!(armed_count(&mut client), 0.0);
-    // Said once, with every order it cancelled over its turns (the line
-    // is written before the file goes; stderr is read by a thread).
-    let said = || -> Vec<String> {
-        (server.stderr().lines())
-            .filter(|line| line.contains("cancel-all-after (big-)"))
-            .map(str::to_owned)
-            .collect()
-    };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while said().is_empty() && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(10));
-    }
-    let said = said();
+    // Said once, with every order it cancelled over its turns.
     assert_eq!(
-        said,
+        said_about(&server, "big-"),
         ["orderbook: cancel-all-after (big-): the deadline passed with no refresh; 10 resting orders cancelled"]
     );
 }
@@ -684,19 +690,8 @@ fn a_going_off_in_turns_cancels_the_orders_resting_at_its_deadline_and_not_later
         10,
         "the later ones rest"
     );
-    // The line is written before the file goes; stderr is read by a thread.
-    let said = || -> Vec<String> {
-        (server.stderr().lines())
-            .filter(|line| line.contains("cancel-all-after (k-)"))
-            .map(str::to_owned)
-            .collect()
-    };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while said().is_empty() && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(10));
-    }
     assert_eq!(
-        said(),
+        said_about(&server, "k-"),
         ["orderbook: cancel-all-after (k-): the deadline passed with no refresh; 3000 resting orders cancelled"]
     );
 }
