@@ -1093,10 +1093,7 @@ impl Front {
     /// needs it.
     fn refused_before_its_body(&self, head: &http::Head<'_>) -> Result<(), ApiError> {
         let normal = http::normalized_path(head.path);
-        match routes::needs_token(head.method, routes::route_of(&normal)) {
-            true => self.authorize(head.authorization),
-            false => Ok(()),
-        }
+        self.authorize_route(head.method, routes::route_of(&normal), head.authorization)
     }
 
     fn put_back(&mut self, slot: usize, buf: Vec<u8>) {

@@ -58,16 +58,9 @@ struct Switch {
     /// Orders the going-off under way cancelled so far, over its rounds:
     /// logged once, when the last round ends.
     cancelled: u64,
-    /// The going-off under way left orders the command ring had no room
-    /// for (`held`): it goes off again at once (since this instant) for
-    /// them, the same going-off, not counted twice, whatever the client
-    /// does to the switch meanwhile (a refresh or a disarm does not save
-    /// them).
-    rest_due: Option<Instant>,
-    /// The orders listed when it went off and not yet staged: the rest
-    /// cancels these, not what rests under the prefix by then (an order
-    /// placed after the deadline is not the going-off's).
-    held: Vec<OrderId>,
+    /// The orders of the going-off under way the command ring had no room
+    /// for yet: it goes off again at once for them.
+    rest: Option<Rest>,
     /// A prefix's deadline that passed while the service was down: the
     /// orders it cancels, listed from the recovered book, so that they
     /// are cancelled before any request is served.
@@ -77,12 +70,28 @@ struct Switch {
     at_start: bool,
 }
 
+/// What a going-off listed and has not staged: the same going-off, due
+/// again at once (since `since`) and not counted twice, whatever the client
+/// does to the switch meanwhile (a refresh or a disarm does not save them).
+/// These orders, not what rests under the prefix by then: one placed after
+/// the deadline is not the going-off's.
+#[derive(Debug)]
+struct Rest {
+    since: Instant,
+    orders: Vec<OrderId>,
+}
+
 impl Switch {
+    /// Whether a going-off is under way: a round out, or a rest to stage.
+    fn going_off(&self) -> bool {
+        self.rounds > 0 || self.rest.is_some()
+    }
+
     /// What goes off at `now`, if anything: the rest of a going-off (its
     /// deadline, and true), before the client's own deadline if passed
     /// (false).
     fn due_at(&self, now: Instant) -> Option<(Deadline, bool)> {
-        match (self.rest_due, self.went_off, self.armed) {
+        match (&self.rest, self.went_off, self.armed) {
             (Some(_), Some(went_off), _) => Some((went_off, true)),
             (_, _, Some(armed)) if armed.at <= now => Some((armed.deadline, false)),
             _ => None,
@@ -139,8 +148,7 @@ impl CancelAllAfter {
                 went_off: None,
                 rounds: 0,
                 cancelled: 0,
-                rest_due: None,
-                held: Vec::new(),
+                rest: None,
                 at_start: listed_at_start.is_some(),
                 listed_at_start,
             });
@@ -159,8 +167,8 @@ impl CancelAllAfter {
         self.switches
             .iter()
             .filter_map(|s| {
-                s.rest_due
-                    .filter(|_| s.went_off.is_some())
+                (s.rest.as_ref().filter(|_| s.went_off.is_some()))
+                    .map(|rest| rest.since)
                     .or(s.armed.map(|a| a.at))
             })
             .min()
@@ -171,7 +179,7 @@ impl CancelAllAfter {
     pub(super) fn holding_the_start(&self) -> bool {
         self.switches
             .iter()
-            .any(|s| s.at_start && (s.listed_at_start.is_some() || !s.held.is_empty()))
+            .any(|s| s.at_start && (s.listed_at_start.is_some() || s.rest.is_some()))
     }
 
     /// How many are armed.
@@ -214,8 +222,7 @@ impl CancelAllAfter {
                 // (`round_ended` removes it then): a crash before must
                 // finish it at start, and the disarm does not save its
                 // orders.
-                let going_off = switch.rounds > 0 || switch.rest_due.is_some();
-                if !going_off {
+                if !switch.going_off() {
                     saved(switch.file.clear(), &switch.file)?;
                 }
                 switch.armed = None;
@@ -248,8 +255,7 @@ impl CancelAllAfter {
                     went_off: None,
                     rounds: 0,
                     cancelled: 0,
-                    rest_due: None,
-                    held: Vec::new(),
+                    rest: None,
                     listed_at_start: None,
                     at_start: false,
                 });
@@ -272,7 +278,7 @@ impl CancelAllAfter {
     /// Drops the switch at `at` if it is neither armed nor going off.
     fn forget_if_done(&mut self, at: usize) {
         let switch = &self.switches[at];
-        if switch.armed.is_none() && switch.rounds == 0 && switch.rest_due.is_none() {
+        if switch.armed.is_none() && !switch.going_off() {
             self.switches.swap_remove(at);
         }
     }
@@ -390,7 +396,7 @@ impl Front {
                 continue;
             };
             let listed = match rest {
-                true => Some(std::mem::take(&mut switch.held)),
+                true => switch.rest.take().map(|rest| rest.orders),
                 false => switch.listed_at_start.take(),
             };
             let staged = match (prefix, &listed) {
@@ -416,9 +422,7 @@ impl Front {
                 switch.listed_at_start = listed;
                 break;
             }
-            if rest {
-                switch.rest_due = None;
-            } else {
+            if !rest {
                 switch.armed = None;
                 self.cancel_after.fired += 1;
             }
@@ -438,8 +442,8 @@ impl Front {
     /// journaled as one, so a crash keeps all of it or none, and once the
     /// last of them is staged marks the file with the batch's last record.
     /// A list the command ring can hold waits whole for room; only one
-    /// longer than the ring goes in turns. What waits is held for the next
-    /// turn of the loop.
+    /// longer than the ring goes in turns. What waits is its `rest`, for
+    /// the next turn of the loop.
     pub(super) fn switch_listed(&mut self, prefix: ClientOrderId, orders: &[OrderId]) {
         let Some(at) = self.cancel_after.find(Some(prefix)) else {
             return;
@@ -459,11 +463,12 @@ impl Front {
         // of it is staged.
         self.cancel_after.switches[at].at_start &= !later.is_empty();
         if !later.is_empty() {
-            let switch = &mut self.cancel_after.switches[at];
-            switch.held = later.to_vec();
-            switch.rest_due.get_or_insert_with(Instant::now);
+            self.cancel_after.switches[at].rest = Some(Rest {
+                since: Instant::now(),
+                orders: later.to_vec(),
+            });
             if now.is_empty() {
-                // This round ends here; the next takes up what is held.
+                // This round ends here; the next takes up the rest.
                 return self.round_ended(Some(prefix));
             }
         }
@@ -501,7 +506,7 @@ impl Front {
         };
         let switch = &mut switches.switches[at];
         switch.rounds = switch.rounds.saturating_sub(1);
-        if switch.rounds > 0 || switch.rest_due.is_some() {
+        if switch.going_off() {
             return;
         }
         let whose = match prefix {
@@ -529,7 +534,7 @@ mod tests {
     use super::*;
 
     /// A switch gone off with orders left for a second turn of the command
-    /// ring: `switch_listed` has set `rest_due`.
+    /// ring: `switch_listed` has set its `rest`.
     fn gone_off_with_a_rest(switches: &mut CancelAllAfter, prefix: ClientOrderId) {
         let at = switches.find(Some(prefix)).expect("armed");
         let switch = &mut switches.switches[at];
@@ -537,7 +542,10 @@ mod tests {
         switch.went_off = Some(armed.deadline);
         switch.rounds = 1;
         switch.cancelled = 4;
-        switch.rest_due = Some(Instant::now());
+        switch.rest = Some(Rest {
+            since: Instant::now(),
+            orders: Vec::new(),
+        });
     }
 
     /// The rest of a going-off is cancelled whatever the client does to
@@ -572,7 +580,7 @@ mod tests {
         assert_eq!(switches.armed(), 1);
         let switch = &mut switches.switches[at];
         assert_eq!(switch.due_at(now).map(|(_, rest)| rest), Some(true));
-        switch.rest_due = None;
+        switch.rest = None;
         assert_eq!(
             switch.due_at(now),
             None,

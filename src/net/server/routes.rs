@@ -26,7 +26,7 @@ pub(super) fn route_of(normal: &str) -> &str {
 /// Whether `method` on route `path` enters, changes or cancels orders, which
 /// under `--api-token` needs the token. Reads, the market data and the
 /// routes' 404 and 405 answers do not.
-pub(super) fn needs_token(method: Method, path: &str) -> bool {
+fn needs_token(method: Method, path: &str) -> bool {
     match (path, method) {
         ("/order", Method::Post | Method::Put | Method::Delete)
         | ("/orders", Method::Delete)
@@ -56,147 +56,148 @@ impl Front {
         } else {
             request.method
         };
-        let authorized = match needs_token(method, path) {
-            true => self.authorize(request.authorization),
-            false => Ok(()),
-        };
-        let result = authorized.and_then(|()| match (path, method) {
-            ("/order", Method::Post) => {
-                json_body(request).and_then(|body| self.place(slot, body, keep_alive))
+        let result = (self.authorize_route(method, path, request.authorization)).and_then(|()| {
+            match (path, method) {
+                ("/order", Method::Post) => {
+                    json_body(request).and_then(|body| self.place(slot, body, keep_alive))
+                }
+                ("/order", Method::Get | Method::Put | Method::Delete) => {
+                    self.by_client_id(slot, method, request, keep_alive)
+                }
+                ("/order", _) => Err(method_not_allowed("GET, HEAD, POST, PUT, DELETE")),
+                ("/orders/batch", Method::Post) => {
+                    json_body(request).and_then(|body| self.place_batch(slot, body, keep_alive))
+                }
+                ("/orders/modify", Method::Post) => {
+                    json_body(request).and_then(|body| self.modify_batch(slot, body, keep_alive))
+                }
+                ("/orders/cancel", Method::Post) => {
+                    json_body(request).and_then(|body| self.cancel_batch(slot, body, keep_alive))
+                }
+                ("/orders/batch" | "/orders/modify" | "/orders/cancel", _) => {
+                    Err(method_not_allowed("POST"))
+                }
+                ("/orders/cancel_all_after", Method::Post) => json_body(request)
+                    .and_then(|body| self.set_cancel_after(slot, body, keep_alive)),
+                ("/orders/cancel_all_after", Method::Get) => {
+                    self.cancel_after_state(slot, request.query, keep_alive)
+                }
+                ("/orders/cancel_all_after", _) => Err(method_not_allowed("GET, HEAD, POST")),
+                ("/orders", Method::Get) => {
+                    let query = request.query;
+                    api::limit_param(query, usize::MAX, None)
+                        .and_then(|limit| Ok((limit, api::side_param(query)?)))
+                        .and_then(|(limit, side)| {
+                            let prefix = api::client_id_prefix_param(query)?;
+                            let purpose = BarrierPurpose::Orders {
+                                limit,
+                                side,
+                                prefix,
+                            };
+                            self.submit_barrier(slot, purpose, Awaiting::Replica, keep_alive)
+                        })
+                }
+                ("/orders", Method::Delete) => {
+                    api::only_params(request.query, "DELETE /orders", CANCEL_ALL_TAKES)
+                        .and_then(|()| api::side_param(request.query))
+                        .and_then(|side| Ok((side, api::client_id_prefix_param(request.query)?)))
+                        .and_then(|(side, prefix)| match prefix {
+                            None => self.submit_command(
+                                slot,
+                                CommandKind::CancelAll { side },
+                                keep_alive,
+                            ),
+                            Some(prefix) => self.cancel_by_prefix(slot, side, prefix, keep_alive),
+                        })
+                }
+                ("/trades", Method::Get) => {
+                    let (default, max) = (
+                        self.config.trades_default_limit,
+                        self.config.trades_max_limit,
+                    );
+                    let query = request.query;
+                    api::limit_param(query, default, Some(max))
+                        .and_then(|limit| {
+                            let order = self.order_param(query)?;
+                            Ok((limit, order, api::trades_page(query)?))
+                        })
+                        .and_then(|(limit, order, page)| {
+                            let awaiting = Awaiting::Trades { limit, order, page };
+                            self.submit_barrier(slot, BarrierPurpose::Trades, awaiting, keep_alive)
+                        })
+                }
+                ("/candles", Method::Get) => {
+                    let query = request.query;
+                    api::interval_param(query)
+                        .and_then(|interval| {
+                            Ok((interval, api::limit_param(query, 100, Some(1000))?))
+                        })
+                        .and_then(|(interval, limit)| Ok((interval, limit, api::end_param(query)?)))
+                        .and_then(|(interval, limit, end)| {
+                            let purpose = BarrierPurpose::Candles {
+                                interval,
+                                limit,
+                                end,
+                            };
+                            self.submit_barrier(slot, purpose, Awaiting::Replica, keep_alive)
+                        })
+                }
+                ("/book", Method::Get) => {
+                    api::depth_param(request.query, self.config.feed.default_depth)
+                        .map_err(|detail| ApiError::new(422, detail))
+                        .and_then(|depth| {
+                            let purpose = BarrierPurpose::Book { depth };
+                            self.submit_barrier(slot, purpose, Awaiting::Replica, keep_alive)
+                        })
+                }
+                ("/ticker", Method::Get) => {
+                    let purpose = BarrierPurpose::Ticker {
+                        now: api::now_micros() * 1_000,
+                    };
+                    self.submit_barrier(slot, purpose, Awaiting::Replica, keep_alive)
+                }
+                ("/health", Method::Get) => {
+                    let body = self.wire.health();
+                    self.answer_now(slot, 200, body.as_bytes(), keep_alive);
+                    Ok(())
+                }
+                // A HEAD is answered as the GET would be without the upgrade.
+                ("/ws", Method::Get) => self.upgrade(slot, request),
+                ("/metrics", Method::Get) => {
+                    let text = self.metrics_text();
+                    self.answer_now_typed(
+                        slot,
+                        200,
+                        "text/plain; version=0.0.4",
+                        text.as_bytes(),
+                        keep_alive,
+                        "",
+                    );
+                    Ok(())
+                }
+                ("/openapi.json", Method::Get) => {
+                    let document = api_docs::OPENAPI_JSON.as_bytes();
+                    self.answer_now(slot, 200, document, keep_alive);
+                    Ok(())
+                }
+                ("/docs", Method::Get) => {
+                    let page = api_docs::DOCS_HTML.as_bytes();
+                    self.answer_now_typed(slot, 200, api_docs::HTML, page, keep_alive, "");
+                    Ok(())
+                }
+                ("/orders", _) => Err(method_not_allowed("GET, HEAD, DELETE")),
+                (
+                    "/book" | "/trades" | "/candles" | "/ticker" | "/health" | "/metrics"
+                    | "/openapi.json" | "/docs",
+                    _,
+                ) => Err(method_not_allowed("GET, HEAD")),
+                ("/ws", _) => Err(method_not_allowed("GET, HEAD")),
+                // One segment after `/order/`: `/order/{id}/more` is no route.
+                _ => match path.strip_prefix("/order/").filter(|id| !id.contains('/')) {
+                    Some(id) => self.by_id(slot, method, id, request, keep_alive),
+                    None => Err(ApiError::new(404, "Not Found")),
+                },
             }
-            ("/order", Method::Get | Method::Put | Method::Delete) => {
-                self.by_client_id(slot, method, request, keep_alive)
-            }
-            ("/order", _) => Err(method_not_allowed("GET, HEAD, POST, PUT, DELETE")),
-            ("/orders/batch", Method::Post) => {
-                json_body(request).and_then(|body| self.place_batch(slot, body, keep_alive))
-            }
-            ("/orders/modify", Method::Post) => {
-                json_body(request).and_then(|body| self.modify_batch(slot, body, keep_alive))
-            }
-            ("/orders/cancel", Method::Post) => {
-                json_body(request).and_then(|body| self.cancel_batch(slot, body, keep_alive))
-            }
-            ("/orders/batch" | "/orders/modify" | "/orders/cancel", _) => {
-                Err(method_not_allowed("POST"))
-            }
-            ("/orders/cancel_all_after", Method::Post) => {
-                json_body(request).and_then(|body| self.set_cancel_after(slot, body, keep_alive))
-            }
-            ("/orders/cancel_all_after", Method::Get) => {
-                self.cancel_after_state(slot, request.query, keep_alive)
-            }
-            ("/orders/cancel_all_after", _) => Err(method_not_allowed("GET, HEAD, POST")),
-            ("/orders", Method::Get) => {
-                let query = request.query;
-                api::limit_param(query, usize::MAX, None)
-                    .and_then(|limit| Ok((limit, api::side_param(query)?)))
-                    .and_then(|(limit, side)| {
-                        let prefix = api::client_id_prefix_param(query)?;
-                        let purpose = BarrierPurpose::Orders {
-                            limit,
-                            side,
-                            prefix,
-                        };
-                        self.submit_barrier(slot, purpose, Awaiting::Replica, keep_alive)
-                    })
-            }
-            ("/orders", Method::Delete) => {
-                api::only_params(request.query, "DELETE /orders", CANCEL_ALL_TAKES)
-                    .and_then(|()| api::side_param(request.query))
-                    .and_then(|side| Ok((side, api::client_id_prefix_param(request.query)?)))
-                    .and_then(|(side, prefix)| match prefix {
-                        None => {
-                            self.submit_command(slot, CommandKind::CancelAll { side }, keep_alive)
-                        }
-                        Some(prefix) => self.cancel_by_prefix(slot, side, prefix, keep_alive),
-                    })
-            }
-            ("/trades", Method::Get) => {
-                let (default, max) = (
-                    self.config.trades_default_limit,
-                    self.config.trades_max_limit,
-                );
-                let query = request.query;
-                api::limit_param(query, default, Some(max))
-                    .and_then(|limit| {
-                        let order = self.order_param(query)?;
-                        Ok((limit, order, api::trades_page(query)?))
-                    })
-                    .and_then(|(limit, order, page)| {
-                        let awaiting = Awaiting::Trades { limit, order, page };
-                        self.submit_barrier(slot, BarrierPurpose::Trades, awaiting, keep_alive)
-                    })
-            }
-            ("/candles", Method::Get) => {
-                let query = request.query;
-                api::interval_param(query)
-                    .and_then(|interval| Ok((interval, api::limit_param(query, 100, Some(1000))?)))
-                    .and_then(|(interval, limit)| Ok((interval, limit, api::end_param(query)?)))
-                    .and_then(|(interval, limit, end)| {
-                        let purpose = BarrierPurpose::Candles {
-                            interval,
-                            limit,
-                            end,
-                        };
-                        self.submit_barrier(slot, purpose, Awaiting::Replica, keep_alive)
-                    })
-            }
-            ("/book", Method::Get) => {
-                api::depth_param(request.query, self.config.feed.default_depth)
-                    .map_err(|detail| ApiError::new(422, detail))
-                    .and_then(|depth| {
-                        let purpose = BarrierPurpose::Book { depth };
-                        self.submit_barrier(slot, purpose, Awaiting::Replica, keep_alive)
-                    })
-            }
-            ("/ticker", Method::Get) => {
-                let purpose = BarrierPurpose::Ticker {
-                    now: api::now_micros() * 1_000,
-                };
-                self.submit_barrier(slot, purpose, Awaiting::Replica, keep_alive)
-            }
-            ("/health", Method::Get) => {
-                let body = self.wire.health();
-                self.answer_now(slot, 200, body.as_bytes(), keep_alive);
-                Ok(())
-            }
-            // A HEAD is answered as the GET would be without the upgrade.
-            ("/ws", Method::Get) => self.upgrade(slot, request),
-            ("/metrics", Method::Get) => {
-                let text = self.metrics_text();
-                self.answer_now_typed(
-                    slot,
-                    200,
-                    "text/plain; version=0.0.4",
-                    text.as_bytes(),
-                    keep_alive,
-                    "",
-                );
-                Ok(())
-            }
-            ("/openapi.json", Method::Get) => {
-                let document = api_docs::OPENAPI_JSON.as_bytes();
-                self.answer_now(slot, 200, document, keep_alive);
-                Ok(())
-            }
-            ("/docs", Method::Get) => {
-                let page = api_docs::DOCS_HTML.as_bytes();
-                self.answer_now_typed(slot, 200, api_docs::HTML, page, keep_alive, "");
-                Ok(())
-            }
-            ("/orders", _) => Err(method_not_allowed("GET, HEAD, DELETE")),
-            (
-                "/book" | "/trades" | "/candles" | "/ticker" | "/health" | "/metrics"
-                | "/openapi.json" | "/docs",
-                _,
-            ) => Err(method_not_allowed("GET, HEAD")),
-            ("/ws", _) => Err(method_not_allowed("GET, HEAD")),
-            // One segment after `/order/`: `/order/{id}/more` is no route.
-            _ => match path.strip_prefix("/order/").filter(|id| !id.contains('/')) {
-                Some(id) => self.by_id(slot, method, id, request, keep_alive),
-                None => Err(ApiError::new(404, "Not Found")),
-            },
         });
         if let Err(error) = result {
             self.answer_now_typed(
@@ -599,11 +600,19 @@ impl Front {
         }
     }
 
-    /// Under `--api-token`, order entry needs the token (`net::auth`).
-    pub(super) fn authorize(&self, authorization: Option<&[u8]>) -> Result<(), ApiError> {
+    /// Under `--api-token`, `method` on route `path` (a [`route_of`])
+    /// needs the token if it enters, changes or cancels orders
+    /// ([`needs_token`], `net::auth`): both `dispatch` and the refusal of a
+    /// body before it is sent ask here.
+    pub(super) fn authorize_route(
+        &self,
+        method: Method,
+        path: &str,
+        authorization: Option<&[u8]>,
+    ) -> Result<(), ApiError> {
         match &self.config.api_token {
-            Some(token) => token.check(authorization),
-            None => Ok(()),
+            Some(token) if needs_token(method, path) => token.check(authorization),
+            _ => Ok(()),
         }
     }
 
