@@ -1683,6 +1683,66 @@ fn joining_orders_again_while_its_snapshot_is_on_its_way_keeps_changes_behind_it
     );
 }
 
+/// Leaving `orders` while its snapshot is on its way leaves that snapshot
+/// too: a client that unsubscribed gets nothing of the channel after the
+/// answer that says so.
+#[test]
+fn leaving_orders_while_its_snapshot_is_on_its_way_drops_the_snapshot() {
+    let server = Server::start_with(&["--feed-snapshot-ms", "60000"]);
+    // Someone follows orders throughout, so the replica builds their frames.
+    let mut follower = connect(&server, "?channels=orders");
+    next_of(&mut follower, "orders_snapshot");
+    let mut rest = server.connect();
+    let mut late = Vec::new();
+    for round in 0..20 {
+        let mut ws = connect(&server, "?channels=trades");
+        assert_eq!(next(&mut ws)["type"], "snapshot");
+        let mut burst = Vec::new();
+        for i in 0..300 {
+            let body = format!(
+                r#"{{"quantity": 1, "price": {}.0, "side": 1}}"#,
+                1 + (i % 50)
+            );
+            burst.extend(request_bytes("POST", "/order/", Some(&body)));
+        }
+        rest.send_raw(&burst).unwrap();
+        for op in ["subscribe", "unsubscribe"] {
+            let op = json!({"op": op, "channels": ["orders"]}).to_string();
+            ws.write(Message::text(op)).unwrap();
+        }
+        ws.flush().unwrap();
+        for _ in 0..2 {
+            next_of(&mut ws, "subscribed");
+        }
+        for _ in 0..300 {
+            rest.read_response().unwrap().expect(200);
+        }
+        // A marker order after the snapshot's barrier: once the follower
+        // sees it, the server has handled the snapshot too.
+        let marker = rest.place_id(-1, 1000.0 + round as f64, 1);
+        loop {
+            let change = next_of(&mut follower, "order");
+            if change["order"]["order_id"] == json!(marker) {
+                break;
+            }
+        }
+        send_op(&mut ws, json!({"op": "subscribe", "channels": ["trades"]}));
+        loop {
+            let message = next(&mut ws);
+            match message["type"].as_str().unwrap() {
+                "subscribed" => break,
+                "orders_snapshot" | "order" => late.push((round, message["type"].clone())),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(
+        late,
+        [],
+        "(round, orders message after leaving the channel)"
+    );
+}
+
 /// Frames held back while a subscriber's answers were over the bound are
 /// read as soon as the answers drain, not at the next unrelated wake-up:
 /// under a bound of 1 KiB, 300 subscribes sent at once to a quiet server

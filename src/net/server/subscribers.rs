@@ -753,7 +753,12 @@ impl Front {
                             .as_mut()
                             .filter(|c| c.serial == to.serial)
                             .and_then(|c| c.ws.as_mut());
-                        if let Some(sub) = sub.filter(|sub| sub.closing.is_none()) {
+                        // A channel left since it was asked waits for it no
+                        // more (leaving took it off the list): it is not sent.
+                        let awaited = |sub: &&mut Box<Subscription>| {
+                            sub.closing.is_none() && sub.orders_awaited.contains(&prefix)
+                        };
+                        if let Some(sub) = sub.filter(awaited) {
                             sub.push(frame);
                             sub.orders_awaited.retain(|awaited| *awaited != prefix);
                         }
