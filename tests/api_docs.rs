@@ -133,3 +133,52 @@ fn docs_is_a_swagger_ui_page_reading_the_document() {
         (405, Some("GET, HEAD"))
     );
 }
+
+/// Every status a read through the matching thread can answer is in the
+/// document: on a command ring of one slot, reads pipelined faster than
+/// it drains find it full and are answered 503, which each lists.
+#[test]
+fn every_status_a_read_answers_under_a_full_ring_is_documented() {
+    let server = Server::start_with(&["--command-ring", "1"]);
+    let mut client = server.connect();
+    let doc = document(&mut client);
+    // A name the front knows, so its read goes to the replica too.
+    let named = r#"{"quantity": 1, "price": 100.0, "side": 1, "client_order_id": "reader-1"}"#;
+    client.post("/order/", named).expect(200);
+    let reads = [
+        ("/order/{order_id}", format!("/order/{UNKNOWN_ID}")),
+        ("/order/", "/order/?client_order_id=reader-1".to_owned()),
+        ("/orders", "/orders".to_owned()),
+        ("/trades", "/trades".to_owned()),
+        ("/candles", "/candles".to_owned()),
+        ("/book", "/book".to_owned()),
+        ("/ticker", "/ticker".to_owned()),
+    ];
+    const COPIES: usize = 40;
+    let mut burst = Vec::new();
+    for (_, target) in &reads {
+        for _ in 0..COPIES {
+            burst.extend(support::request_bytes("GET", target, None));
+        }
+    }
+    client.send_raw(&burst).unwrap();
+    let mut undocumented = BTreeSet::new();
+    let mut overloaded = BTreeSet::new();
+    for (path, _) in &reads {
+        let listed = doc["paths"][path]["get"]["responses"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{path} has a GET"));
+        for _ in 0..COPIES {
+            let response = client.read_response().unwrap();
+            if !listed.contains_key(&response.status.to_string()) {
+                undocumented.insert((*path, response.status));
+            }
+            if response.status == 503 {
+                overloaded.insert(*path);
+            }
+        }
+    }
+    assert_eq!(undocumented, BTreeSet::new(), "(path, status) not listed");
+    let every: BTreeSet<&str> = reads.iter().map(|(path, _)| *path).collect();
+    assert_eq!(overloaded, every, "each read met the full ring");
+}

@@ -31,7 +31,7 @@ impl Front {
         metrics::write_histograms(
             &mut out,
             "orderbook_command_latency_by_command_histogram_seconds",
-            "orderbook_command_latency_histogram_seconds by command: place, modify, cancel (batch items each as its command).",
+            "orderbook_command_latency_histogram_seconds by command: place, modify, cancel, cancel_all (batch items each as its command).",
             &by_command,
         );
         let labels = ReadName::ALL.map(ReadName::label);
