@@ -105,6 +105,11 @@ pub enum BarrierPurpose {
         /// The names' prefix.
         prefix: ClientOrderId,
     },
+    /// A clean stop's end of the feed: the publisher, and the replica on
+    /// the `orders` channels' path, each send the front a last marker
+    /// after every message of the commands before it, so the front
+    /// closes its subscribers only once they have all of them.
+    FeedEnd,
 }
 
 /// What the matching thread publishes. Each [`Request`] yields exactly one

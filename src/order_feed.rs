@@ -51,6 +51,9 @@ pub enum OrderFrame {
         /// The frame.
         frame: Arc<[u8]>,
     },
+    /// Every change of the commands before the `FeedEnd` barrier was
+    /// sent before this.
+    End,
 }
 
 /// The front's end: the frames, and the count of followers it keeps.
@@ -245,6 +248,11 @@ impl OrderFeed {
         self.text.push_str("]}");
         let frame = ws::text_frame(self.text.as_bytes());
         self.push(OrderFrame::Snapshot { ticket, frame });
+    }
+
+    /// At the `FeedEnd` barrier: the front has every change before it.
+    pub fn end(&mut self) {
+        self.push(OrderFrame::End);
     }
 
     /// Sends a frame to the front (a full channel makes this wait).

@@ -31,7 +31,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use crate::api::{self, TradeRecord, Wire};
 use crate::candles::{BySecond, Candle};
 use crate::engine::{Event, LevelView, OrderBook, Side, Ticks, Timestamp};
-use crate::matching::Output;
+use crate::matching::{Barrier, BarrierPurpose, Output};
 use crate::metrics;
 use crate::net::ws;
 use crate::ring::{Subscriber, Wake};
@@ -109,6 +109,9 @@ pub enum FeedMessage {
         /// The frame.
         frame: Arc<[u8]>,
     },
+    /// Every message of the commands before the `FeedEnd` barrier was
+    /// sent before this.
+    End,
 }
 
 /// Sends `item` to the front on a bounded channel. A full channel is
@@ -482,6 +485,10 @@ fn pump(
             let _ = matching_latency.record(read_at.saturating_sub(*stamp).max(1));
             feed.end_of_command();
         }
+        Output::Barrier(Barrier {
+            purpose: BarrierPurpose::FeedEnd,
+            ..
+        }) => feed.send(FeedMessage::End),
         _ => {}
     })
 }

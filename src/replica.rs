@@ -366,6 +366,10 @@ pub fn spawn(
                                 (200, Vec::new())
                             }
                             BarrierPurpose::Trades => return,
+                            BarrierPurpose::FeedEnd => {
+                                orders.end();
+                                return;
+                            }
                             BarrierPurpose::OrderSnapshot { prefix } => {
                                 let (ticket, seq) = (barrier.ticket, snapshots.feed_seq);
                                 let names = names.ids();

@@ -1899,3 +1899,73 @@ fn a_silent_subscriber_is_pinged_and_dropped_if_it_never_answers() {
         "{metrics}"
     );
 }
+
+/// A clean stop sends each subscriber the messages of every command it
+/// answered, then closes with 1001: the feed's tail is not dropped. With
+/// room for one frame between the publisher (or the replica, for the
+/// `orders` channel) and the front, the feed falls behind the answers:
+/// each pass of the front takes one frame.
+#[test]
+fn a_clean_stop_sends_subscribers_every_answered_commands_messages_before_closing() {
+    const BUYS: usize = 3_000;
+    /// Reads until the close: the messages of `kind`, and the close code.
+    fn until_close(ws: &mut Ws, kind: &str, round: usize) -> (Vec<Value>, Option<CloseCode>) {
+        let mut seen = Vec::new();
+        loop {
+            match ws.read() {
+                Ok(Message::Text(text)) => {
+                    let message: Value = serde_json::from_str(&text).unwrap();
+                    if message["type"] == kind {
+                        seen.push(message);
+                    }
+                }
+                Ok(Message::Close(frame)) => return (seen, frame.map(|f| f.code)),
+                Ok(_) => {}
+                Err(error) => panic!("round {round}: {error} after {} {kind}", seen.len()),
+            }
+        }
+    }
+    for round in 0..3 {
+        let mut server = Server::start_with(&["--feed-channel", "1"]);
+        let mut rest = server.connect();
+        place_ask_levels(&mut rest, BUYS as u32);
+        let mut trades = connect(&server, "?channels=trades");
+        assert_eq!(next(&mut trades)["type"], "snapshot");
+        let mut orders = connect(&server, "?channels=orders");
+        next_of(&mut orders, "orders_snapshot");
+        // Each buy takes the lowest ask of 1: one trade a buy.
+        let body = r#"{"quantity": 1, "price": 100000.0, "side": 1}"#;
+        let mut burst = Vec::new();
+        for _ in 0..BUYS {
+            burst.extend(request_bytes("POST", "/order/", Some(body)));
+        }
+        rest.send_raw(&burst).unwrap();
+        let mut buys = std::collections::BTreeSet::new();
+        for _ in 0..BUYS {
+            let answer = rest.read_response().unwrap().expect(200);
+            assert_eq!(answer["status"], "filled");
+            buys.insert(answer["id"].as_str().unwrap().to_owned());
+        }
+        server.signal("TERM");
+        let (seen, close) = until_close(&mut trades, "trade", round);
+        assert_eq!(
+            (seen.len(), close),
+            (BUYS, Some(CloseCode::Away)),
+            "round {round}: trade messages, then the close"
+        );
+        let (seen, close) = until_close(&mut orders, "order", round);
+        let mut told = std::collections::BTreeSet::new();
+        for change in &seen {
+            let id = change["order"]["order_id"].as_str().unwrap();
+            if buys.contains(id) {
+                told.insert(id.to_owned());
+            }
+        }
+        assert_eq!(
+            (told.len(), close),
+            (BUYS, Some(CloseCode::Away)),
+            "round {round}: buys told on the orders channel, then the close"
+        );
+        assert!(server.wait_exit(Duration::from_secs(10)).unwrap().success());
+    }
+}

@@ -47,7 +47,7 @@ use crate::replica::ReplicaAnswer;
 use crate::ring::{Producer, Subscriber, Wake};
 pub use cancel_after::CancelAllAfter;
 pub use front_journal::FrontJournal;
-use subscribers::Subscription;
+use subscribers::{FeedEnd, Subscription};
 use trade_history::TradeHistory;
 
 const LISTENER: Token = Token(0);
@@ -410,7 +410,8 @@ impl ReadName {
             BarrierPurpose::Ticker { .. } => ReadName::Ticker,
             BarrierPurpose::Snapshot
             | BarrierPurpose::OrderSnapshot { .. }
-            | BarrierPurpose::Named { .. } => return None,
+            | BarrierPurpose::Named { .. }
+            | BarrierPurpose::FeedEnd => return None,
         })
     }
 
@@ -458,6 +459,9 @@ enum Awaiting {
     /// An `orders` snapshot for a WebSocket subscriber: the replica sends
     /// it down the order frames' path; nothing to answer here.
     OrderSnapshot,
+    /// The feed's end at a clean stop (`BarrierPurpose::FeedEnd`): the
+    /// publisher and the replica answer it on the feed's paths.
+    FeedEnd,
     /// `DELETE /orders?client_order_id_prefix=`'s first step: the replica
     /// lists the resting orders so named, which the front then cancels.
     Named,
@@ -552,6 +556,8 @@ pub struct Front {
     /// `orders_snapshot` barriers sent, by ticket, with the connection
     /// and the channel (a prefix, or `None` for every order) each is for.
     order_snapshots: Vec<(u64, ConnectionRef, Option<ClientOrderId>)>,
+    /// How far a clean stop has ended the feed (`subscribers.rs`).
+    feed_end: FeedEnd,
 }
 
 impl Front {
@@ -623,6 +629,7 @@ impl Front {
             cancel_after,
             order_feed: None,
             order_snapshots: Vec::new(),
+            feed_end: FeedEnd::Running,
         };
         Ok((front, waker))
     }
@@ -662,7 +669,7 @@ impl Front {
                     let _ = self.poll.registry().deregister(&mut listener);
                 }
                 drain_deadline = Some(Instant::now() + self.config.drain_timeout);
-                self.close_subscribers();
+                self.feed_end = FeedEnd::Due;
                 // Requests already in the sockets were sent before the
                 // signal: read and serve them too, whether or not their
                 // readable events have been taken yet.
@@ -676,8 +683,10 @@ impl Front {
                 continue;
             }
             if let Some(deadline) = drain_deadline {
+                self.end_feed_if_answered();
                 if self.in_flight.is_empty()
                     && self.awaiting_replica.is_empty()
+                    && self.feed_end == FeedEnd::Closed
                     && self.all_written()
                     || Instant::now() >= deadline
                 {

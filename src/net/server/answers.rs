@@ -47,7 +47,7 @@ impl Front {
                 continue;
             };
             match (waiting.kind, output) {
-                (Awaiting::Snapshot | Awaiting::OrderSnapshot, _) => continue,
+                (Awaiting::Snapshot | Awaiting::OrderSnapshot | Awaiting::FeedEnd, _) => continue,
                 (Awaiting::CancelAfter, output) => {
                     match output {
                         Output::Event(Event::CancelledAll { count }) => {

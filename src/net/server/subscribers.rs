@@ -150,6 +150,22 @@ impl Channels {
     }
 }
 
+/// A clean stop's end of the feed: subscribers are told goodbye (1001)
+/// only after the messages of every command answered, which the
+/// publisher and the replica may still be building when the stop comes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum FeedEnd {
+    Running,
+    /// Stopping: the `FeedEnd` barrier is staged once every request in
+    /// flight is answered (and the command ring has room).
+    Due,
+    /// Staged: the markers still to come, the publisher's and the
+    /// replica's (for the `orders` channels).
+    Awaited(u8),
+    /// The subscribers were told goodbye.
+    Closed,
+}
+
 /// A connection's state once it upgraded to WebSocket.
 pub(super) struct Subscription {
     depth: usize,
@@ -724,6 +740,7 @@ impl Front {
                 FeedMessage::Candle { interval, frame } => {
                     self.fan_out(&frame, bound, |s| s.wants_candles(interval))
                 }
+                FeedMessage::End => self.feed_end_marked(),
                 FeedMessage::Snapshot { depth, frame } => {
                     let wants = |s: &Subscription| {
                         s.wants(SNAPSHOT)
@@ -743,6 +760,7 @@ impl Front {
                         self.feed_stats.order_messages += 1;
                         self.fan_out(&frame, bound, |s| s.wants_order(name.as_ref()));
                     }
+                    OrderFrame::End => self.feed_end_marked(),
                     OrderFrame::Snapshot { ticket, frame } => {
                         let Some((_, to, prefix)) =
                             take_ticket(&mut self.order_snapshots, ticket, |t| t.0)
@@ -903,8 +921,43 @@ impl Front {
         self.subscriber_scratch = slots;
     }
 
+    /// At a clean stop, once every request in flight is answered: asks
+    /// the publisher and the replica to mark the end of those answers'
+    /// messages, or with no subscriber, is done.
+    pub(super) fn end_feed_if_answered(&mut self) {
+        if self.feed_end != FeedEnd::Due || !self.in_flight.is_empty() {
+            return;
+        }
+        if self.subscribers.is_empty() {
+            self.feed_end = FeedEnd::Closed;
+            return;
+        }
+        let barrier = Barrier {
+            ticket: self.next_ticket,
+            purpose: BarrierPurpose::FeedEnd,
+        };
+        if self.stage_own(Request::Barrier(barrier), Awaiting::FeedEnd) {
+            self.feed_end = FeedEnd::Awaited(1 + u8::from(self.order_feed.is_some()));
+            self.publish_staged();
+        }
+    }
+
+    /// A marker of the feed's end came: once both have, every message
+    /// of the commands answered is queued, and the subscribers are told
+    /// goodbye after them.
+    fn feed_end_marked(&mut self) {
+        if let FeedEnd::Awaited(left) = self.feed_end {
+            if left > 1 {
+                self.feed_end = FeedEnd::Awaited(left - 1);
+            } else {
+                self.feed_end = FeedEnd::Closed;
+                self.close_subscribers();
+            }
+        }
+    }
+
     /// At shutdown: every subscriber is told the server is going away.
-    pub(super) fn close_subscribers(&mut self) {
+    fn close_subscribers(&mut self) {
         for &slot in &self.subscribers {
             if let Some(sub) = self.connections[slot].as_mut().and_then(|c| c.ws.as_mut()) {
                 sub.close_with(1001, "server shutting down");
