@@ -228,3 +228,56 @@ fn a_timeout_of_zero_never_closes() {
         "{quiet:?}"
     );
 }
+
+/// A client that sends part of a request and goes (its close a moment
+/// after the bytes, so in an event of its own; by FIN or by reset) leaves
+/// nothing behind: its connection closes at once, so such clients cannot
+/// fill `--max-connections` (four of them made every later client 503
+/// for good).
+#[test]
+fn a_client_that_goes_after_part_of_a_request_frees_its_connection() {
+    let server = Server::start_with(&["--max-connections", "4"]);
+    let partials: [&[u8]; 4] = [
+        b"G",
+        b"GET /health HTTP/1.1\r\nHost: x\r\n",
+        b"POST /order/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 44\r\n\r\n{\"quan",
+        b"GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /hea",
+    ];
+    for round in 0..3 {
+        for (i, partial) in partials.iter().enumerate() {
+            let stream = TcpStream::connect(server.addr).unwrap();
+            (&stream).write_all(partial).unwrap();
+            thread::sleep(Duration::from_millis(50));
+            let socket = socket2::Socket::from(stream);
+            if i % 2 == 1 {
+                // A reset instead of a FIN.
+                socket.set_linger(Some(Duration::ZERO)).unwrap();
+            }
+            drop(socket);
+        }
+        // The closes may be read after the next connection is accepted
+        // (503 while the four still count): so ask again for a while.
+        let deadline = Instant::now() + LATEST;
+        let seen = loop {
+            let mut client = server.connect();
+            let seen = match client.get("/health").status {
+                200 => (
+                    200,
+                    metric(&client.metrics_text(), "orderbook_connections_open"),
+                ),
+                status => (status, 0.0),
+            };
+            if seen == (200, 1.0) || Instant::now() >= deadline {
+                break seen;
+            }
+            drop(client);
+            thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(
+            seen,
+            (200, 1.0),
+            "round {round}: GET /health, and the connections open but its own"
+        );
+    }
+    assert_eq!(timed_out(&server), [0.0; 3], "none needed a timeout");
+}

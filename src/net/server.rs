@@ -943,7 +943,10 @@ impl Front {
     }
 
     /// Reads from the socket into the free part of the read buffer; true if
-    /// it read anything (more requests may now be complete).
+    /// it read anything (more requests may now be complete) or found the
+    /// peer gone (what is buffered must then be served or given up: part
+    /// of a request left by a peer that closed in an event of its own was
+    /// kept for good, holding its connection).
     fn read_some(&mut self, slot: usize) -> bool {
         let cap = self.read_cap();
         let now = self.now;
@@ -969,7 +972,7 @@ impl Front {
             match conn.stream.read(&mut conn.read_buf[conn.read_len..]) {
                 Ok(0) => {
                     conn.peer_done = true;
-                    return read_any;
+                    return true;
                 }
                 Ok(n) => {
                     if conn.read_len == 0 {
@@ -990,7 +993,7 @@ impl Front {
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
                     conn.peer_done = true;
-                    return read_any;
+                    return true;
                 }
             }
         }
