@@ -431,8 +431,8 @@ const MAX_CHUNKS: usize = 1024;
 /// Decodes the chunked body that starts at `from` (RFC 9112 §7.1): the
 /// body and the request's whole length once its last chunk and trailer
 /// section are in, `None` before. The decoded body may be at most
-/// `max_body_bytes`; the encoded one (chunk sizes, extensions and trailer
-/// fields included) at most that plus `max_head_bytes` less the head, so
+/// `max_body_bytes`, and its framing (chunk size lines, extensions and
+/// trailer fields) counts with the head against `max_head_bytes`, so
 /// that the whole request fits the read buffer as a plain one does.
 fn dechunk(
     buf: &[u8],
@@ -457,20 +457,26 @@ fn walk_chunks(
     limits: &Limits,
     mut data: impl FnMut(&[u8]),
 ) -> Result<Option<usize>, HttpError> {
-    let end_limit = limits.max_head_bytes + limits.max_body_bytes;
-    let too_far = |at: usize| at > end_limit;
+    // Up to `at`, all but the `decoded` bytes are head and framing.
+    let too_far = |at: usize, decoded: usize| at - decoded > limits.max_head_bytes;
     let mut decoded = 0;
     let mut at = from;
     for chunk in 0.. {
         let (used, size) = match httparse::parse_chunk_size(&buf[at..]) {
             Ok(httparse::Status::Complete(found)) => found,
-            Ok(httparse::Status::Partial) if too_far(buf.len()) => {
+            Ok(httparse::Status::Partial) if too_far(buf.len(), decoded) => {
                 return Err(HttpError::BodyTooLarge)
             }
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(_) => return Err(HttpError::Malformed("bad chunk size")),
         };
+        if !chunk_extensions_valid(&buf[at..at + used]) {
+            return Err(HttpError::Malformed("bad chunk extension"));
+        }
         at += used;
+        if too_far(at, decoded) {
+            return Err(HttpError::BodyTooLarge);
+        }
         if size == 0 {
             break;
         }
@@ -481,7 +487,7 @@ fn walk_chunks(
             .ok()
             .filter(|&size| size <= limits.max_body_bytes - decoded)
             .ok_or(HttpError::BodyTooLarge)?;
-        if too_far(at + size + 2) {
+        if too_far(at + 2, decoded) {
             return Err(HttpError::BodyTooLarge);
         }
         if buf.len() < at + size + 2 {
@@ -500,7 +506,7 @@ fn walk_chunks(
     // an end that never comes.
     loop {
         let Some(eol) = buf[at..].iter().position(|&b| b == b'\n') else {
-            return if too_far(buf.len()) {
+            return if too_far(buf.len(), decoded) {
                 Err(HttpError::BodyTooLarge)
             } else {
                 Ok(None)
@@ -508,7 +514,7 @@ fn walk_chunks(
         };
         let line = &buf[at..at + eol];
         let line_end = at + eol + 1;
-        if too_far(line_end) {
+        if too_far(line_end, decoded) {
             return Err(HttpError::BodyTooLarge);
         }
         at = line_end;
@@ -516,6 +522,84 @@ fn walk_chunks(
             return Ok(Some(at));
         }
     }
+}
+
+/// Whether a chunk size line (`line`, its CRLF included, as httparse
+/// found it) has only extensions of RFC 9112 §7.1.1's grammar after its
+/// digits: `;name` or `;name=value`, a token or a quoted string, with
+/// spaces or tabs about them. httparse skips to the CRLF, a bare LF or a
+/// NUL included; a proxy in front that ended the line at that LF would
+/// read another body than ours, which is how requests are smuggled.
+fn chunk_extensions_valid(line: &[u8]) -> bool {
+    let Some(line) = line.strip_suffix(b"\r\n") else {
+        return false;
+    };
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    let mut rest = &line[digits..];
+    let skip_blanks = |rest: &mut &[u8]| {
+        while let [b' ' | b'\t', after @ ..] = *rest {
+            *rest = after;
+        }
+    };
+    let token = |rest: &mut &[u8]| {
+        let len = rest.iter().take_while(|&&b| is_token_byte(b)).count();
+        *rest = &rest[len..];
+        len > 0
+    };
+    loop {
+        skip_blanks(&mut rest);
+        let [b';', after @ ..] = rest else {
+            return rest.is_empty();
+        };
+        rest = after;
+        skip_blanks(&mut rest);
+        if !token(&mut rest) {
+            return false;
+        }
+        skip_blanks(&mut rest);
+        let [b'=', after @ ..] = rest else {
+            continue;
+        };
+        rest = after;
+        skip_blanks(&mut rest);
+        let valid = match rest {
+            [b'"', after @ ..] => match quoted_string_len(after) {
+                Some(len) => {
+                    rest = &after[len..];
+                    true
+                }
+                None => false,
+            },
+            _ => token(&mut rest),
+        };
+        if !valid {
+            return false;
+        }
+    }
+}
+
+/// A token's bytes (RFC 9110 §5.6.2 `tchar`).
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// The length of a quoted string's rest after its opening quote, through
+/// its closing one (RFC 9110 §5.6.4), if it is one.
+fn quoted_string_len(after_quote: &[u8]) -> Option<usize> {
+    let text = |b: u8| b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80;
+    let mut i = 0;
+    while let Some(&b) = after_quote.get(i) {
+        match b {
+            b'"' => return Some(i + 1),
+            b'\\' => match after_quote.get(i + 1) {
+                Some(&escaped) if text(escaped) => i += 2,
+                _ => return None,
+            },
+            b if text(b) => i += 1,
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// The reason phrase of the statuses this server sends.
@@ -1064,6 +1148,49 @@ mod tests {
     }
 
     #[test]
+    fn chunk_extensions_must_follow_the_grammar() {
+        let read = |line: &[u8]| {
+            let encoded = [line, b"hi\r\n0\r\n\r\n"].concat();
+            parse(&chunked(&encoded)).map(|parsed| parsed.map(|request| request.body.to_vec()))
+        };
+        for line in [
+            &b"2\r\n"[..],
+            b"2;a\r\n",
+            b"2;a=b\r\n",
+            b"2 ; a = b ;c\r\n",
+            b"2;a=\"q \\\" ;x\"\r\n",
+            b"2;n!#$%&'*+-.^_`|~=\"\"\r\n",
+        ] {
+            let body = read(line).map(|body| body.map(|b| b.to_vec()));
+            assert_eq!(
+                body,
+                Ok(Some(b"hi".to_vec())),
+                "{:?}",
+                line.escape_ascii().to_string()
+            );
+        }
+        for line in [
+            &b"2;x\nyy\r\n"[..],
+            b"2;x\0\r\n",
+            b"2;=\r\n",
+            b"2;\r\n",
+            b"2; \r\n",
+            b"2;a=\r\n",
+            b"2;a=\"b\r\n",
+            b"2;a b\r\n",
+            b"2;a=b c\r\n",
+            b"2;a(b)\r\n",
+        ] {
+            assert_eq!(
+                read(line).map(|_| ()),
+                Err(HttpError::Malformed("bad chunk extension")),
+                "{:?}",
+                line.escape_ascii().to_string()
+            );
+        }
+    }
+
+    #[test]
     fn bad_or_oversized_chunked_bodies_and_other_codings_are_refused() {
         let limits = Limits {
             max_head_bytes: 100,
@@ -1079,6 +1206,13 @@ mod tests {
         // Framing counts too: ten 1-byte chunks under a long extension each.
         let long_extension = b"1;x=aaaaaaaaaaaaaaaaaaaa\r\na\r\n".repeat(10);
         assert_eq!(with(&long_extension), Err(HttpError::BodyTooLarge));
+        // Framing counts with the head, whatever room the body leaves:
+        // a 1-byte body under a 45-byte framing (61 + 45 + 1 bytes fit
+        // the head and body limits together, not the head's alone).
+        let one_long = [&b"1;x="[..], &[b'a'; 32], b"\r\na\r\n0\r\n\r\n"].concat();
+        assert_eq!(with(&one_long), Err(HttpError::BodyTooLarge));
+        let fitting = [&b"1;x="[..], &[b'a'; 20], b"\r\na\r\n0\r\n\r\n"].concat();
+        assert_eq!(with(&fitting), Ok(()));
         // Trailer fields that never end are bounded as well.
         let endless_trailer = [&b"0\r\n"[..], &b"X: y\r\n".repeat(30)].concat();
         assert_eq!(with(&endless_trailer), Err(HttpError::BodyTooLarge));
