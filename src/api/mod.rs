@@ -433,6 +433,31 @@ mod tests {
             .new_order(br#"{"quantity": 3, "price": 99.5, "side": "sell"}"#)
             .unwrap();
         assert_eq!(sell.side, Side::Sell);
+        // A side number is read as a quantity is, however written.
+        let side_of = |side: &str| {
+            let body = format!(r#"{{"quantity": 3, "price": 99.5, "side": {side}}}"#);
+            wire.new_order(body.as_bytes()).map(|order| order.side)
+        };
+        for (written, side) in [
+            ("1", Side::Buy),
+            ("1.0", Side::Buy),
+            ("1e0", Side::Buy),
+            ("\"1\"", Side::Buy),
+            ("\" 1.00 \"", Side::Buy),
+            ("\"BUY\"", Side::Buy),
+            ("-1", Side::Sell),
+            ("-1e0", Side::Sell),
+            ("-10e-1", Side::Sell),
+            ("\"-1\"", Side::Sell),
+            ("\"Sell\"", Side::Sell),
+        ] {
+            assert_eq!(side_of(written), Ok(side), "{written}");
+        }
+        for written in [
+            "0", "-0", "2", "1.5", "\"NaN\"", "\"inf\"", "true", "null", "\"\"",
+        ] {
+            assert_eq!(side_of(written).unwrap_err().status, 422, "{written}");
+        }
         let detail = |body: &str| wire.new_order(body.as_bytes()).unwrap_err();
         assert_eq!(
             detail(r#"{"price": 1, "side": 1}"#),

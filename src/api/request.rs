@@ -222,16 +222,20 @@ pub enum OrderRef {
     Name(ClientOrderId),
 }
 
-/// A side: `1`, `"buy"` or `-1`, `"sell"` (numbers also in strings, words
-/// in any case).
+/// A side: `1`, `"buy"` or `-1`, `"sell"` (numbers written any way a
+/// quantity may be, `1.0`, `1e0` or `"1"`; words in any case).
 fn side_in(raw: &RawValue) -> Result<Side, ApiError> {
-    match raw.get().trim() {
-        "1" | "1.0" | "\"1\"" => Ok(Side::Buy),
-        "-1" | "-1.0" | "\"-1\"" => Ok(Side::Sell),
-        text => one_of(text, &[("buy", Side::Buy), ("sell", Side::Sell)]).ok_or_else(|| {
-            ApiError::field("side", "must be 1 or \"buy\" (buy), -1 or \"sell\" (sell)")
-        }),
-    }
+    let number = number_text(raw).and_then(|text| text.trim().parse::<f64>().ok());
+    let side = match number {
+        Some(1.0) => Some(Side::Buy),
+        Some(-1.0) => Some(Side::Sell),
+        Some(_) => None,
+        None => one_of(
+            raw.get().trim(),
+            &[("buy", Side::Buy), ("sell", Side::Sell)],
+        ),
+    };
+    side.ok_or_else(|| ApiError::field("side", "must be 1 or \"buy\" (buy), -1 or \"sell\" (sell)"))
 }
 
 /// A JSON string holding a UUID.
