@@ -373,6 +373,13 @@ fn unsubscribing_from_trades_stops_trades_while_book_messages_go_on() {
             json!({"type": "error", "detail": "channels: name at least one channel"})
         );
     }
+    // An op in a binary message is not taken: ops are text.
+    let op = json!({"op": "subscribe", "channels": ["trades"]}).to_string();
+    ws.send(Message::binary(op.into_bytes())).unwrap();
+    assert_eq!(
+        next(&mut ws),
+        json!({"type": "error", "detail": "ops are JSON text messages, not binary"})
+    );
     let mut rest = server.connect();
     rest.place(-1, 100.0, 3);
     rest.place(1, 100.0, 3);

@@ -610,6 +610,11 @@ impl Front {
                         sub.close_with(1007, "a text message that is not UTF-8");
                         continue;
                     }
+                    if kind != Data::Text {
+                        // Every message of the feed is text, and so is an op.
+                        sub.push(error_frame("ops are JSON text messages, not binary"));
+                        continue;
+                    }
                     self.handle_op(slot, &message);
                 }
             }
