@@ -324,10 +324,26 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
             if http10 {
                 return Err(HttpError::Malformed("Transfer-Encoding in HTTP/1.0"));
             }
-            if !header.value.trim_ascii().eq_ignore_ascii_case(b"chunked") || chunked {
-                return Err(HttpError::UnsupportedTransferCoding);
+            // Codings are listed in the order applied; chunked must be
+            // the last, and once (RFC 9112 §6.1, §6.3): anything after it
+            // leaves the body's end unknown. Another coding is one this
+            // server does not decode.
+            let mut codings = (header.value.split(|&b| b == b','))
+                .map(<[u8]>::trim_ascii)
+                .filter(|coding| !coding.is_empty())
+                .peekable();
+            if codings.peek().is_none() {
+                return Err(HttpError::Malformed("an empty Transfer-Encoding"));
             }
-            chunked = true;
+            for coding in codings {
+                if chunked {
+                    return Err(HttpError::Malformed("a transfer coding after chunked"));
+                }
+                if !coding.eq_ignore_ascii_case(b"chunked") {
+                    return Err(HttpError::UnsupportedTransferCoding);
+                }
+                chunked = true;
+            }
         } else if name.eq_ignore_ascii_case("connection") {
             // A `close` anywhere wins (RFC 9112 §9.6), whatever other
             // `Connection` lines say.
@@ -1240,10 +1256,31 @@ mod tests {
             body(1025),
             Err(HttpError::Malformed("more than 1024 chunks"))
         );
-        assert_eq!(
-            parse(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
-            Err(HttpError::UnsupportedTransferCoding)
-        );
+        let coded = |codings: &str| {
+            let head = format!("POST / HTTP/1.1\r\nHost: x\r\n{codings}\r\n0\r\n\r\n");
+            parse(head.as_bytes()).map(|_| ())
+        };
+        let after_chunked = Err(HttpError::Malformed("a transfer coding after chunked"));
+        for (codings, read) in [
+            ("Transfer-Encoding: chunked\r\n", Ok(())),
+            ("Transfer-Encoding: , Chunked ,\r\n", Ok(())),
+            (
+                "Transfer-Encoding: gzip, chunked\r\n",
+                Err(HttpError::UnsupportedTransferCoding),
+            ),
+            ("Transfer-Encoding: chunked, chunked\r\n", after_chunked),
+            ("Transfer-Encoding: chunked, gzip\r\n", after_chunked),
+            (
+                "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+                after_chunked,
+            ),
+            (
+                "Transfer-Encoding: \r\n",
+                Err(HttpError::Malformed("an empty Transfer-Encoding")),
+            ),
+        ] {
+            assert_eq!(coded(codings), read, "{codings:?}");
+        }
         assert_eq!(
             parse(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n"),
             Err(HttpError::Malformed("both Content-Length and Transfer-Encoding"))
