@@ -373,6 +373,12 @@ fn unsubscribing_from_trades_stops_trades_while_book_messages_go_on() {
             json!({"type": "error", "detail": "channels: name at least one channel"})
         );
     }
+    // A list under another name is named.
+    send_op(&mut ws, json!({"op": "subscribe", "channel": ["trades"]}));
+    assert_eq!(
+        next(&mut ws),
+        json!({"type": "error", "detail": "channel: not a field of an op (it takes op and channels)"})
+    );
     // An op in a binary message is not taken: ops are text.
     let op = json!({"op": "subscribe", "channels": ["trades"]}).to_string();
     ws.send(Message::binary(op.into_bytes())).unwrap();
@@ -1140,11 +1146,11 @@ fn candles_of_any_interval_follow_the_trades_and_a_late_joiner_gets_the_whole_in
     for (query, detail) in [
         (
             "?channels=candles:0",
-            "channels: \"candles:0\": candles:N takes N seconds, 1 to 86400, in digits",
+            "channels: \"candles:0\": candles:N takes N seconds, 1 to 86400, in digits without a leading zero",
         ),
         (
             "?channels=candles:1d",
-            "channels: \"candles:1d\": candles:N takes N seconds, 1 to 86400, in digits",
+            "channels: \"candles:1d\": candles:N takes N seconds, 1 to 86400, in digits without a leading zero",
         ),
     ] {
         let mut client = server.connect();
@@ -1160,7 +1166,7 @@ fn candles_of_any_interval_follow_the_trades_and_a_late_joiner_gets_the_whole_in
     );
     assert_eq!(
         next(&mut late),
-        json!({"type": "error", "detail": "\"candles:86401\": candles:N takes N seconds, 1 to 86400, in digits"})
+        json!({"type": "error", "detail": "\"candles:86401\": candles:N takes N seconds, 1 to 86400, in digits without a leading zero"})
     );
 }
 

@@ -866,7 +866,7 @@ fn get_orders_lists_resting_orders_best_price_first() {
     for bad in ["limit=0", "limit=-1", "limit=x", "limit="] {
         client
             .get(&format!("/orders?{bad}"))
-            .expect_detail(422, "limit: must be a whole number, at least 1");
+            .expect_detail(422, "limit: must be a whole number in digits, at least 1");
     }
     // ?side=: one side's list, the other empty; with ?limit= too.
     let only_sells = client.get("/orders?side=sell").expect(200);
@@ -927,13 +927,13 @@ fn get_book_aggregates_levels_best_first_to_the_depth_asked() {
                "bids": [{"price": 99.5, "quantity": 2}],
                "asks": [{"price": 100.5, "quantity": 8}]})
     );
-    let all = client.get("/book?x=1&depth=0").expect(200);
+    let all = client.get("/book?depth=0").expect(200);
     assert_eq!(all["bids"].as_array().unwrap().len(), 3);
     assert_eq!(all["asks"].as_array().unwrap().len(), 2);
     for bad in ["depth=1001", "depth=-1", "depth=", "depth=two"] {
         client.get(&format!("/book?{bad}")).expect_detail(
             422,
-            "depth: must be a whole number from 0 to 1000 (0 = every level)",
+            "depth: must be a whole number in digits, from 0 to 1000 (0 = every level)",
         );
     }
 }
@@ -982,7 +982,10 @@ fn get_trades_oldest_first_with_limit() {
         "?limit=1.5",
     ] {
         let detail = client.get(&format!("/trades{query}")).detail(422);
-        assert_eq!(detail, "limit: must be an integer from 1 to 5", "{query}");
+        assert_eq!(
+            detail, "limit: must be a whole number in digits, from 1 to 5",
+            "{query}"
+        );
     }
 }
 
@@ -1230,6 +1233,10 @@ fn a_cancel_batch_cancels_each_id_in_turn_and_answers_them_in_one_list() {
             "order_ids[1]: must be a UUID",
         ),
         ("{}".to_string(), "order_ids: field required"),
+        (
+            format!(r#"{{"clientOrderIds": ["{a}"]}}"#),
+            "clientOrderIds: not a field of this body (it takes order_ids or client_order_ids)",
+        ),
         (
             r#"{"order_ids": "x"}"#.to_string(),
             r#"Request body must be a JSON object {"order_ids": [id, ...]}"#,
@@ -1875,16 +1882,22 @@ fn get_candles_sums_the_kept_trades_by_interval() {
     let minutes = naive_candles(&trades, 60);
     assert_eq!(served_candle(&newest[0]), minutes[minutes.len() - 1]);
     for (query, detail) in [
-        ("interval=0", "interval: must be an integer from 1 to 86400"),
+        (
+            "interval=0",
+            "interval: must be a whole number in digits, from 1 to 86400",
+        ),
         (
             "interval=86401",
-            "interval: must be an integer from 1 to 86400",
+            "interval: must be a whole number in digits, from 1 to 86400",
         ),
         (
             "interval=1.5",
-            "interval: must be an integer from 1 to 86400",
+            "interval: must be a whole number in digits, from 1 to 86400",
         ),
-        ("limit=1001", "limit: must be an integer from 1 to 1000"),
+        (
+            "limit=1001",
+            "limit: must be a whole number in digits, from 1 to 1000",
+        ),
     ] {
         client
             .get(&format!("/candles?{query}"))
@@ -1946,6 +1959,9 @@ fn get_candles_end_pages_back_to_the_candles_before_a_time() {
         "-5",
         "",
         "2026-12-01T00:00:00+1",
+        // No offset: the client's wall clock, which the server cannot know.
+        "2026-12-01T00:00:00",
+        "2026-12-01T00:00:00.5",
     ] {
         client
             .get(&format!("/candles?end={bad}"))
@@ -2607,4 +2623,82 @@ fn under_fsync_metrics_time_every_journal_sync() {
     assert_eq!(value("orderbook_journal_syncs_total"), 5.0);
     assert_eq!(value("orderbook_journal_sync_seconds_count"), 5.0);
     assert!(value("orderbook_journal_sync_seconds{quantile=\"0.5\"}") > 0.0);
+}
+
+/// A route that takes query parameters refuses one it does not know, as
+/// `DELETE /orders` does: ignored, a misspelt filter answered with every
+/// order or trade. Routes that take none ignore a query.
+#[test]
+fn a_read_refuses_a_query_parameter_it_does_not_take() {
+    let server = Server::start();
+    let mut client = server.connect();
+    let named = |name: &str| {
+        format!(r#"{{"quantity": 1, "price": 2.0, "side": 1, "client_order_id": "{name}"}}"#)
+    };
+    client.post("/order/", &named("mine-1")).expect(200);
+    client.post("/order/", &named("other-1")).expect(200);
+    let mine = client
+        .get("/orders?client_order_id_prefix=mine-")
+        .expect(200);
+    assert_eq!(mine["buy_orders"].as_array().unwrap().len(), 1);
+    for (target, name, takes) in [
+        (
+            "/orders?clientOrderIdPrefix=mine-",
+            "clientOrderIdPrefix",
+            "GET /orders takes no such parameter (it takes limit, side, client_order_id_prefix)",
+        ),
+        (
+            "/orders?limit=1&prefix=mine-",
+            "prefix",
+            "GET /orders takes no such parameter (it takes limit, side, client_order_id_prefix)",
+        ),
+        (
+            "/trades?orderId=00000000-0000-4000-8000-000000000009",
+            "orderId",
+            "GET /trades takes no such parameter (it takes limit, order_id, client_order_id, after, before)",
+        ),
+        (
+            "/candles?intervall=60",
+            "intervall",
+            "GET /candles takes no such parameter (it takes interval, limit, end)",
+        ),
+        (
+            "/book?dept=3",
+            "dept",
+            "GET /book takes no such parameter (it takes depth)",
+        ),
+        (
+            "/orders/cancel_all_after?prefix=a",
+            "prefix",
+            "GET /orders/cancel_all_after takes no such parameter (it takes client_order_id_prefix)",
+        ),
+        (
+            "/order?clientOrderId=mine-1",
+            "clientOrderId",
+            "GET /order takes no such parameter (it takes client_order_id)",
+        ),
+    ] {
+        client
+            .get(target)
+            .expect_detail(422, &format!("{name}: {takes}"));
+    }
+    // Before the upgrade, as a bad depth is.
+    client.get("/ws?depht=3").expect_detail(
+        400,
+        "depht: GET /ws takes no such parameter (it takes depth, channels)",
+    );
+    // Those that take none are left alone: a cache-buster is not refused.
+    for target in ["/health?_=1", "/ticker?x", "/metrics?_=2"] {
+        client
+            .send_raw(&request_bytes("GET", target, None))
+            .unwrap();
+        let answer = client
+            .read_response_of_type(if target.starts_with("/metrics") {
+                "text/plain; version=0.0.4"
+            } else {
+                "application/json"
+            })
+            .unwrap();
+        assert_eq!(answer.status, 200, "{target}");
+    }
 }

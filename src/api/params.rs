@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use super::client_id::{ClientOrderId, CLIENT_ID_RULE};
 use super::ids::parse_uuid;
-use super::time::parse_timestamp;
+use super::time::parse_timestamp_with_offset;
 use super::ApiError;
 use crate::engine::{OrderId, Side, Timestamp};
 
@@ -43,8 +43,11 @@ fn count_param(
     whole_number(&value)
         .filter(|&n| n >= 1 && max.is_none_or(|max| n <= max))
         .ok_or_else(|| match max {
-            None => ApiError::field(name, "must be a whole number, at least 1"),
-            Some(max) => ApiError::field(name, &format!("must be an integer from 1 to {max}")),
+            None => ApiError::field(name, "must be a whole number in digits, at least 1"),
+            Some(max) => ApiError::field(
+                name,
+                &format!("must be a whole number in digits, from 1 to {max}"),
+            ),
         })
 }
 
@@ -55,7 +58,7 @@ pub fn order_id_param(query: Option<&str>) -> Result<Option<OrderId>, ApiError> 
 
 /// The `?end=` of `GET /candles`: only candles that start before this
 /// time, to page back through them. Seconds since the epoch, or an RFC
-/// 3339 UTC time such as a candle's `start`.
+/// 3339 time with its offset, such as a candle's `start`.
 pub fn end_param(query: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
     let Some(text) = query_value(query, "end") else {
         return Ok(None);
@@ -73,7 +76,9 @@ pub fn end_param(query: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
             .map(Some)
             .ok_or_else(refused);
     }
-    parse_timestamp(&text).map(Some).ok_or_else(refused)
+    parse_timestamp_with_offset(&text)
+        .map(Some)
+        .ok_or_else(refused)
 }
 
 /// Which page of the kept trades `GET /trades` asks for.
@@ -248,7 +253,7 @@ pub fn depth_param(query: Option<&str>, default: usize) -> Result<usize, String>
     match whole_number(&value) {
         Some(depth) if depth <= MAX_DEPTH => Ok(depth),
         _ => Err(format!(
-            "depth: must be a whole number from 0 to {MAX_DEPTH} (0 = every level)"
+            "depth: must be a whole number in digits, from 0 to {MAX_DEPTH} (0 = every level)"
         )),
     }
 }
@@ -305,7 +310,7 @@ mod tests {
         );
         assert_eq!(
             limit("limit=20&limit=0").unwrap_err().detail,
-            "limit: must be an integer from 1 to 1000"
+            "limit: must be a whole number in digits, from 1 to 1000"
         );
         assert!(
             side_param(Some("side")).is_err(),
@@ -330,7 +335,7 @@ mod tests {
         ] {
             let error = limit(bad).unwrap_err();
             assert_eq!(
-                error.detail, "limit: must be an integer from 1 to 1000",
+                error.detail, "limit: must be a whole number in digits, from 1 to 1000",
                 "{bad}"
             );
         }
@@ -339,7 +344,7 @@ mod tests {
         assert_eq!(limit_param(Some(huge), 100, None).unwrap(), usize::MAX);
         assert_eq!(
             limit(huge).unwrap_err().detail,
-            "limit: must be an integer from 1 to 1000"
+            "limit: must be a whole number in digits, from 1 to 1000"
         );
         assert_eq!(interval_param(Some("interval=%33600")).unwrap(), 3600);
         assert_eq!(depth_param(Some("depth=%33"), 5), Ok(3));

@@ -272,11 +272,28 @@ pub fn order_refs(body: &[u8]) -> Result<Vec<OrderRef>, ApiError> {
                 CLIENT_ID_RULE,
             )
         }
-        (ids, None) => {
+        (None, None) => match other_field(body) {
+            // A list under another name (`orderIds`, `clientOrderIds`):
+            // name it, not the one missing.
+            Some(other) => Err(ApiError::field(
+                &other,
+                "not a field of this body (it takes order_ids or client_order_ids)",
+            )),
+            None => refs_in(None, "order_ids", "ids", |_| None, "must be a UUID"),
+        },
+        (Some(ids), None) => {
             let read = |raw: &RawValue| uuid_in(raw).map(OrderRef::Id);
-            refs_in(ids, "order_ids", "ids", read, "must be a UUID")
+            refs_in(Some(ids), "order_ids", "ids", read, "must be a UUID")
         }
     }
+}
+
+/// The first field of a JSON object `body` (read once more, on the way to
+/// an error only).
+fn other_field(body: &[u8]) -> Option<String> {
+    let fields: std::collections::BTreeMap<String, serde::de::IgnoredAny> =
+        serde_json::from_slice(body).ok()?;
+    fields.into_keys().next()
 }
 
 /// Most milliseconds `POST /orders/cancel_all_after` may set: a day.

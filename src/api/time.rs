@@ -21,6 +21,17 @@ pub fn parse_timestamp(text: &str) -> Option<Timestamp> {
     }
 }
 
+/// As [`parse_timestamp`], but only with an offset (`Z` or `±hh:mm`):
+/// what a client writes without one is its own wall clock, which the
+/// server cannot know (it would be read as UTC, hours off).
+pub fn parse_timestamp_with_offset(text: &str) -> Option<Timestamp> {
+    let (local, _) = split_offset(text)?;
+    if local.len() == text.len() {
+        return None;
+    }
+    parse_timestamp(text)
+}
+
 /// A timestamp's text without its offset, and the offset in seconds east
 /// of UTC (0 for `Z`, `+00:00`, `-00:00` or none); `None` for a malformed
 /// offset.

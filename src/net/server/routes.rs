@@ -56,8 +56,9 @@ impl Front {
         } else {
             request.method
         };
-        let result = (self.authorize_route(method, path, request.authorization)).and_then(|()| {
-            match (path, method) {
+        let result = (self.authorize_route(method, path, request.authorization))
+            .and_then(|()| params_known(path, method, request.query))
+            .and_then(|()| match (path, method) {
                 ("/order", Method::Post) => {
                     json_body(request).and_then(|body| self.place(slot, body, keep_alive))
                 }
@@ -97,19 +98,14 @@ impl Front {
                             self.submit_barrier(slot, purpose, Awaiting::Replica, keep_alive)
                         })
                 }
-                ("/orders", Method::Delete) => {
-                    api::only_params(request.query, "DELETE /orders", CANCEL_ALL_TAKES)
-                        .and_then(|()| api::side_param(request.query))
-                        .and_then(|side| Ok((side, api::client_id_prefix_param(request.query)?)))
-                        .and_then(|(side, prefix)| match prefix {
-                            None => self.submit_command(
-                                slot,
-                                CommandKind::CancelAll { side },
-                                keep_alive,
-                            ),
-                            Some(prefix) => self.cancel_by_prefix(slot, side, prefix, keep_alive),
-                        })
-                }
+                ("/orders", Method::Delete) => api::side_param(request.query)
+                    .and_then(|side| Ok((side, api::client_id_prefix_param(request.query)?)))
+                    .and_then(|(side, prefix)| match prefix {
+                        None => {
+                            self.submit_command(slot, CommandKind::CancelAll { side }, keep_alive)
+                        }
+                        Some(prefix) => self.cancel_by_prefix(slot, side, prefix, keep_alive),
+                    }),
                 ("/trades", Method::Get) => {
                     let (default, max) = (
                         self.config.trades_default_limit,
@@ -197,8 +193,7 @@ impl Front {
                     Some(id) => self.by_id(slot, method, id, request, keep_alive),
                     None => Err(ApiError::new(404, "Not Found")),
                 },
-            }
-        });
+            });
         if let Err(error) = result {
             self.answer_now_typed(
                 slot,
@@ -757,9 +752,39 @@ fn json_body<'r>(request: &'r http::Request<'_>) -> Result<&'r [u8], ApiError> {
 /// An id no order has: a UUID v4 is never 0 (its version bits are set).
 const NO_ORDER: OrderId = 0;
 
-/// The query parameters of `DELETE /orders`; any other is refused, since
-/// ignoring it would cancel every order.
-const CANCEL_ALL_TAKES: &[&str] = &["side", "client_order_id_prefix"];
+/// Refuses a query parameter a route that takes some does not know
+/// (422; 400 for `/ws`, refused before the upgrade): ignored, a misspelt
+/// filter (`?clientOrderIdPrefix=`, `?orderId=`) would answer with every
+/// order or trade, or `DELETE /orders` cancel every order instead of the
+/// few meant. Routes that take none ignore a query (a cache-buster).
+fn params_known(path: &str, method: Method, query: Option<&str>) -> Result<(), ApiError> {
+    let takes: &[&str] = match (path, method) {
+        ("/orders", Method::Get) => &["limit", "side", "client_order_id_prefix"],
+        ("/orders", Method::Delete) => &["side", "client_order_id_prefix"],
+        ("/trades", Method::Get) => &["limit", "order_id", "client_order_id", "after", "before"],
+        ("/candles", Method::Get) => &["interval", "limit", "end"],
+        ("/book", Method::Get) => &["depth"],
+        ("/orders/cancel_all_after", Method::Get) => &["client_order_id_prefix"],
+        ("/order", Method::Get | Method::Put | Method::Delete) => &["client_order_id"],
+        ("/ws", Method::Get) => &["depth", "channels"],
+        _ => return Ok(()),
+    };
+    let route = format!("{} {path}", method_name(method));
+    api::only_params(query, &route, takes).map_err(|refused| match path {
+        "/ws" => ApiError::new(400, refused.detail),
+        _ => refused,
+    })
+}
+
+fn method_name(method: Method) -> &'static str {
+    match method {
+        Method::Get | Method::Head => "GET",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Delete => "DELETE",
+        Method::Other => "this method on",
+    }
+}
 
 /// 409: `name` (the body's `field`) already names an order the service
 /// keeps, `taken`; the client finds it with `GET /order?client_order_id=`.

@@ -5,7 +5,7 @@
 //! queue. A subscriber whose queue passes its bound is sent a close frame
 //! (1008) and dropped: it never holds back anyone else.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, IoSlice, Write};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -321,7 +321,7 @@ fn parse_channels<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Channe
                     .filter(|s| (1..=api::MAX_CANDLE_INTERVAL).contains(s))
                     .ok_or_else(|| {
                         format!(
-                            "{name:?}: candles:N takes N seconds, 1 to {}, in digits",
+                            "{name:?}: candles:N takes N seconds, 1 to {}, in digits without a leading zero",
                             api::MAX_CANDLE_INTERVAL
                         )
                     })?,
@@ -643,7 +643,17 @@ impl Front {
         };
         if op.channels.is_empty() {
             // It would be answered with the channels unchanged, as if done.
-            sub.push(error_frame("channels: name at least one channel"));
+            // A list sent under another name (`channel`) is named.
+            let fields: Option<BTreeMap<String, serde::de::IgnoredAny>> =
+                serde_json::from_slice(message).ok();
+            let other = fields.and_then(|fields| {
+                (fields.into_keys()).find(|key| key != "op" && key != "channels")
+            });
+            let detail = match other {
+                Some(other) => format!("{other}: not a field of an op (it takes op and channels)"),
+                None => "channels: name at least one channel".to_owned(),
+            };
+            sub.push(error_frame(&detail));
             return;
         }
         let named = match parse_channels(op.channels.iter().map(String::as_str)) {
@@ -1049,7 +1059,9 @@ mod tests {
             "candles:",
         ] {
             let refused = parse_channels([odd]).unwrap_err();
-            let expected = format!("{odd:?}: candles:N takes N seconds, 1 to 86400, in digits");
+            let expected = format!(
+                "{odd:?}: candles:N takes N seconds, 1 to 86400, in digits without a leading zero"
+            );
             assert_eq!(refused, expected);
         }
         let many: Vec<String> = (1..=17).map(|s| format!("candles:{s}")).collect();
