@@ -161,16 +161,21 @@ pub fn query_value<'a>(query: Option<&'a str>, name: &str) -> Option<Cow<'a, str
         .map(|(_, value)| value)
 }
 
-/// Refuses a query naming a parameter `route` does not take (`takes`
-/// lists them): for a route that cancels many orders, where a misspelt or
+/// Refuses a query naming a parameter the route (`route` names it, when
+/// one is refused) does not take (`takes` lists them): a misspelt or
 /// misplaced selector (`?client_order_id=`, `?prefix=`) ignored would
-/// cancel every order instead of the few meant.
-pub fn only_params(query: Option<&str>, route: &str, takes: &[&str]) -> Result<(), ApiError> {
+/// list every order, or cancel every order instead of the few meant.
+pub fn only_params(
+    query: Option<&str>,
+    route: impl FnOnce() -> String,
+    takes: &[&str],
+) -> Result<(), ApiError> {
     match query_pairs(query).find(|(key, _)| !takes.contains(&key.as_ref())) {
         Some((key, _)) => Err(ApiError::field(
             &key,
             &format!(
-                "{route} takes no such parameter (it takes {})",
+                "{} takes no such parameter (it takes {})",
+                route(),
                 takes.join(", ")
             ),
         )),
@@ -279,7 +284,7 @@ mod tests {
     #[test]
     fn a_route_taking_only_some_parameters_refuses_others_by_name() {
         let takes = ["side", "client_order_id_prefix"];
-        let check = |query| only_params(query, "DELETE /orders", &takes);
+        let check = |query| only_params(query, || "DELETE /orders".to_owned(), &takes);
         assert!(check(None).is_ok());
         assert!(check(Some("side=buy&client_order_id_prefix=mm1-")).is_ok());
         assert!(check(Some("%73ide=buy")).is_ok(), "names are decoded first");

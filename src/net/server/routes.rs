@@ -769,8 +769,8 @@ fn params_known(path: &str, method: Method, query: Option<&str>) -> Result<(), A
         ("/ws", Method::Get) => &["depth", "channels"],
         _ => return Ok(()),
     };
-    let route = format!("{} {path}", method_name(method));
-    api::only_params(query, &route, takes).map_err(|refused| match path {
+    let route = || format!("{} {path}", method_name(method));
+    api::only_params(query, route, takes).map_err(|refused| match path {
         "/ws" => ApiError::new(400, refused.detail),
         _ => refused,
     })
