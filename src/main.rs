@@ -266,6 +266,7 @@ fn run(config: Config) -> Result<(), String> {
     let (feed_requests_tx, feed_requests_rx) = crossbeam_channel::unbounded();
     let (feed_messages_tx, feed_messages_rx) = crossbeam_channel::bounded(config.feed_channel);
     let (answers_tx, answers_rx) = crossbeam_channel::unbounded();
+    let (abandoned_tx, abandoned_rx) = crossbeam_channel::unbounded();
     let shutdown = Arc::new(AtomicBool::new(false));
     let metrics = Arc::new(metrics::Shared::default());
     metrics.count_journal(&config.data_dir);
@@ -286,7 +287,7 @@ fn run(config: Config) -> Result<(), String> {
         config.listen,
         requests_in,
         front_reader,
-        answers_rx,
+        (answers_rx, abandoned_tx),
         FrontJournal::new(journal, recovered.seq + 1),
         metrics.clone(),
         (feed_requests_tx, feed_messages_rx),
@@ -342,7 +343,7 @@ fn run(config: Config) -> Result<(), String> {
         order_feed,
         replica_reader,
         config.wire(),
-        answers_tx,
+        (answers_tx, abandoned_rx),
         Arc::new(LoopWaker(waker.clone())),
         Snapshots {
             dir: config.data_dir.clone(),

@@ -8,7 +8,7 @@
 //! replica reaches it, its book is exactly the book as of that request, so
 //! the answer is consistent with everything answered before it.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::fmt::Write as _;
 use std::io;
 use std::path::PathBuf;
@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 
 use crate::api::{self, ApiError, ClientOrderId, Ticker, TradeRecord, Wire};
 use crate::candles;
@@ -239,6 +239,27 @@ impl Snapshots {
     }
 }
 
+/// The tickets of reads whose connection is gone (the front says so, at
+/// its close or at shutdown): their answers are not built. A client that
+/// pipelined a thousand `GET /orders` of a big book and left had the
+/// replica build them all, 17 s that every other read waited behind.
+struct Abandoned {
+    told: Receiver<u64>,
+    tickets: BTreeSet<u64>,
+}
+
+impl Abandoned {
+    /// Whether the read of `ticket` was abandoned. Barriers come in ticket
+    /// order, so those before it will not come again and are forgotten.
+    fn holds(&mut self, ticket: u64) -> bool {
+        self.tickets.extend(self.told.try_iter());
+        while self.tickets.first().is_some_and(|&first| first < ticket) {
+            self.tickets.pop_first();
+        }
+        self.tickets.remove(&ticket)
+    }
+}
+
 /// Shows `GET /metrics` how many orders rest in the replica's book, and
 /// how many it keeps that have a name.
 fn count_resting(metrics: &metrics::Shared, book: &OrderBook, names: &ClientIds) {
@@ -253,7 +274,9 @@ fn count_resting(metrics: &metrics::Shared, book: &OrderBook, names: &ClientIds)
 /// Runs the replica on a thread named `replica`. It applies a command once
 /// the matching thread's outcome shows it was not rejected (so the copy
 /// agrees with the matching thread's book whatever either keeps of finished
-/// orders), answers `Orders` and `Order` barriers through `answers`, waking
+/// orders), answers the reads' barriers through `answers.0` (those the
+/// front abandoned, told through `answers.1`, with status 0 and nothing
+/// built), waking
 /// the front with `wake`, builds the `orders` channel's frames (`orders`)
 /// while someone follows it, writes the state file at `Snapshot` barriers
 /// and once more when the output ring closes, and then returns whether
@@ -265,10 +288,15 @@ pub fn spawn(
     mut orders: OrderFeed,
     mut outputs: Subscriber<Output>,
     wire: Wire,
-    answers: Sender<ReplicaAnswer>,
+    answers: (Sender<ReplicaAnswer>, Receiver<u64>),
     wake: Arc<dyn Wake>,
     mut snapshots: Snapshots,
 ) -> io::Result<JoinHandle<bool>> {
+    let (answers, told) = answers;
+    let mut abandoned = Abandoned {
+        told,
+        tickets: BTreeSet::new(),
+    };
     thread::Builder::new()
         .name("replica".into())
         .spawn(move || {
@@ -333,6 +361,24 @@ pub fn spawn(
                     Output::Barrier(barrier) => {
                         // A read answered after this sees the gauge as of it.
                         count_resting(&snapshots.metrics, &book, names.ids());
+                        let read = matches!(
+                            barrier.purpose,
+                            BarrierPurpose::Orders { .. }
+                                | BarrierPurpose::Order(_)
+                                | BarrierPurpose::Book { .. }
+                                | BarrierPurpose::Candles { .. }
+                                | BarrierPurpose::Ticker { .. }
+                        );
+                        if read && abandoned.holds(barrier.ticket) {
+                            let _ = answers.send(ReplicaAnswer {
+                                ticket: barrier.ticket,
+                                status: 0,
+                                body: Vec::new(),
+                                orders: Vec::new(),
+                            });
+                            wake.wake();
+                            return;
+                        }
                         let mut listed = Vec::new();
                         let (status, body) = match barrier.purpose {
                             BarrierPurpose::Orders {

@@ -1807,3 +1807,90 @@ fn a_full_command_ring_answers_503_and_drops_nothing_silently() {
         "refused orders are not in the book"
     );
 }
+
+/// Reads a client pipelined and left before their answers are not built:
+/// a thousand `GET /orders` of a big book, abandoned, kept the replica
+/// busy for 17 s, every other client's read waiting behind them, and a
+/// SIGTERM waiting for them all.
+#[test]
+fn reads_of_a_client_that_left_are_not_built() {
+    const READS: usize = 1_000;
+    let mut server = Server::start();
+    let mut client = server.connect();
+    for batch in 0..500 {
+        let orders: Vec<String> = (0..100)
+            .map(|i| {
+                format!(
+                    r#"{{"side": 1, "price": {}.0, "quantity": 1}}"#,
+                    1 + (batch * 100 + i) % 5000
+                )
+            })
+            .collect();
+        let body = format!(r#"{{"orders": [{}]}}"#, orders.join(","));
+        client.post("/orders/batch", &body).expect(200);
+    }
+    let built = |client: &mut Client| {
+        metric(
+            &client.metrics_text(),
+            "orderbook_read_latency_histogram_seconds_count{read=\"orders\"}",
+        )
+    };
+    let before = built(&mut client);
+    let mut leaving = server.connect();
+    let mut burst = Vec::new();
+    for _ in 0..READS {
+        burst.extend(request_bytes("GET", "/orders", None));
+    }
+    leaving.send_raw(&burst).unwrap();
+    thread::sleep(Duration::from_millis(50));
+    drop(leaving);
+    // A read after them in the stream: once it is answered, the replica
+    // has passed every one of theirs.
+    client.get("/orders?limit=1").expect(200);
+    let after = built(&mut client);
+    assert!(
+        after - before < (READS / 2) as f64,
+        "{} of the {READS} reads of a client that left were built",
+        after - before - 1.0
+    );
+    // A clean stop does not build those left unanswered either.
+    let mut staying = server.connect();
+    staying.send_raw(&burst).unwrap();
+    thread::sleep(Duration::from_millis(50));
+    let asked = Instant::now();
+    server.signal("TERM");
+    let status = server.wait_exit(Duration::from_secs(30)).expect("it exits");
+    assert!(status.success());
+    assert!(
+        asked.elapsed() < Duration::from_secs(15),
+        "the stop took {:?}",
+        asked.elapsed()
+    );
+}
+
+/// Out of file descriptors, accepting is tried again as they are freed:
+/// the clients waiting in the backlog are served once idle connections
+/// time out, without another client having to connect (the listener says
+/// nothing more about connections already waiting).
+#[test]
+fn clients_waiting_while_descriptors_ran_out_are_served_once_some_are_freed() {
+    const CLIENTS: usize = 100;
+    let server = Server::start_with_open_file_limit(&["--idle-timeout", "1"], 64);
+    let mut clients: Vec<Client> = (0..CLIENTS).map(|_| server.connect()).collect();
+    for client in &mut clients {
+        client
+            .send_raw(&request_bytes("GET", "/health", None))
+            .unwrap();
+    }
+    // Every client, accepted at once or waiting, is answered; no other
+    // connection is made meanwhile.
+    for (i, client) in clients.iter_mut().enumerate() {
+        client.set_read_timeout(Duration::from_secs(20));
+        let answer = client
+            .read_response()
+            .unwrap_or_else(|e| panic!("client {i}: {e}"));
+        assert_eq!(answer.status, 200, "client {i}");
+    }
+    let said = server.stderr();
+    assert_eq!(said.matches("accept failed").count(), 1, "{said}");
+}

@@ -193,6 +193,9 @@ struct Connection {
     lingering_since: Option<Instant>,
     /// `100 Continue` went out for the request still being received.
     continue_sent: bool,
+    /// Its reads the replica has yet to answer: at its close they are
+    /// abandoned (`Front::abandon_reads`).
+    replica_reads: u32,
     /// A request waits for a step the front takes once the replica
     /// answers (`DELETE /orders` by name prefix stages its cancels then):
     /// the requests after it are parsed only after that step, so they are
@@ -487,6 +490,8 @@ pub struct Front {
     requests: Producer<Request>,
     outputs: Subscriber<Output>,
     answers: Receiver<ReplicaAnswer>,
+    /// Tells the replica the tickets of reads nobody waits for any more.
+    abandoned: Sender<u64>,
     /// Tickets sent to the matching thread, oldest first.
     in_flight: VecDeque<InFlight>,
     /// `GET /orders` tickets whose barrier passed, waiting for the replica.
@@ -535,6 +540,10 @@ pub struct Front {
     /// A connection arrived while switches that passed while the service
     /// was down still had cancels to stage: it is accepted once they are.
     accept_waiting: bool,
+    /// An accept failed (out of file descriptors, say): the connections
+    /// wait in the backlog, and the listener, edge-triggered, will not say
+    /// so again, so accepting is tried again then (`ACCEPT_RETRY`).
+    accept_retry: Option<Instant>,
     scratch: String,
     /// Command stamps, never running backwards.
     stamps: api::Stamps,
@@ -568,7 +577,7 @@ impl Front {
         listen: SocketAddr,
         requests: Producer<Request>,
         mut outputs: Subscriber<Output>,
-        answers: Receiver<ReplicaAnswer>,
+        replica: (Receiver<ReplicaAnswer>, Sender<u64>),
         journal: FrontJournal,
         shared_metrics: Arc<metrics::Shared>,
         feed: (Sender<Asked>, Receiver<FeedMessage>),
@@ -595,7 +604,8 @@ impl Front {
             next_ticket: 0,
             requests,
             outputs,
-            answers,
+            answers: replica.0,
+            abandoned: replica.1,
             in_flight: VecDeque::new(),
             awaiting_replica: Vec::new(),
             early_answers: Vec::new(),
@@ -622,6 +632,7 @@ impl Front {
             staged: false,
             head_only: false,
             accept_waiting: false,
+            accept_retry: None,
             scratch: String::new(),
             batch_body: String::new(),
             named_cancelled: 0,
@@ -690,6 +701,8 @@ impl Front {
                     && self.all_written()
                     || Instant::now() >= deadline
                 {
+                    // Reads still unanswered will not be written.
+                    self.abandon_reads(|_| true);
                     return Ok(());
                 }
             }
@@ -698,6 +711,9 @@ impl Front {
             self.cancel_all_if_due();
             if self.accept_waiting && !self.cancel_after.holding_the_start() {
                 self.accept_waiting = false;
+                self.accept_all();
+            }
+            if self.accept_retry.is_some_and(|at| Instant::now() >= at) {
                 self.accept_all();
             }
             // Sleep only if no output is waiting; the matching thread
@@ -763,7 +779,12 @@ impl Front {
     /// (`None`: until woken).
     fn sleep_limit(&self) -> Option<Duration> {
         let check = (self.open > 0).then_some(self.next_check);
-        let due = [self.snapshot_due, check, self.cancel_after.due()];
+        let due = [
+            self.snapshot_due,
+            check,
+            self.cancel_after.due(),
+            self.accept_retry,
+        ];
         let until = due.into_iter().flatten().min()?;
         Some(until.saturating_duration_since(Instant::now()))
     }
@@ -832,6 +853,7 @@ impl Front {
     }
 
     fn accept_all(&mut self) {
+        let failing = self.accept_retry.take().is_some();
         loop {
             let Some(listener) = &self.listener else {
                 return;
@@ -841,7 +863,14 @@ impl Front {
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 Err(error) => {
-                    crate::log_line!("orderbook: accept failed: {error}");
+                    // Said once while it lasts, not at every retry.
+                    if !failing {
+                        crate::log_line!(
+                            "orderbook: accept failed: {error}; trying again every {} ms",
+                            ACCEPT_RETRY.as_millis()
+                        );
+                    }
+                    self.accept_retry = Some(Instant::now() + ACCEPT_RETRY);
                     return;
                 }
             };
@@ -898,6 +927,7 @@ impl Front {
                 request_started: self.now,
                 lingering_since: None,
                 continue_sent: false,
+                replica_reads: 0,
                 held: false,
                 peer: peer.ip(),
             });
@@ -1345,6 +1375,9 @@ impl Front {
 
     fn close(&mut self, slot: usize) {
         if let Some(mut conn) = self.connections[slot].take() {
+            if conn.replica_reads > 0 {
+                self.abandon_reads(|w| w.slot == slot && w.serial == conn.serial);
+            }
             let _ = self.poll.registry().deregister(&mut conn.stream);
             self.free_slots.push(slot);
             self.open -= 1;
@@ -1354,6 +1387,25 @@ impl Front {
         }
     }
 }
+
+impl Front {
+    /// Tells the replica not to build the reads of the requests `whose`
+    /// picks: nobody will read them. A client that pipelined a thousand
+    /// `GET /orders` of a big book and left kept the replica building them
+    /// for 17 s, every other client's read waiting behind.
+    fn abandon_reads(&self, whose: impl Fn(&InFlight) -> bool) {
+        let reads = (self.in_flight.iter())
+            .chain(&self.awaiting_replica)
+            .filter(|w| matches!(w.kind, Awaiting::Replica) && whose(w));
+        for waiting in reads {
+            let _ = self.abandoned.send(waiting.ticket);
+        }
+    }
+}
+
+/// How soon accepting is tried again after it failed (`EMFILE`): a
+/// connection closing or timing out frees a descriptor meanwhile.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// Connections the kernel may hold ready for the loop to accept (it caps
 /// this at `net.core.somaxconn`). With std's 128, a burst of clients

@@ -76,6 +76,14 @@ impl Server {
         Server::spawn_with(&wrapper, dir.to_path_buf(), args, false)
     }
 
+    /// Starts the service (as `start_with`) allowed at most `files` open
+    /// file descriptors (`prlimit --nofile`).
+    pub fn start_with_open_file_limit(args: &[&str], files: u64) -> Server {
+        let limited = format!("exec prlimit --nofile={files} -- \"$@\"");
+        let wrapper = ["sh", "-c", limited.as_str(), "sh", BIN];
+        Server::spawn_with(&wrapper, fresh_dir("fd-limit"), args, true)
+    }
+
     fn spawn_in(dir: PathBuf, args: &[&str], owns_dir: bool) -> Server {
         Server::spawn_with(&[BIN], dir, args, owns_dir)
     }

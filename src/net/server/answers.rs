@@ -113,7 +113,16 @@ impl Front {
         match waiting.kind {
             Awaiting::Named => self.cancel_named(waiting, &answer.orders),
             Awaiting::SwitchNamed { prefix } => self.switch_listed(prefix, &answer.orders),
-            _ => self.complete_large(&waiting, answer.status, answer.body),
+            _ => {
+                let conn = self.connections[waiting.slot].as_mut();
+                if let Some(conn) = conn.filter(|c| c.serial == waiting.serial) {
+                    conn.replica_reads -= 1;
+                }
+                // Status 0: abandoned (its connection closed), not built.
+                if answer.status != 0 {
+                    self.complete_large(&waiting, answer.status, answer.body);
+                }
+            }
         }
     }
 

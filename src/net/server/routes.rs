@@ -688,6 +688,9 @@ impl Front {
             return Ok(());
         };
         conn.answers.push_back(Answer::Waiting(ticket));
+        if matches!(kind, Awaiting::Replica) {
+            conn.replica_reads += 1;
+        }
         let (ts, read) = match request {
             Request::Apply(command) => (command.ts, None),
             Request::Barrier(barrier) => {
