@@ -1660,6 +1660,19 @@ fn the_feed_seq_continues_across_a_restart_and_a_kill_9() {
     );
 }
 
+/// `count` pipelined `POST /order/`s of a bid of 1, at prices 1 to 50.
+fn bids_pipelined(count: usize) -> Vec<u8> {
+    let mut burst = Vec::new();
+    for i in 0..count {
+        let body = format!(
+            r#"{{"quantity": 1, "price": {}.0, "side": 1}}"#,
+            1 + (i % 50)
+        );
+        burst.extend(request_bytes("POST", "/order/", Some(&body)));
+    }
+    burst
+}
+
 /// A subscribe to `orders` coalesced onto a snapshot asked before (here
 /// after leaving the channel and joining it again while that one was on
 /// its way) still holds the channel's changes back until it comes: none
@@ -1674,15 +1687,7 @@ fn joining_orders_again_while_its_snapshot_is_on_its_way_keeps_changes_behind_it
     for round in 0..20 {
         let mut ws = connect(&server, "?channels=trades");
         assert_eq!(next(&mut ws)["type"], "snapshot");
-        let mut burst = Vec::new();
-        for i in 0..300 {
-            let body = format!(
-                r#"{{"quantity": 1, "price": {}.0, "side": 1}}"#,
-                1 + (i % 50)
-            );
-            burst.extend(request_bytes("POST", "/order/", Some(&body)));
-        }
-        rest.send_raw(&burst).unwrap();
+        rest.send_raw(&bids_pipelined(300)).unwrap();
         for op in ["subscribe", "unsubscribe", "subscribe"] {
             let op = json!({"op": op, "channels": ["orders"]}).to_string();
             ws.write(Message::text(op)).unwrap();
@@ -1725,15 +1730,7 @@ fn leaving_orders_while_its_snapshot_is_on_its_way_drops_the_snapshot() {
     for round in 0..20 {
         let mut ws = connect(&server, "?channels=trades");
         assert_eq!(next(&mut ws)["type"], "snapshot");
-        let mut burst = Vec::new();
-        for i in 0..300 {
-            let body = format!(
-                r#"{{"quantity": 1, "price": {}.0, "side": 1}}"#,
-                1 + (i % 50)
-            );
-            burst.extend(request_bytes("POST", "/order/", Some(&body)));
-        }
-        rest.send_raw(&burst).unwrap();
+        rest.send_raw(&bids_pipelined(300)).unwrap();
         for op in ["subscribe", "unsubscribe"] {
             let op = json!({"op": op, "channels": ["orders"]}).to_string();
             ws.write(Message::text(op)).unwrap();

@@ -24,8 +24,8 @@ pub use params::{
 };
 pub use price::TickSize;
 pub use request::{
-    cancel_after_timeout, number_text, order_refs, Amendment, NewOrder, OrderRef, MAX_BATCH,
-    MAX_CANCEL_AFTER_MS,
+    cancel_after_timeout, field_other_than, number_text, order_refs, Amendment, NewOrder, OrderRef,
+    MAX_BATCH, MAX_CANCEL_AFTER_MS,
 };
 pub use response::{client_id_field, Ticker};
 pub use time::{civil_date, now_micros, parse_timestamp, write_timestamp, Stamps};

@@ -272,7 +272,7 @@ pub fn order_refs(body: &[u8]) -> Result<Vec<OrderRef>, ApiError> {
                 CLIENT_ID_RULE,
             )
         }
-        (None, None) => match other_field(body) {
+        (None, None) => match field_other_than(body, &[]) {
             // A list under another name (`orderIds`, `clientOrderIds`):
             // name it, not the one missing.
             Some(other) => Err(ApiError::field(
@@ -288,12 +288,13 @@ pub fn order_refs(body: &[u8]) -> Result<Vec<OrderRef>, ApiError> {
     }
 }
 
-/// The first field of a JSON object `body` (read once more, on the way to
-/// an error only).
-fn other_field(body: &[u8]) -> Option<String> {
+/// The first field of a JSON object `body` that `known` does not name
+/// (the object read once more, on the way to an error only): a list sent
+/// under another name, to name in the error.
+pub fn field_other_than(body: &[u8], known: &[&str]) -> Option<String> {
     let fields: std::collections::BTreeMap<String, serde::de::IgnoredAny> =
         serde_json::from_slice(body).ok()?;
-    fields.into_keys().next()
+    (fields.into_keys()).find(|key| !known.contains(&key.as_str()))
 }
 
 /// Most milliseconds `POST /orders/cancel_all_after` may set: a day.

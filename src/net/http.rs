@@ -1177,9 +1177,8 @@ mod tests {
             b"2;a=\"q \\\" ;x\"\r\n",
             b"2;n!#$%&'*+-.^_`|~=\"\"\r\n",
         ] {
-            let body = read(line).map(|body| body.map(|b| b.to_vec()));
             assert_eq!(
-                body,
+                read(line),
                 Ok(Some(b"hi".to_vec())),
                 "{:?}",
                 line.escape_ascii().to_string()

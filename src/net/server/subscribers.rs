@@ -5,7 +5,7 @@
 //! queue. A subscriber whose queue passes its bound is sent a close frame
 //! (1008) and dropped: it never holds back anyone else.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -644,12 +644,7 @@ impl Front {
         if op.channels.is_empty() {
             // It would be answered with the channels unchanged, as if done.
             // A list sent under another name (`channel`) is named.
-            let fields: Option<BTreeMap<String, serde::de::IgnoredAny>> =
-                serde_json::from_slice(message).ok();
-            let other = fields.and_then(|fields| {
-                (fields.into_keys()).find(|key| key != "op" && key != "channels")
-            });
-            let detail = match other {
+            let detail = match api::field_other_than(message, &["op", "channels"]) {
                 Some(other) => format!("{other}: not a field of an op (it takes op and channels)"),
                 None => "channels: name at least one channel".to_owned(),
             };
