@@ -1994,3 +1994,106 @@ fn a_clean_stop_sends_subscribers_every_answered_commands_messages_before_closin
         assert!(server.wait_exit(Duration::from_secs(10)).unwrap().success());
     }
 }
+
+/// A client pipelining places without a pause while the service is told to
+/// stop. The service serves what it had read when the signal came, then
+/// closes the connection cleanly (end of stream, never a reset that would
+/// throw away answers already written), so every place it applied was
+/// answered: a restart finds exactly the answered orders. An `orders`
+/// follower is told every answered place, and no other, before its close.
+#[test]
+fn a_clean_stop_under_a_pipelining_client_answers_every_applied_place_and_tells_the_feed() {
+    use std::collections::BTreeSet;
+    /// The ids the follower is told of, and its close code.
+    fn told(mut ws: Ws) -> (BTreeSet<String>, Option<CloseCode>) {
+        let mut ids = BTreeSet::new();
+        loop {
+            match ws.read() {
+                Ok(Message::Text(text)) => {
+                    let message: Value = serde_json::from_str(&text).unwrap();
+                    if message["type"] == "order" {
+                        ids.insert(message["order"]["order_id"].as_str().unwrap().to_owned());
+                    }
+                }
+                Ok(Message::Close(frame)) => return (ids, frame.map(|f| f.code)),
+                Ok(_) => {}
+                Err(error) => panic!("the follower: {error} after {} orders", ids.len()),
+            }
+        }
+    }
+    const STOP_AFTER: usize = 2_000;
+    for round in 0..3 {
+        let dir = support::TempDir::new("stop-under-pipelining");
+        let mut server = Server::start_in(&dir.0, &[]);
+        let mut follower = connect(&server, "?channels=orders");
+        next_of(&mut follower, "orders_snapshot");
+        let follower = thread::spawn(move || told(follower));
+        let mut client = server.connect();
+        let stream = client.stream().try_clone().unwrap();
+        // At most 200,000 places; it stops at the first refused write.
+        let writer = thread::spawn(move || {
+            let mut batch = Vec::new();
+            for n in (0..200_000u32).step_by(100) {
+                batch.clear();
+                for n in n..n + 100 {
+                    let (units, cents) = (100 + n % 1_000 / 100, n % 100);
+                    let body =
+                        format!(r#"{{"quantity": 1, "price": {units}.{cents:02}, "side": 1}}"#);
+                    batch.extend(request_bytes("POST", "/order/", Some(&body)));
+                }
+                if (&stream).write_all(&batch).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut answered = BTreeSet::new();
+        loop {
+            if answered.len() == STOP_AFTER {
+                server.signal("TERM");
+            }
+            match client.read_response() {
+                Ok(answer) => {
+                    let order = answer.expect(200);
+                    answered.insert(order["id"].as_str().unwrap().to_owned());
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                Err(error) => panic!("round {round}: {error} after {} answers", answered.len()),
+            }
+        }
+        // What was in the sockets at the signal is served (about 3,000
+        // places here), not what the client goes on sending: before, the
+        // stop went on reading it, and served all 200,000.
+        assert!(
+            (STOP_AFTER..50_000).contains(&answered.len()),
+            "round {round}: {} answered",
+            answered.len()
+        );
+        writer.join().unwrap();
+        let status = server.wait_exit(Duration::from_secs(10));
+        assert_eq!(status.and_then(|s| s.code()), Some(0), "round {round}");
+        let (told, close) = follower.join().unwrap();
+        assert_eq!(close, Some(CloseCode::Away), "round {round}");
+        assert!(
+            told == answered,
+            "round {round}: {} answered, {} told; {} answered but not told, {} told but not answered",
+            answered.len(),
+            told.len(),
+            answered.difference(&told).count(),
+            told.difference(&answered).count()
+        );
+        let server = Server::start_in(&dir.0, &[]);
+        let (bids, asks) = server.connect().orders();
+        let resting: BTreeSet<String> = bids
+            .iter()
+            .map(|o| o["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert!(asks.is_empty());
+        assert!(
+            resting == answered,
+            "round {round}: {} answered, {} restored; {} restored but never answered",
+            answered.len(),
+            resting.len(),
+            resting.difference(&answered).count()
+        );
+    }
+}

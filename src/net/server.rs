@@ -567,6 +567,10 @@ pub struct Front {
     order_snapshots: Vec<(u64, ConnectionRef, Option<ClientOrderId>)>,
     /// How far a clean stop has ended the feed (`subscribers.rs`).
     feed_end: FeedEnd,
+    /// A clean stop is under way: HTTP connections are not read any more
+    /// (what their sockets held at the signal was read then), and each is
+    /// closed once its last answer is written.
+    stopping: bool,
 }
 
 impl Front {
@@ -641,6 +645,7 @@ impl Front {
             order_feed: None,
             order_snapshots: Vec::new(),
             feed_end: FeedEnd::Running,
+            stopping: false,
         };
         Ok((front, waker))
     }
@@ -690,6 +695,19 @@ impl Front {
                     }
                     self.pump(slot);
                 }
+                // What comes after the signal is not read: a client that
+                // pipelines without a pause would keep the service serving
+                // it, and the feed's end could not be placed after its
+                // commands. Its unread requests were never applied; it reads
+                // every answer, then the end of the stream.
+                self.stopping = true;
+                for slot in 0..self.connections.len() {
+                    match self.connections[slot].as_mut() {
+                        Some(conn) if conn.ws.is_none() => conn.socket_drained = true,
+                        _ => continue,
+                    }
+                    self.pump(slot);
+                }
                 self.publish_staged();
                 continue;
             }
@@ -699,16 +717,23 @@ impl Front {
                     && self.awaiting_replica.is_empty()
                     && self.feed_end == FeedEnd::Closed
                     && self.all_written()
+                    && self.lingering_quiet()
                     || Instant::now() >= deadline
                 {
                     // Reads still unanswered will not be written.
                     self.abandon_reads(|_| true);
+                    self.discard_all_input();
                     return Ok(());
                 }
             }
 
             self.request_snapshot_if_due();
-            self.cancel_all_if_due();
+            // A switch going off once the feed's end is staged would apply
+            // cancels no subscriber is told of: it goes off at the next
+            // start instead, as one that passed while the service was down.
+            if matches!(self.feed_end, FeedEnd::Running | FeedEnd::Due) {
+                self.cancel_all_if_due();
+            }
             if self.accept_waiting && !self.cancel_after.holding_the_start() {
                 self.accept_waiting = false;
                 self.accept_all();
@@ -747,7 +772,7 @@ impl Front {
                         let slot = token - FIRST_CONNECTION;
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
                             if let Some(conn) = self.connections[slot].as_mut() {
-                                conn.socket_drained = false;
+                                conn.socket_drained &= self.stopping && conn.ws.is_none();
                                 conn.read_closed |= event.is_read_closed() || event.is_error();
                             }
                         }
@@ -1056,7 +1081,10 @@ impl Front {
             let parsed = http::parse_request(&buf[consumed..read_len], &self.config.limits);
             match parsed {
                 Ok(http::Parsed::Partial { expects_continue }) => {
-                    let (peer_done, continue_sent) = (conn.peer_done, conn.continue_sent);
+                    // Stopping, nothing more is read: what is left can
+                    // never become a whole request either.
+                    let peer_done = conn.peer_done || self.stopping;
+                    let continue_sent = conn.continue_sent;
                     if let Some(refusal) = expects_continue
                         .filter(|_| !peer_done && !continue_sent)
                         .and_then(|head| self.refused_before_its_body(&head).err())

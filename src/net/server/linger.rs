@@ -45,12 +45,56 @@ impl Front {
         loop {
             match conn.stream.read(&mut conn.read_buf) {
                 Ok(0) => break,
-                Ok(_) => {}
+                Ok(_) => conn.last_progress = self.now,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => break,
             }
         }
         self.close(slot);
+    }
+}
+
+/// How long a stopping service waits for the clients of its closing
+/// connections to go quiet before it exits (`Front::lingering_quiet`).
+pub(super) const QUIET_BEFORE_EXIT: Duration = Duration::from_millis(100);
+
+impl Front {
+    /// Every HTTP connection has given the last request it will be served
+    /// (at a stop, what was read at the signal): no command of theirs is
+    /// still to come, so the feed's end can be placed after them all.
+    pub(super) fn requests_all_taken(&self) -> bool {
+        (self.connections.iter().flatten()).all(|c| c.ws.is_some() || c.last_request_seen)
+    }
+
+    /// No closing connection's client has sent anything for
+    /// [`QUIET_BEFORE_EXIT`]. The process's exit closes every socket, and
+    /// one closed with unread bytes, or sent more after, is reset: the
+    /// reset throws away the answers the kernel has not yet delivered. A
+    /// client still sending past its connection's close (a pipelining
+    /// writer that has not seen the end of the stream) is waited for, up
+    /// to the drain timeout.
+    pub(super) fn lingering_quiet(&self) -> bool {
+        let quiet = |c: &super::Connection| match c.lingering_since {
+            Some(since) => {
+                let heard = since.max(c.last_progress);
+                self.now.saturating_duration_since(heard) >= QUIET_BEFORE_EXIT
+            }
+            None => true,
+        };
+        self.connections.iter().flatten().all(quiet)
+    }
+
+    /// Reads and drops what every closing connection's client sent, last
+    /// thing before the exit closes them (see [`Front::lingering_quiet`]).
+    pub(super) fn discard_all_input(&mut self) {
+        for slot in 0..self.connections.len() {
+            let lingering = self.connections[slot]
+                .as_ref()
+                .is_some_and(|c| c.lingering_since.is_some());
+            if lingering {
+                self.discard_input(slot);
+            }
+        }
     }
 }

@@ -935,7 +935,8 @@ impl Front {
     /// the publisher and the replica to mark the end of those answers'
     /// messages, or with no subscriber, is done.
     pub(super) fn end_feed_if_answered(&mut self) {
-        if self.feed_end != FeedEnd::Due || !self.in_flight.is_empty() {
+        if self.feed_end != FeedEnd::Due || !self.in_flight.is_empty() || !self.requests_all_taken()
+        {
             return;
         }
         if self.subscribers.is_empty() {
