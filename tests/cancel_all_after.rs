@@ -795,3 +795,54 @@ fn switches_that_passed_while_down_cancel_everything_before_the_first_request() 
         "the first request met orders whose deadline had passed"
     );
 }
+
+/// A switch whose deadline passes while a clean stop is still writing
+/// answers does not go off in the stopping service: the feed has been
+/// ended by then, and its subscribers would never be told of the cancels.
+/// It goes off at the next start, as one that passed while it was down.
+#[test]
+fn a_switch_passing_during_a_clean_stop_goes_off_at_the_next_start() {
+    let dir = TempDir::new("cancel-after-stopping");
+    let mut server = Server::start_in(&dir.0, &[]);
+    let mut client = server.connect();
+    // A book whose listing (some 10 MB) outgrows the socket buffers, so
+    // the stop waits for a client that does not read it.
+    const ORDERS: u32 = 40_000;
+    let mut burst = Vec::new();
+    for n in 0..ORDERS {
+        let body = format!(
+            r#"{{"quantity": 1, "price": {}.{:02}, "side": 1}}"#,
+            1 + n / 100,
+            n % 100
+        );
+        burst.extend(request_bytes("POST", "/order/", Some(&body)));
+    }
+    client.send_raw(&burst).unwrap();
+    let mut first = String::new();
+    for n in 0..ORDERS {
+        let placed = client.read_response().unwrap().expect(200);
+        if n == 0 {
+            first = placed["id"].as_str().unwrap().to_owned();
+        }
+    }
+    let mut not_reading = server.connect();
+    not_reading
+        .send_raw(&request_bytes("GET", "/orders", None))
+        .unwrap();
+    arm(&mut client, 1_000);
+    server.signal("TERM");
+    thread::sleep(Duration::from_millis(1_500));
+    assert!(
+        !server.has_exited(),
+        "the stop waits for the listing to be read"
+    );
+    let listing = not_reading.read_response().unwrap().expect(200);
+    assert_eq!(
+        listing["buy_orders"].as_array().unwrap().len(),
+        ORDERS as usize
+    );
+    let status = server.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+    let server = Server::start_in(&dir.0, &[]);
+    went_off_at_start(&server, &first, &dir.0);
+}
