@@ -54,6 +54,28 @@ fn main() -> ExitCode {
     }
 }
 
+/// Refuses sizes whose books the machine cannot reserve: the allocation
+/// would fail as the book is built, and a failed allocation aborts the
+/// process with no word of which setting asked for it.
+fn books_fit(config: &Config, books: &[BookConfig]) -> Result<(), String> {
+    let reserved: u64 = books.iter().map(BookConfig::reserved_bytes).sum();
+    // Reserved and given back at once: address space, never touched.
+    let fits = usize::try_from(reserved)
+        .is_ok_and(|bytes| Vec::<u8>::new().try_reserve_exact(bytes).is_ok());
+    if fits {
+        return Ok(());
+    }
+    Err(format!(
+        "--order-capacity {}, --level-capacity {} and --finished-orders {} reserve {:.1} GiB \
+         at start (the matching thread's book and the replica's), more than the machine \
+         (or this process's limits) lets it reserve; lower them",
+        config.order_capacity,
+        config.level_capacity,
+        config.finished_orders,
+        reserved as f64 / f64::from(1 << 30)
+    ))
+}
+
 /// `--print-journal`: the journal to stdout, warnings to stderr.
 fn print_journal(config: &Config) -> ExitCode {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
@@ -194,16 +216,18 @@ fn run(config: Config) -> Result<(), String> {
     // Only the matching thread's book is made resident, and only its id
     // index kept sparse: the replica's (with its history) would double
     // that memory for no matching speed.
+    let matching_book = BookConfig {
+        finished_capacity: 0,
+        resident: config.huge_pages,
+        sparse_index: true,
+        ..config.book()
+    };
+    books_fit(&config, &[matching_book, config.book()])?;
     let recovered = recovery::recover(
         &config.data_dir,
         &config.state_path(),
         &config.wire(),
-        BookConfig {
-            finished_capacity: 0,
-            resident: config.huge_pages,
-            sparse_index: true,
-            ..config.book()
-        },
+        matching_book,
         config.book(),
         config.trade_history,
     )?;

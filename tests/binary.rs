@@ -118,6 +118,40 @@ fn a_bad_setting_is_refused_with_a_message() {
     }
 }
 
+/// Sizes whose books cannot be reserved are refused with the settings
+/// named: the failed allocation aborted the process, saying only how many
+/// bytes it wanted. A 4 GiB address-space limit stands for a small
+/// machine, under which the default sizes still start.
+#[test]
+fn sizes_whose_books_cannot_be_reserved_are_refused_naming_them() {
+    let dir = scratch_dir("sizes-too-big");
+    let limited = |extra: &[&str]| {
+        let mut command = Command::new("prlimit");
+        command.args(["--as=4294967296", "--"]).arg(BIN);
+        command
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&dir)
+            .args(extra);
+        command
+    };
+    let output = limited(&["--finished-orders", "67108864"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--finished-orders 67108864 reserve 8.2 GiB at start"),
+        "{stderr}"
+    );
+    let mut child = limited(&[]).stderr(Stdio::piped()).spawn().unwrap();
+    let _stderr = started(&mut child);
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn stops_cleanly_on(signal: &str) {
     let dir = scratch_dir(signal);
     let mut child = Command::new(BIN)

@@ -85,6 +85,24 @@ impl<T> Arena<T> {
         }
     }
 
+    /// The bytes [`with_capacity`](Self::with_capacity) reserves.
+    pub(crate) fn reserved_bytes(capacity: usize) -> u64 {
+        bytes(capacity, size_of::<T>())
+            + bytes(capacity, size_of::<u32>())
+            + bytes(64, size_of::<Vec<T>>())
+    }
+
+    /// The bytes this arena's buffers have room for.
+    pub(crate) fn capacity_bytes(&self) -> u64 {
+        let chunks: u64 = (self.chunks.iter())
+            .map(|chunk| bytes(chunk.capacity(), size_of::<T>()))
+            .sum();
+        bytes(self.base.capacity(), size_of::<T>())
+            + bytes(self.free.capacity(), size_of::<u32>())
+            + bytes(self.chunks.capacity(), size_of::<Vec<T>>())
+            + chunks
+    }
+
     /// Puts `value` in a slot and returns its index.
     #[inline]
     pub(crate) fn insert(&mut self, value: T) -> u32 {
@@ -193,6 +211,12 @@ impl<T> Arena<T> {
     pub(crate) fn len(&self) -> usize {
         self.live
     }
+}
+
+/// `count` items of `size` bytes, in bytes: a `u64`, so that a reservation
+/// larger than any machine is counted, not overflowed.
+pub(crate) fn bytes(count: usize, size: usize) -> u64 {
+    count as u64 * size as u64
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@
 
 use hashbrown::HashMap;
 
-use super::arena::{Arena, NIL};
+use super::arena::{bytes, Arena, NIL};
 use super::hash::{fold, order_id_hash, FoldBuildHasher};
 use super::index::{IdIndex, Probe, DENSE, SPARSE};
 use super::prefetch::prefetch;
@@ -49,6 +49,25 @@ pub struct BookConfig {
     /// thread's book uses it; the replica, which also keeps the
     /// finished-order history, does not.
     pub sparse_index: bool,
+}
+
+impl BookConfig {
+    /// The bytes of memory a book built with these sizes reserves at once
+    /// (its pages taken only as they are touched, unless `resident`): the
+    /// service checks the machine can give them before it builds one,
+    /// since a reservation that fails aborts the process.
+    pub fn reserved_bytes(&self) -> u64 {
+        let spread = if self.sparse_index { SPARSE } else { DENSE };
+        let ladder = bytes(
+            2 * self.level_capacity + SWEEP_SLACK,
+            size_of::<(Ticks, u32)>(),
+        ) + IdIndex::reserved_bytes(self.level_capacity, spread);
+        Arena::<Order>::reserved_bytes(self.order_capacity)
+            + Arena::<Level>::reserved_bytes(2 * (2 * self.level_capacity + SWEEP_SLACK))
+            + IdIndex::reserved_bytes(self.order_capacity + self.finished_capacity, spread)
+            + 2 * ladder
+            + bytes(self.finished_capacity, size_of::<OrderView>())
+    }
 }
 
 impl Default for BookConfig {
@@ -337,6 +356,22 @@ impl OrderBook {
             book.index.make_resident();
         }
         book
+    }
+
+    /// The bytes this book's buffers have room for (what
+    /// [`BookConfig::reserved_bytes`] foretells, until the book outgrows
+    /// its sizes).
+    pub fn capacity_bytes(&self) -> u64 {
+        let ladders: u64 = (self.ladders.iter())
+            .map(|l| {
+                bytes(l.sorted.capacity(), size_of::<(Ticks, u32)>()) + l.by_price.capacity_bytes()
+            })
+            .sum();
+        self.orders.capacity_bytes()
+            + self.levels.capacity_bytes()
+            + self.index.capacity_bytes()
+            + ladders
+            + bytes(self.history.entries.capacity(), size_of::<OrderView>())
     }
 
     /// Applies one command, writing its trades, level changes and finally
@@ -1496,5 +1531,28 @@ mod tests {
         place(&mut book, 6, Side::Buy, 7, 1);
         assert_eq!(book.order(5).unwrap().notional, 7);
         assert!(book.wide_notional.is_empty());
+    }
+
+    #[test]
+    fn the_reserved_bytes_foretold_are_what_a_new_book_reserves() {
+        for (orders, levels, finished, sparse) in [
+            (1, 1, 0, false),
+            (1 << 16, 1 << 12, 1_000_000, false),
+            (1 << 20, 1 << 12, 0, true),
+            (3_000, 700, 12_345, true),
+        ] {
+            let config = BookConfig {
+                order_capacity: orders,
+                level_capacity: levels,
+                finished_capacity: finished,
+                resident: false,
+                sparse_index: sparse,
+            };
+            assert_eq!(
+                OrderBook::new(config).capacity_bytes(),
+                config.reserved_bytes(),
+                "{config:?}"
+            );
+        }
     }
 }

@@ -41,7 +41,7 @@
 //! doubling. Both finish long before the new table is full enough to
 //! grow again.
 
-use super::arena::resident_zeroed;
+use super::arena::{bytes, resident_zeroed};
 use super::prefetch::prefetch;
 
 /// A bucket's word is `tag << 32 | !value`: an all-zero word is empty, so
@@ -133,11 +133,7 @@ impl IdIndex {
     /// it fills to half before it does.
     pub(crate) fn with_capacity(capacity: usize, spread: usize) -> Self {
         debug_assert!(spread == SPARSE || spread == DENSE);
-        let reserved = capacity
-            .saturating_mul(spread)
-            .max(MIN_BUCKETS)
-            .checked_next_power_of_two()
-            .expect("id index capacity overflows usize");
+        let reserved = Self::buckets(capacity, spread);
         assert!(
             reserved <= 1 << 32,
             "id index larger than a 32-bit tag can address"
@@ -156,6 +152,29 @@ impl IdIndex {
             len: 0,
             spread,
         }
+    }
+
+    /// The buckets of each of the two buffers
+    /// [`with_capacity`](Self::with_capacity) reserves.
+    fn buckets(capacity: usize, spread: usize) -> usize {
+        capacity
+            .saturating_mul(spread)
+            .max(MIN_BUCKETS)
+            .checked_next_power_of_two()
+            .expect("id index capacity overflows usize")
+    }
+
+    /// The bytes [`with_capacity`](Self::with_capacity) reserves.
+    pub(crate) fn reserved_bytes(capacity: usize, spread: usize) -> u64 {
+        2 * bytes(Self::buckets(capacity, spread), size_of::<u64>())
+    }
+
+    /// The bytes this index's buffers have room for.
+    pub(crate) fn capacity_bytes(&self) -> u64 {
+        bytes(
+            self.table.capacity() + self.old.capacity(),
+            size_of::<u64>(),
+        )
     }
 
     /// Replaces both reserved buffers (still empty: call it before the
