@@ -39,6 +39,7 @@ mod front_journal;
 mod linger;
 mod metrics_text;
 mod routes;
+mod stop;
 mod subscribers;
 mod timeouts;
 mod trade_history;
@@ -680,49 +681,13 @@ impl Front {
         let mut drain_deadline: Option<Instant> = None;
         loop {
             if self.shutdown.load(Ordering::Acquire) && drain_deadline.is_none() {
-                // Stop accepting; keep answering what was asked.
-                if let Some(mut listener) = self.listener.take() {
-                    let _ = self.poll.registry().deregister(&mut listener);
-                }
                 drain_deadline = Some(Instant::now() + self.config.drain_timeout);
-                self.feed_end = FeedEnd::Due;
-                // Requests already in the sockets were sent before the
-                // signal: read and serve them too, whether or not their
-                // readable events have been taken yet.
-                for slot in 0..self.connections.len() {
-                    if let Some(conn) = self.connections[slot].as_mut() {
-                        conn.socket_drained = false;
-                    }
-                    self.pump(slot);
-                }
-                // What comes after the signal is not read: a client that
-                // pipelines without a pause would keep the service serving
-                // it, and the feed's end could not be placed after its
-                // commands. Its unread requests were never applied; it reads
-                // every answer, then the end of the stream.
-                self.stopping = true;
-                for slot in 0..self.connections.len() {
-                    match self.connections[slot].as_mut() {
-                        Some(conn) if conn.ws.is_none() => conn.socket_drained = true,
-                        _ => continue,
-                    }
-                    self.pump(slot);
-                }
-                self.publish_staged();
+                self.begin_stop();
                 continue;
             }
             if let Some(deadline) = drain_deadline {
-                self.end_feed_if_answered();
-                if self.in_flight.is_empty()
-                    && self.awaiting_replica.is_empty()
-                    && self.feed_end == FeedEnd::Closed
-                    && self.all_written()
-                    && self.lingering_quiet()
-                    || Instant::now() >= deadline
-                {
-                    // Reads still unanswered will not be written.
-                    self.abandon_reads(|_| true);
-                    self.discard_all_input();
+                if self.stop_done() || Instant::now() >= deadline {
+                    self.finish_stop();
                     return Ok(());
                 }
             }
