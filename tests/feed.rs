@@ -2097,3 +2097,107 @@ fn a_clean_stop_under_a_pipelining_client_answers_every_applied_place_and_tells_
         );
     }
 }
+
+/// A subscriber that reads slowly and keeps sending (pings) while the
+/// service stops still reads every trade of the answered commands and then
+/// the close (1001). Closing its socket while its pings were unread would
+/// reset the connection, and the reset throws away what the kernel had not
+/// yet sent: the end of the feed and the close frame.
+#[test]
+fn a_slow_subscriber_still_sending_at_a_clean_stop_reads_every_trade_and_the_close() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    const BUYS: usize = 3_000;
+    /// Reads server frames from `stream`, `chunk` bytes at a time with a
+    /// pause between reads, until the close: the trades, and the close code.
+    fn trades_until_close(mut stream: &TcpStream, chunk: usize) -> Result<(usize, u16), String> {
+        let mut buf = Vec::new();
+        let mut piece = vec![0u8; chunk];
+        let mut trades = 0;
+        loop {
+            // Whole frames at the front of `buf`.
+            while buf.len() >= 2 {
+                let (opcode, short) = (buf[0] & 0x0f, (buf[1] & 0x7f) as usize);
+                let (len, head) = match short {
+                    126 if buf.len() >= 4 => (u16::from_be_bytes([buf[2], buf[3]]) as usize, 4),
+                    127 if buf.len() >= 10 => (
+                        u64::from_be_bytes(buf[2..10].try_into().unwrap()) as usize,
+                        10,
+                    ),
+                    126 | 127 => break,
+                    len => (len, 2),
+                };
+                if buf.len() < head + len {
+                    break;
+                }
+                let payload = &buf[head..head + len];
+                match opcode {
+                    0x1 => {
+                        let message: Value = serde_json::from_slice(payload).unwrap();
+                        trades += usize::from(message["type"] == "trade");
+                    }
+                    0x8 => return Ok((trades, u16::from_be_bytes([payload[0], payload[1]]))),
+                    _ => {}
+                }
+                buf.drain(..head + len);
+            }
+            match stream.read(&mut piece) {
+                Ok(0) => return Err(format!("end of stream after {trades} trades, no close")),
+                Ok(n) => buf.extend_from_slice(&piece[..n]),
+                Err(error) => return Err(format!("{error} after {trades} trades")),
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+    for round in 0..3 {
+        let mut server = Server::start();
+        let mut rest = server.connect();
+        place_ask_levels(&mut rest, BUYS as u32);
+        let stream = TcpStream::connect(server.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        (&stream).write_all(RAW_UPGRADE).unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            (&stream).read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        assert!(
+            head.starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        let pinging = Arc::new(AtomicBool::new(true));
+        let pinger = {
+            let (stream, pinging) = (stream.try_clone().unwrap(), pinging.clone());
+            thread::spawn(move || {
+                let ping = client_frame(true, 0x9, [1, 2, 3, 4], b"still here");
+                let started = Instant::now();
+                while pinging.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(10)
+                {
+                    if (&stream).write_all(&ping).is_err() {
+                        return;
+                    }
+                    thread::sleep(Duration::from_millis(1));
+                }
+            })
+        };
+        let body = r#"{"quantity": 1, "price": 100000.0, "side": 1}"#;
+        let mut burst = Vec::new();
+        for _ in 0..BUYS {
+            burst.extend(request_bytes("POST", "/order/", Some(body)));
+        }
+        rest.send_raw(&burst).unwrap();
+        for _ in 0..BUYS {
+            rest.read_response().unwrap().expect(200);
+        }
+        server.signal("TERM");
+        let seen = trades_until_close(&stream, 4096);
+        pinging.store(false, Ordering::Relaxed);
+        pinger.join().unwrap();
+        assert_eq!(seen, Ok((BUYS, 1001)), "round {round}");
+        assert!(server.wait_exit(Duration::from_secs(10)).unwrap().success());
+    }
+}

@@ -1352,7 +1352,11 @@ impl Front {
         };
         if conn.ws.is_some() {
             if Self::subscriber_finished(conn) {
-                self.close(slot);
+                if conn.peer_done {
+                    self.close(slot);
+                } else {
+                    self.linger(slot);
+                }
             }
             return;
         }

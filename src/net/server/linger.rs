@@ -7,7 +7,9 @@
 //! answer is written but whose client has not finished is closed in two
 //! steps: our side is shut (the client reads every answer, then end of
 //! stream), and what the client still sends is read and dropped until it
-//! closes too, or for at most [`LINGER`].
+//! closes too, or for at most [`LINGER`]. A WebSocket subscriber whose
+//! close frame is written is closed so too: its client may still be
+//! sending pings or its own close frame.
 
 use std::io::{self, Read};
 use std::net::Shutdown;
@@ -32,7 +34,12 @@ impl Front {
             return;
         }
         conn.lingering_since = Some(now);
+        conn.last_request_seen = true;
         conn.read_len = 0;
+        // A subscriber told goodbye is sent nothing more.
+        if let Some(sub) = conn.ws.take() {
+            self.forget_subscriber(slot, &sub);
+        }
         self.discard_input(slot);
     }
 

@@ -48,13 +48,15 @@ impl Front {
         self.publish_staged();
     }
 
-    /// Everything read is answered and written, the feed is ended, and the
-    /// closing connections' clients are quiet: the front may return.
+    /// Everything read is answered and written, the feed is ended and
+    /// every subscriber has been sent all of it and its close frame, and
+    /// the closing connections' clients are quiet: the front may return.
     pub(super) fn stop_done(&mut self) -> bool {
         self.end_feed_if_answered();
         self.in_flight.is_empty()
             && self.awaiting_replica.is_empty()
             && self.feed_end == FeedEnd::Closed
+            && self.subscribers.is_empty()
             && self.all_written()
             && self.lingering_quiet()
     }
