@@ -1894,3 +1894,114 @@ fn clients_waiting_while_descriptors_ran_out_are_served_once_some_are_freed() {
     let said = server.stderr();
     assert_eq!(said.matches("accept failed").count(), 1, "{said}");
 }
+
+/// A client still reading large answers slowly when the service stops, and
+/// sending another request as it goes (as a client pipelining within a
+/// window does), reads every answer to what it sent before the signal,
+/// then the end of the stream. The answers sat in the kernel's send queue
+/// after the service had written them all; had the service exited then,
+/// the request arriving at the closed socket would have reset it and
+/// thrown the rest away, the place among them: applied, never answered.
+#[test]
+fn a_slow_reader_sending_during_a_clean_stop_reads_every_answer_then_the_end() {
+    const ORDERS: u64 = 8_000;
+    for round in 0..3 {
+        let dir = TempDir::new("stop-slow-reader");
+        let mut server = Server::start_in(&dir.0, &[]);
+        let mut setup = server.connect();
+        let mut burst = Vec::new();
+        for n in 0..ORDERS {
+            burst.extend(request_bytes(
+                "POST",
+                "/order/",
+                Some(&post_body(1, 10_000 + n, 1)),
+            ));
+        }
+        setup.send_raw(&burst).unwrap();
+        for _ in 0..ORDERS {
+            setup.read_response().unwrap().expect(200);
+        }
+        let listing_len = setup.get("/orders").body.len();
+        assert!(listing_len > 1_000_000, "{listing_len} bytes");
+        let stream = TcpStream::connect(server.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        // A small receive buffer: the answers wait in the service's queue.
+        socket2::SockRef::from(&stream)
+            .set_recv_buffer_size(16 * 1024)
+            .unwrap();
+        let mut requests = request_bytes("GET", "/orders", None);
+        requests.extend(request_bytes(
+            "POST",
+            "/order/",
+            Some(&post_body(1, 5_000, 7)),
+        ));
+        (&stream).write_all(&requests).unwrap();
+        let mut first = [0u8; 1];
+        (&stream).read_exact(&mut first).unwrap();
+        server.signal("TERM");
+        // Read slowly; halfway through the listing, ask for something more.
+        let mut received = first.to_vec();
+        let mut chunk = vec![0u8; 16 * 1024];
+        let mut asked_more = false;
+        let outcome = loop {
+            if !asked_more && received.len() > listing_len / 2 {
+                asked_more = true;
+                let _ = (&stream).write_all(&request_bytes("GET", "/health", None));
+            }
+            match (&stream).read(&mut chunk) {
+                Ok(0) => break Ok(()),
+                Ok(n) => received.extend_from_slice(&chunk[..n]),
+                Err(error) => break Err(error),
+            }
+            thread::sleep(Duration::from_millis(2));
+        };
+        assert!(
+            outcome.is_ok(),
+            "round {round}: {outcome:?} after {} bytes of the answers",
+            received.len()
+        );
+        // The listing, then the place's answer, then nothing.
+        let (listing, rest) = split_response(&received);
+        assert_eq!(
+            (listing.0, listing.1.len()),
+            (200, listing_len),
+            "round {round}"
+        );
+        let (placed, rest) = split_response(rest);
+        assert_eq!(placed.0, 200, "round {round}");
+        assert!(
+            rest.is_empty(),
+            "round {round}: {}",
+            String::from_utf8_lossy(rest)
+        );
+        let placed: Value = serde_json::from_slice(placed.1).unwrap();
+        assert!(server.wait_exit(Duration::from_secs(10)).unwrap().success());
+        let server = Server::start_in(&dir.0, &[]);
+        assert_eq!(
+            server.connect().order(placed["id"].as_str().unwrap())["status"],
+            "open"
+        );
+    }
+}
+
+/// The first whole response in `bytes` (status and body, by its
+/// `Content-Length`), and the bytes after it.
+fn split_response(bytes: &[u8]) -> ((u16, &[u8]), &[u8]) {
+    let head_end = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a whole response head")
+        + 4;
+    let head = std::str::from_utf8(&bytes[..head_end]).unwrap();
+    let status = head[9..12].parse().unwrap();
+    let length: usize = (head.lines())
+        .find_map(|line| line.strip_prefix("Content-Length: "))
+        .expect("a Content-Length")
+        .parse()
+        .unwrap();
+    let body_end = head_end + length;
+    assert!(bytes.len() >= body_end, "a whole body");
+    ((status, &bytes[head_end..body_end]), &bytes[body_end..])
+}

@@ -6,5 +6,6 @@ pub mod api_docs;
 pub mod auth;
 pub mod http;
 pub mod rate_limit;
+pub mod send_queue;
 pub mod server;
 pub mod ws;

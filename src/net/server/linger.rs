@@ -52,7 +52,7 @@ impl Front {
         loop {
             match conn.stream.read(&mut conn.read_buf) {
                 Ok(0) => break,
-                Ok(_) => conn.last_progress = self.now,
+                Ok(_) => {}
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => break,

@@ -7,16 +7,12 @@
 //! reads every answer, then the end of the stream, and its unread
 //! requests were never applied. Once every HTTP connection has had its
 //! last request, the feed is ended (`subscribers::FeedEnd`). The exit
-//! waits for the clients of the closing connections to go quiet.
+//! waits until the closing connections' clients have acknowledged every
+//! byte sent them (`send_queue`).
 
-use std::time::Duration;
-
+use super::super::send_queue;
 use super::subscribers::FeedEnd;
-use super::{Connection, Front};
-
-/// How long the clients of closing connections must have sent nothing
-/// before the stopping service exits ([`Front::lingering_quiet`]).
-const QUIET_BEFORE_EXIT: Duration = Duration::from_millis(100);
+use super::Front;
 
 impl Front {
     /// Stops accepting, and serves what the sockets hold at the signal.
@@ -48,9 +44,9 @@ impl Front {
         self.publish_staged();
     }
 
-    /// Everything read is answered and written, the feed is ended and
-    /// every subscriber has been sent all of it and its close frame, and
-    /// the closing connections' clients are quiet: the front may return.
+    /// Everything read is answered, written and delivered, the feed is
+    /// ended and every subscriber has been sent all of it and its close
+    /// frame: the front may return.
     pub(super) fn stop_done(&mut self) -> bool {
         self.end_feed_if_answered();
         self.in_flight.is_empty()
@@ -58,20 +54,13 @@ impl Front {
             && self.feed_end == FeedEnd::Closed
             && self.subscribers.is_empty()
             && self.all_written()
-            && self.lingering_quiet()
+            && self.answers_delivered()
     }
 
-    /// The last steps before the front returns (and its sockets close).
+    /// The last step before the front returns (and its sockets close):
+    /// reads still unanswered (the drain timed out) will not be written.
     pub(super) fn finish_stop(&mut self) {
-        // Reads still unanswered (the drain timed out) will not be written.
         self.abandon_reads(|_| true);
-        for slot in 0..self.connections.len() {
-            let lingering =
-                (self.connections[slot].as_ref()).is_some_and(|c| c.lingering_since.is_some());
-            if lingering {
-                self.discard_input(slot);
-            }
-        }
     }
 
     /// Every HTTP connection has had the last request it will be served
@@ -81,21 +70,16 @@ impl Front {
         (self.connections.iter().flatten()).all(|c| c.ws.is_some() || c.last_request_seen)
     }
 
-    /// No closing connection's client has sent anything for
-    /// [`QUIET_BEFORE_EXIT`]. The exit closes every socket, and one closed
-    /// with bytes unread, or sent more after, is reset: the reset throws
-    /// away the answers the kernel has not yet delivered. A client still
-    /// sending past its connection's close (a pipelining writer that has
-    /// not yet seen the end of the stream) is waited for, up to the drain
-    /// timeout.
-    fn lingering_quiet(&self) -> bool {
-        let quiet = |c: &Connection| match c.lingering_since {
-            Some(since) => {
-                let heard = since.max(c.last_progress);
-                self.now.saturating_duration_since(heard) >= QUIET_BEFORE_EXIT
-            }
-            None => true,
-        };
-        self.connections.iter().flatten().all(quiet)
+    /// Every closing connection's client has acknowledged all we sent it,
+    /// so the exit's close loses nothing, even if it resets the connection
+    /// (a client still reading slowly sends its next pipelined request
+    /// into the closed socket). Where `/proc` cannot say, the exit does
+    /// not wait.
+    fn answers_delivered(&self) -> bool {
+        let inodes: Vec<u64> = (self.connections.iter().flatten())
+            .filter(|c| c.lingering_since.is_some())
+            .filter_map(|c| send_queue::inode(&c.stream).ok())
+            .collect();
+        inodes.is_empty() || !matches!(send_queue::unacknowledged(&inodes), Ok(bytes) if bytes > 0)
     }
 }
