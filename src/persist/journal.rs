@@ -21,8 +21,10 @@
 //! under `--fsync`) was allocated to its full size up front, so that
 //! writing a record changes no file metadata and `fdatasync` need not
 //! commit the filesystem's journal; its records end at the first frame
-//! that is all zeros, and only zeros may follow them. There, a damaged
-//! record with nothing but zeros after it is the torn tail.
+//! that is all zeros, and only zeros may follow them. In either layout, a
+//! damaged record with nothing but zeros after it is the torn tail, and so
+//! are zeros after an appended file's last record (blocks a crash left
+//! unwritten, or room a preallocation that ran out of space left).
 
 use std::fmt;
 
@@ -366,12 +368,18 @@ pub struct Scan {
 /// damaged last record is a torn tail (reported, not an error); a damaged
 /// record followed by more data is corruption.
 pub fn scan_records(data: &[u8], layout: Layout) -> Result<Scan, JournalError> {
-    // Where the written bytes end: past it a preallocated file holds only
-    // zeros. (The last record itself may end in zero bytes, so this is not
-    // where the records end, only where data can no longer follow.)
-    let written = match layout {
+    // Where the written bytes end: past it only zeros follow. They are a
+    // preallocated file's room; in an appended file, blocks a crash left
+    // unwritten (its size was updated, its data was not), or the part of
+    // a preallocation that failed for want of space. (The last record
+    // itself may end in zero bytes, so this is not where the records end,
+    // only where data can no longer follow.)
+    let written = data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    // Where a torn tail ends: an appended file's zeros are cut with it; a
+    // preallocated file keeps its room.
+    let tail_end = match layout {
         Layout::Appended => data.len(),
-        Layout::Preallocated => data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1),
+        Layout::Preallocated => written,
     };
     let mut records = Vec::new();
     // Where the batch being read started (its offset and its first
@@ -380,10 +388,8 @@ pub fn scan_records(data: &[u8], layout: Layout) -> Result<Scan, JournalError> {
     let mut at = 0;
     while at < written {
         let rest = &data[at..];
-        let torn = |records: Vec<Record>| torn_from(records, batch, at, written);
-        if layout == Layout::Preallocated
-            && rest[..FRAME_LEN.min(rest.len())].iter().all(|&b| b == 0)
-        {
+        let torn = |records: Vec<Record>| torn_from(records, batch, at, tail_end);
+        if rest[..FRAME_LEN.min(rest.len())].iter().all(|&b| b == 0) {
             // The end of the records, yet written bytes follow.
             return Err(JournalError::Corrupt {
                 offset: at,
@@ -441,16 +447,16 @@ pub fn scan_records(data: &[u8], layout: Layout) -> Result<Scan, JournalError> {
         }
         at += FRAME_LEN + length;
     }
-    Ok(torn_from(records, batch, at, written))
+    Ok(torn_from(records, batch, at, tail_end))
 }
 
 /// The scan's result when the good data ends at `at`: what follows up to
-/// `written` is torn, and so is an unfinished `batch` before it.
+/// `tail_end` is torn, and so is an unfinished `batch` before it.
 fn torn_from(
     mut records: Vec<Record>,
     batch: Option<(usize, usize)>,
     at: usize,
-    written: usize,
+    tail_end: usize,
 ) -> Scan {
     let (good_len, unfinished_batch) = match batch {
         Some((offset, first)) => {
@@ -465,7 +471,7 @@ fn torn_from(
         good_len,
         // A preallocated file's last record may end in zeros, past the
         // last byte written.
-        torn_bytes: written.saturating_sub(good_len),
+        torn_bytes: tail_end.saturating_sub(good_len),
         unfinished_batch,
     }
 }
@@ -707,9 +713,13 @@ mod tests {
             }
             other => panic!("expected corruption, got {other:?}"),
         }
+        // An impossible length with more data after it than one record
+        // could hold.
         let mut data = encoded(&records);
         data[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
-        data.extend(std::iter::repeat_n(0u8, 2 * MAX_PAYLOAD));
+        while data.len() < 2 * (FRAME_LEN + MAX_PAYLOAD) {
+            data.extend(encoded(&records));
+        }
         assert!(matches!(
             scan_records(&data, Layout::Appended),
             Err(JournalError::Corrupt { offset: 0, .. })

@@ -127,6 +127,12 @@ impl SegmentWriter {
         let layout = if fsync && preallocate(&file, segment_bytes) {
             journal::Layout::Preallocated
         } else {
+            // A preallocation that ran out of space part way may have left
+            // what it took: an appended file ends where its records end,
+            // and the disk gets that space back.
+            if fsync {
+                file.set_len(0)?;
+            }
             journal::Layout::Appended
         };
         let mut header = Vec::with_capacity(journal::HEADER_LEN);
@@ -727,6 +733,45 @@ mod tests {
         let error = read_after(&dir, 0).unwrap_err();
         assert!(error.contains("bad magic"), "{error}");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// An appended file followed by zeros: what a preallocation that ran
+    /// out of space part way left under `--fsync` (49 MB of a full disk,
+    /// in a probe) before the writer gave the space back. Its records are
+    /// read, and the zeros cut as a torn tail; before, the first zero
+    /// frame was "corrupt" and the data directory could not start.
+    #[test]
+    fn zeros_after_an_appended_files_records_are_cut_as_its_torn_tail() {
+        let dir = temp_dir("appended-zeros");
+        let mut writer = SegmentWriter::create(&dir, 1, 1 << 20, false).unwrap();
+        writer.append(&encoded(1..=5), 6).unwrap();
+        drop(writer);
+        let newest = dir.join(segment_name(1));
+        let written = fs::metadata(&newest).unwrap().len();
+        OpenOptions::new()
+            .write(true)
+            .open(&newest)
+            .unwrap()
+            .set_len(written + 100_000)
+            .unwrap();
+        let replay = read_after(&dir, 0).unwrap();
+        let seqs: Vec<u64> = replay.records.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, (1..=5).collect::<Vec<_>>());
+        assert_eq!(replay.warnings.len(), 1, "{:?}", replay.warnings);
+        assert!(
+            replay.warnings[0].contains("(100000 bytes)"),
+            "{:?}",
+            replay.warnings
+        );
+        assert_eq!(fs::metadata(&newest).unwrap().len(), written);
+        // Zeros with data after them are still corruption.
+        let mut data = fs::read(&newest).unwrap();
+        data.extend([0u8; 64]);
+        data.extend(encoded(6..=6));
+        fs::write(&newest, &data).unwrap();
+        let error = read_after(&dir, 0).unwrap_err();
+        assert!(error.contains("is corrupt"), "{error}");
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
