@@ -234,13 +234,8 @@ fn run(config: Config) -> Result<(), String> {
     for note in &recovered.notes {
         orderbook::log_line!("orderbook: {note}");
     }
-    let notes = [
-        recorded_settings::record(&config.data_dir, &config.tick_size)?,
-        recorded_settings::record(&config.data_dir, &config.symbol)?,
-    ];
-    for note in notes.into_iter().flatten() {
-        orderbook::log_line!("orderbook: {note}");
-    }
+    recorded_settings::record(&config.data_dir, &config.tick_size)?;
+    recorded_settings::record(&config.data_dir, &config.symbol)?;
     if !recovered.notes.is_empty() {
         orderbook::log_line!(
             "orderbook: recovered in {:.0} ms",

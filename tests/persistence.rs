@@ -508,14 +508,43 @@ fn a_restart_under_another_tick_size_is_refused_and_the_same_tick_keeps_every_pr
     assert_eq!(client.order(&bid), before);
     server.signal("TERM");
     assert!(server.wait_exit(Duration::from_secs(10)).unwrap().success());
-    // The state file says its tick too, even with no journal record left
-    // to say it (a state file may live outside the data directory).
+    // A journal whose record is gone is refused under any tick, its own
+    // too: taken on trust, another tick re-priced every order five times
+    // over, and was then recorded as the journal's. Written back, it
+    // starts.
     fs::remove_file(&tick_file).unwrap();
-    refused_with(&["--tick-size", "0.01"], "order_book_state.json");
+    for args in [&["--tick-size", "0.01"][..], &tick] {
+        let (status, stderr) = refused_start(&dir.0, args);
+        assert_eq!(status.code(), Some(1), "started under {args:?}");
+        assert!(
+            stderr.contains("has no record of its tick")
+                && stderr.contains("write the --tick-size it was written with"),
+            "{stderr}"
+        );
+    }
     assert!(!tick_file.exists(), "a refused start records nothing");
-    let server = Server::start_in(&dir.0, &tick);
+    fs::write(&tick_file, "0.05\n").unwrap();
+    let mut server = Server::start_in(&dir.0, &tick);
     assert_eq!(server.connect().order(&bid), before);
-    assert_eq!(fs::read_to_string(&tick_file).unwrap(), "0.05\n");
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(10)).unwrap().success());
+    // The state file says its tick too (it may live outside the data
+    // directory): read from a fresh one under another tick, it is refused,
+    // and that data directory is left without a record.
+    let fresh = TempDir::new("tick-size-fresh");
+    let state = dir.0.join("order_book_state.json");
+    let state = state.to_str().unwrap();
+    let (status, stderr) = refused_start(&fresh.0, &["--tick-size", "0.01", "--state-file", state]);
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        stderr.contains("was written with --tick-size 0.05, and this start has --tick-size 0.01")
+            && stderr.contains("order_book_state.json"),
+        "{stderr}"
+    );
+    assert!(
+        !fresh.0.join("tick_size").exists(),
+        "a refused start records nothing"
+    );
 }
 
 /// A service pointed at another instrument's data directory would trade
@@ -549,17 +578,16 @@ fn a_restart_under_another_symbol_is_refused_and_the_same_symbol_keeps_the_book(
     let server = Server::start_in(&dir.0, &eth);
     assert_eq!(server.connect().order(&bid), before);
 
-    // A data directory from before the record takes this start's symbol.
+    // A journal whose record is gone is refused until it is written back.
     drop(server);
     fs::remove_file(&symbol_file).unwrap();
-    let server = Server::start_in(&dir.0, &[]);
-    let stderr = server.stderr();
-    assert!(
-        stderr.contains("recorded --symbol DEFAULT in ")
-            && stderr.contains("which had no record of its symbol"),
-        "{stderr}"
-    );
-    assert_eq!(fs::read_to_string(&symbol_file).unwrap(), "DEFAULT\n");
+    let (status, stderr) = refused_start(&dir.0, &eth);
+    assert_eq!(status.code(), Some(1));
+    assert!(stderr.contains("has no record of its symbol"), "{stderr}");
+    assert!(!symbol_file.exists());
+    fs::write(&symbol_file, "ETH-USD\n").unwrap();
+    let server = Server::start_in(&dir.0, &eth);
+    assert_eq!(server.connect().order(&bid), before);
 }
 
 #[test]

@@ -61,40 +61,51 @@ pub fn recorded<T: Recorded>(dir: &Path) -> Result<Option<T>, String> {
     }
 }
 
-/// Checks that `value` is the setting `dir`'s journal was written with,
-/// if one is recorded; before recovery, so a refused start changes
-/// nothing.
+/// Checks that `value` is the setting `dir`'s journal was written with;
+/// before recovery, so a refused start changes nothing. A journal with no
+/// record is refused: what it was written with cannot be known (a tick
+/// taken on trust re-priced every order of a probe's book five times over,
+/// and was then recorded as the journal's), so the operator writes the
+/// record back.
 pub fn check<T: Recorded>(dir: &Path, value: &T) -> Result<(), String> {
+    let path = dir.join(T::FILE);
     match recorded::<T>(dir)? {
         Some(written) if written != *value => {
             let subject = format!("the journal in {}", dir.display());
             Err(differs(&subject, &written, value))
         }
-        _ => Ok(()),
+        Some(_) => Ok(()),
+        None if journal_in(dir)? => {
+            let (flag, noun) = (T::FLAG, T::NOUN);
+            Err(format!(
+                "the journal in {} has no record of its {noun} ({} is missing), and read \
+                 under another {noun} it would be misread: write the {flag} it was written \
+                 with into that file (as `echo VALUE > {}`) and start again",
+                dir.display(),
+                path.display(),
+                path.display()
+            ))
+        }
+        None => Ok(()),
     }
 }
 
 /// Records `value` in `dir` unless a value is recorded there; once the
-/// state is recovered. Returns a note for the operator when it recorded
-/// one for a journal already there (written before the setting was
-/// recorded: it is taken to be this one, which recovered it).
-pub fn record<T: Recorded>(dir: &Path, value: &T) -> Result<Option<String>, String> {
+/// state is recovered, before the first journal file is made.
+pub fn record<T: Recorded>(dir: &Path, value: &T) -> Result<(), String> {
     if recorded::<T>(dir)?.is_some() {
-        return Ok(None);
+        return Ok(());
     }
-    let journal = segments::list(dir)
-        .map_err(|e| format!("cannot list the journal in {}: {e}", dir.display()))?;
     let path = dir.join(T::FILE);
     snapshot::save_atomically(&path, format!("{value}\n").as_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    Ok((!journal.is_empty()).then(|| {
-        format!(
-            "recorded {} {value} in {} for the journal there, which had no record of its {}",
-            T::FLAG,
-            path.display(),
-            T::NOUN
-        )
-    }))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Whether `dir` holds journal files.
+fn journal_in(dir: &Path) -> Result<bool, String> {
+    let files = segments::list(dir)
+        .map_err(|e| format!("cannot list the journal in {}: {e}", dir.display()))?;
+    Ok(!files.is_empty())
 }
 
 /// Why a start with `value` cannot read `subject`, written with `written`.
@@ -122,7 +133,7 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         assert_eq!(recorded::<TickSize>(&dir), Ok(None));
         assert_eq!(check(&dir, &tick("0.05")), Ok(()), "nothing recorded yet");
-        assert_eq!(record(&dir, &tick("0.05")), Ok(None));
+        assert_eq!(record(&dir, &tick("0.05")), Ok(()));
         assert_eq!(
             fs::read_to_string(dir.join(TickSize::FILE)).unwrap(),
             "0.05\n"
@@ -137,16 +148,29 @@ mod tests {
             "{refused}"
         );
         // Recording again keeps the first.
-        assert_eq!(record(&dir, &tick("0.01")), Ok(None));
+        assert_eq!(record(&dir, &tick("0.01")), Ok(()));
         assert_eq!(recorded::<TickSize>(&dir), Ok(Some(tick("0.05"))));
-        // A journal from before the record: this start's tick is recorded,
-        // and said.
+        // A journal whose record is gone: refused until the operator
+        // writes it back.
         fs::remove_file(dir.join(TickSize::FILE)).unwrap();
         fs::write(dir.join(segments::segment_name(1)), b"").unwrap();
-        let note = record(&dir, &tick("1")).unwrap().expect("a note");
-        assert!(note.starts_with("recorded --tick-size 1 in "), "{note}");
-        assert_eq!(fs::read_to_string(dir.join(TickSize::FILE)).unwrap(), "1\n");
-        fs::write(dir.join(TickSize::FILE), "0.0.1\n").unwrap();
+        let refused = check(&dir, &tick("0.05")).unwrap_err();
+        let path = dir.join(TickSize::FILE);
+        assert_eq!(
+            refused,
+            format!(
+                "the journal in {} has no record of its tick ({} is missing), and read under \
+                 another tick it would be misread: write the --tick-size it was written with \
+                 into that file (as `echo VALUE > {}`) and start again",
+                dir.display(),
+                path.display(),
+                path.display()
+            )
+        );
+        assert_eq!(recorded::<TickSize>(&dir), Ok(None));
+        fs::write(&path, "0.05\n").unwrap();
+        assert_eq!(check(&dir, &tick("0.05")), Ok(()));
+        fs::write(&path, "0.0.1\n").unwrap();
         assert!(recorded::<TickSize>(&dir)
             .unwrap_err()
             .contains("is unusable"));
@@ -164,7 +188,7 @@ mod tests {
             Ok(()),
             "nothing recorded yet"
         );
-        assert_eq!(record(&dir, &symbol("ETH-USD")), Ok(None));
+        assert_eq!(record(&dir, &symbol("ETH-USD")), Ok(()));
         assert_eq!(fs::read_to_string(dir.join("symbol")).unwrap(), "ETH-USD\n");
         assert_eq!(check(&dir, &symbol("ETH-USD")), Ok(()));
         let refused = check(&dir, &symbol("BTC-USD")).unwrap_err();
