@@ -21,11 +21,11 @@ use orderbook::engine::BookConfig;
 use orderbook::matching::{self, Output, Request};
 use orderbook::metrics;
 use orderbook::net::server::{CancelAllAfter, Front, FrontJournal, LoopWaker};
-use orderbook::order_feed;
+use orderbook::order_feed::{self, OrderFrame};
 use orderbook::persist::cancel_after;
 use orderbook::persist::segments::{SegmentWriter, Syncer};
 use orderbook::persist::{export, recorded_settings, recovery, snapshot};
-use orderbook::publisher;
+use orderbook::publisher::{self, FeedMessage};
 use orderbook::replica::{self, Snapshots};
 use orderbook::ring::{broadcast_with, spsc_with};
 use signal_hook::consts::{SIGINT, SIGTERM, SIGXFSZ};
@@ -54,25 +54,39 @@ fn main() -> ExitCode {
     }
 }
 
-/// Refuses sizes whose books the machine cannot reserve: the allocation
-/// would fail as the book is built, and a failed allocation aborts the
-/// process with no word of which setting asked for it.
-fn books_fit(config: &Config, books: &[BookConfig]) -> Result<(), String> {
-    let reserved: u64 = books.iter().map(BookConfig::reserved_bytes).sum();
+/// Refuses sizes whose books and rings the machine cannot reserve: the
+/// allocation would fail as they are built, and a failed allocation aborts
+/// the process with no word of which setting asked for it.
+fn memory_fits(config: &Config, books: &[BookConfig]) -> Result<(), String> {
+    let books: u64 = books.iter().map(BookConfig::reserved_bytes).sum();
+    // A bounded channel's slot: the message and a stamp.
+    fn channel<T>(capacity: usize) -> u64 {
+        capacity as u64 * (size_of::<T>() + size_of::<usize>()) as u64
+    }
+    let rings = orderbook::ring::reserved_bytes::<Request>(config.command_ring)
+        + orderbook::ring::reserved_bytes::<Output>(config.event_ring)
+        + channel::<FeedMessage>(config.feed_channel)
+        + channel::<OrderFrame>(config.feed_channel);
     // Reserved and given back at once: address space, never touched.
-    let fits = usize::try_from(reserved)
+    let fits = usize::try_from(books + rings)
         .is_ok_and(|bytes| Vec::<u8>::new().try_reserve_exact(bytes).is_ok());
     if fits {
         return Ok(());
     }
+    let gib = |bytes: u64| bytes as f64 / f64::from(1 << 30);
     Err(format!(
-        "--order-capacity {}, --level-capacity {} and --finished-orders {} reserve {:.1} GiB \
-         at start (the matching thread's book and the replica's), more than the machine \
-         (or this process's limits) lets it reserve; lower them",
+        "the books (--order-capacity {}, --level-capacity {}, --finished-orders {}) reserve \
+         {:.1} GiB at start and the rings (--command-ring {}, --event-ring {}, --feed-channel \
+         {}) {:.1} GiB, more than the machine (or this process's limits) lets it reserve; \
+         lower them",
         config.order_capacity,
         config.level_capacity,
         config.finished_orders,
-        reserved as f64 / f64::from(1 << 30)
+        gib(books),
+        config.command_ring,
+        config.event_ring,
+        config.feed_channel,
+        gib(rings)
     ))
 }
 
@@ -222,7 +236,7 @@ fn run(config: Config) -> Result<(), String> {
         sparse_index: true,
         ..config.book()
     };
-    books_fit(&config, &[matching_book, config.book()])?;
+    memory_fits(&config, &[matching_book, config.book()])?;
     let recovered = recovery::recover(
         &config.data_dir,
         &config.state_path(),

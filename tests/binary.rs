@@ -118,7 +118,7 @@ fn a_bad_setting_is_refused_with_a_message() {
     }
 }
 
-/// Sizes whose books cannot be reserved are refused with the settings
+/// Sizes whose books or rings cannot be reserved are refused with the settings
 /// named: the failed allocation aborted the process, saying only how many
 /// bytes it wanted. A 4 GiB address-space limit stands for a small
 /// machine, under which the default sizes still start.
@@ -134,13 +134,24 @@ fn sizes_whose_books_cannot_be_reserved_are_refused_naming_them() {
             .args(extra);
         command
     };
-    let output = limited(&["--finished-orders", "67108864"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8(output.stderr).unwrap();
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let refusal = |extra: &[&str]| {
+        let child = limited(extra).stderr(Stdio::piped()).spawn().unwrap();
+        let output = refused_within_seconds(child);
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        stderr
+    };
+    let stderr = refusal(&["--finished-orders", "67108864"]);
     assert!(
-        stderr.contains("--finished-orders 67108864 reserve 8.2 GiB at start"),
+        stderr.contains("--finished-orders 67108864) reserve 8.2 GiB at start"),
+        "{stderr}"
+    );
+    let rings = ["--command-ring", "16777216", "--event-ring", "16777216"];
+    let stderr = refusal(&[&rings[..], &["--feed-channel", "16777216"]].concat());
+    assert!(
+        stderr.contains(
+            "(--command-ring 16777216, --event-ring 16777216, --feed-channel 16777216) 4.5 GiB"
+        ),
         "{stderr}"
     );
     let mut child = limited(&[]).stderr(Stdio::piped()).spawn().unwrap();
@@ -299,7 +310,7 @@ fn refused_within_seconds(mut child: std::process::Child) -> std::process::Outpu
         if std::time::Instant::now() > deadline {
             child.kill().unwrap();
             child.wait().unwrap();
-            panic!("the second service started instead of being refused");
+            panic!("the service started instead of being refused");
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }

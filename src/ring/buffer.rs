@@ -108,6 +108,18 @@ impl<T> Buffer<T> {
         self.mask + 1
     }
 
+    /// The bytes [`with_capacity`](Self::with_capacity) allocates for the
+    /// slots of a packed ring (a spread one adds a line).
+    pub(crate) fn reserved_bytes(capacity: usize) -> u64 {
+        capacity.next_power_of_two() as u64 * core::mem::size_of::<Slot<T>>() as u64
+    }
+
+    /// The bytes this buffer's slots take.
+    #[cfg(test)]
+    pub(crate) fn slot_bytes(&self) -> u64 {
+        core::mem::size_of_val(&*self.slots) as u64
+    }
+
     /// The index of cursor position `position`'s slot: its place in the
     /// ring with the low `spread` bits swapped with the `spread` bits above
     /// them (a permutation of each block of `2^(2 * spread)` places).

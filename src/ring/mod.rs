@@ -102,5 +102,13 @@ pub use broadcast::{broadcast, broadcast_with, Publisher, Subscriber};
 pub use spsc::{spsc, spsc_with, Consumer, Producer};
 pub use wait::{ParseWaitStrategyError, WaitResult, WaitStrategy, Wake};
 
+/// The bytes a ring (of either kind) of `capacity` items of `T` allocates
+/// for its items when it is made, packed (a ring of items under 64 bytes
+/// spread by its wait strategy takes one line more): the service checks
+/// the machine can give them before it makes its rings.
+pub fn reserved_bytes<T>(capacity: usize) -> u64 {
+    buffer::Buffer::<T>::reserved_bytes(capacity)
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests;

@@ -27,6 +27,15 @@ fn capacity_is_rounded_up_to_a_power_of_two() {
 }
 
 #[test]
+fn reserved_bytes_are_what_a_packed_ring_allocates() {
+    for capacity in [1, 3, 1000, 1 << 12] {
+        let buffer = buffer::Buffer::<[u64; 10]>::with_capacity(capacity, false);
+        assert_eq!(buffer.slot_bytes(), reserved_bytes::<[u64; 10]>(capacity));
+    }
+    assert_eq!(reserved_bytes::<[u8; 96]>(1000), 96 * 1024);
+}
+
+#[test]
 #[should_panic(expected = "at least 1")]
 fn zero_capacity_is_refused() {
     let _ = spsc::<u8>(0);
