@@ -170,17 +170,22 @@ fn pin_to_core(requested: Option<usize>) {
         crate::log_line!("matching thread: cannot list CPU cores; running unpinned");
         return;
     };
+    let last = cores.last().map(|core| core.id);
     let core = match requested {
         Some(id) => cores.into_iter().find(|core| core.id == id),
         None => cores.into_iter().last(),
     };
-    match core {
-        Some(core) if core_affinity::set_for_current(core) => {}
-        Some(core) => crate::log_line!(
+    match (core, requested) {
+        (Some(core), _) if core_affinity::set_for_current(core) => {}
+        (Some(core), _) => crate::log_line!(
             "matching thread: pinning to core {} failed; running unpinned",
             core.id
         ),
-        None => crate::log_line!("matching thread: no core {requested:?} here; running unpinned"),
+        (None, Some(id)) => crate::log_line!(
+            "matching thread: --matching-core {id}: no such core here (the last is {}); running unpinned",
+            last.map_or("none".to_owned(), |last| last.to_string())
+        ),
+        (None, None) => crate::log_line!("matching thread: no core to pin to; running unpinned"),
     }
 }
 

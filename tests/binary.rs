@@ -163,6 +163,23 @@ fn sizes_whose_books_cannot_be_reserved_are_refused_naming_them() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A core that is not there is said plainly, and the service runs
+/// unpinned (it printed `no core Some(999) here`).
+#[test]
+fn a_matching_core_that_is_not_there_is_named_and_the_service_runs_unpinned() {
+    let server = support::Server::start_with(&["--matching-core", "999"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !server.stderr().contains("running unpinned") {
+        assert!(std::time::Instant::now() < deadline, "{}", server.stderr());
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let stderr = server.stderr();
+    let said = "matching thread: --matching-core 999: no such core here (the last is ";
+    assert!(stderr.contains(said), "{stderr}");
+    assert!(!stderr.contains("Some("), "{stderr}");
+    server.connect().get("/health").expect(200);
+}
+
 fn stops_cleanly_on(signal: &str) {
     let dir = scratch_dir(signal);
     let mut child = Command::new(BIN)
