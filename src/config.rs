@@ -171,6 +171,7 @@ pub struct Config {
     pub wait_strategy: WaitStrategy,
 
     /// Slots in the command ring into the matching thread (1 to 2^24, rounded up to a power of two).
+    /// A batch must fit in it whole: with fewer slots than a batch's 100 orders, larger batches are refused (422).
     #[arg(long, env = "ORDERBOOK_COMMAND_RING", default_value_t = 1 << 16, value_parser = count(1..=1 << 24))]
     pub command_ring: usize,
 
