@@ -373,6 +373,17 @@ fn unsubscribing_from_trades_stops_trades_while_book_messages_go_on() {
             json!({"type": "error", "detail": "channels: name at least one channel"})
         );
     }
+    // An unknown op is named as such, with or without channels (without,
+    // it was told to name a channel).
+    for op in [
+        json!({"op": "ping"}),
+        json!({"op": "frob", "channels": ["trades"]}),
+    ] {
+        let name = op["op"].as_str().unwrap().to_owned();
+        send_op(&mut ws, op);
+        let detail = format!("unknown op \"{name}\": the ops are subscribe and unsubscribe");
+        assert_eq!(next(&mut ws), json!({"type": "error", "detail": detail}));
+    }
     // A list under another name is named.
     send_op(&mut ws, json!({"op": "subscribe", "channel": ["trades"]}));
     assert_eq!(

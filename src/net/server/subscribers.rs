@@ -641,6 +641,14 @@ impl Front {
                 return;
             }
         };
+        if !matches!(op.op.as_str(), "subscribe" | "unsubscribe") {
+            let detail = format!(
+                "unknown op {:?}: the ops are subscribe and unsubscribe",
+                op.op
+            );
+            sub.push(error_frame(&detail));
+            return;
+        }
         if op.channels.is_empty() {
             // It would be answered with the channels unchanged, as if done.
             // A list sent under another name (`channel`) is named.
@@ -660,8 +668,8 @@ impl Front {
         };
         let followed_before = sub.channels.follows_orders();
         let book_channels_before = sub.channels.bits & (BOOK | BBO);
-        let (fresh_snapshot, joined, left) = match op.op.as_str() {
-            "subscribe" => {
+        let (fresh_snapshot, joined, left) = match op.op == "subscribe" {
+            true => {
                 let mut after = sub.channels.clone();
                 let joined = after.add(&named);
                 if let Some(why) = after.too_many() {
@@ -672,7 +680,7 @@ impl Front {
                 // Both follow the book from a snapshot on.
                 (named.bits & (BOOK | BBO) != 0, joined, Vec::new())
             }
-            "unsubscribe" => {
+            false => {
                 let left = sub.channels.remove(&named);
                 // A channel left waits for no snapshot (so at most one
                 // entry a channel followed).
@@ -682,12 +690,6 @@ impl Front {
                     Some(prefix) => following.prefixes.contains(prefix),
                 });
                 (false, Vec::new(), left)
-            }
-            other => {
-                sub.push(error_frame(&format!(
-                    "unknown op {other:?}: the ops are subscribe and unsubscribe"
-                )));
-                return;
             }
         };
         let answer = sub.channels_json();
