@@ -2109,6 +2109,96 @@ fn a_clean_stop_under_a_pipelining_client_answers_every_applied_place_and_tells_
     }
 }
 
+/// Reads server frames from `stream`, `chunk` bytes at a time with
+/// `pause` between reads for the first `slow_for`, until the close: the
+/// trades, and the close code.
+fn trades_until_close(
+    mut stream: &TcpStream,
+    chunk: usize,
+    pause: Duration,
+    slow_for: Duration,
+) -> Result<(usize, u16), String> {
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let mut piece = vec![0u8; chunk];
+    let mut trades = 0;
+    loop {
+        // Whole frames at the front of `buf`.
+        while buf.len() >= 2 {
+            let (opcode, short) = (buf[0] & 0x0f, (buf[1] & 0x7f) as usize);
+            let (len, head) = match short {
+                126 if buf.len() >= 4 => (u16::from_be_bytes([buf[2], buf[3]]) as usize, 4),
+                127 if buf.len() >= 10 => (
+                    u64::from_be_bytes(buf[2..10].try_into().unwrap()) as usize,
+                    10,
+                ),
+                126 | 127 => break,
+                len => (len, 2),
+            };
+            if buf.len() < head + len {
+                break;
+            }
+            let payload = &buf[head..head + len];
+            match opcode {
+                0x1 => {
+                    let message: Value = serde_json::from_slice(payload).unwrap();
+                    trades += usize::from(message["type"] == "trade");
+                }
+                0x8 => return Ok((trades, u16::from_be_bytes([payload[0], payload[1]]))),
+                _ => {}
+            }
+            buf.drain(..head + len);
+        }
+        match stream.read(&mut piece) {
+            Ok(0) => return Err(format!("end of stream after {trades} trades, no close")),
+            Ok(n) => buf.extend_from_slice(&piece[..n]),
+            Err(error) => return Err(format!("{error} after {trades} trades")),
+        }
+        if started.elapsed() < slow_for {
+            thread::sleep(pause);
+        }
+    }
+}
+
+/// A raw subscriber (the default channels) whose receive buffer is
+/// `receive_buffer` bytes, upgraded.
+fn raw_subscriber(server: &Server, receive_buffer: usize) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(receive_buffer).unwrap();
+    socket.connect(&server.addr.into()).unwrap();
+    let stream: TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    (&stream).write_all(RAW_UPGRADE).unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        (&stream).read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    stream
+}
+
+/// Places `buys` buys, each taking one of the ask levels placed before,
+/// and reads their answers.
+fn buy_each_level(rest: &mut Client, buys: usize) {
+    let body = r#"{"quantity": 1, "price": 100000.0, "side": 1}"#;
+    let mut burst = Vec::new();
+    for _ in 0..buys {
+        burst.extend(request_bytes("POST", "/order/", Some(body)));
+    }
+    rest.send_raw(&burst).unwrap();
+    for _ in 0..buys {
+        rest.read_response().unwrap().expect(200);
+    }
+}
+
 /// A subscriber that reads slowly and keeps sending (pings) while the
 /// service stops still reads every trade of the answered commands and then
 /// the close (1001). Closing its socket while its pings were unread would
@@ -2119,67 +2209,11 @@ fn a_slow_subscriber_still_sending_at_a_clean_stop_reads_every_trade_and_the_clo
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     const BUYS: usize = 3_000;
-    /// Reads server frames from `stream`, `chunk` bytes at a time with a
-    /// pause between reads, until the close: the trades, and the close code.
-    fn trades_until_close(mut stream: &TcpStream, chunk: usize) -> Result<(usize, u16), String> {
-        let mut buf = Vec::new();
-        let mut piece = vec![0u8; chunk];
-        let mut trades = 0;
-        loop {
-            // Whole frames at the front of `buf`.
-            while buf.len() >= 2 {
-                let (opcode, short) = (buf[0] & 0x0f, (buf[1] & 0x7f) as usize);
-                let (len, head) = match short {
-                    126 if buf.len() >= 4 => (u16::from_be_bytes([buf[2], buf[3]]) as usize, 4),
-                    127 if buf.len() >= 10 => (
-                        u64::from_be_bytes(buf[2..10].try_into().unwrap()) as usize,
-                        10,
-                    ),
-                    126 | 127 => break,
-                    len => (len, 2),
-                };
-                if buf.len() < head + len {
-                    break;
-                }
-                let payload = &buf[head..head + len];
-                match opcode {
-                    0x1 => {
-                        let message: Value = serde_json::from_slice(payload).unwrap();
-                        trades += usize::from(message["type"] == "trade");
-                    }
-                    0x8 => return Ok((trades, u16::from_be_bytes([payload[0], payload[1]]))),
-                    _ => {}
-                }
-                buf.drain(..head + len);
-            }
-            match stream.read(&mut piece) {
-                Ok(0) => return Err(format!("end of stream after {trades} trades, no close")),
-                Ok(n) => buf.extend_from_slice(&piece[..n]),
-                Err(error) => return Err(format!("{error} after {trades} trades")),
-            }
-            thread::sleep(Duration::from_millis(1));
-        }
-    }
     for round in 0..3 {
         let mut server = Server::start();
         let mut rest = server.connect();
         place_ask_levels(&mut rest, BUYS as u32);
-        let stream = TcpStream::connect(server.addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        (&stream).write_all(RAW_UPGRADE).unwrap();
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            let mut byte = [0u8; 1];
-            (&stream).read_exact(&mut byte).unwrap();
-            head.push(byte[0]);
-        }
-        assert!(
-            head.starts_with(b"HTTP/1.1 101"),
-            "{}",
-            String::from_utf8_lossy(&head)
-        );
+        let stream = raw_subscriber(&server, 64 * 1024);
         let pinging = Arc::new(AtomicBool::new(true));
         let pinger = {
             let (stream, pinging) = (stream.try_clone().unwrap(), pinging.clone());
@@ -2195,20 +2229,43 @@ fn a_slow_subscriber_still_sending_at_a_clean_stop_reads_every_trade_and_the_clo
                 }
             })
         };
-        let body = r#"{"quantity": 1, "price": 100000.0, "side": 1}"#;
-        let mut burst = Vec::new();
-        for _ in 0..BUYS {
-            burst.extend(request_bytes("POST", "/order/", Some(body)));
-        }
-        rest.send_raw(&burst).unwrap();
-        for _ in 0..BUYS {
-            rest.read_response().unwrap().expect(200);
-        }
+        buy_each_level(&mut rest, BUYS);
         server.signal("TERM");
-        let seen = trades_until_close(&stream, 4096);
+        let seen = trades_until_close(
+            &stream,
+            4096,
+            Duration::from_millis(1),
+            Duration::from_secs(60),
+        );
         pinging.store(false, Ordering::Relaxed);
         pinger.join().unwrap();
         assert_eq!(seen, Ok((BUYS, 1001)), "round {round}");
         assert!(server.wait_exit(Duration::from_secs(10)).unwrap().success());
     }
+}
+
+/// A subscriber reading so slowly that the end of its feed is still
+/// queued for it 3 seconds into the stop reads it all, and the close,
+/// within the 5 s the stop gives: it was dropped 2 to 3 s after its close
+/// frame was queued (the grace a closing subscriber gets while the
+/// service runs), the rest of its feed and the close unsent.
+#[test]
+fn a_subscriber_whose_feed_is_still_queued_3_s_into_a_clean_stop_reads_it_all() {
+    const BUYS: usize = 5_000;
+    let mut server = Server::start();
+    let mut rest = server.connect();
+    place_ask_levels(&mut rest, BUYS as u32);
+    let stream = raw_subscriber(&server, 4096);
+    buy_each_level(&mut rest, BUYS);
+    server.signal("TERM");
+    // About 200 KB a second for 3.2 s (the feed is some 1.6 MB; the
+    // kernel holds about 260 KB of it), then as fast as it comes.
+    let seen = trades_until_close(
+        &stream,
+        4096,
+        Duration::from_millis(20),
+        Duration::from_millis(3_200),
+    );
+    assert_eq!(seen, Ok((BUYS, 1001)));
+    assert!(server.wait_exit(Duration::from_secs(10)).unwrap().success());
 }

@@ -21,16 +21,16 @@ pub fn inode(socket: &impl AsRawFd) -> io::Result<u64> {
     Ok(fs::metadata(format!("/proc/self/fd/{}", socket.as_raw_fd()))?.ino())
 }
 
-/// The bytes not yet acknowledged, summed over the sockets whose inodes
-/// are `inodes` (those not in the tables, closed since, count nothing).
-pub fn unacknowledged(inodes: &[u64]) -> io::Result<u64> {
+/// The bytes not yet acknowledged, summed over the IPv4 sockets whose
+/// inodes are `v4` and the IPv6 ones whose inodes are `v6` (those not in
+/// the tables, closed since, count nothing). A table is read only for
+/// sockets of its family: each read walks every TCP socket of the network
+/// namespace (9 to 37 ms in a probe, with 18,000 sockets open beside).
+pub fn unacknowledged(v4: &[u64], v6: &[u64]) -> io::Result<u64> {
     let mut total = 0;
-    for table in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
-        match fs::read_to_string(table) {
-            Ok(text) => total += unacknowledged_in(&text, inodes),
-            // No IPv6 in this kernel: no table for it.
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-            Err(error) => return Err(error),
+    for (table, inodes) in [("/proc/self/net/tcp", v4), ("/proc/self/net/tcp6", v6)] {
+        if !inodes.is_empty() {
+            total += unacknowledged_in(&fs::read_to_string(table)?, inodes);
         }
     }
     Ok(total)
@@ -74,7 +74,7 @@ mod tests {
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (mut server, _) = listener.accept().unwrap();
         let id = inode(&server).unwrap();
-        assert_eq!(unacknowledged(&[id]).unwrap(), 0);
+        assert_eq!(unacknowledged(&[id], &[]).unwrap(), 0);
         // More than the client's receive buffer holds: the rest waits.
         server.set_nonblocking(true).unwrap();
         let mut written = 0;
@@ -86,7 +86,7 @@ mod tests {
                 Err(error) => panic!("{error}"),
             }
         }
-        let waiting = unacknowledged(&[id]).unwrap();
+        let waiting = unacknowledged(&[id], &[]).unwrap();
         assert!(
             waiting > 0 && waiting <= written as u64,
             "{waiting} of {written}"
@@ -98,7 +98,7 @@ mod tests {
         }
         // The last acknowledgement may trail the last read by a moment.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while unacknowledged(&[id]).unwrap() > 0 {
+        while unacknowledged(&[id], &[]).unwrap() > 0 {
             assert!(std::time::Instant::now() < deadline, "never acknowledged");
             std::thread::sleep(std::time::Duration::from_millis(1));
         }

@@ -572,6 +572,8 @@ pub struct Front {
     /// (what their sockets held at the signal was read then), and each is
     /// closed once its last answer is written.
     stopping: bool,
+    /// When a stop next reads the closing connections' send queues.
+    delivery_check: stop::DeliveryCheck,
 }
 
 impl Front {
@@ -647,6 +649,7 @@ impl Front {
             order_snapshots: Vec::new(),
             feed_end: FeedEnd::Running,
             stopping: false,
+            delivery_check: stop::DeliveryCheck::new(Instant::now()),
         };
         Ok((front, waker))
     }

@@ -10,6 +10,8 @@
 //! waits until the closing connections' clients have acknowledged every
 //! byte sent them (`send_queue`).
 
+use std::time::{Duration, Instant};
+
 use super::super::send_queue;
 use super::subscribers::FeedEnd;
 use super::Front;
@@ -75,11 +77,54 @@ impl Front {
     /// (a client still reading slowly sends its next pipelined request
     /// into the closed socket). Where `/proc` cannot say, the exit does
     /// not wait.
-    fn answers_delivered(&self) -> bool {
-        let inodes: Vec<u64> = (self.connections.iter().flatten())
-            .filter(|c| c.lingering_since.is_some())
-            .filter_map(|c| send_queue::inode(&c.stream).ok())
-            .collect();
-        inodes.is_empty() || !matches!(send_queue::unacknowledged(&inodes), Ok(bytes) if bytes > 0)
+    /// The tables are read at growing intervals ([`DeliveryCheck`]): each
+    /// read walks every TCP socket of the machine's network namespace.
+    fn answers_delivered(&mut self) -> bool {
+        if self.now < self.delivery_check.next {
+            return false;
+        }
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        for conn in self.connections.iter().flatten() {
+            if conn.lingering_since.is_none() {
+                continue;
+            }
+            if let Ok(inode) = send_queue::inode(&conn.stream) {
+                // A v4 client of a v6 listener is in the v6 table.
+                match conn.peer.is_ipv6() {
+                    true => v6.push(inode),
+                    false => v4.push(inode),
+                }
+            }
+        }
+        let delivered = !matches!(send_queue::unacknowledged(&v4, &v6), Ok(bytes) if bytes > 0);
+        if !delivered {
+            self.delivery_check.wait_more(self.now);
+        }
+        delivered
+    }
+}
+
+/// When the closing connections' send queues are next read: 10 ms after
+/// the first read that found bytes unacknowledged, then twice as long
+/// each time, up to 160 ms (at most about 35 reads in a 5 s drain).
+pub(super) struct DeliveryCheck {
+    next: Instant,
+    wait: Duration,
+}
+
+impl DeliveryCheck {
+    const FIRST: Duration = Duration::from_millis(10);
+    const LONGEST: Duration = Duration::from_millis(160);
+
+    pub(super) fn new(now: Instant) -> Self {
+        DeliveryCheck {
+            next: now,
+            wait: Self::FIRST,
+        }
+    }
+
+    fn wait_more(&mut self, now: Instant) {
+        self.next = now + self.wait;
+        self.wait = (self.wait * 2).min(Self::LONGEST);
     }
 }

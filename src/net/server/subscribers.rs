@@ -914,7 +914,9 @@ impl Front {
             };
             let mut drop_now = false;
             if let Some(since) = sub.closing {
-                drop_now = now.duration_since(since) > feed.close_grace;
+                // At a stop the drain's deadline bounds it instead: a slow
+                // reader is given the feed's end within it.
+                drop_now = now.duration_since(since) > feed.close_grace && !self.stopping;
             } else if let Some(sent) = sub.ping_sent {
                 if now.duration_since(sent) > feed.pong_timeout {
                     sub.close_with(1011, "no pong: connection presumed dead");
