@@ -86,6 +86,11 @@ impl ClientIds {
         self.by_order.remove(&order)
     }
 
+    /// Each named order and its name, in no order.
+    pub fn iter(&self) -> impl Iterator<Item = (OrderId, ClientOrderId)> + '_ {
+        self.by_order.iter().map(|(&order, &name)| (order, name))
+    }
+
     /// Keeps only the names of the orders `known` says are known.
     pub fn retain(&mut self, known: impl Fn(OrderId) -> bool) {
         self.by_order.retain(|&order, _| known(order));

@@ -5,6 +5,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 use support::*;
 
@@ -276,6 +278,50 @@ fn a_name_is_free_again_once_its_order_leaves_the_kept_history() {
             .expect_detail(404, "Order not found");
         client.post("/order/", &named(1, 10.0, 1, name)).expect(200);
     }
+}
+
+/// A name given again once its first order left a history of 2, then a
+/// crash, and a start under a history of 100 that replays the journal and
+/// so keeps the first order again: the name stays the second order's, the
+/// first is shown without it, and the state file the next stop writes is
+/// read at the start after. (Both kept the name, and that start was
+/// refused: "client_order_id "dup" names another order too".)
+#[test]
+fn a_name_given_again_stays_the_new_orders_when_a_larger_history_brings_the_old_back() {
+    let dir = TempDir::new("name-reused");
+    let mut server = Server::start_in(
+        &dir.0,
+        &["--finished-orders", "2", "--snapshot-interval", "0"],
+    );
+    let mut client = server.connect();
+    let old = place_named(&mut client, 1, 90.0, 1, "dup");
+    client.delete(&format!("/order/{old}")).expect(200);
+    for price in [91.0, 92.0, 93.0] {
+        let other = client.place_id(1, price, 1);
+        client.delete(&format!("/order/{other}")).expect(200);
+    }
+    client
+        .get(&format!("/order/{old}"))
+        .expect_detail(404, "Order not found");
+    let new = place_named(&mut client, 1, 94.0, 1, "dup");
+    server.kill9();
+
+    let larger = ["--finished-orders", "100", "--snapshot-interval", "0"];
+    let mut server = Server::start_in(&dir.0, &larger);
+    let mut client = server.connect();
+    let by_name = client.get("/order?client_order_id=dup").expect(200);
+    assert_eq!(by_name["order_id"], json!(new));
+    let old_order = client.order(&old);
+    assert_eq!(old_order["status"], "cancelled");
+    assert_eq!(old_order.get("client_order_id"), None, "{old_order}");
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(10)).unwrap().success());
+
+    let server = Server::start_in(&dir.0, &larger);
+    let mut client = server.connect();
+    let by_name = client.get("/order?client_order_id=dup").expect(200);
+    assert_eq!(by_name["order_id"], json!(new));
+    assert_eq!(client.order(&old).get("client_order_id"), None);
 }
 
 #[test]

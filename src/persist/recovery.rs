@@ -4,14 +4,14 @@
 //! with a message naming the file and the problem; nothing is changed on
 //! disk then, except that a torn journal tail is cut (with a warning).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 
 use super::snapshot::State;
 use super::{segments, snapshot};
-use crate::api::{self, TradeRecord, Wire};
+use crate::api::{self, ClientOrderId, TradeRecord, Wire};
 use crate::client_ids::ClientIds;
-use crate::engine::{BookConfig, Command, CommandKind, Event, OrderBook};
+use crate::engine::{BookConfig, Command, CommandKind, Event, OrderBook, OrderId};
 use crate::publisher;
 
 /// The state rebuilt at start.
@@ -69,6 +69,16 @@ fn rebuild(
     if names.is_some() {
         book.log_evictions();
     }
+    // Name → order, for the replayed places. The live service refused a
+    // name still in use (409), so a place naming one another order holds
+    // here came after that order had left its history: a larger
+    // --finished-orders at this start keeps it longer. It loses the name,
+    // as it had then (both kept it, and the state file the next stop wrote
+    // was refused as naming two orders).
+    let mut holders: HashMap<ClientOrderId, OrderId> = match names.as_deref() {
+        Some(names) => names.iter().map(|(order, name)| (name, order)).collect(),
+        None => HashMap::new(),
+    };
     let mut events = Vec::new();
     for record in &replay.records {
         // A command the engine refused is journaled too (the front writes
@@ -80,6 +90,12 @@ fn rebuild(
                 (Some(name), CommandKind::Place { id, .. }) if accepted => Some((id, name)),
                 _ => None,
             };
+            if let Some((order, name)) = placed {
+                let earlier = holders.insert(name, order);
+                if let Some(earlier) = earlier.filter(|&e| names.name_of(e) == Some(&name)) {
+                    names.forget(earlier);
+                }
+            }
             names.follow(&mut book, placed, |_, _| {});
         }
     }
