@@ -1936,6 +1936,24 @@ fn a_silent_subscriber_is_pinged_and_dropped_if_it_never_answers() {
     );
 }
 
+/// Reads until the close: the messages of `kind`, and the close code.
+fn until_close(ws: &mut Ws, kind: &str, round: usize) -> (Vec<Value>, Option<CloseCode>) {
+    let mut seen = Vec::new();
+    loop {
+        match ws.read() {
+            Ok(Message::Text(text)) => {
+                let message: Value = serde_json::from_str(&text).unwrap();
+                if message["type"] == kind {
+                    seen.push(message);
+                }
+            }
+            Ok(Message::Close(frame)) => return (seen, frame.map(|f| f.code)),
+            Ok(_) => {}
+            Err(error) => panic!("round {round}: {error} after {} {kind}", seen.len()),
+        }
+    }
+}
+
 /// A clean stop sends each subscriber the messages of every command it
 /// answered, then closes with 1001: the feed's tail is not dropped. With
 /// room for one frame between the publisher (or the replica, for the
@@ -1944,23 +1962,6 @@ fn a_silent_subscriber_is_pinged_and_dropped_if_it_never_answers() {
 #[test]
 fn a_clean_stop_sends_subscribers_every_answered_commands_messages_before_closing() {
     const BUYS: usize = 3_000;
-    /// Reads until the close: the messages of `kind`, and the close code.
-    fn until_close(ws: &mut Ws, kind: &str, round: usize) -> (Vec<Value>, Option<CloseCode>) {
-        let mut seen = Vec::new();
-        loop {
-            match ws.read() {
-                Ok(Message::Text(text)) => {
-                    let message: Value = serde_json::from_str(&text).unwrap();
-                    if message["type"] == kind {
-                        seen.push(message);
-                    }
-                }
-                Ok(Message::Close(frame)) => return (seen, frame.map(|f| f.code)),
-                Ok(_) => {}
-                Err(error) => panic!("round {round}: {error} after {} {kind}", seen.len()),
-            }
-        }
-    }
     for round in 0..3 {
         let mut server = Server::start_with(&["--feed-channel", "1"]);
         let mut rest = server.connect();
@@ -2015,30 +2016,13 @@ fn a_clean_stop_sends_subscribers_every_answered_commands_messages_before_closin
 #[test]
 fn a_clean_stop_under_a_pipelining_client_answers_every_applied_place_and_tells_the_feed() {
     use std::collections::BTreeSet;
-    /// The ids the follower is told of, and its close code.
-    fn told(mut ws: Ws) -> (BTreeSet<String>, Option<CloseCode>) {
-        let mut ids = BTreeSet::new();
-        loop {
-            match ws.read() {
-                Ok(Message::Text(text)) => {
-                    let message: Value = serde_json::from_str(&text).unwrap();
-                    if message["type"] == "order" {
-                        ids.insert(message["order"]["order_id"].as_str().unwrap().to_owned());
-                    }
-                }
-                Ok(Message::Close(frame)) => return (ids, frame.map(|f| f.code)),
-                Ok(_) => {}
-                Err(error) => panic!("the follower: {error} after {} orders", ids.len()),
-            }
-        }
-    }
     const STOP_AFTER: usize = 2_000;
     for round in 0..3 {
         let dir = support::TempDir::new("stop-under-pipelining");
         let mut server = Server::start_in(&dir.0, &[]);
         let mut follower = connect(&server, "?channels=orders");
         next_of(&mut follower, "orders_snapshot");
-        let follower = thread::spawn(move || told(follower));
+        let follower = thread::spawn(move || until_close(&mut follower, "order", round));
         let mut client = server.connect();
         let stream = client.stream().try_clone().unwrap();
         // At most 200,000 places; it stops at the first refused write.
@@ -2082,7 +2066,10 @@ fn a_clean_stop_under_a_pipelining_client_answers_every_applied_place_and_tells_
         writer.join().unwrap();
         let status = server.wait_exit(Duration::from_secs(10));
         assert_eq!(status.and_then(|s| s.code()), Some(0), "round {round}");
-        let (told, close) = follower.join().unwrap();
+        let (changes, close) = follower.join().unwrap();
+        let told: BTreeSet<String> = (changes.iter())
+            .map(|change| change["order"]["order_id"].as_str().unwrap().to_owned())
+            .collect();
         assert_eq!(close, Some(CloseCode::Away), "round {round}");
         assert!(
             told == answered,

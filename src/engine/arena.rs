@@ -93,6 +93,7 @@ impl<T> Arena<T> {
     }
 
     /// The bytes this arena's buffers have room for.
+    #[cfg(test)]
     pub(crate) fn capacity_bytes(&self) -> u64 {
         let chunks: u64 = (self.chunks.iter())
             .map(|chunk| bytes(chunk.capacity(), size_of::<T>()))

@@ -360,8 +360,9 @@ impl OrderBook {
 
     /// The bytes this book's buffers have room for (what
     /// [`BookConfig::reserved_bytes`] foretells, until the book outgrows
-    /// its sizes).
-    pub fn capacity_bytes(&self) -> u64 {
+    /// its sizes): the test of that foretelling.
+    #[cfg(test)]
+    fn capacity_bytes(&self) -> u64 {
         let ladders: u64 = (self.ladders.iter())
             .map(|l| {
                 bytes(l.sorted.capacity(), size_of::<(Ticks, u32)>()) + l.by_price.capacity_bytes()

@@ -170,6 +170,7 @@ impl IdIndex {
     }
 
     /// The bytes this index's buffers have room for.
+    #[cfg(test)]
     pub(crate) fn capacity_bytes(&self) -> u64 {
         bytes(
             self.table.capacity() + self.old.capacity(),
