@@ -316,6 +316,8 @@ fn run(config: Config) -> Result<(), String> {
         named,
     )?;
     let (front_names, replica_names) = client_ids::link(recovered.names);
+    let front_config = config.front();
+    let front_drain = front_config.drain_timeout;
     let (mut front, waker) = Front::bind(
         config.listen,
         requests_in,
@@ -328,7 +330,7 @@ fn run(config: Config) -> Result<(), String> {
         front_names,
         cancel_after,
         config.wire(),
-        config.front(),
+        front_config,
         shutdown.clone(),
     )
     .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -394,13 +396,25 @@ fn run(config: Config) -> Result<(), String> {
 
     let signal_waker = waker.clone();
     let signal_flag = shutdown.clone();
+    let drain_seconds = front_drain.as_secs();
     thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            if let Some(signal) = signals.forever().next() {
+            let mut signals = signals.forever();
+            if let Some(signal) = signals.next() {
                 orderbook::log_line!("orderbook: signal {signal} received, shutting down");
                 signal_flag.store(true, Ordering::Release);
                 let _ = signal_waker.wake();
+            }
+            // A second Ctrl-C while slow clients hold the drain: say what
+            // is going on rather than seem to ignore it.
+            for signal in signals {
+                orderbook::log_line!(
+                    "orderbook: signal {signal} received again; the clean stop goes on \
+                     (slow clients have at most {} s), SIGKILL ends it at once \
+                     and the next start replays the journal",
+                    drain_seconds
+                );
             }
         })
         .map_err(|e| format!("cannot start the signal thread: {e}"))?;

@@ -1986,6 +1986,60 @@ fn a_slow_reader_sending_during_a_clean_stop_reads_every_answer_then_the_end() {
     }
 }
 
+/// A second SIGTERM while a slow reader holds the drain is told of on
+/// stderr, and the stop goes on as before: the reader gets its whole
+/// answer, the service exits 0. (It was swallowed without a word: a user
+/// pressing Ctrl-C again could not tell whether it had been heard.)
+#[test]
+fn a_second_signal_during_the_drain_is_logged_and_the_stop_goes_on() {
+    const ORDERS: u64 = 3_000;
+    let dir = TempDir::new("stop-second-signal");
+    let mut server = Server::start_in(&dir.0, &[]);
+    let mut setup = server.connect();
+    let mut burst = Vec::new();
+    for n in 0..ORDERS {
+        burst.extend(request_bytes(
+            "POST",
+            "/order/",
+            Some(&post_body(1, 10_000 + n, 1)),
+        ));
+    }
+    setup.send_raw(&burst).unwrap();
+    for _ in 0..ORDERS {
+        setup.read_response().unwrap().expect(200);
+    }
+    let listing_len = setup.get("/orders").body.len();
+    let stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    socket2::SockRef::from(&stream)
+        .set_recv_buffer_size(16 * 1024)
+        .unwrap();
+    (&stream)
+        .write_all(&request_bytes("GET", "/orders", None))
+        .unwrap();
+    let mut received = vec![0u8; 1];
+    (&stream).read_exact(&mut received).unwrap();
+    server.signal("TERM");
+    thread::sleep(Duration::from_millis(300));
+    assert!(!server.has_exited(), "the reader holds the drain");
+    server.signal("TERM");
+    let said = "signal 15 received again; the clean stop goes on (slow clients have at most 5 s)";
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !server.stderr().contains(said) {
+        assert!(Instant::now() < deadline, "{}", server.stderr());
+        thread::sleep(Duration::from_millis(10));
+    }
+    (&stream).read_to_end(&mut received).unwrap();
+    let (listing, rest) = split_response(&received);
+    assert_eq!((listing.0, listing.1.len()), (200, listing_len));
+    assert!(rest.is_empty());
+    assert!(server.wait_exit(Duration::from_secs(10)).unwrap().success());
+    let stderr = server.final_stderr();
+    assert_eq!(stderr.matches("received again").count(), 1, "{stderr}");
+}
+
 /// The first whole response in `bytes` (status and body, by its
 /// `Content-Length`), and the bytes after it.
 fn split_response(bytes: &[u8]) -> ((u16, &[u8]), &[u8]) {
