@@ -1907,30 +1907,9 @@ fn a_slow_reader_sending_during_a_clean_stop_reads_every_answer_then_the_end() {
     const ORDERS: u64 = 8_000;
     for round in 0..3 {
         let dir = TempDir::new("stop-slow-reader");
-        let mut server = Server::start_in(&dir.0, &[]);
-        let mut setup = server.connect();
-        let mut burst = Vec::new();
-        for n in 0..ORDERS {
-            burst.extend(request_bytes(
-                "POST",
-                "/order/",
-                Some(&post_body(1, 10_000 + n, 1)),
-            ));
-        }
-        setup.send_raw(&burst).unwrap();
-        for _ in 0..ORDERS {
-            setup.read_response().unwrap().expect(200);
-        }
-        let listing_len = setup.get("/orders").body.len();
+        let (mut server, listing_len) = serving_bids(&dir, ORDERS);
         assert!(listing_len > 1_000_000, "{listing_len} bytes");
-        let stream = TcpStream::connect(server.addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        // A small receive buffer: the answers wait in the service's queue.
-        socket2::SockRef::from(&stream)
-            .set_recv_buffer_size(16 * 1024)
-            .unwrap();
+        let stream = slow_reader(&server);
         let mut requests = request_bytes("GET", "/orders", None);
         requests.extend(request_bytes(
             "POST",
@@ -1994,28 +1973,8 @@ fn a_slow_reader_sending_during_a_clean_stop_reads_every_answer_then_the_end() {
 fn a_second_signal_during_the_drain_is_logged_and_the_stop_goes_on() {
     const ORDERS: u64 = 3_000;
     let dir = TempDir::new("stop-second-signal");
-    let mut server = Server::start_in(&dir.0, &[]);
-    let mut setup = server.connect();
-    let mut burst = Vec::new();
-    for n in 0..ORDERS {
-        burst.extend(request_bytes(
-            "POST",
-            "/order/",
-            Some(&post_body(1, 10_000 + n, 1)),
-        ));
-    }
-    setup.send_raw(&burst).unwrap();
-    for _ in 0..ORDERS {
-        setup.read_response().unwrap().expect(200);
-    }
-    let listing_len = setup.get("/orders").body.len();
-    let stream = TcpStream::connect(server.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    socket2::SockRef::from(&stream)
-        .set_recv_buffer_size(16 * 1024)
-        .unwrap();
+    let (mut server, listing_len) = serving_bids(&dir, ORDERS);
+    let stream = slow_reader(&server);
     (&stream)
         .write_all(&request_bytes("GET", "/orders", None))
         .unwrap();
@@ -2038,6 +1997,40 @@ fn a_second_signal_during_the_drain_is_logged_and_the_stop_goes_on() {
     assert!(server.wait_exit(Duration::from_secs(10)).unwrap().success());
     let stderr = server.final_stderr();
     assert_eq!(stderr.matches("received again").count(), 1, "{stderr}");
+}
+
+/// A service in `dir` with `orders` bids of 1 resting, one a price, and
+/// the length of its `GET /orders` answer.
+fn serving_bids(dir: &TempDir, orders: u64) -> (Server, usize) {
+    let server = Server::start_in(&dir.0, &[]);
+    let mut setup = server.connect();
+    let mut burst = Vec::new();
+    for n in 0..orders {
+        burst.extend(request_bytes(
+            "POST",
+            "/order/",
+            Some(&post_body(1, 10_000 + n, 1)),
+        ));
+    }
+    setup.send_raw(&burst).unwrap();
+    for _ in 0..orders {
+        setup.read_response().unwrap().expect(200);
+    }
+    let listing_len = setup.get("/orders").body.len();
+    (server, listing_len)
+}
+
+/// A connection with a small receive buffer, so that large answers wait
+/// in the service's send queue until it reads them.
+fn slow_reader(server: &Server) -> TcpStream {
+    let stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    socket2::SockRef::from(&stream)
+        .set_recv_buffer_size(16 * 1024)
+        .unwrap();
+    stream
 }
 
 /// The first whole response in `bytes` (status and body, by its
