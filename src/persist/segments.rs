@@ -423,6 +423,7 @@ struct Cut {
 fn torn_tail(unfinished_batch: usize) -> String {
     match unfinished_batch {
         0 => "a torn last record".to_owned(),
+        1 => "the first record of a batch whose last was never written".to_owned(),
         n => format!("the first {n} records of a batch whose last was never written"),
     }
 }
@@ -518,6 +519,19 @@ fn walk(
 mod tests {
     use super::*;
     use crate::engine::{Command, CommandKind};
+
+    #[test]
+    fn a_torn_tail_is_told_in_words_that_count_its_records() {
+        assert_eq!(torn_tail(0), "a torn last record");
+        assert_eq!(
+            torn_tail(1),
+            "the first record of a batch whose last was never written"
+        );
+        assert_eq!(
+            torn_tail(29),
+            "the first 29 records of a batch whose last was never written"
+        );
+    }
 
     fn record(seq: u64) -> Record {
         Record {
