@@ -2625,6 +2625,91 @@ fn under_fsync_metrics_time_every_journal_sync() {
     assert!(value("orderbook_journal_sync_seconds{quantile=\"0.5\"}") > 0.0);
 }
 
+/// A write takes no query parameters, and refuses any: ignored, a
+/// prefix given in the query of `POST /orders/cancel_all_after` (where its
+/// `GET` takes it) armed the switch of every order, and a name in the
+/// query of `POST /order` placed an order without it. Nothing is applied.
+#[test]
+fn a_write_refuses_any_query_parameter() {
+    let server = Server::start();
+    let mut client = server.connect();
+    let id = client.place_id(1, 10.0, 5);
+    let place = r#"{"quantity": 1, "price": 2.0, "side": 1}"#;
+    let batch = format!(r#"{{"orders": [{place}]}}"#);
+    let modify = format!(r#"{{"orders": [{{"id": "{id}", "quantity": 9}}]}}"#);
+    let cancel = format!(r#"{{"order_ids": ["{id}"]}}"#);
+    for (method, target, body, name, route) in [
+        (
+            "POST",
+            "/orders/cancel_all_after?client_order_id_prefix=mm1-".to_owned(),
+            r#"{"timeout_ms": 30000}"#.to_owned(),
+            "client_order_id_prefix",
+            "POST /orders/cancel_all_after",
+        ),
+        (
+            "POST",
+            "/order?client_order_id=retry-1".to_owned(),
+            place.to_owned(),
+            "client_order_id",
+            "POST /order",
+        ),
+        (
+            "POST",
+            "/orders/batch?foo=1".to_owned(),
+            batch,
+            "foo",
+            "POST /orders/batch",
+        ),
+        (
+            "POST",
+            "/orders/modify?x".to_owned(),
+            modify,
+            "x",
+            "POST /orders/modify",
+        ),
+        (
+            "POST",
+            "/orders/cancel/?y=2".to_owned(),
+            cancel,
+            "y",
+            "POST /orders/cancel",
+        ),
+        (
+            "PUT",
+            format!("/order/{id}?quantity=1"),
+            r#"{"quantity": 7}"#.to_owned(),
+            "quantity",
+            "PUT /order/{id}",
+        ),
+        (
+            "DELETE",
+            format!("/order/{id}/?z=1"),
+            String::new(),
+            "z",
+            "DELETE /order/{id}",
+        ),
+    ] {
+        let body = (method != "DELETE").then_some(body.as_str());
+        client
+            .request(method, &target, body)
+            .expect_detail(422, &format!("{name}: {route} takes no query parameters"));
+    }
+    // Nothing was applied: one order, as placed, and no switch armed.
+    let (buys, sells) = client.orders();
+    assert_eq!((buys.len(), sells.len()), (1, 0));
+    assert_eq!(
+        (buys[0]["id"].as_str(), buys[0]["quantity"].as_u64()),
+        (Some(id.as_str()), Some(5))
+    );
+    let switch = client.get("/orders/cancel_all_after").expect(200);
+    assert_eq!(switch["trigger_time"], Value::Null, "{switch}");
+    // A read that takes none still ignores a cache-buster.
+    assert_eq!(
+        client.get(&format!("/order/{id}?_=1")).expect(200)["order_quantity"],
+        5
+    );
+}
+
 /// A route that takes query parameters refuses one it does not know, as
 /// `DELETE /orders` does: ignored, a misspelt filter answered with every
 /// order or trade. Routes that take none ignore a query.

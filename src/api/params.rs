@@ -171,6 +171,10 @@ pub fn only_params(
     takes: &[&str],
 ) -> Result<(), ApiError> {
     match query_pairs(query).find(|(key, _)| !takes.contains(&key.as_ref())) {
+        Some((key, _)) if takes.is_empty() => Err(ApiError::field(
+            &key,
+            &format!("{} takes no query parameters", route()),
+        )),
         Some((key, _)) => Err(ApiError::field(
             &key,
             &format!(

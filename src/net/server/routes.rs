@@ -759,7 +759,8 @@ const NO_ORDER: OrderId = 0;
 /// (422; 400 for `/ws`, refused before the upgrade): ignored, a misspelt
 /// filter (`?clientOrderIdPrefix=`, `?orderId=`) would answer with every
 /// order or trade, or `DELETE /orders` cancel every order instead of the
-/// few meant. Routes that take none ignore a query (a cache-buster).
+/// few meant. Writes that take none refuse any; reads that take none
+/// ignore a query (a cache-buster).
 fn params_known(path: &str, method: Method, query: Option<&str>) -> Result<(), ApiError> {
     let takes: &[&str] = match (path, method) {
         ("/orders", Method::Get) => &["limit", "side", "client_order_id_prefix"],
@@ -770,9 +771,18 @@ fn params_known(path: &str, method: Method, query: Option<&str>) -> Result<(), A
         ("/orders/cancel_all_after", Method::Get) => &["client_order_id_prefix"],
         ("/order", Method::Get | Method::Put | Method::Delete) => &["client_order_id"],
         ("/ws", Method::Get) => &["depth", "channels"],
+        // The other writes take none: `POST /orders/cancel_all_after
+        // ?client_order_id_prefix=P` ignored would arm the switch of every
+        // order, `POST /order?client_order_id=` place an unnamed order.
+        _ if needs_token(method, path) => &[],
         _ => return Ok(()),
     };
-    let route = || format!("{} {path}", method_name(method));
+    let shown = if path.starts_with("/order/") {
+        "/order/{id}"
+    } else {
+        path
+    };
+    let route = || format!("{} {shown}", method_name(method));
     api::only_params(query, route, takes).map_err(|refused| match path {
         "/ws" => ApiError::new(400, refused.detail),
         _ => refused,
