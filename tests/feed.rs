@@ -706,6 +706,45 @@ fn frames_breaking_rfc_6455_close_the_connection_with_its_code() {
     );
 }
 
+/// A message up to the 64 KiB bound, in one frame, is answered under any
+/// HTTP size limits. The read buffer was sized by those alone: with
+/// `--max-body-bytes 4096`, a frame over 28,664 bytes never fitted whole,
+/// and the connection read nothing more (no answer, no pong, no close)
+/// until the pong timeout dropped it.
+#[test]
+fn a_64_kib_op_in_one_frame_is_answered_under_small_http_limits() {
+    let server = Server::start_with(&[
+        "--max-body-bytes",
+        "4096",
+        "--max-header-bytes",
+        "1024",
+        "--feed-snapshot-ms",
+        "60000",
+    ]);
+    let mask = [7, 1, 9, 3];
+    let mut ws = connect(&server, "");
+    assert_eq!(next(&mut ws)["type"], "snapshot");
+    let op = br#"{"op":"unsubscribe","channels":["bbo"]}"#;
+    let mut padded = op.to_vec();
+    padded.resize(64 * 1024, b' ');
+    let stream = ws.get_mut();
+    stream
+        .write_all(&client_frame(true, 0x1, mask, &padded))
+        .unwrap();
+    stream
+        .write_all(&client_frame(true, 0x9, mask, b"still here"))
+        .unwrap();
+    assert_eq!(
+        next(&mut ws),
+        json!({"type": "subscribed", "channels": ["trades", "book", "snapshot"]})
+    );
+    // One byte more is refused with 1009, as at the default limits.
+    let mut over = op.to_vec();
+    over.resize(64 * 1024 + 1, b' ');
+    let frames = [client_frame(true, 0x1, mask, &over)];
+    assert_eq!(close_code_after(&server, &frames), 1009);
+}
+
 #[test]
 fn a_thousand_subscribers_each_get_every_message_of_a_ten_thousand_event_burst() {
     let server = Server::start_with(&["--feed-snapshot-ms", "60000", "--max-connections", "2000"]);

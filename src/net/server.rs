@@ -1022,9 +1022,14 @@ impl Front {
         }
     }
 
-    /// The read buffer's largest size: one request at the limits, plus a chunk.
+    /// The read buffer's largest size: one request at the limits, or one
+    /// subscriber's frame at its (a 64 KiB message and the largest masked
+    /// frame header, 14 bytes), plus a chunk. Sized by the HTTP limits
+    /// alone, a frame larger than them under small `--max-body-bytes`
+    /// never fitted whole, and its connection read nothing more.
     fn read_cap(&self) -> usize {
-        self.config.limits.max_head_bytes + self.config.limits.max_body_bytes + READ_CHUNK
+        let request = self.config.limits.max_head_bytes + self.config.limits.max_body_bytes;
+        request.max(crate::net::ws::MAX_CLIENT_MESSAGE + 14) + READ_CHUNK
     }
 
     /// Serves every complete request in the connection's read buffer while
