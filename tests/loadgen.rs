@@ -381,6 +381,31 @@ fn an_open_loop_run_sends_exactly_its_schedule() {
     assert_eq!(resting(&server), 1_000);
 }
 
+/// A slow open loop reports the rate it was asked for, timed over its
+/// schedule: N sends 1/R apart were timed to the last answer alone, over
+/// (N - 1)/R, and read N/(N - 1) times too fast (8 at 4/s: 4.57/s).
+#[test]
+fn a_slow_open_loop_reports_its_rate_over_its_whole_schedule() {
+    let server = Server::start();
+    for stop in [Stop::Requests(8), Stop::After(Duration::from_secs(2))] {
+        let mut settings = settings(&server, 2, 1, stop, "place=1");
+        settings.rate = Some(4.0);
+        let report = loadgen::run(&settings).unwrap();
+        assert_all_200(&report, 8);
+        assert!(
+            report.elapsed >= Duration::from_secs(2),
+            "{stop:?}: {:?}",
+            report.elapsed
+        );
+        let rate = report.throughput();
+        assert!(
+            (3.5..=4.0).contains(&rate),
+            "{stop:?}: {rate}/s over {:?}",
+            report.elapsed
+        );
+    }
+}
+
 /// A slow open loop leaves each connection idle longer than the service's
 /// idle timeout: the service closes them between requests, and the load
 /// generator reconnects without counting a failure or losing a request.

@@ -645,7 +645,17 @@ fn drive(
             }
         }
     }
-    report.elapsed = last_answer.duration_since(started);
+    // Open loop, the run lasts its schedule at least: timed to the last
+    // answer alone, N sends 1/R apart span (N - 1)/R, and the rate read
+    // N/(N - 1) times too high (5 sends at 1/s "1.2/s over 4.00 s").
+    let scheduled = match (settings.rate, settings.stop) {
+        (Some(_), Stop::After(duration)) => duration,
+        (Some(rate), Stop::Requests(requests)) => {
+            Duration::from_secs_f64(requests as f64 / rate.max(1e-9))
+        }
+        (None, _) => Duration::ZERO,
+    };
+    report.elapsed = last_answer.duration_since(started).max(scheduled);
     Ok(report)
 }
 
