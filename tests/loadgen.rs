@@ -381,6 +381,31 @@ fn an_open_loop_run_sends_exactly_its_schedule() {
     assert_eq!(resting(&server), 1_000);
 }
 
+/// A fetch of an order that traded away and then left the service's
+/// history of finished orders is answered 404: counted apart, not a
+/// failure of the run (with `--finished-orders` small, every batch run
+/// with fetches ended in exit 1, naming nothing).
+#[test]
+fn fetches_of_orders_the_service_no_longer_keeps_are_not_errors() {
+    let server = Server::start_with(&["--finished-orders", "0"]);
+    let report = loadgen::run(&settings(
+        &server,
+        2,
+        1,
+        Stop::Requests(3_000),
+        "place=40,cross=30,fetch=30",
+    ))
+    .unwrap();
+    assert!(report.not_kept > 0, "{:?}", report.statuses);
+    assert_eq!((report.unexpected(), report.transport_errors), (0, 0));
+    assert_eq!(
+        report.statuses.get(&404).copied(),
+        Some(report.not_kept),
+        "only fetches are 404 here"
+    );
+    assert_eq!(report.placed + report.fetched + report.not_kept, 3_000);
+}
+
 /// A slow open loop reports the rate it was asked for, timed over its
 /// schedule: N sends 1/R apart were timed to the last answer alone, over
 /// (N - 1)/R, and read N/(N - 1) times too fast (8 at 4/s: 4.57/s).

@@ -255,6 +255,9 @@ pub struct Report {
     pub candle_reads: u64,
     /// Cancels and modifies answered 404: the order had traded away.
     pub not_resting: u64,
+    /// Fetches answered 404: the order had traded away and then left the
+    /// service's bounded history of finished orders (`--finished-orders`).
+    pub not_kept: u64,
     /// Connections that failed (refused, reset, closed mid-answer,
     /// unparsable answer); each is reopened.
     pub transport_errors: u64,
@@ -274,15 +277,16 @@ impl Report {
         self.requests as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
-    /// Answers other than 200, a cancel's 404 and 503 (overloaded): the
-    /// service refused a request the generator meant to be valid.
+    /// Answers other than 200, a cancel's, modify's or fetch's 404 and 503
+    /// (overloaded): the service refused a request the generator meant to
+    /// be valid.
     pub fn unexpected(&self) -> u64 {
         self.statuses
             .iter()
             .filter(|(&status, _)| status != 200 && status != 404 && status != 503)
             .map(|(_, &n)| n)
             .sum::<u64>()
-            + (self.statuses.get(&404).copied().unwrap_or(0) - self.not_resting)
+            + (self.statuses.get(&404).copied().unwrap_or(0) - self.not_resting - self.not_kept)
     }
 
     fn merge(&mut self, other: Report) {
@@ -301,6 +305,7 @@ impl Report {
         self.ticker_reads += other.ticker_reads;
         self.candle_reads += other.candle_reads;
         self.not_resting += other.not_resting;
+        self.not_kept += other.not_kept;
         self.transport_errors += other.transport_errors;
         self.elapsed = self.elapsed.max(other.elapsed);
         self.latency_us
@@ -330,6 +335,7 @@ impl Report {
             ticker_reads: 0,
             candle_reads: 0,
             not_resting: 0,
+            not_kept: 0,
             transport_errors: 0,
             elapsed: Duration::ZERO,
             latency_us: latency_histogram(),
@@ -381,6 +387,7 @@ impl Report {
             "ticker_reads": self.ticker_reads,
             "candle_reads": self.candle_reads,
             "not_resting": self.not_resting,
+            "not_kept": self.not_kept,
             "transport_errors": self.transport_errors,
             "latency_us": percentiles(&self.latency_us),
             "latency_by_kind_us": by_kind,
@@ -900,6 +907,7 @@ fn read_answers(
             }
             (Kind::Cancel | Kind::Modify, 404) => report.not_resting += 1,
             (Kind::Fetch, 200) => report.fetched += 1,
+            (Kind::Fetch, 404) => report.not_kept += 1,
             (Kind::Book, 200) => report.book_reads += 1,
             (Kind::Ticker, 200) => report.ticker_reads += 1,
             (Kind::Candles, 200) => report.candle_reads += 1,

@@ -208,6 +208,18 @@ fn main() -> ExitCode {
     }
     let feed_failed = feed.as_ref().is_some_and(|feed| !feed.errors.is_empty());
     if report.transport_errors > 0 || report.unexpected() > 0 || feed_failed {
+        // Said on stderr too, so that a `--json` run's failure is named.
+        eprintln!(
+            "loadgen: the run failed: {} unexpected answers (statuses {:?}), {} transport errors{}",
+            report.unexpected(),
+            report.statuses,
+            report.transport_errors,
+            if feed_failed {
+                ", and the feed failed"
+            } else {
+                ""
+            }
+        );
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
@@ -254,7 +266,7 @@ fn print_report(settings: &Settings, report: &Report) {
         );
     }
     println!(
-        "placed {} (rested {}, IOC {}, market {}), cancelled {}, modified {}, fetched {}, book reads {}, ticker reads {}, candle reads {}; cancels and modifies of orders no longer resting {}; transport errors {}",
+        "placed {} (rested {}, IOC {}, market {}), cancelled {}, modified {}, fetched {}, book reads {}, ticker reads {}, candle reads {}; cancels and modifies of orders no longer resting {}, fetches of orders no longer kept {}; transport errors {}",
         report.placed,
         report.rested,
         report.ioc,
@@ -266,6 +278,7 @@ fn print_report(settings: &Settings, report: &Report) {
         report.ticker_reads,
         report.candle_reads,
         report.not_resting,
+        report.not_kept,
         report.transport_errors
     );
     let latency: Vec<String> = percentiles(&report.latency_us)
