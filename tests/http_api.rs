@@ -1520,6 +1520,38 @@ fn authorized(
     client.read_response().unwrap()
 }
 
+/// Two `Authorization` headers are a malformed request (400, closed),
+/// whichever holds the token: the last one won, so a proxy in front that
+/// checked the first saw another credential than the service took.
+#[test]
+fn under_api_token_two_authorization_headers_are_refused_and_nothing_is_placed() {
+    const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+    let server = Server::start_with(&["--api-token", TOKEN]);
+    let place = r#"{"quantity": 5, "price": 100.0, "side": 1}"#;
+    for (first, second) in [("Bearer wrong", TOKEN), (TOKEN, "Bearer wrong")] {
+        let mut client = server.connect();
+        let (first, second) = (
+            first.replace(TOKEN, &format!("Bearer {TOKEN}")),
+            second.replace(TOKEN, &format!("Bearer {TOKEN}")),
+        );
+        let mut bytes = String::from_utf8(request_bytes("POST", "/order/", Some(place))).unwrap();
+        let end_of_line = bytes.find("\r\n").unwrap() + 2;
+        bytes.insert_str(
+            end_of_line,
+            &format!("Authorization: {first}\r\nAuthorization: {second}\r\n"),
+        );
+        client.send_raw(bytes.as_bytes()).unwrap();
+        let response = client.read_response().unwrap();
+        response.expect_detail(
+            400,
+            "Malformed HTTP request: more than one Authorization header",
+        );
+        assert!(response.closes());
+    }
+    let (buys, sells) = server.connect().orders();
+    assert_eq!((buys.len(), sells.len()), (0, 0));
+}
+
 #[test]
 fn under_api_token_placing_modifying_and_cancelling_need_the_bearer_token() {
     const TOKEN: &str = "0123456789abcdef0123456789abcdef";

@@ -372,7 +372,11 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
         } else if name.eq_ignore_ascii_case("origin") {
             from_a_web_page = true;
         } else if name.eq_ignore_ascii_case("authorization") {
-            authorization = Some(header.value);
+            // One credential (RFC 9110 §11.6.2 allows no list): of two, a
+            // proxy in front may check one and the service take the other.
+            if authorization.replace(header.value).is_some() {
+                return Err(HttpError::Malformed("more than one Authorization header"));
+            }
         }
     }
     // RFC 9112 §3.2: a server must refuse an HTTP/1.1 request without a
