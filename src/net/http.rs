@@ -490,6 +490,11 @@ fn walk_chunks(
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(_) => return Err(HttpError::Malformed("bad chunk size")),
         };
+        // httparse reads a line with no digits as size 0, the last chunk:
+        // `\r\n` and what follows would be taken as the trailer.
+        if !buf[at].is_ascii_hexdigit() {
+            return Err(HttpError::Malformed("bad chunk size"));
+        }
         if !chunk_extensions_valid(&buf[at..at + used]) {
             return Err(HttpError::Malformed("bad chunk extension"));
         }
@@ -538,9 +543,28 @@ fn walk_chunks(
             return Err(HttpError::BodyTooLarge);
         }
         at = line_end;
-        if line.is_empty() || line == b"\r" {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
             return Ok(Some(at));
         }
+        if !trailer_field_valid(line) {
+            return Err(HttpError::Malformed("bad trailer field"));
+        }
+    }
+}
+
+/// Whether a trailer line (its line end cut) is a field line as the
+/// head's are: `name: value`, the name a token, the value without control
+/// bytes but tabs. A line without a colon, with a NUL, or folded onto the
+/// one before (obs-fold, a leading blank) is refused, as in the head: a
+/// proxy in front that read it otherwise would frame another request.
+fn trailer_field_valid(line: &[u8]) -> bool {
+    let name = line.iter().take_while(|&&b| is_token_byte(b)).count();
+    match line[name..].split_first() {
+        Some((b':', value)) if name > 0 => value
+            .iter()
+            .all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f)),
+        _ => false,
     }
 }
 
@@ -1131,6 +1155,39 @@ mod tests {
 
     fn chunked(encoded_body: &[u8]) -> Vec<u8> {
         [CHUNKED_HEAD, encoded_body].concat()
+    }
+
+    #[test]
+    fn a_chunk_size_line_without_digits_and_malformed_trailer_lines_are_refused() {
+        // An empty size line was read as the last chunk, and the request
+        // after it swallowed as trailer lines.
+        let smuggled = chunked(b"\r\nDELETE /orders HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(
+            parse(&smuggled),
+            Err(HttpError::Malformed("bad chunk size"))
+        );
+        assert_eq!(
+            parse(&chunked(b";x=1\r\n0\r\n\r\n")),
+            Err(HttpError::Malformed("bad chunk size"))
+        );
+        for trailer in [
+            &b"no colon\r\n"[..],
+            b"X: a\0b\r\n",
+            b"X: y\r\n folded\r\n",
+            b": no name\r\n",
+            b"X y: z\r\n",
+        ] {
+            let body = chunked(&[&b"5\r\nhello\r\n0\r\n"[..], trailer, b"\r\n"].concat());
+            assert_eq!(
+                parse(&body),
+                Err(HttpError::Malformed("bad trailer field")),
+                "{:?}",
+                String::from_utf8_lossy(trailer)
+            );
+        }
+        // Well-formed trailer fields are still read past.
+        let fine = chunked(b"5\r\nhello\r\n0\r\nX-A: 1\r\nX-B:\tt w\r\n\r\n");
+        assert_eq!(&parse(&fine).unwrap().unwrap().body[..], b"hello");
     }
 
     #[test]
