@@ -60,6 +60,35 @@ fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     assert_eq!(timed_out(&server), [1.0, 0.0, 0.0]);
 }
 
+/// Empty lines after a request (a client ending its body with an extra
+/// CRLF) are ignored, as RFC 9112 §2.2 asks: the connection is idle, and
+/// closed quietly at the idle timeout. They began a request that never
+/// came, and the request timeout answered it 408, unasked.
+#[test]
+fn a_stray_line_end_after_a_request_leaves_the_connection_idle_not_408() {
+    let server = Server::start_with(&["--idle-timeout", "2", "--request-timeout", "1"]);
+    for stray in [&b"\r\n"[..], b"\n", b"\r\n\r\n"] {
+        let mut client = server.connect();
+        let mut bytes = request_bytes("GET", "/health", None);
+        bytes.extend_from_slice(stray);
+        client.send_raw(&bytes).unwrap();
+        client.read_response().unwrap().expect(200);
+        let answered = Instant::now();
+        let took = wait_for_close(client.stream(), answered);
+        assert!(
+            took >= Duration::from_millis(1_900),
+            "{stray:?}: closed after {took:?}"
+        );
+    }
+    // A request after the empty line is served as usual.
+    let mut client = server.connect();
+    let mut bytes = b"\r\n".to_vec();
+    bytes.extend(request_bytes("GET", "/health", None));
+    client.send_raw(&bytes).unwrap();
+    client.read_response().unwrap().expect(200);
+    assert_eq!(timed_out(&server)[..2], [3.0, 0.0]);
+}
+
 #[test]
 fn a_connection_used_more_often_than_the_idle_timeout_stays_open() {
     let server = Server::start_with(&["--idle-timeout", "1"]);

@@ -1069,6 +1069,16 @@ impl Front {
                         return;
                     }
                     let asks_for_body = expects_continue.is_some() && !continue_sent;
+                    // Empty lines before a request line are ignored (RFC
+                    // 9112 §2.2; some clients end a body with an extra
+                    // CRLF): kept, they started a request that never came,
+                    // and the request timeout answered 408 to nothing.
+                    if buf[consumed..read_len]
+                        .iter()
+                        .all(|&b| b == b'\r' || b == b'\n')
+                    {
+                        consumed = read_len;
+                    }
                     let conn = self.connections[slot]
                         .as_mut()
                         .expect("the connection read");
