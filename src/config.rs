@@ -77,7 +77,7 @@ pub struct Config {
     /// can trade. Reads (the book, trades, orders by id, the feed, health,
     /// metrics) stay open. Better given by the environment than the command
     /// line, which other users of the machine can read.
-    #[arg(long, env = "ORDERBOOK_API_TOKEN", value_parser = ApiToken::parse, hide_env_values = true)]
+    #[arg(long, env = "ORDERBOOK_API_TOKEN", value_parser = TokenParser, hide_env_values = true)]
     pub api_token: Option<ApiToken>,
 
     /// Lets web pages from this origin (`*`: any) read the service's
@@ -332,6 +332,32 @@ fn seconds_or_never(seconds: u64) -> Option<Duration> {
 /// clap's message (exit 2) otherwise. The bounds keep a start from
 /// panicking on a size its structures cannot take (a ring of 0 slots, an
 /// id index past 32 bits).
+/// Reads `--api-token` without quoting a refused value, as clap's own
+/// errors do: a nearly right secret in a log is a leaked one.
+#[derive(Clone)]
+struct TokenParser;
+
+impl clap::builder::TypedValueParser for TokenParser {
+    type Value = ApiToken;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<ApiToken, clap::Error> {
+        let name = arg.map_or_else(|| "--api-token".to_owned(), ToString::to_string);
+        (value.to_str())
+            .ok_or_else(|| "may hold only letters, digits and -._~+/ (and = at its end)".to_owned())
+            .and_then(ApiToken::parse)
+            .map_err(|why| {
+                let said =
+                    format!("the value given for '{name}' (not shown: it is a secret) {why}\n");
+                clap::Error::raw(clap::error::ErrorKind::InvalidValue, said).with_cmd(cmd)
+            })
+    }
+}
+
 fn count(range: impl std::ops::RangeBounds<u64> + 'static) -> RangedU64ValueParser<usize> {
     RangedU64ValueParser::<usize>::new().range(range)
 }

@@ -118,6 +118,31 @@ fn a_bad_setting_is_refused_with_a_message() {
     }
 }
 
+/// A refused token is not quoted in the error, from the command line or
+/// the environment: clap's own message quoted it, and a nearly right
+/// secret in a log is a leaked one.
+#[test]
+fn a_refused_api_token_is_named_but_not_shown() {
+    for secret in ["nearly-the-secret-but!", "short-secret"] {
+        for from_env in [false, true] {
+            let mut command = Command::new(BIN);
+            if from_env {
+                command.env("ORDERBOOK_API_TOKEN", secret);
+            } else {
+                command.args(["--api-token", secret]);
+            }
+            let output = command.output().unwrap();
+            assert_eq!(output.status.code(), Some(2), "{secret}");
+            let stderr = String::from_utf8(output.stderr).unwrap();
+            assert!(
+                stderr.contains("'--api-token <API_TOKEN>' (not shown: it is a secret)"),
+                "{stderr}"
+            );
+            assert!(!stderr.contains(secret), "{stderr}");
+        }
+    }
+}
+
 /// Sizes whose books or rings cannot be reserved are refused with the settings
 /// named: the failed allocation aborted the process, saying only how many
 /// bytes it wanted. A 4 GiB address-space limit stands for a small
