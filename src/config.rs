@@ -149,7 +149,9 @@ pub struct Config {
     #[arg(long, env = "ORDERBOOK_TRADE_HISTORY", default_value_t = 100_000)]
     pub trade_history: usize,
 
-    /// Trades `GET /trades` returns without `?limit=`.
+    /// Trades `GET /trades` returns without `?limit=` (at most
+    /// `--trades-max-limit`: a larger one counts as that, so that lowering
+    /// the maximum alone needs no second setting).
     #[arg(long, env = "ORDERBOOK_TRADES_DEFAULT_LIMIT", default_value_t = 1_000, value_parser = count(1..))]
     pub trades_default_limit: usize,
 
@@ -221,11 +223,12 @@ pub struct Config {
     #[arg(long, env = "ORDERBOOK_PRUNE_JOURNAL", num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set)]
     pub prune_journal: bool,
 
-    /// Bytes after which the journal starts a new file.
+    /// Bytes after which the journal starts a new file (each file holds at
+    /// least one record, so 0 starts one for every record).
     #[arg(long, env = "ORDERBOOK_JOURNAL_SEGMENT_BYTES", default_value_t = 64 << 20)]
     pub journal_segment_bytes: u64,
 
-    /// Milliseconds between the feed's periodic snapshots.
+    /// Milliseconds between the feed's periodic snapshots (at least 10).
     #[arg(long, env = "ORDERBOOK_FEED_SNAPSHOT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..))]
     pub feed_snapshot_ms: u64,
 
