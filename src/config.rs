@@ -331,10 +331,6 @@ fn seconds_or_never(seconds: u64) -> Option<Duration> {
     (seconds > 0).then(|| Duration::from_secs(seconds))
 }
 
-/// The parser of a count setting: a whole number in `range`, refused with
-/// clap's message (exit 2) otherwise. The bounds keep a start from
-/// panicking on a size its structures cannot take (a ring of 0 slots, an
-/// id index past 32 bits).
 /// Reads `--api-token` without quoting a refused value, as clap's own
 /// errors do: a nearly right secret in a log is a leaked one.
 #[derive(Clone)]
@@ -361,6 +357,10 @@ impl clap::builder::TypedValueParser for TokenParser {
     }
 }
 
+/// The parser of a count setting: a whole number in `range`, refused with
+/// clap's message (exit 2) otherwise. The bounds keep a start from
+/// panicking on a size its structures cannot take (a ring of 0 slots, an
+/// id index past 32 bits).
 fn count(range: impl std::ops::RangeBounds<u64> + 'static) -> RangedU64ValueParser<usize> {
     RangedU64ValueParser::<usize>::new().range(range)
 }
