@@ -940,7 +940,10 @@ fn expect_100_continue_is_answered_before_the_body() {
     typed.send_raw(text_head.as_bytes()).unwrap();
     let refused = typed.read_response().unwrap();
     assert!(refused.closes());
-    refused.expect_detail(415, "Content-Type: must be application/json");
+    refused.expect_detail(
+        415,
+        "Content-Type: must be application/json, not \"text/plain\"",
+    );
 
     let (buys, _) = client.orders();
     assert_eq!(buys.len(), 3);

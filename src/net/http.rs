@@ -109,6 +109,10 @@ pub struct Head<'a> {
     pub path: &'a str,
     /// The `Authorization` header, if sent.
     pub authorization: Option<&'a [u8]>,
+    /// The `Content-Type` header, if sent.
+    pub content_type: Option<&'a [u8]>,
+    /// Whether it came from a web page (an `Origin` header).
+    pub from_a_web_page: bool,
 }
 
 /// The content type of every answer but `GET /metrics`.
@@ -132,10 +136,6 @@ pub enum HttpError {
     BodyTooLarge,
     /// A transfer coding other than `chunked` (501).
     UnsupportedTransferCoding,
-    /// A `POST` or `PUT` body announced with `Expect: 100-continue` in a
-    /// media type other than JSON (415): refused before the client sends
-    /// it, as an oversized one is.
-    NotJson,
 }
 
 impl HttpError {
@@ -147,7 +147,6 @@ impl HttpError {
             HttpError::TargetTooLong => 414,
             HttpError::BodyTooLarge => 413,
             HttpError::UnsupportedTransferCoding => 501,
-            HttpError::NotJson => 415,
         }
     }
 }
@@ -165,7 +164,6 @@ impl fmt::Display for HttpError {
             HttpError::UnsupportedTransferCoding => f.write_str(
                 "Only the chunked transfer coding is supported; send chunked or Content-Length",
             ),
-            HttpError::NotJson => f.write_str("Content-Type: must be application/json"),
         }
     }
 }
@@ -386,22 +384,18 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
         2.. => return Err(HttpError::Malformed("more than one Host header")),
         _ => {}
     }
-    // An HTTP/1.0 client must not be sent an interim answer. A body the
-    // routes will refuse (every POST and PUT takes JSON) is refused
-    // instead of asked for.
+    // An HTTP/1.0 client must not be sent an interim answer. The front
+    // refuses from the head what the routes would refuse whole.
     let expects_continue = expects_continue && !http10;
-    let not_json = !body_is_json(content_type, from_a_web_page);
-    let partial = match expects_continue && not_json && matches!(method, Method::Post | Method::Put)
-    {
-        true => Err(HttpError::NotJson),
-        false => Ok(Parsed::Partial {
-            expects_continue: expects_continue.then_some(Head {
-                method,
-                path,
-                authorization,
-            }),
+    let partial = Ok(Parsed::Partial {
+        expects_continue: expects_continue.then_some(Head {
+            method,
+            path,
+            authorization,
+            content_type,
+            from_a_web_page,
         }),
-    };
+    });
     let (body, len) = if chunked {
         // Both lengths at once is how requests are smuggled past proxies
         // that read the other one (RFC 9112 §6.1 allows refusing it).
@@ -892,7 +886,9 @@ mod tests {
                 expects_continue: Some(Head {
                     method: Method::Post,
                     path: "/order/",
-                    authorization: None
+                    authorization: None,
+                    content_type: None,
+                    from_a_web_page: false,
                 })
             })
         );
@@ -1404,7 +1400,6 @@ mod tests {
             HttpError::TargetTooLong.status(),
             HttpError::BodyTooLarge.status(),
             HttpError::UnsupportedTransferCoding.status(),
-            HttpError::NotJson.status(),
         ]);
         assert!(sent.contains(&409) && sent.contains(&101), "{sent:?}");
         for status in sent {

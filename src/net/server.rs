@@ -1142,11 +1142,18 @@ impl Front {
     }
 
     /// What a request whose client waits for `100 Continue` is refused
-    /// before its body: the token, under `--api-token`, where its route
-    /// needs it.
+    /// before its body, as it would be whole: the token, under
+    /// `--api-token`, where its route needs it; then a `POST` or `PUT`
+    /// body in a media type other than JSON (every one takes JSON).
     fn refused_before_its_body(&self, head: &http::Head<'_>) -> Result<(), ApiError> {
         let normal = http::normalized_path(head.path);
-        self.authorize_route(head.method, routes::route_of(&normal), head.authorization)
+        self.authorize_route(head.method, routes::route_of(&normal), head.authorization)?;
+        match head.method {
+            http::Method::Post | http::Method::Put => {
+                routes::json_type(head.content_type, head.from_a_web_page)
+            }
+            _ => Ok(()),
+        }
     }
 
     fn put_back(&mut self, slot: usize, buf: Vec<u8>) {

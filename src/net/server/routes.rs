@@ -734,22 +734,33 @@ pub(super) fn cancels_of(orders: &[OrderId]) -> Vec<CommandKind> {
 /// parser checks the strings it reads, not those of fields it skips, so
 /// the whole body is checked here.
 fn json_body<'r>(request: &'r http::Request<'_>) -> Result<&'r [u8], ApiError> {
-    if !http::body_is_json(request.content_type, request.from_a_web_page) {
-        let detail = match request.content_type {
-            Some(value) => {
-                let sent: String = String::from_utf8_lossy(value).chars().take(64).collect();
-                format!("Content-Type: must be application/json, not {sent:?}")
-            }
-            None => "Content-Type: must be application/json: a web page's body without one is not taken as JSON".into(),
-        };
-        return Err(ApiError::new(415, detail));
-    }
+    json_type(request.content_type, request.from_a_web_page)?;
     std::str::from_utf8(&request.body)
         .map(|_| &*request.body)
         .map_err(|error| {
             let at = error.valid_up_to();
             ApiError::new(400, format!("Malformed JSON body: not UTF-8 at byte {at}"))
         })
+}
+
+/// 415 for a body [`json_body`] would not read as JSON; also asked of a
+/// head whose client waits for `100 Continue`, so that its body is
+/// refused before it is sent.
+pub(super) fn json_type(
+    content_type: Option<&[u8]>,
+    from_a_web_page: bool,
+) -> Result<(), ApiError> {
+    if http::body_is_json(content_type, from_a_web_page) {
+        return Ok(());
+    }
+    let detail = match content_type {
+        Some(value) => {
+            let sent: String = String::from_utf8_lossy(value).chars().take(64).collect();
+            format!("Content-Type: must be application/json, not {sent:?}")
+        }
+        None => "Content-Type: must be application/json: a web page's body without one is not taken as JSON".into(),
+    };
+    Err(ApiError::new(415, detail))
 }
 
 /// An id no order has: a UUID v4 is never 0 (its version bits are set).
