@@ -317,7 +317,7 @@ fn run(config: Config) -> Result<(), String> {
     )?;
     let (front_names, replica_names) = client_ids::link(recovered.names);
     let front_config = config.front();
-    let front_drain = front_config.drain_timeout;
+    let drain_seconds = front_config.drain_timeout.as_secs();
     let (mut front, waker) = Front::bind(
         config.listen,
         requests_in,
@@ -396,7 +396,6 @@ fn run(config: Config) -> Result<(), String> {
 
     let signal_waker = waker.clone();
     let signal_flag = shutdown.clone();
-    let drain_seconds = front_drain.as_secs();
     thread::Builder::new()
         .name("signals".into())
         .spawn(move || {

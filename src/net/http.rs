@@ -519,46 +519,22 @@ fn walk_chunks(
         decoded += size;
         at += size + 2;
     }
-    // The trailer section: field lines, then an empty line. Trailer fields
-    // are read past, not used. A line may end in a bare LF, as in the head
-    // (RFC 9112 §2.2): read only as CRLF, a trailer so ended would wait for
-    // an end that never comes.
-    loop {
-        let Some(eol) = buf[at..].iter().position(|&b| b == b'\n') else {
-            return if too_far(buf.len(), decoded) {
-                Err(HttpError::BodyTooLarge)
-            } else {
-                Ok(None)
-            };
-        };
-        let line = &buf[at..at + eol];
-        let line_end = at + eol + 1;
-        if too_far(line_end, decoded) {
-            return Err(HttpError::BodyTooLarge);
+    // The trailer section: field lines, then an empty line, read past
+    // (not used) by the parser that reads the head's, so that a line it
+    // would refuse there (no colon, a NUL, obs-fold) is refused here too:
+    // a proxy in front that read it otherwise would frame another request.
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    match httparse::parse_headers(&buf[at..], &mut fields) {
+        Ok(httparse::Status::Complete((len, _))) if too_far(at + len, decoded) => {
+            Err(HttpError::BodyTooLarge)
         }
-        at = line_end;
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            return Ok(Some(at));
+        Ok(httparse::Status::Complete((len, _))) => Ok(Some(at + len)),
+        Ok(httparse::Status::Partial) if too_far(buf.len(), decoded) => {
+            Err(HttpError::BodyTooLarge)
         }
-        if !trailer_field_valid(line) {
-            return Err(HttpError::Malformed("bad trailer field"));
-        }
-    }
-}
-
-/// Whether a trailer line (its line end cut) is a field line as the
-/// head's are: `name: value`, the name a token, the value without control
-/// bytes but tabs. A line without a colon, with a NUL, or folded onto the
-/// one before (obs-fold, a leading blank) is refused, as in the head: a
-/// proxy in front that read it otherwise would frame another request.
-fn trailer_field_valid(line: &[u8]) -> bool {
-    let name = line.iter().take_while(|&&b| is_token_byte(b)).count();
-    match line[name..].split_first() {
-        Some((b':', value)) if name > 0 => value
-            .iter()
-            .all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f)),
-        _ => false,
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => Err(HttpError::TooManyHeaders),
+        Err(_) => Err(HttpError::Malformed("bad trailer field")),
     }
 }
 
