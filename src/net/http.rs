@@ -281,6 +281,15 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
         _ => Method::Other,
     };
     let target = origin_form(parsed.path.unwrap_or("/"));
+    // An origin-form path, an absolute URL (read as its path above) or `*`
+    // (the whole server, for OPTIONS only); anything else is an invalid
+    // request line (RFC 9112 §3.2), which a route lookup would answer 404.
+    let asterisk = target == "*" && parsed.method == Some("OPTIONS");
+    if !(target.is_empty() || target.starts_with(['/', '?']) || asterisk) {
+        return Err(HttpError::Malformed(
+            "the request target must be a path starting with / or an absolute http URL",
+        ));
+    }
     let (path, query) = match target.split_once('?') {
         Some((path, query)) => (path, Some(query)),
         None => (target, None),
@@ -1036,12 +1045,28 @@ mod tests {
             ("http://h?x=1", "/", Some("x=1")),
             ("http://user@h:1/a/b/", "/a/b/", None),
             ("/http://h/x", "/http://h/x", None),
-            ("ftp://h/x", "ftp://h/x", None),
         ] {
             let raw = format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n");
             let request = parse(raw.as_bytes()).unwrap().unwrap();
             assert_eq!((request.path, request.query), (path, query), "{target}");
         }
+    }
+
+    #[test]
+    fn a_target_that_is_neither_a_path_nor_an_http_url_is_refused() {
+        for target in ["ftp://h/x", "order/1", "h:80", "%2Forder", "*"] {
+            let raw = format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n");
+            let refused = parse(raw.as_bytes()).err();
+            let why = "the request target must be a path starting with / or an absolute http URL";
+            assert_eq!(refused, Some(HttpError::Malformed(why)), "{target}");
+        }
+        let star = parse(b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (star.method, star.path, star.query),
+            (Method::Other, "*", None)
+        );
     }
 
     #[test]
