@@ -1042,6 +1042,53 @@ fn under_fsync_no_acknowledged_command_is_lost_across_kill_9_restarts() {
     crash_loop(5, &["--fsync"]);
 }
 
+#[test]
+fn under_fsync_a_start_gives_back_what_the_last_file_allocated_and_did_not_use() {
+    let dir = TempDir::new("fsync-room");
+    let segment: u64 = 1 << 20;
+    let args = ["--fsync", "--journal-segment-bytes", "1048576"];
+    let journal_sizes = || -> Vec<u64> {
+        let mut files: Vec<_> = fs::read_dir(&dir.0)
+            .unwrap()
+            .map(|entry| entry.unwrap())
+            .filter(|entry| entry.file_name().to_string_lossy().starts_with("journal-"))
+            .map(|entry| (entry.file_name(), entry.metadata().unwrap().len()))
+            .collect();
+        files.sort();
+        files.into_iter().map(|(_, len)| len).collect()
+    };
+    let mut ids = Vec::new();
+    // Three runs, each placing an order: stopped by SIGTERM, kill -9, SIGTERM.
+    for run in 0..3u64 {
+        let mut server = Server::start_in(&dir.0, &args);
+        let mut client = server.connect();
+        ids.push(client.place_id(1, 90.0 + run as f64, 1 + run));
+        assert_eq!(
+            *journal_sizes().last().unwrap(),
+            segment,
+            "allocated up front"
+        );
+        if run == 1 {
+            server.kill9();
+        } else {
+            server.signal("TERM");
+            assert!(server.wait_exit(Duration::from_secs(10)).unwrap().success());
+        }
+    }
+    let server = Server::start_in(&dir.0, &args);
+    let sizes = journal_sizes();
+    // Each earlier run's file holds its header and one record; only the
+    // file being written keeps its allocation.
+    assert_eq!(sizes.len(), 4, "{sizes:?}");
+    assert!(sizes[..3].iter().all(|&len| len < 512), "{sizes:?}");
+    assert_eq!(sizes[3], segment, "{sizes:?}");
+    let mut client = server.connect();
+    for (run, id) in ids.iter().enumerate() {
+        let order = client.order(id);
+        assert_eq!(order["order_quantity"], 1 + run as u64, "{order}");
+    }
+}
+
 /// `cycles` times: load over 4 connections, `kill -9` at a random moment,
 /// restart, and check the book against a replay of what was answered.
 fn crash_loop(cycles: usize, extra: &[&str]) {

@@ -335,18 +335,22 @@ pub fn read_after(dir: &Path, covered: u64) -> Result<Replay, String> {
         unfinished_batch,
     }) = cut
     {
-        let file = OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .map_err(|e| format!("cannot open {} to cut its torn tail: {e}", path.display()))?;
+        let file = OpenOptions::new().write(true).open(&path).map_err(|e| {
+            format!(
+                "cannot open {} to cut it after its records: {e}",
+                path.display()
+            )
+        })?;
         file.set_len(keep)
             .and_then(|()| file.sync_all())
-            .map_err(|e| format!("cannot cut the torn tail of {}: {e}", path.display()))?;
-        replay.warnings.push(format!(
-            "journal file {}: cut {} ({torn} bytes) left by a crash or a failed write in mid-write",
-            path.display(),
-            torn_tail(unfinished_batch)
-        ));
+            .map_err(|e| format!("cannot cut {} after its records: {e}", path.display()))?;
+        if torn > 0 {
+            replay.warnings.push(format!(
+                "journal file {}: cut {} ({torn} bytes) left by a crash or a failed write in mid-write",
+                path.display(),
+                torn_tail(unfinished_batch)
+            ));
+        }
     }
     Ok(replay)
 }
@@ -380,7 +384,7 @@ pub fn read_all(
         torn,
         unfinished_batch,
         ..
-    }) = cut
+    }) = cut.filter(|cut| cut.torn > 0)
     {
         warnings.push(format!(
             "journal file {}: ends in {} ({torn} bytes; a crash in mid-write, or a write in progress), not printed",
@@ -408,12 +412,13 @@ fn missing(dir: &Path, resumes: u64, covered: u64) -> String {
     )
 }
 
-/// A torn tail found at the end of the newest file.
+/// What follows the records of the newest file: a torn tail, a
+/// preallocated file's unused room, or both.
 struct Cut {
     path: PathBuf,
     /// The file's length without it.
     keep: u64,
-    /// Its bytes.
+    /// The torn tail's bytes (0 if none: only room).
     torn: usize,
     /// Whole records in it: those of a batch whose last record is missing.
     unfinished_batch: usize,
@@ -478,16 +483,20 @@ fn walk(
         }
         let scan = journal::scan_records(&data[journal::HEADER_LEN..], header.layout)
             .map_err(|e| problem(e.in_file().to_string()))?;
-        if scan.torn_bytes > 0 {
-            if !newest {
-                return Err(problem(format!(
-                    "{} bytes at its end are not a whole record, and newer files follow",
-                    scan.torn_bytes
-                )));
-            }
+        if scan.torn_bytes > 0 && !newest {
+            return Err(problem(format!(
+                "{} bytes at its end are not a whole record, and newer files follow",
+                scan.torn_bytes
+            )));
+        }
+        // The newest file is cut where its records end: past them is a torn
+        // tail, or (preallocated under --fsync) room no record will use,
+        // since a start writes on in a new file.
+        let records_end = journal::HEADER_LEN + scan.good_len;
+        if newest && data.len() > records_end {
             cut = Some(Cut {
                 path: path.clone(),
-                keep: (journal::HEADER_LEN + scan.good_len) as u64,
+                keep: records_end as u64,
                 torn: scan.torn_bytes,
                 unfinished_batch: scan.unfinished_batch,
             });
@@ -722,6 +731,32 @@ mod tests {
                 .unwrap();
         assert_eq!(scan.torn_bytes, 0);
         assert_eq!(journal::HEADER_LEN + scan.good_len, kept.len());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_start_gives_back_the_unused_room_of_the_newest_preallocated_file() {
+        let dir = temp_dir("room");
+        let mut writer = SegmentWriter::create(&dir, 1, 1 << 20, true).unwrap();
+        let records = encoded(1..=5);
+        writer.append(&records, 6).unwrap();
+        drop(writer);
+        let newest = dir.join(segment_name(1));
+        assert_eq!(fs::metadata(&newest).unwrap().len(), 1 << 20);
+        let replay = read_after(&dir, 0).unwrap();
+        assert_eq!(replay.records.len(), 5);
+        assert_eq!(
+            replay.warnings,
+            Vec::<String>::new(),
+            "room is no torn tail"
+        );
+        let records_end = (journal::HEADER_LEN + records.len()) as u64;
+        assert_eq!(fs::metadata(&newest).unwrap().len(), records_end);
+        // The next start reads the same records, and cuts nothing more.
+        let again = read_after(&dir, 0).unwrap();
+        let seqs: Vec<u64> = again.records.iter().map(|r| r.seq).collect();
+        assert_eq!((seqs, again.warnings), ((1..=5).collect(), Vec::new()));
+        assert_eq!(fs::metadata(&newest).unwrap().len(), records_end);
         fs::remove_dir_all(&dir).unwrap();
     }
 
