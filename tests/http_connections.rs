@@ -1614,6 +1614,54 @@ fn a_client_that_never_reads_is_not_buffered_without_bound() {
     );
 }
 
+/// Listings pipelined without reading are built one at a time, as the
+/// client reads: 150 `GET /orders` of about 1 MB each once grew the server
+/// by their whole size at once (the probe's 1,000 of 11 MB ran it out of
+/// memory); here they hold it within 48 MiB and every one arrives whole.
+#[test]
+fn pipelined_listings_are_built_one_at_a_time_as_the_client_reads() {
+    let server = Server::start();
+    let mut client = server.connect();
+    client.set_read_timeout(Duration::from_secs(20));
+    for round in 0..5u64 {
+        let mut places = Vec::new();
+        for i in 0..1_000u64 {
+            let body = post_body(1, 1_000 + round * 1_000 + i, 1 + i % 7);
+            places.extend(request_bytes("POST", "/order/", Some(&body)));
+        }
+        client.send_raw(&places).unwrap();
+        for _ in 0..1_000 {
+            client.read_response().unwrap().expect(200);
+        }
+    }
+    let listing = client.get("/orders");
+    assert_eq!(
+        listing.expect(200)["buy_orders"].as_array().unwrap().len(),
+        5_000
+    );
+    let size = listing.text().len();
+    assert!(size > 900_000, "a listing of {size} bytes");
+    let before = resident_kib(server.pid());
+    let mut reader = server.connect();
+    reader.set_read_timeout(Duration::from_secs(20));
+    let listings = request_bytes("GET", "/orders", None).repeat(150);
+    reader.send_raw(&listings).unwrap();
+    thread::sleep(Duration::from_millis(1_500));
+    let grown_mib = resident_kib(server.pid()).saturating_sub(before) / 1024;
+    assert!(
+        grown_mib < 48,
+        "150 unread listings of {size} bytes grew the server by {grown_mib} MiB"
+    );
+    for _ in 0..150 {
+        let answer = reader.read_response().unwrap();
+        assert_eq!(answer.status, 200);
+        assert!(
+            answer.text() == listing.text(),
+            "every listing is the same, whole"
+        );
+    }
+}
+
 /// A listing larger than the server's copy threshold (it is queued whole,
 /// not copied) keeps its place among pipelined answers, byte for byte.
 #[test]

@@ -1034,7 +1034,8 @@ impl Front {
 
     /// Serves every complete request in the connection's read buffer while
     /// it has fewer than `max_pipeline` answers outstanding and less than
-    /// `WRITE_BACKLOG` bytes unwritten.
+    /// `WRITE_BACKLOG` bytes unwritten; a listing only once no earlier
+    /// answer is outstanding.
     fn serve_buffered(&mut self, slot: usize) {
         let mut consumed = 0;
         loop {
@@ -1100,6 +1101,18 @@ impl Front {
                     break;
                 }
                 Ok(http::Parsed::Whole(request)) => {
+                    // Listings pipelined behind one another were each built
+                    // whole before the first was written: 1,000 `GET
+                    // /orders` of 11 MB grew the server by 430 MB a second
+                    // until it ran out of memory. A listing waits until
+                    // every earlier answer has left the queue for the write
+                    // buffer, whose bound then holds what follows.
+                    let normal = http::normalized_path(request.path);
+                    let listing = routes::is_listing(request.method, routes::route_of(&normal));
+                    if listing && !conn.answers.is_empty() {
+                        self.put_back(slot, buf);
+                        break;
+                    }
                     conn.continue_sent = false;
                     consumed += request.len;
                     let keep_alive = request.keep_alive;

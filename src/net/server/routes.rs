@@ -23,6 +23,19 @@ pub(super) fn route_of(normal: &str) -> &str {
     }
 }
 
+/// Whether `method` on route `path` is a listing, whose answer may run to
+/// megabytes (`GET /orders` of a deep book, `GET /trades?limit=100000`):
+/// a connection has one built at a time (`serve_buffered`).
+pub(super) fn is_listing(method: Method, path: &str) -> bool {
+    matches!(
+        (method, path),
+        (
+            Method::Get | Method::Head,
+            "/orders" | "/trades" | "/book" | "/candles"
+        )
+    )
+}
+
 /// Whether `method` on route `path` enters, changes or cancels orders, which
 /// under `--api-token` needs the token. Reads, the market data and the
 /// routes' 404 and 405 answers do not.
