@@ -89,6 +89,34 @@ fn a_stray_line_end_after_a_request_leaves_the_connection_idle_not_408() {
     assert_eq!(timed_out(&server)[..2], [3.0, 0.0]);
 }
 
+/// Requests that came while the service was stopped (SIGSTOP, a debugger,
+/// a frozen VM) for longer than the idle timeout are served when it goes
+/// on: the stop failed its wait for events, and its idle check then reset
+/// every such connection unread (8 of 9 tries of a probe, 20 of 20 each).
+#[test]
+fn requests_sent_during_a_stop_longer_than_the_idle_timeout_are_served() {
+    let server = Server::start_with(&["--idle-timeout", "1", "--request-timeout", "1"]);
+    let mut clients: Vec<Client> = (0..4).map(|_| server.connect()).collect();
+    for client in &mut clients {
+        client.get("/health").expect(200);
+    }
+    server.signal("STOP");
+    for (i, client) in clients.iter_mut().enumerate() {
+        let body = format!(r#"{{"quantity": {}, "price": 90.0, "side": 1}}"#, 1 + i);
+        client
+            .send_raw(&request_bytes("POST", "/order/", Some(&body)))
+            .unwrap();
+    }
+    thread::sleep(Duration::from_millis(2_500));
+    server.signal("CONT");
+    for (i, client) in clients.iter_mut().enumerate() {
+        let placed = client.read_response().unwrap().expect(200);
+        let order = client.order(placed["id"].as_str().unwrap());
+        assert_eq!(order["order_quantity"], json!(1 + i));
+    }
+    assert_eq!(timed_out(&server), [0.0, 0.0, 0.0]);
+}
+
 #[test]
 fn a_connection_used_more_often_than_the_idle_timeout_stays_open() {
     let server = Server::start_with(&["--idle-timeout", "1"]);

@@ -723,7 +723,12 @@ impl Front {
             self.outputs.finish_sleep();
             match polled {
                 Ok(()) => {}
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                // A signal, or a SIGSTOP and SIGCONT (which fail epoll_wait
+                // with EINTR even unhandled). Poll again before anything
+                // times out: after a stop longer than `--idle-timeout` the
+                // requests that came meanwhile are in the sockets, and the
+                // idle check would have reset their connections unread.
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 Err(error) => return Err(error),
             }
 
