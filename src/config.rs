@@ -277,6 +277,7 @@ impl Config {
     pub fn front(&self) -> FrontConfig {
         FrontConfig {
             max_connections: self.max_connections,
+            descriptor_room: usize::MAX,
             idle_timeout: seconds_or_never(self.idle_timeout),
             request_timeout: seconds_or_never(self.request_timeout),
             limits: Limits {

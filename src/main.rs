@@ -152,6 +152,39 @@ fn probe_health(listen: SocketAddr) -> Result<(), String> {
     }
 }
 
+/// Descriptors kept from client connections: the process's own (about 15:
+/// the listener, the rings' wakers, the journal, the locks) and those a
+/// journal file change or a state file write opens for a moment.
+const DESCRIPTORS_KEPT: u64 = 32;
+
+/// How many connections the open-file limit leaves room for, once its soft
+/// limit is raised to the hard one (a soft 1,024, as systemd and many
+/// shells set, would hold the default `--max-connections` of 10,000 to
+/// about a thousand). Said at start when fewer than `max_connections`.
+fn descriptor_room(max_connections: usize) -> usize {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let Some(mut soft) = limit.current else {
+        return usize::MAX;
+    };
+    if let Some(hard) = limit.maximum.filter(|&hard| hard > soft) {
+        let raised = Rlimit {
+            current: Some(hard),
+            maximum: Some(hard),
+        };
+        if setrlimit(Resource::Nofile, raised).is_ok() {
+            soft = hard;
+        }
+    }
+    let room = usize::try_from(soft.saturating_sub(DESCRIPTORS_KEPT).max(1)).unwrap_or(usize::MAX);
+    if room < max_connections {
+        orderbook::log_line!(
+            "orderbook: the open-file limit of {soft} leaves room for {room} connections (--max-connections {max_connections}), keeping {DESCRIPTORS_KEPT} for the journal and the state file; more wait to be accepted (raise it with ulimit -n)"
+        );
+    }
+    room
+}
+
 /// Creates the data directory (and the state file's) and takes their
 /// locks, held for the process's life: a second service on the same state
 /// would corrupt it. The state file has a lock of its own beside it
@@ -316,7 +349,8 @@ fn run(config: Config) -> Result<(), String> {
         named,
     )?;
     let (front_names, replica_names) = client_ids::link(recovered.names);
-    let front_config = config.front();
+    let mut front_config = config.front();
+    front_config.descriptor_room = descriptor_room(config.max_connections);
     let drain_seconds = front_config.drain_timeout.as_secs();
     let (mut front, waker) = Front::bind(
         config.listen,

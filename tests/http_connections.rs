@@ -5,6 +5,7 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -1919,14 +1920,15 @@ fn reads_of_a_client_that_left_are_not_built() {
     );
 }
 
-/// Out of file descriptors, accepting is tried again as they are freed:
-/// the clients waiting in the backlog are served once idle connections
-/// time out, without another client having to connect (the listener says
-/// nothing more about connections already waiting).
+/// At the open-file limit (less the descriptors the service keeps for
+/// itself), accepting is tried again as connections close: the clients
+/// waiting in the backlog are served once idle connections time out,
+/// without another client having to connect (the listener says nothing
+/// more about connections already waiting).
 #[test]
 fn clients_waiting_while_descriptors_ran_out_are_served_once_some_are_freed() {
     const CLIENTS: usize = 100;
-    let server = Server::start_with_open_file_limit(&["--idle-timeout", "1"], 64);
+    let server = Server::start_with_open_file_limit(&["--idle-timeout", "1"], "64");
     let mut clients: Vec<Client> = (0..CLIENTS).map(|_| server.connect()).collect();
     for client in &mut clients {
         client
@@ -1943,7 +1945,75 @@ fn clients_waiting_while_descriptors_ran_out_are_served_once_some_are_freed() {
         assert_eq!(answer.status, 200, "client {i}");
     }
     let said = server.stderr();
-    assert_eq!(said.matches("accept failed").count(), 1, "{said}");
+    let room = "the open-file limit of 64 leaves room for 32 connections";
+    assert_eq!(said.matches(room).count(), 1, "{said}");
+    let full = "32 connections open, all the open-file limit leaves room for";
+    assert_eq!(said.matches(full).count(), 1, "{said}");
+    assert_eq!(said.matches("accept failed").count(), 0, "{said}");
+}
+
+/// Connections never take the descriptors the service needs for itself:
+/// with 100 clients holding connections under a limit of 64, a journal
+/// that changes file every few records and state files written each
+/// second go on. Every new journal file failed to open (EMFILE), which
+/// stops the service, in 5 of 5 tries of a probe.
+#[test]
+fn connections_held_at_the_open_file_limit_leave_the_journal_and_state_file_room() {
+    let args = [
+        "--journal-segment-bytes",
+        "2000",
+        "--snapshot-interval",
+        "1",
+        "--huge-pages",
+        "false",
+    ];
+    let mut server = Server::start_with_open_file_limit(&args, "64");
+    let mut client = server.connect();
+    let mut idle: Vec<TcpStream> = (0..100)
+        .map(|_| TcpStream::connect(server.addr).unwrap())
+        .collect();
+    thread::sleep(Duration::from_millis(300));
+    let mut ids = Vec::new();
+    for i in 0..200u64 {
+        ids.push(client.place_id(1, 50.0 + (i % 40) as f64, 1 + i));
+        if i % 50 == 0 {
+            thread::sleep(Duration::from_millis(600));
+        }
+    }
+    let journals = fs::read_dir(server.dir())
+        .unwrap()
+        .filter(|entry| {
+            let name = entry.as_ref().unwrap().file_name();
+            name.to_string_lossy().starts_with("journal-")
+        })
+        .count();
+    assert!(journals > 5, "the journal changed file {journals} times");
+    let said = server.stderr();
+    assert!(!said.contains("cannot"), "{said}");
+    idle.clear();
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(client.order(id)["order_quantity"], json!(1 + i as u64));
+    }
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(10)).unwrap().success());
+}
+
+/// The service raises its soft open-file limit to the hard one (a soft
+/// 1,024 would hold the default 10,000 connections to about a thousand).
+#[test]
+fn the_soft_open_file_limit_is_raised_to_the_hard_one() {
+    let server = Server::start_with_open_file_limit(&[], "64:4096");
+    let limits = fs::read_to_string(format!("/proc/{}/limits", server.pid())).unwrap();
+    let files = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .unwrap();
+    let numbers: Vec<&str> = files.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(numbers, ["4096", "4096"], "{files}");
+    let said = server.stderr();
+    let room =
+        "the open-file limit of 4096 leaves room for 4064 connections (--max-connections 10000)";
+    assert!(said.contains(room), "{said}");
 }
 
 /// A client still reading large answers slowly when the service stops, and

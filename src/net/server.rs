@@ -67,6 +67,10 @@ const WRITE_BACKLOG: usize = 1 << 20;
 pub struct FrontConfig {
     /// Most open connections; more are answered 503 and closed.
     pub max_connections: usize,
+    /// Most open connections the open-file limit leaves room for, with
+    /// descriptors kept for the journal and the state file; more wait in
+    /// the listen backlog, accepted as connections close.
+    pub descriptor_room: usize,
     /// A connection with no request in progress and nothing to answer is
     /// closed after this long (`None`: never).
     pub idle_timeout: Option<Duration>,
@@ -856,6 +860,20 @@ impl Front {
             let Some(listener) = &self.listener else {
                 return;
             };
+            if self.open >= self.config.descriptor_room {
+                // One more would take a descriptor the journal's next file
+                // or a state file write needs, and failing those stops the
+                // service: 100 idle connections under a limit of 64 did.
+                if !failing {
+                    crate::log_line!(
+                        "orderbook: {} connections open, all the open-file limit leaves room for; more wait to be accepted, tried again every {} ms",
+                        self.open,
+                        ACCEPT_RETRY.as_millis()
+                    );
+                }
+                self.accept_retry = Some(Instant::now() + ACCEPT_RETRY);
+                return;
+            }
             let (mut stream, peer) = match listener.accept() {
                 Ok(accepted) => accepted,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,

@@ -76,9 +76,9 @@ impl Server {
         Server::spawn_with(&wrapper, dir.to_path_buf(), args, false)
     }
 
-    /// Starts the service (as `start_with`) allowed at most `files` open
-    /// file descriptors (`prlimit --nofile`).
-    pub fn start_with_open_file_limit(args: &[&str], files: u64) -> Server {
+    /// Starts the service (as `start_with`) under the open-file limit
+    /// `files` (`prlimit --nofile`: `64` for soft and hard, `64:4096`).
+    pub fn start_with_open_file_limit(args: &[&str], files: &str) -> Server {
         let limited = format!("exec prlimit --nofile={files} -- \"$@\"");
         let wrapper = ["sh", "-c", limited.as_str(), "sh", BIN];
         Server::spawn_with(&wrapper, fresh_dir("fd-limit"), args, true)
