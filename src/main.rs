@@ -4,13 +4,13 @@
 //! until SIGINT or SIGTERM, then stops cleanly.
 
 use std::fs::{self, File, TryLockError};
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use orderbook::api::TickSize;
@@ -129,18 +129,38 @@ fn probe_health(listen: SocketAddr) -> Result<(), String> {
             SocketAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
         });
     }
-    let mut stream = TcpStream::connect_timeout(&addr, LIMIT).map_err(|e| e.to_string())?;
+    // The 2 s are for the whole check: a timeout on each read alone let an
+    // answer dribbled a byte at a time pass after 13 s.
+    let deadline = Instant::now() + LIMIT;
+    let late = || format!("no whole answer within {} s", LIMIT.as_secs());
+    let left = || {
+        let left = deadline.saturating_duration_since(Instant::now());
+        (!left.is_zero()).then_some(left).ok_or_else(late)
+    };
+    let timed_out = |error: std::io::Error| match error.kind() {
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => late(),
+        _ => error.to_string(),
+    };
+    let mut stream = TcpStream::connect_timeout(&addr, LIMIT).map_err(timed_out)?;
     stream
-        .set_read_timeout(Some(LIMIT))
-        .map_err(|e| e.to_string())?;
-    stream
-        .set_write_timeout(Some(LIMIT))
+        .set_write_timeout(Some(left()?))
         .map_err(|e| e.to_string())?;
     stream
         .write_all(b"GET /health HTTP/1.1\r\nHost: orderbook\r\nConnection: close\r\n\r\n")
-        .map_err(|e| e.to_string())?;
+        .map_err(timed_out)?;
     let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).map_err(|e| e.to_string())?;
+    let mut chunk = [0u8; 1024];
+    loop {
+        stream
+            .set_read_timeout(Some(left()?))
+            .map_err(|e| e.to_string())?;
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            Err(error) if error.kind() == ErrorKind::Interrupted => {}
+            Err(error) => return Err(timed_out(error)),
+        }
+    }
     let status_line = answer.split(|&b| b == b'\r').next().unwrap_or(&[]);
     if status_line.starts_with(b"HTTP/1.1 200 ") {
         Ok(())

@@ -2,8 +2,10 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_orderbook");
 
@@ -78,6 +80,49 @@ fn health_check_exits_0_while_the_service_answers_and_1_after() {
         )),
         "{stderr}"
     );
+}
+
+/// The check's 2 seconds are for the whole answer: one sent a byte every
+/// 300 ms, whole and 200 in the end, passed after 13 s; one that never
+/// comes is told as such, not as an OS error.
+#[test]
+fn health_check_gives_the_whole_answer_2_seconds() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        for dribble in [true, false] {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = [0u8; 512];
+            let _ = stream.read(&mut request);
+            let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(4) {
+                if dribble {
+                    let at = (started.elapsed().as_millis() / 300) as usize;
+                    if at >= answer.len() || stream.write_all(&answer[at..=at]).is_err() {
+                        break;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        }
+    });
+    for _ in 0..2 {
+        let started = Instant::now();
+        let output = Command::new(BIN)
+            .args(["--health-check", "--listen", &addr.to_string()])
+            .output()
+            .unwrap();
+        let took = started.elapsed();
+        assert_eq!(output.status.code(), Some(1), "{output:?}");
+        assert!(took < Duration::from_millis(3_000), "took {took:?}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(
+            stderr,
+            format!("orderbook: health check of {addr}: no whole answer within 2 s\n")
+        );
+    }
+    server.join().unwrap();
 }
 
 #[test]
