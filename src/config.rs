@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::RangedU64ValueParser;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use crate::api::{Symbol, TickSize, Wire};
 use crate::engine::BookConfig;
@@ -45,14 +45,15 @@ pub struct Config {
     #[arg(long, env = "ORDERBOOK_STATE_FILE", default_value = STATE_FILE)]
     pub state_file: PathBuf,
 
-    /// Address and port to listen on.
+    /// IP address and port to listen on (`127.0.0.1:8000`, `[::1]:8000`;
+    /// a host name is not looked up).
     #[arg(long, env = "ORDERBOOK_LISTEN", default_value = "127.0.0.1:8000")]
     pub listen: SocketAddr,
 
     /// Instead of serving: ask the service at `--listen` for `GET /health`
     /// and exit 0 if it answers 200 within 2 seconds, 1 otherwise (for
     /// container health checks; a wildcard address is asked on loopback).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "print_journal")]
     pub health_check: bool,
 
     /// Instead of serving: print every command of the journal in
@@ -94,7 +95,7 @@ pub struct Config {
     pub rate_limit: u32,
 
     /// Orders one client address may send at once under `--rate-limit`
-    /// (the bucket's depth). 0: as many as the rate.
+    /// (the bucket's depth; refused without it). 0: as many as the rate.
     #[arg(long, env = "ORDERBOOK_RATE_LIMIT_BURST", default_value_t = 0)]
     pub rate_limit_burst: u32,
 
@@ -232,7 +233,8 @@ pub struct Config {
     #[arg(long, env = "ORDERBOOK_FEED_SNAPSHOT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..))]
     pub feed_snapshot_ms: u64,
 
-    /// Levels per side in a feed snapshot without `?depth=` (0 = all).
+    /// Levels per side in a feed snapshot without `?depth=` (0 = all, at
+    /// most 1000).
     #[arg(long, env = "ORDERBOOK_FEED_DEPTH", default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=1000))]
     pub feed_depth: u64,
 
@@ -258,6 +260,20 @@ pub struct Config {
 }
 
 impl Config {
+    /// The settings of the command line and the environment, refused as a
+    /// bad value is (a message and exit 2) where each is valid but they do
+    /// not go together.
+    pub fn parse_whole() -> Config {
+        let config = Config::parse();
+        if config.rate_limit_burst > 0 && config.rate_limit == 0 {
+            let said = "--rate-limit-burst needs --rate-limit: without a rate (0, no limit) there is no burst to bound";
+            Config::command()
+                .error(clap::error::ErrorKind::ArgumentConflict, said)
+                .exit();
+        }
+        config
+    }
+
     /// Where the state file is: `--state-file` inside `--data-dir` unless
     /// absolute (an absolute path replaces the base in `join`).
     pub fn state_path(&self) -> PathBuf {

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use orderbook::api::TickSize;
 use orderbook::candles;
 use orderbook::client_ids;
@@ -32,7 +31,7 @@ use signal_hook::consts::{SIGINT, SIGTERM, SIGXFSZ};
 use signal_hook::iterator::Signals;
 
 fn main() -> ExitCode {
-    let config = Config::parse();
+    let config = Config::parse_whole();
     if config.health_check {
         return match probe_health(config.listen) {
             Ok(()) => ExitCode::SUCCESS,

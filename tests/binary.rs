@@ -125,6 +125,43 @@ fn health_check_gives_the_whole_answer_2_seconds() {
     server.join().unwrap();
 }
 
+/// Settings each valid that do not go together are refused as a bad value
+/// is, before anything starts: a burst without a rate did nothing, and
+/// both non-serving modes at once ran one and ignored the other.
+#[test]
+fn settings_that_do_not_go_together_are_refused() {
+    let dir = support::TempDir::new("settings-together");
+    for (args, env, said) in [
+        (
+            &["--rate-limit-burst", "5"][..],
+            None,
+            "--rate-limit-burst needs --rate-limit",
+        ),
+        (
+            &[][..],
+            Some(("ORDERBOOK_RATE_LIMIT_BURST", "5")),
+            "--rate-limit-burst needs --rate-limit",
+        ),
+        (
+            &["--health-check", "--print-journal"][..],
+            None,
+            "'--health-check' cannot be used with '--print-journal'",
+        ),
+    ] {
+        let mut command = Command::new(BIN);
+        command.current_dir(&dir.0).args(args);
+        if let Some((name, value)) = env {
+            command.env(name, value);
+        }
+        let output = command.output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?} {env:?}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(stderr.contains(said), "{args:?} {env:?}: {stderr}");
+    }
+    let left: Vec<_> = std::fs::read_dir(&dir.0).unwrap().collect();
+    assert!(left.is_empty(), "nothing is written: {left:?}");
+}
+
 #[test]
 fn a_bad_setting_is_refused_with_a_message() {
     let output = Command::new(BIN)
