@@ -53,6 +53,11 @@ fn main() -> ExitCode {
     }
 }
 
+/// Address space a start needs besides the books and the rings: the
+/// threads' stacks, the allocator's per-thread arenas, the histograms and
+/// buffers.
+const ROOM_FOR_THE_REST: u64 = 128 << 20;
+
 /// Refuses sizes whose books and rings the machine cannot reserve: the
 /// allocation would fail as they are built, and a failed allocation aborts
 /// the process with no word of which setting asked for it.
@@ -66,8 +71,11 @@ fn memory_fits(config: &Config, books: &[BookConfig]) -> Result<(), String> {
         + orderbook::ring::reserved_bytes::<Output>(config.event_ring)
         + channel::<FeedMessage>(config.feed_channel)
         + channel::<OrderFrame>(config.feed_channel);
-    // Reserved and given back at once: address space, never touched.
-    let fits = usize::try_from(books + rings)
+    // Reserved and given back at once: address space, never touched. With
+    // room for the rest: under `ulimit -v` a reservation that left none
+    // passed here, then the start died on a thread's stack or the
+    // allocator's arena (an abort, or EAGAIN) at 360 to 455 MiB.
+    let fits = usize::try_from(books + rings + ROOM_FOR_THE_REST)
         .is_ok_and(|bytes| Vec::<u8>::new().try_reserve_exact(bytes).is_ok());
     if fits {
         return Ok(());
@@ -76,8 +84,8 @@ fn memory_fits(config: &Config, books: &[BookConfig]) -> Result<(), String> {
     Err(format!(
         "the books (--order-capacity {}, --level-capacity {}, --finished-orders {}) reserve \
          {:.1} GiB at start and the rings (--command-ring {}, --event-ring {}, --feed-channel \
-         {}) {:.1} GiB, more than the machine (or this process's limits) lets it reserve; \
-         lower them",
+         {}) {:.1} GiB, which with {} MiB for the rest is more than the machine (or this \
+         process's limits, such as ulimit -v) lets it reserve; lower them",
         config.order_capacity,
         config.level_capacity,
         config.finished_orders,
@@ -85,7 +93,8 @@ fn memory_fits(config: &Config, books: &[BookConfig]) -> Result<(), String> {
         config.command_ring,
         config.event_ring,
         config.feed_channel,
-        gib(rings)
+        gib(rings),
+        ROOM_FOR_THE_REST >> 20
     ))
 }
 
@@ -204,6 +213,19 @@ fn descriptor_room(max_connections: usize) -> usize {
     room
 }
 
+/// The message for a thread that could not be started. The kernel says
+/// only EAGAIN when memory (`ulimit -v`) or threads (`ulimit -u`) ran out.
+fn not_started(what: &'static str) -> impl Fn(std::io::Error) -> String {
+    move |error| {
+        match error.kind() {
+        ErrorKind::WouldBlock => format!(
+            "cannot start {what}: {error} (out of memory or of threads: a limit such as ulimit -v or ulimit -u?)"
+        ),
+        _ => format!("cannot start {what}: {error}"),
+    }
+    }
+}
+
 /// Creates the data directory (and the state file's) and takes their
 /// locks, held for the process's life: a second service on the same state
 /// would corrupt it. The state file has a lock of its own beside it
@@ -212,8 +234,10 @@ fn descriptor_room(max_connections: usize) -> usize {
 /// own, and would then write over this one's book.
 fn lock_state(config: &Config) -> Result<Vec<File>, String> {
     let dir = &config.data_dir;
-    fs::create_dir_all(dir)
-        .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+    fs::create_dir_all(dir).map_err(|e| match dir.is_dir() || !dir.exists() {
+        true => format!("cannot create data directory {}: {e}", dir.display()),
+        false => format!("data directory {}: not a directory", dir.display()),
+    })?;
     let mut locks = vec![take_lock(&dir.join("orderbook.lock"), || {
         format!("data directory {}", dir.display())
     })?];
@@ -404,7 +428,7 @@ fn run(config: Config) -> Result<(), String> {
         config.feed(),
         metrics.clone(),
     )
-    .map_err(|e| format!("cannot start the publisher thread: {e}"))?;
+    .map_err(not_started("the publisher thread"))?;
     front.set_publisher(publisher.thread().clone());
     let (order_feed, order_feed_front) = order_feed::link(config.feed_channel);
     front.follow_orders(order_feed_front);
@@ -415,7 +439,7 @@ fn run(config: Config) -> Result<(), String> {
             Arc::new(LoopWaker(waker.clone())),
             metrics.clone(),
         )
-        .map_err(|e| format!("cannot start the journal syncer: {e}"))?;
+        .map_err(not_started("the journal syncer"))?;
         front.set_syncer(syncer);
     }
     let matching = matching::spawn(
@@ -424,7 +448,7 @@ fn run(config: Config) -> Result<(), String> {
         outputs,
         config.matching_core,
     )
-    .map_err(|e| format!("cannot start the matching thread: {e}"))?;
+    .map_err(not_started("the matching thread"))?;
     let replica = replica::spawn(
         recovered.replica,
         replica_names,
@@ -445,7 +469,7 @@ fn run(config: Config) -> Result<(), String> {
             metrics,
         },
     )
-    .map_err(|e| format!("cannot start the replica thread: {e}"))?;
+    .map_err(not_started("the replica thread"))?;
 
     let signal_waker = waker.clone();
     let signal_flag = shutdown.clone();
@@ -469,7 +493,7 @@ fn run(config: Config) -> Result<(), String> {
                 );
             }
         })
-        .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+        .map_err(not_started("the signal thread"))?;
 
     orderbook::log_line!("orderbook: listening on {address}");
     front.run().map_err(|e| format!("event loop failed: {e}"))?;

@@ -261,6 +261,23 @@ fn sizes_whose_books_cannot_be_reserved_are_refused_naming_them() {
         ),
         "{stderr}"
     );
+    // Room for the books and rings but not for the threads' stacks and
+    // arenas besides: the start died on a thread (EAGAIN) or an abort.
+    let child = Command::new("prlimit")
+        .args(["--as=440401920", "--"])
+        .arg(BIN)
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = refused_within_seconds(child);
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("with 128 MiB for the rest is more than"),
+        "{stderr}"
+    );
     let mut child = limited(&[]).stderr(Stdio::piped()).spawn().unwrap();
     let _stderr = started(&mut child);
     let _ = Command::new("kill")
