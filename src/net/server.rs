@@ -1130,9 +1130,12 @@ impl Front {
                     // until it ran out of memory. A listing waits until
                     // every earlier answer has left the queue for the write
                     // buffer, whose bound then holds what follows.
-                    let normal = http::normalized_path(request.path);
-                    let listing = routes::is_listing(request.method, routes::route_of(&normal));
-                    if listing && !conn.answers.is_empty() {
+                    if !conn.answers.is_empty()
+                        && routes::is_listing(
+                            request.method,
+                            routes::route_of(&http::normalized_path(request.path)),
+                        )
+                    {
                         self.put_back(slot, buf);
                         break;
                     }
