@@ -201,6 +201,8 @@ struct Connection {
     /// Its reads the replica has yet to answer: at its close they are
     /// abandoned (`Front::abandon_reads`).
     replica_reads: u32,
+    /// The ticket of the last listing sent for ([`routes::is_listing`]).
+    listing: Option<u64>,
     /// A request waits for a step the front takes once the replica
     /// answers (`DELETE /orders` by name prefix stages its cancels then):
     /// the requests after it are parsed only after that step, so they are
@@ -242,6 +244,28 @@ impl Connection {
             http::write_head(self.out(), status, body.len(), keep_alive);
             self.spill.push_back(body);
         }
+    }
+
+    /// Whether a listing must wait. Listings pipelined behind one another
+    /// were each built whole before the first was written: 1,000 `GET
+    /// /orders` of 11 MB grew the server by 430 MB a second until it ran
+    /// out of memory. So one is built at a time, and the next waits until
+    /// it has been built and what waits to be written (queued answers
+    /// included) is under the write backlog's bound.
+    fn holds_a_listing(&self) -> bool {
+        if self.answers.is_empty() {
+            return false;
+        }
+        let mut queued = 0;
+        for answer in &self.answers {
+            match answer {
+                Answer::Waiting(ticket) if Some(*ticket) == self.listing => return true,
+                Answer::Waiting(_) => {}
+                Answer::Ready(response) => queued += response.len(),
+                Answer::ReadyLarge(head, body) => queued += head.len() + body.len(),
+            }
+        }
+        queued + self.unwritten() >= WRITE_BACKLOG
     }
 
     /// Bytes answered but not yet written to the socket.
@@ -944,6 +968,7 @@ impl Front {
                 lingering_since: None,
                 continue_sent: false,
                 replica_reads: 0,
+                listing: None,
                 held: false,
                 peer: peer.ip(),
             });
@@ -1057,8 +1082,8 @@ impl Front {
 
     /// Serves every complete request in the connection's read buffer while
     /// it has fewer than `max_pipeline` answers outstanding and less than
-    /// `WRITE_BACKLOG` bytes unwritten; a listing only once no earlier
-    /// answer is outstanding.
+    /// `WRITE_BACKLOG` bytes unwritten; a listing only once the one before
+    /// it is built ([`Connection::holds_a_listing`]).
     fn serve_buffered(&mut self, slot: usize) {
         let mut consumed = 0;
         loop {
@@ -1124,13 +1149,7 @@ impl Front {
                     break;
                 }
                 Ok(http::Parsed::Whole(request)) => {
-                    // Listings pipelined behind one another were each built
-                    // whole before the first was written: 1,000 `GET
-                    // /orders` of 11 MB grew the server by 430 MB a second
-                    // until it ran out of memory. A listing waits until
-                    // every earlier answer has left the queue for the write
-                    // buffer, whose bound then holds what follows.
-                    if !conn.answers.is_empty()
+                    if conn.holds_a_listing()
                         && routes::is_listing(
                             request.method,
                             routes::route_of(&http::normalized_path(request.path)),

@@ -25,7 +25,7 @@ pub(super) fn route_of(normal: &str) -> &str {
 
 /// Whether `method` on route `path` is a listing, whose answer may run to
 /// megabytes (`GET /orders` of a deep book, `GET /trades?limit=100000`):
-/// a connection has one built at a time (`serve_buffered`).
+/// a connection has one built at a time (`Connection::holds_a_listing`).
 pub(super) fn is_listing(method: Method, path: &str) -> bool {
     matches!(
         (method, path),
@@ -207,15 +207,24 @@ impl Front {
                     None => Err(ApiError::new(404, "Not Found")),
                 },
             });
-        if let Err(error) = result {
-            self.answer_now_typed(
+        match result {
+            Err(error) => self.answer_now_typed(
                 slot,
                 error.status,
                 http::JSON,
                 &error.body(),
                 keep_alive,
                 &error.header_line(),
-            );
+            ),
+            Ok(()) if is_listing(method, path) => {
+                if let Some(conn) = self.connections[slot].as_mut() {
+                    conn.listing = match conn.answers.back() {
+                        Some(&Answer::Waiting(ticket)) => Some(ticket),
+                        _ => None,
+                    };
+                }
+            }
+            Ok(()) => {}
         }
         self.head_only = false;
     }
