@@ -551,10 +551,45 @@ mod tests {
             ("order_type", "type"),
             ("qty", "quantity"),
         ] {
-            let body = format!(r#"{{"quantity": 1, "price": 1, "side": 1, "{spelt}": 1}}"#);
-            let refused = wire.new_order(body.as_bytes()).unwrap_err();
-            let detail = format!("{spelt}: is not a field of this API; the field is {meant}");
-            assert_eq!((refused.status, refused.detail), (422, detail));
+            // Given as null too: it is there, and meant something.
+            for value in ["1", "null"] {
+                let body =
+                    format!(r#"{{"quantity": 1, "price": 1, "side": 1, "{spelt}": {value}}}"#);
+                let refused = wire.new_order(body.as_bytes()).unwrap_err();
+                let detail = format!("{spelt}: is not a field of this API; the field is {meant}");
+                assert_eq!((refused.status, refused.detail), (422, detail), "{body}");
+                let amendment = format!(r#"{{"quantity": 2, "{spelt}": {value}}}"#);
+                let refused = wire.amendment(amendment.as_bytes()).unwrap_err();
+                assert_eq!(refused.status, 422, "{amendment}");
+            }
+        }
+        // Malformed JSON is 400 even where a field was found wrong before
+        // the syntax error (a duplicate, a value of the wrong type).
+        for body in [
+            &br#"{"quantity":1,"price":1,"side":1,"quantity":2"#[..],
+            br#"{"quantity":1,"price":1,"side":1,"quantity":2}}"#,
+            br#"{"quantity":"x","price":1,"side":1,"zz":1_0}"#,
+        ] {
+            let refused = wire.new_order(body).unwrap_err();
+            assert_eq!(refused.status, 400, "{}", String::from_utf8_lossy(body));
+            assert!(
+                refused.detail.starts_with("Malformed JSON body: "),
+                "{}",
+                refused.detail
+            );
+        }
+        let batches = [
+            wire.new_orders(br#"{"orders":1_000}"#).unwrap_err(),
+            wire.new_orders(br#"{"orders":{"a":1]}"#).unwrap_err(),
+            wire.amendments(br#"{"orders":{"quantity":26}]}"#)
+                .unwrap_err(),
+            request::order_refs(br#"{"order_ids":1_000}"#).unwrap_err(),
+            request::cancel_after_timeout(br#"{"timeout_ms":1000,"timeout_ms""#).unwrap_err(),
+        ];
+        for refused in batches {
+            assert_eq!(refused.status, 400, "{}", refused.detail);
+            let malformed = refused.detail.starts_with("Malformed JSON body: ");
+            assert!(malformed, "{}", refused.detail);
         }
         let priced = wire.amendment(br#"{"price": 1, "side": null}"#).unwrap();
         assert_eq!(priced, wire.amendment(br#"{"price": 1}"#).unwrap());

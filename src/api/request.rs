@@ -153,23 +153,29 @@ struct Fields<'a> {
     /// Unknown fields are ignored, as the original service ignored them;
     /// these would be ignored too, and a `"postOnly": true` order trade as
     /// a taker, so they are refused, naming the field meant.
-    #[serde(borrow, rename = "timeInForce")]
-    time_in_force_camel: Option<&'a RawValue>,
-    #[serde(borrow, rename = "tif")]
-    tif: Option<&'a RawValue>,
-    #[serde(borrow, rename = "postOnly")]
-    post_only_camel: Option<&'a RawValue>,
-    #[serde(borrow, rename = "clientOrderId")]
-    client_order_id_camel: Option<&'a RawValue>,
-    #[serde(borrow, rename = "orderType")]
-    order_type_camel: Option<&'a RawValue>,
-    #[serde(borrow, rename = "order_type")]
-    order_type: Option<&'a RawValue>,
-    #[serde(borrow, rename = "qty")]
-    qty: Option<&'a RawValue>,
+    #[serde(default, rename = "timeInForce", deserialize_with = "is_there")]
+    time_in_force_camel: bool,
+    #[serde(default, rename = "tif", deserialize_with = "is_there")]
+    tif: bool,
+    #[serde(default, rename = "postOnly", deserialize_with = "is_there")]
+    post_only_camel: bool,
+    #[serde(default, rename = "clientOrderId", deserialize_with = "is_there")]
+    client_order_id_camel: bool,
+    #[serde(default, rename = "orderType", deserialize_with = "is_there")]
+    order_type_camel: bool,
+    #[serde(default, rename = "order_type", deserialize_with = "is_there")]
+    order_type: bool,
+    #[serde(default, rename = "qty", deserialize_with = "is_there")]
+    qty: bool,
 }
 
 const NOT_AN_OBJECT: &str = "Request body must be a JSON object";
+
+/// True for a field that is there, whatever its value: `null` too, which
+/// an `Option` would read as absent (`"postOnly": null` was let through).
+fn is_there<'de, D: serde::Deserializer<'de>>(value: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(value).map(|_| true)
+}
 
 fn fields(body: &[u8]) -> Result<Fields<'_>, ApiError> {
     let fields: Fields = object(body, || ApiError::new(422, NOT_AN_OBJECT))?;
@@ -186,8 +192,8 @@ fn fields(body: &[u8]) -> Result<Fields<'_>, ApiError> {
         ("order_type", fields.order_type, "type"),
         ("qty", fields.qty, "quantity"),
     ];
-    for (name, raw, meant) in misspelt {
-        if raw.is_some() {
+    for (name, given, meant) in misspelt {
+        if given {
             let why = format!("is not a field of this API; the field is {meant}");
             return Err(ApiError::field(name, &why));
         }
@@ -426,6 +432,13 @@ fn object<'a, T: Deserialize<'a>>(
         };
     }
     serde_json::from_slice(body).map_err(|error| {
+        // A field found wrong before a syntax error further on: malformed
+        // JSON is 400 wherever it is (`{"orders": 1_000}` was 422).
+        if error.is_data() {
+            if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                return ApiError::new(400, format!("Malformed JSON body: {syntax}"));
+            }
+        }
         // `{"quantity": 1, "quantity": 2}` is ambiguous (Python's json
         // takes the last): name the field instead of the object.
         let duplicate = error.to_string();
