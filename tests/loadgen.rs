@@ -29,6 +29,7 @@ fn settings(
         batch: 1,
         extra_headers: String::new(),
         client_ids: None,
+        timeout: std::time::Duration::from_secs(5),
     }
 }
 

@@ -312,6 +312,7 @@ fn every_part_under_sustained_load_stays_consistent_bounded_and_recoverable() {
         // Every order named: the names ride through the journal, the
         // history's evictions and the restart.
         client_ids: Some("soak".into()),
+        timeout: Duration::from_secs(5),
     };
     let load = thread::spawn(move || loadgen::run(&settings).unwrap());
 

@@ -70,6 +70,11 @@ pub struct Settings {
     /// With a prefix, every order carries a `client_order_id` of its own,
     /// `<prefix>-<connection>-<n>`; without one, none does.
     pub client_ids: Option<String>,
+    /// How long an answer may take before its connection is given up as
+    /// failed, and how long a connection may go on failing (refused,
+    /// reset) before it stops: a service that stalls or is gone ends the
+    /// run instead of holding it past its end.
+    pub timeout: Duration,
 }
 
 /// When a run ends.
@@ -259,8 +264,18 @@ pub struct Report {
     /// service's bounded history of finished orders (`--finished-orders`).
     pub not_kept: u64,
     /// Connections that failed (refused, reset, closed mid-answer,
-    /// unparsable answer); each is reopened.
+    /// unparsable answer, no answer within the timeout); each is reopened,
+    /// after a pause that doubles while it goes on failing.
     pub transport_errors: u64,
+    /// Of those, requests not answered within the timeout.
+    pub timeouts: u64,
+    /// Connections that stopped because they failed for the whole
+    /// timeout without an answer (the service gone, or refusing).
+    pub given_up: u64,
+    /// Under a rate with a duration: sends due before the end that were
+    /// not made, the service answering slower than the schedule (a run
+    /// stops at its end; those would have been sent after it).
+    pub unsent: u64,
     /// From the first send to the last answer.
     pub elapsed: Duration,
     /// Answer latency in microseconds (from when each request was due,
@@ -307,6 +322,9 @@ impl Report {
         self.not_resting += other.not_resting;
         self.not_kept += other.not_kept;
         self.transport_errors += other.transport_errors;
+        self.timeouts += other.timeouts;
+        self.given_up += other.given_up;
+        self.unsent += other.unsent;
         self.elapsed = self.elapsed.max(other.elapsed);
         self.latency_us
             .add(&other.latency_us)
@@ -337,6 +355,9 @@ impl Report {
             not_resting: 0,
             not_kept: 0,
             transport_errors: 0,
+            timeouts: 0,
+            given_up: 0,
+            unsent: 0,
             elapsed: Duration::ZERO,
             latency_us: latency_histogram(),
             latency_by_kind_us: BTreeMap::new(),
@@ -389,6 +410,9 @@ impl Report {
             "not_resting": self.not_resting,
             "not_kept": self.not_kept,
             "transport_errors": self.transport_errors,
+            "timeouts": self.timeouts,
+            "connections_given_up": self.given_up,
+            "unsent": self.unsent,
             "latency_us": percentiles(&self.latency_us),
             "latency_by_kind_us": by_kind,
         })
@@ -432,8 +456,11 @@ fn share(stop: Stop, index: usize, total: usize) -> Option<u64> {
     }
 }
 
-/// How long a failed connection waits before it is reopened.
+/// How long a failed connection waits before it is reopened, doubled at
+/// each failure in a row up to [`MAX_REOPEN_PAUSE`]: against a port that
+/// refuses, reopening at once made 80,000 attempts a second.
 const REOPEN_PAUSE: Duration = Duration::from_millis(10);
+const MAX_REOPEN_PAUSE: Duration = Duration::from_secs(1);
 
 /// The event loop's token for its [`Timer`].
 const TIMER: Token = Token(usize::MAX);
@@ -498,6 +525,15 @@ struct Connection {
     acting_on: Option<Held>,
     /// The request on the wire: its kind and when it was due (or sent).
     in_flight: Option<(Kind, Instant)>,
+    /// When the request on the wire went out (its answer's timeout runs
+    /// from then, not from when it was due).
+    sent_at: Instant,
+    /// Since when it has failed without an answer in between, and when it
+    /// may be reopened.
+    failing_since: Option<Instant>,
+    reopen_at: Option<Instant>,
+    /// The pause before the next reopen.
+    pause: Duration,
     /// Request bytes not yet written.
     out: Vec<u8>,
     /// Answer bytes read so far.
@@ -540,6 +576,10 @@ fn drive(
             resting: Vec::new(),
             acting_on: None,
             in_flight: None,
+            sent_at: started,
+            failing_since: None,
+            reopen_at: None,
+            pause: REOPEN_PAUSE,
             out: Vec::with_capacity(256),
             input: Vec::with_capacity(4096),
             sent: 0,
@@ -554,6 +594,14 @@ fn drive(
     let mut last_answer = started;
     loop {
         let now = Instant::now();
+        // Give up the answers that are overdue.
+        for connection in &mut connections {
+            if connection.in_flight.is_some() && now >= connection.sent_at + settings.timeout {
+                report.timeouts += 1;
+                let why = format!("no answer within {} s", settings.timeout.as_secs_f64());
+                fail(&mut poll, connection, &mut report, io::Error::other(why));
+            }
+        }
         // Send whatever is due on idle connections.
         for (slot, connection) in connections.iter_mut().enumerate() {
             if connection.in_flight.is_some()
@@ -564,16 +612,24 @@ fn drive(
                 continue;
             }
             if connection.stream.is_none() {
-                // Reopen a failed connection; if the service refuses, this
-                // connection sends no more.
-                if open(&mut poll, connection, slot, settings.addr).is_err() {
-                    report.transport_errors += 1;
-                    connection.quota = Some(connection.sent);
+                if give_up_if_failing_too_long(connection, settings, &mut report, now)
+                    || connection.reopen_at.is_some_and(|at| now < at)
+                {
+                    continue;
+                }
+                if let Err(error) = open(&mut poll, connection, slot, settings.addr) {
+                    fail(&mut poll, connection, &mut report, error);
                     continue;
                 }
             }
             let due = connection.next_due.unwrap_or(now);
-            if deadline.is_some_and(|deadline| due >= deadline) {
+            if let Some(deadline) = deadline.filter(|&deadline| due >= deadline || now >= deadline)
+            {
+                // The end: what was due before it and not sent stays unsent.
+                if let Some(every) = interval.filter(|_| due < deadline) {
+                    let behind = (deadline - due).as_secs_f64() / every.as_secs_f64();
+                    report.unsent += behind.ceil() as u64;
+                }
                 connection.quota = Some(connection.sent);
                 continue;
             }
@@ -614,18 +670,23 @@ fn drive(
         if let Some(due) = next_due {
             timer.arm(due.saturating_duration_since(Instant::now()))?;
         }
-        // Past the end only answers are awaited: no timeout. A connection
-        // that failed is reopened at the top of the loop, after a pause
-        // (nothing else would wake the loop for it).
-        let mut timeout = deadline
-            .map(|deadline| deadline.saturating_duration_since(Instant::now()))
-            .filter(|left| !left.is_zero());
+        // Wake for the end, the first answer to fall overdue, and the
+        // first failed connection to reopen (nothing else would wake the
+        // loop for those).
+        let overdue = connections
+            .iter()
+            .filter(|c| c.in_flight.is_some())
+            .map(|c| c.sent_at + settings.timeout);
         let reopening = connections
             .iter()
-            .any(|c| c.stream.is_none() && c.quota.is_none_or(|quota| c.sent < quota));
-        if reopening {
-            timeout = Some(timeout.map_or(REOPEN_PAUSE, |t| t.min(REOPEN_PAUSE)));
-        }
+            .filter(|c| c.stream.is_none() && c.quota.is_none_or(|quota| c.sent < quota))
+            .filter_map(|c| c.reopen_at);
+        let wake = (deadline.into_iter())
+            .filter(|&deadline| Instant::now() < deadline)
+            .chain(overdue)
+            .chain(reopening)
+            .min();
+        let timeout = wake.map(|at| at.saturating_duration_since(Instant::now()));
         poll.poll(&mut events, timeout)?;
         for event in events.iter() {
             if event.token() == TIMER {
@@ -686,7 +747,7 @@ fn open(
 }
 
 /// Counts a failed connection (its request is lost) and closes it; the
-/// next send reopens it.
+/// next send reopens it once its pause is over.
 fn fail(poll: &mut Poll, connection: &mut Connection, report: &mut Report, error: io::Error) {
     report.transport_errors += 1;
     if report.transport_errors <= 3 {
@@ -695,6 +756,41 @@ fn fail(poll: &mut Poll, connection: &mut Connection, report: &mut Report, error
     connection.in_flight = None;
     connection.acting_on = None;
     drop_stream(poll, connection);
+    let now = Instant::now();
+    if connection.failing_since.is_none() {
+        connection.failing_since = Some(now);
+        connection.pause = REOPEN_PAUSE;
+    } else {
+        connection.pause = (connection.pause * 2).min(MAX_REOPEN_PAUSE);
+    }
+    connection.reopen_at = Some(now + connection.pause);
+}
+
+/// Stops a connection that has failed for the whole timeout with no answer
+/// in between (true if it did): the service is gone or refusing, and a
+/// counted run would otherwise spend what is left of its count on failures.
+fn give_up_if_failing_too_long(
+    connection: &mut Connection,
+    settings: &Settings,
+    report: &mut Report,
+    now: Instant,
+) -> bool {
+    let Some(since) = connection.failing_since else {
+        return false;
+    };
+    if now.duration_since(since) >= settings.timeout {
+        connection.quota = Some(connection.sent);
+        report.given_up += 1;
+        if report.given_up == 1 {
+            eprintln!(
+                "loadgen: connection {} failed for {} s with no answer; it stops (so does each such connection)",
+                connection.index,
+                settings.timeout.as_secs_f64()
+            );
+        }
+        return true;
+    }
+    false
 }
 
 /// True if the service closed the connection while no request was on it
@@ -820,6 +916,7 @@ fn start_request(settings: &Settings, connection: &mut Connection, since: Instan
     }
     connection.sent += 1;
     connection.in_flight = Some((kind, since));
+    connection.sent_at = Instant::now();
 }
 
 fn flush(connection: &mut Connection) -> io::Result<()> {
@@ -849,13 +946,15 @@ fn read_answers(
         return Ok(());
     };
     let mut buffer = [0u8; 16 * 1024];
+    // An answer and the close after it can come in one read: the answer
+    // is taken first (it was thrown away with the close, and counted as a
+    // failure: a service closing after each answer lost 71 of 100).
+    let mut closed = false;
     loop {
         match stream.read(&mut buffer) {
             Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "closed by the service",
-                ))
+                closed = true;
+                break;
             }
             Ok(n) => connection.input.extend_from_slice(&buffer[..n]),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -863,7 +962,13 @@ fn read_answers(
             Err(e) => return Err(e),
         }
     }
-    while let Some((status, body, used)) = parse_answer(&connection.input)? {
+    while let Some(Answer {
+        status,
+        body,
+        used,
+        closes,
+    }) = parse_answer(&connection.input)?
+    {
         let Some((kind, due)) = connection.in_flight.take() else {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -914,13 +1019,26 @@ fn read_answers(
             _ => {}
         }
         connection.input.drain(..used);
+        connection.failing_since = None;
+        connection.reopen_at = None;
+        if closes {
+            connection.input.clear();
+            closed = true;
+            break;
+        }
+    }
+    if closed {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "closed by the service",
+        ));
     }
     Ok(())
 }
 
 /// One complete answer at the front of `input`: its status, its body and
 /// the bytes it took; `None` if it is not all there yet.
-fn parse_answer(input: &[u8]) -> io::Result<Option<(u16, &[u8], usize)>> {
+fn parse_answer(input: &[u8]) -> io::Result<Option<Answer<'_>>> {
     let mut headers = [httparse::EMPTY_HEADER; 16];
     let mut response = httparse::Response::new(&mut headers);
     let head = match response.parse(input) {
@@ -949,7 +1067,30 @@ fn parse_answer(input: &[u8]) -> io::Result<Option<(u16, &[u8], usize)>> {
     if input.len() < head + length {
         return Ok(None);
     }
-    Ok(Some((status, &input[head..head + length], head + length)))
+    let closes = response.headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("connection")
+            && (h.value.split(|&b| b == b','))
+                .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
+    });
+    Ok(Some(Answer {
+        status,
+        body: &input[head..head + length],
+        used: head + length,
+        closes,
+    }))
+}
+
+/// One answer read off a connection.
+#[derive(Debug, PartialEq)]
+struct Answer<'a> {
+    status: u16,
+    body: &'a [u8],
+    /// Bytes it took of the input.
+    used: usize,
+    /// It says `Connection: close`: the service closes after it, so no
+    /// request may follow on the connection (one sent before the close
+    /// arrived was lost with it).
+    closes: bool,
 }
 
 /// A placed order that rests, from its `POST /order/` answer (or its
@@ -1032,11 +1173,17 @@ mod tests {
 
     #[test]
     fn answers_are_framed_by_content_length() {
-        let two = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\n{x}";
-        let (status, body, used) = parse_answer(two).unwrap().unwrap();
-        assert_eq!((status, body, used), (200, &b"{}"[..], 40));
-        let (status, body, _) = parse_answer(&two[used..]).unwrap().unwrap();
-        assert_eq!((status, body), (404, &b"{x}"[..]));
+        let two = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\nConnection: keep-alive, Close\r\n\r\n{x}";
+        let first = parse_answer(two).unwrap().unwrap();
+        assert_eq!(
+            (first.status, first.body, first.used, first.closes),
+            (200, &b"{}"[..], 40, false)
+        );
+        let second = parse_answer(&two[first.used..]).unwrap().unwrap();
+        assert_eq!(
+            (second.status, second.body, second.closes),
+            (404, &b"{x}"[..], true)
+        );
         assert_eq!(parse_answer(&two[..39]).unwrap(), None);
         assert!(parse_answer(b"HTTP/1.1 200 OK\r\n\r\n").is_err());
     }

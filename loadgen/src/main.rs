@@ -18,7 +18,8 @@ use loadgen::{Mix, Report, Settings, Stop};
 #[derive(Parser, Debug)]
 #[command(name = "loadgen", version)]
 struct Cli {
-    /// The service's address (loopback or any host:port).
+    /// The service's address: an IP address and port (a host name is not
+    /// looked up).
     #[arg(long, default_value = "127.0.0.1:8000")]
     addr: SocketAddr,
     /// Keep-alive connections, one request outstanding on each.
@@ -33,9 +34,16 @@ struct Cli {
     /// Stop after exactly this many requests instead.
     #[arg(long, short = 'n', value_parser = clap::value_parser!(u64).range(1..))]
     requests: Option<u64>,
-    /// Requests per second over all connections (open loop).
+    /// Requests per second over all connections (open loop; at least 0.001,
+    /// at most 1,000,000 a connection). With --duration, sends not made by
+    /// the end (a service slower than the schedule) are counted as unsent.
     #[arg(long, short = 'R')]
     rate: Option<f64>,
+    /// Seconds an answer may take before its connection counts as failed
+    /// (and is reopened), and a connection may go on failing with no
+    /// answer before it stops: a stalled or lost service ends the run.
+    #[arg(long, default_value_t = 5.0)]
+    timeout: f64,
     /// Weights of the request kinds: place, cancel, cross, modify, fetch,
     /// ioc (a crossing immediate-or-cancel order), market (a market order),
     /// book (`GET /book`), ticker (`GET /ticker`), candles (`GET /candles`).
@@ -83,6 +91,14 @@ struct Cli {
     hgrm: Option<std::path::PathBuf>,
 }
 
+/// The longest --duration or --timeout: a year (an end past what the
+/// clock can add panicked).
+const MAX_SECONDS: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// The highest mid price in ticks: the service's prices are below 2^52
+/// ticks, and crossing orders go above the mid.
+const MAX_MID_TICKS: f64 = (1u64 << 50) as f64;
+
 /// A count that must be 1 or more: 0 connections or threads would run
 /// nothing and report it as a run.
 fn at_least_1(text: &str) -> Result<usize, String> {
@@ -95,24 +111,42 @@ fn at_least_1(text: &str) -> Result<usize, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if cli.tick <= 0.0 || cli.mid / cli.tick < 11.0 {
-        eprintln!("loadgen: --mid must be at least 11 ticks of --tick");
+    // NaN is in no range: a NaN tick or mid sent prices the service
+    // refused.
+    let ticks = cli.mid / cli.tick;
+    if !(cli.tick > 0.0 && cli.tick.is_finite() && (11.0..=MAX_MID_TICKS).contains(&ticks)) {
+        eprintln!("loadgen: --mid must be at least 11 and at most {MAX_MID_TICKS} ticks of --tick");
         return ExitCode::from(2);
     }
-    if cli
-        .rate
-        .is_some_and(|rate| !(rate > 0.0 && rate.is_finite()))
-    {
-        eprintln!("loadgen: --rate must be a positive number of requests per second");
+    // At most a send a microsecond on each connection: a schedule finer
+    // than the clock's nanoseconds never moved on, and the run never ended.
+    let most = 1e6 * cli.connections as f64;
+    if cli.rate.is_some_and(|rate| !(0.001..=most).contains(&rate)) {
+        eprintln!(
+            "loadgen: --rate must be from 0.001 to {most} requests a second (1,000,000 a connection)"
+        );
         return ExitCode::from(2);
     }
     // A run of nothing is refused, not reported as a run; with -n the
     // duration is not used.
     let duration = Duration::try_from_secs_f64(cli.duration)
         .ok()
-        .filter(|duration| !duration.is_zero());
+        .filter(|duration| !duration.is_zero() && *duration <= MAX_SECONDS);
     let Some(duration) = duration.or(cli.requests.map(|_| Duration::ZERO)) else {
-        eprintln!("loadgen: --duration must be a positive number of seconds");
+        eprintln!(
+            "loadgen: --duration must be a positive number of seconds, at most {}",
+            MAX_SECONDS.as_secs()
+        );
+        return ExitCode::from(2);
+    };
+    let timeout = Duration::try_from_secs_f64(cli.timeout)
+        .ok()
+        .filter(|timeout| *timeout >= Duration::from_millis(1) && *timeout <= MAX_SECONDS);
+    let Some(timeout) = timeout else {
+        eprintln!(
+            "loadgen: --timeout must be from 0.001 to {} seconds",
+            MAX_SECONDS.as_secs()
+        );
         return ExitCode::from(2);
     };
     if cli.feed_orders && cli.subscribers == 0 {
@@ -144,6 +178,7 @@ fn main() -> ExitCode {
                 now.map_or(0, |t| t.as_micros() as u64 & 0xffff_ffff_ffff)
             )
         }),
+        timeout,
     };
     // Made before any load, so a path that cannot be written costs no run.
     let mut hgrm = match &cli.hgrm {
@@ -174,15 +209,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // A service lost during the run cannot say its last trade: the feed
+    // has no end to wait for, but the load's report stands.
+    let mut feed_lost = false;
     let feed = match subscribers {
         Some(subscribers) => match loadgen::feed::last_trade(cli.addr) {
             Ok(last) => Some(subscribers.finish(last)),
             Err(error) => {
                 eprintln!(
-                    "loadgen: cannot ask {} for its last trade: {error}",
+                    "loadgen: cannot ask {} for its last trade: {error}; no feed figures",
                     cli.addr
                 );
-                return ExitCode::FAILURE;
+                feed_lost = true;
+                None
             }
         },
         None => None,
@@ -206,7 +245,7 @@ fn main() -> ExitCode {
             print_feed(feed);
         }
     }
-    let feed_failed = feed.as_ref().is_some_and(|feed| !feed.errors.is_empty());
+    let feed_failed = feed_lost || feed.as_ref().is_some_and(|feed| !feed.errors.is_empty());
     if report.transport_errors > 0 || report.unexpected() > 0 || feed_failed {
         // Said on stderr too, so that a `--json` run's failure is named.
         eprintln!(
@@ -228,7 +267,7 @@ fn main() -> ExitCode {
 
 fn print_report(settings: &Settings, report: &Report) {
     let mode = match settings.rate {
-        Some(rate) => format!("open loop at {rate} req/s"),
+        Some(rate) => format!("open loop at {rate:.3} req/s"),
         None => "closed loop".to_owned(),
     };
     println!(
@@ -281,6 +320,20 @@ fn print_report(settings: &Settings, report: &Report) {
         report.not_kept,
         report.transport_errors
     );
+    if report.timeouts + report.given_up > 0 {
+        println!(
+            "of the transport errors, {} requests not answered within {} s; connections that stopped after failing that long with no answer {}",
+            report.timeouts,
+            settings.timeout.as_secs_f64(),
+            report.given_up
+        );
+    }
+    if report.unsent > 0 {
+        println!(
+            "unsent: {} sends due before the end were not made: the service answered slower than the schedule",
+            report.unsent
+        );
+    }
     let latency: Vec<String> = percentiles(&report.latency_us)
         .iter()
         .map(|(label, value)| format!("{label} {value}"))

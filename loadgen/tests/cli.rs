@@ -20,22 +20,33 @@ fn run(args: &[&str]) -> (Option<i32>, String, String) {
 fn bad_settings_are_refused_with_exit_2() {
     let (code, stdout, stderr) = run(&["--rate", "0"]);
     assert_eq!((code, stdout.as_str()), (Some(2), ""));
-    assert_eq!(
-        stderr,
-        "loadgen: --rate must be a positive number of requests per second\n"
-    );
+    let rates = "loadgen: --rate must be from 0.001 to 32000000 requests a second (1,000,000 a connection)\n";
+    assert_eq!(stderr, rates);
+    // A schedule finer than the clock never moved on; NaN passed the test.
+    for rate in ["1e10", "nan", "1e-300", "inf"] {
+        let (code, _, stderr) = run(&["--rate", rate]);
+        assert_eq!((code, stderr.as_str()), (Some(2), rates), "--rate {rate}");
+    }
     let (code, _, stderr) = run(&["--mix", "place=0"]);
     assert_eq!(code, Some(2));
     assert!(
         stderr.contains("the mix gives every kind weight 0"),
         "{stderr}"
     );
-    let (code, _, stderr) = run(&["--mid", "0.05"]);
-    assert_eq!(code, Some(2));
-    assert_eq!(
-        stderr,
-        "loadgen: --mid must be at least 11 ticks of --tick\n"
-    );
+    for (flag, value) in [
+        ("--mid", "0.05"),
+        ("--mid", "nan"),
+        ("--tick", "nan"),
+        ("--mid", "1e30"),
+    ] {
+        let (code, _, stderr) = run(&[flag, value]);
+        assert_eq!(code, Some(2), "{flag} {value}");
+        assert_eq!(
+            stderr,
+            "loadgen: --mid must be at least 11 and at most 1125899906842624 ticks of --tick\n",
+            "{flag} {value}"
+        );
+    }
     // Following orders is something subscribers do.
     let (code, _, stderr) = run(&["--feed-orders"]);
     assert_eq!(code, Some(2));
@@ -49,14 +60,14 @@ fn bad_settings_are_refused_with_exit_2() {
         )
     );
     // A run of nothing is refused, not reported as a run.
-    for duration in ["0", "nan", "inf", "1e30"] {
+    for duration in ["0", "nan", "inf", "1e30", "1e19"] {
         let (code, stdout, stderr) = run(&["-d", duration]);
         assert_eq!(
             (code, stdout.as_str(), stderr.as_str()),
             (
                 Some(2),
                 "",
-                "loadgen: --duration must be a positive number of seconds\n"
+                "loadgen: --duration must be a positive number of seconds, at most 31536000\n"
             ),
             "-d {duration}"
         );
@@ -125,4 +136,184 @@ fn a_service_that_is_not_there_fails_the_run() {
             "{report}"
         );
     }
+}
+
+/// What a fake service does with each request it reads.
+#[derive(Clone, Copy)]
+enum Fake {
+    /// Reads and never answers (a stalled service).
+    Silent,
+    /// Answers 200 with `Connection: close`, then closes.
+    AnswersThenCloses,
+    /// Answers 200 after this many milliseconds, keeping the connection.
+    AnswersAfter(u64),
+}
+
+/// A fake service on loopback for `seconds`, doing `fake` on every
+/// connection; returns its address.
+fn fake_service(fake: Fake, seconds: u64) -> String {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    listener.set_nonblocking(true).unwrap();
+    let until = Instant::now() + Duration::from_secs(seconds);
+    std::thread::spawn(move || {
+        while Instant::now() < until {
+            let Ok((mut stream, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(2));
+                continue;
+            };
+            std::thread::spawn(move || {
+                stream.set_nonblocking(false).unwrap();
+                let left = until.saturating_duration_since(Instant::now());
+                stream
+                    .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                    .unwrap();
+                let mut buffer = [0u8; 4096];
+                let mut pending = Vec::new();
+                while let Ok(n) = stream.read(&mut buffer) {
+                    if n == 0 {
+                        return;
+                    }
+                    pending.extend_from_slice(&buffer[..n]);
+                    // One answer per whole request head (the requests of
+                    // these runs have no body).
+                    while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                        pending.drain(..end + 4);
+                        match fake {
+                            Fake::Silent => {}
+                            Fake::AnswersThenCloses => {
+                                let _ = stream.write_all(
+                                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+                                );
+                                return;
+                            }
+                            Fake::AnswersAfter(ms) => {
+                                std::thread::sleep(Duration::from_millis(ms));
+                                let _ = stream
+                                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn timed_run(args: &[&str]) -> (Option<i32>, String, String, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let (code, stdout, stderr) = run(args);
+    (code, stdout, stderr, started.elapsed())
+}
+
+/// A service that stops answering ends the run at the timeout, as failed;
+/// it held loadgen for good, printing nothing (wrk has a timeout too).
+#[test]
+fn a_service_that_never_answers_ends_the_run_at_the_timeout() {
+    let addr = fake_service(Fake::Silent, 20);
+    for stop in [["-d", "1"], ["-n", "4"]] {
+        let args = [
+            "--addr",
+            &addr,
+            "-c",
+            "2",
+            "--timeout",
+            "1",
+            "--json",
+            stop[0],
+            stop[1],
+        ];
+        let (code, stdout, stderr, took) = timed_run(&args);
+        assert_eq!(code, Some(1), "{stop:?}: {stderr}");
+        assert!(
+            took < std::time::Duration::from_secs(4),
+            "{stop:?} took {took:?}"
+        );
+        assert!(stderr.contains("no answer within 1 s"), "{stderr}");
+        let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(report["requests"], 0, "{report}");
+        assert!(report["timeouts"].as_u64().unwrap() >= 2, "{report}");
+    }
+}
+
+/// An answer that comes in the same read as the close after it is
+/// counted: it was thrown away with the close and counted as a failure
+/// (71 of 100 here).
+#[test]
+fn an_answer_followed_at_once_by_the_close_is_counted() {
+    let addr = fake_service(Fake::AnswersThenCloses, 20);
+    let args = [
+        "--addr", &addr, "-c", "1", "-n", "100", "--mix", "book=1", "--json",
+    ];
+    let (code, stdout, stderr) = run(&args);
+    assert_eq!(code, Some(0), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        (
+            &report["requests"],
+            &report["statuses"],
+            &report["transport_errors"]
+        ),
+        (
+            &serde_json::json!(100),
+            &serde_json::json!({"200": 100}),
+            &serde_json::json!(0)
+        ),
+        "{report}"
+    );
+}
+
+/// A service that is not there ends a counted run at the timeout, each
+/// connection reopened after a pause that doubles: a count of 2,000 was
+/// spent on refusals 10 ms apart, and an open loop tried 80,000 times a
+/// second.
+#[test]
+fn a_service_that_is_not_there_ends_a_counted_or_open_run_at_the_timeout() {
+    let addr = nobody_there();
+    for extra in [&["-n", "2000"][..], &["-d", "3", "-R", "100"]] {
+        let args = [
+            &["--addr", &addr, "-c", "2", "--timeout", "1", "--json"][..],
+            extra,
+        ]
+        .concat();
+        let (code, stdout, stderr, took) = timed_run(&args);
+        assert_eq!(code, Some(1), "{extra:?}: {stderr}");
+        assert!(
+            took < std::time::Duration::from_millis(2_500),
+            "{extra:?} took {took:?}"
+        );
+        assert!(
+            stderr.contains("failed for 1 s with no answer; it stops"),
+            "{stderr}"
+        );
+        let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(report["connections_given_up"], 2, "{report}");
+        let errors = report["transport_errors"].as_u64().unwrap();
+        assert!((2..=24).contains(&errors), "{extra:?}: {errors} errors");
+    }
+}
+
+/// An open loop faster than the service ends at its duration, counting the
+/// sends it did not make: a 1 s run at 200,000 a second took 7.2 s.
+#[test]
+fn an_open_loop_faster_than_the_service_ends_at_its_duration_and_counts_what_went_unsent() {
+    let addr = fake_service(Fake::AnswersAfter(50), 20);
+    let args = [
+        "--addr", &addr, "-c", "1", "-d", "1", "-R", "100", "--mix", "book=1", "--json",
+    ];
+    let (code, stdout, stderr, took) = timed_run(&args);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        took < std::time::Duration::from_millis(1_500),
+        "took {took:?}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let answered = report["requests"].as_u64().unwrap();
+    let unsent = report["unsent"].as_u64().unwrap();
+    // One answer each 50 ms: about 20 of the 100 due.
+    assert!((15..=21).contains(&answered), "{report}");
+    assert!((98..=101).contains(&(answered + unsent)), "{report}");
 }
