@@ -216,13 +216,10 @@ fn descriptor_room(max_connections: usize) -> usize {
 /// The message for a thread that could not be started. The kernel says
 /// only EAGAIN when memory (`ulimit -v`) or threads (`ulimit -u`) ran out.
 fn not_started(what: &'static str) -> impl Fn(std::io::Error) -> String {
-    move |error| {
-        match error.kind() {
-        ErrorKind::WouldBlock => format!(
-            "cannot start {what}: {error} (out of memory or of threads: a limit such as ulimit -v or ulimit -u?)"
-        ),
+    const HINT: &str = "out of memory or of threads: a limit such as ulimit -v or ulimit -u?";
+    move |error| match error.kind() {
+        ErrorKind::WouldBlock => format!("cannot start {what}: {error} ({HINT})"),
         _ => format!("cannot start {what}: {error}"),
-    }
     }
 }
 
