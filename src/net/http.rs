@@ -280,12 +280,14 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
         "HEAD" => Method::Head,
         _ => Method::Other,
     };
-    let target = origin_form(parsed.path.unwrap_or("/"));
-    // An origin-form path, an absolute URL (read as its path above) or `*`
-    // (the whole server, for OPTIONS only); anything else is an invalid
+    let sent = parsed.path.unwrap_or("/");
+    let target = origin_form(sent);
+    // An origin-form path, an absolute URL (read as its path, shorter) or
+    // `*` (the whole server, for OPTIONS only); anything else is an invalid
     // request line (RFC 9112 §3.2), which a route lookup would answer 404.
-    let asterisk = target == "*" && parsed.method == Some("OPTIONS");
-    if !(target.is_empty() || target.starts_with(['/', '?']) || asterisk) {
+    let absolute = target.len() < sent.len();
+    let asterisk = sent == "*" && parsed.method == Some("OPTIONS");
+    if !(sent.starts_with('/') || absolute || asterisk) {
         return Err(HttpError::Malformed(
             "the request target must be a path starting with / or an absolute http URL",
         ));
@@ -1054,7 +1056,7 @@ mod tests {
 
     #[test]
     fn a_target_that_is_neither_a_path_nor_an_http_url_is_refused() {
-        for target in ["ftp://h/x", "order/1", "h:80", "%2Forder", "*"] {
+        for target in ["ftp://h/x", "order/1", "h:80", "%2Forder", "*", "?x=1"] {
             let raw = format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n");
             let refused = parse(raw.as_bytes()).err();
             let why = "the request target must be a path starting with / or an absolute http URL";
