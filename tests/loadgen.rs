@@ -486,7 +486,8 @@ fn a_service_whose_rings_wait_with_membarrier_loses_nothing() {
 /// A crossing run with three subscribers: each gets every trade the service
 /// kept, each with a delay.
 fn every_trade_reaches_every_subscriber(server: &Server) {
-    let subscribers = loadgen::feed::Subscribers::start(server.addr, 3, false).unwrap();
+    let subscribers =
+        loadgen::feed::Subscribers::start(server.addr, 3, false, Duration::from_secs(10)).unwrap();
     let report = loadgen::run(&settings(
         server,
         8,
@@ -495,7 +496,8 @@ fn every_trade_reaches_every_subscriber(server: &Server) {
         "place=1,cross=1",
     ))
     .unwrap();
-    let feed = subscribers.finish(loadgen::feed::last_trade(server.addr).unwrap());
+    let feed = subscribers
+        .finish(loadgen::feed::last_trade(server.addr, Duration::from_secs(10)).unwrap());
     assert_eq!((report.transport_errors, report.unexpected()), (0, 0));
     let trades = server.connect().trades("?limit=100000").len() as u64;
     assert!(trades > 100, "{trades} trades");
@@ -516,11 +518,13 @@ fn subscribers_of_a_run_without_trades_do_not_wait_for_an_older_trade() {
     let mut rest = server.connect();
     rest.place(-1, 100.0, 1);
     rest.place(1, 100.0, 1);
-    let subscribers = loadgen::feed::Subscribers::start(server.addr, 2, false).unwrap();
+    let subscribers =
+        loadgen::feed::Subscribers::start(server.addr, 2, false, Duration::from_secs(10)).unwrap();
     let report = loadgen::run(&settings(&server, 2, 1, Stop::Requests(50), "place=1")).unwrap();
     assert_all_200(&report, 50);
     let started = std::time::Instant::now();
-    let feed = subscribers.finish(loadgen::feed::last_trade(server.addr).unwrap());
+    let feed = subscribers
+        .finish(loadgen::feed::last_trade(server.addr, Duration::from_secs(10)).unwrap());
     assert_eq!(feed.errors, Vec::<String>::new());
     assert_eq!(feed.trades, 0);
     assert!(
@@ -535,10 +539,12 @@ fn subscribers_of_a_run_without_trades_do_not_wait_for_an_older_trade() {
 #[test]
 fn subscribers_following_orders_get_each_order_change_of_the_run() {
     let server = Server::start();
-    let subscribers = loadgen::feed::Subscribers::start(server.addr, 2, true).unwrap();
+    let subscribers =
+        loadgen::feed::Subscribers::start(server.addr, 2, true, Duration::from_secs(10)).unwrap();
     let run = settings(&server, 8, 1, Stop::Requests(2_000), "place=1,cross=1");
     let report = loadgen::run(&run).unwrap();
-    let feed = subscribers.finish(loadgen::feed::last_trade(server.addr).unwrap());
+    let feed = subscribers
+        .finish(loadgen::feed::last_trade(server.addr, Duration::from_secs(10)).unwrap());
     assert_all_200(&report, 2_000);
     assert_eq!(feed.errors, Vec::<String>::new());
     let trades = server.connect().trades("?limit=100000").len() as u64;

@@ -73,7 +73,12 @@ fn histogram() -> Histogram<u64> {
 impl Subscribers {
     /// Connects `count` subscribers to `addr` and returns once each is
     /// subscribed to trades only (and to `orders`, with `orders`).
-    pub fn start(addr: SocketAddr, count: usize, orders: bool) -> io::Result<Subscribers> {
+    pub fn start(
+        addr: SocketAddr,
+        count: usize,
+        orders: bool,
+        timeout: Duration,
+    ) -> io::Result<Subscribers> {
         let stop = Arc::new(AtomicBool::new(false));
         let last_trade = Arc::new(OnceLock::new());
         let (joined, joins) = mpsc::channel();
@@ -116,7 +121,7 @@ impl Subscribers {
                 Err(_) => return Err(io::Error::other("a subscriber thread died")),
             }
         }
-        subscribers.newest_before = self::last_trade(addr)?;
+        subscribers.newest_before = self::last_trade(addr, timeout)?;
         Ok(subscribers)
     }
 
@@ -287,9 +292,10 @@ fn unique_id(message: &str) -> Option<&str> {
 /// The `unique_id` of the newest trade the service at `addr` made
 /// (`GET /trades?limit=1`), or `None` if it made none: what subscribers
 /// wait for after a load.
-pub fn last_trade(addr: SocketAddr) -> io::Result<Option<String>> {
-    let mut stream = TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+pub fn last_trade(addr: SocketAddr, timeout: Duration) -> io::Result<Option<String>> {
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
     stream
         .write_all(b"GET /trades?limit=1 HTTP/1.1\r\nHost: loadgen\r\nConnection: close\r\n\r\n")?;
     let mut answer = Vec::new();

@@ -462,6 +462,40 @@ fn share(stop: Stop, index: usize, total: usize) -> Option<u64> {
 const REOPEN_PAUSE: Duration = Duration::from_millis(10);
 const MAX_REOPEN_PAUSE: Duration = Duration::from_secs(1);
 
+/// One connection's send times in an open loop: send `k` is due
+/// `(offset + k) * every` seconds after the start, computed from `k`. Adding
+/// the interval once a send drifted by its rounding to whole nanoseconds:
+/// at 3 a second, the 4th send fell due a hair before the end of a 1 s run.
+#[derive(Clone, Copy)]
+struct Schedule {
+    started: Instant,
+    every: f64,
+    offset: f64,
+}
+
+/// Connection `index` of `total`'s schedule, one send each `every` seconds,
+/// staggered by its place among the connections.
+fn schedule(started: Instant, every: f64, index: usize, total: usize) -> Schedule {
+    Schedule {
+        started,
+        every,
+        offset: index as f64 / total as f64,
+    }
+}
+
+impl Schedule {
+    fn due(&self, k: u64) -> Instant {
+        self.started + Duration::from_secs_f64((self.offset + k as f64) * self.every)
+    }
+
+    /// Sends due before `end` (one due within a microsecond of it is at it:
+    /// the arithmetic is in floating point).
+    fn before(&self, end: Instant) -> u64 {
+        let span = end.saturating_duration_since(self.started).as_secs_f64() - 1e-6;
+        (span / self.every - self.offset).ceil().max(0.0) as u64
+    }
+}
+
 /// The event loop's token for its [`Timer`].
 const TIMER: Token = Token(usize::MAX);
 
@@ -558,12 +592,21 @@ fn drive(
     let mut events = Events::with_capacity(1024);
     let mut report = Report::empty();
     // Each connection's sends are `total / rate` apart, staggered.
-    let interval = settings
-        .rate
-        .map(|rate| Duration::from_secs_f64(total as f64 / rate.max(1e-9)));
+    let every = settings.rate.map(|rate| total as f64 / rate.max(1e-9));
     let deadline = match settings.stop {
         Stop::After(duration) => Some(started + duration),
         Stop::Requests(_) => None,
+    };
+    // An open loop sends what fell due before the end even late, for as
+    // long again as the run (at most the timeout), so a machine's hiccup
+    // costs no send; what a service too slow for the schedule leaves
+    // unsent then is counted, and the run ends (a 1 s run at 200,000 a
+    // second took 7.2 s).
+    let sends_end = match (every, settings.stop) {
+        (Some(_), Stop::After(duration)) => {
+            Some(started + duration + duration.min(settings.timeout))
+        }
+        _ => deadline,
     };
     let mut connections: Vec<Connection> = mine
         .iter()
@@ -584,8 +627,15 @@ fn drive(
             input: Vec::with_capacity(4096),
             sent: 0,
             named: 0,
-            quota: share(settings.stop, index, total),
-            next_due: interval.map(|every| started + every.mul_f64(index as f64 / total as f64)),
+            // An open loop with an end sends what its schedule holds
+            // before the end.
+            quota: match (every, deadline) {
+                (Some(every), Some(end)) => {
+                    Some(schedule(started, every, index, total).before(end))
+                }
+                _ => share(settings.stop, index, total),
+            },
+            next_due: every.map(|every| schedule(started, every, index, total).due(0)),
         })
         .collect();
     for (slot, connection) in connections.iter_mut().enumerate() {
@@ -599,7 +649,13 @@ fn drive(
             if connection.in_flight.is_some() && now >= connection.sent_at + settings.timeout {
                 report.timeouts += 1;
                 let why = format!("no answer within {} s", settings.timeout.as_secs_f64());
-                fail(&mut poll, connection, &mut report, io::Error::other(why));
+                fail(
+                    &mut poll,
+                    connection,
+                    &mut report,
+                    io::Error::other(why),
+                    settings,
+                );
             }
         }
         // Send whatever is due on idle connections.
@@ -612,47 +668,46 @@ fn drive(
                 continue;
             }
             if connection.stream.is_none() {
-                if give_up_if_failing_too_long(connection, settings, &mut report, now)
-                    || connection.reopen_at.is_some_and(|at| now < at)
-                {
+                if connection.reopen_at.is_some_and(|at| now < at) {
                     continue;
                 }
                 if let Err(error) = open(&mut poll, connection, slot, settings.addr) {
-                    fail(&mut poll, connection, &mut report, error);
+                    fail(&mut poll, connection, &mut report, error, settings);
                     continue;
                 }
             }
-            let due = connection.next_due.unwrap_or(now);
-            if let Some(deadline) = deadline.filter(|&deadline| due >= deadline || now >= deadline)
-            {
-                // The end: what was due before it and not sent stays unsent.
-                if let Some(every) = interval.filter(|_| due < deadline) {
-                    let behind = (deadline - due).as_secs_f64() / every.as_secs_f64();
-                    report.unsent += behind.ceil() as u64;
+            if sends_end.is_some_and(|end| now >= end) {
+                // The end: what the schedule held and was not sent stays
+                // unsent (an open loop's quota is its schedule).
+                if every.is_some() {
+                    let quota = connection.quota.unwrap_or(connection.sent);
+                    report.unsent += quota.saturating_sub(connection.sent);
                 }
                 connection.quota = Some(connection.sent);
                 continue;
             }
+            let due = connection.next_due.unwrap_or(now);
             if due > now {
                 continue;
             }
-            match interval {
+            match every {
                 // Open loop: the latency counts from when it was due.
                 Some(every) => {
                     start_request(settings, connection, due);
-                    connection.next_due = Some(due + every);
+                    let schedule = schedule(started, every, connection.index, total);
+                    connection.next_due = Some(schedule.due(connection.sent));
                 }
                 None => start_request(settings, connection, Instant::now()),
             }
             if let Err(error) = flush(connection) {
-                fail(&mut poll, connection, &mut report, error);
+                fail(&mut poll, connection, &mut report, error, settings);
             }
         }
         // Done when every answer is in and nothing more is to be sent: the
         // quota met (a counted run; under a rate, every send due before the
         // end has gone, however late), or the end passed (a closed loop).
         let closed_loop_over =
-            interval.is_none() && deadline.is_some_and(|deadline| Instant::now() >= deadline);
+            every.is_none() && deadline.is_some_and(|deadline| Instant::now() >= deadline);
         let finished = connections.iter().all(|c| {
             c.in_flight.is_none()
                 && (c.quota.is_some_and(|quota| c.sent >= quota) || closed_loop_over)
@@ -681,8 +736,8 @@ fn drive(
             .iter()
             .filter(|c| c.stream.is_none() && c.quota.is_none_or(|quota| c.sent < quota))
             .filter_map(|c| c.reopen_at);
-        let wake = (deadline.into_iter())
-            .filter(|&deadline| Instant::now() < deadline)
+        let wake = (deadline.into_iter().chain(sends_end))
+            .filter(|&end| Instant::now() < end)
             .chain(overdue)
             .chain(reopening)
             .min();
@@ -709,7 +764,7 @@ fn drive(
                     // nothing was lost; the next send reopens it.
                     drop_stream(&mut poll, connection);
                 }
-                Err(error) => fail(&mut poll, connection, &mut report, error),
+                Err(error) => fail(&mut poll, connection, &mut report, error, settings),
             }
         }
     }
@@ -747,8 +802,19 @@ fn open(
 }
 
 /// Counts a failed connection (its request is lost) and closes it; the
-/// next send reopens it once its pause is over.
-fn fail(poll: &mut Poll, connection: &mut Connection, report: &mut Report, error: io::Error) {
+/// next send reopens it once its pause is over. A connection that has
+/// failed for the whole timeout with no answer in between stops: the
+/// service is gone or refusing, and a counted run would otherwise spend
+/// what is left of its count on failures. Its last reopen is made at the
+/// timeout, so a service back before then is found (one back between a
+/// pause's reopen and the timeout was given up unseen).
+fn fail(
+    poll: &mut Poll,
+    connection: &mut Connection,
+    report: &mut Report,
+    error: io::Error,
+    settings: &Settings,
+) {
     report.transport_errors += 1;
     if report.transport_errors <= 3 {
         eprintln!("loadgen: connection {}: {error}", connection.index);
@@ -757,28 +823,13 @@ fn fail(poll: &mut Poll, connection: &mut Connection, report: &mut Report, error
     connection.acting_on = None;
     drop_stream(poll, connection);
     let now = Instant::now();
-    if connection.failing_since.is_none() {
-        connection.failing_since = Some(now);
-        connection.pause = REOPEN_PAUSE;
-    } else {
-        connection.pause = (connection.pause * 2).min(MAX_REOPEN_PAUSE);
-    }
-    connection.reopen_at = Some(now + connection.pause);
-}
-
-/// Stops a connection that has failed for the whole timeout with no answer
-/// in between (true if it did): the service is gone or refusing, and a
-/// counted run would otherwise spend what is left of its count on failures.
-fn give_up_if_failing_too_long(
-    connection: &mut Connection,
-    settings: &Settings,
-    report: &mut Report,
-    now: Instant,
-) -> bool {
-    let Some(since) = connection.failing_since else {
-        return false;
+    let since = *connection.failing_since.get_or_insert(now);
+    connection.pause = match since == now {
+        true => REOPEN_PAUSE,
+        false => (connection.pause * 2).min(MAX_REOPEN_PAUSE),
     };
-    if now.duration_since(since) >= settings.timeout {
+    let last_try = since + settings.timeout;
+    if now >= last_try {
         connection.quota = Some(connection.sent);
         report.given_up += 1;
         if report.given_up == 1 {
@@ -788,9 +839,8 @@ fn give_up_if_failing_too_long(
                 settings.timeout.as_secs_f64()
             );
         }
-        return true;
     }
-    false
+    connection.reopen_at = Some((now + connection.pause).min(last_try));
 }
 
 /// True if the service closed the connection while no request was on it
@@ -1169,6 +1219,32 @@ mod tests {
             .collect();
         assert_eq!(shares, vec![4, 3, 3]);
         assert_eq!(share(Stop::After(Duration::from_secs(1)), 0, 3), None);
+    }
+
+    /// An open loop of R a second for D seconds holds R x D sends, whatever
+    /// the rate's rounding: at 3 a second over 1 s the 4th send fell due a
+    /// hair before the end (and was counted unsent by an idle service).
+    #[test]
+    fn an_open_loop_schedule_holds_rate_times_duration_sends() {
+        let started = Instant::now();
+        for connections in 1..=4usize {
+            for rate in (1..=300u64).chain([333, 1_000, 2_999, 3_000, 30_000]) {
+                for seconds in [1u64, 2, 7] {
+                    let end = started + Duration::from_secs(seconds);
+                    let every = connections as f64 / rate as f64;
+                    let sends: u64 = (0..connections)
+                        .map(|i| schedule(started, every, i, connections).before(end))
+                        .sum();
+                    assert_eq!(
+                        sends,
+                        rate * seconds,
+                        "{connections} x {rate}/s x {seconds} s"
+                    );
+                }
+            }
+        }
+        let one = schedule(started, 1.0 / 3.0, 0, 1);
+        assert_eq!(one.due(3), started + Duration::from_secs(1));
     }
 
     #[test]

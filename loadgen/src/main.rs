@@ -192,7 +192,7 @@ fn main() -> ExitCode {
         None => None,
     };
     let subscribers = if cli.subscribers > 0 {
-        match Subscribers::start(cli.addr, cli.subscribers, cli.feed_orders) {
+        match Subscribers::start(cli.addr, cli.subscribers, cli.feed_orders, timeout) {
             Ok(subscribers) => Some(subscribers),
             Err(error) => {
                 eprintln!("loadgen: cannot subscribe to {}: {error}", cli.addr);
@@ -213,7 +213,7 @@ fn main() -> ExitCode {
     // has no end to wait for, but the load's report stands.
     let mut feed_lost = false;
     let feed = match subscribers {
-        Some(subscribers) => match loadgen::feed::last_trade(cli.addr) {
+        Some(subscribers) => match loadgen::feed::last_trade(cli.addr, timeout) {
             Ok(last) => Some(subscribers.finish(last)),
             Err(error) => {
                 eprintln!(
