@@ -13,6 +13,9 @@
 //! - answers left unwritten because the client stopped reading: closed after
 //!   `--request-timeout`.
 //!
+//! Before any of these, the socket is read and written once more: what
+//! came while the loop was stopped is not mistaken for stillness.
+//!
 //! A connection whose answer the engine or the replica still owes is never
 //! timed out: that wait is ours, not the client's. WebSocket subscribers are
 //! left to their own ping and pong. The same pass ends lingering closes
@@ -67,7 +70,7 @@ impl Front {
     /// Times out the HTTP connections that have been still for too long,
     /// and ends the lingering closes that have lasted [`LINGER`].
     pub(super) fn check_connections(&mut self) {
-        let (idle, request) = (self.config.idle_timeout, self.config.request_timeout);
+        let request = self.config.request_timeout;
         for slot in 0..self.connections.len() {
             let Some(conn) = self.connections[slot].as_ref() else {
                 continue;
@@ -75,26 +78,39 @@ impl Front {
             if conn.ws.is_some() {
                 continue;
             }
-            let since = |then| self.now.saturating_duration_since(then);
             if let Some(closing) = conn.lingering_since {
-                if since(closing) >= LINGER {
+                if self.now.saturating_duration_since(closing) >= LINGER {
                     self.close(slot);
                 }
                 continue;
             }
-            let still = since(conn.last_progress);
-            let over = |limit: Option<Duration>| limit.is_some_and(|l| still >= l);
-            let request_over = request.is_some_and(|l| since(conn.request_started) >= l);
-            match Stall::of(conn) {
-                Stall::Idle if over(idle) => {
+            if self.timed_out(conn).is_none() {
+                continue;
+            }
+            // Before a timeout, what the socket holds is read and what it
+            // takes is written: a loop that was stopped (SIGSTOP, a frozen
+            // VM) has not polled since, and the requests sent meanwhile were
+            // reset unread as idle (19 of 20 when it was stopped busy).
+            if let Some(conn) = self.connections[slot].as_mut() {
+                conn.socket_drained = false;
+            }
+            self.pump(slot);
+            let Some(stall) = self.connections[slot]
+                .as_ref()
+                .and_then(|c| self.timed_out(c))
+            else {
+                continue;
+            };
+            match stall {
+                Stall::Idle => {
                     self.stats.timed_out.idle += 1;
                     self.close(slot);
                 }
-                Stall::NotReading if over(request) => {
+                Stall::NotReading => {
                     self.stats.timed_out.not_reading += 1;
                     self.close(slot);
                 }
-                Stall::PartialRequest if request_over => {
+                Stall::PartialRequest => {
                     self.stats.timed_out.request += 1;
                     let seconds = request.map_or(0, |l| l.as_secs());
                     let body = ApiError::new(
@@ -109,9 +125,25 @@ impl Front {
                     }
                     self.pump(slot);
                 }
-                _ => {}
+                Stall::Busy => {}
             }
         }
+    }
+
+    /// The connection's stall if it has lasted past its timeout.
+    fn timed_out(&self, conn: &Connection) -> Option<Stall> {
+        let since = |then| self.now.saturating_duration_since(then);
+        let still = since(conn.last_progress);
+        let over = |limit: Option<Duration>| limit.is_some_and(|l| still >= l);
+        let (idle, request) = (self.config.idle_timeout, self.config.request_timeout);
+        let stall = Stall::of(conn);
+        let due = match stall {
+            Stall::Idle => over(idle),
+            Stall::NotReading => over(request),
+            Stall::PartialRequest => request.is_some_and(|l| since(conn.request_started) >= l),
+            Stall::Busy => false,
+        };
+        due.then_some(stall)
     }
 
     /// `orderbook_connections_timed_out_total`, by cause.
