@@ -35,8 +35,10 @@ struct Cli {
     #[arg(long, short = 'n', value_parser = clap::value_parser!(u64).range(1..))]
     requests: Option<u64>,
     /// Requests per second over all connections (open loop; at least 0.001,
-    /// at most 1,000,000 a connection). With --duration, sends not made by
-    /// the end (a service slower than the schedule) are counted as unsent.
+    /// at most 1,000,000 a connection). With --duration, sends due before
+    /// the end go out late for as long again as the run (at most
+    /// --timeout); those a service slower than the schedule left unmade by
+    /// then are counted as unsent.
     #[arg(long, short = 'R')]
     rate: Option<f64>,
     /// Seconds an answer may take before its connection counts as failed
