@@ -577,8 +577,16 @@ struct Connection {
     /// Orders this connection named (`client_order_id`s given).
     named: u64,
     quota: Option<u64>,
-    /// Under a rate: when the next request is due.
-    next_due: Option<Instant>,
+    /// Under a rate: when its sends are due.
+    schedule: Option<Schedule>,
+}
+
+impl Connection {
+    /// Under a rate: when its next send is due (each send, made or failed,
+    /// takes its slot of the schedule).
+    fn next_due(&self) -> Option<Instant> {
+        self.schedule.map(|schedule| schedule.due(self.sent))
+    }
 }
 
 fn drive(
@@ -635,7 +643,7 @@ fn drive(
                 }
                 _ => share(settings.stop, index, total),
             },
-            next_due: every.map(|every| schedule(started, every, index, total).due(0)),
+            schedule: every.map(|every| schedule(started, every, index, total)),
         })
         .collect();
     for (slot, connection) in connections.iter_mut().enumerate() {
@@ -686,17 +694,10 @@ fn drive(
                 connection.quota = Some(connection.sent);
                 continue;
             }
-            let due = connection.next_due.unwrap_or(now);
-            if due > now {
-                continue;
-            }
-            match every {
+            match connection.next_due() {
+                Some(due) if due > now => continue,
                 // Open loop: the latency counts from when it was due.
-                Some(every) => {
-                    start_request(settings, connection, due);
-                    let schedule = schedule(started, every, connection.index, total);
-                    connection.next_due = Some(schedule.due(connection.sent));
-                }
+                Some(due) => start_request(settings, connection, due),
                 None => start_request(settings, connection, Instant::now()),
             }
             if let Err(error) = flush(connection) {
@@ -720,7 +721,7 @@ fn drive(
         let next_due = connections
             .iter()
             .filter(|c| c.in_flight.is_none() && c.quota.is_none_or(|quota| c.sent < quota))
-            .filter_map(|c| c.next_due)
+            .filter_map(Connection::next_due)
             .min();
         if let Some(due) = next_due {
             timer.arm(due.saturating_duration_since(Instant::now()))?;
