@@ -253,9 +253,6 @@ impl Connection {
     /// it has been built and what waits to be written (queued answers
     /// included) is under the write backlog's bound.
     fn holds_a_listing(&self) -> bool {
-        if self.answers.is_empty() {
-            return false;
-        }
         let mut queued = 0;
         for answer in &self.answers {
             match answer {
@@ -1147,11 +1144,15 @@ impl Front {
                     break;
                 }
                 Ok(http::Parsed::Whole(request)) => {
-                    if conn.holds_a_listing()
+                    // Cheapest test first: most requests find no answer
+                    // outstanding, and most are no listing; only a listing
+                    // behind others pays for the scan of the queue.
+                    if !conn.answers.is_empty()
                         && routes::is_listing(
                             request.method,
                             routes::route_of(&http::normalized_path(request.path)),
                         )
+                        && conn.holds_a_listing()
                     {
                         self.put_back(slot, buf);
                         break;
