@@ -824,11 +824,11 @@ fn fail(
     connection.acting_on = None;
     drop_stream(poll, connection);
     let now = Instant::now();
-    let since = *connection.failing_since.get_or_insert(now);
-    connection.pause = match since == now {
-        true => REOPEN_PAUSE,
-        false => (connection.pause * 2).min(MAX_REOPEN_PAUSE),
+    connection.pause = match connection.failing_since {
+        None => REOPEN_PAUSE,
+        Some(_) => (connection.pause * 2).min(MAX_REOPEN_PAUSE),
     };
+    let since = *connection.failing_since.get_or_insert(now);
     let last_try = since + settings.timeout;
     if now >= last_try {
         connection.quota = Some(connection.sent);
