@@ -749,9 +749,11 @@ impl Front {
             match polled {
                 Ok(()) => {}
                 // A signal, or a SIGSTOP and SIGCONT (which fail epoll_wait
-                // with EINTR even unhandled); what came meanwhile is read
-                // before any timeout (`check_connections`).
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                // with EINTR even unhandled). Poll again before anything
+                // times out: after a stop longer than `--idle-timeout` the
+                // requests that came meanwhile are in the sockets, and the
+                // idle check would have reset their connections unread.
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 Err(error) => return Err(error),
             }
 
