@@ -32,6 +32,7 @@ pub mod candles;
 pub mod client_ids;
 pub mod config;
 pub mod engine;
+pub mod listing_memory;
 pub mod matching;
 pub mod metrics;
 pub mod net;

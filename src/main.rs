@@ -17,6 +17,7 @@ use orderbook::candles;
 use orderbook::client_ids;
 use orderbook::config::Config;
 use orderbook::engine::BookConfig;
+use orderbook::listing_memory::ListingMemory;
 use orderbook::matching::{self, Output, Request};
 use orderbook::metrics;
 use orderbook::net::server::{CancelAllAfter, Front, FrontJournal, LoopWaker};
@@ -392,11 +393,13 @@ fn run(config: Config) -> Result<(), String> {
     let mut front_config = config.front();
     front_config.descriptor_room = descriptor_room(config.max_connections);
     let drain_seconds = front_config.drain_timeout.as_secs();
+    let listing_memory = ListingMemory::new(config.max_listing_bytes);
     let (mut front, waker) = Front::bind(
         config.listen,
         requests_in,
         front_reader,
         (answers_rx, abandoned_tx),
+        listing_memory.clone(),
         FrontJournal::new(journal, recovered.seq + 1),
         metrics.clone(),
         (feed_requests_tx, feed_messages_rx),
@@ -453,6 +456,7 @@ fn run(config: Config) -> Result<(), String> {
         replica_reader,
         config.wire(),
         (answers_tx, abandoned_rx),
+        listing_memory,
         Arc::new(LoopWaker(waker.clone())),
         Snapshots {
             dir: config.data_dir.clone(),

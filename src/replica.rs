@@ -23,6 +23,7 @@ use crate::api::{self, ApiError, ClientOrderId, Ticker, TradeRecord, Wire};
 use crate::candles;
 use crate::client_ids::{ClientIds, ReplicaClientIds};
 use crate::engine::{Command, CommandKind, Event, LevelView, OrderBook, OrderId, Side, Timestamp};
+use crate::listing_memory::{Held, ListingMemory};
 use crate::matching::{BarrierPurpose, Output};
 use crate::metrics;
 use crate::order_feed::OrderFeed;
@@ -37,8 +38,10 @@ pub struct ReplicaAnswer {
     pub ticket: u64,
     /// The HTTP status.
     pub status: u16,
-    /// The JSON body.
-    pub body: Vec<u8>,
+    /// The JSON body (a listing's counted against `--max-listing-bytes`
+    /// until written). Status 503 with no body: listings held the bound,
+    /// so this one was not built.
+    pub body: Held,
     /// The orders a [`BarrierPurpose::Named`] asked for (else empty).
     pub orders: Vec<OrderId>,
 }
@@ -289,6 +292,7 @@ pub fn spawn(
     mut outputs: Subscriber<Output>,
     wire: Wire,
     answers: (Sender<ReplicaAnswer>, Receiver<u64>),
+    listing_memory: Arc<ListingMemory>,
     wake: Arc<dyn Wake>,
     mut snapshots: Snapshots,
 ) -> io::Result<JoinHandle<bool>> {
@@ -373,7 +377,7 @@ pub fn spawn(
                             let _ = answers.send(ReplicaAnswer {
                                 ticket: barrier.ticket,
                                 status: 0,
-                                body: Vec::new(),
+                                body: Held::default(),
                                 orders: Vec::new(),
                             });
                             wake.wake();
@@ -424,6 +428,12 @@ pub fn spawn(
                             }
                         };
                         // The front may be gone at shutdown; nothing to answer then.
+                        // A large listing built while listings hold the
+                        // bound is dropped at once and answered 503.
+                        let (status, body) = match listing_memory.admit(body) {
+                            Some(held) => (status, held),
+                            None => (503, Held::default()),
+                        };
                         let _ = answers.send(ReplicaAnswer {
                             ticket: barrier.ticket,
                             status,

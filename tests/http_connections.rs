@@ -1663,6 +1663,102 @@ fn pipelined_listings_are_built_one_at_a_time_as_the_client_reads() {
     }
 }
 
+/// Listings asked for on many connections and left unread hold at most
+/// `--max-listing-bytes` (with the one that crossed it): past it a large
+/// listing is answered 503 with `Retry-After`, not kept. Each listing
+/// built arrives whole, and once read its memory serves the next. Without
+/// the bound, 40 connections here held 40 listings of 7 MB.
+#[test]
+fn unread_listings_across_connections_hold_at_most_max_listing_bytes() {
+    let max: usize = 16 << 20;
+    let server = Server::start_with(&["--max-listing-bytes", &max.to_string()]);
+    let mut client = server.connect();
+    client.set_read_timeout(Duration::from_secs(20));
+    for round in 0..40u64 {
+        let mut places = Vec::new();
+        for i in 0..1_000u64 {
+            let body = post_body(1, 1_000 + round * 1_000 + i, 1 + i % 7);
+            places.extend(request_bytes("POST", "/order/", Some(&body)));
+        }
+        client.send_raw(&places).unwrap();
+        for _ in 0..1_000 {
+            client.read_response().unwrap().expect(200);
+        }
+    }
+    let listing = client.get("/orders");
+    listing.expect(200);
+    // Larger than the kernel takes into one socket's buffers, so an
+    // unread listing stays in the server.
+    let size = listing.text().len();
+    assert!(size > 6_000_000, "a listing of {size} bytes");
+    let built = max.div_ceil(size);
+    let before = resident_kib(server.pid());
+    let mut readers: Vec<Client> = (0..40)
+        .map(|_| {
+            let mut reader = server.connect();
+            reader.set_read_timeout(Duration::from_secs(20));
+            reader
+                .send_raw(&request_bytes("GET", "/orders", None))
+                .unwrap();
+            reader
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (held, refused) = loop {
+        let metrics = client.metrics_text();
+        let held = metric(&metrics, "orderbook_listing_bytes") as usize;
+        let refused = metric(&metrics, "orderbook_listings_refused_total") as usize;
+        if refused + built >= 40 || Instant::now() > deadline {
+            break (held, refused);
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!((held, refused), (built * size, 40 - built));
+    let grown_mib = resident_kib(server.pid()).saturating_sub(before) / 1024;
+    assert!(
+        grown_mib < 120,
+        "40 unread listings of {size} bytes grew the server by {grown_mib} MiB"
+    );
+    // A small listing is answered even at the bound: it takes no room.
+    assert_eq!(client.get("/book").status, 200);
+    // A large page of trades (about 500 trades of 200 bytes) is not.
+    let sweep = client.post("/order/", &post_body(-1, 1_000, 2_000));
+    assert_eq!(sweep.expect(200)["status"], "filled");
+    let trades = client.get("/trades?limit=1000");
+    assert_eq!(trades.header("retry-after"), Some("1"));
+    assert!(trades.detail(503).contains("--max-listing-bytes"));
+    let mut statuses = BTreeMap::new();
+    for reader in &mut readers {
+        let answer = reader.read_response().unwrap();
+        *statuses.entry(answer.status).or_insert(0) += 1;
+        if answer.status == 200 {
+            assert!(answer.text() == listing.text(), "a listing arrives whole");
+        } else {
+            assert_eq!(answer.header("retry-after"), Some("1"));
+            let detail = answer.detail(503);
+            assert!(detail.contains("--max-listing-bytes"), "{detail}");
+        }
+    }
+    assert_eq!(statuses, BTreeMap::from([(200, built), (503, 40 - built)]));
+    let metrics = client.metrics_text();
+    assert_eq!(metric(&metrics, "orderbook_listing_bytes"), 0.0);
+    let page = client.get("/trades?limit=1000");
+    assert!(page.text().len() > 64 * 1024);
+    let filled: u64 = page
+        .expect(200)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| uint(t, "quantity"))
+        .sum();
+    assert_eq!(filled, 2_000);
+    assert_eq!(client.get("/orders").status, 200);
+    assert_eq!(
+        metric(&client.metrics_text(), "orderbook_listings_refused_total") as usize,
+        41 - built
+    );
+}
+
 /// A listing larger than the server's copy threshold (it is queued whole,
 /// not copied) keeps its place among pipelined answers, byte for byte.
 #[test]

@@ -28,6 +28,7 @@ use super::rate_limit::{RateLimit, RateLimiter};
 use crate::api::{self, ApiError, ClientOrderId, TradeRecord, TradesPage, Wire};
 use crate::client_ids::FrontClientIds;
 use crate::engine::{CommandKind, OrderId};
+use crate::listing_memory::{self, Held, ListingMemory};
 use crate::matching::{Barrier, BarrierPurpose, Output, Request};
 use crate::metrics;
 use crate::persist::segments::Syncer;
@@ -145,7 +146,7 @@ enum Answer {
     /// Ready to be written: the whole response.
     Ready(Vec<u8>),
     /// Ready to be written: a head, and a large body kept as it came.
-    ReadyLarge(Vec<u8>, Vec<u8>),
+    ReadyLarge(Vec<u8>, Held),
 }
 
 struct Connection {
@@ -162,7 +163,7 @@ struct Connection {
     /// Output queued after `write_buf`: large bodies (a `GET /orders`
     /// listing) move in whole instead of being copied, and while any are
     /// queued, later answers append here so order is kept.
-    spill: VecDeque<Vec<u8>>,
+    spill: VecDeque<Held>,
     spill_written: usize,
     answers: VecDeque<Answer>,
     /// The peer closed its side: nothing more to read, but requests
@@ -216,8 +217,9 @@ struct Connection {
 /// HTTP connections to time out): the timeouts' resolution.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
-/// Bodies at least this large are queued as they are, not copied.
-const LARGE_BODY: usize = 64 * 1024;
+/// Bodies at least this large are queued as they are, not copied (and
+/// count against `--max-listing-bytes`).
+const LARGE_BODY: usize = listing_memory::COUNTED;
 
 impl Connection {
     /// Where the next answer bytes go: the write buffer, or the back of the
@@ -226,18 +228,22 @@ impl Connection {
         if self.spill.is_empty() {
             return &mut self.write_buf;
         }
-        if self
+        let back_is_full = self
             .spill
-            .back()
-            .is_some_and(|back| back.len() >= LARGE_BODY)
-        {
-            self.spill.push_back(Vec::new());
+            .back_mut()
+            .and_then(Held::appendable)
+            .is_none_or(|back| back.len() >= LARGE_BODY);
+        if back_is_full {
+            self.spill.push_back(Held::default());
         }
-        self.spill.back_mut().expect("spill is not empty")
+        self.spill
+            .back_mut()
+            .and_then(Held::appendable)
+            .expect("the back of the spill queue takes more")
     }
 
     /// Queues a whole response whose body is moved, not copied, if large.
-    fn respond_owned(&mut self, status: u16, body: Vec<u8>, keep_alive: bool) {
+    fn respond_owned(&mut self, status: u16, body: Held, keep_alive: bool) {
         if body.len() < LARGE_BODY {
             http::write_response(self.out(), status, &body, keep_alive);
         } else {
@@ -267,7 +273,8 @@ impl Connection {
 
     /// Bytes answered but not yet written to the socket.
     fn unwritten(&self) -> usize {
-        self.write_buf.len() - self.written + self.spill.iter().map(Vec::len).sum::<usize>()
+        self.write_buf.len() - self.written
+            + self.spill.iter().map(|held| held.len()).sum::<usize>()
             - self.spill_written
             + self.ws.as_ref().map_or(0, |sub| sub.unwritten())
     }
@@ -284,6 +291,8 @@ struct FrontStats {
     /// Responses by status / 100.
     responses: [u64; 6],
     overloaded: u64,
+    /// Listings answered 503 by `--max-listing-bytes`.
+    listings_refused: u64,
     /// Orders refused by `--rate-limit`.
     rate_limited: u64,
     accepted: u64,
@@ -302,6 +311,7 @@ impl Default for FrontStats {
             latency_by_read: std::array::from_fn(|_| metrics::latency_histogram()),
             responses: [0; 6],
             overloaded: 0,
+            listings_refused: 0,
             rate_limited: 0,
             accepted: 0,
             refused: 0,
@@ -518,6 +528,8 @@ pub struct Front {
     answers: Receiver<ReplicaAnswer>,
     /// Tells the replica the tickets of reads nobody waits for any more.
     abandoned: Sender<u64>,
+    /// Listings built and not yet written, and their bound.
+    listing_memory: Arc<ListingMemory>,
     /// Tickets sent to the matching thread, oldest first.
     in_flight: VecDeque<InFlight>,
     /// `GET /orders` tickets whose barrier passed, waiting for the replica.
@@ -610,6 +622,7 @@ impl Front {
         requests: Producer<Request>,
         mut outputs: Subscriber<Output>,
         replica: (Receiver<ReplicaAnswer>, Sender<u64>),
+        listing_memory: Arc<ListingMemory>,
         journal: FrontJournal,
         shared_metrics: Arc<metrics::Shared>,
         feed: (Sender<Asked>, Receiver<FeedMessage>),
@@ -638,6 +651,7 @@ impl Front {
             outputs,
             answers: replica.0,
             abandoned: replica.1,
+            listing_memory,
             in_flight: VecDeque::new(),
             awaiting_replica: Vec::new(),
             early_answers: Vec::new(),
@@ -1317,7 +1331,7 @@ impl Front {
     /// [`complete`](Self::complete) for a body the replica built (a
     /// `GET /orders` listing may be hundreds of megabytes): it is queued as
     /// it is, never copied.
-    fn complete_large(&mut self, waiting: &InFlight, status: u16, body: Vec<u8>) {
+    fn complete_large(&mut self, waiting: &InFlight, status: u16, body: Held) {
         if waiting.head_only {
             return self.complete(waiting, status, &body);
         }

@@ -10,7 +10,7 @@ use crate::engine::{Event, OrderId, RejectReason};
 use crate::matching::Output;
 use crate::replica::ReplicaAnswer;
 
-use super::{take_ticket, Awaiting, CommandName, Front, InFlight};
+use super::{take_ticket, Awaiting, CommandName, Front, InFlight, LARGE_BODY};
 
 impl Front {
     /// Reads the matching thread's outputs in order: trades into the
@@ -118,9 +118,11 @@ impl Front {
                 if let Some(conn) = conn.filter(|c| c.serial == waiting.serial) {
                     conn.replica_reads -= 1;
                 }
-                // Status 0: abandoned (its connection closed), not built.
-                if answer.status != 0 {
-                    self.complete_large(&waiting, answer.status, answer.body);
+                match answer.status {
+                    // Abandoned (its connection closed), not built.
+                    0 => {}
+                    503 => self.refuse_listing(&waiting),
+                    status => self.complete_large(&waiting, status, answer.body),
                 }
             }
         }
@@ -146,7 +148,16 @@ impl Front {
                 self.write_outcome(&mut body, name, output, waiting.name)
             }
             (Awaiting::Trades { limit, order, page }, Output::Barrier(_)) => {
-                self.write_trades_page(&mut body, limit, order, page)
+                let status = self.write_trades_page(&mut body, limit, order, page);
+                if body.len() >= LARGE_BODY {
+                    // Moved to the connection whole, and counted until
+                    // written; the scratch buffer keeps no large page.
+                    return match self.listing_memory.admit(body.into_bytes()) {
+                        Some(body) => self.complete_large(&waiting, status, body),
+                        None => self.refuse_listing(&waiting),
+                    };
+                }
+                status
             }
             (
                 Awaiting::Replica | Awaiting::Named | Awaiting::SwitchNamed { .. },
@@ -203,6 +214,18 @@ impl Front {
                 detail(body, 500, "Internal error")
             }
         }
+    }
+
+    /// Answers a listing 503 without building it: listings built and not
+    /// yet read hold `--max-listing-bytes`.
+    fn refuse_listing(&mut self, waiting: &InFlight) {
+        self.stats.listings_refused += 1;
+        let detail = format!(
+            "Listings built and not yet read by their clients hold the {} bytes \
+             --max-listing-bytes allows; retry shortly",
+            self.listing_memory.max()
+        );
+        self.complete_error(waiting, &ApiError::unavailable(&detail));
     }
 
     /// Adds one command's outcome to its batch's answer, a JSON list in the

@@ -62,6 +62,20 @@ impl Front {
         );
         metrics::write_value(
             &mut out,
+            "orderbook_listing_bytes",
+            "gauge",
+            "Bytes of large listings (64 KiB or more) built and not yet written to their clients.",
+            self.listing_memory.held() as u64,
+        );
+        metrics::write_value(
+            &mut out,
+            "orderbook_listings_refused_total",
+            "counter",
+            "Listings answered 503 because those built and not yet read held --max-listing-bytes.",
+            self.stats.listings_refused,
+        );
+        metrics::write_value(
+            &mut out,
             "orderbook_rate_limited_orders_total",
             "counter",
             "Orders answered 429 by --rate-limit (each order of a batch counted).",
