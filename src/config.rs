@@ -161,10 +161,11 @@ pub struct Config {
     pub trades_max_limit: usize,
 
     /// Bytes that large listings (`GET /orders`, `/trades`, `/book`,
-    /// `/candles` answers of 64 KiB or more) built and not yet read by
-    /// their clients may hold, across all connections; while they hold
-    /// this much, a further large listing is answered 503 with
-    /// `Retry-After: 1` (a small one is still answered). At least 1 MiB.
+    /// `/candles` answers and WebSocket `orders_snapshot`s of 64 KiB or
+    /// more) built and not yet read by their clients may hold, across all
+    /// connections; while they hold this much, a further large listing is
+    /// answered 503 with `Retry-After: 1`, or its WebSocket closed with
+    /// 1013 (a small one is still answered). At least 1 MiB.
     #[arg(long, env = "ORDERBOOK_MAX_LISTING_BYTES", default_value_t = 256 << 20, value_parser = count(1 << 20..))]
     pub max_listing_bytes: usize,
 

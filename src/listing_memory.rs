@@ -1,21 +1,24 @@
 //! The memory that listings built and not yet written to their clients
 //! hold, across every connection, and its bound (`--max-listing-bytes`).
 //!
-//! A listing (`GET /orders`, `/trades`, `/book`, `/candles`) is a request
-//! of a few dozen bytes whose answer can run to hundreds of megabytes.
+//! A listing (`GET /orders`, `/trades`, `/book`, `/candles`, and the
+//! `orders_snapshot` a WebSocket connection gets when it starts to follow
+//! `orders`) is a request of a few dozen bytes whose answer can run to
+//! hundreds of megabytes.
 //! One connection builds one at a time, but a client that opens many
 //! connections, asks each for a listing and reads none held one listing
 //! per connection until `--request-timeout`: about 140 connections asking
 //! for 11 MB each ran the service out of a 2 GiB address space. So every
 //! large listing body is counted here from when it is built until it is
 //! written or dropped, and a listing asked for while the count is at the
-//! bound is answered 503 (retry) instead of built: the bound, plus the one
-//! listing that crossed it, is what listings can hold.
+//! bound is answered 503 (retry) instead of kept, and an order snapshot
+//! closes its connection with 1013 (try again later): the bound, plus the
+//! one listing that crossed it, is what listings can hold.
 //!
 //! The replica thread builds most listings and the front thread writes
-//! them, so the count is an atomic; a [`Held`] body gives its bytes back
-//! when dropped, whichever way it goes (written, its connection closed,
-//! or a `HEAD` that sends no body).
+//! them, so the count is an atomic; a [`Charge`] gives its bytes back when
+//! dropped, whichever way its listing goes (written, its connection
+//! closed, or a `HEAD` that sends no body).
 
 use std::ops::Deref;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -43,13 +46,28 @@ impl ListingMemory {
     }
 
     /// `bytes` as a listing body, counted while it lives if it is large;
-    /// `None` if it is large and listings already hold the bound (a
-    /// small one, such as a shallow `GET /book`, is never refused).
+    /// `None` if it is large and listings already hold the bound.
     pub fn admit(self: &Arc<Self>, bytes: Vec<u8>) -> Option<Held> {
-        if bytes.len() >= COUNTED && self.held() >= self.max {
+        let charge = self.charge(bytes.len())?;
+        Some(Held { bytes, charge })
+    }
+
+    /// A charge for a listing of `len` bytes, counted until dropped if it
+    /// is large; `None` if it is large and listings already hold the
+    /// bound (a small one, such as a shallow `GET /book`, is never
+    /// refused: it takes no room worth keeping).
+    pub fn charge(self: &Arc<Self>, len: usize) -> Option<Charge> {
+        if len < COUNTED {
+            return Some(Charge::default());
+        }
+        if self.held() >= self.max {
             return None;
         }
-        Some(self.hold(bytes))
+        self.held.fetch_add(len, Ordering::Relaxed);
+        Some(Charge {
+            len,
+            memory: Some(self.clone()),
+        })
     }
 
     /// Bytes counted now.
@@ -63,26 +81,30 @@ impl ListingMemory {
     pub fn max(&self) -> usize {
         self.max
     }
+}
 
-    /// `bytes` as a listing body, counted while it lives if it is large.
-    fn hold(self: &Arc<Self>, bytes: Vec<u8>) -> Held {
-        if bytes.len() < COUNTED {
-            return Held::uncounted(bytes);
-        }
-        self.held.fetch_add(bytes.len(), Ordering::Relaxed);
-        Held {
-            bytes,
-            memory: Some(self.clone()),
+/// A listing's bytes counted in a [`ListingMemory`] until dropped (or
+/// nothing, for a small listing).
+#[derive(Debug, Default)]
+pub struct Charge {
+    len: usize,
+    memory: Option<Arc<ListingMemory>>,
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        if let Some(memory) = &self.memory {
+            memory.held.fetch_sub(self.len, Ordering::Relaxed);
         }
     }
 }
 
-/// Bytes waiting to be written; a listing body among them is counted in
-/// its [`ListingMemory`] until dropped.
+/// Bytes waiting to be written; a listing body among them is counted
+/// until dropped.
 #[derive(Debug, Default)]
 pub struct Held {
     bytes: Vec<u8>,
-    memory: Option<Arc<ListingMemory>>,
+    charge: Charge,
 }
 
 impl Held {
@@ -90,14 +112,14 @@ impl Held {
     pub fn uncounted(bytes: Vec<u8>) -> Self {
         Held {
             bytes,
-            memory: None,
+            charge: Charge::default(),
         }
     }
 
     /// The bytes to append to, if they are not a counted body: a counted
     /// body must keep the length it was counted at.
     pub fn appendable(&mut self) -> Option<&mut Vec<u8>> {
-        match self.memory {
+        match self.charge.memory {
             None => Some(&mut self.bytes),
             Some(_) => None,
         }
@@ -109,14 +131,6 @@ impl Deref for Held {
 
     fn deref(&self) -> &[u8] {
         &self.bytes
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        if let Some(memory) = &self.memory {
-            memory.held.fetch_sub(self.bytes.len(), Ordering::Relaxed);
-        }
     }
 }
 
@@ -152,6 +166,17 @@ mod tests {
         drop(crossing);
         assert!(memory.admit(vec![b'x'; COUNTED]).is_some());
         drop(below);
+        assert_eq!(memory.held(), 0);
+    }
+
+    #[test]
+    fn a_charge_counts_its_length_until_dropped() {
+        let memory = ListingMemory::new(COUNTED);
+        let small = memory.charge(COUNTED - 1).unwrap();
+        let large = memory.charge(2 * COUNTED).unwrap();
+        assert_eq!(memory.held(), 2 * COUNTED);
+        assert!(memory.charge(COUNTED).is_none());
+        drop((small, large));
         assert_eq!(memory.held(), 0);
     }
 

@@ -29,6 +29,7 @@ use crate::client_ids::ClientIds;
 use crate::engine::{
     Command, CommandKind, Event, OrderBook, OrderId, OrderStatus, OrderView, Side,
 };
+use crate::listing_memory::{Charge, ListingMemory};
 use crate::net::ws;
 use crate::publisher;
 use crate::ring::Wake;
@@ -50,6 +51,14 @@ pub enum OrderFrame {
         ticket: u64,
         /// The frame.
         frame: Arc<[u8]>,
+        /// Its bytes, counted against `--max-listing-bytes` until written.
+        charge: Charge,
+    },
+    /// The snapshot for this ticket was large and listings not yet read
+    /// held `--max-listing-bytes`: it was dropped, not sent.
+    SnapshotRefused {
+        /// The barrier's ticket.
+        ticket: u64,
     },
     /// Every change of the commands before the `FeedEnd` barrier was
     /// sent before this.
@@ -78,6 +87,8 @@ pub struct OrderFeed {
     sent: bool,
     /// Wakes the front's loop.
     wake: Option<Arc<dyn Wake>>,
+    /// Where snapshots are counted (`None`: they are not).
+    memory: Option<Arc<ListingMemory>>,
 }
 
 /// The two ends, `capacity` frames apart.
@@ -92,6 +103,7 @@ pub fn link(capacity: usize) -> (OrderFeed, OrderFeedFront) {
         text: String::new(),
         sent: false,
         wake: None,
+        memory: None,
     };
     (feed, OrderFeedFront { followers, frames })
 }
@@ -180,6 +192,11 @@ impl OrderFeed {
         self.wake = Some(wake);
     }
 
+    /// Counts the snapshots built against `memory`'s bound, as listings.
+    pub fn count_snapshots_in(&mut self, memory: Arc<ListingMemory>) {
+        self.memory = Some(memory);
+    }
+
     /// Wakes the front if frames went since it was last woken.
     pub fn wake_if_sent(&mut self) {
         if std::mem::take(&mut self.sent) {
@@ -247,7 +264,18 @@ impl OrderFeed {
         }
         self.text.push_str("]}");
         let frame = ws::text_frame(self.text.as_bytes());
-        self.push(OrderFrame::Snapshot { ticket, frame });
+        let charge = match &self.memory {
+            Some(memory) => memory.charge(frame.len()),
+            None => Some(Charge::default()),
+        };
+        self.push(match charge {
+            Some(charge) => OrderFrame::Snapshot {
+                ticket,
+                frame,
+                charge,
+            },
+            None => OrderFrame::SnapshotRefused { ticket },
+        });
     }
 
     /// At the `FeedEnd` barrier: the front has every change before it.

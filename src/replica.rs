@@ -311,6 +311,7 @@ pub fn spawn(
             // turned this on already; said here too, as this thread needs it).
             book.log_evictions();
             orders.wake_with(wake.clone());
+            orders.count_snapshots_in(listing_memory.clone());
             let mut events = Vec::new();
             let kept = snapshots.trades.iter().map(|record| &record.trade);
             let mut day = candles::Rolling::over(DAY, snapshots.trade_history, kept);

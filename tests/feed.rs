@@ -2295,3 +2295,79 @@ fn a_subscriber_whose_feed_is_still_queued_3_s_into_a_clean_stop_reads_it_all() 
     assert_eq!(seen, Ok((BUYS, 1001)));
     assert!(server.wait_exit(Duration::from_secs(10)).unwrap().success());
 }
+
+/// The text of the first `orders_snapshot` `ws` is sent, skipping other
+/// messages, or the close frame sent instead.
+fn orders_snapshot_or_close(ws: &mut Ws) -> Result<String, tungstenite::protocol::CloseFrame> {
+    loop {
+        match ws.read().expect("a message") {
+            Message::Text(text) if text.starts_with(r#"{"type":"orders_snapshot""#) => {
+                return Ok(text.to_string())
+            }
+            Message::Close(Some(close)) => return Err(close),
+            Message::Text(_) | Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// Connections that start to follow `orders` and read nothing hold at most
+/// `--max-listing-bytes` of order snapshots between them (with the one
+/// that crossed it): past it a connection is closed with 1013, try again
+/// later, rather than hold another. Without the bound, 100 such
+/// connections on 50,000 resting orders grew the service by 886 MB.
+#[test]
+fn unread_order_snapshots_hold_at_most_max_listing_bytes_and_the_rest_are_told_to_retry() {
+    let max: usize = 16 << 20;
+    let server = Server::start_with(&["--max-listing-bytes", &max.to_string()]);
+    let mut rest = server.connect();
+    rest.set_read_timeout(Duration::from_secs(20));
+    for _ in 0..40 {
+        rest.send_raw(&bids_pipelined(1_000)).unwrap();
+        for _ in 0..1_000 {
+            rest.read_response().unwrap().expect(200);
+        }
+    }
+    let mut reader = connect(&server, "?channels=orders");
+    let whole = orders_snapshot_or_close(&mut reader).expect("a snapshot");
+    let orders = serde_json::from_str::<Value>(&whole).unwrap()["orders"]
+        .as_array()
+        .map(Vec::len);
+    assert_eq!(orders, Some(40_000));
+    // The frame: its text after a 10-byte head (a 64-bit length).
+    let size = whole.len() + 10;
+    assert!(size > 6_000_000, "a snapshot of {size} bytes");
+    let built = max.div_ceil(size);
+    let mut followers: Vec<Ws> = (0..8)
+        .map(|_| connect(&server, "?channels=orders"))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (held, refused) = loop {
+        let metrics = rest.metrics_text();
+        let held = metric(&metrics, "orderbook_listing_bytes") as usize;
+        let refused = metric(&metrics, "orderbook_listings_refused_total") as usize;
+        if refused + built >= 8 || Instant::now() > deadline {
+            break (held, refused);
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!((held, refused), (built * size, 8 - built));
+    let mut sent = 0;
+    for follower in &mut followers {
+        match orders_snapshot_or_close(follower) {
+            Ok(snapshot) => {
+                assert!(snapshot == whole, "a snapshot arrives whole");
+                sent += 1;
+            }
+            Err(close) => {
+                assert_eq!(close.code, CloseCode::Again);
+                assert!(close.reason.contains("--max-listing-bytes"), "{close:?}");
+            }
+        }
+    }
+    assert_eq!(sent, built);
+    assert_eq!(metric(&rest.metrics_text(), "orderbook_listing_bytes"), 0.0);
+    // Room again: a new follower gets its snapshot.
+    let mut again = connect(&server, "?channels=orders");
+    assert!(orders_snapshot_or_close(&mut again).is_ok_and(|snapshot| snapshot == whole));
+}

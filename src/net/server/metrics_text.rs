@@ -64,14 +64,14 @@ impl Front {
             &mut out,
             "orderbook_listing_bytes",
             "gauge",
-            "Bytes of large listings (64 KiB or more) built and not yet written to their clients.",
+            "Bytes of large listings and order snapshots (64 KiB or more) built and not yet written to their clients.",
             self.listing_memory.held() as u64,
         );
         metrics::write_value(
             &mut out,
             "orderbook_listings_refused_total",
             "counter",
-            "Listings answered 503 because those built and not yet read held --max-listing-bytes.",
+            "Listings answered 503, and order snapshots closed with 1013, because those built and not yet read held --max-listing-bytes.",
             self.stats.listings_refused,
         );
         metrics::write_value(

@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use super::{take_ticket, Awaiting, Connection, Front};
 use crate::api::{self, ApiError, ClientOrderId};
+use crate::listing_memory::Charge;
 use crate::matching::{Barrier, BarrierPurpose, Request};
 use crate::net::http;
 use crate::net::ws::{self, ClientFrame};
@@ -191,11 +192,15 @@ pub(super) struct Subscription {
     queue: VecDeque<Arc<[u8]>>,
     head_written: usize,
     queued_bytes: usize,
-    /// Bytes ever queued, and their count at the end of the newest
+    /// Bytes ever queued (less any dropped unsent), and their count at the end of the newest
     /// snapshot queued: until it is written, later periodic snapshots
     /// would tell nothing it and the book messages after it do not.
     pushed_total: u64,
     snapshot_end: u64,
+    /// The `orders_snapshot`s queued that count against
+    /// `--max-listing-bytes`, with where each ends in `pushed_total`:
+    /// each is given back once written.
+    charges: VecDeque<(u64, Charge)>,
     /// A data message arriving in fragments, and its kind (text or
     /// binary) once its first frame came and until its last does.
     fragments: Vec<u8>,
@@ -356,6 +361,10 @@ fn parse_channels<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Channe
 /// The `orders_snapshot`s a connection is sent on starting to follow
 /// `channels`' orders: every resting order for `orders`, and those a prefix
 /// names for each `orders:P`.
+/// Why a listing or an order snapshot is refused (503, or a 1013 close).
+pub(super) const LISTINGS_FULL: &str =
+    "listings and order snapshots not yet read by their clients hold --max-listing-bytes; retry shortly";
+
 fn order_snapshots_of(channels: &Channels) -> Vec<Option<ClientOrderId>> {
     let all = (channels.bits & ORDERS != 0).then_some(None);
     all.into_iter()
@@ -434,6 +443,7 @@ impl Front {
             queued_bytes: 0,
             pushed_total: 0,
             snapshot_end: 0,
+            charges: VecDeque::new(),
             fragments: Vec::new(),
             message_kind: None,
             last_heard: Instant::now(),
@@ -773,7 +783,11 @@ impl Front {
                         self.fan_out(&frame, bound, |s| s.wants_order(name.as_ref()));
                     }
                     OrderFrame::End => self.feed_end_marked(),
-                    OrderFrame::Snapshot { ticket, frame } => {
+                    OrderFrame::Snapshot {
+                        ticket,
+                        frame,
+                        charge,
+                    } => {
                         let Some((_, to, prefix)) =
                             take_ticket(&mut self.order_snapshots, ticket, |t| t.0)
                         else {
@@ -790,7 +804,25 @@ impl Front {
                         };
                         if let Some(sub) = sub.filter(awaited) {
                             sub.push(frame);
+                            sub.charges.push_back((sub.pushed_total, charge));
                             sub.orders_awaited.retain(|awaited| *awaited != prefix);
+                        }
+                    }
+                    OrderFrame::SnapshotRefused { ticket } => {
+                        let Some((_, to, _)) =
+                            take_ticket(&mut self.order_snapshots, ticket, |t| t.0)
+                        else {
+                            continue;
+                        };
+                        let sub = self.connections[to.slot]
+                            .as_mut()
+                            .filter(|c| c.serial == to.serial)
+                            .and_then(|c| c.ws.as_mut());
+                        if let Some(sub) = sub {
+                            // 1013, try again later: the snapshot the
+                            // channel starts from cannot be sent now.
+                            sub.close_with(1013, LISTINGS_FULL);
+                            self.stats.listings_refused += 1;
                         }
                     }
                 }
@@ -850,6 +882,11 @@ impl Front {
                 while sub.queue.len() > usize::from(sub.head_written > 0) {
                     let dropped = sub.queue.pop_back().expect("queue is not empty");
                     sub.queued_bytes -= dropped.len();
+                    // Positions stay those of the frames kept.
+                    sub.pushed_total -= dropped.len() as u64;
+                }
+                while (sub.charges.back()).is_some_and(|(end, _)| *end > sub.pushed_total) {
+                    sub.charges.pop_back();
                 }
                 sub.close_with(1008, "subscriber too slow: send queue over its bound");
                 self.feed_stats.slow_closed += 1;
@@ -895,6 +932,10 @@ impl Front {
                     sub.head_written += written;
                     written = 0;
                 }
+            }
+            let sent = sub.pushed_total - sub.unwritten() as u64;
+            while sub.charges.front().is_some_and(|(end, _)| *end <= sent) {
+                sub.charges.pop_front();
             }
         }
         Ok(())
