@@ -52,6 +52,11 @@ pub fn parse_uuid(text: &str) -> Option<u128> {
     Some(value)
 }
 
+/// An id no order has: a UUID v4 is never 0 (its version bits are set).
+/// A batch's modify or cancel by a name no kept order has is sent (and
+/// journaled) with it, so the engine answers it as any unknown id.
+pub const NO_ORDER: OrderId = 0;
+
 /// Makes a random (version 4) UUID from 128 random bits.
 pub fn uuid_v4(random: u128) -> OrderId {
     (random & !(0xF << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62)

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::path::Path;
 
-use crate::api::{write_timestamp, write_uuid, Wire};
+use crate::api::{write_timestamp, write_uuid, Wire, NO_ORDER};
 use crate::engine::{CommandKind, TimeInForce, MARKET};
 
 use super::journal::Record;
@@ -31,10 +31,15 @@ pub fn write_line(out: &mut String, wire: &Wire, record: &Record) {
         CommandKind::CancelAll { .. } => "cancel_all",
     };
     let _ = write!(out, "\",\"command\":\"{name}\"");
-    if let Some(id) = command.kind.id() {
-        out.push_str(",\"order_id\":\"");
-        write_uuid(out, id);
-        out.push('"');
+    match command.kind.id() {
+        // A batch's change by a name no kept order had: it named no order.
+        Some(NO_ORDER) => out.push_str(",\"order_id\":null"),
+        Some(id) => {
+            out.push_str(",\"order_id\":\"");
+            write_uuid(out, id);
+            out.push('"');
+        }
+        None => {}
     }
     match command.kind {
         CommandKind::Place {

@@ -5,7 +5,7 @@
 
 use rand::Rng;
 
-use crate::api::{self, ApiError, ClientOrderId};
+use crate::api::{self, ApiError, ClientOrderId, NO_ORDER};
 use crate::engine::{Command, CommandKind, OrderId, Side};
 use crate::matching::{Barrier, BarrierPurpose, Request};
 use crate::net::api_docs;
@@ -784,9 +784,6 @@ pub(super) fn json_type(
     };
     Err(ApiError::new(415, detail))
 }
-
-/// An id no order has: a UUID v4 is never 0 (its version bits are set).
-const NO_ORDER: OrderId = 0;
 
 /// Refuses a query parameter a route that takes some does not know
 /// (422; 400 for `/ws`, refused before the upgrade): ignored, a misspelt
