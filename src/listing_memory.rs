@@ -10,10 +10,10 @@
 //! per connection until `--request-timeout`: about 140 connections asking
 //! for 11 MB each ran the service out of a 2 GiB address space. So every
 //! large listing body is counted here from when it is built until it is
-//! written or dropped, and a listing asked for while the count is at the
-//! bound is answered 503 (retry) instead of kept, and an order snapshot
-//! closes its connection with 1013 (try again later): the bound, plus the
-//! one listing that crossed it, is what listings can hold.
+//! written or dropped. A large listing built while the count is at the
+//! bound is dropped and answered 503 (retry); an order snapshot closes
+//! its connection with 1013 (try again later) instead. The bound, plus
+//! the one listing that crossed it, is what listings can hold.
 //!
 //! The replica thread builds most listings and the front thread writes
 //! them, so the count is an atomic; a [`Charge`] gives its bytes back when
@@ -46,9 +46,16 @@ impl ListingMemory {
     }
 
     /// `bytes` as a listing body, counted while it lives if it is large;
-    /// `None` if it is large and listings already hold the bound.
-    pub fn admit(self: &Arc<Self>, bytes: Vec<u8>) -> Option<Held> {
-        let charge = self.charge(bytes.len())?;
+    /// `None` if it is large and listings already hold the bound. What is
+    /// counted is the memory it holds: a body that grew by doubling, or
+    /// was reserved for the whole book and filtered, gives back its spare
+    /// room first (a filtered `GET /orders` of 6 MB held 200 MB).
+    pub fn admit(self: &Arc<Self>, mut bytes: Vec<u8>) -> Option<Held> {
+        let spare = bytes.capacity() - bytes.len();
+        if spare >= COUNTED || (spare > 0 && bytes.len() >= COUNTED) {
+            bytes.shrink_to_fit();
+        }
+        let charge = self.charge(bytes.capacity())?;
         Some(Held { bytes, charge })
     }
 
@@ -166,6 +173,23 @@ mod tests {
         drop(crossing);
         assert!(memory.admit(vec![b'x'; COUNTED]).is_some());
         drop(below);
+        assert_eq!(memory.held(), 0);
+    }
+
+    #[test]
+    fn a_body_is_counted_by_the_memory_it_holds_after_giving_back_spare_room() {
+        let memory = ListingMemory::new(usize::MAX);
+        let mut grown = Vec::with_capacity(40 * COUNTED);
+        grown.resize(2 * COUNTED, b'x');
+        let held = memory.admit(grown).unwrap();
+        assert_eq!(memory.held(), 2 * COUNTED);
+        assert_eq!(held.len(), 2 * COUNTED);
+        // A small body reserved large gives its room back too.
+        let mut small = Vec::with_capacity(40 * COUNTED);
+        small.push(b'x');
+        let mut small = memory.admit(small).unwrap();
+        assert!(small.appendable().unwrap().capacity() < COUNTED);
+        drop(held);
         assert_eq!(memory.held(), 0);
     }
 

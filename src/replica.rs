@@ -58,7 +58,14 @@ pub fn orders_json(
     only: Option<Side>,
     prefix: Option<&ClientOrderId>,
 ) -> Vec<u8> {
-    let mut out = String::with_capacity(64 + book.resting_count().min(limit) * 200);
+    // Room for every order only when every order is listed: a filtered
+    // listing grows as it goes (and gives back its spare room when it is
+    // admitted).
+    let listed = match (only, prefix) {
+        (None, None) => book.resting_count().min(limit.saturating_mul(2)),
+        _ => 0,
+    };
+    let mut out = String::with_capacity(64 + listed * 200);
     for (side, key) in [
         (Side::Buy, "{\"buy_orders\":["),
         (Side::Sell, "],\"sell_orders\":["),

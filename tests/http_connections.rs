@@ -1759,6 +1759,73 @@ fn unread_listings_across_connections_hold_at_most_max_listing_bytes() {
     );
 }
 
+/// What an unread listing holds is its size, not room reserved for the
+/// whole book: a `GET /orders?side=buy` on a book of mostly sells had
+/// room for every order reserved, and 7 unread ones of 6 MB took a 2 GiB
+/// address space while `--max-listing-bytes` counted 44 MB.
+#[test]
+fn an_unread_filtered_listing_holds_its_size_not_room_for_the_whole_book() {
+    let server = Server::start();
+    let mut client = server.connect();
+    client.set_read_timeout(Duration::from_secs(60));
+    for round in 0..130u64 {
+        let side = if round < 30 { 1 } else { -1 };
+        let mut places = Vec::new();
+        for i in 0..1_000u64 {
+            let price = if side == 1 {
+                1_000 + i
+            } else {
+                500_000 + round * 1_000 + i
+            };
+            places.extend(request_bytes(
+                "POST",
+                "/order/",
+                Some(&post_body(side, price, 1)),
+            ));
+        }
+        client.send_raw(&places).unwrap();
+        for _ in 0..1_000 {
+            client.read_response().unwrap().expect(200);
+        }
+    }
+    let listing = client.get("/orders?side=buy");
+    let size = listing.text().len();
+    assert_eq!(
+        listing.expect(200)["buy_orders"].as_array().unwrap().len(),
+        30_000
+    );
+    assert!(size > 4_000_000, "a listing of {size} bytes");
+    let before = address_space_kib(server.pid());
+    let mut readers: Vec<Client> = (0..10)
+        .map(|_| {
+            let mut reader = server.connect();
+            reader.set_read_timeout(Duration::from_secs(60));
+            reader
+                .send_raw(&request_bytes("GET", "/orders?side=buy", None))
+                .unwrap();
+            reader
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let held = loop {
+        let held = metric(&client.metrics_text(), "orderbook_listing_bytes") as usize;
+        if held >= 10 * size || Instant::now() > deadline {
+            break held;
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(held, 10 * size, "the bound counts each listing's bytes");
+    let grown_mib = address_space_kib(server.pid()).saturating_sub(before) / 1024;
+    // Room for the whole book would be 10 times 24 MB.
+    assert!(
+        grown_mib < 150,
+        "10 unread listings of {size} bytes took {grown_mib} MiB of address space"
+    );
+    for reader in &mut readers {
+        assert!(reader.read_response().unwrap().text() == listing.text());
+    }
+}
+
 /// A listing larger than the server's copy threshold (it is queued whole,
 /// not copied) keeps its place among pipelined answers, byte for byte.
 #[test]

@@ -374,10 +374,20 @@ impl Response {
 
 /// A process's resident memory (`VmRSS`) in KiB, 0 if unknown.
 pub fn resident_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A process's address space in KiB (`VmSize`): what `ulimit -v` bounds,
+/// reserved memory included.
+pub fn address_space_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmSize:")
+}
+
+fn status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .find_map(|line| line.strip_prefix(field))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
 }
