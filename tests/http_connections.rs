@@ -2336,3 +2336,23 @@ fn split_response(bytes: &[u8]) -> ((u16, &[u8]), &[u8]) {
     assert!(bytes.len() >= body_end, "a whole body");
     ((status, &bytes[head_end..body_end]), &bytes[body_end..])
 }
+
+/// A request line naming another HTTP version is 505, and the connection
+/// closes (what follows cannot be read as HTTP/1.1); a client speaking
+/// HTTP/2 without asking first is told the same.
+#[test]
+fn another_http_version_is_answered_505_and_the_connection_closed() {
+    let server = Server::start();
+    for line in ["GET /health HTTP/2.0", "PRI * HTTP/2.0"] {
+        let mut client = server.connect();
+        client.set_read_timeout(Duration::from_secs(5));
+        client
+            .send_raw(format!("{line}\r\nHost: h\r\n\r\n").as_bytes())
+            .unwrap();
+        let answer = client.read_response().unwrap();
+        let detail = answer.detail(505);
+        assert!(detail.contains("HTTP/1.1"), "{line}: {detail}");
+        assert!(answer.closes(), "{line}");
+        client.expect_closed();
+    }
+}

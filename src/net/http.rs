@@ -136,6 +136,9 @@ pub enum HttpError {
     BodyTooLarge,
     /// A transfer coding other than `chunked` (501).
     UnsupportedTransferCoding,
+    /// A request line naming an HTTP version other than 1.0 and 1.1, such
+    /// as `HTTP/2.0` (505, RFC 9110 §15.6.6).
+    VersionNotSupported,
 }
 
 impl HttpError {
@@ -147,6 +150,7 @@ impl HttpError {
             HttpError::TargetTooLong => 414,
             HttpError::BodyTooLarge => 413,
             HttpError::UnsupportedTransferCoding => 501,
+            HttpError::VersionNotSupported => 505,
         }
     }
 }
@@ -164,6 +168,9 @@ impl fmt::Display for HttpError {
             HttpError::UnsupportedTransferCoding => f.write_str(
                 "Only the chunked transfer coding is supported; send chunked or Content-Length",
             ),
+            HttpError::VersionNotSupported => {
+                f.write_str("HTTP version not supported: this service speaks HTTP/1.1 and HTTP/1.0")
+            }
         }
     }
 }
@@ -232,6 +239,17 @@ fn header_is(value: &[u8], token: &str) -> bool {
 
 /// A head past the limit: 414 if its request line alone is (a long
 /// query, say), which tells the client what to shorten; 431 otherwise.
+/// Whether the request line is a method, a target and a well-formed HTTP
+/// version (`HTTP/d.d`): one httparse refuses is then another version,
+/// not noise such as a space inside the target.
+fn names_an_http_version(buf: &[u8]) -> bool {
+    let line = buf.split(|&b| b == b'\n').next().unwrap_or(buf);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let parts: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+    matches!(parts[..], [_, _, [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]]
+        if major.is_ascii_digit() && minor.is_ascii_digit())
+}
+
 fn too_large(buf: &[u8], limits: &Limits) -> HttpError {
     let within = &buf[..buf.len().min(limits.max_head_bytes)];
     match within.contains(&b'\n') {
@@ -266,6 +284,9 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, H
             });
         }
         Err(httparse::Error::TooManyHeaders) => return Err(HttpError::TooManyHeaders),
+        Err(httparse::Error::Version) if names_an_http_version(buf) => {
+            return Err(HttpError::VersionNotSupported)
+        }
         Err(httparse::Error::Version) => return Err(HttpError::Malformed("unsupported version")),
         Err(_) => return Err(HttpError::Malformed("bad request line or header")),
     };
@@ -650,6 +671,7 @@ pub fn reason(status: u16) -> &'static str {
         500 => "Internal Server Error",
         501 => "Not Implemented",
         503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
         _ => "Unknown",
     }
 }
@@ -1069,6 +1091,31 @@ mod tests {
             (star.method, star.path, star.query),
             (Method::Other, "*", None)
         );
+    }
+
+    #[test]
+    fn another_http_version_is_505_and_a_version_that_is_none_400() {
+        for line in [
+            "GET /health HTTP/2.0",
+            "GET /health HTTP/1.2",
+            "PRI * HTTP/2.0",
+            "GET /health HTTP/3.0",
+        ] {
+            let refused = parse(format!("{line}\r\nHost: h\r\n\r\n").as_bytes()).err();
+            assert_eq!(refused, Some(HttpError::VersionNotSupported), "{line}");
+            assert_eq!(HttpError::VersionNotSupported.status(), 505);
+        }
+        for line in [
+            "GET /a b HTTP/1.1",
+            "GET /health HTTP/1",
+            "GET /health HTTX/1.1",
+        ] {
+            let refused = parse(format!("{line}\r\nHost: h\r\n\r\n").as_bytes()).err();
+            assert!(
+                matches!(refused, Some(HttpError::Malformed(_))),
+                "{line}: {refused:?}"
+            );
+        }
     }
 
     #[test]
