@@ -595,12 +595,14 @@ fn bad_handshakes_and_depths_are_refused_before_the_upgrade() {
         400,
         "channels: unknown channel \"klines\"; the channels are trades, book, snapshot, bbo, candles and orders",
     );
-    // Another version: 426, naming the one it speaks (RFC 6455 §4.2.2).
+    // Another version: 426, naming the one it speaks (RFC 6455 §4.2.2)
+    // and the protocol (RFC 9110 §15.5.22).
     for version in ["8", "14", ""] {
         let mut client = server.connect();
         client.send_raw(upgrade("", version).as_bytes()).unwrap();
         let response = client.read_response().unwrap();
         assert_eq!(response.header("Sec-WebSocket-Version"), Some("13"));
+        assert_eq!(response.header("Upgrade"), Some("websocket"));
         response.expect_detail(426, "Sec-WebSocket-Version must be 13");
     }
     // A key that is not 16 bytes in base64 (RFC 6455 §4.2.1).

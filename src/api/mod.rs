@@ -65,11 +65,16 @@ impl ApiError {
     }
 
     /// The error's extra header as a whole header line (`\r\nName: value`),
-    /// or nothing.
+    /// or nothing. A 426 also names the protocol to upgrade to, as HTTP
+    /// requires (RFC 9110 §15.5.22): the only one here is the WebSocket.
     pub fn header_line(&self) -> String {
-        self.header.as_ref().map_or(String::new(), |(name, value)| {
+        let mut line = self.header.as_ref().map_or(String::new(), |(name, value)| {
             format!("\r\n{name}: {value}")
-        })
+        });
+        if self.status == 426 {
+            line.push_str("\r\nUpgrade: websocket");
+        }
+        line
     }
 
     /// 422 naming the field at fault.
