@@ -2343,16 +2343,7 @@ fn unread_order_snapshots_hold_at_most_max_listing_bytes_and_the_rest_are_told_t
     let mut followers: Vec<Ws> = (0..8)
         .map(|_| connect(&server, "?channels=orders"))
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let (held, refused) = loop {
-        let metrics = rest.metrics_text();
-        let held = metric(&metrics, "orderbook_listing_bytes") as usize;
-        let refused = metric(&metrics, "orderbook_listings_refused_total") as usize;
-        if refused + built >= 8 || Instant::now() > deadline {
-            break (held, refused);
-        }
-        thread::sleep(Duration::from_millis(50));
-    };
+    let (held, refused) = support::listings_settled(&mut rest, 8 - built);
     assert_eq!((held, refused), (built * size, 8 - built));
     let mut sent = 0;
     for follower in &mut followers {

@@ -1624,17 +1624,7 @@ fn pipelined_listings_are_built_one_at_a_time_as_the_client_reads() {
     let server = Server::start();
     let mut client = server.connect();
     client.set_read_timeout(Duration::from_secs(20));
-    for round in 0..5u64 {
-        let mut places = Vec::new();
-        for i in 0..1_000u64 {
-            let body = post_body(1, 1_000 + round * 1_000 + i, 1 + i % 7);
-            places.extend(request_bytes("POST", "/order/", Some(&body)));
-        }
-        client.send_raw(&places).unwrap();
-        for _ in 0..1_000 {
-            client.read_response().unwrap().expect(200);
-        }
-    }
+    place_pipelined(&mut client, 5_000, |n| post_body(1, 1_000 + n, 1 + n % 7));
     let listing = client.get("/orders");
     assert_eq!(
         listing.expect(200)["buy_orders"].as_array().unwrap().len(),
@@ -1674,17 +1664,7 @@ fn unread_listings_across_connections_hold_at_most_max_listing_bytes() {
     let server = Server::start_with(&["--max-listing-bytes", &max.to_string()]);
     let mut client = server.connect();
     client.set_read_timeout(Duration::from_secs(20));
-    for round in 0..40u64 {
-        let mut places = Vec::new();
-        for i in 0..1_000u64 {
-            let body = post_body(1, 1_000 + round * 1_000 + i, 1 + i % 7);
-            places.extend(request_bytes("POST", "/order/", Some(&body)));
-        }
-        client.send_raw(&places).unwrap();
-        for _ in 0..1_000 {
-            client.read_response().unwrap().expect(200);
-        }
-    }
+    place_pipelined(&mut client, 40_000, |n| post_body(1, 1_000 + n, 1 + n % 7));
     let listing = client.get("/orders");
     listing.expect(200);
     // Larger than the kernel takes into one socket's buffers, so an
@@ -1703,16 +1683,7 @@ fn unread_listings_across_connections_hold_at_most_max_listing_bytes() {
             reader
         })
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let (held, refused) = loop {
-        let metrics = client.metrics_text();
-        let held = metric(&metrics, "orderbook_listing_bytes") as usize;
-        let refused = metric(&metrics, "orderbook_listings_refused_total") as usize;
-        if refused + built >= 40 || Instant::now() > deadline {
-            break (held, refused);
-        }
-        thread::sleep(Duration::from_millis(50));
-    };
+    let (held, refused) = listings_settled(&mut client, 40 - built);
     assert_eq!((held, refused), (built * size, 40 - built));
     let grown_mib = resident_kib(server.pid()).saturating_sub(before) / 1024;
     assert!(
@@ -1768,26 +1739,11 @@ fn an_unread_filtered_listing_holds_its_size_not_room_for_the_whole_book() {
     let server = Server::start();
     let mut client = server.connect();
     client.set_read_timeout(Duration::from_secs(60));
-    for round in 0..130u64 {
-        let side = if round < 30 { 1 } else { -1 };
-        let mut places = Vec::new();
-        for i in 0..1_000u64 {
-            let price = if side == 1 {
-                1_000 + i
-            } else {
-                500_000 + round * 1_000 + i
-            };
-            places.extend(request_bytes(
-                "POST",
-                "/order/",
-                Some(&post_body(side, price, 1)),
-            ));
-        }
-        client.send_raw(&places).unwrap();
-        for _ in 0..1_000 {
-            client.read_response().unwrap().expect(200);
-        }
-    }
+    // 30,000 bids under 100,000 asks.
+    place_pipelined(&mut client, 130_000, |n| match n < 30_000 {
+        true => post_body(1, 1_000 + n % 1_000, 1),
+        false => post_body(-1, 500_000 + n, 1),
+    });
     let listing = client.get("/orders?side=buy");
     let size = listing.text().len();
     assert_eq!(
@@ -1823,6 +1779,21 @@ fn an_unread_filtered_listing_holds_its_size_not_room_for_the_whole_book() {
     );
     for reader in &mut readers {
         assert!(reader.read_response().unwrap().text() == listing.text());
+    }
+}
+
+/// Places `count` orders, the `n`th with body `body(n)`, pipelined a
+/// thousand at a time.
+fn place_pipelined(client: &mut Client, count: u64, body: impl Fn(u64) -> String) {
+    for round in 0..count.div_ceil(1_000) {
+        let batch = round * 1_000..count.min((round + 1) * 1_000);
+        let places: Vec<u8> = (batch.clone())
+            .flat_map(|n| request_bytes("POST", "/order/", Some(&body(n))))
+            .collect();
+        client.send_raw(&places).unwrap();
+        for _ in batch {
+            client.read_response().unwrap().expect(200);
+        }
     }
 }
 

@@ -392,6 +392,21 @@ fn status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The bytes listings hold and the listings refused, from `/metrics`,
+/// once `refused` have been refused (or after 20 s, to fail on).
+pub fn listings_settled(client: &mut Client, refused: usize) -> (usize, usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = client.metrics_text();
+        let held = metric(&metrics, "orderbook_listing_bytes") as usize;
+        let now_refused = metric(&metrics, "orderbook_listings_refused_total") as usize;
+        if now_refused >= refused || Instant::now() > deadline {
+            return (held, now_refused);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// One metric line's value from Prometheus text (`name` with its labels,
 /// as written).
 pub fn metric(text: &str, name: &str) -> f64 {

@@ -788,37 +788,19 @@ impl Front {
                         frame,
                         charge,
                     } => {
-                        let Some((_, to, prefix)) =
-                            take_ticket(&mut self.order_snapshots, ticket, |t| t.0)
-                        else {
+                        let Some((sub, prefix)) = self.snapshot_asked_by(ticket) else {
                             continue;
                         };
-                        let sub = self.connections[to.slot]
-                            .as_mut()
-                            .filter(|c| c.serial == to.serial)
-                            .and_then(|c| c.ws.as_mut());
                         // A channel left since it was asked waits for it no
                         // more (leaving took it off the list): it is not sent.
-                        let awaited = |sub: &&mut Box<Subscription>| {
-                            sub.closing.is_none() && sub.orders_awaited.contains(&prefix)
-                        };
-                        if let Some(sub) = sub.filter(awaited) {
+                        if sub.orders_awaited.contains(&prefix) {
                             sub.push(frame);
                             sub.charges.push_back((sub.pushed_total, charge));
                             sub.orders_awaited.retain(|awaited| *awaited != prefix);
                         }
                     }
                     OrderFrame::SnapshotRefused { ticket } => {
-                        let Some((_, to, _)) =
-                            take_ticket(&mut self.order_snapshots, ticket, |t| t.0)
-                        else {
-                            continue;
-                        };
-                        let sub = self.connections[to.slot]
-                            .as_mut()
-                            .filter(|c| c.serial == to.serial)
-                            .and_then(|c| c.ws.as_mut());
-                        if let Some(sub) = sub {
+                        if let Some((sub, _)) = self.snapshot_asked_by(ticket) {
                             // 1013, try again later: the snapshot the
                             // channel starts from cannot be sent now.
                             sub.close_with(1013, LISTINGS_FULL);
@@ -832,6 +814,21 @@ impl Front {
         if any {
             self.pump_subscribers();
         }
+    }
+
+    /// The subscriber that asked for the `orders_snapshot` of `ticket`, and
+    /// the prefix it asked for, if it is still open and not closing.
+    fn snapshot_asked_by(
+        &mut self,
+        ticket: u64,
+    ) -> Option<(&mut Subscription, Option<ClientOrderId>)> {
+        let (_, to, prefix) = take_ticket(&mut self.order_snapshots, ticket, |t| t.0)?;
+        let conn = self.connections[to.slot].as_mut()?;
+        let sub = conn
+            .ws
+            .as_deref_mut()
+            .filter(|_| conn.serial == to.serial)?;
+        sub.closing.is_none().then_some((sub, prefix))
     }
 
     /// Moves every subscriber forward. Works on a copy of the list: a
