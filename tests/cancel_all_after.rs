@@ -846,3 +846,60 @@ fn a_switch_passing_during_a_clean_stop_goes_off_at_the_next_start() {
     let server = Server::start_in(&dir.0, &[]);
     went_off_at_start(&server, &first, &dir.0);
 }
+
+/// A switch by prefix going off as a clean stop begins: its cancels are
+/// told to the subscribers before the feed ends, or left undone to go off
+/// at the next start; never journaled and applied untold. The replica's
+/// list of the prefix's orders used to come after the feed's end was
+/// placed, and its 300 cancels reached no subscriber in 4 of 8 stops
+/// sent at the deadline.
+#[test]
+fn a_switch_by_prefix_going_off_as_a_stop_begins_is_told_or_left_for_the_next_start() {
+    for attempt in 0..6 {
+        let dir = TempDir::new("cancel-after-prefix-stop");
+        let mut server = Server::start_in(&dir.0, &[]);
+        let mut client = server.connect();
+        place_many_named(&mut client, "mm1-", 300);
+        let stream = std::net::TcpStream::connect(server.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let url = format!("ws://{}/ws?channels=orders", server.addr);
+        let (mut ws, _) = tungstenite::client(url, stream).expect("the upgrade succeeds");
+        let told = thread::spawn(move || {
+            let mut cancelled = 0;
+            while let Ok(message) = ws.read() {
+                if let tungstenite::Message::Text(text) = message {
+                    cancelled += usize::from(text.contains(r#""event":"cancelled""#));
+                }
+            }
+            cancelled
+        });
+        let trigger = micros(&arm_prefix(&mut client, "mm1-", 700)["trigger_time"]);
+        let now = now_micros() as u64;
+        thread::sleep(Duration::from_micros(trigger.saturating_sub(now)));
+        server.signal("TERM");
+        assert!(server.wait_exit(Duration::from_secs(20)).unwrap().success());
+        let told = told.join().unwrap();
+        let journal = std::process::Command::new(BIN)
+            .arg("--print-journal")
+            .current_dir(&dir.0)
+            .output()
+            .unwrap();
+        let journaled = String::from_utf8(journal.stdout)
+            .unwrap()
+            .matches(r#""command":"cancel""#)
+            .count();
+        assert_eq!(
+            told, journaled,
+            "attempt {attempt}: cancels told and journaled"
+        );
+        // Told, or going off at this start: none rests either way.
+        let server = Server::start_in(&dir.0, &[]);
+        assert_eq!(
+            resting_named(&mut server.connect(), "mm1-"),
+            0,
+            "attempt {attempt}"
+        );
+    }
+}

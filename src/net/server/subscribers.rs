@@ -977,7 +977,14 @@ impl Front {
     /// the publisher and the replica to mark the end of those answers'
     /// messages, or with no subscriber, is done.
     pub(super) fn end_feed_if_answered(&mut self) {
-        if self.feed_end != FeedEnd::Due || !self.in_flight.is_empty() || !self.requests_all_taken()
+        // A read the replica has yet to answer may stage commands when it
+        // does (the cancels of `DELETE /orders` by prefix, or of a switch
+        // by prefix going off): ended before them, the feed would not tell
+        // them, though they are journaled and applied.
+        if self.feed_end != FeedEnd::Due
+            || !self.in_flight.is_empty()
+            || !self.awaiting_replica.is_empty()
+            || !self.requests_all_taken()
         {
             return;
         }
