@@ -40,7 +40,7 @@ pub struct ReplicaAnswer {
     pub status: u16,
     /// The JSON body (a listing's counted against `--max-listing-bytes`
     /// until written). Status 503 with no body: listings held the bound,
-    /// so this one was not built.
+    /// so this one was dropped as it was built.
     pub body: Held,
     /// The orders a [`BarrierPurpose::Named`] asked for (else empty).
     pub orders: Vec<OrderId>,
@@ -435,13 +435,13 @@ pub fn spawn(
                                 return;
                             }
                         };
-                        // The front may be gone at shutdown; nothing to answer then.
                         // A large listing built while listings hold the
                         // bound is dropped at once and answered 503.
                         let (status, body) = match listing_memory.admit(body) {
                             Some(held) => (status, held),
                             None => (503, Held::default()),
                         };
+                        // The front may be gone at shutdown; nothing to answer then.
                         let _ = answers.send(ReplicaAnswer {
                             ticket: barrier.ticket,
                             status,

@@ -216,7 +216,7 @@ impl Front {
         }
     }
 
-    /// Answers a listing 503 without building it: listings built and not
+    /// Answers a listing 503 instead of keeping it: listings built and not
     /// yet read hold `--max-listing-bytes`.
     fn refuse_listing(&mut self, waiting: &InFlight) {
         self.stats.listings_refused += 1;
