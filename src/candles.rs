@@ -63,6 +63,22 @@ impl Candle {
     }
 }
 
+/// What a history kept to its newest trades knows of those it dropped for
+/// room: the candles and the 24 h window leave out what they reach back
+/// to. Written in the state file, so a restart knows it too.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Dropped {
+    /// Nothing was dropped.
+    #[default]
+    Never,
+    /// The newest trade dropped was at this time.
+    Until(Timestamp),
+    /// Not said (a state file of the original service, or of a version
+    /// before this was written): a full history is taken to have dropped
+    /// a trade just before its oldest.
+    Unknown,
+}
+
 /// A second in ns: the grain [`BySecond`] keeps.
 const SECOND: u64 = 1_000_000_000;
 
@@ -96,18 +112,34 @@ impl BySecond {
     }
 
     /// The seconds of `kept` (oldest first), a history kept to its newest
-    /// `keep`: a full one may have dropped trades of its oldest second,
-    /// which is dropped too.
-    pub fn over<'t>(keep: usize, kept: impl ExactSizeIterator<Item = &'t Trade>) -> Self {
+    /// `keep` that `dropped` older trades: the second of the newest one
+    /// dropped is dropped too, if it holds kept trades (not said, a full
+    /// history's oldest second is taken to have lost one).
+    pub fn over<'t>(
+        keep: usize,
+        kept: impl ExactSizeIterator<Item = &'t Trade>,
+        dropped: Dropped,
+    ) -> Self {
         let (full, kept) = may_have_dropped(keep, kept);
         let mut by_second = BySecond::new(keep);
         for trade in kept {
             by_second.push(trade);
         }
-        if full {
-            if let Some((_, oldest)) = by_second.seconds.pop_front() {
-                by_second.dropped = Some(oldest.start);
+        let lost = match dropped {
+            Dropped::Never => None,
+            Dropped::Until(ts) => Some(ts - ts % SECOND),
+            Dropped::Unknown if full => by_second.seconds.front().map(|(_, c)| c.start),
+            Dropped::Unknown => None,
+        };
+        if let Some(lost) = lost {
+            if by_second
+                .seconds
+                .front()
+                .is_some_and(|(_, c)| c.start == lost)
+            {
+                by_second.seconds.pop_front();
             }
+            by_second.dropped = Some(lost);
         }
         by_second
     }
@@ -219,21 +251,25 @@ impl Rolling {
     }
 
     /// A window over `kept` (oldest first), a history kept to its newest
-    /// `keep`: a full one may have dropped older trades, taken to be as
-    /// new as its oldest.
+    /// `keep` that `dropped` older trades (not said, a full one's are
+    /// taken to be as new as its oldest).
     pub fn over<'t>(
         span: u64,
         keep: usize,
         kept: impl ExactSizeIterator<Item = &'t Trade>,
+        dropped: Dropped,
     ) -> Self {
         let (full, kept) = may_have_dropped(keep, kept);
         let mut rolling = Rolling::new(span, keep);
         for trade in kept {
             rolling.push(trade);
         }
-        if full {
-            rolling.dropped_until = rolling.window.front().map(|&(ts, _, _)| ts);
-        }
+        rolling.dropped_until = match dropped {
+            Dropped::Never => None,
+            Dropped::Until(ts) => Some(ts),
+            Dropped::Unknown if full => rolling.window.front().map(|&(ts, _, _)| ts),
+            Dropped::Unknown => None,
+        };
         rolling
     }
 
@@ -347,7 +383,7 @@ mod tests {
             trade(185, 98, 3), // two minutes later, none between
             trade(190, 97, 1),
         ];
-        let all = BySecond::over(100, trades.iter()).candles(MINUTE, 10, None);
+        let all = BySecond::over(100, trades.iter(), Dropped::Unknown).candles(MINUTE, 10, None);
         assert_eq!(
             all,
             [
@@ -382,11 +418,12 @@ mod tests {
         );
         // The newest two.
         assert_eq!(
-            BySecond::over(100, trades.iter()).candles(MINUTE, 2, None),
+            BySecond::over(100, trades.iter(), Dropped::Unknown).candles(MINUTE, 2, None),
             all[1..]
         );
         // Seconds merge into any whole number of them.
-        let seconds = BySecond::over(100, trades.iter()).candles(SECOND, 10, None);
+        let seconds =
+            BySecond::over(100, trades.iter(), Dropped::Unknown).candles(SECOND, 10, None);
         assert_eq!(seconds.len(), 6);
         assert_eq!(
             (seconds[4].start, seconds[4].volume),
@@ -395,11 +432,11 @@ mod tests {
         // Rebuilt over a full history, whose oldest second may have lost
         // trades: the interval reaching back to it is left out, unless a
         // held second before it shows it whole.
-        let full = BySecond::over(6, trades.iter());
+        let full = BySecond::over(6, trades.iter(), Dropped::Unknown);
         assert_eq!(full.candles(MINUTE, 10, None), all[1..]);
         assert_eq!(full.candles(MINUTE, 2, None), all[1..]);
         assert_eq!(
-            BySecond::over(5, trades[1..].iter()).candles(MINUTE, 3, None),
+            BySecond::over(5, trades[1..].iter(), Dropped::Unknown).candles(MINUTE, 3, None),
             all[1..]
         );
         // A full history whose oldest is trade 1 dropped nothing.
@@ -409,15 +446,30 @@ mod tests {
                 ..*t
             })
             .collect();
-        let first_kept = BySecond::over(6, numbered.iter());
+        let first_kept = BySecond::over(6, numbered.iter(), Dropped::Unknown);
         assert_eq!(first_kept.candles(MINUTE, 10, None), all);
         assert_eq!(first_kept.dropped(), None);
-        assert!(BySecond::over(3, [].iter())
+        assert!(BySecond::over(3, [].iter(), Dropped::Unknown)
             .candles(MINUTE, 3, None)
             .is_empty());
-        assert!(BySecond::over(0, trades.iter())
+        assert!(BySecond::over(0, trades.iter(), Dropped::Unknown)
             .candles(MINUTE, 3, None)
             .is_empty());
+        // Told what was dropped, a full history leaves out only what
+        // reaches back to it: nothing, if it was dropped in an earlier
+        // interval; the oldest second, if it shared that second.
+        let earlier = BySecond::over(6, trades.iter(), Dropped::Until(start(0) - SECOND));
+        assert_eq!(earlier.candles(MINUTE, 10, None), all);
+        assert_eq!(
+            BySecond::over(6, trades.iter(), Dropped::Never).candles(MINUTE, 10, None),
+            all
+        );
+        let same_second = BySecond::over(6, trades.iter(), Dropped::Until(trades[0].ts));
+        assert_eq!(same_second.candles(MINUTE, 10, None), all[1..]);
+        assert_eq!(
+            same_second.dropped(),
+            Some(trades[0].ts - trades[0].ts % SECOND)
+        );
     }
 
     #[test]
@@ -557,17 +609,21 @@ mod tests {
         let whole = small.at(trades[0].ts + 65 * SECOND).unwrap();
         assert_eq!((whole.start, whole.trades), (trades[0].ts + 5 * SECOND, 2));
         // Rebuilt over a full history: its oldest is taken as the last dropped.
-        let mut over = Rolling::over(60 * SECOND, 2, trades[1..3].iter());
+        let mut over = Rolling::over(60 * SECOND, 2, trades[1..3].iter(), Dropped::Unknown);
         assert_eq!(over.at(trades[2].ts).unwrap().start, trades[1].ts);
         // Unless its oldest is trade 1: nothing was dropped.
         let first = Trade {
             trade_id: 1,
             ..trades[1]
         };
-        let mut from_the_first = Rolling::over(60 * SECOND, 2, [first, trades[2]].iter());
+        let mut from_the_first =
+            Rolling::over(60 * SECOND, 2, [first, trades[2]].iter(), Dropped::Unknown);
         let at = trades[2].ts;
         assert_eq!(from_the_first.at(at).unwrap().start, at - 60 * SECOND);
-        assert_eq!(Rolling::over(60 * SECOND, 0, trades.iter()).at(0), None);
+        assert_eq!(
+            Rolling::over(60 * SECOND, 0, trades.iter(), Dropped::Unknown).at(0),
+            None
+        );
     }
 
     proptest::proptest! {

@@ -415,7 +415,8 @@ fn run(config: Config) -> Result<(), String> {
 
     // The candles channels go on with the intervals the kept trades end in.
     let kept = recovered.trades.iter().map(|record| &record.trade);
-    let by_second = candles::BySecond::over(config.trade_history, kept);
+    let dropped = recovered.trades_dropped;
+    let by_second = candles::BySecond::over(config.trade_history, kept, dropped);
     let publisher = publisher::spawn(
         &recovered.matching,
         recovered.feed_seq,
@@ -467,6 +468,7 @@ fn run(config: Config) -> Result<(), String> {
             feed_seq: recovered.feed_seq,
             trades: recovered.trades,
             trade_history: config.trade_history,
+            trades_dropped: recovered.trades_dropped,
             metrics,
         },
     )

@@ -197,6 +197,8 @@ pub struct Snapshots {
     pub trades: VecDeque<TradeRecord>,
     /// How many trades to keep.
     pub trade_history: usize,
+    /// What the history knows of the trades it dropped for room.
+    pub trades_dropped: candles::Dropped,
     /// Where to count state files.
     pub metrics: Arc<metrics::Shared>,
 }
@@ -212,8 +214,9 @@ impl Snapshots {
             return true;
         }
         let started = Instant::now();
-        let trades = self.trades.iter();
-        let bytes = snapshot::write_state(book, names, trades, self.seq, self.feed_seq, wire);
+        let trades = (self.trades.iter(), self.trades_dropped);
+        let bytes =
+            snapshot::write_state_dropped(book, names, trades, self.seq, self.feed_seq, wire);
         if let Err(error) = snapshot::save_atomically(&self.state_path, &bytes) {
             crate::log_line!(
                 "orderbook: cannot write the state file {}: {error}",
@@ -321,9 +324,10 @@ pub fn spawn(
             orders.count_snapshots_in(listing_memory.clone());
             let mut events = Vec::new();
             let kept = snapshots.trades.iter().map(|record| &record.trade);
-            let mut day = candles::Rolling::over(DAY, snapshots.trade_history, kept);
+            let dropped = snapshots.trades_dropped;
+            let mut day = candles::Rolling::over(DAY, snapshots.trade_history, kept, dropped);
             let kept = snapshots.trades.iter().map(|record| &record.trade);
-            let mut by_second = candles::BySecond::over(snapshots.trade_history, kept);
+            let mut by_second = candles::BySecond::over(snapshots.trade_history, kept, dropped);
             count_resting(&snapshots.metrics, &book, names.ids());
             loop {
                 let read = outputs.drain(usize::MAX, |output| match *output {
@@ -346,8 +350,11 @@ pub fn spawn(
                                     &mut book,
                                     &command,
                                     &mut events,
-                                    &mut snapshots.trades,
-                                    snapshots.trade_history,
+                                    (
+                                        &mut snapshots.trades,
+                                        snapshots.trade_history,
+                                        &mut snapshots.trades_dropped,
+                                    ),
                                 );
                                 if followed {
                                     // Before `applied`: it frees the names of

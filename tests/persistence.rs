@@ -307,6 +307,49 @@ fn a_trade_history_just_full_from_trade_1_keeps_every_candle_after_a_restart() {
     });
 }
 
+/// A history that dropped a trade of an earlier second than its oldest
+/// kept knows so after a restart: the candles that were whole stay shown.
+/// The state file did not say where the dropped trade was, and a restart
+/// left out the oldest kept second (and every interval reaching back to
+/// it) as if it had lost one.
+#[test]
+fn a_restart_knows_which_second_the_trade_history_dropped_a_trade_of() {
+    let dir = TempDir::new("dropped-second");
+    let args = ["--trade-history", "2"];
+    let server = Server::start_in(&dir.0, &args);
+    let mut client = server.connect();
+    for (i, ticks) in [10_000, 10_100, 10_200].into_iter().enumerate() {
+        if i > 0 {
+            // Each trade in a second of its own.
+            thread::sleep(Duration::from_millis(1_100));
+        }
+        client
+            .post("/order/", &place_body(Side::Sell, ticks, 1))
+            .expect(200);
+        client
+            .post("/order/", &place_body(Side::Buy, ticks, 1))
+            .expect(200);
+    }
+    let read = |server: &Server| {
+        let mut client = server.connect();
+        let seconds = client.get("/candles?interval=1").expect(200);
+        let minutes = client.get("/candles?interval=60").expect(200);
+        (seconds, minutes)
+    };
+    let (seconds, minutes) = read(&server);
+    // The first trade's second is left out; the two kept ones are whole.
+    let trades: Vec<&Value> = seconds
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["trades"])
+        .collect();
+    assert_eq!(trades, [&json!(1), &json!(1)], "{seconds}");
+    after_kill_9_and_sigterm_with(server, &dir, &args, |server, when| {
+        assert_eq!(read(server), (seconds.clone(), minutes.clone()), "{when}");
+    });
+}
+
 #[test]
 fn the_ticker_and_candles_read_the_same_after_kill_9_and_after_sigterm() {
     let dir = TempDir::new("ticker");

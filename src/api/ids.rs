@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use crate::engine::{OrderId, Trade};
+use crate::engine::{OrderId, Timestamp, Trade};
 
 /// Formats an order id as a lowercase hyphenated UUID.
 pub fn write_uuid(out: &mut String, id: u128) {
@@ -95,13 +95,20 @@ impl From<Trade> for TradeRecord {
     }
 }
 
-/// Appends `trade` to a history kept to its newest `keep` (none if 0).
-pub fn keep_trade(trades: &mut VecDeque<TradeRecord>, keep: usize, trade: Trade) {
+/// Appends `trade` to a history kept to its newest `keep` (none if 0);
+/// returns the time of the trade it dropped for room, if it dropped one.
+pub fn keep_trade(
+    trades: &mut VecDeque<TradeRecord>,
+    keep: usize,
+    trade: Trade,
+) -> Option<Timestamp> {
     if keep == 0 {
-        return;
+        return Some(trade.ts);
     }
-    if trades.len() == keep {
-        trades.pop_front();
-    }
+    let dropped = match trades.len() == keep {
+        true => trades.pop_front().map(|record| record.trade.ts),
+        false => None,
+    };
     trades.push_back(trade.into());
+    dropped
 }

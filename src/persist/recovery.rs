@@ -10,6 +10,7 @@ use std::path::Path;
 use super::snapshot::State;
 use super::{segments, snapshot};
 use crate::api::{self, ClientOrderId, TradeRecord, Wire};
+use crate::candles::Dropped;
 use crate::client_ids::ClientIds;
 use crate::engine::{BookConfig, Command, CommandKind, Event, OrderBook, OrderId};
 use crate::publisher;
@@ -22,6 +23,8 @@ pub struct Recovered {
     pub replica: OrderBook,
     /// The newest trades, oldest first.
     pub trades: VecDeque<TradeRecord>,
+    /// What the history knows of the trades it dropped for room.
+    pub trades_dropped: Dropped,
     /// The `client_order_id`s of the orders the replica's book knows.
     pub names: ClientIds,
     /// The sequence number of the last journal record applied.
@@ -35,7 +38,7 @@ pub struct Recovered {
 }
 
 /// A rebuilt book, the trades it made and the feed's `seq` after them.
-type Rebuilt = (OrderBook, VecDeque<TradeRecord>, u64);
+type Rebuilt = (OrderBook, VecDeque<TradeRecord>, Dropped, u64);
 
 /// One book from the state file and the journal records after it, with the
 /// trades it made (the newest `trade_history`, if asked for), and, with
@@ -51,6 +54,7 @@ fn rebuild(
 ) -> Result<Rebuilt, String> {
     let mut book = OrderBook::new(config);
     let mut trades = VecDeque::new();
+    let mut dropped = Dropped::Never;
     let mut feed_seq = state.map_or(0, |s| s.feed_seq);
     let keep = trade_history.unwrap_or(0);
     if let Some(state) = state {
@@ -59,6 +63,12 @@ fn rebuild(
             .map_err(|e| format!("state file {} is unusable: {e}", state_path.display()))?;
         let skip = state.trades.len().saturating_sub(keep);
         trades.extend(state.trades.iter().skip(skip).copied());
+        // A smaller --trade-history than the file was written with drops
+        // its oldest trades here.
+        dropped = match skip.checked_sub(1) {
+            Some(newest) => Dropped::Until(state.trades[newest].trade.ts),
+            None => state.trades_dropped,
+        };
         if let Some(names) = names.as_deref_mut() {
             *names = state.names.clone();
             // A smaller --finished-orders than the file was written with
@@ -83,7 +93,8 @@ fn rebuild(
     for record in &replay.records {
         // A command the engine refused is journaled too (the front writes
         // every command before the engine sees it); it is refused again.
-        feed_seq += apply_to_copy(&mut book, &record.command, &mut events, &mut trades, keep);
+        let kept = (&mut trades, keep, &mut dropped);
+        feed_seq += apply_to_copy(&mut book, &record.command, &mut events, kept);
         if let Some(names) = names.as_deref_mut() {
             let accepted = !matches!(events.last(), Some(Event::Rejected { .. }));
             let placed = match (record.client_id, record.command.kind) {
@@ -99,24 +110,26 @@ fn rebuild(
             names.follow(&mut book, placed, |_, _| {});
         }
     }
-    Ok((book, trades, feed_seq))
+    Ok((book, trades, dropped, feed_seq))
 }
 
 /// Applies `command` to a copy of the book (the replica's live, or one being
-/// rebuilt here), keeps its trades in `trades` (the newest `keep`) and
-/// returns how many feed messages it made. `events` is scratch space.
+/// rebuilt here), keeps its trades in `trades` (the newest `keep`, noting
+/// in `dropped` the newest it drops for room) and returns how many feed
+/// messages it made. `events` is scratch space.
 pub fn apply_to_copy(
     book: &mut OrderBook,
     command: &Command,
     events: &mut Vec<Event>,
-    trades: &mut VecDeque<TradeRecord>,
-    keep: usize,
+    (trades, keep, dropped): (&mut VecDeque<TradeRecord>, usize, &mut Dropped),
 ) -> u64 {
     events.clear();
     book.apply(command, events);
     for event in events.iter() {
         if let Event::Trade(trade) = event {
-            api::keep_trade(trades, keep, *trade);
+            if let Some(ts) = api::keep_trade(trades, keep, *trade) {
+                *dropped = Dropped::Until(ts);
+            }
         }
     }
     publisher::messages_for(events)
@@ -169,8 +182,8 @@ pub fn recover(
             replica,
         )
     });
-    let (matching, _, _) = matching?;
-    let (replica, trades, feed_seq) = replica?;
+    let (matching, _, _, _) = matching?;
+    let (replica, trades, trades_dropped, feed_seq) = replica?;
     let seq = replay.records.last().map_or(saved_seq, |r| r.seq);
     if !replay.records.is_empty() {
         notes.push(format!(
@@ -182,6 +195,7 @@ pub fn recover(
         matching,
         replica,
         trades,
+        trades_dropped,
         names,
         seq,
         saved_seq,

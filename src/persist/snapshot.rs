@@ -28,6 +28,7 @@ use serde_json::value::RawValue;
 
 use super::recorded_settings;
 use crate::api::{self, ClientOrderId, TickSize, TradeRecord, Wire, CLIENT_ID_RULE};
+use crate::candles::Dropped;
 use crate::client_ids::ClientIds;
 use crate::engine::{OrderBook, OrderStatus, OrderView, Side, Ticks, Trade, MARKET};
 
@@ -63,6 +64,8 @@ pub struct State {
     pub finished_orders: Vec<OrderView>,
     /// Trades, oldest first.
     pub trades: Vec<TradeRecord>,
+    /// What the history knows of the trades it dropped for room.
+    pub trades_dropped: Dropped,
     /// The `client_order_id`s of the orders above that have one.
     pub names: ClientIds,
 }
@@ -92,11 +95,26 @@ fn uuid_text(id: u128) -> String {
 }
 
 /// Writes the state of `book` and `trades` (oldest first) as of journal
-/// record `seq`, each order with its `client_order_id` from `names`.
+/// record `seq`, each order with its `client_order_id` from `names`, not
+/// saying what the trade history dropped.
 pub fn write_state<'a>(
     book: &OrderBook,
     names: &ClientIds,
     trades: impl Iterator<Item = &'a TradeRecord>,
+    seq: u64,
+    feed_seq: u64,
+    wire: &Wire,
+) -> Vec<u8> {
+    write_state_dropped(book, names, (trades, Dropped::Unknown), seq, feed_seq, wire)
+}
+
+/// [`write_state`], saying what the trade history dropped for room
+/// (`trades_dropped_until`: the time of the newest trade dropped, 0 for
+/// none), so a restart leaves out no candle that was whole.
+pub fn write_state_dropped<'a>(
+    book: &OrderBook,
+    names: &ClientIds,
+    (trades, dropped): (impl Iterator<Item = &'a TradeRecord>, Dropped),
     seq: u64,
     feed_seq: u64,
     wire: &Wire,
@@ -129,6 +147,11 @@ pub fn write_state<'a>(
     }
     out.push(']');
     list(&mut out, ",\"finished_orders\":[", &mut book.finished());
+    match dropped {
+        Dropped::Never => out.push_str(",\"trades_dropped_until\":0"),
+        Dropped::Until(ts) => out.push_str(&format!(",\"trades_dropped_until\":{ts}")),
+        Dropped::Unknown => {}
+    }
     out.push_str(&format!(
         ",\"seq\":{seq},\"feed_seq\":{feed_seq},\"last_trade_id\":{},\"tick_size\":\"{}\"",
         book.last_trade_id(),
@@ -228,6 +251,9 @@ struct FileLayout<'a> {
     #[serde(default)]
     feed_seq: u64,
     last_trade_id: Option<u64>,
+    /// The time of the newest trade dropped from the history, 0 for none
+    /// (not in the original's files, nor in ours before it was written).
+    trades_dropped_until: Option<u64>,
     /// The tick its notionals count in (none in the original's files,
     /// which have no notionals).
     tick_size: Option<String>,
@@ -467,6 +493,11 @@ pub fn decode(bytes: &[u8], wire: &Wire) -> Result<State, String> {
         sell_orders: orders(&layout.sell_orders, "sell_orders")?,
         finished_orders: orders(&layout.finished_orders, "finished_orders")?,
         trades,
+        trades_dropped: match layout.trades_dropped_until {
+            None => Dropped::Unknown,
+            Some(0) => Dropped::Never,
+            Some(ts) => Dropped::Until(ts),
+        },
         names: ClientIds::default(),
     };
     let mut seen = HashSet::new();
@@ -554,6 +585,24 @@ mod tests {
     /// A state file's text without its `crc32`, as one edited by hand.
     fn unchecked(text: &str) -> String {
         format!("{}}}", &text[..text.rfind(CRC_KEY).unwrap()])
+    }
+
+    #[test]
+    fn the_file_says_what_the_trade_history_dropped_and_one_that_does_not_is_unknown() {
+        let book = OrderBook::new(small_book());
+        let names = ClientIds::default();
+        for dropped in [Dropped::Never, Dropped::Until(1_764_000_000_123_456_000)] {
+            let trades = (std::iter::empty(), dropped);
+            let bytes = write_state_dropped(&book, &names, trades, 1, 0, &wire());
+            assert_eq!(decode(&bytes, &wire()).unwrap().trades_dropped, dropped);
+        }
+        let unsaid = write_state(&book, &names, std::iter::empty(), 1, 0, &wire());
+        let text = String::from_utf8(unsaid.clone()).unwrap();
+        assert!(!text.contains("trades_dropped_until"), "{text}");
+        assert_eq!(
+            decode(&unsaid, &wire()).unwrap().trades_dropped,
+            Dropped::Unknown
+        );
     }
 
     #[test]
