@@ -267,6 +267,16 @@ fn after_kill_9_and_sigterm_with(
     check(&server, "after SIGTERM");
 }
 
+/// One trade of 1 at `ticks`: a sell, then a buy that meets it.
+fn trade_one_at(client: &mut Client, ticks: u64) {
+    client
+        .post("/order/", &place_body(Side::Sell, ticks, 1))
+        .expect(200);
+    client
+        .post("/order/", &place_body(Side::Buy, ticks, 1))
+        .expect(200);
+}
+
 /// A history holding exactly `--trade-history` trades from trade 1 on
 /// dropped none: after a restart its candles and its ticker's window are
 /// whole as before, not short of the oldest second.
@@ -277,12 +287,7 @@ fn a_trade_history_just_full_from_trade_1_keeps_every_candle_after_a_restart() {
     let server = Server::start_in(&dir.0, &args);
     let mut client = server.connect();
     for ticks in [10_000, 10_100, 10_200] {
-        client
-            .post("/order/", &place_body(Side::Sell, ticks, 1))
-            .expect(200);
-        client
-            .post("/order/", &place_body(Side::Buy, ticks, 1))
-            .expect(200);
+        trade_one_at(&mut client, ticks);
     }
     let read = |server: &Server| {
         let mut client = server.connect();
@@ -323,12 +328,7 @@ fn a_restart_knows_which_second_the_trade_history_dropped_a_trade_of() {
             // Each trade in a second of its own.
             thread::sleep(Duration::from_millis(1_100));
         }
-        client
-            .post("/order/", &place_body(Side::Sell, ticks, 1))
-            .expect(200);
-        client
-            .post("/order/", &place_body(Side::Buy, ticks, 1))
-            .expect(200);
+        trade_one_at(&mut client, ticks);
     }
     let read = |server: &Server| {
         let mut client = server.connect();
