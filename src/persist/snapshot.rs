@@ -167,20 +167,21 @@ pub fn write_state_dropped<'a>(
 /// damages a probe made; the rest loaded, a resting quantity 8 read as 9.
 const CRC_KEY: &str = ",\"crc32\":\"";
 
-/// Checks the `crc32` that ends a file we wrote; a file without one (the
-/// original service's, or ours from before it) is taken as it is.
-fn check_crc(bytes: &[u8]) -> Result<(), String> {
+/// Checks the `crc32` that ends a file we wrote, and says whether there
+/// was one to check; a file without one (the original service's, or ours
+/// from before it) is taken as it is.
+fn check_crc(bytes: &[u8]) -> Result<bool, String> {
     let end = bytes.trim_ascii_end();
     let tail = CRC_KEY.len() + 8 + 2;
     let Some(at) = end.len().checked_sub(tail) else {
-        return Ok(());
+        return Ok(false);
     };
     let (covered, field) = end.split_at(at);
     let Some(digits) = field
         .strip_prefix(CRC_KEY.as_bytes())
         .and_then(|rest| rest.strip_suffix(b"\"}"))
     else {
-        return Ok(());
+        return Ok(false);
     };
     let written = std::str::from_utf8(digits)
         .ok()
@@ -194,7 +195,7 @@ fn check_crc(bytes: &[u8]) -> Result<(), String> {
              once its crc32 field is removed)"
         ));
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Replaces the state file at `path` with `bytes`: never half-written, even
@@ -257,6 +258,9 @@ struct FileLayout<'a> {
     /// The tick its notionals count in (none in the original's files,
     /// which have no notionals).
     tick_size: Option<String>,
+    /// The CRC-32 of every byte before it (checked by `check_crc`, which
+    /// finds it only last and as written).
+    crc32: Option<serde::de::IgnoredAny>,
 }
 
 /// A price as written, read exactly (`TickSize::ticks_of`).
@@ -458,8 +462,18 @@ pub fn load(path: &Path, wire: &Wire) -> Result<Option<State>, String> {
 
 /// Decodes a state file's bytes.
 pub fn decode(bytes: &[u8], wire: &Wire) -> Result<State, String> {
-    check_crc(bytes)?;
+    let checked = check_crc(bytes)?;
     let layout: FileLayout = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    if layout.crc32.is_some() && !checked {
+        // Rewritten (spaced, indented, its fields moved): its bytes are
+        // not the ones the CRC was taken of, so it cannot vouch for them.
+        return Err(
+            "crc32: the field is not where the service writes it (last, with no \
+                    spaces), so the file was changed after it was written (a file edited by \
+                    hand loads once its crc32 field is removed)"
+                .to_string(),
+        );
+    }
     if let Some(text) = &layout.tick_size {
         let written = TickSize::parse(text).map_err(|why| format!("tick_size: {why}"))?;
         if written != wire.tick {
@@ -585,6 +599,44 @@ mod tests {
     /// A state file's text without its `crc32`, as one edited by hand.
     fn unchecked(text: &str) -> String {
         format!("{}}}", &text[..text.rfind(CRC_KEY).unwrap()])
+    }
+
+    #[test]
+    fn a_file_rewritten_with_its_crc32_kept_is_refused_and_loads_once_it_is_removed() {
+        let book = OrderBook::new(small_book());
+        let bytes = write_state(
+            &book,
+            &ClientIds::default(),
+            std::iter::empty(),
+            1,
+            0,
+            &wire(),
+        );
+        assert!(decode(&bytes, &wire()).is_ok());
+        let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        let rewritten = [
+            serde_json::to_string_pretty(&value).unwrap(),
+            text.replace("\"crc32\":", "\"crc32\": "),
+            format!("{} ", text.trim_end()),
+        ];
+        for (i, file) in rewritten.iter().enumerate() {
+            let refused = decode(file.as_bytes(), &wire());
+            if i == 2 {
+                // Trailing blanks change no byte the CRC covers.
+                assert!(refused.is_ok(), "{refused:?}");
+                continue;
+            }
+            let why = refused.err().unwrap_or_default();
+            assert!(
+                why.starts_with("crc32: the field is not where"),
+                "{i}: {why}"
+            );
+        }
+        let mut edited = value;
+        edited.as_object_mut().unwrap().remove("crc32");
+        let edited = serde_json::to_string_pretty(&edited).unwrap();
+        assert!(decode(edited.as_bytes(), &wire()).is_ok());
     }
 
     #[test]
