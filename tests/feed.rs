@@ -2364,3 +2364,53 @@ fn unread_order_snapshots_hold_at_most_max_listing_bytes_and_the_rest_are_told_t
     let mut again = connect(&server, "?channels=orders");
     assert!(orders_snapshot_or_close(&mut again).is_ok_and(|snapshot| snapshot == whole));
 }
+
+/// A client that asked for a large listing and reads none of it does not
+/// keep the subscribers from their close frame at a clean stop: with
+/// nothing more to read from it, it has had its last request. Behind one
+/// unread 8 MB listing they were cut at the drain's 5 s with no close.
+#[test]
+fn an_unread_listing_at_a_stop_does_not_hold_back_the_subscribers_close_frame() {
+    let mut server = Server::start();
+    let mut rest = server.connect();
+    rest.set_read_timeout(Duration::from_secs(20));
+    for _ in 0..40 {
+        rest.send_raw(&bids_pipelined(1_000)).unwrap();
+        for _ in 0..1_000 {
+            rest.read_response().unwrap().expect(200);
+        }
+    }
+    let mut ws = connect(&server, "?channels=trades");
+    let mut stalled = TcpStream::connect(server.addr).unwrap();
+    stalled
+        .write_all(&request_bytes("GET", "/orders", None))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut held = 0;
+    while held == 0 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+        held = metric(&rest.metrics_text(), "orderbook_listing_bytes") as usize;
+    }
+    assert!(
+        held > 6_000_000,
+        "the listing waits to be written: {held} bytes"
+    );
+    let signalled = Instant::now();
+    server.signal("TERM");
+    let close = loop {
+        match ws.read() {
+            Ok(Message::Close(close)) => break close,
+            Ok(_) => continue,
+            Err(error) => panic!("no close frame: {error}"),
+        }
+    };
+    let code = close.map(|close| close.code);
+    assert_eq!(code, Some(CloseCode::Away));
+    assert!(
+        signalled.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        signalled.elapsed()
+    );
+    drop(stalled);
+    assert!(server.wait_exit(Duration::from_secs(10)).unwrap().success());
+}

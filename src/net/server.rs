@@ -1107,6 +1107,13 @@ impl Front {
                 || conn.answers.len() >= self.config.max_pipeline
                 || conn.unwritten() >= WRITE_BACKLOG
             {
+                // At a stop nothing more is read: held back with nothing
+                // buffered, it has had its last request, and the feed's end
+                // need not wait for its slow client (subscribers went
+                // without their close frame behind one unread listing).
+                if self.stopping && conn.ws.is_none() && consumed == conn.read_len {
+                    conn.last_request_seen = true;
+                }
                 break;
             }
             let buf = std::mem::take(&mut conn.read_buf);
