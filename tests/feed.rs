@@ -2298,6 +2298,18 @@ fn a_subscriber_whose_feed_is_still_queued_3_s_into_a_clean_stop_reads_it_all() 
     assert!(server.wait_exit(Duration::from_secs(10)).unwrap().success());
 }
 
+/// 40,000 bids on the book, pipelined a thousand at a time: listings
+/// and order snapshots of 6 MB or more.
+fn rest_40_000_bids(rest: &mut Client) {
+    rest.set_read_timeout(Duration::from_secs(20));
+    for _ in 0..40 {
+        rest.send_raw(&bids_pipelined(1_000)).unwrap();
+        for _ in 0..1_000 {
+            rest.read_response().unwrap().expect(200);
+        }
+    }
+}
+
 /// The text of the first `orders_snapshot` `ws` is sent, skipping other
 /// messages, or the close frame sent instead.
 fn orders_snapshot_or_close(ws: &mut Ws) -> Result<String, tungstenite::protocol::CloseFrame> {
@@ -2323,13 +2335,7 @@ fn unread_order_snapshots_hold_at_most_max_listing_bytes_and_the_rest_are_told_t
     let max: usize = 16 << 20;
     let server = Server::start_with(&["--max-listing-bytes", &max.to_string()]);
     let mut rest = server.connect();
-    rest.set_read_timeout(Duration::from_secs(20));
-    for _ in 0..40 {
-        rest.send_raw(&bids_pipelined(1_000)).unwrap();
-        for _ in 0..1_000 {
-            rest.read_response().unwrap().expect(200);
-        }
-    }
+    rest_40_000_bids(&mut rest);
     let mut reader = connect(&server, "?channels=orders");
     let whole = orders_snapshot_or_close(&mut reader).expect("a snapshot");
     let orders = serde_json::from_str::<Value>(&whole).unwrap()["orders"]
@@ -2373,13 +2379,7 @@ fn unread_order_snapshots_hold_at_most_max_listing_bytes_and_the_rest_are_told_t
 fn an_unread_listing_at_a_stop_does_not_hold_back_the_subscribers_close_frame() {
     let mut server = Server::start();
     let mut rest = server.connect();
-    rest.set_read_timeout(Duration::from_secs(20));
-    for _ in 0..40 {
-        rest.send_raw(&bids_pipelined(1_000)).unwrap();
-        for _ in 0..1_000 {
-            rest.read_response().unwrap().expect(200);
-        }
-    }
+    rest_40_000_bids(&mut rest);
     let mut ws = connect(&server, "?channels=trades");
     let mut stalled = TcpStream::connect(server.addr).unwrap();
     stalled
