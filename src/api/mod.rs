@@ -603,6 +603,50 @@ mod tests {
     }
 
     #[test]
+    fn a_bare_nan_or_infinity_as_python_writes_it_is_refused_as_not_finite() {
+        let wire = Wire::default_for_tests();
+        let not_finite = |refused: ApiError| (refused.status, refused.detail);
+        for token in ["NaN", "Infinity", "-Infinity"] {
+            let body = format!(r#"{{"quantity": 1, "price": {token}, "side": 1}}"#);
+            let why = (422, "price: must be a finite number".to_string());
+            assert_eq!(
+                not_finite(wire.new_order(body.as_bytes()).unwrap_err()),
+                why
+            );
+            let batch =
+                format!(r#"{{"orders": [{{"quantity": 1, "price": 1, "side": 1}}, {body}]}}"#);
+            let why = (422, "orders[1].price: must be a finite number".to_string());
+            assert_eq!(
+                not_finite(wire.new_orders(batch.as_bytes()).unwrap_err()),
+                why
+            );
+            let change = format!(r#"{{"price": {token}}}"#);
+            assert_eq!(wire.amendment(change.as_bytes()).unwrap_err().status, 422);
+            let id = "0b9f6a9e-4a3c-4c1e-9c1d-2b7d1f0e6a11";
+            let changes = format!(r#"{{"orders": [{{"id": "{id}", "price": {token}}}]}}"#);
+            assert_eq!(wire.amendments(changes.as_bytes()).unwrap_err().status, 422);
+        }
+        // Quoted, such a token may be a fine value: the body is still not
+        // JSON. Inside a string, or with other damage, it is no number.
+        for body in [
+            &br#"{"quantity": 1, "price": 1, "side": 1, "client_order_id": NaN}"#[..],
+            br#"{"quantity": 1, "price": NaN, "side": 1"#,
+            br#"{"quantity": 1, "price": 1, "side": 1, "client_order_id": "NaN" x}"#,
+        ] {
+            let refused = wire.new_order(body).unwrap_err();
+            assert_eq!(refused.status, 400, "{}", String::from_utf8_lossy(body));
+        }
+        assert_eq!(
+            wire.new_order(br#"{"quantity": 1, "price": 1, "side": 1, "client_order_id": "NaN"}"#)
+                .unwrap()
+                .price,
+            wire.new_order(br#"{"quantity": 1, "price": 1, "side": 1}"#)
+                .unwrap()
+                .price
+        );
+    }
+
+    #[test]
     fn order_json_matches_the_contract() {
         let wire = wire();
         let order = OrderView {

@@ -417,6 +417,61 @@ fn batch_items<'a>(
     Ok(items)
 }
 
+/// Python's `json.dumps` writes a float that is not finite as a bare
+/// `NaN`, `Infinity` or `-Infinity`, which is not JSON (400), and a Python
+/// client that sends one meant that number: SPEC §1 refuses it as not
+/// finite (422 naming the field). So a body malformed by such tokens is
+/// read again with each one quoted, and answered with the field's
+/// refusal. Read so, a body that passes is still malformed JSON, and
+/// stays 400.
+fn non_finite_named<T>(
+    body: &[u8],
+    decode: impl Fn(&[u8]) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let malformed = match decode(body) {
+        Err(error) if error.status == 400 => error,
+        answer => return answer,
+    };
+    match non_finite_quoted(body).map(|quoted| decode(&quoted)) {
+        Some(Err(refusal)) if refusal.status == 422 => Err(refusal),
+        _ => Err(malformed),
+    }
+}
+
+/// `body` with each bare `NaN`, `Infinity` and `-Infinity` outside
+/// strings quoted, if it has any.
+fn non_finite_quoted(body: &[u8]) -> Option<Vec<u8>> {
+    let mut quoted = Vec::with_capacity(body.len() + 16);
+    let (mut in_string, mut escaped, mut found) = (false, false, false);
+    let mut at = 0;
+    while at < body.len() {
+        let byte = body[at];
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else if byte == b'"' {
+            in_string = true;
+        } else if let Some(token) = [&b"NaN"[..], b"Infinity", b"-Infinity"]
+            .into_iter()
+            .find(|token| body[at..].starts_with(token))
+        {
+            quoted.push(b'"');
+            quoted.extend_from_slice(token);
+            quoted.push(b'"');
+            at += token.len();
+            found = true;
+            continue;
+        }
+        quoted.push(byte);
+        at += 1;
+    }
+    found.then_some(quoted)
+}
+
 /// Reads a JSON object into `T`: 400 for malformed JSON, 422 naming a
 /// field given twice, `wrong_shape` for anything else that is not `T`.
 fn object<'a, T: Deserialize<'a>>(
@@ -535,6 +590,10 @@ impl Wire {
 
     /// Decodes and checks a `POST /order/` body.
     pub fn new_order(&self, body: &[u8]) -> Result<NewOrder, ApiError> {
+        non_finite_named(body, |body| self.place_body(body))
+    }
+
+    fn place_body(&self, body: &[u8]) -> Result<NewOrder, ApiError> {
         let fields = fields(body)?;
         self.symbol(fields.symbol)?;
         let quantity = self
@@ -568,16 +627,18 @@ impl Wire {
     /// orders, each as `POST /order/` takes it. One bad order refuses the
     /// batch, naming it: `orders[2].price: ...`.
     pub fn new_orders(&self, body: &[u8]) -> Result<Vec<NewOrder>, ApiError> {
-        let batch: BatchFields<'_> = object(body, || batch_shape("orders", "order"))?;
-        let orders = batch_items(batch.orders, "orders", "orders")?;
-        orders
-            .iter()
-            .enumerate()
-            .map(|(i, raw)| {
-                self.new_order(raw.get().as_bytes())
-                    .map_err(|e| at_order(i, e))
-            })
-            .collect()
+        non_finite_named(body, |body| {
+            let batch: BatchFields<'_> = object(body, || batch_shape("orders", "order"))?;
+            let orders = batch_items(batch.orders, "orders", "orders")?;
+            orders
+                .iter()
+                .enumerate()
+                .map(|(i, raw)| {
+                    self.place_body(raw.get().as_bytes())
+                        .map_err(|e| at_order(i, e))
+                })
+                .collect()
+        })
     }
 
     /// Decodes and checks a `POST /orders/modify` body: 1 to
@@ -585,6 +646,10 @@ impl Wire {
     /// `"client_order_id"` in place of `"id"`), each as `PUT /order/{id}`
     /// takes it. One bad change refuses them all.
     pub fn amendments(&self, body: &[u8]) -> Result<Vec<(OrderRef, Amendment)>, ApiError> {
+        non_finite_named(body, |body| self.changes(body))
+    }
+
+    fn changes(&self, body: &[u8]) -> Result<Vec<(OrderRef, Amendment)>, ApiError> {
         let shape = || batch_shape("orders", r#"{"id", "quantity", "price"}"#);
         let batch: BatchFields<'_> = object(body, shape)?;
         let changes = batch_items(batch.orders, "orders", "orders")?;
@@ -616,7 +681,7 @@ impl Wire {
 
     /// Decodes and checks a `PUT /order/{id}` body.
     pub fn amendment(&self, body: &[u8]) -> Result<Amendment, ApiError> {
-        self.change(body, false)
+        non_finite_named(body, |body| self.change(body, false))
     }
 
     /// A modify's body; in a `POST /orders/modify` change
