@@ -237,19 +237,23 @@ fn header_is(value: &[u8], token: &str) -> bool {
         .any(|part| part.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
-/// A head past the limit: 414 if its request line alone is (a long
-/// query, say), which tells the client what to shorten; 431 otherwise.
 /// Whether the request line is a method, a target and a well-formed HTTP
 /// version (`HTTP/d.d`): one httparse refuses is then another version,
 /// not noise such as a space inside the target.
 fn names_an_http_version(buf: &[u8]) -> bool {
     let line = buf.split(|&b| b == b'\n').next().unwrap_or(buf);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let parts: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
-    matches!(parts[..], [_, _, [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]]
+    // The third of exactly three parts.
+    let mut parts = line.split(|&b| b == b' ').skip(2);
+    let (Some(version), None) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    matches!(version, [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
         if major.is_ascii_digit() && minor.is_ascii_digit())
 }
 
+/// A head past the limit: 414 if its request line alone is (a long
+/// query, say), which tells the client what to shorten; 431 otherwise.
 fn too_large(buf: &[u8], limits: &Limits) -> HttpError {
     let within = &buf[..buf.len().min(limits.max_head_bytes)];
     match within.contains(&b'\n') {
