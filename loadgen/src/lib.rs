@@ -618,7 +618,13 @@ fn drive(
     };
     let mut connections: Vec<Connection> = mine
         .iter()
-        .map(|&index| Connection {
+        .map(|&index| {
+            (
+                index,
+                every.map(|every| schedule(started, every, index, total)),
+            )
+        })
+        .map(|(index, schedule)| Connection {
             index,
             stream: None,
             rng: StdRng::seed_from_u64(
@@ -637,13 +643,11 @@ fn drive(
             named: 0,
             // An open loop with an end sends what its schedule holds
             // before the end.
-            quota: match (every, deadline) {
-                (Some(every), Some(end)) => {
-                    Some(schedule(started, every, index, total).before(end))
-                }
+            quota: match (schedule, deadline) {
+                (Some(schedule), Some(end)) => Some(schedule.before(end)),
                 _ => share(settings.stop, index, total),
             },
-            schedule: every.map(|every| schedule(started, every, index, total)),
+            schedule,
         })
         .collect();
     for (slot, connection) in connections.iter_mut().enumerate() {
