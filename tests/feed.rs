@@ -2385,12 +2385,7 @@ fn an_unread_listing_at_a_stop_does_not_hold_back_the_subscribers_close_frame() 
     stalled
         .write_all(&request_bytes("GET", "/orders", None))
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut held = 0;
-    while held == 0 && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(20));
-        held = metric(&rest.metrics_text(), "orderbook_listing_bytes") as usize;
-    }
+    let held = support::listing_bytes_reach(&mut rest, 1);
     assert!(
         held > 6_000_000,
         "the listing waits to be written: {held} bytes"

@@ -1673,16 +1673,7 @@ fn unread_listings_across_connections_hold_at_most_max_listing_bytes() {
     assert!(size > 6_000_000, "a listing of {size} bytes");
     let built = max.div_ceil(size);
     let before = resident_kib(server.pid());
-    let mut readers: Vec<Client> = (0..40)
-        .map(|_| {
-            let mut reader = server.connect();
-            reader.set_read_timeout(Duration::from_secs(20));
-            reader
-                .send_raw(&request_bytes("GET", "/orders", None))
-                .unwrap();
-            reader
-        })
-        .collect();
+    let mut readers = asking_unread(&server, 40, "/orders");
     let (held, refused) = listings_settled(&mut client, 40 - built);
     assert_eq!((held, refused), (built * size, 40 - built));
     let grown_mib = resident_kib(server.pid()).saturating_sub(before) / 1024;
@@ -1752,24 +1743,8 @@ fn an_unread_filtered_listing_holds_its_size_not_room_for_the_whole_book() {
     );
     assert!(size > 4_000_000, "a listing of {size} bytes");
     let before = address_space_kib(server.pid());
-    let mut readers: Vec<Client> = (0..10)
-        .map(|_| {
-            let mut reader = server.connect();
-            reader.set_read_timeout(Duration::from_secs(60));
-            reader
-                .send_raw(&request_bytes("GET", "/orders?side=buy", None))
-                .unwrap();
-            reader
-        })
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let held = loop {
-        let held = metric(&client.metrics_text(), "orderbook_listing_bytes") as usize;
-        if held >= 10 * size || Instant::now() > deadline {
-            break held;
-        }
-        thread::sleep(Duration::from_millis(50));
-    };
+    let mut readers = asking_unread(&server, 10, "/orders?side=buy");
+    let held = listing_bytes_reach(&mut client, 10 * size);
     assert_eq!(held, 10 * size, "the bound counts each listing's bytes");
     let grown_mib = address_space_kib(server.pid()).saturating_sub(before) / 1024;
     // Room for the whole book would be 10 times 24 MB.
@@ -1780,6 +1755,18 @@ fn an_unread_filtered_listing_holds_its_size_not_room_for_the_whole_book() {
     for reader in &mut readers {
         assert!(reader.read_response().unwrap().text() == listing.text());
     }
+}
+
+/// `count` connections, each sending `GET path` and reading nothing yet.
+fn asking_unread(server: &Server, count: usize, path: &str) -> Vec<Client> {
+    (0..count)
+        .map(|_| {
+            let mut reader = server.connect();
+            reader.set_read_timeout(Duration::from_secs(60));
+            reader.send_raw(&request_bytes("GET", path, None)).unwrap();
+            reader
+        })
+        .collect()
 }
 
 /// Places `count` orders, the `n`th with body `body(n)`, pipelined a

@@ -407,6 +407,19 @@ pub fn listings_settled(client: &mut Client, refused: usize) -> (usize, usize) {
     }
 }
 
+/// The bytes listings hold, from `/metrics`, once at least `at_least`
+/// (or after 30 s, to fail on).
+pub fn listing_bytes_reach(client: &mut Client, at_least: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let held = metric(&client.metrics_text(), "orderbook_listing_bytes") as usize;
+        if held >= at_least || Instant::now() > deadline {
+            return held;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// One metric line's value from Prometheus text (`name` with its labels,
 /// as written).
 pub fn metric(text: &str, name: &str) -> f64 {
