@@ -39,9 +39,10 @@ pub struct ApiError {
     pub status: u16,
     /// Why, for a person reading it.
     pub detail: String,
-    /// A header the status calls for, as (name, value): `Allow` on a 405,
-    /// `Retry-After` on a 503, `Sec-WebSocket-Version` on a 426.
-    pub header: Option<(&'static str, Cow<'static, str>)>,
+    /// The headers the status calls for, as (name, value): `Allow` on a
+    /// 405, `Retry-After` on a 503, `Sec-WebSocket-Version` and `Upgrade`
+    /// on a 426.
+    pub headers: Vec<(&'static str, Cow<'static, str>)>,
 }
 
 impl ApiError {
@@ -50,7 +51,7 @@ impl ApiError {
         ApiError {
             status,
             detail: detail.into(),
-            header: None,
+            headers: Vec::new(),
         }
     }
 
@@ -59,22 +60,17 @@ impl ApiError {
     /// retry policies read).
     pub fn unavailable(detail: &str) -> Self {
         ApiError {
-            header: Some(("Retry-After", "1".into())),
+            headers: vec![("Retry-After", "1".into())],
             ..ApiError::new(503, detail)
         }
     }
 
-    /// The error's extra header as a whole header line (`\r\nName: value`),
-    /// or nothing. A 426 also names the protocol to upgrade to, as HTTP
-    /// requires (RFC 9110 §15.5.22): the only one here is the WebSocket.
+    /// The error's extra headers as whole header lines (`\r\nName: value`
+    /// each), or nothing.
     pub fn header_line(&self) -> String {
-        let mut line = self.header.as_ref().map_or(String::new(), |(name, value)| {
-            format!("\r\n{name}: {value}")
-        });
-        if self.status == 426 {
-            line.push_str("\r\nUpgrade: websocket");
-        }
-        line
+        (self.headers.iter())
+            .map(|(name, value)| format!("\r\n{name}: {value}"))
+            .collect()
     }
 
     /// 422 naming the field at fault.

@@ -77,7 +77,7 @@ impl ApiToken {
 
 fn unauthorized(detail: &str, challenge: &'static str) -> ApiError {
     ApiError {
-        header: Some(("WWW-Authenticate", challenge.into())),
+        headers: vec![("WWW-Authenticate", challenge.into())],
         ..ApiError::new(401, detail)
     }
 }
@@ -107,7 +107,8 @@ mod tests {
             .unwrap()
             .check(header.map(str::as_bytes))
             .unwrap_err();
-        let header = error.header.map(|(name, value)| (name, value.into_owned()));
+        let header =
+            (error.headers.into_iter().next()).map(|(name, value)| (name, value.into_owned()));
         (error.status, error.detail, header)
     }
 

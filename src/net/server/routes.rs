@@ -605,7 +605,7 @@ impl Front {
                 self.stats.rate_limited += orders as u64;
                 let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
                 Err(ApiError {
-                    header: Some(("Retry-After", seconds.to_string().into())),
+                    headers: vec![("Retry-After", seconds.to_string().into())],
                     ..ApiError::new(
                         429,
                         format!(
@@ -844,7 +844,7 @@ fn name_taken(field: &str, name: &ClientOrderId, taken: OrderId) -> ApiError {
 /// §15.5.6 requires it; clients and proxies read it to correct the call).
 fn method_not_allowed(allow: &'static str) -> ApiError {
     ApiError {
-        header: Some(("Allow", allow.into())),
+        headers: vec![("Allow", allow.into())],
         ..ApiError::new(405, "Method Not Allowed")
     }
 }

@@ -402,9 +402,13 @@ impl Front {
             ));
         }
         if request.websocket_version != Some(b"13".as_slice()) {
-            // RFC 6455 §4.2.2: say which version this server speaks.
+            // RFC 6455 §4.2.2: say which version this server speaks; RFC
+            // 9110 §15.5.22: and which protocol to upgrade to.
             let mut error = ApiError::new(426, "Sec-WebSocket-Version must be 13");
-            error.header = Some(("Sec-WebSocket-Version", "13".into()));
+            error.headers = vec![
+                ("Sec-WebSocket-Version", "13".into()),
+                ("Upgrade", "websocket".into()),
+            ];
             return Err(error);
         }
         let depth = depth_of(request.query, self.config.feed.default_depth)?;
