@@ -384,6 +384,13 @@ fn unsubscribing_from_trades_stops_trades_while_book_messages_go_on() {
         let detail = format!("unknown op \"{name}\": the ops are subscribe and unsubscribe");
         assert_eq!(next(&mut ws), json!({"type": "error", "detail": detail}));
     }
+    // The op's text is quoted as JSON quotes it, not in Rust's escapes
+    // (`\u{1}`).
+    send_op(&mut ws, json!({"op": "sub\u{1}\u{7f}\"x"}));
+    assert_eq!(
+        next(&mut ws),
+        json!({"type": "error", "detail": r#"unknown op "sub\u0001\u007f\"x": the ops are subscribe and unsubscribe"#})
+    );
     // A list under another name is named.
     send_op(&mut ws, json!({"op": "subscribe", "channel": ["trades"]}));
     assert_eq!(

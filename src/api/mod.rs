@@ -137,6 +137,31 @@ impl std::fmt::Display for Symbol {
     }
 }
 
+/// A client's text quoted in an error's `detail` as JSON quotes a string
+/// (`"a\u0001b"`): the reader of a JSON answer knows those escapes, where
+/// Rust's own quoting (`{:?}`) wrote `"a\u{1}b"`.
+pub struct Quoted<'a>(pub &'a str);
+
+impl std::fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        f.write_char('"')?;
+        for c in self.0.chars() {
+            match c {
+                '"' => f.write_str("\\\"")?,
+                '\\' => f.write_str("\\\\")?,
+                '\n' => f.write_str("\\n")?,
+                '\r' => f.write_str("\\r")?,
+                '\t' => f.write_str("\\t")?,
+                // Every control character is below U+00A0, so four digits.
+                c if c.is_control() => write!(f, "\\u{:04x}", u32::from(c))?,
+                c => f.write_char(c)?,
+            }
+        }
+        f.write_char('"')
+    }
+}
+
 /// Settings that shape the wire: the instrument, the tick grid and the
 /// quantity bound.
 #[derive(Clone, Copy, Debug)]
@@ -209,6 +234,11 @@ mod tests {
             )
         );
         assert_eq!(refused("1"), ApiError::new(422, "symbol: must be a string"));
+        // The client's text is quoted as JSON would quote it.
+        assert_eq!(
+            refused(r#""O\u0001\"\\\té""#).detail,
+            r#"symbol: unknown symbol "O\u0001\"\\\té": this service trades "DEFAULT""#
+        );
         assert_eq!(
             wire.amendment(br#"{"price": 2.0, "symbol": "OTHER"}"#),
             Err(ApiError::new(
@@ -272,10 +302,46 @@ mod tests {
             "quantity: must be an integer"
         );
         assert_eq!(refused("0.5"), "quantity: must be an integer");
+        // Every way of writing it is read exactly (a leading dot went
+        // through a float, which holds no odd number past 2^53).
         assert_eq!(
-            refused("\".9007199254740993e16\""),
-            "quantity: must be an integer"
+            quantity("\".9007199254740993e16\""),
+            Ok(9_007_199_254_740_993)
         );
+        // Past the 38 digits a u128 holds, nothing is rounded: these were
+        // taken as 1 and 3.
+        for not_whole in [
+            "0.99999999999999999999999999999999999999999",
+            "2.9999999999999999999999999999999999999999999",
+            "\"1.00000000000000000000000000000000000000001\"",
+            "1e-400",
+        ] {
+            assert_eq!(
+                refused(not_whole),
+                "quantity: must be an integer",
+                "{not_whole}"
+            );
+        }
+        assert_eq!(
+            quantity("7.000000000000000000000000000000000000000000000"),
+            Ok(7)
+        );
+        assert_eq!(
+            quantity("70000000000000000000000000000000000000000000e-43"),
+            Ok(7)
+        );
+        // Whole numbers past u128 are past the bound, not "no integer".
+        for huge in [
+            "340282366920938463463374607431768211456",
+            &format!("1{}", "0".repeat(400)),
+            "1e2147483648",
+        ] {
+            assert_eq!(
+                refused(huge),
+                format!("quantity: must be at most {}", u64::MAX),
+                "{huge}"
+            );
+        }
         assert_eq!(refused("-3"), "quantity: must be positive");
         assert_eq!(refused("0"), "quantity: must be positive");
         assert_eq!(refused("0.0e5"), "quantity: must be positive");
@@ -327,7 +393,34 @@ mod tests {
         assert_eq!(refused("1e300"), "must be at most 2^52 ticks");
         assert_eq!(refused("NaN"), "must be a finite number");
         assert_eq!(refused("ten"), "must be a number");
-        assert_eq!(refused("1e999999999999"), "must be a finite number");
+        // Exact however far the exponent or the digits go.
+        assert_eq!(refused("1e999999999999"), "must be at most 2^52 ticks");
+        let googol_to_the_fourth = format!("1{}", "0".repeat(400));
+        assert_eq!(refused(&googol_to_the_fourth), "must be at most 2^52 ticks");
+        assert_eq!(refused("1e-2147483648"), "must be at least the tick size");
+        assert_eq!(refused("1e-400"), "must be at least the tick size");
+        // Trailing zeros change nothing, and a digit past 38 is not
+        // rounded away: through a float these were taken as .69.
+        let zeros = "0".repeat(30);
+        let half_a_cent_off = format!("42250470938136.685{zeros}");
+        assert_eq!(
+            refused(&half_a_cent_off),
+            "must be a multiple of the tick size"
+        );
+        assert_eq!(
+            refused("42250470938136.685000000000000000000000000001"),
+            "must be a multiple of the tick size"
+        );
+        assert_eq!(cent.ticks_of(&format!("100.01{zeros}")), Ok(10_001));
+        assert_eq!(
+            satoshi.ticks_of(&format!("45035996.27370495{zeros}")),
+            Ok((1 << 52) - 1)
+        );
+        // Within a millionth of a tick, however many digits, as before.
+        assert_eq!(
+            cent.ticks_of("100.010000000000000000000000000000000000000001"),
+            Ok(10_001)
+        );
         assert!(TickSize::parse("0").is_err());
         assert!(TickSize::parse("abc").is_err());
     }

@@ -76,8 +76,7 @@ impl TickSize {
         let text = text.trim();
         match self.decimal_ticks(text) {
             Some(ticks) => ticks,
-            // Not a plain decimal (negative, `NaN`, `.5`), or too long for
-            // exact arithmetic.
+            // Not a plain decimal: negative, `NaN`, `inf`.
             None => self.to_ticks(text.parse().map_err(|_| "must be a number")?),
         }
     }
@@ -85,20 +84,40 @@ impl TickSize {
     /// The ticks of a plain decimal (see [`plain_decimal`]), in exact
     /// arithmetic: its nearest tick if it lies within a millionth of a
     /// tick of it, as [`to_ticks`](Self::to_ticks) allows; `None` if the
-    /// text is no plain decimal or the arithmetic would overflow.
+    /// text is no plain decimal.
     fn decimal_ticks(&self, text: &str) -> Option<Result<Ticks, &'static str>> {
-        let (significand, power) = plain_decimal(text)?;
-        // ticks = value / (mantissa * 10^-scale) = numerator / denominator
-        let shift = power + i64::from(self.scale);
-        let mantissa = u128::from(self.mantissa);
-        let (numerator, denominator) = if shift >= 0 {
-            (significand.checked_mul(ten_to(shift)?)?, mantissa)
-        } else {
-            (significand, ten_to(-shift)?.checked_mul(mantissa)?)
-        };
-        if numerator == 0 {
+        let Decimal {
+            mut significand,
+            power,
+            ..
+        } = plain_decimal(text)?;
+        if significand == 0 {
             return Some(Err("must be positive"));
         }
+        // ticks = value / (mantissa * 10^-scale) = numerator / denominator
+        let mantissa = u128::from(self.mantissa);
+        let (numerator, denominator) = match power + i64::from(self.scale) {
+            shift if shift >= 0 => {
+                match ten_to(shift).and_then(|unit| significand.checked_mul(unit)) {
+                    Some(numerator) => (numerator, mantissa),
+                    // 2^128 over a mantissa below 2^64: past every price.
+                    None => return Some(Err(ABOVE_MAX_TICKS)),
+                }
+            }
+            shift => {
+                // Where the denominator passes u128, the price is below
+                // one tick; its last digits go until it fits, which moves
+                // it far less than the millionth of a tick allowed.
+                let mut down = -shift;
+                loop {
+                    match ten_to(down).and_then(|unit| unit.checked_mul(mantissa)) {
+                        Some(denominator) => break (significand, denominator),
+                        None if significand < 10 => return Some(Err(BELOW_ONE_TICK)),
+                        None => (significand, down) = (significand / 10, down - 1),
+                    }
+                }
+            }
+        };
         let (below, rest) = divide(numerator, denominator);
         let (nearest, off) = if rest >= denominator - rest {
             (below + 1, denominator - rest)
@@ -136,7 +155,7 @@ impl TickSize {
         let double = text.parse::<f64>().map_err(|_| OFF_THE_GRID)?;
         // Shortest digits are not one string (`...312.2` and `...312.3`
         // both read as `...312.25`): what counts is how many there are.
-        let digits = |text: &str| plain_decimal(text).map(|(s, _)| significant_digits(s));
+        let digits = |text: &str| plain_decimal(text).map(|d| significant_digits(d.significand));
         if digits(text).is_none_or(|n| Some(n) > digits(&format!("{double:e}"))) {
             return Err(OFF_THE_GRID);
         }
@@ -251,40 +270,102 @@ fn significant_digits(mut significand: u128) -> u32 {
     significand.checked_ilog10().map_or(0, |log| log + 1)
 }
 
+/// A plain decimal read exactly as far as a `u128` holds its digits:
+/// `value = significand * 10^power`, or a little more when
+/// `fraction_cut`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Decimal {
+    /// The leading digits: all of them, but past about 38 significant
+    /// digits, where `u128` ends.
+    pub significand: u128,
+    /// The power of ten `significand` counts in.
+    pub power: i64,
+    /// Whether fraction digits were left out past `significand`. Trailing
+    /// zeros are dropped first, so one of them was not zero: the value is
+    /// then no whole number, and no price on the grid (whose digits fit).
+    pub fraction_cut: bool,
+}
+
+impl Decimal {
+    /// The whole number it is, or `None` if it is none. Past `u128`
+    /// (where its whole digits were cut too) it is at least
+    /// `u128::MAX`, and is said to be that: past every bound.
+    pub fn whole(&self) -> Option<u128> {
+        if self.fraction_cut {
+            return None;
+        }
+        if self.significand == 0 {
+            return Some(0);
+        }
+        if self.power >= 0 {
+            let scaled = ten_to(self.power).and_then(|unit| self.significand.checked_mul(unit));
+            return Some(scaled.unwrap_or(u128::MAX));
+        }
+        // A power of ten past u128 is more than any significand.
+        let (quotient, rest) = divide(self.significand, ten_to(-self.power)?);
+        (rest == 0).then_some(quotient)
+    }
+}
+
 /// A plain decimal, `[+]digits[.digits][(e|E)[+-]digits]` (a JSON number
-/// without a minus), as `(significand, power)` with `value = significand *
-/// 10^power`, read exactly; `None` for anything else, or past `u128`.
-pub(super) fn plain_decimal(text: &str) -> Option<(u128, i64)> {
+/// without a minus, or `.5` and `5.` as strings carry them), read
+/// exactly whatever its number of digits (see [`Decimal`]); `None` for
+/// anything else.
+///
+/// Reading it whole matters: a float, or a reader that gave up past
+/// `u128` and fell back to one, took `0.99999999999999999999999999999999999999999`
+/// as the quantity 1, and a cent price written with 30 more trailing
+/// zeros as the nearest tick.
+pub(super) fn plain_decimal(text: &str) -> Option<Decimal> {
     let text = text.strip_prefix('+').unwrap_or(text);
     let (number, exponent) = match text.find(['e', 'E']) {
-        Some(at) => (&text[..at], text[at + 1..].parse::<i32>().ok()?),
+        Some(at) => (&text[..at], exponent(&text[at + 1..])?),
         None => (text, 0),
     };
     let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-    if whole.is_empty() {
+    let digits = || whole.bytes().chain(fraction.bytes());
+    if (whole.is_empty() && fraction.is_empty()) || !digits().all(|d| d.is_ascii_digit()) {
         return None;
     }
-    let mut significand: u128 = 0;
-    for digit in whole.bytes().chain(fraction.bytes()) {
-        if !digit.is_ascii_digit() {
-            return None;
+    let fraction = fraction.trim_end_matches('0');
+    let mut decimal = Decimal {
+        significand: 0,
+        power: exponent,
+        fraction_cut: false,
+    };
+    for (at, digit) in whole.bytes().chain(fraction.bytes()).enumerate() {
+        let in_fraction = at >= whole.len();
+        let more = (decimal.significand.checked_mul(10))
+            .and_then(|significand| significand.checked_add(u128::from(digit - b'0')));
+        match (more, in_fraction) {
+            (Some(significand), _) => {
+                decimal.significand = significand;
+                decimal.power -= i64::from(in_fraction);
+            }
+            (None, false) => decimal.power += 1,
+            (None, true) => {
+                decimal.fraction_cut = true;
+                break;
+            }
         }
-        significand = significand
-            .checked_mul(10)?
-            .checked_add(u128::from(digit - b'0'))?;
     }
-    Some((significand, i64::from(exponent) - fraction.len() as i64))
+    Some(decimal)
 }
 
-/// The integer a plain decimal (from [`plain_decimal`]) is exactly
-/// (`12`, `12.0`, `1.2e1`), if it is one and fits `u128`.
-pub(super) fn exact_integer((significand, power): (u128, i64)) -> Option<u128> {
-    if power >= 0 {
-        significand.checked_mul(ten_to(power)?)
-    } else {
-        let (quotient, rest) = divide(significand, ten_to(-power)?);
-        (rest == 0).then_some(quotient)
+/// An exponent's digits, `[+-]digits`, held within 2^40 either way: far
+/// past every bound, with room left to count a number's digits in.
+fn exponent(text: &str) -> Option<i64> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(digits) => (true, digits),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    if digits.is_empty() || !digits.bytes().all(|d| d.is_ascii_digit()) {
+        return None;
     }
+    let value = (digits.bytes()).fold(0i64, |value, d| {
+        (value * 10 + i64::from(d - b'0')).min(1 << 40)
+    });
+    Some(if negative { -value } else { value })
 }
 
 /// Quotient and remainder, in 64-bit arithmetic where both fit: a

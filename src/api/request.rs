@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 
 use super::client_id::{ClientOrderId, CLIENT_ID_RULE};
 use super::ids::parse_uuid;
-use super::price::{exact_integer, plain_decimal};
+use super::price::plain_decimal;
 use super::{ApiError, Wire};
 use crate::engine::{CommandKind, OrderId, Qty, Side, Ticks, TimeInForce, MARKET};
 
@@ -346,7 +346,7 @@ pub fn cancel_after_timeout(body: &[u8]) -> Result<(u64, Option<ClientOrderId>),
     // numbers `"1000"`.
     let ms = number_text(raw)
         .and_then(|text| plain_decimal(&text))
-        .and_then(exact_integer);
+        .and_then(|decimal| decimal.whole());
     match ms {
         Some(ms) if ms <= u128::from(MAX_CANCEL_AFTER_MS) => Ok((ms as u64, prefix)),
         _ => Err(ApiError::field(
@@ -536,7 +536,11 @@ impl Wire {
             Ok(name) if name == ours => Ok(()),
             Ok(name) => Err(ApiError::field(
                 "symbol",
-                &format!("unknown symbol {name:?}: this service trades {ours:?}"),
+                &format!(
+                    "unknown symbol {}: this service trades {}",
+                    super::Quoted(&name),
+                    super::Quoted(ours)
+                ),
             )),
             Err(_) => Err(ApiError::field("symbol", "must be a string")),
         }
@@ -564,7 +568,7 @@ impl Wire {
         // 9007199254740993 was taken as 9007199254740992 under a
         // `--max-quantity` past 2^53.
         let quantity = match plain_decimal(text) {
-            Some(decimal) => exact_integer(decimal).ok_or_else(|| bad("must be an integer"))?,
+            Some(decimal) => decimal.whole().ok_or_else(|| bad("must be an integer"))?,
             // Negative, or written oddly (`.5e1`): a float holds it
             // exactly below 2^53.
             None => {

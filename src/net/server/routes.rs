@@ -778,7 +778,7 @@ pub(super) fn json_type(
     let detail = match content_type {
         Some(value) => {
             let sent: String = String::from_utf8_lossy(value).chars().take(64).collect();
-            format!("Content-Type: must be application/json, not {sent:?}")
+            format!("Content-Type: must be application/json, not {}", api::Quoted(&sent))
         }
         None => "Content-Type: must be application/json: a web page's body without one is not taken as JSON".into(),
     };

@@ -308,7 +308,7 @@ fn parse_channels<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Channe
     for name in names {
         if let Some(prefix) = name.strip_prefix("orders:") {
             let prefix = ClientOrderId::parse(prefix).ok_or_else(|| {
-                format!("{name:?}: orders:P takes a prefix of client_order_ids, 1 to 36 letters, digits, '.', ':', '/', '_' or '-'")
+                format!("{}: orders:P takes a prefix of client_order_ids, 1 to 36 letters, digits, '.', ':', '/', '_' or '-'", api::Quoted(name))
             })?;
             channels.add(&Channels {
                 prefixes: vec![prefix],
@@ -326,7 +326,8 @@ fn parse_channels<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Channe
                     .filter(|s| (1..=api::MAX_CANDLE_INTERVAL).contains(s))
                     .ok_or_else(|| {
                         format!(
-                            "{name:?}: candles:N takes N seconds, 1 to {}, in digits without a leading zero",
+                            "{}: candles:N takes N seconds, 1 to {}, in digits without a leading zero",
+                            api::Quoted(name),
                             api::MAX_CANDLE_INTERVAL
                         )
                     })?,
@@ -345,7 +346,10 @@ fn parse_channels<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Channe
                     .find(|(_, known)| *known == name)
                     .map(|(bit, _)| *bit)
                     .ok_or_else(|| {
-                        format!("unknown channel {name:?}; the channels are {CHANNEL_NAMES}")
+                        format!(
+                            "unknown channel {}; the channels are {CHANNEL_NAMES}",
+                            api::Quoted(name)
+                        )
                     })?;
                 channels.bits |= bit;
                 Vec::new()
@@ -657,8 +661,8 @@ impl Front {
         };
         if !matches!(op.op.as_str(), "subscribe" | "unsubscribe") {
             let detail = format!(
-                "unknown op {:?}: the ops are subscribe and unsubscribe",
-                op.op
+                "unknown op {}: the ops are subscribe and unsubscribe",
+                api::Quoted(&op.op)
             );
             sub.push(error_frame(&detail));
             return;
@@ -1167,6 +1171,14 @@ mod tests {
             let why = parse_channels([bad]).unwrap_err();
             assert!(why.contains("orders:P takes a prefix"), "{bad}: {why}");
         }
+        assert_eq!(
+            parse_channels(["orders:\u{0}"]).unwrap_err(),
+            r#""orders:\u0000": orders:P takes a prefix of client_order_ids, 1 to 36 letters, digits, '.', ':', '/', '_' or '-'"#
+        );
+        assert_eq!(
+            parse_channels(["trades\n"]).unwrap_err(),
+            r#"unknown channel "trades\n"; the channels are trades, book, snapshot, bbo, candles and orders"#
+        );
         let many: Vec<String> = (0..17).map(|i| format!("orders:p{i}")).collect();
         let refused = parse_channels(many.iter().map(String::as_str)).unwrap_err();
         assert_eq!(refused, "at most 16 order prefixes a connection");
