@@ -384,7 +384,8 @@ fn ten_to(n: i64) -> Option<u128> {
 }
 
 /// The highest price in ticks: 2^52, past which a price's float (in
-/// averages and the original's state file) no longer holds every tick.
+/// averages and the original's state file) no longer holds every tick
+/// of a tick up to 2 (of a coarser tick, from lower down).
 const MAX_PRICE_TICKS: u128 = 1 << 52;
 
 /// Why a positive price nearer 0 than one tick is refused.
