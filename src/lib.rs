@@ -42,3 +42,4 @@ pub mod publisher;
 pub mod replica;
 #[allow(unsafe_code)]
 pub mod ring;
+pub(crate) mod trade_history;

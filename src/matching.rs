@@ -11,7 +11,7 @@
 use std::io;
 use std::thread::{self, JoinHandle};
 
-use crate::api::ClientOrderId;
+use crate::api::{ClientOrderId, PageFrom};
 use crate::engine::{Command, Event, EventSink, OrderBook, OrderId, Side, Timestamp};
 
 use crate::ring::{Consumer, Publisher, WaitResult};
@@ -44,8 +44,22 @@ pub struct Barrier {
 /// What a [`Barrier`] asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BarrierPurpose {
-    /// The trade history as of this point (the front answers).
-    Trades,
+    /// A page of the kept trades as of this point (the book replica
+    /// answers: it keeps the trades, for the state file and candles too).
+    /// (Its fields are laid out so that it fits a ring slot: see
+    /// [`TradesPage::parts`].)
+    Trades {
+        /// Trades at most (a larger `?limit=` asks for them all).
+        limit: u32,
+        /// Only this order's trades (`?order_id=`), or
+        /// [`crate::api::NO_ORDER`] for every order's.
+        order: OrderId,
+        /// Which page: the newest, or from `trade` (`?after=`,
+        /// `?before=`).
+        from: PageFrom,
+        /// The `unique_id` of the trade the page starts from.
+        trade: u128,
+    },
     /// The resting orders as of this point, the first `limit` of each
     /// side in priority order (the book replica answers).
     Orders {

@@ -49,6 +49,8 @@ pub struct Shared {
     /// Orders the service keeps (resting or finished) that have a
     /// `client_order_id`, as of the replica's last batch.
     pub named_orders: AtomicU64,
+    /// Trades kept for `GET /trades`, as of the replica's last batch.
+    pub trades_kept: AtomicU64,
 }
 
 impl Default for Shared {
@@ -68,6 +70,7 @@ impl Default for Shared {
             journal_bytes_on_disk: AtomicU64::new(0),
             resting_orders: AtomicU64::new(0),
             named_orders: AtomicU64::new(0),
+            trades_kept: AtomicU64::new(0),
         }
     }
 }
@@ -275,6 +278,13 @@ impl Shared {
             "gauge",
             "Orders kept (resting, or finished and fetchable) that have a client_order_id: each holds its name until the order leaves the kept history.",
             load(&self.named_orders),
+        );
+        write_value(
+            out,
+            "orderbook_trades_kept",
+            "gauge",
+            "Trades kept for GET /trades.",
+            load(&self.trades_kept),
         );
         write_value(
             out,

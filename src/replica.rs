@@ -1,8 +1,9 @@
 //! A second copy of the book, kept on its own thread by re-applying every
 //! accepted command from the output ring, so that reads never hold the
-//! matching thread: big ones (`GET /orders` on a million orders) are built
-//! here, and so is `GET /order/{id}`, because this copy, not the matching
-//! thread's, keeps the bounded history of finished orders.
+//! matching thread: big ones (`GET /orders` on a million orders, a page of
+//! `GET /trades`) are built here, off the I/O thread, and so is
+//! `GET /order/{id}`, because this copy, not the matching thread's, keeps
+//! the bounded history of finished orders.
 //!
 //! A read travels as a barrier through the matching thread; when the
 //! replica reaches it, its book is exactly the book as of that request, so
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::api::{self, ApiError, ClientOrderId, Ticker, TradeRecord, Wire};
+use crate::api::{self, ApiError, ClientOrderId, Ticker, TradeRecord, TradesPage, Wire};
 use crate::candles;
 use crate::client_ids::{ClientIds, ReplicaClientIds};
 use crate::engine::{Command, CommandKind, Event, LevelView, OrderBook, OrderId, Side, Timestamp};
@@ -30,6 +31,7 @@ use crate::order_feed::OrderFeed;
 use crate::persist::snapshot;
 use crate::persist::{recovery, segments};
 use crate::ring::{Subscriber, WaitResult, Wake};
+use crate::trade_history::TradeHistory;
 
 /// A finished answer to a read for the front.
 #[derive(Debug)]
@@ -273,15 +275,23 @@ impl Abandoned {
     }
 }
 
-/// Shows `GET /metrics` how many orders rest in the replica's book, and
-/// how many it keeps that have a name.
-fn count_resting(metrics: &metrics::Shared, book: &OrderBook, names: &ClientIds) {
+/// Shows `GET /metrics` how many orders rest in the replica's book, how
+/// many it keeps that have a name, and how many trades it keeps.
+fn count_kept(
+    metrics: &metrics::Shared,
+    book: &OrderBook,
+    names: &ClientIds,
+    history: &TradeHistory,
+) {
     metrics
         .resting_orders
         .store(book.resting_count() as u64, Ordering::Relaxed);
     metrics
         .named_orders
         .store(names.len() as u64, Ordering::Relaxed);
+    metrics
+        .trades_kept
+        .store(history.len() as u64, Ordering::Relaxed);
 }
 
 /// Runs the replica on a thread named `replica`. It applies a command once
@@ -328,7 +338,9 @@ pub fn spawn(
             let mut day = candles::Rolling::over(DAY, snapshots.trade_history, kept, dropped);
             let kept = snapshots.trades.iter().map(|record| &record.trade);
             let mut by_second = candles::BySecond::over(snapshots.trade_history, kept, dropped);
-            count_resting(&snapshots.metrics, &book, names.ids());
+            let recovered = snapshots.trades.iter().copied().collect();
+            let mut history = TradeHistory::new(snapshots.trade_history, recovered);
+            count_kept(&snapshots.metrics, &book, names.ids(), &history);
             loop {
                 let read = outputs.drain(usize::MAX, |output| match *output {
                     Output::Command(command) => {
@@ -372,6 +384,7 @@ pub fn spawn(
                                     if let Event::Trade(trade) = event {
                                         day.push(trade);
                                         by_second.push(trade);
+                                        history.push((*trade).into());
                                     }
                                 }
                             }
@@ -379,10 +392,11 @@ pub fn spawn(
                     }
                     Output::Barrier(barrier) => {
                         // A read answered after this sees the gauge as of it.
-                        count_resting(&snapshots.metrics, &book, names.ids());
+                        count_kept(&snapshots.metrics, &book, names.ids(), &history);
                         let read = matches!(
                             barrier.purpose,
                             BarrierPurpose::Orders { .. }
+                                | BarrierPurpose::Trades { .. }
                                 | BarrierPurpose::Order(_)
                                 | BarrierPurpose::Book { .. }
                                 | BarrierPurpose::Candles { .. }
@@ -430,7 +444,17 @@ pub fn spawn(
                                 listed = named_resting(&book, names.ids(), side, &prefix);
                                 (200, Vec::new())
                             }
-                            BarrierPurpose::Trades => return,
+                            BarrierPurpose::Trades {
+                                limit,
+                                order,
+                                from,
+                                trade,
+                            } => history.page_json(
+                                &wire,
+                                limit as usize,
+                                (order != api::NO_ORDER).then_some(order),
+                                TradesPage::from_parts(from, trade),
+                            ),
                             BarrierPurpose::FeedEnd => {
                                 orders.end();
                                 return;
@@ -462,7 +486,7 @@ pub fn spawn(
                 });
                 orders.wake_if_sent();
                 if read > 0 {
-                    count_resting(&snapshots.metrics, &book, names.ids());
+                    count_kept(&snapshots.metrics, &book, names.ids(), &history);
                 }
                 if read == 0 && outputs.wait() == WaitResult::Closed {
                     return snapshots.save(&book, names.ids(), &wire);

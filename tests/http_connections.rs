@@ -1411,6 +1411,68 @@ fn new_connection_is_refused(server: &Server) -> bool {
     }
 }
 
+/// Makes `count` trades (a multiple of 50) at 1.00, 50 to a batch of
+/// 50 sells and the 50 buys that meet them, pipelined.
+fn trade_in_batches(client: &mut Client, count: u64) {
+    let order = |side: i8| json!({"quantity": 1, "price": 1.0, "side": side});
+    let batch: Vec<Value> = (0..100)
+        .map(|i| order(if i < 50 { -1 } else { 1 }))
+        .collect();
+    let body = json!({ "orders": batch }).to_string();
+    let batches = count / 50;
+    for round in 0..batches.div_ceil(100) {
+        let in_round = (batches - round * 100).min(100);
+        let bytes: Vec<u8> = (0..in_round)
+            .flat_map(|_| request_bytes("POST", "/orders/batch", Some(&body)))
+            .collect();
+        client.send_raw(&bytes).unwrap();
+        for _ in 0..in_round {
+            client.read_response().unwrap().expect(200);
+        }
+    }
+}
+
+/// A page of `GET /trades` is built off the I/O thread: built on it, a
+/// page of 100,000 trades held every other connection for 60 to 90 ms,
+/// and a client reading such pages in a loop kept orders waiting for
+/// seconds (probe 20). Here a place sent while a page of 80,000 trades
+/// is being built is answered before the page begins to arrive.
+#[test]
+fn a_large_trades_page_being_built_holds_no_other_connection() {
+    let server = Server::start();
+    let mut setup = server.connect();
+    const TRADES: u64 = 80_000;
+    trade_in_batches(&mut setup, TRADES);
+    let query = format!("/trades?limit={TRADES}");
+    let whole = setup.get(&query).body;
+    let mut reader = server.connect();
+    let mut placer = server.connect();
+    placer.set_read_timeout(Duration::from_secs(10));
+    let mut placed_first = 0;
+    for _ in 0..5 {
+        reader
+            .send_raw(&request_bytes("GET", &query, None))
+            .unwrap();
+        // The front has taken the read and the page is being built.
+        thread::sleep(Duration::from_millis(5));
+        placer.post("/order/", &post_body(1, 50, 1)).expect(200);
+        // Has any of the page arrived by the time the place is answered?
+        reader.stream().set_nonblocking(true).unwrap();
+        let arrived = reader.stream().peek(&mut [0; 1]);
+        reader.stream().set_nonblocking(false).unwrap();
+        match arrived {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => placed_first += 1,
+            Err(e) => panic!("{e}"),
+            Ok(_) => {}
+        }
+        let page = reader.read_response().unwrap();
+        assert_eq!(page.status, 200);
+        assert_eq!(page.body, whole, "the page is the trades kept, whole");
+    }
+    // On the I/O thread, the page always came first (0 of 5).
+    assert!(placed_first >= 3, "placed first in {placed_first} of 5");
+}
+
 #[test]
 fn after_sigterm_new_connections_are_refused_while_answers_drain() {
     let mut server = Server::start();

@@ -22,7 +22,7 @@ pub use ids::{
 pub use params::{
     client_id_param, client_id_prefix_param, depth_param, end_param, interval_param, limit_param,
     only_params, order_id_param, percent_decoded_if, query_value, side_param, trades_page,
-    TradesPage, MAX_CANDLE_INTERVAL, MAX_DEPTH,
+    PageFrom, TradesPage, MAX_CANDLE_INTERVAL, MAX_DEPTH,
 };
 pub use price::TickSize;
 pub use request::{

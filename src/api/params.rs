@@ -94,6 +94,39 @@ pub enum TradesPage {
     Before(u128),
 }
 
+/// Where a [`TradesPage`] starts, apart from the trade it names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageFrom {
+    /// [`TradesPage::Newest`].
+    Newest,
+    /// [`TradesPage::After`].
+    After,
+    /// [`TradesPage::Before`].
+    Before,
+}
+
+impl TradesPage {
+    /// The page as where it starts and the `unique_id` it names (0 for
+    /// the newest): a barrier holds them as two fields, so that with an
+    /// order id beside them it still fits a ring slot.
+    pub fn parts(self) -> (PageFrom, u128) {
+        match self {
+            TradesPage::Newest => (PageFrom::Newest, 0),
+            TradesPage::After(trade) => (PageFrom::After, trade),
+            TradesPage::Before(trade) => (PageFrom::Before, trade),
+        }
+    }
+
+    /// The page [`parts`](Self::parts) gave.
+    pub fn from_parts(from: PageFrom, trade: u128) -> Self {
+        match from {
+            PageFrom::Newest => TradesPage::Newest,
+            PageFrom::After => TradesPage::After(trade),
+            PageFrom::Before => TradesPage::Before(trade),
+        }
+    }
+}
+
 /// The `?after=` or `?before=` of `GET /trades` (a trade's `unique_id`);
 /// both at once is refused.
 pub fn trades_page(query: Option<&str>) -> Result<TradesPage, ApiError> {

@@ -25,9 +25,9 @@ use rand::SeedableRng;
 use super::auth::ApiToken;
 use super::http::{self, Limits};
 use super::rate_limit::{RateLimit, RateLimiter};
-use crate::api::{self, ApiError, ClientOrderId, TradeRecord, TradesPage, Wire};
+use crate::api::{self, ApiError, ClientOrderId, TradeRecord, Wire};
 use crate::client_ids::FrontClientIds;
-use crate::engine::{CommandKind, OrderId};
+use crate::engine::CommandKind;
 use crate::listing_memory::{self, Held, ListingMemory};
 use crate::matching::{Barrier, BarrierPurpose, Output, Request};
 use crate::metrics;
@@ -43,14 +43,12 @@ mod routes;
 mod stop;
 mod subscribers;
 mod timeouts;
-mod trade_history;
 use crate::order_feed::OrderFeedFront;
 use crate::replica::ReplicaAnswer;
 use crate::ring::{Producer, Subscriber, Wake};
 pub use cancel_after::CancelAllAfter;
 pub use front_journal::FrontJournal;
 use subscribers::{FeedEnd, Subscription};
-use trade_history::TradeHistory;
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -444,7 +442,7 @@ impl ReadName {
             BarrierPurpose::Orders { .. } => ReadName::Orders,
             BarrierPurpose::Order(_) => ReadName::Order,
             BarrierPurpose::Book { .. } => ReadName::Book,
-            BarrierPurpose::Trades => ReadName::Trades,
+            BarrierPurpose::Trades { .. } => ReadName::Trades,
             BarrierPurpose::Candles { .. } => ReadName::Candles,
             BarrierPurpose::Ticker { .. } => ReadName::Ticker,
             BarrierPurpose::Snapshot
@@ -480,15 +478,8 @@ enum Awaiting {
         last: bool,
         of: CommandName,
     },
-    Trades {
-        limit: usize,
-        /// Only this order's trades (`?order_id=`).
-        order: Option<OrderId>,
-        /// Which page: the newest, or from a trade (`?after=`, `?before=`).
-        page: TradesPage,
-    },
     /// A read the replica answers (`GET /orders`, `/order/{id}`,
-    /// `/book`, `/candles`, `/ticker`).
+    /// `/book`, `/trades`, `/candles`, `/ticker`).
     Replica,
     /// The front's own snapshot barrier: nobody to answer.
     Snapshot,
@@ -540,7 +531,6 @@ pub struct Front {
     /// Outputs read off the ring and not yet handled (under --fsync, those
     /// waiting for their record to reach the disk).
     drained: VecDeque<Output>,
-    trades: TradeHistory,
     /// The journal: every command staged on the ring is appended here and
     /// written before the ring is published, so no command reaches the
     /// engine (and no answer can leave) before its record is in the kernel.
@@ -658,7 +648,6 @@ impl Front {
             drained: VecDeque::with_capacity(1024),
             stamps: api::Stamps::after(trades.last().map_or(0, |t| t.trade.ts)),
             limiter: config.rate_limit.map(RateLimiter::new),
-            trades: TradeHistory::new(config.trade_history, trades),
             journal,
             stats: FrontStats::default(),
             shared_metrics,

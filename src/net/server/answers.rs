@@ -1,31 +1,27 @@
 //! Answers from the matching thread's outputs: the closing item of each
 //! request, read off the output ring in the order requests were sent,
 //! finds its ticket at the head of `in_flight`; a command's outcome is
-//! written as the contract says, a `GET /trades` barrier is answered from
-//! the trade history, and reads the replica builds are matched with its
-//! answer whichever arrives first.
+//! written as the contract says, and reads the replica builds are matched
+//! with its answer whichever arrives first.
 
-use crate::api::{self, ApiError, ClientOrderId, TradeRecord, TradesPage};
-use crate::engine::{Event, OrderId, RejectReason};
+use crate::api::{self, ApiError, ClientOrderId};
+use crate::engine::{Event, RejectReason};
 use crate::matching::Output;
 use crate::replica::ReplicaAnswer;
 
-use super::{take_ticket, Awaiting, CommandName, Front, InFlight, LARGE_BODY};
+use super::{take_ticket, Awaiting, CommandName, Front, InFlight};
 
 impl Front {
-    /// Reads the matching thread's outputs in order: trades into the
-    /// history, each closing item answered for its ticket (so a
-    /// `GET /trades` sees exactly the trades of the requests before it).
+    /// Reads the matching thread's outputs in order, each closing item
+    /// answered for its ticket.
     pub(super) fn take_outputs(&mut self) {
         let mut drained = std::mem::take(&mut self.drained);
-        let history = self.config.trade_history;
         let activity = &mut self.stats.activity;
         self.outputs.drain(usize::MAX, |output| {
             if let Output::Event(event) = output {
                 activity.count(event);
             }
             match output {
-                Output::Event(Event::Trade(_)) if history > 0 => drained.push_back(*output),
                 output if output.is_closing() => drained.push_back(*output),
                 _ => {}
             }
@@ -38,10 +34,6 @@ impl Front {
                 break;
             }
             drained.pop_front();
-            if let Output::Event(Event::Trade(trade)) = output {
-                self.trades.push(trade.into());
-                continue;
-            }
             let Some(waiting) = self.in_flight.pop_front() else {
                 crate::log_line!("orderbook: an answer arrived with no request waiting");
                 continue;
@@ -147,18 +139,6 @@ impl Front {
             (Awaiting::Command(name), output) => {
                 self.write_outcome(&mut body, name, output, waiting.name)
             }
-            (Awaiting::Trades { limit, order, page }, Output::Barrier(_)) => {
-                let status = self.write_trades_page(&mut body, limit, order, page);
-                if body.len() >= LARGE_BODY {
-                    // Moved to the connection whole, and counted until
-                    // written; the scratch buffer keeps no large page.
-                    return match self.listing_memory.admit(body.into_bytes()) {
-                        Some(body) => self.complete_large(&waiting, status, body),
-                        None => self.refuse_listing(&waiting),
-                    };
-                }
-                status
-            }
             (
                 Awaiting::Replica | Awaiting::Named | Awaiting::SwitchNamed { .. },
                 Output::Barrier(_),
@@ -257,105 +237,6 @@ impl Front {
             self.complete(waiting, 200, body.as_bytes());
         }
         self.batch_body = body;
-    }
-
-    /// The `GET /trades` answer: a page of at most `limit` kept trades
-    /// (of `order` only, if given), oldest first; 404 if the trade a page
-    /// starts from is no longer kept, never an empty list that would hide
-    /// the gap.
-    fn write_trades_page(
-        &self,
-        body: &mut String,
-        limit: usize,
-        order: Option<OrderId>,
-        page: TradesPage,
-    ) -> u16 {
-        let not_kept = |body: &mut String, name: &str| {
-            let kept = self.trades.len();
-            let text = match page {
-                TradesPage::After(id)
-                    if api::trade_number(id) == Some(0) && self.trades.oldest_is_foreign() =>
-                {
-                    "Trade not found: the oldest trades kept were loaded from the original \
-                     service's state file, which does not say whether its first trade is among \
-                     them (?after= the oldest's unique_id pages on from it; ?before= pages back \
-                     from the newest)"
-                        .to_string()
-                }
-                TradesPage::After(id) if api::trade_number(id) == Some(0) => format!(
-                    "Trade not found: the first trade is not among the {kept} trades kept, \
-                     so a page from the start would hide a gap (?before= pages back from the newest)"
-                ),
-                _ => format!("Trade not found: {name} names none of the {kept} trades kept"),
-            };
-            detail(body, 404, &text)
-        };
-        let chosen: Vec<&TradeRecord> = match page {
-            // The oldest `limit` after it, so a client pages forward from
-            // the last trade it has.
-            TradesPage::After(unique_id) => {
-                let Some(at) = self.trades.find(unique_id) else {
-                    return not_kept(body, "after");
-                };
-                match order {
-                    None => self.trades.after(at, limit).collect(),
-                    Some(id) => {
-                        let mut later: Vec<_> = self.trades.of_order_after(id, at).collect();
-                        later.drain(..later.len().saturating_sub(limit));
-                        later.reverse();
-                        later
-                    }
-                }
-            }
-            // The newest `limit` before it, so a client pages back.
-            TradesPage::Before(unique_id) => {
-                let Some(at) = self.trades.find(unique_id) else {
-                    return not_kept(body, "before");
-                };
-                self.newest_trades(Some(at), order, limit)
-            }
-            TradesPage::Newest => self.newest_trades(None, order, limit),
-        };
-        body.push('[');
-        self.write_trades(body, chosen.into_iter());
-        body.push(']');
-        200
-    }
-
-    /// The newest `limit` kept trades before trade number `before` (or of
-    /// all), of `order` only if given, oldest first.
-    fn newest_trades(
-        &self,
-        before: Option<u64>,
-        order: Option<OrderId>,
-        limit: usize,
-    ) -> Vec<&TradeRecord> {
-        match order {
-            None => self.trades.newest_before(before, limit).collect(),
-            Some(id) => {
-                let mut earlier: Vec<_> = self
-                    .trades
-                    .of_order_before(id, before)
-                    .take(limit)
-                    .collect();
-                earlier.reverse();
-                earlier
-            }
-        }
-    }
-
-    /// Trade objects joined by commas.
-    pub(super) fn write_trades<'t>(
-        &self,
-        body: &mut String,
-        trades: impl Iterator<Item = &'t TradeRecord>,
-    ) {
-        for (i, trade) in trades.enumerate() {
-            if i > 0 {
-                body.push(',');
-            }
-            self.wire.trade(body, trade);
-        }
     }
 }
 

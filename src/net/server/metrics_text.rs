@@ -118,13 +118,6 @@ impl Front {
         );
         self.write_timeout_metrics(&mut out);
         metrics::write_value(&mut out, "orderbook_output_ring_full_total", "counter", "Times the matching thread waited for room on the output ring (back-pressure from its slowest reader).", self.outputs.writer_full_events());
-        metrics::write_value(
-            &mut out,
-            "orderbook_trades_kept",
-            "gauge",
-            "Trades kept for GET /trades.",
-            self.trades.len() as u64,
-        );
         self.stats.activity.write(&mut out);
         for (name, kind, help, value) in [
             ("orderbook_feed_subscribers", "gauge", "WebSocket subscribers connected.", self.subscribers.len() as u64),

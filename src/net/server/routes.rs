@@ -131,8 +131,14 @@ impl Front {
                             Ok((limit, order, api::trades_page(query)?))
                         })
                         .and_then(|(limit, order, page)| {
-                            let awaiting = Awaiting::Trades { limit, order, page };
-                            self.submit_barrier(slot, BarrierPurpose::Trades, awaiting, keep_alive)
+                            let (from, trade) = page.parts();
+                            let purpose = BarrierPurpose::Trades {
+                                limit: u32::try_from(limit).unwrap_or(u32::MAX),
+                                order: order.unwrap_or(NO_ORDER),
+                                from,
+                                trade,
+                            };
+                            self.submit_barrier(slot, purpose, Awaiting::Replica, keep_alive)
                         })
                 }
                 ("/candles", Method::Get) => {
