@@ -51,8 +51,10 @@ pub enum BarrierPurpose {
     Trades {
         /// Trades at most (a larger `?limit=` asks for them all).
         limit: u32,
-        /// Only this order's trades (`?order_id=`), or
-        /// [`crate::api::NO_ORDER`] for every order's.
+        /// Only `order`'s trades (`?order_id=`), or every order's.
+        only_order: bool,
+        /// The order of `only_order` (an id no order has, such as
+        /// [`crate::api::NO_ORDER`], finds none).
         order: OrderId,
         /// Which page: the newest, or from `trade` (`?after=`,
         /// `?before=`).

@@ -446,13 +446,14 @@ pub fn spawn(
                             }
                             BarrierPurpose::Trades {
                                 limit,
+                                only_order,
                                 order,
                                 from,
                                 trade,
                             } => history.page_json(
                                 &wire,
                                 limit as usize,
-                                (order != api::NO_ORDER).then_some(order),
+                                only_order.then_some(order),
                                 TradesPage::from_parts(from, trade),
                             ),
                             BarrierPurpose::FeedEnd => {

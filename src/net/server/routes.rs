@@ -134,6 +134,7 @@ impl Front {
                             let (from, trade) = page.parts();
                             let purpose = BarrierPurpose::Trades {
                                 limit: u32::try_from(limit).unwrap_or(u32::MAX),
+                                only_order: order.is_some(),
                                 order: order.unwrap_or(NO_ORDER),
                                 from,
                                 trade,
