@@ -173,6 +173,13 @@ fn a_bad_request_is_refused_and_leaves_the_deadline_as_it_was() {
             422,
             "client_order_id: not a field of this body (it takes timeout_ms and client_order_id_prefix)",
         ),
+        // So would a null prefix (a client's unset variable): it disarmed
+        // the switch of every order.
+        (
+            r#"{"timeout_ms": 0, "client_order_id_prefix": null}"#,
+            422,
+            "client_order_id_prefix: must be a prefix, not null (leave the field out for the switch of every order)",
+        ),
     ] {
         client.post(PATH, body).expect_detail(status, detail);
     }

@@ -171,6 +171,14 @@ struct Fields<'a> {
 
 const NOT_AN_OBJECT: &str = "Request body must be a JSON object";
 
+/// A field that is there, as `Some`, `null` too (`Some(None)`), which an
+/// `Option` alone reads as absent.
+fn nullable<'de, D: serde::Deserializer<'de>>(
+    value: D,
+) -> Result<Option<Option<&'de RawValue>>, D::Error> {
+    Option::<&'de RawValue>::deserialize(value).map(Some)
+}
+
 /// True for a field that is there, whatever its value: `null` too, which
 /// an `Option` would read as absent (`"postOnly": null` was let through).
 fn is_there<'de, D: serde::Deserializer<'de>>(value: D) -> Result<bool, D::Error> {
@@ -312,8 +320,9 @@ pub const MAX_CANCEL_AFTER_MS: u64 = 86_400_000;
 struct TimeoutFields<'a> {
     #[serde(borrow)]
     timeout_ms: Option<&'a RawValue>,
-    #[serde(borrow)]
-    client_order_id_prefix: Option<&'a RawValue>,
+    /// `Some(None)` for `null`.
+    #[serde(default, borrow, deserialize_with = "nullable")]
+    client_order_id_prefix: Option<Option<&'a RawValue>>,
     /// Any other field: refused, since a misspelt prefix ignored would arm
     /// the switch for every order.
     #[serde(flatten)]
@@ -336,7 +345,18 @@ pub fn cancel_after_timeout(body: &[u8]) -> Result<(u64, Option<ClientOrderId>),
             "not a field of this body (it takes timeout_ms and client_order_id_prefix)",
         ));
     }
-    let prefix = name_field(fields.client_order_id_prefix, "client_order_id_prefix")?;
+    // A null prefix is refused, not read as none: a client whose prefix
+    // variable was unset would set, or disarm, the switch of every order
+    // (leaving the field out says every order).
+    let prefix =
+        match fields.client_order_id_prefix {
+            Some(None) => return Err(ApiError::field(
+                "client_order_id_prefix",
+                "must be a prefix, not null (leave the field out for the switch of every order)",
+            )),
+            Some(raw) => name_field(raw, "client_order_id_prefix")?,
+            None => None,
+        };
     let raw = fields
         .timeout_ms
         .filter(|raw| raw.get() != "null")
