@@ -251,11 +251,22 @@ impl TradeHistory {
                     }
                 }
             }
-            // The newest `limit` before it, so a client pages back.
+            // The newest `limit` before it, so a client pages back. Before
+            // the oldest kept, none: the start of the trades, or a gap if
+            // older ones were dropped (trade 1 is not the oldest kept).
             TradesPage::Before(unique_id) => {
                 let Some(at) = self.find(unique_id) else {
                     return not_kept("before");
                 };
+                let first = self.kept.front().map(|k| k.record.trade.trade_id);
+                if order.is_none() && at == self.first_number() && first != Some(1) {
+                    let text = format!(
+                        "Trade not found: before names the oldest of the {} trades kept, and \
+                         older ones are no longer kept (an empty page would hide the gap)",
+                        self.len()
+                    );
+                    return (404, ApiError::new(404, text).body());
+                }
                 self.newest_of_order(Some(at), order, limit)
             }
             TradesPage::Newest => self.newest_of_order(None, order, limit),
@@ -406,6 +417,40 @@ mod tests {
         assert_eq!(ids(history.after(history.find(0xbbbb).unwrap(), 10)), [1]);
         assert_eq!(history.find(0xcccc), None);
         assert_eq!(ids(history.of_order_before_all(1)), [0, 0]);
+    }
+
+    #[test]
+    fn a_page_back_from_the_oldest_kept_is_404_once_older_trades_were_dropped() {
+        let wire = Wire::default_for_tests();
+        let before = |history: &TradeHistory, id| {
+            let (status, body) =
+                history.page_json(&wire, 10, None, TradesPage::Before(api::trade_uuid(id)));
+            (status, String::from_utf8(body).unwrap())
+        };
+        let mut history = TradeHistory::new(10, Vec::new());
+        for id in 1..=3 {
+            history.push(trade(id, 10 + id as u128, 20, Side::Buy));
+        }
+        // Trade 1 is kept: nothing before it, and the page says so.
+        assert_eq!(before(&history, 1), (200, "[]".to_string()));
+        let mut history = TradeHistory::new(3, Vec::new());
+        for id in 1..=5 {
+            history.push(trade(id, 10 + id as u128, 20, Side::Buy));
+        }
+        // Trades 1 and 2 were dropped: an empty page would hide them.
+        let (status, body) = before(&history, 3);
+        assert_eq!(status, 404);
+        assert_eq!(
+            body,
+            r#"{"detail":"Trade not found: before names the oldest of the 3 trades kept, and older ones are no longer kept (an empty page would hide the gap)"}"#
+        );
+        let (status, body) = before(&history, 4);
+        assert_eq!(status, 200);
+        let page: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+        assert_eq!(page.len(), 1);
+        let mut third = String::new();
+        api::write_uuid(&mut third, api::trade_uuid(3));
+        assert_eq!(page[0]["unique_id"], third.as_str());
     }
 
     #[test]
