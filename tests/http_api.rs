@@ -1105,7 +1105,15 @@ fn get_trades_after_or_before_a_trade_pages_forward_or_back_from_it() {
         kept[2..4],
         "the newest 2 before it"
     );
-    assert!(before(&mut client, &format!("?before={}", kept[0])).is_empty());
+    // Before the oldest kept, trades 1 and 2 were dropped: an empty page
+    // would hide them.
+    client
+        .get(&format!("/trades?before={}", kept[0]))
+        .expect_detail(
+            404,
+            "Trade not found: before names the oldest of the 5 trades kept, \
+             and older ones are no longer kept (an empty page would hide the gap)",
+        );
     // Buyer 5 made trade 6 (kept[3]) alone; seller 0 made them all.
     let query = format!("?before={}&order_id={}", kept[4], buys[5]);
     assert_eq!(before(&mut client, &query), kept[3..4]);
