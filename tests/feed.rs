@@ -391,6 +391,31 @@ fn unsubscribing_from_trades_stops_trades_while_book_messages_go_on() {
         next(&mut ws),
         json!({"type": "error", "detail": r#"unknown op "sub\u0001\u007f\"x": the ops are subscribe and unsubscribe"#})
     );
+    // A field of the wrong type is named, and the client's text is not
+    // quoted back in Rust's escapes, as serde's own message did.
+    let shape = r#"expected {"op":"subscribe"|"unsubscribe","channels":[...]}: "#;
+    for (op, why) in [
+        (
+            json!({"op": "subscribe", "channels": "a\u{1}"}),
+            "channels: must be a list of channel names",
+        ),
+        (
+            json!({"op": "subscribe", "channels": [1]}),
+            "channels: must be a list of channel names",
+        ),
+        (
+            json!({"op": 5, "channels": ["trades"]}),
+            "op: must be a string",
+        ),
+        (json!({"channels": ["trades"]}), "op: field required"),
+        (json!("subscribe"), "an op is a JSON object"),
+    ] {
+        send_op(&mut ws, op);
+        assert_eq!(
+            next(&mut ws),
+            json!({"type": "error", "detail": format!("{shape}{why}")})
+        );
+    }
     // A list under another name is named.
     send_op(&mut ws, json!({"op": "subscribe", "channel": ["trades"]}));
     assert_eq!(

@@ -330,6 +330,12 @@ mod tests {
             quantity("70000000000000000000000000000000000000000000e-43"),
             Ok(7)
         );
+        // Past u128 with a fraction: no integer (a digit after the one
+        // that did not fit was taken in its place).
+        assert_eq!(
+            refused("340282366920938463463374607431768211456.5"),
+            "quantity: must be an integer"
+        );
         // Whole numbers past u128 are past the bound, not "no integer".
         for huge in [
             "340282366920938463463374607431768211456",

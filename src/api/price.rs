@@ -411,16 +411,23 @@ pub(super) fn plain_decimal(text: &str) -> Option<Decimal> {
         power: exponent,
         fraction_cut: false,
     };
+    // Once a digit does not fit, none after it is taken: a smaller one
+    // would fit, in the wrong place.
+    let mut full = false;
     for (at, digit) in whole.bytes().chain(fraction.bytes()).enumerate() {
         let in_fraction = at >= whole.len();
         let more = (decimal.significand.checked_mul(10))
-            .and_then(|significand| significand.checked_add(u128::from(digit - b'0')));
+            .and_then(|significand| significand.checked_add(u128::from(digit - b'0')))
+            .filter(|_| !full);
         match (more, in_fraction) {
             (Some(significand), _) => {
                 decimal.significand = significand;
                 decimal.power -= i64::from(in_fraction);
             }
-            (None, false) => decimal.power += 1,
+            (None, false) => {
+                full = true;
+                decimal.power += 1;
+            }
             (None, true) => {
                 decimal.fraction_cut = true;
                 break;

@@ -364,9 +364,13 @@ pub fn cancel_after_timeout(body: &[u8]) -> Result<(u64, Option<ClientOrderId>),
     // Any number that is exactly whole, read as quantities are: a client
     // whose numbers are all floats sends `1000.0`, and one that quotes
     // numbers `"1000"`.
-    let ms = number_text(raw)
-        .and_then(|text| plain_decimal(&text))
-        .and_then(|decimal| decimal.whole());
+    let ms = number_text(raw).and_then(|text| match text.strip_prefix('-') {
+        // `-0` is 0, off, as JSON readers take it.
+        Some(magnitude) => plain_decimal(magnitude)
+            .filter(|decimal| decimal.significand == 0)
+            .map(|_| 0),
+        None => plain_decimal(&text).and_then(|decimal| decimal.whole()),
+    });
     match ms {
         Some(ms) if ms <= u128::from(MAX_CANCEL_AFTER_MS) => Ok((ms as u64, prefix)),
         _ => Err(ApiError::field(

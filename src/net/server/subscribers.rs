@@ -277,6 +277,25 @@ struct Op {
     channels: Vec<String>,
 }
 
+/// What is wrong with an op that is JSON but not shaped as one.
+fn misshapen_op(message: &[u8]) -> String {
+    let value: serde_json::Value = serde_json::from_slice(message).unwrap_or_default();
+    let Some(fields) = value.as_object() else {
+        return "an op is a JSON object".into();
+    };
+    let names = |value: &serde_json::Value| {
+        (value.as_array()).is_some_and(|list| list.iter().all(serde_json::Value::is_string))
+    };
+    match (fields.get("op"), fields.get("channels")) {
+        (None, _) => "op: field required".into(),
+        (Some(op), _) if !op.is_string() => "op: must be a string".into(),
+        (_, Some(channels)) if !names(channels) => {
+            "channels: must be a list of channel names".into()
+        }
+        _ => "an op is {\"op\": name, \"channels\": [names]}".into(),
+    }
+}
+
 fn error_frame(detail: &str) -> Arc<[u8]> {
     // `type` first, as in every other message (`json!` sorts its keys).
     let detail = serde_json::to_string(detail).expect("a string serializes");
@@ -653,8 +672,14 @@ impl Front {
         let op: Op = match serde_json::from_slice(message) {
             Ok(op) => op,
             Err(error) => {
+                // serde quotes a value it refused in Rust's escapes
+                // (`"a\u{1}"`); a field of the wrong type is named instead.
+                let why = match error.classify() {
+                    serde_json::error::Category::Data => misshapen_op(message),
+                    _ => error.to_string(),
+                };
                 sub.push(error_frame(&format!(
-                    "expected {{\"op\":\"subscribe\"|\"unsubscribe\",\"channels\":[...]}}: {error}"
+                    "expected {{\"op\":\"subscribe\"|\"unsubscribe\",\"channels\":[...]}}: {why}"
                 )));
                 return;
             }
