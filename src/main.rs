@@ -403,7 +403,7 @@ fn run(config: Config) -> Result<(), String> {
         FrontJournal::new(journal, recovered.seq + 1),
         metrics.clone(),
         (feed_requests_tx, feed_messages_rx),
-        recovered.trades.iter().copied().collect(),
+        recovered.trades.back().map_or(0, |record| record.trade.ts),
         front_names,
         cancel_after,
         config.wire(),

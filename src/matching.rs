@@ -47,7 +47,7 @@ pub enum BarrierPurpose {
     /// A page of the kept trades as of this point (the book replica
     /// answers: it keeps the trades, for the state file and candles too).
     /// (Its fields are laid out so that it fits a ring slot: see
-    /// [`TradesPage::parts`].)
+    /// [`crate::api::TradesPage::parts`].)
     Trades {
         /// Trades at most (a larger `?limit=` asks for them all).
         limit: u32,

@@ -25,9 +25,9 @@ use rand::SeedableRng;
 use super::auth::ApiToken;
 use super::http::{self, Limits};
 use super::rate_limit::{RateLimit, RateLimiter};
-use crate::api::{self, ApiError, ClientOrderId, TradeRecord, Wire};
+use crate::api::{self, ApiError, ClientOrderId, Wire};
 use crate::client_ids::FrontClientIds;
-use crate::engine::CommandKind;
+use crate::engine::{CommandKind, Timestamp};
 use crate::listing_memory::{self, Held, ListingMemory};
 use crate::matching::{Barrier, BarrierPurpose, Output, Request};
 use crate::metrics;
@@ -616,7 +616,7 @@ impl Front {
         journal: FrontJournal,
         shared_metrics: Arc<metrics::Shared>,
         feed: (Sender<Asked>, Receiver<FeedMessage>),
-        trades: Vec<TradeRecord>,
+        newest_trade_ts: Timestamp,
         client_ids: FrontClientIds,
         cancel_after: CancelAllAfter,
         wire: Wire,
@@ -646,7 +646,7 @@ impl Front {
             awaiting_replica: Vec::new(),
             early_answers: Vec::new(),
             drained: VecDeque::with_capacity(1024),
-            stamps: api::Stamps::after(trades.last().map_or(0, |t| t.trade.ts)),
+            stamps: api::Stamps::after(newest_trade_ts),
             limiter: config.rate_limit.map(RateLimiter::new),
             journal,
             stats: FrontStats::default(),
