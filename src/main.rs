@@ -403,7 +403,10 @@ fn run(config: Config) -> Result<(), String> {
         FrontJournal::new(journal, recovered.seq + 1),
         metrics.clone(),
         (feed_requests_tx, feed_messages_rx),
-        recovered.trades.back().map_or(0, |record| record.trade.ts),
+        recovered
+            .trades
+            .newest()
+            .map_or(0, |record| record.trade.ts),
         front_names,
         cancel_after,
         config.wire(),
@@ -414,7 +417,7 @@ fn run(config: Config) -> Result<(), String> {
     let address = front.local_addr().map_err(|e| e.to_string())?;
 
     // The candles channels go on with the intervals the kept trades end in.
-    let kept = recovered.trades.iter().map(|record| &record.trade);
+    let kept = recovered.trades.records().map(|record| &record.trade);
     let dropped = recovered.trades_dropped;
     let by_second = candles::BySecond::over(config.trade_history, kept, dropped);
     let publisher = publisher::spawn(

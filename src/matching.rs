@@ -83,8 +83,8 @@ pub enum BarrierPurpose {
         depth: usize,
     },
     /// The newest `limit` candles of `interval` seconds over the trades
-    /// kept, as of this point (the book replica answers: it keeps the same
-    /// trades as the front, with a candle for each second of them).
+    /// kept, as of this point (the book replica answers: it keeps the
+    /// trades, with a candle for each second of them).
     Candles {
         /// Seconds a candle covers.
         interval: u64,

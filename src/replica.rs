@@ -9,7 +9,7 @@
 //! replica reaches it, its book is exactly the book as of that request, so
 //! the answer is consistent with everything answered before it.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::io;
 use std::path::PathBuf;
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::api::{self, ApiError, ClientOrderId, Ticker, TradeRecord, TradesPage, Wire};
+use crate::api::{self, ApiError, ClientOrderId, Ticker, TradesPage, Wire};
 use crate::candles;
 use crate::client_ids::{ClientIds, ReplicaClientIds};
 use crate::engine::{Command, CommandKind, Event, LevelView, OrderBook, OrderId, Side, Timestamp};
@@ -171,7 +171,7 @@ fn ticker_json(
         seq: snapshots.feed_seq,
         best_bid: best(Side::Buy),
         best_ask: best(Side::Sell),
-        last_trade: snapshots.trades.back(),
+        last_trade: snapshots.trades.newest(),
         last_24h: day.at(now),
     };
     let mut out = String::with_capacity(512);
@@ -195,8 +195,9 @@ pub struct Snapshots {
     pub prune_journal: bool,
     /// The market-data feed's `seq` as of `seq` (see [`crate::publisher`]).
     pub feed_seq: u64,
-    /// The newest trades, oldest first, as many as the front keeps.
-    pub trades: VecDeque<TradeRecord>,
+    /// The newest trades, `trade_history` of them at most: for the state
+    /// file, the ticker and `GET /trades`.
+    pub trades: TradeHistory,
     /// How many trades to keep.
     pub trade_history: usize,
     /// What the history knows of the trades it dropped for room.
@@ -216,7 +217,7 @@ impl Snapshots {
             return true;
         }
         let started = Instant::now();
-        let trades = (self.trades.iter(), self.trades_dropped);
+        let trades = (self.trades.records(), self.trades_dropped);
         let bytes =
             snapshot::write_state_dropped(book, names, trades, self.seq, self.feed_seq, wire);
         if let Err(error) = snapshot::save_atomically(&self.state_path, &bytes) {
@@ -333,14 +334,12 @@ pub fn spawn(
             orders.wake_with(wake.clone());
             orders.count_snapshots_in(listing_memory.clone());
             let mut events = Vec::new();
-            let kept = snapshots.trades.iter().map(|record| &record.trade);
+            let kept = snapshots.trades.records().map(|record| &record.trade);
             let dropped = snapshots.trades_dropped;
             let mut day = candles::Rolling::over(DAY, snapshots.trade_history, kept, dropped);
-            let kept = snapshots.trades.iter().map(|record| &record.trade);
+            let kept = snapshots.trades.records().map(|record| &record.trade);
             let mut by_second = candles::BySecond::over(snapshots.trade_history, kept, dropped);
-            let recovered = snapshots.trades.iter().copied().collect();
-            let mut history = TradeHistory::new(snapshots.trade_history, recovered);
-            count_kept(&snapshots.metrics, &book, names.ids(), &history);
+            count_kept(&snapshots.metrics, &book, names.ids(), &snapshots.trades);
             loop {
                 let read = outputs.drain(usize::MAX, |output| match *output {
                     Output::Command(command) => {
@@ -362,11 +361,7 @@ pub fn spawn(
                                     &mut book,
                                     &command,
                                     &mut events,
-                                    (
-                                        &mut snapshots.trades,
-                                        snapshots.trade_history,
-                                        &mut snapshots.trades_dropped,
-                                    ),
+                                    (&mut snapshots.trades, &mut snapshots.trades_dropped),
                                 );
                                 if followed {
                                     // Before `applied`: it frees the names of
@@ -384,7 +379,6 @@ pub fn spawn(
                                     if let Event::Trade(trade) = event {
                                         day.push(trade);
                                         by_second.push(trade);
-                                        history.push((*trade).into());
                                     }
                                 }
                             }
@@ -392,7 +386,7 @@ pub fn spawn(
                     }
                     Output::Barrier(barrier) => {
                         // A read answered after this sees the gauge as of it.
-                        count_kept(&snapshots.metrics, &book, names.ids(), &history);
+                        count_kept(&snapshots.metrics, &book, names.ids(), &snapshots.trades);
                         let read = matches!(
                             barrier.purpose,
                             BarrierPurpose::Orders { .. }
@@ -450,7 +444,7 @@ pub fn spawn(
                                 order,
                                 from,
                                 trade,
-                            } => history.page_json(
+                            } => snapshots.trades.page_json(
                                 &wire,
                                 limit as usize,
                                 only_order.then_some(order),
@@ -487,7 +481,7 @@ pub fn spawn(
                 });
                 orders.wake_if_sent();
                 if read > 0 {
-                    count_kept(&snapshots.metrics, &book, names.ids(), &history);
+                    count_kept(&snapshots.metrics, &book, names.ids(), &snapshots.trades);
                 }
                 if read == 0 && outputs.wait() == WaitResult::Closed {
                     return snapshots.save(&book, names.ids(), &wire);

@@ -23,7 +23,7 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::api::{self, ApiError, TradeRecord, TradesPage, Wire};
 use crate::engine::hash::FoldBuildHasher;
-use crate::engine::OrderId;
+use crate::engine::{OrderId, Timestamp};
 
 /// The newest trades, up to a bound, indexed by order.
 pub struct TradeHistory {
@@ -66,14 +66,28 @@ impl TradeHistory {
         self.kept.len()
     }
 
-    /// Keeps `record` as the newest, dropping the oldest if full.
-    pub fn push(&mut self, record: TradeRecord) {
+    /// The trades kept, oldest first.
+    pub fn records(&self) -> impl ExactSizeIterator<Item = &TradeRecord> {
+        self.kept.iter().map(|kept| &kept.record)
+    }
+
+    /// The newest trade kept.
+    pub fn newest(&self) -> Option<&TradeRecord> {
+        self.kept.back().map(|kept| &kept.record)
+    }
+
+    /// Keeps `record` as the newest, dropping the oldest if full; returns
+    /// the time of the trade dropped for room (`record`'s own, if none
+    /// are kept), which candles must know of.
+    pub fn push(&mut self, record: TradeRecord) -> Option<Timestamp> {
         if self.keep == 0 {
-            return;
+            return Some(record.trade.ts);
         }
+        let mut dropped = None;
         if self.kept.len() == self.keep {
             let number = self.first_number();
             if let Some(oldest) = self.kept.pop_front() {
+                dropped = Some(oldest.record.trade.ts);
                 for order in [
                     oldest.record.trade.buy_order(),
                     oldest.record.trade.sell_order(),
@@ -103,6 +117,7 @@ impl TradeHistory {
             buyer_before,
             seller_before,
         });
+        dropped
     }
 
     /// The newest `limit` trades before trade number `before` (or of all

@@ -1,9 +1,7 @@
 //! Ids on the wire: order ids and trade ids as UUIDs, and the trades
 //! kept with their `unique_id`.
 
-use std::collections::VecDeque;
-
-use crate::engine::{OrderId, Timestamp, Trade};
+use crate::engine::{OrderId, Trade};
 
 /// Formats an order id as a lowercase hyphenated UUID.
 pub fn write_uuid(out: &mut String, id: u128) {
@@ -93,22 +91,4 @@ impl From<Trade> for TradeRecord {
             trade,
         }
     }
-}
-
-/// Appends `trade` to a history kept to its newest `keep` (none if 0);
-/// returns the time of the trade it dropped for room, if it dropped one.
-pub fn keep_trade(
-    trades: &mut VecDeque<TradeRecord>,
-    keep: usize,
-    trade: Trade,
-) -> Option<Timestamp> {
-    if keep == 0 {
-        return Some(trade.ts);
-    }
-    let dropped = match trades.len() == keep {
-        true => trades.pop_front().map(|record| record.trade.ts),
-        false => None,
-    };
-    trades.push_back(trade.into());
-    dropped
 }

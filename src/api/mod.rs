@@ -16,9 +16,7 @@ mod response;
 mod time;
 
 pub use client_id::{ClientOrderId, CLIENT_ID_RULE};
-pub use ids::{
-    keep_trade, parse_uuid, trade_number, trade_uuid, uuid_v4, write_uuid, TradeRecord, NO_ORDER,
-};
+pub use ids::{parse_uuid, trade_number, trade_uuid, uuid_v4, write_uuid, TradeRecord, NO_ORDER};
 pub use params::{
     client_id_param, client_id_prefix_param, depth_param, end_param, interval_param, limit_param,
     only_params, order_id_param, percent_decoded_if, query_value, side_param, trades_page,

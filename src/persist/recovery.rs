@@ -4,16 +4,17 @@
 //! with a message naming the file and the problem; nothing is changed on
 //! disk then, except that a torn journal tail is cut (with a warning).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::Path;
 
 use super::snapshot::State;
 use super::{segments, snapshot};
-use crate::api::{self, ClientOrderId, TradeRecord, Wire};
+use crate::api::{ClientOrderId, Wire};
 use crate::candles::Dropped;
 use crate::client_ids::ClientIds;
 use crate::engine::{BookConfig, Command, CommandKind, Event, OrderBook, OrderId};
 use crate::publisher;
+use crate::trade_history::TradeHistory;
 
 /// The state rebuilt at start.
 pub struct Recovered {
@@ -21,8 +22,8 @@ pub struct Recovered {
     pub matching: OrderBook,
     /// The replica's book (with the finished-order history).
     pub replica: OrderBook,
-    /// The newest trades, oldest first.
-    pub trades: VecDeque<TradeRecord>,
+    /// The newest trades, as many as `--trade-history` keeps.
+    pub trades: TradeHistory,
     /// What the history knows of the trades it dropped for room.
     pub trades_dropped: Dropped,
     /// The `client_order_id`s of the orders the replica's book knows.
@@ -38,7 +39,7 @@ pub struct Recovered {
 }
 
 /// A rebuilt book, the trades it made and the feed's `seq` after them.
-type Rebuilt = (OrderBook, VecDeque<TradeRecord>, Dropped, u64);
+type Rebuilt = (OrderBook, TradeHistory, Dropped, u64);
 
 /// One book from the state file and the journal records after it, with the
 /// trades it made (the newest `trade_history`, if asked for), and, with
@@ -53,16 +54,18 @@ fn rebuild(
     mut names: Option<&mut ClientIds>,
 ) -> Result<Rebuilt, String> {
     let mut book = OrderBook::new(config);
-    let mut trades = VecDeque::new();
+    let keep = trade_history.unwrap_or(0);
+    let mut trades = TradeHistory::new(keep, Vec::new());
     let mut dropped = Dropped::Never;
     let mut feed_seq = state.map_or(0, |s| s.feed_seq);
-    let keep = trade_history.unwrap_or(0);
     if let Some(state) = state {
         state
             .restore_into(&mut book)
             .map_err(|e| format!("state file {} is unusable: {e}", state_path.display()))?;
         let skip = state.trades.len().saturating_sub(keep);
-        trades.extend(state.trades.iter().skip(skip).copied());
+        for record in state.trades.iter().skip(skip) {
+            trades.push(*record);
+        }
         // A smaller --trade-history than the file was written with drops
         // its oldest trades here.
         dropped = match skip.checked_sub(1) {
@@ -93,7 +96,7 @@ fn rebuild(
     for record in &replay.records {
         // A command the engine refused is journaled too (the front writes
         // every command before the engine sees it); it is refused again.
-        let kept = (&mut trades, keep, &mut dropped);
+        let kept = (&mut trades, &mut dropped);
         feed_seq += apply_to_copy(&mut book, &record.command, &mut events, kept);
         if let Some(names) = names.as_deref_mut() {
             let accepted = !matches!(events.last(), Some(Event::Rejected { .. }));
@@ -114,20 +117,20 @@ fn rebuild(
 }
 
 /// Applies `command` to a copy of the book (the replica's live, or one being
-/// rebuilt here), keeps its trades in `trades` (the newest `keep`, noting
-/// in `dropped` the newest it drops for room) and returns how many feed
-/// messages it made. `events` is scratch space.
+/// rebuilt here), keeps its trades in `trades` (noting in `dropped` the
+/// newest it drops for room) and returns how many feed messages it made.
+/// `events` is scratch space.
 pub fn apply_to_copy(
     book: &mut OrderBook,
     command: &Command,
     events: &mut Vec<Event>,
-    (trades, keep, dropped): (&mut VecDeque<TradeRecord>, usize, &mut Dropped),
+    (trades, dropped): (&mut TradeHistory, &mut Dropped),
 ) -> u64 {
     events.clear();
     book.apply(command, events);
     for event in events.iter() {
         if let Event::Trade(trade) = event {
-            if let Some(ts) = api::keep_trade(trades, keep, *trade) {
+            if let Some(ts) = trades.push((*trade).into()) {
                 *dropped = Dropped::Until(ts);
             }
         }
