@@ -365,9 +365,10 @@ pub(super) struct Decimal {
 }
 
 impl Decimal {
-    /// The whole number it is, or `None` if it is none. Past `u128`
-    /// (where its whole digits were cut too) it is at least
-    /// `u128::MAX`, and is said to be that: past every bound.
+    /// The whole number it is, or `None` if it is none. Past about 38
+    /// digits, whose last whole digits were cut, it is said to be its
+    /// leading digits' worth (or `u128::MAX`): a little less than it is,
+    /// far past every bound either way.
     pub fn whole(&self) -> Option<u128> {
         if self.fraction_cut {
             return None;

@@ -593,8 +593,8 @@ impl Wire {
         // `--max-quantity` past 2^53.
         let quantity = match plain_decimal(text) {
             Some(decimal) => decimal.whole().ok_or_else(|| bad("must be an integer"))?,
-            // Negative, or written oddly (`.5e1`): a float holds it
-            // exactly below 2^53.
+            // Negative, `NaN` or `inf`: a float holds it exactly below
+            // 2^53, and refuses the rest.
             None => {
                 let value: f64 = text.parse().map_err(|_| bad("must be an integer"))?;
                 let exact = value.abs() < (1u64 << 53) as f64;
