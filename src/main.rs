@@ -280,8 +280,18 @@ fn run(config: Config) -> Result<(), String> {
             state_path.display()
         );
     }
-    recorded_settings::check(&config.data_dir, &config.tick_size)?;
-    recorded_settings::check(&config.data_dir, &config.symbol)?;
+    // Both at once: a data directory from before either was recorded
+    // lacks both, and the operator writes both back before one start.
+    let refusals: Vec<String> = [
+        recorded_settings::check(&config.data_dir, &config.tick_size),
+        recorded_settings::check(&config.data_dir, &config.symbol),
+    ]
+    .into_iter()
+    .filter_map(Result::err)
+    .collect();
+    if !refusals.is_empty() {
+        return Err(refusals.join("\norderbook: "));
+    }
     // Read first: a damaged file stops the start before anything is built.
     let switches = cancel_after::load_all(&config.data_dir, config.fsync)?;
     if let Some(origin) = &config.cors_origin {

@@ -628,6 +628,18 @@ fn a_restart_under_another_symbol_is_refused_and_the_same_symbol_keeps_the_book(
     assert_eq!(status.code(), Some(1));
     assert!(stderr.contains("has no record of its symbol"), "{stderr}");
     assert!(!symbol_file.exists());
+    // A data directory from before either was recorded lacks both: one
+    // start names both, not one and then the other.
+    let tick_file = dir.0.join("tick_size");
+    fs::remove_file(&tick_file).unwrap();
+    let (status, stderr) = refused_start(&dir.0, &eth);
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        stderr.contains("has no record of its tick")
+            && stderr.contains("has no record of its symbol"),
+        "{stderr}"
+    );
+    fs::write(&tick_file, "0.01\n").unwrap();
     fs::write(&symbol_file, "ETH-USD\n").unwrap();
     let server = Server::start_in(&dir.0, &eth);
     assert_eq!(server.connect().order(&bid), before);
