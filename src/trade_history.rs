@@ -35,6 +35,9 @@ pub struct TradeHistory {
     /// Each order with a kept trade: the number of its newest. Order ids
     /// are the server's random UUIDs, so the engine's cheap hash serves.
     newest_of: HashMap<OrderId, u64, FoldBuildHasher>,
+    /// Whether any trade was ever made, kept or not (see
+    /// [`made_earlier`](Self::made_earlier)).
+    made_any: bool,
 }
 
 struct Kept {
@@ -53,6 +56,7 @@ impl TradeHistory {
             kept: VecDeque::with_capacity(keep.min(1 << 20)),
             pushed: 0,
             newest_of: HashMap::default(),
+            made_any: false,
         };
         let skip = recovered.len().saturating_sub(keep);
         for record in recovered.into_iter().skip(skip) {
@@ -64,6 +68,14 @@ impl TradeHistory {
     /// Trades kept now.
     pub fn len(&self) -> usize {
         self.kept.len()
+    }
+
+    /// Says that trades were made before the history was rebuilt, kept
+    /// or not: with none kept, trade 0's id then finds no page from the
+    /// start (after a run under `--trade-history 0`, a restart keeping
+    /// trades answered it with an empty page, as if none were made).
+    pub fn made_earlier(&mut self) {
+        self.made_any = true;
     }
 
     /// The trades kept, oldest first.
@@ -80,6 +92,7 @@ impl TradeHistory {
     /// the time of the trade dropped for room (`record`'s own, if none
     /// are kept), which candles must know of.
     pub fn push(&mut self, record: TradeRecord) -> Option<Timestamp> {
+        self.made_any = true;
         if self.keep == 0 {
             return Some(record.trade.ts);
         }
@@ -180,8 +193,9 @@ impl TradeHistory {
                 let oldest = self.kept.front().map(|k| k.record.trade.trade_id);
                 let from_the_start = match oldest {
                     Some(trade_id) => trade_id == 1,
-                    // Kept empty while trades are kept: none was made.
-                    None => self.keep > 0,
+                    // Kept empty while trades are kept: none was made,
+                    // unless some were and were not kept.
+                    None => self.keep > 0 && !self.made_any,
                 };
                 return from_the_start.then(|| self.first_number() - 1);
             }

@@ -438,6 +438,80 @@ fn a_state_file_of_the_original_service_is_loaded() {
     );
 }
 
+/// A history filled since the original service's file was loaded, with
+/// no trade dropped, keeps its candles and its ticker's window across a
+/// restart under the same `--trade-history`. The original's file does not
+/// say whether its trades were all; the state file written since left it
+/// unsaid too, so the next start took the full history to have dropped a
+/// trade before its oldest and left out its oldest minute (probe 23).
+#[test]
+fn a_history_filled_since_the_original_services_file_keeps_its_candles_across_a_restart() {
+    let dir = TempDir::new("original-filled");
+    let original = r#"{"buy_orders": [], "sell_orders": [],
+ "trades": [{"unique_id": "2d7f4c7e-2a1b-4e9a-9a0b-0f5b1d8c4a33", "execution_timestamp": "2024-05-01T12:00:00.250000", "buy_order_id": "0b9f6a9e-4a3c-4c1e-9c1d-2b7d1f0e6a11", "sell_order_id": "3e6a3b6f-1f0a-4f8b-8f1a-9e4c0c7b3a44", "price": 99.5, "quantity": 4}]}"#;
+    fs::write(dir.0.join("order_book_state.json"), original).unwrap();
+    let history = ["--trade-history", "3"];
+    let server = Server::start_in(&dir.0, &history);
+    let mut client = server.connect();
+    trade_one_at(&mut client, 10_000);
+    trade_one_at(&mut client, 10_001);
+    let read = |server: &Server| {
+        let mut client = server.connect();
+        let minutes = client.get("/candles?interval=60").expect(200);
+        let ticker = client.get("/ticker").expect(200);
+        (minutes, ticker["last_24h"]["trades"].clone())
+    };
+    let before = read(&server);
+    assert_eq!(
+        before.0.as_array().unwrap().len(),
+        2,
+        "2024's minute and now's"
+    );
+    assert_eq!(before.1, 2, "the ticker's day: today's two trades");
+    drop(client);
+    let mut server = server;
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(10)).unwrap().success());
+    let state = fs::read_to_string(dir.0.join("order_book_state.json")).unwrap();
+    assert!(
+        state.contains("\"trades_dropped_until\":0"),
+        "said: none dropped"
+    );
+    let server = Server::start_in(&dir.0, &history);
+    assert_eq!(read(&server), before, "after SIGTERM");
+    after_kill_9_and_sigterm_with(server, &dir, &history, |server, when| {
+        assert_eq!(read(server), before, "{when}");
+    });
+}
+
+/// After a run that kept no trades, a restart that keeps some has none
+/// kept yet: trade 0's id must not page "from the start" with an empty
+/// page, as if no trade had been made (probe 23).
+#[test]
+fn trade_zero_finds_no_page_from_the_start_after_a_run_that_kept_no_trades() {
+    let dir = TempDir::new("history-none-then-some");
+    let mut server = Server::start_in(&dir.0, &["--trade-history", "0"]);
+    trade_one_at(&mut server.connect(), 10_000);
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(10)).unwrap().success());
+    let server = Server::start_in(&dir.0, &["--trade-history", "5"]);
+    let mut client = server.connect();
+    client
+        .get("/trades?after=00000000-0000-4000-8000-000000000000")
+        .expect_detail(
+            404,
+            "Trade not found: the first trade is not among the 0 trades kept, \
+             so a page from the start would hide a gap (?before= pages back from the newest)",
+        );
+    // A service that never traded pages from the start, empty.
+    let fresh = Server::start();
+    let page = fresh
+        .connect()
+        .get("/trades?after=00000000-0000-4000-8000-000000000000")
+        .expect(200);
+    assert_eq!(page, serde_json::json!([]));
+}
+
 #[test]
 fn the_state_file_setting_puts_it_anywhere_and_the_original_services_file_loads_from_there() {
     let dir = TempDir::new("state-file-data");

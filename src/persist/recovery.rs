@@ -68,9 +68,21 @@ fn rebuild(
         }
         // A smaller --trade-history than the file was written with drops
         // its oldest trades here.
-        dropped = match skip.checked_sub(1) {
-            Some(newest) => Dropped::Until(state.trades[newest].trade.ts),
-            None => state.trades_dropped,
+        dropped = match (skip.checked_sub(1), state.trades_dropped) {
+            (Some(newest), _) => Dropped::Until(state.trades[newest].trade.ts),
+            // A file that does not say (the original service's): settled
+            // here as the candles would take it, so that the state files
+            // written from now on say it. Left unsaid, a history filled
+            // since without a drop was read at the next start as one that
+            // had dropped a trade before its oldest, and lost its oldest
+            // candles.
+            (None, Dropped::Unknown) => match trades.records().next() {
+                Some(oldest) if trades.len() >= keep && oldest.trade.trade_id != 1 => {
+                    Dropped::Until(oldest.trade.ts)
+                }
+                _ => Dropped::Never,
+            },
+            (None, said) => said,
         };
         if let Some(names) = names.as_deref_mut() {
             *names = state.names.clone();
@@ -112,6 +124,9 @@ fn rebuild(
             }
             names.follow(&mut book, placed, |_, _| {});
         }
+    }
+    if book.last_trade_id() > 0 || !matches!(dropped, Dropped::Never) {
+        trades.made_earlier();
     }
     Ok((book, trades, dropped, feed_seq))
 }
