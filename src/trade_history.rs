@@ -190,14 +190,7 @@ impl TradeHistory {
     fn find(&self, unique_id: u128) -> Option<u64> {
         let index = match api::trade_number(unique_id) {
             Some(0) => {
-                let oldest = self.kept.front().map(|k| k.record.trade.trade_id);
-                let from_the_start = match oldest {
-                    Some(trade_id) => trade_id == 1,
-                    // Kept empty while trades are kept: none was made,
-                    // unless some were and were not kept.
-                    None => self.keep > 0 && !self.made_any,
-                };
-                return from_the_start.then(|| self.first_number() - 1);
+                return self.starts_at_the_first().then(|| self.first_number() - 1);
             }
             Some(trade_id) => self
                 .kept
@@ -212,6 +205,16 @@ impl TradeHistory {
                 .position(|k| k.record.unique_id == unique_id)?,
         };
         Some(self.first_number() + index as u64)
+    }
+
+    /// Whether the history holds every trade from the first on: trade 1
+    /// is the oldest kept, or none is kept while trades are kept and none
+    /// was made (some made and not kept leave a gap).
+    fn starts_at_the_first(&self) -> bool {
+        match self.kept.front() {
+            Some(oldest) => oldest.record.trade.trade_id == 1,
+            None => self.keep > 0 && !self.made_any,
+        }
     }
 
     /// Whether the oldest trade kept was loaded from the original service's
@@ -287,8 +290,7 @@ impl TradeHistory {
                 let Some(at) = self.find(unique_id) else {
                     return not_kept("before");
                 };
-                let first = self.kept.front().map(|k| k.record.trade.trade_id);
-                if order.is_none() && at == self.first_number() && first != Some(1) {
+                if order.is_none() && at == self.first_number() && !self.starts_at_the_first() {
                     let text = format!(
                         "Trade not found: before names the oldest of the {} trades kept, and \
                          older ones are no longer kept (an empty page would hide the gap)",
